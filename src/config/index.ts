@@ -1,0 +1,173 @@
+/**
+ * The one place that reads environment variables. Everything is parsed and
+ * validated at start-up; a bad value stops the process with a message that
+ * names the variable, instead of failing later in some request.
+ */
+import path from 'node:path';
+import os from 'node:os';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+    errorMap: () => ({ message: 'expected true or false' }),
+  })
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'expected a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .url('expected a URL')
+    .refine((v) => protocols.some((p) => v.startsWith(`${p}://`)), {
+      message: `expected a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}`,
+    });
+
+const providers = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(z.enum(['cuda', 'cpu'])).min(1, 'name at least one provider'));
+
+/** Every variable modelgate reads, with its default. `.env.example` documents each. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default('4000'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: bool.optional(),
+
+  DATABASE_URL: url(['postgres', 'postgresql']).optional(),
+  DATA_DIR: z.string().min(1).default('.data'),
+  DATABASE_POOL_SIZE: int(1, 200).default('10'),
+  DATABASE_CONNECT_RETRY_MAX_MS: int(100, 600_000).default('30000'),
+  MIGRATE_ON_START: bool.default('true'),
+
+  REDIS_URL: url(['redis', 'rediss']).optional(),
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_\-.]*$/, 'letters, digits and : _ - . only').default('mg:'),
+
+  MODEL_REPOSITORY: z.string().min(1).default('models'),
+  EXECUTION_PROVIDERS: providers.default('cpu'),
+  INFERENCE_WORKERS: int(1, 256).optional(),
+  INFERENCE_INTRA_OP_THREADS: int(1, 256).default('1'),
+  INFERENCE_DEFAULT_TIMEOUT_MS: int(1, 600_000).default('10000'),
+  INFERENCE_MAX_TIMEOUT_MS: int(1, 600_000).default('60000'),
+  INFERENCE_MAX_QUEUE_SIZE: int(1, 1_000_000).default('1024'),
+  INFERENCE_MAX_ITEMS_PER_REQUEST: int(1, 100_000).default('256'),
+  INFERENCE_MAX_BYTES_PER_REQUEST: int(1, 1_073_741_824).default('16777216'),
+
+  BODY_LIMIT_BYTES: int(1024, 1_073_741_824).default('20971520'),
+  SHUTDOWN_DRAIN_TIMEOUT_MS: int(0, 600_000).default('10000'),
+
+  GRAPHQL_INTROSPECTION: bool.optional(),
+  GRAPHQL_MAX_DEPTH: int(1, 100).default('12'),
+  GRAPHQL_MAX_ALIASES: int(1, 1000).default('30'),
+  GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default('5000'),
+  GRAPHQL_MAX_COST: int(1, 10_000_000).default('20000'),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  logLevel: string;
+  logPretty: boolean;
+  database: { mode: 'postgres'; url: string; poolSize: number } | { mode: 'embedded'; dataDir: string };
+  databaseConnectRetryMaxMs: number;
+  migrateOnStart: boolean;
+  redis: { url: string; keyPrefix: string } | null;
+  /** Prefix for Redis keys even in embedded mode (in-process stores use it for names). */
+  redisKeyPrefix: string;
+  models: {
+    repository: string;
+    executionProviders: ('cuda' | 'cpu')[];
+    workers: number;
+    intraOpThreads: number;
+    defaultTimeoutMs: number;
+    maxTimeoutMs: number;
+    maxQueueSize: number;
+    maxItemsPerRequest: number;
+    maxBytesPerRequest: number;
+  };
+  bodyLimitBytes: number;
+  shutdownDrainTimeoutMs: number;
+  graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  // An empty string means "not set": docker-compose and shells often pass VAR=.
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') cleaned[key] = value.trim();
+  }
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? '?');
+        const shown = name.includes('URL') ? '' : ` (got ${JSON.stringify(cleaned[name] ?? '')})`;
+        return `${name}: ${issue.message}${shown}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  if (e.INFERENCE_DEFAULT_TIMEOUT_MS > e.INFERENCE_MAX_TIMEOUT_MS) {
+    throw new ConfigError([
+      `INFERENCE_DEFAULT_TIMEOUT_MS: must not exceed INFERENCE_MAX_TIMEOUT_MS (${e.INFERENCE_MAX_TIMEOUT_MS})`,
+    ]);
+  }
+  const cores = Math.max(1, os.availableParallelism());
+  const workers = e.INFERENCE_WORKERS ?? Math.max(1, Math.floor(cores / e.INFERENCE_INTRA_OP_THREADS));
+  return {
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
+    database: e.DATABASE_URL
+      ? { mode: 'postgres', url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE }
+      : { mode: 'embedded', dataDir: path.resolve(cwd, e.DATA_DIR, 'pglite') },
+    databaseConnectRetryMaxMs: e.DATABASE_CONNECT_RETRY_MAX_MS,
+    migrateOnStart: e.MIGRATE_ON_START,
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : null,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    models: {
+      repository: path.resolve(cwd, e.MODEL_REPOSITORY),
+      executionProviders: e.EXECUTION_PROVIDERS,
+      workers,
+      intraOpThreads: e.INFERENCE_INTRA_OP_THREADS,
+      defaultTimeoutMs: e.INFERENCE_DEFAULT_TIMEOUT_MS,
+      maxTimeoutMs: e.INFERENCE_MAX_TIMEOUT_MS,
+      maxQueueSize: e.INFERENCE_MAX_QUEUE_SIZE,
+      maxItemsPerRequest: e.INFERENCE_MAX_ITEMS_PER_REQUEST,
+      maxBytesPerRequest: e.INFERENCE_MAX_BYTES_PER_REQUEST,
+    },
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    shutdownDrainTimeoutMs: e.SHUTDOWN_DRAIN_TIMEOUT_MS,
+    graphql: {
+      introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxCost: e.GRAPHQL_MAX_COST,
+    },
+  };
+}
+
+/** Names of every variable, for documentation checks. */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape);

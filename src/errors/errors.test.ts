@@ -1,0 +1,45 @@
+import { GraphQLError } from 'graphql';
+import { BadInputError, classifyError, domainErrorOf, httpStatusFor, RateLimitedError, toGraphQLError } from '.';
+import { formatError } from '../server/apollo';
+
+describe('error mapping', () => {
+  it('maps domain errors to codes and HTTP statuses', () => {
+    const gql = toGraphQLError(new RateLimitedError('slow down', { retryAfterSeconds: 3 }));
+    expect(gql.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 3, http: { status: 429 } });
+    expect(httpStatusFor('UNAUTHENTICATED')).toBe(401);
+    expect(httpStatusFor('FORBIDDEN')).toBe(403);
+    expect(httpStatusFor('OVERLOADED')).toBe(503);
+    expect(httpStatusFor('BAD_USER_INPUT')).toBeUndefined();
+  });
+
+  it('finds a domain error wrapped by graphql-js', () => {
+    const inner = new BadInputError('bad shape', 'inputs[0].shape');
+    const wrapped = new GraphQLError(inner.message, { originalError: inner });
+    expect(domainErrorOf(wrapped)).toBe(inner);
+    expect(formatError({ message: inner.message }, wrapped)).toEqual({
+      message: 'bad shape',
+      locations: undefined,
+      path: undefined,
+      extensions: { code: 'BAD_USER_INPUT', field: 'inputs[0].shape' },
+    });
+  });
+
+  it('hides unexpected errors behind INTERNAL', () => {
+    const wrapped = new GraphQLError('connection string postgres://secret@x failed', {
+      originalError: new Error('connection string postgres://secret@x failed'),
+    });
+    expect(classifyError(wrapped)).toBe('internal');
+    const shown = formatError({ message: wrapped.message }, wrapped);
+    expect(shown).toMatchObject({ message: 'Internal server error', extensions: { code: 'INTERNAL' } });
+    expect(JSON.stringify(shown)).not.toContain('secret');
+  });
+
+  it('passes client GraphQL errors through and names parse failures', () => {
+    const syntax = new GraphQLError('Syntax Error: Expected Name, found <EOF>.', {
+      extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+    });
+    expect(formatError({ message: syntax.message, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }, syntax).extensions?.['code']).toBe(
+      'GRAPHQL_PARSE_FAILED',
+    );
+  });
+});

@@ -1,0 +1,17 @@
+/**
+ * What every resolver receives. Resolvers stay thin: they read the request's
+ * identity from here and call the services.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../log/logger';
+import type { Services } from '../server/services';
+
+export interface GraphQLContext {
+  requestId: string;
+  log: Logger;
+  services: Services;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  ip: string;
+  userAgent: string | undefined;
+}

@@ -1,0 +1,35 @@
+import { Writable } from 'node:stream';
+import type pino from 'pino';
+import { createLogger, scrubSecrets } from './logger';
+
+function capture(): { stream: pino.DestinationStream; lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { stream: stream as unknown as pino.DestinationStream, lines };
+}
+
+describe('logger', () => {
+  const key = 'mg_live_4fJ9kQ2xLm8Zp0aBcDeFgHiJkLmNoPqRsTuVwXyZ012345abcdef';
+
+  it('masks API keys and bearer tokens in messages', () => {
+    expect(scrubSecrets(`used ${key} here`)).toBe('used mg_live_[REDACTED] here');
+    expect(scrubSecrets('Authorization: Bearer abc.def')).toBe('Authorization: Bearer [REDACTED]');
+  });
+
+  it('redacts auth headers, key fields and keys inside errors', () => {
+    const { stream, lines } = capture();
+    const log = createLogger({ level: 'info', pretty: false, destination: stream });
+    log.info({ req: { headers: { authorization: `Bearer ${key}`, 'x-api-key': key } } }, 'request');
+    log.info({ plaintext: key, nested: { apiKey: key } }, `created ${key}`);
+    log.error({ err: new Error(`bad key ${key}`) }, 'failed');
+    const text = lines.join('');
+    expect(lines).toHaveLength(3);
+    expect(text).not.toContain(key.slice(8));
+    expect(text).toContain('[REDACTED]');
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Apollo Server set-up: schema, query limits (graphql-armor), error
+ * formatting through the one error module, request ids in every error.
+ */
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Config } from '../config';
+import type { GraphQLContext } from '../graphql/context';
+import { getSchema } from '../graphql/schema';
+import { classifyError, domainErrorOf, httpStatusFor, toGraphQLError } from '../errors';
+
+/** Logs unexpected errors with the request id and stamps the id on every error sent. */
+function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            if (classifyError(error) === 'internal') {
+              contextValue.log.error({ err: error.originalError ?? error, path: error.path }, 'unexpected error in GraphQL request');
+            }
+          }
+        },
+        async willSendResponse({ response, contextValue, errors }) {
+          if (response.body.kind !== 'single') return;
+          const sent = response.body.singleResult.errors;
+          if (sent) {
+            response.body.singleResult.errors = sent.map((e) => ({
+              ...e,
+              extensions: { ...e.extensions, requestId: contextValue.requestId },
+            }));
+            // A syntax error found by graphql-armor's tokenizer is still the client's fault.
+            if (sent.some((e) => e.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED')) response.http.status = 400;
+          }
+          // The HTTP status follows the most significant domain error (401/403/429/503).
+          if (errors && response.http.status === undefined) {
+            for (const error of errors) {
+              const domain = domainErrorOf(error);
+              const status = domain ? httpStatusFor(domain.code) : undefined;
+              if (status) {
+                response.http.status = status;
+                break;
+              }
+            }
+          }
+        },
+      };
+    },
+  };
+}
+
+/** Shapes what the client sees: domain errors keep their code; unknown failures become INTERNAL. */
+export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  const domain = domainErrorOf(error);
+  if (domain) {
+    const mapped = toGraphQLError(domain);
+    const { http: _http, ...extensions } = mapped.extensions;
+    return { message: mapped.message, locations: formatted.locations, path: formatted.path, extensions };
+  }
+  if (classifyError(error) === 'client') {
+    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+    // graphql-armor's token limit parses the document itself, so syntax errors
+    // surface as validation failures; graphql-js prefixes every one of them.
+    if (formatted.message.startsWith('Syntax Error:')) extensions['code'] = 'GRAPHQL_PARSE_FAILED';
+    return { ...formatted, extensions };
+  }
+  return {
+    message: 'Internal server error',
+    locations: formatted.locations,
+    path: formatted.path,
+    extensions: { code: 'INTERNAL' },
+  };
+}
+
+export async function createApollo(config: Config): Promise<ApolloServer<GraphQLContext>> {
+  const armor = new ApolloArmor({
+    maxDepth: { n: config.graphql.maxDepth },
+    maxAliases: { n: config.graphql.maxAliases },
+    maxTokens: { n: config.graphql.maxTokens },
+    costLimit: { maxCost: config.graphql.maxCost },
+    // Field suggestions help developers; hide them where introspection is off.
+    blockFieldSuggestion: { enabled: !config.graphql.introspection },
+  }).protect();
+  const apollo = new ApolloServer<GraphQLContext>({
+    schema: await getSchema(),
+    introspection: config.graphql.introspection,
+    allowBatchedHttpRequests: false,
+    includeStacktraceInErrorResponses: false,
+    validationRules: armor.validationRules,
+    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), errorPlugin()],
+    formatError,
+  });
+  await apollo.start();
+  return apollo;
+}
+
+export { GraphQLError };

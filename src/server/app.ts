@@ -1,0 +1,190 @@
+/**
+ * Assembles one gateway process: services, Apollo, and the HTTP routes
+ * (/graphql, /healthz, /readyz, /metrics). `createGateway` does not listen;
+ * `Gateway.listen` does, so tests can start as many as they need.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { fastifyApolloHandler } from '@as-integrations/fastify';
+import type { ApolloServer } from '@apollo/server';
+import type { Config } from '../config';
+import { createLogger, type Logger } from '../log/logger';
+import { Database } from '../db/database';
+import { RedisConnection } from '../redis/redis';
+import { Metrics } from '../metrics/metrics';
+import { Readiness } from '../health/readiness';
+import { Lifecycle } from './lifecycle';
+import type { Services } from './services';
+import type { GraphQLContext } from '../graphql/context';
+import { createApollo } from './apollo';
+import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
+
+export interface Gateway {
+  app: FastifyInstance;
+  services: Services;
+  apollo: ApolloServer<GraphQLContext>;
+  /** Starts listening; resolves with the base URL. */
+  listen(): Promise<string>;
+  /** Graceful shutdown: stop accepting, drain, flush, close. */
+  close(reason?: string): Promise<void>;
+}
+
+export interface GatewayOptions {
+  logger?: Logger;
+}
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+/** Uses the caller's x-request-id when it is sane, otherwise makes one. */
+export function requestIdFor(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value && REQUEST_ID_PATTERN.test(value) ? value : randomUUID();
+}
+
+export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const log = options.logger ?? createLogger({ level: config.logLevel, pretty: config.logPretty });
+  const metrics = new Metrics();
+  const readiness = new Readiness();
+  const lifecycle = new Lifecycle(log);
+
+  const db = new Database(config, log.child({ component: 'database' }));
+  readiness.register('database', () => ({
+    ready: db.state === 'up',
+    detail: { mode: db.mode, state: db.state, ...(db.lastError ? { error: db.lastError } : {}) },
+  }));
+
+  let redis: RedisConnection | null = null;
+  if (config.redis) {
+    const connection = new RedisConnection(config.redis.url, config.redis.keyPrefix, log.child({ component: 'redis' }));
+    redis = connection;
+    readiness.register('redis', () => ({
+      ready: connection.state === 'up',
+      detail: { state: connection.state, ...(connection.lastError ? { error: connection.lastError } : {}) },
+    }));
+  } else {
+    log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
+  }
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, startedAt: Date.now() };
+
+  const apollo = await createApollo(config);
+  const app = buildHttpServer(services, apollo);
+
+  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
+  lifecycle.onShutdown('database', 'close', () => db.close());
+  if (redis) {
+    const r = redis;
+    lifecycle.onShutdown('redis', 'close', () => r.close());
+  }
+
+  // Connecting happens in the background: the HTTP server answers /healthz
+  // and reports a 503 /readyz while the database is still coming up.
+  void db.start();
+
+  return {
+    app,
+    services,
+    apollo,
+    async listen() {
+      return app.listen({ port: config.port, host: config.host });
+    },
+    close: (reason = 'close') => lifecycle.shutdown(reason),
+  };
+}
+
+/** Stops accepting connections, lets in-flight requests finish, and cuts what is left at the drain timeout. */
+async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), drainTimeoutMs);
+  });
+  const result = await Promise.race([app.close().then(() => 'drained' as const), timedOut]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    log.warn({ drainTimeoutMs }, 'drain timeout reached; closing remaining connections');
+    app.server.closeAllConnections();
+  }
+}
+
+function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>): FastifyInstance {
+  const { config, log, metrics, readiness } = services;
+  const app = Fastify({
+    // pino's Logger is what fastify expects at run time; its type differs only in generics.
+    loggerInstance: log as FastifyBaseLogger,
+    // Per-request lines are logged by our onResponse hook (debug), with the request id.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: (req) => requestIdFor(req.headers['x-request-id']),
+    return503OnClosing: true,
+    // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly.
+    forceCloseConnections: 'idle',
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe(
+      { method: request.method, route, status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    log.debug({ requestId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: 'Not Found', message: `No route for ${request.method} ${request.url.split('?')[0]}`, requestId: request.id });
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({
+        error: 'Payload Too Large',
+        message: `Request body exceeds the limit of ${config.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`,
+        requestId: request.id,
+      });
+    }
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send({ error: 'Bad Request', message: error.message, code: error.code, requestId: request.id });
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return reply.code(500).send({ error: 'Internal Server Error', message: 'Internal server error', requestId: request.id });
+  });
+
+  app.get('/healthz', async () => ({ status: 'alive' }));
+  app.get('/readyz', async (_request, reply) => {
+    const report = readiness.report();
+    if (services.lifecycle.isShuttingDown) return reply.code(503).send({ ...report, ready: false, shuttingDown: true });
+    return reply.code(report.ready ? 200 : 503).send(report);
+  });
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  registerGraphiql(app);
+  const apolloHandler = fastifyApolloHandler(apollo, {
+    context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => ({
+      requestId: request.id,
+      // request.log is a pino child logger carrying the request id.
+      log: request.log as unknown as Logger,
+      services,
+      request,
+      reply,
+      ip: request.ip,
+      userAgent: request.headers['user-agent'],
+    }),
+  });
+  app.route<{ Reply: string }>({
+    url: '/graphql',
+    method: ['GET', 'POST', 'OPTIONS'],
+    handler: async function (request, reply) {
+      if (wantsGraphiql(request.method, request.headers.accept, request.query)) {
+        return reply.type('text/html; charset=utf-8').send(GRAPHIQL_HTML);
+      }
+      return apolloHandler.call(this, request, reply);
+    },
+  });
+  return app;
+}

@@ -1,0 +1,23 @@
+/**
+ * The services one gateway process holds. Built once at start (see app.ts)
+ * and handed to resolvers through the GraphQL context.
+ */
+import type { Config } from '../config';
+import type { Logger } from '../log/logger';
+import type { Database } from '../db/database';
+import type { RedisConnection } from '../redis/redis';
+import type { Metrics } from '../metrics/metrics';
+import type { Readiness } from '../health/readiness';
+import type { Lifecycle } from './lifecycle';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  db: Database;
+  /** null in embedded mode (no REDIS_URL). */
+  redis: RedisConnection | null;
+  metrics: Metrics;
+  readiness: Readiness;
+  lifecycle: Lifecycle;
+  startedAt: number;
+}

@@ -1,0 +1,170 @@
+/**
+ * Starts real gateways for tests: in-process (createGateway on port 0) or as
+ * separate OS processes (node dist/main.js), against the run's Postgres
+ * database and Redis prefix unless told otherwise.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { loadConfig } from '../../src/config';
+import { createGateway, type Gateway } from '../../src/server/app';
+import { createLogger } from '../../src/log/logger';
+import { testEnv } from './env';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: { data?: T | null; errors?: { message: string; extensions?: Record<string, unknown>; path?: unknown[] }[] };
+}
+
+export async function graphql<T = Record<string, unknown>>(
+  baseUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Promise<GraphQLResponse<T>> {
+  const res = await fetch(`${baseUrl}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const text = await res.text();
+  let body: GraphQLResponse<T>['body'];
+  try {
+    body = JSON.parse(text) as GraphQLResponse<T>['body'];
+  } catch {
+    throw new Error(`non-JSON response ${res.status}: ${text.slice(0, 300)}`);
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+/** Captures every log line a gateway writes, for assertions (e.g. no secrets logged). */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    done();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export type TestMode = 'postgres' | 'embedded';
+
+export function baseEnv(mode: TestMode = 'postgres'): Record<string, string> {
+  const common = {
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    LOG_PRETTY: 'false',
+    MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'),
+    SHUTDOWN_DRAIN_TIMEOUT_MS: '5000',
+  };
+  if (mode === 'embedded') {
+    return { ...common, DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'modelgate-embedded-')) };
+  }
+  return {
+    ...common,
+    DATABASE_URL: testEnv.databaseUrl,
+    REDIS_URL: testEnv.redisUrl,
+    REDIS_KEY_PREFIX: testEnv.redisPrefix,
+    DATABASE_POOL_SIZE: '4',
+  };
+}
+
+export interface TestGateway {
+  url: string;
+  gateway: Gateway;
+  logs: LogCapture;
+  close(): Promise<void>;
+}
+
+/** An in-process gateway on a random port; waits until /readyz says ready unless told not to. */
+export async function startGateway(
+  overrides: Record<string, string | undefined> = {},
+  options: { mode?: TestMode; waitReady?: boolean } = {},
+): Promise<TestGateway> {
+  const env: Record<string, string | undefined> = { ...baseEnv(options.mode ?? 'postgres'), ...overrides };
+  const config = loadConfig(env as NodeJS.ProcessEnv);
+  const logs = new LogCapture();
+  const logger = createLogger({ level: config.logLevel, pretty: false, destination: logs as unknown as pino.DestinationStream });
+  const gateway = await createGateway(config, { logger });
+  const url = await gateway.listen();
+  if (options.waitReady !== false) await waitForReady(url);
+  return { url, gateway, logs, close: () => gateway.close('test') };
+}
+
+export async function waitForReady(url: string, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/readyz`);
+      last = await res.text();
+      if (res.status === 200) return;
+    } catch (error) {
+      last = String(error);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`gateway at ${url} not ready after ${timeoutMs} ms: ${last}`);
+}
+
+export interface GatewayProcess {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  /** Sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `node dist/main.js` (built by `npm run build:ts`, which `npm test` runs first). */
+export async function spawnGateway(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist', 'main.js')], {
+    env: { PATH: process.env['PATH'] ?? '', ...env, PORT: String(port) },
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const handle: GatewayProcess = {
+    url,
+    child,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  if (options.waitReady !== false) {
+    try {
+      await waitForReady(url);
+    } catch (error) {
+      await handle.stop('SIGKILL');
+      throw new Error(`${String(error)}\n--- process output ---\n${out}`);
+    }
+  }
+  return handle;
+}
+
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
