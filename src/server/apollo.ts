@@ -78,7 +78,9 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
   const armor = new ApolloArmor({
     maxDepth: { n: config.graphql.maxDepth },
     maxAliases: { n: config.graphql.maxAliases },
-    maxTokens: { n: config.graphql.maxTokens },
+    // Token limits are enforced by graphql-js's own parser (parseOptions below), so
+    // syntax errors keep Apollo's 400 GRAPHQL_PARSE_FAILED.
+    maxTokens: { enabled: false },
     costLimit: { maxCost: config.graphql.maxCost },
     // Field suggestions help developers; hide them where introspection is off.
     blockFieldSuggestion: { enabled: !config.graphql.introspection },
@@ -87,6 +89,7 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     schema: await getSchema(),
     introspection: config.graphql.introspection,
     allowBatchedHttpRequests: false,
+    parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
     plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), errorPlugin()],

@@ -33,7 +33,7 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:\-]{1,128}$/;
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Uses the caller's x-request-id when it is sane, otherwise makes one. */
 export function requestIdFor(header: string | string[] | undefined): string {
