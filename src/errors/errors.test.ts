@@ -34,12 +34,14 @@ describe('error mapping', () => {
     expect(JSON.stringify(shown)).not.toContain('secret');
   });
 
-  it('passes client GraphQL errors through and names parse failures', () => {
+  it('passes client GraphQL errors through with their own code and no stack', () => {
     const syntax = new GraphQLError('Syntax Error: Expected Name, found <EOF>.', {
-      extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+      extensions: { code: 'GRAPHQL_PARSE_FAILED' },
     });
-    expect(formatError({ message: syntax.message, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }, syntax).extensions?.['code']).toBe(
-      'GRAPHQL_PARSE_FAILED',
+    const shown = formatError(
+      { message: syntax.message, extensions: { code: 'GRAPHQL_PARSE_FAILED', stacktrace: ['at parse'] } },
+      syntax,
     );
+    expect(shown).toEqual({ message: syntax.message, extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
   });
 });

@@ -31,8 +31,6 @@ function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
               ...e,
               extensions: { ...e.extensions, requestId: contextValue.requestId },
             }));
-            // A syntax error found by graphql-armor's tokenizer is still the client's fault.
-            if (sent.some((e) => e.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED')) response.http.status = 400;
           }
           // The HTTP status follows the most significant domain error (401/403/429/503).
           if (errors && response.http.status === undefined) {
@@ -61,9 +59,6 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   }
   if (classifyError(error) === 'client') {
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
-    // graphql-armor's token limit parses the document itself, so syntax errors
-    // surface as validation failures; graphql-js prefixes every one of them.
-    if (formatted.message.startsWith('Syntax Error:')) extensions['code'] = 'GRAPHQL_PARSE_FAILED';
     return { ...formatted, extensions };
   }
   return {

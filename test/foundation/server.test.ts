@@ -38,9 +38,16 @@ describe('gateway on PostgreSQL and Redis', () => {
   });
 
   it('answers malformed GraphQL with 400 GRAPHQL_PARSE_FAILED', async () => {
-    const res = await graphql(gw.url, '{ health { status ');
+    const res = await graphql(gw.url, '{ health { status ', {}, { 'x-request-id': 'parse-1' });
+    expect(res.status).toBe(400);
+    expect(res.body.errors?.[0]?.extensions).toMatchObject({ code: 'GRAPHQL_PARSE_FAILED', requestId: 'parse-1' });
+  });
+
+  it('refuses a document over the token limit at parse time', async () => {
+    const res = await graphql(gw.url, `{ ${Array.from({ length: 2000 }, () => 'health { status }').join(' ')} }`);
     expect(res.status).toBe(400);
     expect(res.body.errors?.[0]?.extensions?.['code']).toBe('GRAPHQL_PARSE_FAILED');
+    expect(res.body.errors?.[0]?.message).toMatch(/more that 5000 tokens/);
   });
 
   it('answers a non-JSON body with a 400, not a 500', async () => {
