@@ -28,10 +28,14 @@ const url = (protocols: string[]) =>
       message: `expected a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}`,
     });
 
+/** onnxruntime execution providers modelgate knows, in no particular order. */
+export const EXECUTION_PROVIDER_NAMES = ['cuda', 'cpu'] as const;
+export type ExecutionProviderName = (typeof EXECUTION_PROVIDER_NAMES)[number];
+
 const providers = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
-  .pipe(z.array(z.enum(['cuda', 'cpu'])).min(1, 'name at least one provider'));
+  .pipe(z.array(z.enum(EXECUTION_PROVIDER_NAMES)).min(1, 'name at least one provider'));
 
 /** Every variable modelgate reads, with its default. `.env.example` documents each. */
 const envSchema = z.object({
@@ -86,7 +90,7 @@ export interface Config {
   redisKeyPrefix: string;
   models: {
     repository: string;
-    executionProviders: ('cuda' | 'cpu')[];
+    executionProviders: ExecutionProviderName[];
     workers: number;
     intraOpThreads: number;
     defaultTimeoutMs: number;

@@ -7,6 +7,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { EXECUTION_PROVIDER_NAMES } from '../config';
 
 export const DATATYPES = ['BOOL', 'UINT8', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'] as const;
 export type Datatype = (typeof DATATYPES)[number];
@@ -51,7 +52,7 @@ export const modelConfigSchema = z
       .optional(),
     labels: z.array(z.string()).optional(),
     cost: z.number().positive().default(1),
-    execution_providers: z.array(z.enum(['cuda', 'cpu'])).min(1).optional(),
+    execution_providers: z.array(z.enum(EXECUTION_PROVIDER_NAMES)).min(1).optional(),
     card: z.record(z.unknown()).optional(),
   })
   .strict()
@@ -99,6 +100,10 @@ export function parseModelConfig(file: string, text: string, directoryName?: str
   return parsed.data;
 }
 
+function isFile(file: string): Promise<boolean> {
+  return stat(file).then((s) => s.isFile(), () => false);
+}
+
 export interface RepositoryEntry {
   name: string;
   directory: string;
@@ -121,11 +126,11 @@ export async function scanRepository(root: string): Promise<RepositoryEntry[]> {
     for (const child of await readdir(directory, { withFileTypes: true })) {
       if (child.isDirectory() && /^[1-9]\d*$/.test(child.name)) {
         const onnx = path.join(directory, child.name, 'model.onnx');
-        if (await stat(onnx).then((s) => s.isFile(), () => false)) versions.push(Number(child.name));
+        if (await isFile(onnx)) versions.push(Number(child.name));
       }
     }
     const configPath = path.join(directory, 'config.json');
-    const hasConfig = await stat(configPath).then((s) => s.isFile(), () => false);
+    const hasConfig = await isFile(configPath);
     if (!hasConfig && versions.length === 0) continue;
     entries.push({ name: dirent.name, directory, versions: versions.sort((a, b) => a - b), configFile: hasConfig ? configPath : null });
   }

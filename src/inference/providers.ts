@@ -5,8 +5,9 @@
  * that actually runs the model. (Part of issue #4.)
  */
 import * as ort from 'onnxruntime-node';
+import type { ExecutionProviderName } from '../config';
 
-export type ProviderName = 'cuda' | 'cpu';
+export type ProviderName = ExecutionProviderName;
 
 export interface SessionWithProvider {
   session: ort.InferenceSession;
