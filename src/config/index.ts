@@ -64,6 +64,25 @@ const envSchema = z.object({
   INFERENCE_MAX_ITEMS_PER_REQUEST: int(1, 100_000).default('256'),
   INFERENCE_MAX_BYTES_PER_REQUEST: int(1, 1_073_741_824).default('16777216'),
 
+  // Keys (issue #5)
+  KEY_CACHE_TTL_MS: int(0, 10_000).default('10000'),
+  KEY_CACHE_MAX_ENTRIES: int(1, 10_000_000).default('100000'),
+  KEY_LAST_USED_GRANULARITY_MS: int(1000, 86_400_000).default('60000'),
+  KEY_ENVIRONMENT: z.enum(['live', 'test']).default('live'),
+
+  // Rate limits and quotas (issue #6); a tenant or key override replaces these defaults.
+  DEFAULT_REQUESTS_PER_MINUTE: int(1, 100_000_000).default('600'),
+  DEFAULT_COMPUTE_UNITS_PER_MINUTE: int(1, 1_000_000_000).default('6000'),
+  DEFAULT_MONTHLY_COMPUTE_UNIT_QUOTA: int(0, 2_000_000_000).optional(),
+  RATE_LIMIT_FAILURE_MODE: z.enum(['open', 'closed']).default('open'),
+  RATE_LIMITS_ENABLED: bool.default('true'),
+
+  // Usage records (issue #7)
+  USAGE_FLUSH_INTERVAL_MS: int(10, 60_000).default('250'),
+  USAGE_FLUSH_BATCH_SIZE: int(1, 50_000).default('1000'),
+  USAGE_BUFFER_MAX_RECORDS: int(100, 10_000_000).default('100000'),
+  USAGE_SPOOL_DIR: z.string().min(1).optional(),
+
   BODY_LIMIT_BYTES: int(1024, 1_073_741_824).default('20971520'),
   SHUTDOWN_DRAIN_TIMEOUT_MS: int(0, 600_000).default('10000'),
 
@@ -99,6 +118,16 @@ export interface Config {
     maxItemsPerRequest: number;
     maxBytesPerRequest: number;
   };
+  keys: { cacheTtlMs: number; cacheMaxEntries: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
+  limits: {
+    enabled: boolean;
+    failureMode: 'open' | 'closed';
+    defaultRequestsPerMinute: number;
+    defaultComputeUnitsPerMinute: number;
+    /** null: no monthly quota unless a tenant sets one. */
+    defaultMonthlyComputeUnitQuota: number | null;
+  };
+  usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string };
   bodyLimitBytes: number;
   shutdownDrainTimeoutMs: number;
   graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
@@ -160,6 +189,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxQueueSize: e.INFERENCE_MAX_QUEUE_SIZE,
       maxItemsPerRequest: e.INFERENCE_MAX_ITEMS_PER_REQUEST,
       maxBytesPerRequest: e.INFERENCE_MAX_BYTES_PER_REQUEST,
+    },
+    keys: {
+      cacheTtlMs: e.KEY_CACHE_TTL_MS,
+      cacheMaxEntries: e.KEY_CACHE_MAX_ENTRIES,
+      lastUsedGranularityMs: e.KEY_LAST_USED_GRANULARITY_MS,
+      environment: e.KEY_ENVIRONMENT,
+    },
+    limits: {
+      enabled: e.RATE_LIMITS_ENABLED,
+      failureMode: e.RATE_LIMIT_FAILURE_MODE,
+      defaultRequestsPerMinute: e.DEFAULT_REQUESTS_PER_MINUTE,
+      defaultComputeUnitsPerMinute: e.DEFAULT_COMPUTE_UNITS_PER_MINUTE,
+      defaultMonthlyComputeUnitQuota: e.DEFAULT_MONTHLY_COMPUTE_UNIT_QUOTA ?? null,
+    },
+    usage: {
+      flushIntervalMs: e.USAGE_FLUSH_INTERVAL_MS,
+      flushBatchSize: e.USAGE_FLUSH_BATCH_SIZE,
+      bufferMaxRecords: e.USAGE_BUFFER_MAX_RECORDS,
+      spoolDir: path.resolve(cwd, e.USAGE_SPOOL_DIR ?? path.join(e.DATA_DIR, 'usage-spool')),
     },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     shutdownDrainTimeoutMs: e.SHUTDOWN_DRAIN_TIMEOUT_MS,

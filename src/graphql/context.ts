@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log/logger';
 import type { Services } from '../server/services';
+import type { Principal } from '../auth/principal';
 
 export interface GraphQLContext {
   requestId: string;
@@ -14,4 +15,6 @@ export interface GraphQLContext {
   reply: FastifyReply;
   ip: string;
   userAgent: string | undefined;
+  /** The verified caller; null when the request carried no key (issue #5 fills this in). */
+  principal: Principal | null;
 }

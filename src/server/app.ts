@@ -174,6 +174,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
       reply,
       ip: request.ip,
       userAgent: request.headers['user-agent'],
+      principal: null,
     }),
   });
   app.route<{ Reply: string }>({
