@@ -7,9 +7,10 @@ import 'reflect-metadata';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
+import { InferenceResolver } from '../inference/inference.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, InferenceResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -17,6 +17,7 @@ import { Lifecycle } from './lifecycle';
 import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
+import { InferenceService } from '../inference/inference.service';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
 
 export interface Gateway {
@@ -65,13 +66,17 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, startedAt: Date.now() };
+  const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now() };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
+  // Workers stop after in-flight requests drained (stopAccepting waits for them).
+  lifecycle.onShutdown('inference', 'close', () => inference.close());
   lifecycle.onShutdown('database', 'close', () => db.close());
   if (redis) {
     const r = redis;
@@ -81,6 +86,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Connecting happens in the background: the HTTP server answers /healthz
   // and reports a 503 /readyz while the database is still coming up.
   void db.start();
+  // Models load in the background too; /readyz lists each model's status.
+  void inference.start();
 
   return {
     app,

@@ -1,0 +1,239 @@
+/**
+ * Dynamic batching for one model version, with Triton's semantics: requests
+ * queue; a batch is sent when it reaches max_batch_size or a preferred size,
+ * or when its oldest request has waited max_queue_delay; requests with several
+ * items are concatenated along the batch axis and split back afterwards. The
+ * queue is bounded (OVERLOADED at once beyond it) and every request has a
+ * deadline: one still queued at its deadline is dropped with TIMEOUT and
+ * never run. A request already running finishes and answers normally.
+ */
+import { performance } from 'node:perf_hooks';
+import { OverloadedError, TimeoutError } from '../errors';
+import type { WorkerPool } from './pool';
+import type { WireTensor } from './worker-protocol';
+import type { Datatype } from './model-config';
+import { datatypeFromOrt } from './tensor';
+
+export interface BatchInput {
+  name: string;
+  /** onnxruntime type name. */
+  type: string;
+  /** Shape without the batch axis when batching; the full shape otherwise. */
+  itemShape: number[];
+  bytes: Buffer;
+}
+
+export interface BatchRequest {
+  /** Items along the batch axis (1 when batching is off). */
+  items: number;
+  inputs: BatchInput[];
+  outputNames: string[] | null;
+  priority: number;
+  timeoutMs: number;
+}
+
+export interface OutputTensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  bytes: Buffer;
+}
+
+export interface BatchResult {
+  outputs: OutputTensor[];
+  queueMs: number;
+  computeMs: number;
+  batchSize: number;
+}
+
+export interface BatchPolicy {
+  /** 0 turns batching off: each request runs alone with its own full shape. */
+  maxBatchSize: number;
+  preferredBatchSizes: number[];
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+}
+
+export interface BatchObserver {
+  executed(batchSize: number, requests: number, computeMs: number): void;
+  queued(pending: number): void;
+  failed(reason: 'timeout' | 'overloaded' | 'error'): void;
+}
+
+interface Pending {
+  request: BatchRequest;
+  /** Batches only mix requests whose non-batch shapes and output selection agree. */
+  signature: string;
+  enqueuedAt: number;
+  timer: NodeJS.Timeout;
+  resolve: (result: BatchResult) => void;
+  reject: (error: Error) => void;
+}
+
+export class Batcher {
+  private queue: Pending[] = [];
+  private delayTimer: NodeJS.Timeout | undefined;
+  private readonly stopListening: () => void;
+  private closed = false;
+
+  constructor(
+    private readonly key: string,
+    private readonly pool: WorkerPool,
+    private readonly policy: BatchPolicy,
+    private readonly observer: BatchObserver,
+  ) {
+    this.stopListening = pool.onIdle(() => this.pump());
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  submit(request: BatchRequest): Promise<BatchResult> {
+    if (this.closed) return Promise.reject(new OverloadedError('The model is being unloaded; retry shortly'));
+    if (this.queue.length >= this.policy.maxQueueSize) {
+      this.observer.failed('overloaded');
+      return Promise.reject(
+        new OverloadedError(`The model's queue is full (${this.policy.maxQueueSize} requests waiting); retry shortly`, {
+          maxQueueSize: this.policy.maxQueueSize,
+        }),
+      );
+    }
+    return new Promise<BatchResult>((resolve, reject) => {
+      const entry: Pending = {
+        request,
+        signature: signatureOf(request),
+        enqueuedAt: performance.now(),
+        timer: setTimeout(() => this.expire(entry), request.timeoutMs),
+        resolve,
+        reject,
+      };
+      // Higher priority first; arrival order within a priority.
+      let at = this.queue.length;
+      while (at > 0 && this.queue[at - 1]!.request.priority < request.priority) at -= 1;
+      this.queue.splice(at, 0, entry);
+      this.observer.queued(this.queue.length);
+      this.pump();
+    });
+  }
+
+  private expire(entry: Pending): void {
+    const index = this.queue.indexOf(entry);
+    if (index < 0) return;
+    this.queue.splice(index, 1);
+    this.observer.queued(this.queue.length);
+    this.observer.failed('timeout');
+    entry.reject(
+      new TimeoutError(`The request waited ${entry.request.timeoutMs} ms in the queue without running (deadline reached)`, {
+        timeoutMs: entry.request.timeoutMs,
+      }),
+    );
+  }
+
+  /** Sends every batch that is due while workers are free. */
+  private pump(): void {
+    if (this.delayTimer) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = undefined;
+    }
+    while (this.queue.length > 0) {
+      const { batch, items } = this.formBatch();
+      const head = this.queue[0]!;
+      const waitedMs = performance.now() - head.enqueuedAt;
+      const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.policy;
+      const due =
+        maxBatchSize === 0 ||
+        items >= maxBatchSize ||
+        preferredBatchSizes.includes(items) ||
+        (preferredBatchSizes.length > 0 && items >= Math.max(...preferredBatchSizes)) ||
+        waitedMs >= maxQueueDelayMs;
+      if (!due) {
+        this.delayTimer = setTimeout(() => this.pump(), Math.max(0, maxQueueDelayMs - waitedMs));
+        return;
+      }
+      const worker = this.pool.acquire();
+      if (!worker) return; // woken again by the pool when a worker frees up
+      this.queue = this.queue.filter((entry) => !batch.includes(entry));
+      this.observer.queued(this.queue.length);
+      void this.execute(worker, batch, items);
+    }
+  }
+
+  /** The head request plus the following compatible requests that fit. */
+  private formBatch(): { batch: Pending[]; items: number } {
+    const head = this.queue[0]!;
+    if (this.policy.maxBatchSize === 0) return { batch: [head], items: head.request.items };
+    const batch = [head];
+    let items = head.request.items;
+    for (let i = 1; i < this.queue.length && items < this.policy.maxBatchSize; i += 1) {
+      const entry = this.queue[i]!;
+      if (entry.signature !== head.signature || items + entry.request.items > this.policy.maxBatchSize) continue;
+      batch.push(entry);
+      items += entry.request.items;
+    }
+    return { batch, items };
+  }
+
+  private async execute(worker: Parameters<WorkerPool['run']>[0], batch: Pending[], items: number): Promise<void> {
+    const dispatchedAt = performance.now();
+    for (const entry of batch) clearTimeout(entry.timer);
+    const first = batch[0]!.request;
+    const batching = this.policy.maxBatchSize > 0;
+    try {
+      const inputs: WireTensor[] = first.inputs.map((input, index) => {
+        // A fresh ArrayBuffer (never Buffer's shared pool) so it can be transferred.
+        const total = batch.reduce((sum, entry) => sum + entry.request.inputs[index]!.bytes.length, 0);
+        const buffer = new ArrayBuffer(total);
+        const view = new Uint8Array(buffer);
+        let offset = 0;
+        for (const entry of batch) {
+          const bytes = entry.request.inputs[index]!.bytes;
+          view.set(bytes, offset);
+          offset += bytes.length;
+        }
+        return { name: input.name, type: input.type, dims: batching ? [items, ...input.itemShape] : input.itemShape, buffer };
+      });
+      const reply = await this.pool.run(worker, this.key, inputs, first.outputNames);
+      this.observer.executed(items, batch.length, reply.computeMs);
+      let offsetItems = 0;
+      for (const entry of batch) {
+        const outputs = reply.outputs.map((output) => splitOutput(output, batching ? offsetItems : 0, batching ? entry.request.items : 0, items));
+        offsetItems += entry.request.items;
+        entry.resolve({ outputs, queueMs: dispatchedAt - entry.enqueuedAt, computeMs: reply.computeMs, batchSize: items });
+      }
+    } catch (error) {
+      this.observer.failed('error');
+      for (const entry of batch) entry.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Stops taking requests; those still queued are refused as OVERLOADED. */
+  close(): void {
+    this.closed = true;
+    this.stopListening();
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    for (const entry of this.queue) {
+      clearTimeout(entry.timer);
+      entry.reject(new OverloadedError('The model was unloaded before this request ran'));
+    }
+    this.queue = [];
+  }
+}
+
+function signatureOf(request: BatchRequest): string {
+  return `${request.inputs.map((i) => `${i.name}:${i.itemShape.join('x')}`).join('|')}>${request.outputNames?.join(',') ?? '*'}`;
+}
+
+/** The slice of a batched output that belongs to one request (count 0: the whole tensor). */
+function splitOutput(output: WireTensor, firstItem: number, count: number, batchItems: number): OutputTensor {
+  const datatype = datatypeFromOrt(output.type);
+  if (!datatype) throw new Error(`model produced an unsupported output type ${output.type}`);
+  if (count === 0) return { name: output.name, datatype, shape: output.dims, bytes: Buffer.from(output.buffer) };
+  const perItem = output.buffer.byteLength / batchItems;
+  return {
+    name: output.name,
+    datatype,
+    shape: [count, ...output.dims.slice(1)],
+    bytes: Buffer.from(output.buffer, firstItem * perItem, count * perItem),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Image preprocessing for `classify`: PNG/JPEG/WebP bytes (any size, grey or
+ * colour, decoded by sharp/libvips) or raw pixel arrays, converted to the
+ * model's input as its config.json `preprocessing` block says.
+ */
+import sharp from 'sharp';
+import { BadInputError } from '../errors';
+import type { ModelConfig } from './model-config';
+import { decodeBase64 } from './tensor';
+
+export type Preprocessing = NonNullable<ModelConfig['preprocessing']>;
+
+export interface ImageSource {
+  /** Base64 of an encoded image (PNG, JPEG, WebP, …). */
+  png?: string | null;
+  /** Raw pixel values 0–255, row-major, channels interleaved. */
+  pixels?: number[] | null;
+  width?: number | null;
+  height?: number | null;
+  channels?: number | null;
+}
+
+/** Most pixels a single decoded image may have (guards against decompression bombs). */
+const MAX_INPUT_PIXELS = 4096 * 4096;
+
+/** Returns the image as model-ready float values in the model's layout (one item, no batch axis). */
+export async function preprocessImage(source: ImageSource, prep: Preprocessing, field: string): Promise<Float32Array> {
+  const channels = prep.color === 'grey' ? 1 : 3;
+  let image: sharp.Sharp;
+  if (source.png != null && source.pixels != null) throw new BadInputError('give either png or pixels, not both', field);
+  if (source.png != null) {
+    const bytes = decodeBase64(source.png);
+    if (!bytes || bytes.length === 0) throw new BadInputError('png is not valid base64', `${field}.png`);
+    image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
+  } else if (source.pixels != null) {
+    const { width, height } = source;
+    const ch = source.channels ?? 1;
+    if (!width || !height || width < 1 || height < 1 || width > 4096 || height > 4096) {
+      throw new BadInputError('pixels need width and height between 1 and 4096', `${field}.width`);
+    }
+    if (![1, 3, 4].includes(ch)) throw new BadInputError('channels must be 1, 3 or 4', `${field}.channels`);
+    if (source.pixels.length !== width * height * ch) {
+      throw new BadInputError(`pixels has ${source.pixels.length} values; width × height × channels is ${width * height * ch}`, `${field}.pixels`);
+    }
+    const raw = Buffer.allocUnsafe(source.pixels.length);
+    for (let i = 0; i < source.pixels.length; i += 1) {
+      const v = source.pixels[i]!;
+      if (!Number.isFinite(v) || v < 0 || v > 255) throw new BadInputError(`pixel ${i} is ${v}; values must be 0–255`, `${field}.pixels`);
+      raw[i] = Math.round(v);
+    }
+    image = sharp(raw, { raw: { width, height, channels: ch as 1 | 3 | 4 } });
+  } else {
+    throw new BadInputError('give png (base64) or pixels', field);
+  }
+
+  let pixels: Buffer;
+  try {
+    let pipeline = image.flatten({ background: '#000000' }).resize(prep.width, prep.height, { fit: 'fill' });
+    pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== channels) {
+      // greyscale() may keep an alpha channel on some inputs; take the first channels only.
+      pixels = Buffer.alloc(prep.width * prep.height * channels);
+      for (let p = 0; p < prep.width * prep.height; p += 1) for (let c = 0; c < channels; c += 1) pixels[p * channels + c] = data[p * info.channels + c]!;
+    } else {
+      pixels = data;
+    }
+  } catch (error) {
+    if (error instanceof BadInputError) throw error;
+    throw new BadInputError(`image cannot be decoded: ${error instanceof Error ? error.message : String(error)}`, source.png != null ? `${field}.png` : `${field}.pixels`);
+  }
+
+  const out = new Float32Array(prep.width * prep.height * channels);
+  const plane = prep.width * prep.height;
+  for (let p = 0; p < plane; p += 1) {
+    for (let c = 0; c < channels; c += 1) {
+      const raw = pixels[p * channels + c]!;
+      const value = (prep.invert ? 255 - raw : raw) * prep.scale;
+      // NCHW stores each channel as its own plane; NHWC keeps channels interleaved.
+      out[prep.layout === 'NCHW' ? c * plane + p : p * channels + c] = value;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+/**
+ * The inference API: models, model, infer, classify, and the model admin
+ * mutations. Thin: parse, authorize, call the service, shape the result.
+ */
+import { performance } from 'node:perf_hooks';
+import { Arg, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
+import type { GraphQLContext } from '../graphql/context';
+import type { RegisteredModel, ModelVersion } from './registry';
+import {
+  ClassifyResult,
+  ImageInput,
+  InferInput,
+  InferOutputTensor,
+  InferResult,
+  ModelConfigSource,
+  ModelType,
+  toModelStatus,
+  type TensorDatatype,
+} from './inference.types';
+import { newMetering, type AdmitHook, type Metering } from './inference.service';
+
+function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
+  const config = version.config;
+  const batching = (config?.maxBatchSize ?? 0) > 0;
+  const spec = (t: { name: string; datatype: string; dims: number[] }) => ({
+    name: t.name,
+    datatype: t.datatype as TensorDatatype,
+    shape: batching ? [-1, ...t.dims] : t.dims,
+  });
+  const s = version.stats;
+  return {
+    name: model.name,
+    version: String(version.version),
+    versions: [...model.versions.values()]
+      .sort((a, b) => a.version - b.version)
+      .map((v) => ({ version: String(v.version), status: toModelStatus(v.status), reason: v.reason, executionProvider: v.provider })),
+    platform: config?.platform ?? 'onnxruntime_onnx',
+    status: toModelStatus(version.status),
+    statusReason: version.reason,
+    executionProvider: version.provider,
+    inputs: config?.inputs.map(spec) ?? [],
+    outputs: config?.outputs.map(spec) ?? [],
+    maxBatchSize: config?.maxBatchSize ?? 0,
+    labels: config?.labels ?? [],
+    description: config?.description ?? '',
+    cost: config?.cost ?? 1,
+    configSource: config ? ModelConfigSource[config.source] : null,
+    stats: {
+      requests: s.requests,
+      failures: s.failures,
+      inferences: s.inferences,
+      executions: s.executions,
+      meanBatchSize: s.executions > 0 ? s.batchedItems / s.executions : 0,
+      meanQueueMs: s.requests > 0 ? s.queueMsTotal / s.requests : 0,
+      meanComputeMs: s.requests > 0 ? s.computeMsTotal / s.requests : 0,
+      pending: version.batcher?.pending ?? 0,
+    },
+  };
+}
+
+/**
+ * Runs one metered inference call. The hooks for limits and usage records
+ * live here so every inference field goes through the same path.
+ */
+async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
+  const meter = newMetering(model);
+  return run(meter, undefined);
+}
+
+@Resolver()
+export class InferenceResolver {
+  @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
+  models(@Ctx() ctx: GraphQLContext): ModelType[] {
+    const registry = ctx.services.inference.registry;
+    return registry.list().map((m) => {
+      const { version } = registry.find(m.name);
+      return toModelType(m, version);
+    });
+  }
+
+  @Query(() => ModelType, { description: 'One model at a version (default: the latest READY one); NOT_FOUND if unknown' })
+  model(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name') name: string,
+    @Arg('version', () => String, { nullable: true }) version?: string | null,
+  ): ModelType {
+    const { model, version: v } = ctx.services.inference.registry.find(name, version);
+    return toModelType(model, v);
+  }
+
+  @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
+  async infer(@Ctx() ctx: GraphQLContext, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
+    const started = performance.now();
+    const result = await metered(ctx, input.model, (meter, admit) => ctx.services.inference.infer(input, meter, admit));
+    return {
+      modelName: result.modelName,
+      modelVersion: result.modelVersion,
+      id: result.id,
+      outputs: result.outputs.map((o) => new InferOutputTensor(o.name, o.datatype, o.shape, o.bytes)),
+      timing: { queueMs: result.queueMs, computeMs: result.computeMs, totalMs: performance.now() - started },
+      executionProvider: result.executionProvider,
+      batchSize: result.batchSize,
+    };
+  }
+
+  @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels and attention maps' })
+  async classify(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('model') model: string,
+    @Arg('images', () => [ImageInput]) images: ImageInput[],
+    @Arg('topK', () => Int, { defaultValue: 3 }) topK: number,
+    @Arg('version', () => String, { nullable: true }) version?: string | null,
+    @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
+  ): Promise<ClassifyResult> {
+    const started = performance.now();
+    const result = await metered(ctx, model, (meter, admit) =>
+      ctx.services.inference.classify({ model, version, images, topK, timeoutMs }, meter, admit),
+    );
+    return {
+      modelName: result.modelName,
+      modelVersion: result.modelVersion,
+      results: result.results,
+      timing: { queueMs: result.queueMs, computeMs: result.computeMs, totalMs: performance.now() - started },
+      executionProvider: result.executionProvider,
+      batchSize: result.batchSize,
+    };
+  }
+
+  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) from the repository, including ones added since start' })
+  async loadModel(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name') name: string,
+    @Arg('version', () => String, { nullable: true }) version?: string | null,
+  ): Promise<ModelType> {
+    const registry = ctx.services.inference.registry;
+    const model = await registry.load(name, version);
+    return toModelType(model, registry.find(name, version).version);
+  }
+
+  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); its queued requests are refused' })
+  async unloadModel(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name') name: string,
+    @Arg('version', () => String, { nullable: true }) version?: string | null,
+  ): Promise<ModelType> {
+    const registry = ctx.services.inference.registry;
+    const model = await registry.unload(name, version);
+    return toModelType(model, registry.find(name, version).version);
+  }
+
+  @Mutation(() => ModelType, { description: 'Re-reads config.json and weights; a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
+  async reloadModel(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name') name: string,
+    @Arg('version', () => String, { nullable: true }) version?: string | null,
+  ): Promise<ModelType> {
+    const registry = ctx.services.inference.registry;
+    const model = await registry.reload(name, version);
+    return toModelType(model, registry.find(name, version).version);
+  }
+}

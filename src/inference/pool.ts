@@ -1,0 +1,171 @@
+/**
+ * A fixed pool of inference worker threads. Every worker holds a session for
+ * every loaded model version (loads are broadcast), so any idle worker can
+ * take any batch. We do not use piscina here: its tasks go to whichever worker
+ * is free, and it has no way to broadcast a session load to every worker, which
+ * is what keeping sessions resident needs. Each worker runs one batch at a
+ * time; batchers ask for an idle worker and are woken when one frees up. A
+ * worker that dies is replaced and its sessions are loaded again.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log/logger';
+import type { ExecutionProviderName } from '../config';
+import type { WireTensor, WorkerReply, WorkerRequest } from './worker-protocol';
+
+type LoadReply = Extract<WorkerReply, { op: 'load' }>;
+type RunReply = Extract<WorkerReply, { op: 'run' }>;
+
+/** Distributive Omit, so each variant of the request union keeps its own fields. */
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+interface LoadSpec {
+  key: string;
+  path: string;
+  providers: ExecutionProviderName[];
+}
+
+/** The compiled worker: next to this file in dist/, or dist/ when running from src/ under ts-jest. */
+export function workerScript(): string {
+  const beside = path.join(__dirname, 'worker.js');
+  if (existsSync(beside)) return beside;
+  const built = path.resolve(__dirname, '..', '..', 'dist', 'inference', 'worker.js');
+  if (existsSync(built)) return built;
+  throw new Error(`inference worker not found at ${beside} or ${built}: run "npm run build:ts"`);
+}
+
+class PoolWorker {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }>();
+  busy = false;
+  alive = true;
+  readonly thread: Worker;
+
+  constructor(
+    readonly index: number,
+    script: string,
+    onExit: (worker: PoolWorker, error: Error) => void,
+  ) {
+    this.thread = new Worker(script);
+    this.thread.on('message', (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      waiter.resolve(reply);
+    });
+    const fail = (error: Error) => {
+      if (!this.alive) return;
+      this.alive = false;
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+      onExit(this, error);
+    };
+    this.thread.on('error', fail);
+    this.thread.on('exit', (code) => fail(new Error(`inference worker exited with code ${code}`)));
+  }
+
+  send(request: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (!this.alive) return Promise.reject(new Error('inference worker is not running'));
+    const id = this.nextId++;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.thread.postMessage({ ...request, id }, transfer);
+    });
+  }
+}
+
+export class WorkerPool {
+  private readonly workers: PoolWorker[] = [];
+  private readonly loaded = new Map<string, LoadSpec>();
+  private readonly idleListeners = new Set<() => void>();
+  private closed = false;
+  private readonly script: string;
+
+  constructor(
+    readonly size: number,
+    private readonly intraOpThreads: number,
+    private readonly log: Logger,
+  ) {
+    this.script = workerScript();
+    for (let i = 0; i < size; i += 1) this.workers.push(this.spawn(i));
+  }
+
+  private spawn(index: number): PoolWorker {
+    return new PoolWorker(index, this.script, (dead, error) => {
+      if (this.closed) return;
+      this.log.error({ worker: index, err: error.message }, 'inference worker died; starting a replacement');
+      const replacement = this.spawn(index);
+      this.workers[index] = replacement;
+      // Bring the replacement up to the same set of sessions before it takes work.
+      replacement.busy = true;
+      void Promise.all([...this.loaded.values()].map((spec) => replacement.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads })))
+        .catch((e: unknown) => this.log.error({ worker: index, err: String(e) }, 'replacement worker failed to load a model'))
+        .finally(() => {
+          replacement.busy = false;
+          this.notifyIdle();
+        });
+      void dead;
+    });
+  }
+
+  /** Loads (or replaces) a session on every worker; resolves with the first worker's report. */
+  async load(spec: LoadSpec): Promise<LoadReply> {
+    const replies = await Promise.all(this.workers.map((w) => w.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads })));
+    const failed = replies.find((r): r is Extract<WorkerReply, { ok: false }> => !r.ok);
+    if (failed) {
+      await this.unload(spec.key).catch(() => undefined);
+      throw new Error(failed.error);
+    }
+    this.loaded.set(spec.key, spec);
+    return replies[0] as LoadReply;
+  }
+
+  async unload(key: string): Promise<void> {
+    this.loaded.delete(key);
+    await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.send({ op: 'unload', key })));
+  }
+
+  /** An idle worker, marked busy, or null when all are busy. */
+  acquire(): PoolWorker | null {
+    const worker = this.workers.find((w) => w.alive && !w.busy);
+    if (!worker) return null;
+    worker.busy = true;
+    return worker;
+  }
+
+  async run(worker: PoolWorker, key: string, inputs: WireTensor[], outputNames: string[] | null): Promise<RunReply> {
+    try {
+      const reply = await worker.send(
+        { op: 'run', key, inputs, outputNames },
+        inputs.map((i) => i.buffer),
+      );
+      if (!reply.ok) throw new Error(reply.error);
+      return reply as RunReply;
+    } finally {
+      worker.busy = false;
+      this.notifyIdle();
+    }
+  }
+
+  /** Called whenever a worker becomes free; batchers use it to dispatch waiting requests. */
+  onIdle(listener: () => void): () => void {
+    this.idleListeners.add(listener);
+    return () => this.idleListeners.delete(listener);
+  }
+
+  private notifyIdle(): void {
+    for (const listener of [...this.idleListeners]) listener();
+  }
+
+  get busyCount(): number {
+    return this.workers.filter((w) => w.busy).length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.thread.terminate()));
+  }
+}
+
+export type { PoolWorker };

@@ -1,0 +1,401 @@
+/**
+ * The model registry: which models the repository holds, which versions are
+ * loaded on the worker pool, and each one's status. A version becomes READY
+ * only after every worker has loaded it and run a warm-up batch. A reload
+ * loads the new session beside the old one and swaps only on success, so a
+ * failed reload leaves the old version serving.
+ */
+import path from 'node:path';
+import type { Logger } from '../log/logger';
+import type { ExecutionProviderName } from '../config';
+import { ModelUnavailableError, NotFoundError, BadInputError } from '../errors';
+import { scanRepository, readModelConfig, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
+import type { WorkerPool } from './pool';
+import { Batcher, type BatchObserver } from './batcher';
+import type { TensorMetadata } from './worker-protocol';
+import { datatypeFromOrt } from './tensor';
+import type { InferenceMetrics } from './metrics';
+
+export type ModelStatus = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADED';
+
+export interface TensorSpec {
+  name: string;
+  datatype: Datatype;
+  /** Without the batch axis when the model batches; -1 is a variable dimension. */
+  dims: number[];
+}
+
+/** What the engine serves a model with: its config.json, or one derived from the ONNX graph. */
+export interface ServedConfig {
+  name: string;
+  platform: string;
+  description: string;
+  maxBatchSize: number;
+  preferredBatchSizes: number[];
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  defaultTimeoutMs: number | null;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  outputKind: 'probabilities' | 'logits' | 'raw';
+  preprocessing: ModelConfig['preprocessing'] | null;
+  labels: string[];
+  cost: number;
+  executionProviders: ExecutionProviderName[];
+  source: 'CONFIG' | 'DERIVED';
+}
+
+export interface VersionStats {
+  requests: number;
+  failures: number;
+  inferences: number;
+  executions: number;
+  batchedItems: number;
+  queueMsTotal: number;
+  computeMsTotal: number;
+}
+
+export interface ModelVersion {
+  model: string;
+  version: number;
+  status: ModelStatus;
+  reason: string | null;
+  provider: ExecutionProviderName | null;
+  config: ServedConfig | null;
+  batcher: Batcher | null;
+  stats: VersionStats;
+  loadedAt: Date | null;
+  /** Session key on the workers; changes on every successful (re)load. */
+  sessionKey: string | null;
+}
+
+export interface RegisteredModel {
+  name: string;
+  directory: string;
+  configFile: string | null;
+  versions: Map<number, ModelVersion>;
+}
+
+/** Derived configs batch with these settings when the graph's first axis is dynamic. */
+const DERIVED_MAX_BATCH_SIZE = 64;
+const DERIVED_QUEUE_DELAY_MS = 1;
+
+export interface RegistryOptions {
+  repository: string;
+  providers: ExecutionProviderName[];
+  maxQueueSize: number;
+}
+
+export class ModelRegistry {
+  private readonly models = new Map<string, RegisteredModel>();
+  private generation = 0;
+  private initialLoadDone = false;
+
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly options: RegistryOptions,
+    private readonly metrics: InferenceMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  get ready(): boolean {
+    return this.initialLoadDone;
+  }
+
+  /** Scans the repository and loads every version of every model. Failures are recorded, not thrown. */
+  async loadAll(): Promise<void> {
+    let entries: RepositoryEntry[] = [];
+    try {
+      entries = await scanRepository(this.options.repository);
+    } catch (error) {
+      this.log.error({ repository: this.options.repository, err: String(error) }, 'model repository cannot be read');
+    }
+    for (const entry of entries) {
+      const versions = entry.versions.length > 0 ? entry.versions : [1];
+      for (const version of versions) await this.loadVersion(entry, version);
+    }
+    this.initialLoadDone = true;
+    this.log.info(
+      { models: [...this.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.status}`) })) },
+      'model repository loaded',
+    );
+  }
+
+  list(): RegisteredModel[] {
+    return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** A model's version: the requested one, or the latest that is READY (else the latest). */
+  find(name: string, version?: string | null): { model: RegisteredModel; version: ModelVersion } {
+    const model = this.models.get(name);
+    if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    if (version !== undefined && version !== null) {
+      if (!/^[1-9]\d{0,8}$/.test(version)) throw new BadInputError(`version must be a positive whole number, got "${version}"`, 'version');
+      const found = model.versions.get(Number(version));
+      if (!found) throw new NotFoundError(`Model "${name}" has no version ${version}`, { model: name, version });
+      return { model, version: found };
+    }
+    const sorted = [...model.versions.values()].sort((a, b) => b.version - a.version);
+    const chosen = sorted.find((v) => v.status === 'READY') ?? sorted[0];
+    if (!chosen) throw new NotFoundError(`Model "${name}" has no versions`, { model: name });
+    return { model, version: chosen };
+  }
+
+  /** Like find, but the version must be READY to take requests. */
+  findReady(name: string, version?: string | null): { model: RegisteredModel; version: ModelVersion; config: ServedConfig; batcher: Batcher } {
+    const found = this.find(name, version);
+    const v = found.version;
+    if (v.status !== 'READY' || !v.config || !v.batcher) {
+      throw new ModelUnavailableError(
+        `Model "${name}" version ${v.version} is ${v.status}${v.reason ? `: ${v.reason}` : ''}`,
+        { model: name, version: String(v.version), status: v.status },
+      );
+    }
+    return { ...found, config: v.config, batcher: v.batcher };
+  }
+
+  /** Loads a model (all versions, or one); picks up models added to the repository since start. */
+  async load(name: string, version?: string | null): Promise<RegisteredModel> {
+    const entry = await this.scanOne(name);
+    const versions = version ? [this.parseVersion(version, entry)] : entry.versions.length > 0 ? entry.versions : [1];
+    for (const v of versions) {
+      const existing = this.models.get(name)?.versions.get(v);
+      if (existing?.status === 'READY') continue;
+      await this.loadVersion(entry, v);
+    }
+    return this.models.get(name)!;
+  }
+
+  /** Reloads config and weights; on failure the old version keeps serving and the error is thrown. */
+  async reload(name: string, version?: string | null): Promise<RegisteredModel> {
+    const entry = await this.scanOne(name);
+    const versions = version ? [this.parseVersion(version, entry)] : entry.versions.length > 0 ? entry.versions : [1];
+    const failures: string[] = [];
+    for (const v of versions) {
+      const state = await this.loadVersion(entry, v);
+      if (state.status !== 'READY' || state.reason) failures.push(`version ${v}: ${state.reason ?? state.status}`);
+    }
+    if (failures.length > 0) {
+      throw new ModelUnavailableError(`Reload of "${name}" failed (${failures.join('; ')}); the previous version keeps serving where there was one`, { model: name });
+    }
+    return this.models.get(name)!;
+  }
+
+  async unload(name: string, version?: string | null): Promise<RegisteredModel> {
+    const model = this.models.get(name);
+    if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    const targets = version ? [this.find(name, version).version] : [...model.versions.values()];
+    for (const v of targets) {
+      v.batcher?.close();
+      if (v.sessionKey) await this.pool.unload(v.sessionKey);
+      v.batcher = null;
+      v.sessionKey = null;
+      v.status = 'UNLOADED';
+      v.reason = null;
+      this.metrics.pending.set({ model: name, version: String(v.version) }, 0);
+      this.log.info({ model: name, version: v.version }, 'model unloaded');
+    }
+    return model;
+  }
+
+  async close(): Promise<void> {
+    for (const model of this.models.values()) for (const v of model.versions.values()) v.batcher?.close();
+  }
+
+  private parseVersion(version: string, entry: RepositoryEntry): number {
+    if (!/^[1-9]\d{0,8}$/.test(version)) throw new BadInputError(`version must be a positive whole number, got "${version}"`, 'version');
+    const v = Number(version);
+    if (!entry.versions.includes(v)) throw new NotFoundError(`Model "${entry.name}" has no version ${version} in the repository`, { model: entry.name, version });
+    return v;
+  }
+
+  private async scanOne(name: string): Promise<RepositoryEntry> {
+    const entries = await scanRepository(this.options.repository);
+    const entry = entries.find((e) => e.name === name);
+    if (!entry) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    return entry;
+  }
+
+  private registered(entry: RepositoryEntry): RegisteredModel {
+    let model = this.models.get(entry.name);
+    if (!model) {
+      model = { name: entry.name, directory: entry.directory, configFile: entry.configFile, versions: new Map() };
+      this.models.set(entry.name, model);
+    }
+    model.configFile = entry.configFile;
+    return model;
+  }
+
+  private async loadVersion(entry: RepositoryEntry, version: number): Promise<ModelVersion> {
+    const model = this.registered(entry);
+    let state = model.versions.get(version);
+    if (!state) {
+      state = {
+        model: entry.name,
+        version,
+        status: 'LOADING',
+        reason: null,
+        provider: null,
+        config: null,
+        batcher: null,
+        stats: { requests: 0, failures: 0, inferences: 0, executions: 0, batchedItems: 0, queueMsTotal: 0, computeMsTotal: 0 },
+        loadedAt: null,
+        sessionKey: null,
+      };
+      model.versions.set(version, state);
+    }
+    const wasServing = state.status === 'READY';
+    if (!wasServing) state.status = 'LOADING';
+    const log = this.log.child({ model: entry.name, version });
+    const sessionKey = `${entry.name}/${version}/${++this.generation}`;
+    try {
+      const fileConfig = await readModelConfig(entry);
+      if (!entry.versions.includes(version)) throw new Error(`no ${path.join(String(version), 'model.onnx')} in ${entry.directory}`);
+      const providers = fileConfig?.execution_providers ?? this.options.providers;
+      const reply = await this.pool.load({ key: sessionKey, path: path.join(entry.directory, String(version), 'model.onnx'), providers });
+      for (const fallback of reply.fallbacks) {
+        log.warn({ provider: fallback.provider, reason: fallback.reason, using: reply.provider }, 'execution provider unavailable; fell back to the next one');
+      }
+      let config: ServedConfig;
+      try {
+        config = fileConfig ? servedFromFile(fileConfig, this.options.maxQueueSize) : deriveConfig(entry.name, reply.inputs, reply.outputs, providers, this.options.maxQueueSize);
+        checkAgainstGraph(config, reply.inputs, reply.outputs);
+      } catch (error) {
+        await this.pool.unload(sessionKey).catch(() => undefined);
+        throw error;
+      }
+      const previous = { batcher: state.batcher, sessionKey: state.sessionKey };
+      state.config = config;
+      state.provider = reply.provider;
+      state.sessionKey = sessionKey;
+      state.batcher = new Batcher(sessionKey, this.pool, {
+        maxBatchSize: config.maxBatchSize,
+        preferredBatchSizes: config.preferredBatchSizes,
+        maxQueueDelayMs: config.maxQueueDelayMs,
+        maxQueueSize: config.maxQueueSize,
+      }, this.observerFor(state));
+      state.status = 'READY';
+      state.reason = null;
+      state.loadedAt = new Date();
+      this.metrics.provider.set({ model: entry.name, version: String(version), provider: reply.provider }, 1);
+      log.info({ provider: reply.provider, warmupMs: Math.round(reply.warmupMs * 10) / 10, source: config.source }, 'model ready');
+      // Requests already queued on the old batcher finish on the old session, then it goes.
+      if (previous.batcher) {
+        previous.batcher.close();
+        if (previous.sessionKey) await this.pool.unload(previous.sessionKey).catch(() => undefined);
+      }
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (wasServing) {
+        state.reason = `reload failed, previous load still serving: ${reason}`;
+        log.error({ reason }, 'model reload failed; the previous version keeps serving');
+      } else {
+        state.status = 'FAILED';
+        state.reason = reason;
+        log.error({ reason }, 'model failed to load');
+      }
+    }
+    return state;
+  }
+
+  private observerFor(state: ModelVersion): BatchObserver {
+    const labels = { model: state.model, version: String(state.version) };
+    return {
+      executed: (batchSize, requests, computeMs) => {
+        state.stats.executions += 1;
+        state.stats.batchedItems += batchSize;
+        this.metrics.executions.inc(labels);
+        this.metrics.batchSize.observe(labels, batchSize);
+        void requests;
+        void computeMs;
+      },
+      queued: (pending) => this.metrics.pending.set(labels, pending),
+      failed: () => undefined,
+    };
+  }
+}
+
+function servedFromFile(config: ModelConfig, defaultMaxQueueSize: number): ServedConfig {
+  return {
+    name: config.name,
+    platform: config.platform,
+    description: config.description,
+    maxBatchSize: config.max_batch_size,
+    preferredBatchSizes: config.dynamic_batching?.preferred_batch_size ?? [],
+    maxQueueDelayMs: (config.dynamic_batching?.max_queue_delay_microseconds ?? 0) / 1000,
+    maxQueueSize: config.dynamic_batching?.max_queue_size ?? defaultMaxQueueSize,
+    defaultTimeoutMs: config.dynamic_batching?.default_timeout_ms ?? null,
+    inputs: config.inputs.map((t) => ({ name: t.name, datatype: t.datatype, dims: t.dims })),
+    outputs: config.outputs.map((t) => ({ name: t.name, datatype: t.datatype, dims: t.dims })),
+    outputKind: config.output_kind,
+    preprocessing: config.preprocessing ?? null,
+    labels: config.labels ?? [],
+    cost: config.cost,
+    executionProviders: config.execution_providers ?? [],
+    source: 'CONFIG',
+  };
+}
+
+function specFromGraph(meta: TensorMetadata, batching: boolean, what: string): TensorSpec {
+  const datatype = datatypeFromOrt(meta.type);
+  if (!datatype) throw new Error(`${what} "${meta.name}" has type ${meta.type}, which modelgate does not serve`);
+  return { name: meta.name, datatype, dims: batching ? meta.shape.slice(1) : meta.shape };
+}
+
+/** A config for a bare model.onnx, from the graph's own input/output metadata. */
+export function deriveConfig(
+  name: string,
+  inputs: TensorMetadata[],
+  outputs: TensorMetadata[],
+  providers: ExecutionProviderName[],
+  maxQueueSize: number,
+): ServedConfig {
+  // Batch only when every input and output has a dynamic first axis.
+  const batching = [...inputs, ...outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
+  return {
+    name,
+    platform: 'onnxruntime_onnx',
+    description: 'Served without config.json: inputs and outputs read from the ONNX graph',
+    maxBatchSize: batching ? DERIVED_MAX_BATCH_SIZE : 0,
+    preferredBatchSizes: [],
+    maxQueueDelayMs: batching ? DERIVED_QUEUE_DELAY_MS : 0,
+    maxQueueSize,
+    defaultTimeoutMs: null,
+    inputs: inputs.map((m) => specFromGraph(m, batching, 'input')),
+    outputs: outputs.map((m) => specFromGraph(m, batching, 'output')),
+    outputKind: 'raw',
+    preprocessing: null,
+    labels: [],
+    cost: 1,
+    executionProviders: providers,
+    source: 'DERIVED',
+  };
+}
+
+/** A config.json that disagrees with its graph fails the load with a reason naming the tensor. */
+function checkAgainstGraph(config: ServedConfig, inputs: TensorMetadata[], outputs: TensorMetadata[]): void {
+  const check = (specs: TensorSpec[], graph: TensorMetadata[], what: 'input' | 'output') => {
+    for (const spec of specs) {
+      const meta = graph.find((g) => g.name === spec.name);
+      if (!meta) throw new Error(`config ${what} "${spec.name}" is not in the graph (graph has ${graph.map((g) => g.name).join(', ')})`);
+      const type = datatypeFromOrt(meta.type);
+      if (type !== spec.datatype) throw new Error(`config ${what} "${spec.name}" is ${spec.datatype} but the graph has ${meta.type}`);
+      const graphDims = config.maxBatchSize > 0 ? meta.shape.slice(1) : meta.shape;
+      if (meta.shape.length > 0 && graphDims.length !== spec.dims.length) {
+        throw new Error(`config ${what} "${spec.name}" has dims [${spec.dims.join(',')}] but the graph has [${meta.shape.join(',')}]`);
+      }
+      graphDims.forEach((d, i) => {
+        const want = spec.dims[i]!;
+        if (d !== -1 && want !== -1 && d !== want) {
+          throw new Error(`config ${what} "${spec.name}" dim ${i} is ${want} but the graph has ${d}`);
+        }
+      });
+    }
+    if (what === 'input') {
+      const missing = graph.filter((g) => !specs.some((s) => s.name === g.name));
+      if (missing.length > 0) throw new Error(`graph input ${missing.map((m) => `"${m.name}"`).join(', ')} is missing from config.json`);
+    }
+  };
+  check(config.inputs, inputs, 'input');
+  check(config.outputs, outputs, 'output');
+}

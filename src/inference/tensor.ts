@@ -1,0 +1,203 @@
+/**
+ * Tensor bytes and datatypes. The main thread only ever holds raw
+ * little-endian bytes (Buffers); typed arrays are made in the worker where
+ * onnxruntime runs. JSON `data` arrays are encoded here once, validated for
+ * range and finiteness, so nothing malformed reaches onnxruntime.
+ */
+import type { Datatype } from './model-config';
+
+export const BYTES_PER_ELEMENT: Record<Datatype, number> = {
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  INT16: 2,
+  INT32: 4,
+  INT64: 8,
+  FP16: 2,
+  FP32: 4,
+  FP64: 8,
+};
+
+/** onnxruntime's name for each datatype (Tensor.Type). */
+export const ORT_TYPE: Record<Datatype, string> = {
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+};
+
+const FROM_ORT_TYPE: Record<string, Datatype> = Object.fromEntries(
+  Object.entries(ORT_TYPE).map(([datatype, ort]) => [ort, datatype as Datatype]),
+);
+
+export function datatypeFromOrt(type: string): Datatype | undefined {
+  return FROM_ORT_TYPE[type];
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((n, d) => n * d, 1);
+}
+
+/** Why a JSON value cannot be stored in a datatype, or null when it can. */
+function elementProblem(datatype: Datatype, value: number): string | null {
+  if (!Number.isFinite(value)) return 'NaN or Infinity is not allowed';
+  switch (datatype) {
+    case 'FP32':
+      return Math.abs(value) > 3.4028234663852886e38 ? 'out of FP32 range' : null;
+    case 'FP64':
+      return null;
+    case 'FP16':
+      return Math.abs(value) > 65504 ? 'out of FP16 range' : null;
+    case 'BOOL':
+      return value === 0 || value === 1 ? null : 'BOOL values must be 0 or 1';
+    default: {
+      if (!Number.isInteger(value)) return `${datatype} values must be whole numbers`;
+      const [min, max] = INTEGER_RANGE[datatype];
+      return value < min || value > max ? `out of ${datatype} range` : null;
+    }
+  }
+}
+
+const INTEGER_RANGE: Record<Exclude<Datatype, 'FP16' | 'FP32' | 'FP64' | 'BOOL'>, [number, number]> = {
+  UINT8: [0, 255],
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  INT32: [-2147483648, 2147483647],
+  // JSON numbers are doubles: INT64 beyond ±2^53 must be sent as dataBase64.
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+export class TensorEncodingError extends Error {}
+
+/** Encodes JSON numbers as little-endian bytes of the datatype; throws TensorEncodingError naming the element. */
+export function encodeNumbers(datatype: Datatype, values: readonly number[]): Buffer {
+  const size = BYTES_PER_ELEMENT[datatype];
+  const out = Buffer.allocUnsafe(values.length * size);
+  for (let i = 0; i < values.length; i += 1) {
+    const v = values[i]!;
+    const problem = elementProblem(datatype, v);
+    if (problem) throw new TensorEncodingError(`element ${i}: ${problem}`);
+    const at = i * size;
+    switch (datatype) {
+      case 'FP32':
+        out.writeFloatLE(v, at);
+        break;
+      case 'FP64':
+        out.writeDoubleLE(v, at);
+        break;
+      case 'FP16':
+        out.writeUInt16LE(toHalf(v), at);
+        break;
+      case 'BOOL':
+      case 'UINT8':
+        out.writeUInt8(v, at);
+        break;
+      case 'INT8':
+        out.writeInt8(v, at);
+        break;
+      case 'INT16':
+        out.writeInt16LE(v, at);
+        break;
+      case 'INT32':
+        out.writeInt32LE(v, at);
+        break;
+      case 'INT64':
+        out.writeBigInt64LE(BigInt(v), at);
+        break;
+    }
+  }
+  return out;
+}
+
+/** Checks raw bytes from the client: floats must be finite, BOOL 0/1. */
+export function checkBytes(datatype: Datatype, bytes: Buffer): string | null {
+  const size = BYTES_PER_ELEMENT[datatype];
+  if (bytes.length % size !== 0) return `byte length ${bytes.length} is not a multiple of ${size} (${datatype})`;
+  const n = bytes.length / size;
+  if (datatype === 'FP32') {
+    for (let i = 0; i < n; i += 1) if (!Number.isFinite(bytes.readFloatLE(i * 4))) return `element ${i}: NaN or Infinity is not allowed`;
+  } else if (datatype === 'FP64') {
+    for (let i = 0; i < n; i += 1) if (!Number.isFinite(bytes.readDoubleLE(i * 8))) return `element ${i}: NaN or Infinity is not allowed`;
+  } else if (datatype === 'FP16') {
+    // Exponent bits all ones means Inf or NaN.
+    for (let i = 0; i < n; i += 1) if ((bytes.readUInt16LE(i * 2) & 0x7c00) === 0x7c00) return `element ${i}: NaN or Infinity is not allowed`;
+  } else if (datatype === 'BOOL') {
+    for (let i = 0; i < n; i += 1) if (bytes[i]! > 1) return `element ${i}: BOOL values must be 0 or 1`;
+  }
+  return null;
+}
+
+/** Decodes little-endian bytes to JSON numbers (INT64 beyond 2^53 loses precision; use base64 for exact values). */
+export function decodeNumbers(datatype: Datatype, bytes: Buffer): number[] {
+  const size = BYTES_PER_ELEMENT[datatype];
+  const n = Math.floor(bytes.length / size);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i += 1) {
+    const at = i * size;
+    switch (datatype) {
+      case 'FP32':
+        out[i] = bytes.readFloatLE(at);
+        break;
+      case 'FP64':
+        out[i] = bytes.readDoubleLE(at);
+        break;
+      case 'FP16':
+        out[i] = fromHalf(bytes.readUInt16LE(at));
+        break;
+      case 'BOOL':
+      case 'UINT8':
+        out[i] = bytes.readUInt8(at);
+        break;
+      case 'INT8':
+        out[i] = bytes.readInt8(at);
+        break;
+      case 'INT16':
+        out[i] = bytes.readInt16LE(at);
+        break;
+      case 'INT32':
+        out[i] = bytes.readInt32LE(at);
+        break;
+      case 'INT64':
+        out[i] = Number(bytes.readBigInt64LE(at));
+        break;
+    }
+  }
+  return out;
+}
+
+const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Strict base64 (Node's decoder silently skips garbage, so check first). */
+export function decodeBase64(text: string): Buffer | null {
+  const compact = text.replace(/\s+/g, '');
+  if (!BASE64_PATTERN.test(compact)) return null;
+  return Buffer.from(compact, 'base64');
+}
+
+function toHalf(value: number): number {
+  const f32 = new Float32Array([value]);
+  const bits = new Uint32Array(f32.buffer)[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
+  const mantissa = bits & 0x7fffff;
+  if (exponent <= 0) {
+    if (exponent < -10) return sign;
+    return sign | ((mantissa | 0x800000) >> (1 - exponent + 13));
+  }
+  if (exponent >= 31) return sign | 0x7c00;
+  return sign | (exponent << 10) | (mantissa >> 13);
+}
+
+function fromHalf(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (mantissa / 1024);
+  if (exponent === 31) return mantissa ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + mantissa / 1024);
+}
