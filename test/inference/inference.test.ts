@@ -1,0 +1,362 @@
+/**
+ * @jest-environment ./test/models/ort-environment.js
+ *
+ * The inference engine end to end, through GraphQL on real gateways with the
+ * real ONNX models: batching, identical results, validation codes, overload,
+ * deadlines, provider fallback, bare ONNX models and the model admin mutations.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
+import { argmax, decodeFloats, imageFloats, imageLabel, imagePng, imagePixels, imageTensor, INFER } from './fixtures';
+
+type InferData = {
+  infer: {
+    modelName: string;
+    modelVersion: string;
+    id: string | null;
+    executionProvider: string;
+    batchSize: number;
+    outputs: { name: string; datatype: string; shape: number[]; dataBase64: string }[];
+    timing: { queueMs: number; computeMs: number; totalMs: number };
+  };
+};
+
+const STATS = `query($name: String!) { model(name: $name) { status executionProvider configSource statusReason
+  stats { requests failures inferences executions meanBatchSize pending } } }`;
+
+async function stats(url: string, name: string) {
+  const res = await graphql<{ model: { status: string; executionProvider: string; configSource: string; statusReason: string | null; stats: Record<string, number> } }>(url, STATS, { name });
+  if (!res.body.data) throw new Error(JSON.stringify(res.body.errors));
+  return res.body.data.model;
+}
+
+function infer(url: string, input: Record<string, unknown>) {
+  return graphql<InferData>(url, INFER, { input });
+}
+
+describe('inference on the model repository', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startGateway({ INFERENCE_MAX_ITEMS_PER_REQUEST: '32', INFERENCE_MAX_BYTES_PER_REQUEST: '50000', INFERENCE_WORKERS: '2' }, { mode: 'embedded' });
+  });
+  afterAll(() => gw.close());
+
+  it('lists the four models READY on the CPU with their tensors and labels', async () => {
+    const res = await graphql<{ models: { name: string; status: string; executionProvider: string; maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; labels: string[]; configSource: string }[] }>(
+      gw.url,
+      '{ models { name status executionProvider maxBatchSize inputs { name datatype shape } labels configSource } }',
+    );
+    const models = res.body.data!.models;
+    expect(models.map((m) => m.name)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm']);
+    for (const m of models) {
+      expect(m).toMatchObject({ status: 'READY', executionProvider: 'cpu', maxBatchSize: 64, configSource: 'CONFIG' });
+      expect(m.inputs).toEqual([{ name: 'image', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
+      expect(m.labels).toHaveLength(10);
+    }
+    const ready = await (await fetch(`${gw.url}/readyz`)).json();
+    expect(ready.components.models.detail.models['fashion-cnn/1']).toEqual({ status: 'READY', executionProvider: 'cpu' });
+  });
+
+  it('batches concurrent single-image requests on the shipped config (max_queue_delay 2 ms) with results identical to unbatched runs', async () => {
+    const indices = Array.from({ length: 64 }, (_, i) => i);
+    // Unbatched: one request at a time, so each runs alone.
+    const alone: number[][] = [];
+    for (const i of indices) {
+      const res = await infer(gw.url, { model: 'fashion-hybrid', inputs: [imageTensor([i])] });
+      expect(res.body.data!.infer.batchSize).toBe(1);
+      alone.push(decodeFloats(res.body.data!.infer.outputs.find((o) => o.name === 'probabilities')!.dataBase64));
+    }
+    const before = await stats(gw.url, 'fashion-hybrid');
+    const together = await Promise.all(indices.map((i) => infer(gw.url, { model: 'fashion-hybrid', id: `img-${i}`, inputs: [imageTensor([i])] })));
+    const after = await stats(gw.url, 'fashion-hybrid');
+    const executions = after.stats['executions']! - before.stats['executions']!;
+    expect(after.stats['inferences']! - before.stats['inferences']!).toBe(64);
+    // How many batches form at 2 ms depends on arrival timing; the deterministic
+    // "far fewer" check is the patient-config test below.
+    expect(executions).toBeLessThan(64);
+    expect(together.some((r) => r.body.data!.infer.batchSize > 1)).toBe(true);
+    together.forEach((res, i) => {
+      const out = res.body.data!.infer;
+      expect(out.id).toBe(`img-${i}`);
+      expect(out.outputs.map((o) => o.name).sort()).toEqual(['attention', 'probabilities']);
+      const probabilities = out.outputs.find((o) => o.name === 'probabilities')!;
+      expect(probabilities.shape).toEqual([1, 10]);
+      expect(decodeFloats(probabilities.dataBase64)).toEqual(alone[i]);
+    });
+    const correct = together.filter((res, i) => argmax(decodeFloats(res.body.data!.infer.outputs.find((o) => o.name === 'probabilities')!.dataBase64)) === imageLabel(i)).length;
+    expect(correct).toBeGreaterThanOrEqual(56);
+  });
+
+  it('accepts JSON data and base64 alike and splits a multi-item request back per item', async () => {
+    const floats = Array.from(imageFloats([3, 4]));
+    const json = await graphql<{ infer: { outputs: { name: string; shape: number[]; data: number[] }[] } }>(
+      gw.url,
+      'mutation($input: InferInput!) { infer(input: $input) { outputs { name shape data } } }',
+      { input: { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [2, 1, 28, 28], data: floats }], outputs: ['probabilities'] } },
+    );
+    const b64 = await infer(gw.url, { model: 'fashion-cnn', version: '1', inputs: [imageTensor([3, 4])] });
+    const jsonOut = json.body.data!.infer.outputs[0]!;
+    expect(jsonOut.shape).toEqual([2, 10]);
+    expect(jsonOut.data).toEqual(decodeFloats(b64.body.data!.infer.outputs[0]!.dataBase64));
+    expect(b64.body.data!.infer.modelVersion).toBe('1');
+  });
+
+  it('classifies PNGs of any size, grey or colour, and raw pixels, with top-K labels and attention maps', async () => {
+    const query = `mutation($model: String!, $images: [ImageInput!]!, $topK: Int) {
+      classify(model: $model, images: $images, topK: $topK) { modelName executionProvider
+        results { predictions { label index probability } attention attentionShape } } }`;
+    const images = [
+      { png: await imagePng(0) },
+      { png: await imagePng(1, { size: 112, colour: true }) },
+      { pixels: Array.from(imagePixels(2)), width: 28, height: 28 },
+    ];
+    const res = await graphql<{ classify: { results: { predictions: { label: string; index: number; probability: number }[]; attention: number[] | null; attentionShape: number[] | null }[] } }>(
+      gw.url,
+      query,
+      { model: 'fashion-attention', images, topK: 2 },
+    );
+    expect(res.body.errors).toBeUndefined();
+    const results = res.body.data!.classify.results;
+    expect(results).toHaveLength(3);
+    results.forEach((r, i) => {
+      expect(r.predictions).toHaveLength(2);
+      expect(r.predictions[0]!.probability).toBeGreaterThanOrEqual(r.predictions[1]!.probability);
+      expect(r.attentionShape).toEqual([16]);
+      expect(r.attention).toHaveLength(16);
+      expect(r.predictions[0]!.index).toBe(imageLabel(i));
+    });
+    const cnn = await graphql<{ classify: { results: { attention: number[] | null; predictions: { label: string }[] }[] } }>(gw.url, query, { model: 'fashion-cnn', images: [images[0]] });
+    expect(cnn.body.data!.classify.results[0]!.attention).toBeNull();
+    expect(cnn.body.data!.classify.results[0]!.predictions).toHaveLength(3);
+  });
+
+  describe('bad input is refused with its code and field, before anything is queued', () => {
+    const good = () => imageTensor([0]);
+    const nanBytes = Buffer.alloc(784 * 4);
+    nanBytes.writeFloatLE(NaN, 8);
+    const cases: [string, Record<string, unknown>, string, string | undefined][] = [
+      ['unknown model', { model: 'nope', inputs: [good()] }, 'NOT_FOUND', undefined],
+      ['unknown version', { model: 'fashion-cnn', version: '7', inputs: [good()] }, 'NOT_FOUND', undefined],
+      ['malformed version', { model: 'fashion-cnn', version: 'latest', inputs: [good()] }, 'BAD_USER_INPUT', 'version'],
+      ['missing input', { model: 'fashion-cnn', inputs: [] }, 'BAD_USER_INPUT', 'inputs'],
+      ['extra input', { model: 'fashion-cnn', inputs: [good(), { ...good(), name: 'extra' }] }, 'BAD_USER_INPUT', 'inputs[1].name'],
+      ['duplicate input', { model: 'fashion-cnn', inputs: [good(), good()] }, 'BAD_USER_INPUT', 'inputs[1].name'],
+      ['wrong datatype', { model: 'fashion-cnn', inputs: [{ ...good(), datatype: 'FP64' }] }, 'BAD_USER_INPUT', 'inputs[0].datatype'],
+      ['wrong shape', { model: 'fashion-cnn', inputs: [{ ...good(), shape: [1, 28, 28] }] }, 'BAD_USER_INPUT', 'inputs[0].shape'],
+      ['wrong dimension', { model: 'fashion-cnn', inputs: [{ ...good(), shape: [1, 1, 28, 27] }] }, 'BAD_USER_INPUT', 'inputs[0].shape'],
+      ['zero dimension', { model: 'fashion-cnn', inputs: [{ ...good(), shape: [0, 1, 28, 28] }] }, 'BAD_USER_INPUT', 'inputs[0].shape'],
+      ['element count differs from shape', { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], data: [1, 2, 3] }] }, 'BAD_USER_INPUT', 'inputs[0].data'],
+      ['byte count differs from shape', { model: 'fashion-cnn', inputs: [{ ...good(), shape: [2, 1, 28, 28] }] }, 'BAD_USER_INPUT', 'inputs[0].dataBase64'],
+      ['NaN', { model: 'fashion-cnn', inputs: [{ ...good(), dataBase64: nanBytes.toString('base64') }] }, 'BAD_USER_INPUT', 'inputs[0].dataBase64'],
+      ['bad base64', { model: 'fashion-cnn', inputs: [{ ...good(), dataBase64: 'not*base64!' }] }, 'BAD_USER_INPUT', 'inputs[0].dataBase64'],
+      ['both data and base64', { model: 'fashion-cnn', inputs: [{ ...good(), data: [1] }] }, 'BAD_USER_INPUT', 'inputs[0].data'],
+      ['neither data nor base64', { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28] }] }, 'BAD_USER_INPUT', 'inputs[0].data'],
+      ['more items than allowed', { model: 'fashion-cnn', inputs: [imageTensor(Array.from({ length: 33 }, (_, i) => i))] }, 'BAD_USER_INPUT', 'inputs[0].shape'],
+      ['more bytes than allowed', { model: 'fashion-cnn', inputs: [imageTensor(Array.from({ length: 16 }, (_, i) => i))] }, 'BAD_USER_INPUT', 'inputs[0].shape'],
+      ['unknown output', { model: 'fashion-cnn', inputs: [good()], outputs: ['logits'] }, 'BAD_USER_INPUT', 'outputs[0]'],
+      ['timeout above the cap', { model: 'fashion-cnn', inputs: [good()], parameters: { timeoutMs: 10_000_000 } }, 'BAD_USER_INPUT', 'parameters.timeoutMs'],
+      ['priority out of range', { model: 'fashion-cnn', inputs: [good()], parameters: { priority: 5000 } }, 'BAD_USER_INPUT', 'parameters.priority'],
+    ];
+    it.each(cases)('%s', async (_name, input, code, field) => {
+      const before = await stats(gw.url, 'fashion-cnn');
+      const res = await infer(gw.url, input);
+      expect(res.body.data).toBeNull();
+      const error = res.body.errors![0]!;
+      expect(error.extensions?.['code']).toBe(code);
+      if (field) expect(error.extensions?.['field']).toBe(field);
+      expect(JSON.stringify(res.body)).not.toMatch(/at .*\.(js|ts):\d+/); // no stack traces
+      const after = await stats(gw.url, 'fashion-cnn');
+      expect(after.stats['executions']).toBe(before.stats['executions']);
+    });
+
+    it('an unknown datatype is refused by the schema', async () => {
+      const res = await infer(gw.url, { model: 'fashion-cnn', inputs: [{ ...good(), datatype: 'FLOAT' }] });
+      expect(res.body.errors![0]!.extensions?.['code']).toBe('BAD_USER_INPUT');
+    });
+
+    it('an undecodable PNG and bad pixels name the image', async () => {
+      const q = 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images) { modelName } }';
+      const png = await graphql(gw.url, q, { images: [{ png: Buffer.from('not an image at all').toString('base64') }] });
+      expect(png.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
+      const pixels = await graphql(gw.url, q, { images: [{ png: await imagePng(0) }, { pixels: [1, 2, 3], width: 28, height: 28 }] });
+      expect(pixels.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[1].pixels' });
+      const topK = await graphql(gw.url, 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 11) { modelName } }', { images: [{ png: await imagePng(0) }] });
+      expect(topK.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'topK' });
+    });
+  });
+
+  it('exposes Triton-named metrics per model', async () => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(text).toMatch(/nv_inference_exec_count\{model="fashion-hybrid",version="1"\} \d+/);
+    expect(text).toMatch(/nv_inference_request_success\{model="fashion-cnn",version="1"\} \d+/);
+    expect(text).toMatch(/nv_inference_request_failure\{model="fashion-cnn",version="1",reason="BAD_INPUT"\} \d+/);
+    expect(text).toContain('nv_inference_batch_size_bucket');
+    expect(text).toContain('nv_inference_queue_duration_seconds_bucket');
+    expect(text).toContain('nv_inference_pending_request_count');
+  });
+});
+
+describe('a repository of its own: provider fallback, bare ONNX, overload, deadlines, admin', () => {
+  let repo: string;
+  let gw: TestGateway;
+  const cnnOnnx = path.join(REPO_ROOT, 'models', 'fashion-cnn', '1', 'model.onnx');
+
+  beforeAll(async () => {
+    repo = mkdtempSync(path.join(os.tmpdir(), 'modelgate-repo-'));
+    cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'fashion-cnn'), { recursive: true });
+    cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'reloadable'), { recursive: true });
+    const reloadable = JSON.parse(readFileSync(path.join(repo, 'reloadable', 'config.json'), 'utf8'));
+    writeFileSync(path.join(repo, 'reloadable', 'config.json'), JSON.stringify({ ...reloadable, name: 'reloadable' }));
+    cpSync(cnnOnnx, path.join(repo, 'bare', '1', 'model.onnx'));
+    cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'broken'), { recursive: true });
+    // fashion-hybrid with a long queue delay: a burst of requests is certain to share batches.
+    cpSync(path.join(REPO_ROOT, 'models', 'fashion-hybrid'), path.join(repo, 'patient-hybrid'), { recursive: true });
+    const hybrid = JSON.parse(readFileSync(path.join(repo, 'patient-hybrid', 'config.json'), 'utf8'));
+    writeFileSync(
+      path.join(repo, 'patient-hybrid', 'config.json'),
+      JSON.stringify({ ...hybrid, name: 'patient-hybrid', dynamic_batching: { max_queue_delay_microseconds: 500_000, preferred_batch_size: [64], max_queue_size: 128 } }),
+    );
+    writeFileSync(path.join(repo, 'broken', 'config.json'), JSON.stringify({ ...reloadable, name: 'broken', max_batch_size: -3 }));
+    gw = await startGateway(
+      { MODEL_REPOSITORY: repo, EXECUTION_PROVIDERS: 'cuda,cpu', INFERENCE_WORKERS: '1', INFERENCE_MAX_QUEUE_SIZE: '4' },
+      { mode: 'embedded' },
+    );
+  });
+  afterAll(async () => {
+    await gw.close();
+    rmSync(repo, { recursive: true, force: true });
+  });
+
+  it('with EXECUTION_PROVIDERS=cuda,cpu and no CUDA here, serves on the CPU, says so, and warns once per model', async () => {
+    const model = await stats(gw.url, 'fashion-cnn');
+    expect(model.status).toBe('READY');
+    expect(model.executionProvider).toBe('cpu');
+    const res = await infer(gw.url, { model: 'fashion-cnn', inputs: [imageTensor([0])] });
+    expect(res.body.data!.infer.executionProvider).toBe('cpu');
+    const warnings = gw.logs.lines.filter((l) => l.includes('fell back') && l.includes('"model":"fashion-cnn"'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('"provider":"cuda"');
+  });
+
+  it('serves a model.onnx without config.json from the graph metadata, equal to a direct onnxruntime run', async () => {
+    const model = await stats(gw.url, 'bare');
+    expect(model).toMatchObject({ status: 'READY', configSource: 'DERIVED' });
+    const described = await graphql<{ model: { maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string }[] } }>(
+      gw.url,
+      '{ model(name: "bare") { maxBatchSize inputs { name datatype shape } outputs { name } } }',
+    );
+    expect(described.body.data!.model.inputs).toEqual([{ name: 'image', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
+    const outputNames = described.body.data!.model.outputs.map((o) => o.name);
+    const res = await infer(gw.url, { model: 'bare', inputs: [imageTensor([5, 6, 7])] });
+    expect(res.body.errors).toBeUndefined();
+    const session = await ort.InferenceSession.create(cnnOnnx, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    const direct = await session.run({ image: new ort.Tensor('float32', imageFloats([5, 6, 7]), [3, 1, 28, 28]) });
+    for (const name of outputNames) {
+      const served = res.body.data!.infer.outputs.find((o) => o.name === name)!;
+      expect(decodeFloats(served.dataBase64)).toEqual(Array.from(direct[name]!.data as Float32Array));
+    }
+    await session.release();
+  });
+
+  it('64 concurrent single-image requests run in far fewer executions, each result identical to a direct batch-1 onnxruntime run', async () => {
+    const indices = Array.from({ length: 64 }, (_, i) => 100 + i);
+    const session = await ort.InferenceSession.create(path.join(repo, 'patient-hybrid', '1', 'model.onnx'), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    const alone: number[][] = [];
+    for (const i of indices) {
+      const out = await session.run({ image: new ort.Tensor('float32', imageFloats([i]), [1, 1, 28, 28]) });
+      alone.push(Array.from(out['probabilities']!.data as Float32Array));
+    }
+    await session.release();
+    const before = await stats(gw.url, 'patient-hybrid');
+    const results = await Promise.all(indices.map((i) => infer(gw.url, { model: 'patient-hybrid', inputs: [imageTensor([i])], outputs: ['probabilities'] })));
+    const after = await stats(gw.url, 'patient-hybrid');
+    const executions = after.stats['executions']! - before.stats['executions']!;
+    expect(after.stats['inferences']! - before.stats['inferences']!).toBe(64);
+    expect(executions).toBeLessThanOrEqual(4);
+    results.forEach((res, n) => {
+      expect(res.body.errors).toBeUndefined();
+      const out = res.body.data!.infer;
+      expect(out.outputs.map((o) => o.name)).toEqual(['probabilities']);
+      expect(decodeFloats(out.outputs[0]!.dataBase64)).toEqual(alone[n]);
+    });
+  });
+
+  it('a model whose config.json is invalid is FAILED with a reason naming the file and field', async () => {
+    const model = await stats(gw.url, 'broken');
+    expect(model.status).toBe('FAILED');
+    expect(model.statusReason).toContain(path.join('broken', 'config.json'));
+    expect(model.statusReason).toContain('max_batch_size');
+    const res = await infer(gw.url, { model: 'broken', inputs: [imageTensor([0])] });
+    expect(res.body.errors![0]!.extensions?.['code']).toBe('MODEL_UNAVAILABLE');
+    expect(res.status).toBe(503);
+  });
+
+  it('beyond the queue bound a request gets OVERLOADED (HTTP 503) at once, and refused requests never run', async () => {
+    const before = await stats(gw.url, 'fashion-cnn');
+    const batch = imageTensor(Array.from({ length: 64 }, (_, i) => i));
+    const results = await Promise.all(Array.from({ length: 24 }, () => infer(gw.url, { model: 'fashion-cnn', inputs: [batch] })));
+    const ok = results.filter((r) => r.body.data);
+    const overloaded = results.filter((r) => r.body.errors?.[0]?.extensions?.['code'] === 'OVERLOADED');
+    expect(ok.length + overloaded.length).toBe(24);
+    expect(overloaded.length).toBeGreaterThan(0);
+    expect(ok.length).toBeGreaterThan(0);
+    for (const r of overloaded) expect(r.status).toBe(503);
+    const after = await stats(gw.url, 'fashion-cnn');
+    expect(after.stats['inferences']! - before.stats['inferences']!).toBe(ok.length * 64);
+    expect(after.stats['executions']! - before.stats['executions']!).toBe(ok.length);
+  });
+
+  it('a request still queued at its deadline is dropped with TIMEOUT (HTTP 504) and never runs', async () => {
+    const before = await stats(gw.url, 'fashion-cnn');
+    const batch = imageTensor(Array.from({ length: 64 }, (_, i) => i));
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => infer(gw.url, { model: 'fashion-cnn', inputs: [batch], parameters: { timeoutMs: 1 } })),
+    );
+    const ok = results.filter((r) => r.body.data);
+    const timedOut = results.filter((r) => r.body.errors?.[0]?.extensions?.['code'] === 'TIMEOUT');
+    expect(ok.length + timedOut.length).toBe(4);
+    expect(timedOut.length).toBeGreaterThan(0);
+    for (const r of timedOut) expect(r.status).toBe(504);
+    const after = await stats(gw.url, 'fashion-cnn');
+    expect(after.stats['inferences']! - before.stats['inferences']!).toBe(ok.length * 64);
+  });
+
+  it('a failed reload leaves the old version serving; unload and load work', async () => {
+    const configFile = path.join(repo, 'reloadable', 'config.json');
+    const good = readFileSync(configFile, 'utf8');
+    const config = JSON.parse(good);
+    config.inputs[0].name = 'pixels';
+    writeFileSync(configFile, JSON.stringify(config));
+    const reload = await graphql(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
+    expect(reload.body.errors![0]!.extensions?.['code']).toBe('MODEL_UNAVAILABLE');
+    expect(reload.body.errors![0]!.message).toContain('"pixels"');
+    expect((await stats(gw.url, 'reloadable')).status).toBe('READY');
+    expect((await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
+
+    writeFileSync(configFile, good);
+    const reloaded = await graphql<{ reloadModel: { status: string } }>(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
+    expect(reloaded.body.data!.reloadModel.status).toBe('READY');
+
+    const unloaded = await graphql<{ unloadModel: { status: string } }>(gw.url, 'mutation { unloadModel(name: "reloadable") { status } }');
+    expect(unloaded.body.data!.unloadModel.status).toBe('UNLOADED');
+    const refused = await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] });
+    expect(refused.body.errors![0]!.extensions?.['code']).toBe('MODEL_UNAVAILABLE');
+    const loaded = await graphql<{ loadModel: { status: string } }>(gw.url, 'mutation { loadModel(name: "reloadable") { status } }');
+    expect(loaded.body.data!.loadModel.status).toBe('READY');
+    expect((await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
+  });
+
+  it('loadModel picks up a model added to the repository after start', async () => {
+    cpSync(cnnOnnx, path.join(repo, 'late', '1', 'model.onnx'));
+    const missing = await infer(gw.url, { model: 'late', inputs: [imageTensor([0])] });
+    expect(missing.body.errors![0]!.extensions?.['code']).toBe('NOT_FOUND');
+    const loaded = await graphql<{ loadModel: { status: string; configSource: string } }>(gw.url, 'mutation { loadModel(name: "late") { status configSource } }');
+    expect(loaded.body.data!.loadModel).toEqual({ status: 'READY', configSource: 'DERIVED' });
+    const unknown = await graphql(gw.url, 'mutation { loadModel(name: "ghost") { status } }');
+    expect(unknown.body.errors![0]!.extensions?.['code']).toBe('NOT_FOUND');
+  });
+});
