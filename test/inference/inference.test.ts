@@ -57,7 +57,7 @@ describe('inference on the model repository', () => {
       expect(m.inputs).toEqual([{ name: 'image', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
       expect(m.labels).toHaveLength(10);
     }
-    const ready = await (await fetch(`${gw.url}/readyz`)).json();
+    const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { components: { models: { detail: { models: Record<string, unknown> } } } };
     expect(ready.components.models.detail.models['fashion-cnn/1']).toEqual({ status: 'READY', executionProvider: 'cpu' });
   });
 
