@@ -165,7 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ]);
   }
   const cores = Math.max(1, os.availableParallelism());
-  const workers = e.INFERENCE_WORKERS ?? Math.max(1, Math.floor(cores / e.INFERENCE_INTRA_OP_THREADS));
+  // One core stays with the event loop (GraphQL, auth, batching); the rest run models.
+  const workers = e.INFERENCE_WORKERS ?? Math.max(1, Math.floor(Math.max(1, cores - 1) / e.INFERENCE_INTRA_OP_THREADS));
   return {
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
