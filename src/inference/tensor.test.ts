@@ -1,0 +1,48 @@
+import { checkBytes, decodeBase64, decodeNumbers, encodeNumbers, TensorEncodingError } from './tensor';
+
+describe('tensor codec', () => {
+  it.each([
+    ['FP32', [0, 1.5, -2.25, 3.4028234663852886e38]],
+    ['FP64', [0, 1e300, -Math.PI]],
+    ['INT32', [0, -2147483648, 2147483647]],
+    ['INT64', [0, -(2 ** 53) + 1, 2 ** 53 - 1]],
+    ['UINT8', [0, 255, 7]],
+    ['INT8', [-128, 127]],
+    ['INT16', [-32768, 32767]],
+    ['BOOL', [0, 1, 1]],
+    ['FP16', [0, 1, -2, 0.5, 65504]],
+  ] as const)('%s round-trips through little-endian bytes', (datatype, values) => {
+    expect(decodeNumbers(datatype, encodeNumbers(datatype, values))).toEqual(values);
+  });
+
+  it.each([
+    ['FP32', Infinity, /NaN or Infinity/],
+    ['FP32', 1e39, /out of FP32 range/],
+    ['INT32', 1.5, /whole numbers/],
+    ['INT32', 2 ** 31, /out of INT32 range/],
+    ['UINT8', -1, /out of UINT8 range/],
+    ['BOOL', 2, /0 or 1/],
+    ['INT64', 2 ** 60, /out of INT64 range/],
+  ] as const)('%s refuses %p naming the element', (datatype, value, message) => {
+    expect(() => encodeNumbers(datatype, [0, value])).toThrow(TensorEncodingError);
+    expect(() => encodeNumbers(datatype, [0, value])).toThrow(/element 1/);
+    expect(() => encodeNumbers(datatype, [0, value])).toThrow(message);
+  });
+
+  it('checks raw bytes for NaN, Infinity, bad BOOLs and ragged lengths', () => {
+    const nan = Buffer.alloc(8);
+    nan.writeFloatLE(NaN, 4);
+    expect(checkBytes('FP32', nan)).toMatch(/element 1: NaN/);
+    expect(checkBytes('FP32', Buffer.alloc(8))).toBeNull();
+    expect(checkBytes('FP32', Buffer.alloc(7))).toMatch(/not a multiple of 4/);
+    expect(checkBytes('BOOL', Buffer.from([0, 1, 2]))).toMatch(/element 2/);
+    expect(checkBytes('FP16', Buffer.from([0x00, 0x7c]))).toMatch(/NaN or Infinity/);
+  });
+
+  it('decodes only strict base64', () => {
+    expect(decodeBase64(Buffer.from('hello').toString('base64'))?.toString()).toBe('hello');
+    expect(decodeBase64('aGVsbG8=\n')?.toString()).toBe('hello');
+    expect(decodeBase64('not*base64')).toBeNull();
+    expect(decodeBase64('abc')).toBeNull();
+  });
+});
