@@ -9,6 +9,8 @@ import type { RedisConnection } from '../redis/redis';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import type { Lifecycle } from './lifecycle';
+import type { Authenticator } from '../auth/authenticator';
+import type { KeyService } from '../keys/key.service';
 
 export interface Services {
   config: Config;
@@ -20,4 +22,8 @@ export interface Services {
   readiness: Readiness;
   lifecycle: Lifecycle;
   startedAt: number;
+  /** Verifies API keys (cached, invalidated over Redis pub/sub). */
+  auth: Authenticator;
+  /** Tenants, API keys and their audit trail. */
+  keys: KeyService;
 }
