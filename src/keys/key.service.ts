@@ -263,7 +263,7 @@ export class KeyService {
     const key = generateKey(this.environment);
     return this.prisma.$transaction(async (tx) => {
       // Two bootstraps at once must not both create a key.
-      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)');
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)::text');
       const now = new Date();
       const existing = await tx.apiKey.findFirst({
         where: {
