@@ -230,15 +230,18 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     .option('--json', 'print JSON')
     .action(async (opts: { tenant?: string; revoked?: boolean; active?: boolean; json?: boolean }) => {
       if (opts.revoked && opts.active) throw new UsageError('--revoked and --active exclude each other');
-      const all = await session(async (s) => {
+      const { all, names } = await session(async (s) => {
         const rows: ApiKey[] = [];
         let after: string | undefined;
         for (;;) {
           const page = await s.keys.listApiKeys(s.caller, { tenant: opts.tenant, revoked: opts.revoked ? true : opts.active ? false : null }, { first: 100, after });
           rows.push(...page.edges.map((e) => e.node));
-          if (!page.hasNextPage) return rows;
+          if (!page.hasNextPage) break;
           after = page.edges[page.edges.length - 1]?.cursor;
         }
+        const tenantNames = new Map<string, string>();
+        for (const id of new Set(rows.map((k) => k.tenantId))) tenantNames.set(id, (await s.keys.tenantById(id))?.name ?? id);
+        return { all: rows, names: tenantNames };
       });
       if (opts.json) return io.out(JSON.stringify(all.map(keyJson), null, 2));
       io.out(
@@ -247,7 +250,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
             id: k.id,
             prefix: k.prefix,
             name: k.name,
-            tenant: k.tenantId,
+            tenant: names.get(k.tenantId) ?? k.tenantId,
             scopes: k.scopes.join(','),
             models: k.allowedModels.length ? k.allowedModels.join(',') : 'all',
             status: keyStatus(k),

@@ -45,7 +45,8 @@ async function createKey(by: string, input: Record<string, unknown>): Promise<Cr
 }
 
 beforeAll(async () => {
-  gw = await startGateway();
+  // Debug level: the log check below then covers per-request lines too.
+  gw = await startGateway({ LOG_LEVEL: 'debug' });
   adminKey = (await createTestKey({ scopes: ['admin'], name: 'suite admin' })).key;
   plaintexts.push(adminKey);
 });
@@ -264,6 +265,8 @@ describe('secrets at rest and in logs', () => {
     } finally {
       await client.end();
     }
+    expect(gw.logs.text).toContain('api key revoked');
+    expect(gw.logs.lines.length).toBeGreaterThan(50);
     for (const p of plaintexts) expect(gw.logs.text).not.toContain(p.slice(16));
   });
 });
