@@ -8,9 +8,11 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
 import { InferenceResolver } from '../inference/inference.resolver';
+import { KeysResolver } from '../keys/keys.resolver';
+import { authChecker } from '../auth/auth-checker';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, InferenceResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, InferenceResolver, KeysResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 
@@ -19,6 +21,8 @@ export function getSchema(): Promise<GraphQLSchema> {
   cached ??= buildSchema({
     resolvers: RESOLVERS,
     validate: false,
+    // Every field but the public ones carries @Authorized(<scope>); see test/auth/schema-guard.test.ts.
+    authChecker,
   });
   return cached;
 }

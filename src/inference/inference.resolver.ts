@@ -3,7 +3,8 @@
  * mutations. Thin: parse, authorize, call the service, shape the result.
  */
 import { performance } from 'node:perf_hooks';
-import { Arg, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
+import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
 import type { RegisteredModel, ModelVersion } from './registry';
 import {
@@ -63,31 +64,38 @@ function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
  * live here so every inference field goes through the same path.
  */
 async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
+  // @Authorized guarantees a principal; the per-key model allowlist is checked here.
+  assertModelAllowed(ctx.principal!, model);
   const meter = newMetering(model);
   return run(meter, undefined);
 }
 
 @Resolver()
 export class InferenceResolver {
+  @Authorized('inference')
   @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
   models(@Ctx() ctx: GraphQLContext): ModelType[] {
     const registry = ctx.services.inference.registry;
-    return registry.list().map((m) => {
+    const allowed = ctx.principal!.allowedModels;
+    return registry.list().filter((m) => allowed.length === 0 || allowed.includes(m.name)).map((m) => {
       const { version } = registry.find(m.name);
       return toModelType(m, version);
     });
   }
 
+  @Authorized('inference')
   @Query(() => ModelType, { description: 'One model at a version (default: the latest READY one); NOT_FOUND if unknown' })
   model(
     @Ctx() ctx: GraphQLContext,
     @Arg('name') name: string,
     @Arg('version', () => String, { nullable: true }) version?: string | null,
   ): ModelType {
+    assertModelAllowed(ctx.principal!, name);
     const { model, version: v } = ctx.services.inference.registry.find(name, version);
     return toModelType(model, v);
   }
 
+  @Authorized('inference')
   @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
   async infer(@Ctx() ctx: GraphQLContext, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
     const started = performance.now();
@@ -103,6 +111,7 @@ export class InferenceResolver {
     };
   }
 
+  @Authorized('inference')
   @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels and attention maps' })
   async classify(
     @Ctx() ctx: GraphQLContext,
@@ -126,6 +135,7 @@ export class InferenceResolver {
     };
   }
 
+  @Authorized('admin')
   @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) from the repository, including ones added since start' })
   async loadModel(
     @Ctx() ctx: GraphQLContext,
@@ -137,6 +147,7 @@ export class InferenceResolver {
     return toModelType(model, registry.find(name, version).version);
   }
 
+  @Authorized('admin')
   @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); its queued requests are refused' })
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
@@ -148,6 +159,7 @@ export class InferenceResolver {
     return toModelType(model, registry.find(name, version).version);
   }
 
+  @Authorized('admin')
   @Mutation(() => ModelType, { description: 'Re-reads config.json and weights; a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
   async reloadModel(
     @Ctx() ctx: GraphQLContext,

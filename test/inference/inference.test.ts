@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
+import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { argmax, decodeFloats, imageFloats, imageLabel, imagePng, imagePixels, imageTensor, INFER } from './fixtures';
 
 type InferData = {
@@ -28,25 +29,41 @@ const STATS = `query($name: String!) { model(name: $name) { status executionProv
   stats { requests failures inferences executions meanBatchSize pending } } }`;
 
 async function stats(url: string, name: string) {
-  const res = await graphql<{ model: { status: string; executionProvider: string; configSource: string; statusReason: string | null; stats: Record<string, number> } }>(url, STATS, { name });
+  const res = await gql<{ model: { status: string; executionProvider: string; configSource: string; statusReason: string | null; stats: Record<string, number> } }>(url, STATS, { name });
   if (!res.body.data) throw new Error(JSON.stringify(res.body.errors));
   return res.body.data.model;
 }
 
+// An admin key (admin implies inference) with room for every request of this file.
+let headers: Record<string, string> = {};
+beforeAll(async () => {
+  const { key } = await createTestKey({
+    scopes: ['admin'],
+    tenantLimits: { requestsPerMinute: 100_000, computeUnitsPerMinute: 10_000_000 },
+    keyLimits: { requestsPerMinute: 100_000, computeUnitsPerMinute: 10_000_000 },
+  });
+  headers = authHeaders(key);
+});
+afterAll(() => closeTestKeys());
+
+function gql<T = Record<string, unknown>>(url: string, query: string, variables: Record<string, unknown> = {}) {
+  return graphql<T>(url, query, variables, headers);
+}
+
 function infer(url: string, input: Record<string, unknown>) {
-  return graphql<InferData>(url, INFER, { input });
+  return gql<InferData>(url, INFER, { input });
 }
 
 describe('inference on the model repository', () => {
   let gw: TestGateway;
 
   beforeAll(async () => {
-    gw = await startGateway({ INFERENCE_MAX_ITEMS_PER_REQUEST: '32', INFERENCE_MAX_BYTES_PER_REQUEST: '50000', INFERENCE_WORKERS: '2' }, { mode: 'embedded' });
+    gw = await startGateway({ INFERENCE_MAX_ITEMS_PER_REQUEST: '32', INFERENCE_MAX_BYTES_PER_REQUEST: '50000', INFERENCE_WORKERS: '2' }, { mode: 'postgres' });
   });
   afterAll(() => gw.close());
 
   it('lists the four models READY on the CPU with their tensors and labels', async () => {
-    const res = await graphql<{ models: { name: string; status: string; executionProvider: string; maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; labels: string[]; configSource: string }[] }>(
+    const res = await gql<{ models: { name: string; status: string; executionProvider: string; maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; labels: string[]; configSource: string }[] }>(
       gw.url,
       '{ models { name status executionProvider maxBatchSize inputs { name datatype shape } labels configSource } }',
     );
@@ -93,7 +110,7 @@ describe('inference on the model repository', () => {
 
   it('accepts JSON data and base64 alike and splits a multi-item request back per item', async () => {
     const floats = Array.from(imageFloats([3, 4]));
-    const json = await graphql<{ infer: { outputs: { name: string; shape: number[]; data: number[] }[] } }>(
+    const json = await gql<{ infer: { outputs: { name: string; shape: number[]; data: number[] }[] } }>(
       gw.url,
       'mutation($input: InferInput!) { infer(input: $input) { outputs { name shape data } } }',
       { input: { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [2, 1, 28, 28], data: floats }], outputs: ['probabilities'] } },
@@ -114,7 +131,7 @@ describe('inference on the model repository', () => {
       { png: await imagePng(1, { size: 112, colour: true }) },
       { pixels: Array.from(imagePixels(2)), width: 28, height: 28 },
     ];
-    const res = await graphql<{ classify: { results: { predictions: { label: string; index: number; probability: number }[]; attention: number[] | null; attentionShape: number[] | null }[] } }>(
+    const res = await gql<{ classify: { results: { predictions: { label: string; index: number; probability: number }[]; attention: number[] | null; attentionShape: number[] | null }[] } }>(
       gw.url,
       query,
       { model: 'fashion-attention', images, topK: 2 },
@@ -129,7 +146,7 @@ describe('inference on the model repository', () => {
       expect(r.attention).toHaveLength(16);
       expect(r.predictions[0]!.index).toBe(imageLabel(i));
     });
-    const cnn = await graphql<{ classify: { results: { attention: number[] | null; predictions: { label: string }[] }[] } }>(gw.url, query, { model: 'fashion-cnn', images: [images[0]] });
+    const cnn = await gql<{ classify: { results: { attention: number[] | null; predictions: { label: string }[] }[] } }>(gw.url, query, { model: 'fashion-cnn', images: [images[0]] });
     expect(cnn.body.data!.classify.results[0]!.attention).toBeNull();
     expect(cnn.body.data!.classify.results[0]!.predictions).toHaveLength(3);
   });
@@ -180,13 +197,31 @@ describe('inference on the model repository', () => {
 
     it('an undecodable PNG and bad pixels name the image', async () => {
       const q = 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images) { modelName } }';
-      const png = await graphql(gw.url, q, { images: [{ png: Buffer.from('not an image at all').toString('base64') }] });
+      const png = await gql(gw.url, q, { images: [{ png: Buffer.from('not an image at all').toString('base64') }] });
       expect(png.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
-      const pixels = await graphql(gw.url, q, { images: [{ png: await imagePng(0) }, { pixels: [1, 2, 3], width: 28, height: 28 }] });
+      const pixels = await gql(gw.url, q, { images: [{ png: await imagePng(0) }, { pixels: [1, 2, 3], width: 28, height: 28 }] });
       expect(pixels.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[1].pixels' });
-      const topK = await graphql(gw.url, 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 11) { modelName } }', { images: [{ png: await imagePng(0) }] });
+      const topK = await gql(gw.url, 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 11) { modelName } }', { images: [{ png: await imagePng(0) }] });
       expect(topK.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'topK' });
     });
+  });
+
+  it('needs a key with the inference scope, and honours the key\'s model allowlist', async () => {
+    const anonymous = await graphql(gw.url, INFER, { input: { model: 'fashion-cnn', inputs: [imageTensor([0])] } });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.errors![0]!.extensions?.['code']).toBe('UNAUTHENTICATED');
+    const usageOnly = await createTestKey({ scopes: ['usage:read'] });
+    const refused = await graphql(gw.url, INFER, { input: { model: 'fashion-cnn', inputs: [imageTensor([0])] } }, authHeaders(usageOnly.key));
+    expect(refused.body.errors![0]!.extensions?.['code']).toBe('FORBIDDEN');
+    const cnnOnly = await createTestKey({ scopes: ['inference'], allowedModels: ['fashion-cnn'] });
+    const h = authHeaders(cnnOnly.key);
+    expect((await graphql(gw.url, INFER, { input: { model: 'fashion-cnn', inputs: [imageTensor([0])] } }, h)).body.data).toBeTruthy();
+    const other = await graphql(gw.url, INFER, { input: { model: 'fashion-lstm', inputs: [imageTensor([0])] } }, h);
+    expect(other.body.errors![0]!.extensions).toMatchObject({ code: 'FORBIDDEN', model: 'fashion-lstm' });
+    const listed = await graphql<{ models: { name: string }[] }>(gw.url, '{ models { name } }', {}, h);
+    expect(listed.body.data!.models.map((m) => m.name)).toEqual(['fashion-cnn']);
+    const admin = await graphql(gw.url, 'mutation { unloadModel(name: "fashion-cnn") { status } }', {}, h);
+    expect(admin.body.errors![0]!.extensions?.['code']).toBe('FORBIDDEN');
   });
 
   it('exposes Triton-named metrics per model', async () => {
@@ -223,7 +258,7 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     writeFileSync(path.join(repo, 'broken', 'config.json'), JSON.stringify({ ...reloadable, name: 'broken', max_batch_size: -3 }));
     gw = await startGateway(
       { MODEL_REPOSITORY: repo, EXECUTION_PROVIDERS: 'cuda,cpu', INFERENCE_WORKERS: '1', INFERENCE_MAX_QUEUE_SIZE: '4' },
-      { mode: 'embedded' },
+      { mode: 'postgres' },
     );
   });
   afterAll(async () => {
@@ -245,7 +280,7 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
   it('serves a model.onnx without config.json from the graph metadata, equal to a direct onnxruntime run', async () => {
     const model = await stats(gw.url, 'bare');
     expect(model).toMatchObject({ status: 'READY', configSource: 'DERIVED' });
-    const described = await graphql<{ model: { maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string }[] } }>(
+    const described = await gql<{ model: { maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string }[] } }>(
       gw.url,
       '{ model(name: "bare") { maxBatchSize inputs { name datatype shape } outputs { name } } }',
     );
@@ -331,21 +366,21 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     const config = JSON.parse(good);
     config.inputs[0].name = 'pixels';
     writeFileSync(configFile, JSON.stringify(config));
-    const reload = await graphql(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
+    const reload = await gql(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
     expect(reload.body.errors![0]!.extensions?.['code']).toBe('MODEL_UNAVAILABLE');
     expect(reload.body.errors![0]!.message).toContain('"pixels"');
     expect((await stats(gw.url, 'reloadable')).status).toBe('READY');
     expect((await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
 
     writeFileSync(configFile, good);
-    const reloaded = await graphql<{ reloadModel: { status: string } }>(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
+    const reloaded = await gql<{ reloadModel: { status: string } }>(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
     expect(reloaded.body.data!.reloadModel.status).toBe('READY');
 
-    const unloaded = await graphql<{ unloadModel: { status: string } }>(gw.url, 'mutation { unloadModel(name: "reloadable") { status } }');
+    const unloaded = await gql<{ unloadModel: { status: string } }>(gw.url, 'mutation { unloadModel(name: "reloadable") { status } }');
     expect(unloaded.body.data!.unloadModel.status).toBe('UNLOADED');
     const refused = await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] });
     expect(refused.body.errors![0]!.extensions?.['code']).toBe('MODEL_UNAVAILABLE');
-    const loaded = await graphql<{ loadModel: { status: string } }>(gw.url, 'mutation { loadModel(name: "reloadable") { status } }');
+    const loaded = await gql<{ loadModel: { status: string } }>(gw.url, 'mutation { loadModel(name: "reloadable") { status } }');
     expect(loaded.body.data!.loadModel.status).toBe('READY');
     expect((await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
   });
@@ -354,9 +389,9 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     cpSync(cnnOnnx, path.join(repo, 'late', '1', 'model.onnx'));
     const missing = await infer(gw.url, { model: 'late', inputs: [imageTensor([0])] });
     expect(missing.body.errors![0]!.extensions?.['code']).toBe('NOT_FOUND');
-    const loaded = await graphql<{ loadModel: { status: string; configSource: string } }>(gw.url, 'mutation { loadModel(name: "late") { status configSource } }');
+    const loaded = await gql<{ loadModel: { status: string; configSource: string } }>(gw.url, 'mutation { loadModel(name: "late") { status configSource } }');
     expect(loaded.body.data!.loadModel).toEqual({ status: 'READY', configSource: 'DERIVED' });
-    const unknown = await graphql(gw.url, 'mutation { loadModel(name: "ghost") { status } }');
+    const unknown = await gql(gw.url, 'mutation { loadModel(name: "ghost") { status } }');
     expect(unknown.body.errors![0]!.extensions?.['code']).toBe('NOT_FOUND');
   });
 });
