@@ -10,6 +10,7 @@ import type { Config } from '../config';
 import type { GraphQLContext } from '../graphql/context';
 import { getSchema } from '../graphql/schema';
 import { classifyError, domainErrorOf, httpStatusFor, toGraphQLError } from '../errors';
+import { rateLimitPlugin } from '../ratelimit/plugin';
 
 /** Logs unexpected errors with the request id and stamps the id on every error sent. */
 function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
@@ -87,7 +88,7 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
-    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), errorPlugin()],
+    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), errorPlugin(), rateLimitPlugin()],
     formatError,
   });
   await apollo.start();

@@ -18,6 +18,7 @@ import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
+import { RateLimitService } from '../ratelimit/ratelimit.service';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -65,7 +66,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, startedAt: Date.now() };
+  const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, limits, startedAt: Date.now() };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
@@ -73,6 +75,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   lifecycle.onShutdown('database', 'close', () => db.close());
+  lifecycle.onShutdown('ratelimit', 'close', async () => limits.close());
   if (redis) {
     const r = redis;
     lifecycle.onShutdown('redis', 'close', () => r.close());
