@@ -9,6 +9,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Config } from '../config';
 import type { GraphQLContext } from '../graphql/context';
 import { getSchema } from '../graphql/schema';
+import { authPlugin } from '../auth/auth-plugin';
 import { classifyError, domainErrorOf, httpStatusFor, toGraphQLError } from '../errors';
 import { rateLimitPlugin } from '../ratelimit/plugin';
 
@@ -88,7 +89,7 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
-    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), errorPlugin(), rateLimitPlugin()],
+    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), authPlugin(), errorPlugin(), rateLimitPlugin()],
     formatError,
   });
   await apollo.start();

@@ -19,6 +19,9 @@ import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
+import { Authenticator } from '../auth/authenticator';
+import { KeyService } from '../keys/key.service';
+import { DomainError } from '../errors';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -66,8 +69,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
+  const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics });
+  auth.start();
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
   const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, limits, startedAt: Date.now() };
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, startedAt: Date.now(), auth, keys, limits };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
@@ -76,6 +83,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   lifecycle.onShutdown('database', 'close', () => db.close());
   lifecycle.onShutdown('ratelimit', 'close', async () => limits.close());
+  lifecycle.onShutdown('auth', 'close', () => auth.close());
   if (redis) {
     const r = redis;
     lifecycle.onShutdown('redis', 'close', () => r.close());
@@ -168,17 +176,27 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
 
   registerGraphiql(app);
   const apolloHandler = fastifyApolloHandler(apollo, {
-    context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => ({
-      requestId: request.id,
-      // request.log is a pino child logger carrying the request id.
-      log: request.log as unknown as Logger,
-      services,
-      request,
-      reply,
-      ip: request.ip,
-      userAgent: request.headers['user-agent'],
-      principal: null,
-    }),
+    context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => {
+      const context: GraphQLContext = {
+        requestId: request.id,
+        // request.log is a pino child logger carrying the request id.
+        log: request.log as unknown as Logger,
+        services,
+        request,
+        reply,
+        ip: request.ip,
+        userAgent: request.headers['user-agent'],
+        principal: null,
+      };
+      try {
+        context.principal = await services.auth.authenticate(request.headers);
+      } catch (error) {
+        // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status.
+        if (!(error instanceof DomainError)) throw error;
+        context.authError = error;
+      }
+      return context;
+    },
   });
   app.route<{ Reply: string }>({
     url: '/graphql',
