@@ -9,9 +9,10 @@ import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
 import { KeysResolver } from '../keys/keys.resolver';
 import { authChecker } from '../auth/auth-checker';
+import { MeLimitsResolver } from '../ratelimit/limits.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, KeysResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, KeysResolver, MeLimitsResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -60,6 +60,8 @@ export class RateLimitService {
   private readonly decisions: Counter<'result' | 'limit' | 'source'>;
   private readonly fallbacks: Counter;
   private unsubscribe: (() => void) | undefined;
+  /** Whether Redis has ever been used (the first connection is not a recovery). */
+  private everHealthy = false;
 
   constructor(options: RateLimitServiceOptions) {
     this.config = options.config;
@@ -69,6 +71,7 @@ export class RateLimitService {
     this.redisTimeoutMs = options.redisTimeoutMs ?? 2000;
     this.redisLimiter = this.redis ? new RedisLimiter(this.redis.client, this.redis.keyPrefix) : null;
     this.redisHealthy = this.redis?.state === 'up';
+    this.everHealthy = this.redisHealthy;
 
     const registry = options.metrics.registry;
     this.storeUp = new Gauge({
@@ -203,7 +206,8 @@ export class RateLimitService {
     this.redisHealthy = healthy;
     this.storeUp.set(healthy ? 1 : 0);
     if (healthy) {
-      this.log.info({ backend: 'redis' }, 'rate limits: back on Redis');
+      this.log.info({ backend: 'redis' }, this.everHealthy ? 'rate limits: back on Redis' : 'rate limits: using Redis');
+      this.everHealthy = true;
     } else if (this.config.limits.failureMode === 'open') {
       this.log.error({ reason, backend: 'local' }, 'rate limits: Redis unreachable, using the in-process limiter (RATE_LIMIT_FAILURE_MODE=open)');
     } else {
