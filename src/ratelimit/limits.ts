@@ -6,15 +6,10 @@
 import type { Config } from '../config';
 import type { Principal } from '../auth/principal';
 import type { LimitName, LimitSpec } from './types';
+import type { StoreLimit } from './store';
 
 /** A limit resolved for one request, with the store key(s) it lives in. */
-export interface ResolvedLimit extends LimitSpec {
-  /** rolling: a 60-second sliding log; month: a counter for the calendar month (UTC). */
-  kind: 'rolling' | 'month';
-  /** Window in ms (rolling) or ms until the month ends (month). */
-  spanMs: number;
-  /** Store key (without the global prefix), hash-tagged by tenant. */
-  key: string;
+export interface ResolvedLimit extends LimitSpec, StoreLimit {
   /** Counted but never refusing (the month's usage of a tenant without a quota); left out of headers. */
   unbounded: boolean;
 }
@@ -76,21 +71,22 @@ export function resolveLimits(
 ): ResolvedLimit[] {
   const { requests, computeUnits } = cost;
   const l = principal.limits;
-  const rolling = (name: LimitName, limit: number, cost: number): ResolvedLimit => ({
+  const rolling = (name: LimitName, limit: number, cost: number, weighted: boolean): ResolvedLimit => ({
     name,
     limit,
     windowSeconds: MINUTE_MS / 1000,
     cost,
     kind: 'rolling',
+    weighted,
     spanMs: MINUTE_MS,
     key: limitKey(principal, name, at),
     unbounded: false,
   });
   const limits: ResolvedLimit[] = [
-    rolling('key_requests', l.keyRequestsPerMinute ?? defaults.defaultRequestsPerMinute, requests),
-    rolling('tenant_requests', l.tenantRequestsPerMinute ?? defaults.defaultRequestsPerMinute, requests),
-    rolling('key_compute_units', l.keyComputeUnitsPerMinute ?? defaults.defaultComputeUnitsPerMinute, computeUnits),
-    rolling('tenant_compute_units', l.tenantComputeUnitsPerMinute ?? defaults.defaultComputeUnitsPerMinute, computeUnits),
+    rolling('key_requests', l.keyRequestsPerMinute ?? defaults.defaultRequestsPerMinute, requests, false),
+    rolling('tenant_requests', l.tenantRequestsPerMinute ?? defaults.defaultRequestsPerMinute, requests, false),
+    rolling('key_compute_units', l.keyComputeUnitsPerMinute ?? defaults.defaultComputeUnitsPerMinute, computeUnits, true),
+    rolling('tenant_compute_units', l.tenantComputeUnitsPerMinute ?? defaults.defaultComputeUnitsPerMinute, computeUnits, true),
   ];
   // The month is counted even without a quota, so `me` can show what was used.
   const quota = l.tenantMonthlyComputeUnitQuota ?? defaults.defaultMonthlyComputeUnitQuota;
@@ -100,6 +96,7 @@ export function resolveLimits(
     windowSeconds: monthLengthSeconds(at),
     cost: computeUnits,
     kind: 'month',
+    weighted: true,
     spanMs: nextMonthStart(at).getTime() - at.getTime(),
     key: limitKey(principal, 'tenant_monthly_compute_units', at),
     unbounded: quota === null,

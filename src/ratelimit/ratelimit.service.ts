@@ -123,7 +123,11 @@ export class RateLimitService {
     if (!this.config.limits.enabled) return { allowed: true, states: [], source: 'disabled' };
     const computeUnits = wholeUnits(request.computeUnits);
     const at = now ?? this.clock();
-    const limits = resolveLimits(principal, this.config.limits, { requests: 1, computeUnits }, at);
+    // A request without compute units touches only the request limits (its
+    // headers describe those); skipping the others keeps the script short.
+    const limits = resolveLimits(principal, this.config.limits, { requests: 1, computeUnits }, at).filter(
+      (l) => computeUnits > 0 || (l.kind === 'rolling' && !l.weighted),
+    );
     const outcome = await this.run(limits, at, now !== undefined);
     if (outcome === 'unavailable') {
       this.decisions.inc({ result: 'unavailable', limit: '', source: 'unavailable' });

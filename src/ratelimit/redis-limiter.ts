@@ -4,9 +4,10 @@
  * falls back to EVAL after a Redis restart empties the script cache).
  *
  * Algorithm: a sliding-window log per rolling limit. Each admitted request
- * adds one sorted-set entry (score = time in ms, member = "<id>:<amount>"),
- * and a companion counter holds the sum of the amounts, so checking is
- * O(1) plus the entries that expire (each entry is added and removed once).
+ * adds one sorted-set entry (score = time in ms, member = "<id>:<amount>");
+ * request limits count entries (ZCARD), compute-unit limits keep the sum of
+ * the amounts in a companion counter, so a check costs O(log n) plus the
+ * entries that expire (each entry is added and removed once).
  * Why a log and not a token bucket or a two-bucket weighted counter: the log
  * is exact — no 60-second span ever holds more than the limit — whereas a
  * bucket refills continuously (a 50/min bucket admits a 51st request 1.2 s
@@ -25,9 +26,12 @@ import type Redis from 'ioredis';
 import type { StoreLimit, StoreResult } from './store';
 
 export const CHECK_SCRIPT = `
--- KEYS: two per limit: [2i-1] the log (rolling) or counter (month), [2i] the sum of the log (rolling; unused for month)
+-- KEYS: two per limit: [2i-1] the log (rolling) or counter (month); [2i] the sum of a weighted log (unused otherwise)
 -- ARGV[1]: now in ms, or 0 to use Redis TIME; ARGV[2]: a unique id for this request
--- ARGV[3 + 4(i-1) ...]: kind ("r" rolling | "m" month), limit, span ms (window, or ms until the month ends), cost
+-- ARGV[3 + 4(i-1) ...]: kind, limit, span ms (window, or ms until the month ends), cost; kind is
+--   "c": rolling log where every entry counts 1 (requests; the count is ZCARD),
+--   "w": rolling log of weighted entries (compute units; the sum is kept in KEYS[2i]),
+--   "m": calendar-month counter.
 local now = tonumber(ARGV[1])
 if now <= 0 then
   local t = redis.call('TIME')
@@ -35,72 +39,87 @@ if now <= 0 then
 end
 local id = ARGV[2]
 local n = (#ARGV - 2) / 4
-local used = {}
-local refused = 0
-local retry = 0
+local used, oldest = {}, {}
+local refused, retry = 0, 0
 
 local function amount(member)
   return tonumber(string.match(member, ':(%d+)$')) or 0
 end
 
+-- Phase 1: expire old entries and evaluate every limit; nothing is consumed yet.
 for i = 1, n do
   local b = 2 + (i - 1) * 4
   local kind, limit, span, cost = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   local log, sumKey = KEYS[2 * i - 1], KEYS[2 * i]
   local u
-  if kind == 'r' then
-    local cutoff = now - span
-    local expired = redis.call('ZRANGEBYSCORE', log, '-inf', cutoff)
-    local sum = tonumber(redis.call('GET', sumKey) or '0')
-    if #expired > 0 then
-      for _, m in ipairs(expired) do sum = sum - amount(m) end
-      redis.call('ZREMRANGEBYSCORE', log, '-inf', cutoff)
-      if redis.call('ZCARD', log) == 0 or sum < 0 then sum = 0 end
-      if sum == 0 then redis.call('DEL', sumKey) else redis.call('SET', sumKey, sum, 'KEEPTTL') end
-    end
-    u = sum
-  else
+  if kind == 'm' then
     u = tonumber(redis.call('GET', log) or '0')
+  else
+    local cutoff = now - span
+    local first = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+    if first[2] and tonumber(first[2]) <= cutoff then
+      if kind == 'w' then
+        local sum = tonumber(redis.call('GET', sumKey) or '0')
+        for _, m in ipairs(redis.call('ZRANGEBYSCORE', log, '-inf', cutoff)) do sum = sum - amount(m) end
+        redis.call('ZREMRANGEBYSCORE', log, '-inf', cutoff)
+        if sum <= 0 or redis.call('EXISTS', log) == 0 then
+          sum = 0
+          redis.call('DEL', sumKey)
+        else
+          redis.call('SET', sumKey, sum, 'KEEPTTL')
+        end
+      else
+        redis.call('ZREMRANGEBYSCORE', log, '-inf', cutoff)
+      end
+      first = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+    end
+    oldest[i] = first[2] and tonumber(first[2]) or nil
+    if kind == 'w' then
+      u = first[2] and tonumber(redis.call('GET', sumKey) or '0') or 0
+    else
+      u = first[2] and redis.call('ZCARD', log) or 0
+    end
   end
   used[i] = u
   if refused == 0 and cost > 0 and u + cost > limit then
     refused = i
-    if cost > limit then
-      retry = span
-    elseif kind == 'r' then
+    retry = span
+    if kind ~= 'm' and cost <= limit then
       -- Walk the log from the oldest entry until enough has left the window.
-      local need = u + cost - limit
+      local need, freed = u + cost - limit, 0
       local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-      local freed = 0
-      retry = span
       for j = 1, #entries, 2 do
-        freed = freed + amount(entries[j])
+        freed = freed + (kind == 'w' and amount(entries[j]) or 1)
         if freed >= need then
           retry = tonumber(entries[j + 1]) + span - now
           break
         end
       end
-    else
-      retry = span
     end
   end
 end
 
+-- Phase 2: only when every limit admits, consume them all.
 if refused == 0 then
   for i = 1, n do
     local b = 2 + (i - 1) * 4
     local kind, span, cost = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
     if cost > 0 then
       local log, sumKey = KEYS[2 * i - 1], KEYS[2 * i]
-      if kind == 'r' then
-        redis.call('ZADD', log, now, id .. ':' .. cost)
-        redis.call('PEXPIRE', log, span)
-        used[i] = redis.call('INCRBY', sumKey, cost)
-        redis.call('PEXPIRE', sumKey, span)
-      else
+      if kind == 'm' then
         used[i] = redis.call('INCRBY', log, cost)
         -- The month's counter outlives the month by 35 days, for inspection.
         redis.call('PEXPIRE', log, span + 3024000000)
+      else
+        redis.call('ZADD', log, now, id .. ':' .. cost)
+        redis.call('PEXPIRE', log, span)
+        if kind == 'w' then
+          used[i] = redis.call('INCRBY', sumKey, cost)
+          redis.call('PEXPIRE', sumKey, span)
+        else
+          used[i] = used[i] + 1
+        end
+        if not oldest[i] then oldest[i] = now end
       end
     end
   end
@@ -109,12 +128,9 @@ end
 local out = { refused, retry }
 for i = 1, n do
   local b = 2 + (i - 1) * 4
-  local kind, span = ARGV[b + 1], tonumber(ARGV[b + 3])
+  local span = tonumber(ARGV[b + 3])
   local reset = span
-  if kind == 'r' then
-    local oldest = redis.call('ZRANGE', KEYS[2 * i - 1], 0, 0, 'WITHSCORES')
-    if oldest[2] then reset = tonumber(oldest[2]) + span - now else reset = 0 end
-  end
+  if ARGV[b + 1] ~= 'm' then reset = oldest[i] and (oldest[i] + span - now) or 0 end
   out[#out + 1] = used[i]
   out[#out + 1] = reset
 end
@@ -145,7 +161,7 @@ export class RedisLimiter {
     const keys: string[] = [];
     for (const l of limits) {
       const key = this.prefix + l.key;
-      keys.push(key, l.kind === 'rolling' ? `${key}:sum` : key);
+      keys.push(key, l.weighted ? `${key}:sum` : key);
     }
     return keys;
   }
@@ -153,7 +169,7 @@ export class RedisLimiter {
   async check(limits: StoreLimit[], requestId: string, nowMs: number | null): Promise<StoreResult> {
     const keys = this.keysFor(limits);
     const args: (string | number)[] = [keys.length, ...keys, nowMs ?? 0, requestId];
-    for (const l of limits) args.push(l.kind === 'rolling' ? 'r' : 'm', l.limit, Math.max(1, Math.ceil(l.spanMs)), l.cost);
+    for (const l of limits) args.push(l.kind === 'month' ? 'm' : l.weighted ? 'w' : 'c', l.limit, Math.max(1, Math.ceil(l.spanMs)), l.cost);
     const raw = await this.command(...args);
     const used: number[] = [];
     const resetMs: number[] = [];

@@ -12,9 +12,14 @@ export interface StoreResult {
 
 /** One limit as a store sees it. */
 export interface StoreLimit {
+  /** rolling: a 60-second sliding log; month: a counter for the calendar month (UTC). */
   kind: 'rolling' | 'month';
+  /** Rolling limits whose requests weigh more than 1 (compute units); request limits count entries. */
+  weighted: boolean;
+  /** Store key (without the global prefix), hash-tagged by tenant. */
   key: string;
   limit: number;
+  /** Window in ms (rolling) or ms until the month ends (month). */
   spanMs: number;
   cost: number;
 }

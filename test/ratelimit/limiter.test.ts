@@ -118,6 +118,21 @@ describe.each([['redis'], ['local']] as const)('limiter on %s', (backend) => {
     expect(s1.limits.find((s) => s.name === 'key_requests')).toMatchObject({ limit: 600, remaining: 599, resetSeconds: 60 });
   });
 
+  it('touches only the request limits for a request without compute units, and every limit otherwise', async () => {
+    const p = principal({ tenantMonthlyComputeUnitQuota: 50 });
+    const plain = await h.service.check(p, { computeUnits: 0 }, at(0));
+    expect(plain.states.map((s) => s.name)).toEqual(['key_requests', 'tenant_requests']);
+    const metered = await h.service.check(p, { computeUnits: 4 }, at(0));
+    expect(metered.states.map((s) => [s.name, s.remaining])).toEqual([
+      ['key_requests', 598],
+      ['tenant_requests', 598],
+      ['key_compute_units', 5996],
+      ['tenant_compute_units', 5996],
+      ['tenant_monthly_compute_units', 46],
+    ]);
+    expect(rateLimitHeaders(metered)['RateLimit-Policy']).toContain('"tenant_monthly_compute_units";q=50;w=2678400;qu="compute-units"');
+  });
+
   it('refuses a request larger than the whole limit with the window as Retry-After', async () => {
     const p = principal({ keyComputeUnitsPerMinute: 10 });
     const d = refused(await h.service.check(p, { computeUnits: 11 }, at(0)));
