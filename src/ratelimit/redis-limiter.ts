@@ -22,7 +22,7 @@
  * Time: the script reads Redis's own clock (TIME) unless the caller injects
  * one, so replicas with skewed clocks still share one window.
  */
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { StoreLimit, StoreResult } from './store';
 
 export const CHECK_SCRIPT = `
@@ -143,8 +143,9 @@ type CheckCommand = (...args: (string | number)[]) => Promise<number[]>;
 export class RedisLimiter {
   private readonly command: CheckCommand;
 
+  /** Works on a single Redis and on a Redis Cluster client alike (every key of a check shares one slot). */
   constructor(
-    client: Redis,
+    client: Redis | Cluster,
     private readonly prefix: string,
   ) {
     if (!('modelgateLimitCheck' in client)) {

@@ -10,9 +10,9 @@ export class TestRedisServer {
   private child: ChildProcess | null = null;
   private constructor(readonly port: number) {}
 
-  static async start(): Promise<TestRedisServer> {
+  static async start(extraArgs: string[] = []): Promise<TestRedisServer> {
     const server = new TestRedisServer(await freePort());
-    await server.restart();
+    await server.restart(extraArgs);
     return server;
   }
 
