@@ -24,6 +24,7 @@ const { createGateway } = require(path.join(root, 'dist/server/app'));
 const { createLogger } = require(path.join(root, 'dist/log/logger'));
 const { applyMigrations } = require(path.join(root, 'dist/db/migrate'));
 
+const loadAtStart = os.loadavg()[0];
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 3000);
 const WARMUP = 300;
 const adminUrl = process.env.TEST_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -91,18 +92,28 @@ try {
     if (i >= WARMUP) checkSamples.push(performance.now() - started);
   }
 
+  // The floor: one bare Redis round trip from this process.
+  const client = gateways[0].gw.services.redis.client;
+  const pingSamples = [];
+  for (let i = 0; i < WARMUP + REQUESTS; i += 1) {
+    const started = performance.now();
+    await client.ping();
+    if (i >= WARMUP) pingSamples.push(performance.now() - started);
+  }
+
   const p = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
   const fmt = (x) => x.toFixed(3);
   const [on, off, anon] = columns;
   const added50 = p(on.samples, 0.5) - p(off.samples, 0.5);
   const added99 = p(on.samples, 0.99) - p(off.samples, 0.99);
   const lines = [
-    `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.availableParallelism()} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${REQUESTS} sequential requests per column after ${WARMUP} warm-up, columns interleaved, one keep-alive connection; query \`{ health { status } }\`; Redis and PostgreSQL local.`,
+    `Measured ${new Date().toISOString().slice(0, 16)}Z, load average ${loadAtStart.toFixed(1)} at start, on ${os.availableParallelism()} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${REQUESTS} sequential requests per column after ${WARMUP} warm-up, columns interleaved, one keep-alive connection; query \`{ health { status } }\`; Redis and PostgreSQL local.`,
     '',
     '| column | p50 ms | p90 ms | p99 ms |',
     '|---|---|---|---|',
     ...columns.map((c) => `| ${c.name} | ${fmt(p(c.samples, 0.5))} | ${fmt(p(c.samples, 0.9))} | ${fmt(p(c.samples, 0.99))} |`),
     `| RateLimitService.check() alone (5 limits, one EVALSHA) | ${fmt(p(checkSamples, 0.5))} | ${fmt(p(checkSamples, 0.9))} | ${fmt(p(checkSamples, 0.99))} |`,
+    `| Redis PING round trip (the floor for any shared limit) | ${fmt(p(pingSamples, 0.5))} | ${fmt(p(pingSamples, 0.9))} | ${fmt(p(pingSamples, 0.99))} |`,
     '',
     `Limits add **${fmt(added50)} ms at p50** (${fmt(added99)} ms at p99) per authenticated request (target ≤ 0.3 ms at p50); authentication (cached key) adds ${fmt(p(off.samples, 0.5) - p(anon.samples, 0.5))} ms at p50 over an anonymous request.`,
   ];

@@ -13,7 +13,9 @@
  * bucket refills continuously (a 50/min bucket admits a 51st request 1.2 s
  * after a burst of 50) and the weighted counter is an estimate that can
  * over-admit at window edges. Memory is one entry per admitted request in
- * the last minute, which the request limit itself bounds.
+ * the last minute, which the request limit itself bounds. A refusal stays
+ * cheap too: its Retry-After comes from a rank lookup (request limits) or a
+ * walk of at most 128 of the oldest entries (compute units).
  *
  * Atomicity: Redis runs a script without interleaving, so all replicas see
  * one order of checks; the script first evaluates every limit and only then
@@ -85,14 +87,29 @@ for i = 1, n do
     refused = i
     retry = span
     if kind ~= 'm' and cost <= limit then
-      -- Walk the log from the oldest entry until enough has left the window.
-      local need, freed = u + cost - limit, 0
-      local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-      for j = 1, #entries, 2 do
-        freed = freed + (kind == 'w' and amount(entries[j]) or 1)
-        if freed >= need then
-          retry = tonumber(entries[j + 1]) + span - now
-          break
+      -- When can this request fit? Once the oldest entries holding "need" units have left.
+      local need = u + cost - limit
+      if kind == 'c' then
+        -- Every entry counts 1: the need-th oldest entry, found by rank (O(log n)).
+        local e = redis.call('ZRANGE', log, need - 1, need - 1, 'WITHSCORES')
+        if e[2] then retry = tonumber(e[2]) + span - now end
+      else
+        -- Weighted: walk the oldest entries, at most 128 of them, so a refusal
+        -- never costs O(window); past that, answer when the newest entry leaves
+        -- (an upper bound: by then the whole window is free).
+        local freed, found = 0, false
+        local entries = redis.call('ZRANGE', log, 0, 127, 'WITHSCORES')
+        for j = 1, #entries, 2 do
+          freed = freed + amount(entries[j])
+          if freed >= need then
+            retry = tonumber(entries[j + 1]) + span - now
+            found = true
+            break
+          end
+        end
+        if not found then
+          local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+          if newest[2] then retry = tonumber(newest[2]) + span - now end
         end
       end
     end

@@ -133,6 +133,18 @@ describe.each([['redis'], ['local']] as const)('limiter on %s', (backend) => {
     expect(rateLimitHeaders(metered)['RateLimit-Policy']).toContain('"tenant_monthly_compute_units";q=50;w=2678400;qu="compute-units"');
   });
 
+  it('answers a refusal cheaply: exact Retry-After by rank, or an upper bound past 128 weighted entries', async () => {
+    const p = principal({ keyComputeUnitsPerMinute: 200, keyRequestsPerMinute: 1000, tenantRequestsPerMinute: 1000 });
+    for (let i = 0; i < 200; i += 1) expect((await h.service.check(p, { computeUnits: 1 }, at(i * 100))).allowed).toBe(true);
+    // Needs 150 units to leave: the 150th oldest entry (at 14.9 s) leaves at 74.9 s, i.e. in 54.9 s.
+    const d = refused(await h.service.check(p, { computeUnits: 150 }, at(20_000)));
+    expect(d.hit.name).toBe('key_compute_units');
+    // The in-process limiter walks every entry; the script walks at most 128 and then answers when the newest leaves (59.9 s).
+    expect(d.retryAfterSeconds).toBe(backend === 'local' ? 55 : 60);
+    const small = refused(await h.service.check(p, { computeUnits: 2 }, at(20_000)));
+    expect(small.retryAfterSeconds).toBe(41); // the 2nd oldest (0.1 s) leaves at 60.1 s
+  });
+
   it('refuses a request larger than the whole limit with the window as Retry-After', async () => {
     const p = principal({ keyComputeUnitsPerMinute: 10 });
     const d = refused(await h.service.check(p, { computeUnits: 11 }, at(0)));
