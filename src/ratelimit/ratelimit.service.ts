@@ -76,7 +76,7 @@ export class RateLimitService {
     const registry = options.metrics.registry;
     this.storeUp = new Gauge({
       name: 'rate_limit_store_up',
-      help: '1 while rate limits are decided in Redis, 0 while the failure mode applies (in-process limiter or refusal); absent in embedded mode',
+      help: '1 while rate limits are decided in Redis; 0 while Redis is unreachable (RATE_LIMIT_FAILURE_MODE applies) or not configured (embedded: in-process limiter)',
       registers: [registry],
     });
     this.decisions = new Counter({
