@@ -13,6 +13,9 @@ import { RedisLimiter } from '../../src/ratelimit/redis-limiter';
 import { resolveLimits } from '../../src/ratelimit/limits';
 import { TestRedisServer } from './redis-server';
 import { limitsConfig, principal } from './limiter-helpers';
+import { graphql, startGateway } from '../helpers/gateway';
+import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
+import { parseRedisUrl } from '../../src/redis/redis';
 
 describe('check script on Redis Cluster', () => {
   let server: TestRedisServer;
@@ -30,6 +33,7 @@ describe('check script on Redis Cluster', () => {
   });
   afterAll(async () => {
     cluster?.disconnect();
+    await closeTestKeys();
     await server.kill();
   });
 
@@ -49,5 +53,20 @@ describe('check script on Redis Cluster', () => {
     const b = resolveLimits(principal(), limitsConfig().limits, { requests: 1, computeUnits: 0 }, new Date());
     // Two tenants' keys in one script: different tags, different slots.
     await expect(limiter.check([a[0]!, b[0]!], 'x', null)).rejects.toThrow(/CROSSSLOT/);
+  });
+
+  it('serves a gateway whose REDIS_URL names a cluster seed node (?cluster=true), exact as on one node', async () => {
+    expect(parseRedisUrl('redis://u:p@10.0.0.5:7000/0?cluster=true')).toEqual({ url: 'redis://u:p@10.0.0.5:7000/0', cluster: true });
+    expect(parseRedisUrl('redis://127.0.0.1:6379/0').cluster).toBe(false);
+    const gw = await startGateway({ REDIS_URL: `redis://127.0.0.1:${server.port}?cluster=true`, REDIS_KEY_PREFIX: 'mgcl:' });
+    try {
+      const { key } = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 5 } });
+      const responses = await Promise.all(Array.from({ length: 8 }, () => graphql(gw.url, '{ me { limits { source } } }', {}, authHeaders(key))));
+      expect(responses.filter((r) => r.status === 200)).toHaveLength(5);
+      expect(responses.filter((r) => r.status === 429)).toHaveLength(3);
+      expect(responses.find((r) => r.status === 200)?.body.data).toEqual({ me: { limits: { source: 'redis' } } });
+    } finally {
+      await gw.close();
+    }
   });
 });
