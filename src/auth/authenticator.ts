@@ -62,6 +62,8 @@ export class Authenticator implements KeyInvalidator {
   /** Bumped on every invalidation; a lookup that started before one is not cached. */
   private generation = 0;
   private subscriber: Redis | undefined;
+  /** True while the invalidation channel is subscribed (always true without Redis: nothing to miss). */
+  subscribed: boolean;
   private readonly lookups: Counter<'result'> | undefined;
   private readonly ttlMs: number;
   private readonly maxEntries: number;
@@ -71,6 +73,7 @@ export class Authenticator implements KeyInvalidator {
     this.ttlMs = deps.config.keys.cacheTtlMs;
     this.maxEntries = deps.config.keys.cacheMaxEntries;
     this.lastUsedGranularityMs = deps.config.keys.lastUsedGranularityMs;
+    this.subscribed = deps.redis === null;
     if (deps.metrics) {
       this.lookups = new Counter({
         name: 'modelgate_auth_key_lookups_total',
@@ -93,7 +96,15 @@ export class Authenticator implements KeyInvalidator {
       // Messages published while we were disconnected are lost: start from an empty cache.
       if (readyBefore) this.clear();
       readyBefore = true;
-      sub.subscribe(channel).catch((error: unknown) => this.deps.log.warn({ reason: String(error) }, 'key invalidation subscribe failed'));
+      sub
+        .subscribe(channel)
+        .then(() => {
+          this.subscribed = true;
+        })
+        .catch((error: unknown) => this.deps.log.warn({ reason: String(error) }, 'key invalidation subscribe failed'));
+    });
+    sub.on('close', () => {
+      this.subscribed = false;
     });
     sub.on('error', () => undefined); // state and logging are the main connection's job
     sub.on('message', (ch: string, message: string) => {

@@ -124,6 +124,7 @@ export class KeyService {
     });
     // Status and limits are part of every cached principal of this tenant.
     await this.invalidator.invalidate({ tenantIds: [updated.id] });
+    this.log.info({ tenantId: updated.id, status: updated.status, actor: actorLabel(caller) }, 'tenant updated');
     return updated;
   }
 
@@ -212,6 +213,7 @@ export class KeyService {
       return after;
     });
     await this.invalidator.invalidate({ keyIds: [revoked.id] });
+    this.log.info({ apiKeyId: revoked.id, prefix: revoked.prefix, actor: actorLabel(caller) }, 'api key revoked');
     return revoked;
   }
 
@@ -252,6 +254,7 @@ export class KeyService {
       return { plaintext: key.plaintext, apiKey, previous };
     });
     await this.invalidator.invalidate({ keyIds: [result.previous.id] });
+    this.log.info({ apiKeyId: result.previous.id, successorId: result.apiKey.id, graceUntil: result.previous.graceUntil, actor: actorLabel(caller) }, 'api key rotated');
     return result;
   }
 
@@ -263,7 +266,7 @@ export class KeyService {
     const key = generateKey(this.environment);
     return this.prisma.$transaction(async (tx) => {
       // Two bootstraps at once must not both create a key.
-      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)');
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)::text');
       const now = new Date();
       const existing = await tx.apiKey.findFirst({
         where: {

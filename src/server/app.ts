@@ -71,6 +71,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics });
   auth.start();
+  if (redis) {
+    // A gateway that cannot hear revocations would honour a revoked key until its cache entry expires.
+    readiness.register('keyInvalidation', () => ({ ready: auth.subscribed, detail: { subscribed: auth.subscribed } }));
+  }
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
   const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
 
