@@ -10,9 +10,10 @@ import { HealthResolver } from '../health/health.resolver';
 import { InferenceResolver } from '../inference/inference.resolver';
 import { KeysResolver } from '../keys/keys.resolver';
 import { authChecker } from '../auth/auth-checker';
+import { MeLimitsResolver } from '../ratelimit/limits.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, InferenceResolver, KeysResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -19,6 +19,7 @@ import {
   type TensorDatatype,
 } from './inference.types';
 import { newMetering, type AdmitHook, type Metering } from './inference.service';
+import { enforceLimits } from '../ratelimit/plugin';
 
 function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
   const config = version.config;
@@ -67,7 +68,11 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
   // @Authorized guarantees a principal; the per-key model allowlist is checked here.
   assertModelAllowed(ctx.principal!, model);
   const meter = newMetering(model);
-  return run(meter, undefined);
+  // Limits are checked once the model (its cost) and the item count are known, before validation and queueing.
+  const admit: AdmitHook = async (info) => {
+    await enforceLimits(ctx, info.computeUnits);
+  };
+  return run(meter, admit);
 }
 
 @Resolver()

@@ -130,7 +130,7 @@ export class InferenceService {
 
   async infer(request: InferRequest, meter: Metering, admit?: AdmitHook): Promise<InferResponse> {
     const started = performance.now();
-    const { version, config, batcher } = this.registry.findReady(request.model, request.version);
+    const { version, config, batcher } = await this.lookup(request.model, request.version, admit);
     meter.modelVersion = String(version.version);
     meter.executionProvider = version.provider;
     const batching = config.maxBatchSize > 0;
@@ -166,7 +166,7 @@ export class InferenceService {
     admit?: AdmitHook,
   ): Promise<ClassifyResponse> {
     const started = performance.now();
-    const { version, config, batcher } = this.registry.findReady(args.model, args.version);
+    const { version, config, batcher } = await this.lookup(args.model, args.version, admit);
     meter.modelVersion = String(version.version);
     meter.executionProvider = version.provider;
     meter.items = Math.max(args.images.length, 1);
@@ -211,6 +211,20 @@ export class InferenceService {
       meter.computeMs = response.computeMs;
       return response;
     });
+  }
+
+  /**
+   * The model to run. When it is unknown or not READY the request still counts
+   * against the caller's request limits (order: authenticate, limits, validate),
+   * so probing for models is not free.
+   */
+  private async lookup(model: string, version: string | null | undefined, admit: AdmitHook | undefined) {
+    try {
+      return this.registry.findReady(model, version);
+    } catch (error) {
+      if (admit) await admit({ model, modelVersion: version ?? '', items: 0, computeUnits: 0 });
+      throw error;
+    }
   }
 
   /** Keeps per-model stats and Triton-style metrics for one request. */

@@ -8,9 +8,9 @@ export interface LimitSpec {
   name: LimitName;
   /** Allowed amount per window. */
   limit: number;
-  /** Window length in seconds (60 for per-minute; the calendar month for the quota is computed by the limiter). */
+  /** Window length in seconds (60 for per-minute; for the monthly quota, the length of the current calendar month). */
   windowSeconds: number;
-  /** How much this request consumes (1 for request limits, items x cost for compute units). */
+  /** How much this request consumes (1 for request limits, items x cost for compute units, 0 to only read). */
   cost: number;
 }
 
@@ -18,18 +18,47 @@ export interface LimitState {
   name: LimitName;
   limit: number;
   remaining: number;
-  /** Seconds until the window resets (or, for a bucket, until it is full again). */
+  /**
+   * Seconds until capacity comes back: for a rolling window, until the oldest
+   * counted request leaves it (0 when nothing is counted); for the monthly
+   * quota, until the month ends (UTC).
+   */
   resetSeconds: number;
   windowSeconds: number;
 }
 
+/** Where a decision was made. */
+export type LimitSource = 'redis' | 'local';
+
 export type LimitDecision =
-  | { allowed: true; states: LimitState[]; source: 'redis' | 'local' | 'disabled' }
+  | { allowed: true; states: LimitState[]; source: LimitSource | 'disabled' }
   | {
       allowed: false;
+      reason: 'limit';
       /** The first limit that refused (a quota refusal maps to QUOTA_EXCEEDED, others to RATE_LIMITED). */
       hit: LimitState;
       retryAfterSeconds: number;
       states: LimitState[];
-      source: 'redis' | 'local';
+      source: LimitSource;
+    }
+  | {
+      /** Redis is unreachable and RATE_LIMIT_FAILURE_MODE=closed: refused without counting anything. */
+      allowed: false;
+      reason: 'unavailable';
+      retryAfterSeconds: number;
+      states: [];
+      source: 'unavailable';
     };
+
+/** What `me` shows: every limit's remaining and reset, and the monthly quota used. */
+export interface LimitStatus {
+  limits: LimitState[];
+  monthlyQuota: {
+    /** null: the tenant has no monthly quota. */
+    limit: number | null;
+    used: number;
+    /** Start of the next calendar month (UTC), when `used` returns to 0. */
+    resetsAt: Date;
+  };
+  source: LimitSource | 'disabled' | 'unavailable';
+}

@@ -3,14 +3,26 @@
  * revocations use it so that every replica sees the same state. The client
  * reconnects by itself; its state is tracked for /readyz and the logs say
  * once per transition when Redis goes away or comes back.
+ *
+ * A URL with `?cluster=true` (e.g. redis://10.0.0.5:7000?cluster=true) names
+ * one seed node of a Redis Cluster; ioredis discovers the others. Rate-limit
+ * keys are hash-tagged per tenant so one check stays on one slot.
  */
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import type { Logger } from '../log/logger';
 
 export type RedisState = 'connecting' | 'up' | 'down';
 
+/** Splits `?cluster=true` off a REDIS_URL; the rest is what ioredis reads. */
+export function parseRedisUrl(url: string): { url: string; cluster: boolean } {
+  const parsed = new URL(url);
+  const flag = parsed.searchParams.get('cluster');
+  parsed.searchParams.delete('cluster');
+  return { url: parsed.toString(), cluster: flag === 'true' || flag === '1' };
+}
+
 export class RedisConnection {
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
   state: RedisState = 'connecting';
   lastError: string | undefined;
   private readonly listeners = new Set<(state: RedisState) => void>();
@@ -20,15 +32,27 @@ export class RedisConnection {
     readonly keyPrefix: string,
     private readonly log: Logger,
   ) {
-    this.client = new Redis(url, {
-      // Fail commands fast while disconnected instead of queueing them: callers
-      // (rate limits) have their own fallback and must not hang a request.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 1000),
-      lazyConnect: false,
-    });
+    const target = parseRedisUrl(url);
+    const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000);
+    // Fail commands fast while disconnected instead of queueing them: callers
+    // (rate limits) have their own fallback and must not hang a request.
+    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy, lazyConnect: false };
+    if (target.cluster) {
+      const seed = new URL(target.url);
+      this.client = new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryStrategy,
+        redisOptions: {
+          connectTimeout: 2000,
+          maxRetriesPerRequest: 1,
+          ...(seed.username ? { username: decodeURIComponent(seed.username) } : {}),
+          ...(seed.password ? { password: decodeURIComponent(seed.password) } : {}),
+          ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
+        },
+      });
+    } else {
+      this.client = new Redis(target.url, options);
+    }
     this.client.on('ready', () => this.transition('up'));
     this.client.on('error', (err: Error) => {
       this.lastError = err.message;
@@ -40,7 +64,8 @@ export class RedisConnection {
 
   /** Creates a second connection with the same settings (pub/sub needs its own). */
   duplicate(): Redis {
-    return this.client.duplicate();
+    // A Cluster's duplicate offers the same pub/sub surface (subscribe, on('message'), quit) that callers use.
+    return this.client.duplicate() as Redis;
   }
 
   onStateChange(listener: (state: RedisState) => void): () => void {

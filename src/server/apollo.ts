@@ -11,6 +11,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { getSchema } from '../graphql/schema';
 import { authPlugin } from '../auth/auth-plugin';
 import { classifyError, domainErrorOf, httpStatusFor, toGraphQLError } from '../errors';
+import { rateLimitPlugin } from '../ratelimit/plugin';
 
 /** Logs unexpected errors with the request id and stamps the id on every error sent. */
 function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
@@ -88,7 +89,7 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
-    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), authPlugin(), errorPlugin()],
+    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), authPlugin(), errorPlugin(), rateLimitPlugin()],
     formatError,
   });
   await apollo.start();

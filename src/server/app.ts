@@ -19,6 +19,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
 import { InferenceService } from '../inference/inference.service';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
+import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { KeyService } from '../keys/key.service';
 import { DomainError } from '../errors';
@@ -76,10 +77,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     readiness.register('keyInvalidation', () => ({ ready: auth.subscribed, detail: { subscribed: auth.subscribed } }));
   }
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
+  const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now(), auth, keys };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now(), auth, keys, limits };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
@@ -89,6 +91,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());
   lifecycle.onShutdown('database', 'close', () => db.close());
+  lifecycle.onShutdown('ratelimit', 'close', async () => limits.close());
   lifecycle.onShutdown('auth', 'close', () => auth.close());
   if (redis) {
     const r = redis;

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import type { Lifecycle } from './lifecycle';
 import type { InferenceService } from '../inference/inference.service';
+import type { RateLimitService } from '../ratelimit/ratelimit.service';
 import type { Authenticator } from '../auth/authenticator';
 import type { KeyService } from '../keys/key.service';
 
@@ -23,6 +24,8 @@ export interface Services {
   readiness: Readiness;
   lifecycle: Lifecycle;
   inference: InferenceService;
+  /** Rate limits and quotas (issue #6). */
+  limits: RateLimitService;
   startedAt: number;
   /** Verifies API keys (cached, invalidated over Redis pub/sub). */
   auth: Authenticator;

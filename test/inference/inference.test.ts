@@ -224,6 +224,25 @@ describe('inference on the model repository', () => {
     expect(admin.body.errors![0]!.extensions?.['code']).toBe('FORBIDDEN');
   });
 
+  it('consumes compute units (items x cost) before validation and refuses beyond the limit without running', async () => {
+    const limited = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 100, computeUnitsPerMinute: 10 } });
+    const h = authHeaders(limited.key);
+    const batch = (n: number) => ({ input: { model: 'fashion-cnn', inputs: [imageTensor(Array.from({ length: n }, (_, i) => i))] } });
+    const first = await graphql(gw.url, INFER, batch(8), h);
+    expect(first.body.errors).toBeUndefined();
+    expect(first.headers.get('ratelimit')).toBeTruthy();
+    expect(first.headers.get('ratelimit-policy')).toBeTruthy();
+    const before = await stats(gw.url, 'fashion-cnn');
+    const second = await graphql(gw.url, INFER, batch(8), h);
+    expect(second.status).toBe(429);
+    expect(second.body.errors![0]!.extensions).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+    const after = await stats(gw.url, 'fashion-cnn');
+    expect(after.stats['executions']).toBe(before.stats['executions']);
+    // Two units are left: a batch of 2 fits.
+    expect((await graphql(gw.url, INFER, batch(2), h)).body.errors).toBeUndefined();
+  });
+
   it('exposes Triton-named metrics per model', async () => {
     const text = await (await fetch(`${gw.url}/metrics`)).text();
     expect(text).toMatch(/nv_inference_exec_count\{model="fashion-hybrid",version="1"\} \d+/);

@@ -1,0 +1,133 @@
+/**
+ * The in-process limiter: the same sliding-window log and monthly counter as
+ * the Redis script (see redis-limiter.ts), held in this process's memory.
+ * Used in embedded mode (no REDIS_URL) and, with RATE_LIMIT_FAILURE_MODE=open,
+ * while Redis is unreachable, so each replica still bounds abuse. JavaScript
+ * runs one check at a time, so all-or-nothing needs no locking here.
+ */
+import type { StoreLimit, StoreResult } from './store';
+
+interface Log {
+  /** Entries in arrival order: [time ms, amount]. */
+  entries: [number, number][];
+  sum: number;
+  expiresAt: number;
+}
+
+interface Counter {
+  value: number;
+  expiresAt: number;
+}
+
+const SWEEP_EVERY = 1000;
+
+export class LocalLimiter {
+  private readonly logs = new Map<string, Log>();
+  private readonly counters = new Map<string, Counter>();
+  private checks = 0;
+
+  check(limits: StoreLimit[], nowMs: number): StoreResult {
+    this.checks += 1;
+    if (this.checks % SWEEP_EVERY === 0) this.sweep(nowMs);
+
+    const used: number[] = [];
+    let refusedIndex = -1;
+    let retryAfterMs = 0;
+    limits.forEach((l, i) => {
+      let u: number;
+      if (l.kind === 'rolling') {
+        const log = this.logs.get(l.key);
+        if (log) this.trim(log, nowMs - l.spanMs);
+        u = log?.sum ?? 0;
+      } else {
+        u = this.counterValue(l.key, nowMs);
+      }
+      used.push(u);
+      if (refusedIndex === -1 && l.cost > 0 && u + l.cost > l.limit) {
+        refusedIndex = i;
+        retryAfterMs = this.retryAfter(l, u, nowMs);
+      }
+    });
+
+    if (refusedIndex === -1) {
+      limits.forEach((l, i) => {
+        if (l.cost <= 0) return;
+        if (l.kind === 'rolling') {
+          let log = this.logs.get(l.key);
+          if (!log) {
+            log = { entries: [], sum: 0, expiresAt: 0 };
+            this.logs.set(l.key, log);
+          }
+          log.entries.push([nowMs, l.cost]);
+          log.sum += l.cost;
+          log.expiresAt = nowMs + l.spanMs;
+          used[i] = log.sum;
+        } else {
+          const counter = this.counters.get(l.key) ?? { value: 0, expiresAt: 0 };
+          counter.value += l.cost;
+          counter.expiresAt = nowMs + l.spanMs;
+          this.counters.set(l.key, counter);
+          used[i] = counter.value;
+        }
+      });
+    }
+
+    const resetMs = limits.map((l) => {
+      if (l.kind === 'month') return l.spanMs;
+      const oldest = this.logs.get(l.key)?.entries[0];
+      return oldest ? Math.max(0, oldest[0] + l.spanMs - nowMs) : 0;
+    });
+    return { refusedIndex, retryAfterMs, used, resetMs };
+  }
+
+  /**
+   * Starts a month counter from what Redis last reported, so falling back
+   * mid-month does not hand a tenant its whole quota again.
+   */
+  seedCounter(key: string, value: number, expiresAt: number): void {
+    const existing = this.counters.get(key);
+    if (!existing || existing.value < value) this.counters.set(key, { value, expiresAt });
+  }
+
+  /** Number of keys held (for tests of the sweep). */
+  get size(): number {
+    return this.logs.size + this.counters.size;
+  }
+
+  private counterValue(key: string, nowMs: number): number {
+    const c = this.counters.get(key);
+    if (!c) return 0;
+    if (c.expiresAt <= nowMs) {
+      this.counters.delete(key);
+      return 0;
+    }
+    return c.value;
+  }
+
+  private trim(log: Log, cutoff: number): void {
+    let drop = 0;
+    while (drop < log.entries.length && (log.entries[drop]?.[0] ?? Infinity) <= cutoff) {
+      log.sum -= log.entries[drop]?.[1] ?? 0;
+      drop += 1;
+    }
+    if (drop > 0) log.entries.splice(0, drop);
+    if (log.entries.length === 0) log.sum = 0;
+  }
+
+  private retryAfter(l: StoreLimit, used: number, nowMs: number): number {
+    if (l.cost > l.limit || l.kind === 'month') return l.spanMs;
+    const need = used + l.cost - l.limit;
+    let freed = 0;
+    for (const [t, amount] of this.logs.get(l.key)?.entries ?? []) {
+      freed += amount;
+      if (freed >= need) return t + l.spanMs - nowMs;
+    }
+    return l.spanMs;
+  }
+
+  /** Drops windows and counters nobody has touched since they expired. */
+  private sweep(nowMs: number): void {
+    for (const [key, log] of this.logs) if (log.expiresAt <= nowMs) this.logs.delete(key);
+    for (const [key, c] of this.counters) if (c.expiresAt <= nowMs) this.counters.delete(key);
+  }
+}

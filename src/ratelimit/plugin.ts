@@ -1,0 +1,96 @@
+/**
+ * Where limits meet the request path. The Apollo plugin consumes the request
+ * limits once for every authenticated operation, after authentication and
+ * before execution, except operations with an inference root field (`infer`,
+ * `classify`): those resolvers call `enforceLimits` themselves with the
+ * compute units of the request (items x model cost). Every authenticated
+ * response carries the RateLimit headers of the decision made for it.
+ */
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, Kind, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import type { GraphQLContext } from '../graphql/context';
+import { httpStatusFor, UnauthenticatedError, type DomainError } from '../errors';
+import { limitError, rateLimitHeaders } from './headers';
+import type { LimitDecision } from './types';
+
+/** Root fields whose resolvers meter themselves (with compute units). */
+export const SELF_METERED_ROOT_FIELDS = new Set(['infer', 'classify']);
+
+const decisions = new WeakMap<GraphQLContext, LimitDecision>();
+
+/** Remembers the decision whose headers this response carries (the latest wins). */
+export function recordLimitDecision(context: GraphQLContext, decision: LimitDecision): void {
+  decisions.set(context, decision);
+}
+
+/**
+ * For resolvers that meter themselves: checks and consumes the caller's limits
+ * for `computeUnits`, records the decision for the response headers, and
+ * throws RATE_LIMITED / QUOTA_EXCEEDED / OVERLOADED when refused.
+ */
+export async function enforceLimits(context: GraphQLContext, computeUnits: number): Promise<LimitDecision & { allowed: true }> {
+  const principal = context.principal;
+  if (!principal) throw new UnauthenticatedError();
+  const decision = await context.services.limits.check(principal, { computeUnits });
+  recordLimitDecision(context, decision);
+  if (!decision.allowed) throw limitError(decision);
+  return decision;
+}
+
+/** Whether the operation selects `infer`/`classify` at its root (through fragments too). */
+export function selectsSelfMeteredField(document: DocumentNode, operation: OperationDefinitionNode): boolean {
+  const fragments = new Map<string, SelectionSetNode>();
+  for (const def of document.definitions) {
+    if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def.selectionSet);
+  }
+  const seen = new Set<string>();
+  const visit = (set: SelectionSetNode): boolean =>
+    set.selections.some((s) => {
+      if (s.kind === Kind.FIELD) return SELF_METERED_ROOT_FIELDS.has(s.name.value);
+      if (s.kind === Kind.INLINE_FRAGMENT) return visit(s.selectionSet);
+      if (seen.has(s.name.value)) return false;
+      seen.add(s.name.value);
+      const fragment = fragments.get(s.name.value);
+      return fragment ? visit(fragment) : false;
+    });
+  return visit(operation.selectionSet);
+}
+
+/** A GraphQL error that keeps the domain error (for formatError) and its HTTP status. */
+function asGraphQLError(error: DomainError): GraphQLError {
+  const status = httpStatusFor(error.code);
+  return new GraphQLError(error.message, { originalError: error, extensions: status ? { http: { status } } : {} });
+}
+
+export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ contextValue, document, operation }) {
+          const principal = contextValue.principal;
+          if (!principal || !contextValue.services.config.limits.enabled) return;
+          if (operation && selectsSelfMeteredField(document, operation)) return;
+          const decision = await contextValue.services.limits.check(principal, { computeUnits: 0 });
+          recordLimitDecision(contextValue, decision);
+          if (!decision.allowed) throw asGraphQLError(limitError(decision));
+        },
+        async willSendResponse({ contextValue, response }) {
+          const principal = contextValue.principal;
+          if (!principal || !contextValue.services.config.limits.enabled) return;
+          let decision = decisions.get(contextValue);
+          if (!decision) {
+            // No check ran (a document that failed validation, or an inference
+            // call that failed before metering): show the state without consuming.
+            try {
+              const status = await contextValue.services.limits.status(principal);
+              decision = { allowed: true, states: status.limits, source: 'local' };
+            } catch {
+              return;
+            }
+          }
+          for (const [name, value] of Object.entries(rateLimitHeaders(decision))) response.http.headers.set(name, value);
+        },
+      };
+    },
+  };
+}

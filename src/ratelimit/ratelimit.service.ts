@@ -1,0 +1,247 @@
+/**
+ * RateLimitService: checks and consumes a request's limits in Redis (one
+ * atomic script, see redis-limiter.ts) and falls back by policy when Redis is
+ * unreachable:
+ *   - open (default): the in-process limiter decides, so each replica still
+ *     bounds abuse; limits then hold per process, not across replicas;
+ *   - closed: the request is refused with OVERLOADED (503, Retry-After) — a
+ *     store outage is the gateway's fault, not the client's, so 429 would be
+ *     the wrong signal.
+ * The switch is logged once per transition, shown in /readyz
+ * (component `rateLimits`) and in the `rate_limit_store_up` gauge, and the
+ * service returns to Redis by itself as soon as the connection is ready again.
+ */
+import { randomBytes } from 'node:crypto';
+import { Counter, Gauge } from 'prom-client';
+import type { Config } from '../config';
+import type { Logger } from '../log/logger';
+import type { Metrics } from '../metrics/metrics';
+import type { Readiness } from '../health/readiness';
+import type { RedisConnection } from '../redis/redis';
+import type { Principal } from '../auth/principal';
+import { BadInputError } from '../errors';
+import { LocalLimiter } from './local-limiter';
+import { RedisLimiter } from './redis-limiter';
+import { nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
+import type { StoreResult } from './store';
+import type { LimitDecision, LimitState, LimitStatus } from './types';
+
+/** Which store decides right now. */
+export type LimitBackend = 'redis' | 'local' | 'unavailable' | 'disabled';
+
+export interface RateLimitServiceOptions {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  readiness: Readiness;
+  redis: RedisConnection | null;
+  /** Clock used when a call passes no `now` (tests inject one for month rollover). */
+  clock?: () => Date;
+  /** A Redis call slower than this counts as a failure (the request then follows the failure mode). */
+  redisTimeoutMs?: number;
+}
+
+export interface CheckRequest {
+  /** Compute units this request consumes (items x model cost); 0 for non-inference operations. */
+  computeUnits: number;
+}
+
+export class RateLimitService {
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly redis: RedisConnection | null;
+  private readonly redisLimiter: RedisLimiter | null;
+  private readonly local = new LocalLimiter();
+  private readonly clock: () => Date;
+  private readonly redisTimeoutMs: number;
+  /** Whether the last thing we learnt about Redis was good. */
+  private redisHealthy: boolean;
+  private readonly storeUp: Gauge;
+  private readonly decisions: Counter<'result' | 'limit' | 'source'>;
+  private readonly fallbacks: Counter;
+  private unsubscribe: (() => void) | undefined;
+  /** Whether Redis has ever been used (the first connection is not a recovery). */
+  private everHealthy = false;
+
+  constructor(options: RateLimitServiceOptions) {
+    this.config = options.config;
+    this.log = options.log;
+    this.redis = options.redis;
+    this.clock = options.clock ?? (() => new Date());
+    this.redisTimeoutMs = options.redisTimeoutMs ?? 2000;
+    this.redisLimiter = this.redis ? new RedisLimiter(this.redis.client, this.redis.keyPrefix) : null;
+    this.redisHealthy = this.redis?.state === 'up';
+    this.everHealthy = this.redisHealthy;
+
+    const registry = options.metrics.registry;
+    this.storeUp = new Gauge({
+      name: 'rate_limit_store_up',
+      help: '1 while rate limits are decided in Redis; 0 while Redis is unreachable (RATE_LIMIT_FAILURE_MODE applies) or not configured (embedded: in-process limiter)',
+      registers: [registry],
+    });
+    this.decisions = new Counter({
+      name: 'rate_limit_decisions_total',
+      help: 'Rate-limit decisions by result (allowed|refused|unavailable), the limit that refused, and where they were made',
+      labelNames: ['result', 'limit', 'source'],
+      registers: [registry],
+    });
+    this.fallbacks = new Counter({
+      name: 'rate_limit_store_failures_total',
+      help: 'Rate-limit checks that could not reach Redis and followed RATE_LIMIT_FAILURE_MODE',
+      registers: [registry],
+    });
+    if (this.redis) {
+      this.storeUp.set(this.redisHealthy ? 1 : 0);
+      this.unsubscribe = this.redis.onStateChange((state) => this.setRedisHealthy(state === 'up', state === 'up' ? undefined : this.redis?.lastError));
+    }
+
+    const required = this.config.limits.enabled && this.redis !== null && this.config.limits.failureMode === 'closed';
+    options.readiness.register(
+      'rateLimits',
+      () => ({
+        ready: this.backend !== 'unavailable',
+        detail: { backend: this.backend, failureMode: this.config.limits.failureMode, enabled: this.config.limits.enabled },
+      }),
+      { required },
+    );
+  }
+
+  /** Where decisions are made right now. */
+  get backend(): LimitBackend {
+    if (!this.config.limits.enabled) return 'disabled';
+    if (!this.redis) return 'local';
+    if (this.redisHealthy) return 'redis';
+    return this.config.limits.failureMode === 'open' ? 'local' : 'unavailable';
+  }
+
+  /**
+   * Checks and consumes every limit that applies to this request, atomically:
+   * either all are consumed or, when one refuses, none. computeUnits 0 (a
+   * non-inference operation) consumes only the request limits.
+   */
+  async check(principal: Principal, request: CheckRequest, now?: Date): Promise<LimitDecision> {
+    if (!this.config.limits.enabled) return { allowed: true, states: [], source: 'disabled' };
+    const computeUnits = wholeUnits(request.computeUnits);
+    const at = now ?? this.clock();
+    // A request without compute units touches only the request limits (its
+    // headers describe those); skipping the others keeps the script short.
+    const limits = resolveLimits(principal, this.config.limits, { requests: 1, computeUnits }, at).filter(
+      (l) => computeUnits > 0 || (l.kind === 'rolling' && !l.weighted),
+    );
+    const outcome = await this.run(limits, at, now !== undefined);
+    if (outcome === 'unavailable') {
+      this.decisions.inc({ result: 'unavailable', limit: '', source: 'unavailable' });
+      return { allowed: false, reason: 'unavailable', retryAfterSeconds: 1, states: [], source: 'unavailable' };
+    }
+    const { result, source } = outcome;
+    const hit = toStates(limits, result)[result.refusedIndex];
+    const states = toStates(limits, result, true);
+    if (result.refusedIndex >= 0 && hit) {
+      this.decisions.inc({ result: 'refused', limit: hit.name, source });
+      return { allowed: false, reason: 'limit', hit, retryAfterSeconds: Math.max(1, Math.ceil(result.retryAfterMs / 1000)), states, source };
+    }
+    this.decisions.inc({ result: 'allowed', limit: '', source });
+    return { allowed: true, states, source };
+  }
+
+  /** Each limit's remaining and reset, and the month's quota used, without consuming anything. */
+  async status(principal: Principal, now?: Date): Promise<LimitStatus> {
+    const at = now ?? this.clock();
+    const resetsAt = nextMonthStart(at);
+    const quotaLimit = principal.limits.tenantMonthlyComputeUnitQuota ?? this.config.limits.defaultMonthlyComputeUnitQuota;
+    if (!this.config.limits.enabled) {
+      return { limits: [], monthlyQuota: { limit: quotaLimit, used: 0, resetsAt }, source: 'disabled' };
+    }
+    const limits = resolveLimits(principal, this.config.limits, { requests: 0, computeUnits: 0 }, at);
+    const outcome = await this.run(limits, at, now !== undefined);
+    if (outcome === 'unavailable') {
+      return { limits: [], monthlyQuota: { limit: quotaLimit, used: 0, resetsAt }, source: 'unavailable' };
+    }
+    const quotaIndex = limits.findIndex((l) => l.kind === 'month');
+    return {
+      limits: toStates(limits, outcome.result, true),
+      monthlyQuota: { limit: quotaLimit, used: outcome.result.used[quotaIndex] ?? 0, resetsAt },
+      source: outcome.source,
+    };
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+  }
+
+  private async run(
+    limits: ResolvedLimit[],
+    at: Date,
+    injected: boolean,
+  ): Promise<{ result: StoreResult; source: 'redis' | 'local' } | 'unavailable'> {
+    if (this.redis && this.redisLimiter) {
+      if (this.redis.state === 'up') {
+        try {
+          const result = await withTimeout(
+            // Redis's own clock unless a test injected one, so replicas share one window.
+            this.redisLimiter.check(limits, randomBytes(8).toString('hex'), injected ? at.getTime() : null),
+            this.redisTimeoutMs,
+          );
+          this.setRedisHealthy(true);
+          this.rememberQuota(limits, result, at);
+          return { result, source: 'redis' };
+        } catch (error) {
+          this.fallbacks.inc();
+          this.setRedisHealthy(false, error instanceof Error ? error.message : String(error));
+        }
+      } else {
+        this.fallbacks.inc();
+        this.setRedisHealthy(false, this.redis.lastError);
+      }
+      if (this.config.limits.failureMode === 'closed') return 'unavailable';
+    }
+    return { result: this.local.check(limits, at.getTime()), source: 'local' };
+  }
+
+  /** Keeps the month's counter known locally so a fallback starts from it. */
+  private rememberQuota(limits: ResolvedLimit[], result: StoreResult, at: Date): void {
+    limits.forEach((l, i) => {
+      if (l.kind === 'month') this.local.seedCounter(l.key, result.used[i] ?? 0, at.getTime() + l.spanMs);
+    });
+  }
+
+  private setRedisHealthy(healthy: boolean, reason?: string): void {
+    if (healthy === this.redisHealthy) return;
+    this.redisHealthy = healthy;
+    this.storeUp.set(healthy ? 1 : 0);
+    if (healthy) {
+      this.log.info({ backend: 'redis' }, this.everHealthy ? 'rate limits: back on Redis' : 'rate limits: using Redis');
+      this.everHealthy = true;
+    } else if (this.config.limits.failureMode === 'open') {
+      this.log.error({ reason, backend: 'local' }, 'rate limits: Redis unreachable, using the in-process limiter (RATE_LIMIT_FAILURE_MODE=open)');
+    } else {
+      this.log.error({ reason, backend: 'unavailable' }, 'rate limits: Redis unreachable, refusing requests (RATE_LIMIT_FAILURE_MODE=closed)');
+    }
+  }
+}
+
+/** Compute units are whole numbers in the stores; a fractional total (items x a fractional cost) rounds up. */
+function wholeUnits(value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new BadInputError('computeUnits must be a non-negative number', 'computeUnits');
+  return Math.ceil(value);
+}
+
+/** Per-limit states in the order checked; `visible` leaves out unbounded counters (not limits a client can hit). */
+function toStates(limits: ResolvedLimit[], result: StoreResult, visible = false): LimitState[] {
+  const states = limits.map((l, i) => ({
+    name: l.name,
+    limit: l.limit,
+    remaining: Math.max(0, l.limit - (result.used[i] ?? 0)),
+    resetSeconds: Math.ceil((result.resetMs[i] ?? 0) / 1000),
+    windowSeconds: l.windowSeconds,
+  }));
+  return visible ? states.filter((_, i) => !limits[i]?.unbounded) : states;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

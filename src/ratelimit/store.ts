@@ -1,0 +1,25 @@
+/** What a limiter store (Redis script or in-process) answers for one check. */
+export interface StoreResult {
+  /** Index into the checked limits of the first one that refused; -1 when the request was admitted. */
+  refusedIndex: number;
+  /** When refused: ms until the refused limit could admit this request. */
+  retryAfterMs: number;
+  /** Per limit, the amount counted after this check (unchanged when refused). */
+  used: number[];
+  /** Per limit, ms until capacity comes back (oldest entry leaves the window / month ends). */
+  resetMs: number[];
+}
+
+/** One limit as a store sees it. */
+export interface StoreLimit {
+  /** rolling: a 60-second sliding log; month: a counter for the calendar month (UTC). */
+  kind: 'rolling' | 'month';
+  /** Rolling limits whose requests weigh more than 1 (compute units); request limits count entries. */
+  weighted: boolean;
+  /** Store key (without the global prefix), hash-tagged by tenant. */
+  key: string;
+  limit: number;
+  /** Window in ms (rolling) or ms until the month ends (month). */
+  spanMs: number;
+  cost: number;
+}
