@@ -62,10 +62,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   if (config.redis) {
     const connection = new RedisConnection(config.redis.url, config.redis.keyPrefix, log.child({ component: 'redis' }));
     redis = connection;
-    readiness.register('redis', () => ({
-      ready: connection.state === 'up',
-      detail: { state: connection.state, ...(connection.lastError ? { error: connection.lastError } : {}) },
-    }));
+    // In open failure mode a Redis outage degrades the gateway (limits per replica,
+    // revocations bounded by KEY_CACHE_TTL_MS) but does not take it out of rotation.
+    readiness.register(
+      'redis',
+      () => ({
+        ready: connection.state === 'up',
+        detail: { state: connection.state, ...(connection.lastError ? { error: connection.lastError } : {}) },
+      }),
+      { required: config.limits.failureMode === 'closed' },
+    );
   } else {
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
@@ -74,7 +80,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   auth.start();
   if (redis) {
     // A gateway that cannot hear revocations would honour a revoked key until its cache entry expires.
-    readiness.register('keyInvalidation', () => ({ ready: auth.subscribed, detail: { subscribed: auth.subscribed } }));
+    // A new replica waits for its first subscription; later outages (open mode) only degrade it.
+    let everSubscribed = false;
+    readiness.register('keyInvalidation', () => {
+      everSubscribed ||= auth.subscribed;
+      const ready = auth.subscribed || (everSubscribed && config.limits.failureMode === 'open');
+      return { ready, detail: { subscribed: auth.subscribed, ...(ready && !auth.subscribed ? { degraded: `revocations bounded by KEY_CACHE_TTL_MS (${config.keys.cacheTtlMs} ms)` } : {}) } };
+    });
   }
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
   const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });

@@ -137,8 +137,11 @@ describe('a Redis the test starts itself, killed mid-test', () => {
     expect(during.map((r) => r.status)).toEqual([200, 200, 200, 200, 429, 429]);
     expect(during[0]?.body.data?.me.limits.source).toBe('local');
     expect(during[0]?.headers.get('ratelimit')).toMatch(/^"key_requests";r=3;/);
-    const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { components: Record<string, { ready: boolean; required: boolean; detail: Record<string, unknown> }> };
+    const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { ready: boolean; components: Record<string, { ready: boolean; required: boolean; detail: Record<string, unknown> }> };
     expect(ready.components['rateLimits']).toMatchObject({ ready: true, required: false, detail: { backend: 'local', failureMode: 'open' } });
+    // Open mode degrades but stays in rotation: Redis is shown down, yet the gateway is ready.
+    expect(ready.components['redis']).toMatchObject({ ready: false, required: false });
+    expect(ready.ready).toBe(true);
     expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^rate_limit_store_up 0$/m);
     expect(gw.logs.lines.filter((l) => l.includes('rate limits: Redis unreachable'))).toHaveLength(1);
 
