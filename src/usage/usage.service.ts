@@ -1,0 +1,365 @@
+/**
+ * UsageService: the usage sink of the request path and the billing queries.
+ *
+ * Writing: `record(event)` only pushes to an in-memory buffer (never awaits
+ * anything). A single writer loop drains it in batches (USAGE_FLUSH_BATCH_SIZE,
+ * or every USAGE_FLUSH_INTERVAL_MS) with one multi-row
+ * `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` per batch, and in the
+ * same transaction adds exactly the inserted rows to the hourly rollups — so
+ * a retried or replayed batch never counts twice. When the database fails,
+ * the batch and the rest of the buffer go to the durable local spool (fsync
+ * per batch) and are replayed once it answers again; when the buffer holds
+ * more than USAGE_BUFFER_MAX_RECORDS, it spills to the spool too, so memory
+ * stays bounded. `close()` (the lifecycle's flush phase) writes everything
+ * out, or spools what the database does not take, before exit.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Config } from '../config';
+import type { Logger } from '../log/logger';
+import type { PrismaClient } from '../db/database';
+import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
+import { Spool } from './spool';
+import { bucketOf, emptyHistogram } from './latency-histogram';
+import { UsageQueries } from './usage-queries';
+
+/** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
+export const NO_KEY = '00000000-0000-0000-0000-000000000000';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const STATUSES = new Set<string>(USAGE_STATUSES);
+const HOUR_MS = 3_600_000;
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5_000;
+
+const INSERT_RECORDS_SQL = `
+INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt")
+SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
+       r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."createdAt"
+FROM json_to_recordset($1::json) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
+  "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "createdAt" timestamptz)
+ON CONFLICT ("id") DO NOTHING
+RETURNING "id"`;
+
+const UPSERT_ROLLUPS_SQL = `
+INSERT INTO "UsageHourly" AS h ("tenantId","apiKeyId","model","status","hour","requests","items","computeUnits","latencySumMs","latencyHist")
+SELECT r."tenantId", r."apiKeyId", r."model", r."status"::"UsageStatus", r."hour", r."requests", r."items", r."computeUnits", r."latencySumMs", r."latencyHist"
+FROM json_to_recordset($1::json) AS r("tenantId" uuid, "apiKeyId" uuid, "model" text, "status" text, "hour" timestamptz, "requests" int,
+  "items" bigint, "computeUnits" float8, "latencySumMs" float8, "latencyHist" int[])
+ON CONFLICT ("tenantId","hour","apiKeyId","model","status") DO UPDATE SET
+  "requests" = h."requests" + EXCLUDED."requests",
+  "items" = h."items" + EXCLUDED."items",
+  "computeUnits" = h."computeUnits" + EXCLUDED."computeUnits",
+  "latencySumMs" = h."latencySumMs" + EXCLUDED."latencySumMs",
+  "latencyHist" = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                        FROM unnest(h."latencyHist", EXCLUDED."latencyHist") WITH ORDINALITY AS t(a, b, i) ORDER BY i)`;
+
+interface RollupDelta {
+  tenantId: string;
+  apiKeyId: string;
+  model: string;
+  status: string;
+  hour: string;
+  requests: number;
+  items: number;
+  computeUnits: number;
+  latencySumMs: number;
+  latencyHist: number[];
+}
+
+/** Adds events to hourly rollup deltas, sorted by primary key so concurrent writers lock rows in one order. */
+export function rollupDeltas(events: readonly UsageEvent[]): RollupDelta[] {
+  const byKey = new Map<string, RollupDelta>();
+  for (const e of events) {
+    const hour = new Date(Math.floor(e.createdAt.getTime() / HOUR_MS) * HOUR_MS).toISOString();
+    const apiKeyId = e.apiKeyId ?? NO_KEY;
+    const key = `${e.tenantId}|${hour}|${apiKeyId}|${e.model}|${e.status}`;
+    let d = byKey.get(key);
+    if (!d) {
+      d = { tenantId: e.tenantId, apiKeyId, model: e.model, status: e.status, hour, requests: 0, items: 0, computeUnits: 0, latencySumMs: 0, latencyHist: emptyHistogram() };
+      byKey.set(key, d);
+    }
+    d.requests += 1;
+    d.items += e.items;
+    d.computeUnits += e.computeUnits;
+    d.latencySumMs += e.latencyMs;
+    const b = bucketOf(e.latencyMs);
+    d.latencyHist[b] = (d.latencyHist[b] ?? 0) + 1;
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, d]) => d);
+}
+
+/** Why an event cannot be stored (a bug upstream), or null when it is fine. */
+export function invalidReason(e: UsageEvent): string | null {
+  if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
+  if (typeof e.tenantId !== 'string' || !UUID.test(e.tenantId)) return 'tenantId';
+  if (e.apiKeyId !== null && (typeof e.apiKeyId !== 'string' || !UUID.test(e.apiKeyId))) return 'apiKeyId';
+  if (typeof e.model !== 'string' || e.model.length === 0) return 'model';
+  if (!STATUSES.has(e.status)) return 'status';
+  if (!Number.isInteger(e.items) || e.items < 0 || e.items > 2_147_483_647) return 'items';
+  for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
+    if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;
+  }
+  if (!(e.createdAt instanceof Date) || Number.isNaN(e.createdAt.getTime())) return 'createdAt';
+  return null;
+}
+
+export interface UsageStats {
+  buffered: number;
+  spooled: number;
+  written: number;
+  failures: number;
+  rejected: number;
+}
+
+export interface UsageServiceOptions {
+  config: Config['usage'];
+  /** Anything with a `prisma` getter that throws while the database is unavailable (Database does). */
+  db: { readonly prisma: PrismaClient };
+  log: Logger;
+  /** Where the usage metrics go; a private registry when omitted. */
+  registry?: Registry;
+}
+
+export class UsageService implements UsageSink {
+  readonly queries: UsageQueries;
+  private buffer: UsageEvent[] = [];
+  private readonly spool: Spool;
+  private readonly config: Config['usage'];
+  private readonly log: Logger;
+  private readonly db: { readonly prisma: PrismaClient };
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private kickScheduled = false;
+  private closed = false;
+  private dbDown = false;
+  private retryAt = 0;
+  private retryDelay = RETRY_MIN_MS;
+  private spilling: Promise<void> = Promise.resolve();
+  private readonly counters = { written: 0, failures: 0, rejected: 0 };
+  private readonly writtenTotal: Counter;
+  private readonly failuresTotal: Counter;
+  private readonly rejectedTotal: Counter;
+
+  constructor(options: UsageServiceOptions) {
+    this.config = options.config;
+    this.db = options.db;
+    this.log = options.log;
+    this.spool = new Spool(options.config.spoolDir, options.log);
+    this.queries = new UsageQueries(options.db);
+    const registers = [options.registry ?? new Registry()];
+    const self = this;
+    new Gauge({
+      name: 'usage_buffered_records',
+      help: 'Usage records in memory waiting for the next batch insert',
+      registers,
+      collect() {
+        this.set(self.buffer.length);
+      },
+    });
+    new Gauge({
+      name: 'usage_spooled_records',
+      help: 'Usage records in the local spool waiting for the database',
+      registers,
+      collect() {
+        this.set(self.spool.records);
+      },
+    });
+    this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
+    this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the batch went to the spool)', registers });
+    this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Malformed usage events refused by record() (a bug upstream; logged)', registers });
+  }
+
+  /** Adopts spool files left by an earlier process and starts the interval flush. */
+  async start(): Promise<void> {
+    await this.spool.init();
+    this.timer = setInterval(() => {
+      if (this.buffer.length > 0 || !this.spool.isEmpty) void this.flush();
+    }, this.config.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  stats(): UsageStats {
+    return { buffered: this.buffer.length, spooled: this.spool.records, ...this.counters };
+  }
+
+  /** Never throws and never waits: buffers the event for the writer loop. */
+  record(event: UsageEvent): void {
+    try {
+      const bad = invalidReason(event);
+      if (bad) {
+        this.counters.rejected += 1;
+        this.rejectedTotal.inc();
+        this.log.error({ field: bad, requestId: String(event.id) }, 'malformed usage event refused');
+        return;
+      }
+      if (this.closed) {
+        // After close (exit in progress): straight to disk, synchronously.
+        this.spool.appendSync([event]);
+        return;
+      }
+      this.buffer.push(event);
+      if (this.buffer.length > this.config.bufferMaxRecords) {
+        this.spill();
+      } else if (this.buffer.length >= this.config.flushBatchSize && !this.running && !this.kickScheduled) {
+        this.kickScheduled = true;
+        setImmediate(() => {
+          this.kickScheduled = false;
+          void this.flush();
+        });
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'usage record() failed');
+    }
+  }
+
+  /** Moves the whole buffer to the spool (memory bound reached). */
+  private spill(): void {
+    const events = this.buffer;
+    this.buffer = [];
+    this.spilling = this.spilling.then(() => this.spoolOrLog(events));
+  }
+
+  private async spoolOrLog(events: UsageEvent[]): Promise<void> {
+    try {
+      await this.spool.append(events);
+    } catch (error) {
+      // The disk failed too: keep them in memory rather than drop them.
+      this.log.error({ err: error, records: events.length, dir: this.spool.dir }, 'usage spool append failed; keeping records in memory');
+      this.buffer.unshift(...events);
+    }
+  }
+
+  /**
+   * Writes everything buffered so far (and the spool, when the database
+   * answers); what the database does not take is in the spool when this
+   * resolves. Calls made during a flush share the next one.
+   */
+  flush(): Promise<void> {
+    if (!this.running) {
+      this.running = this.cycle().finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    this.queued ??= this.running.then(() => {
+      this.queued = null;
+      return this.flush();
+    });
+    return this.queued;
+  }
+
+  /** Final flush for shutdown (lifecycle 'flush' phase). Later record() calls go straight to the spool. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    // Retry the database now even if the last attempt failed moments ago.
+    this.retryAt = 0;
+    await this.flush();
+    this.closed = true;
+    await this.spilling;
+    if (this.buffer.length > 0) await this.spoolOrLog(this.buffer.splice(0));
+    await this.spool.close();
+    const { spooled, written } = this.stats();
+    if (spooled > 0) this.log.warn({ spooled, dir: this.spool.dir }, 'usage records left in the spool; the next start writes them');
+    this.log.info({ written, spooled }, 'usage flushed');
+  }
+
+  private canTryDatabase(): boolean {
+    return !this.dbDown || Date.now() >= this.retryAt;
+  }
+
+  private markDown(error: unknown, records: number): void {
+    this.counters.failures += 1;
+    this.failuresTotal.inc();
+    if (!this.dbDown) this.log.error({ reason: describe(error), records }, 'usage insert failed; spooling records until the database answers');
+    this.dbDown = true;
+    this.retryAt = Date.now() + this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+  }
+
+  private markUp(): void {
+    if (this.dbDown) this.log.info('usage inserts succeed again');
+    this.dbDown = false;
+    this.retryDelay = RETRY_MIN_MS;
+  }
+
+  private async cycle(): Promise<void> {
+    await this.spilling;
+    if (!this.spool.isEmpty && this.canTryDatabase()) await this.replaySpool();
+    while (this.buffer.length > 0) {
+      if (!this.canTryDatabase()) {
+        await this.spoolOrLog(this.buffer.splice(0));
+        return;
+      }
+      const batch = this.buffer.splice(0, this.config.flushBatchSize);
+      try {
+        await this.insert(batch);
+        this.markUp();
+      } catch (error) {
+        this.markDown(error, batch.length);
+        await this.spoolOrLog([...batch, ...this.buffer.splice(0)]);
+        return;
+      }
+    }
+  }
+
+  /** Writes closed spool files oldest first; each file is deleted only once all of it is committed. */
+  private async replaySpool(): Promise<void> {
+    const files = await this.spool.rotate();
+    for (const { file } of files) {
+      let events: UsageEvent[];
+      try {
+        events = await this.spool.read(file);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          await this.spool.remove(file);
+          continue;
+        }
+        throw error;
+      }
+      try {
+        for (let i = 0; i < events.length; i += this.config.flushBatchSize) {
+          await this.insert(events.slice(i, i + this.config.flushBatchSize));
+        }
+        this.markUp();
+      } catch (error) {
+        this.markDown(error, events.length);
+        return;
+      }
+      await this.spool.remove(file);
+      this.log.info({ file, records: events.length }, 'usage spool file written to the database');
+    }
+  }
+
+  /** One transaction: insert the records, then add exactly the inserted ones to the rollups. */
+  private async insert(events: UsageEvent[]): Promise<number> {
+    const prisma = this.db.prisma; // throws while the database is known to be down
+    const unique = new Map<string, UsageEvent>();
+    for (const e of events) if (!unique.has(e.id)) unique.set(e.id, e);
+    const sorted = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const payload = JSON.stringify(sorted.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
+    const inserted = await prisma.$transaction(
+      async (tx) => {
+        const rows = await tx.$queryRawUnsafe<{ id: string }[]>(INSERT_RECORDS_SQL, payload);
+        if (rows.length === 0) return 0;
+        const ids = new Set(rows.map((r) => r.id));
+        const deltas = rollupDeltas(sorted.filter((e) => ids.has(e.id)));
+        await tx.$executeRawUnsafe(UPSERT_ROLLUPS_SQL, JSON.stringify(deltas));
+        return rows.length;
+      },
+      { maxWait: 10_000, timeout: 60_000 },
+    );
+    this.counters.written += inserted;
+    this.writtenTotal.inc(inserted);
+    return inserted;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: string }).code;
+    return code ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}
