@@ -1,10 +1,11 @@
 /**
  * Billing reads: summaries, the record list (keyset pages) and the CSV export.
  *
- * Summaries read whole UTC hours from the hourly rollups and the partial
- * hours at either end of the range from the raw records (index range on
- * tenantId, createdAt), so totals are exact for any [from, to) and a month
- * of one tenant reads at most 720 rollup rows per (key, model, status).
+ * Summaries split [from, to) into whole UTC days (daily rollups), whole
+ * hours at the ends (hourly rollups) and partial hours at the very ends (raw
+ * records, an index range on tenantId, createdAt), so totals are exact for
+ * any range and a month of one tenant reads about 31 + 46 rollup rows per
+ * (key, model, status). HOUR grouping reads hourly rollups only.
  * Percentiles come from the merged latency histograms of both parts — the
  * same estimator whatever the range, so a dashboard's numbers do not change
  * method when it zooms (accuracy: see latency-histogram.ts).
@@ -109,13 +110,35 @@ interface RawAggregate {
   latencySumMs: number | null;
 }
 
-const GROUP_COLUMNS: Record<UsageGroupBy, { alias: string; rollup: string; record: string }> = {
-  HOUR: { alias: 'hour', rollup: `"hour"`, record: `date_trunc('hour', "createdAt", 'UTC')` },
-  DAY: { alias: 'day', rollup: `date_trunc('day', "hour", 'UTC')`, record: `date_trunc('day', "createdAt", 'UTC')` },
-  MODEL: { alias: 'model', rollup: `"model"`, record: `"model"` },
-  API_KEY: { alias: 'apiKeyId', rollup: `NULLIF("apiKeyId", '${NO_KEY}')::text`, record: `"apiKeyId"::text` },
-  STATUS: { alias: 'status', rollup: `"status"::text`, record: `"status"::text` },
+type Source = 'day' | 'hour' | 'record';
+type GroupColumn = { alias: string } & Record<Source, string>;
+const GROUP_COLUMNS: Record<UsageGroupBy, GroupColumn> = {
+  HOUR: { alias: 'hour', day: 'NULL', hour: `"hour"`, record: `date_trunc('hour', "createdAt", 'UTC')` },
+  DAY: { alias: 'day', day: `"day"`, hour: `date_trunc('day', "hour", 'UTC')`, record: `date_trunc('day', "createdAt", 'UTC')` },
+  MODEL: { alias: 'model', day: `"model"`, hour: `"model"`, record: `"model"` },
+  API_KEY: { alias: 'apiKeyId', day: `NULLIF("apiKeyId", '${NO_KEY}')::text`, hour: `NULLIF("apiKeyId", '${NO_KEY}')::text`, record: `"apiKeyId"::text` },
+  STATUS: { alias: 'status', day: `"status"::text`, hour: `"status"::text`, record: `"status"::text` },
 };
+
+/** Splits [from, to) into whole days, whole hours and partial hours (ms since epoch). */
+export function segments(from: number, to: number, useDays: boolean): { source: Source; from: number; to: number }[] {
+  const h0 = Math.ceil(from / HOUR_MS) * HOUR_MS;
+  const h1 = Math.floor(to / HOUR_MS) * HOUR_MS;
+  if (h0 >= h1) return [{ source: 'record', from, to }];
+  const out: { source: Source; from: number; to: number }[] = [];
+  if (from < h0) out.push({ source: 'record', from, to: h0 });
+  if (h1 < to) out.push({ source: 'record', from: h1, to });
+  const d0 = Math.ceil(h0 / DAY_MS) * DAY_MS;
+  const d1 = Math.floor(h1 / DAY_MS) * DAY_MS;
+  if (!useDays || d0 >= d1) {
+    out.push({ source: 'hour', from: h0, to: h1 });
+    return out;
+  }
+  out.push({ source: 'day', from: d0, to: d1 });
+  if (h0 < d0) out.push({ source: 'hour', from: h0, to: d0 });
+  if (d1 < h1) out.push({ source: 'hour', from: d1, to: h1 });
+  return out;
+}
 
 export class UsageQueries {
   constructor(private readonly db: { readonly prisma: PrismaClient }) {}
@@ -124,22 +147,12 @@ export class UsageQueries {
     const groupBy = USAGE_GROUP_BY.filter((g) => params.groupBy.includes(g));
     checkRange(params.from, params.to, groupBy.includes('HOUR') ? MAX_HOURLY_RANGE_DAYS : MAX_RANGE_DAYS);
     const prisma = this.db.prisma;
-    const from = params.from.getTime();
-    const to = params.to.getTime();
-    const fullFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
-    const fullTo = Math.floor(to / HOUR_MS) * HOUR_MS;
     const cols = groupBy.map((g) => GROUP_COLUMNS[g]);
-
-    const parts: Promise<{ groups: unknown[]; agg: RawAggregate; hist: number[] }[]>[] = [];
-    const recordRanges: [number, number][] = [];
-    if (fullFrom < fullTo) {
-      parts.push(this.rollupPart(prisma, params.tenantId, new Date(fullFrom), new Date(fullTo), cols));
-      if (from < fullFrom) recordRanges.push([from, fullFrom]);
-      if (fullTo < to) recordRanges.push([fullTo, to]);
-    } else {
-      recordRanges.push([from, to]);
-    }
-    for (const [a, b] of recordRanges) parts.push(this.recordPart(prisma, params.tenantId, new Date(a), new Date(b), cols));
+    const parts = segments(params.from.getTime(), params.to.getTime(), !groupBy.includes('HOUR')).map((seg) =>
+      seg.source === 'record'
+        ? this.recordPart(prisma, params.tenantId, new Date(seg.from), new Date(seg.to), cols)
+        : this.rollupPart(prisma, seg.source, params.tenantId, new Date(seg.from), new Date(seg.to), cols),
+    );
 
     const merged = new Map<string, { groups: unknown[]; requests: number; items: number; computeUnits: number; errors: number; latencySumMs: number; hist: number[] }>();
     for (const part of await Promise.all(parts)) {
@@ -190,15 +203,15 @@ export class UsageQueries {
     return rows;
   }
 
-  private async rollupPart(prisma: PrismaClient, tenantId: string | null, from: Date, to: Date, cols: (typeof GROUP_COLUMNS)[UsageGroupBy][]) {
+  private async rollupPart(prisma: PrismaClient, period: 'day' | 'hour', tenantId: string | null, from: Date, to: Date, cols: GroupColumn[]) {
     const args: unknown[] = [from, to];
-    let where = `"hour" >= $1 AND "hour" < $2`;
+    let where = `"${period}" >= $1 AND "${period}" < $2`;
     if (tenantId !== null) {
       args.push(tenantId);
       where += ` AND "tenantId" = $3::uuid`;
     }
     const histSums = Array.from({ length: HIST_BUCKETS }, (_, i) => `sum("latencyHist"[${i + 1}])`).join(',');
-    const select = cols.map((c, i) => `${c.rollup} AS g${i}`);
+    const select = cols.map((c, i) => `${c[period]} AS g${i}`);
     const sql = `SELECT ${[...select,
       `sum("requests")::float8 AS requests`,
       `sum("items")::float8 AS items`,
@@ -206,13 +219,13 @@ export class UsageQueries {
       `coalesce(sum("requests") FILTER (WHERE "status" <> 'OK'), 0)::float8 AS errors`,
       `sum("latencySumMs") AS "latencySumMs"`,
       `ARRAY[${histSums}]::float8[] AS hist`].join(', ')}
-      FROM "UsageHourly" WHERE ${where}
+      FROM "${period === 'day' ? 'UsageDaily' : 'UsageHourly'}" WHERE ${where}
       ${cols.length ? `GROUP BY ${cols.map((_, i) => i + 1).join(', ')}` : ''}`;
     const rows = await prisma.$queryRawUnsafe<(RawAggregate & { hist: (number | null)[] })[]>(sql, ...args);
     return rows.map((r) => ({ groups: cols.map((_, i) => normalizeGroup(r[`g${i}`])), agg: r, hist: r.hist.map((v) => Number(v ?? 0)) }));
   }
 
-  private async recordPart(prisma: PrismaClient, tenantId: string | null, from: Date, to: Date, cols: (typeof GROUP_COLUMNS)[UsageGroupBy][]) {
+  private async recordPart(prisma: PrismaClient, tenantId: string | null, from: Date, to: Date, cols: GroupColumn[]) {
     const args: unknown[] = [from, to];
     let where = `"createdAt" >= $1 AND "createdAt" < $2`;
     if (tenantId !== null) {

@@ -19,7 +19,7 @@ import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
 import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
 import { Spool } from './spool';
-import { bucketOf, emptyHistogram } from './latency-histogram';
+import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
 
 /** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
@@ -27,66 +27,59 @@ export const NO_KEY = '00000000-0000-0000-0000-000000000000';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES = new Set<string>(USAGE_STATUSES);
-const HOUR_MS = 3_600_000;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
+/** Batch inserts in flight at once (rollup rows are locked in key order, so they cannot deadlock). */
+const WRITERS = 2;
 
-const INSERT_RECORDS_SQL = `
-INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt")
-SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
-       r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."createdAt"
-FROM json_to_recordset($1::json) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
-  "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "createdAt" timestamptz)
-ON CONFLICT ("id") DO NOTHING
-RETURNING "id"`;
+const HIST_SUMS = Array.from({ length: HIST_BUCKETS }, (_, b) => `coalesce(sum(n) FILTER (WHERE b = ${b}), 0)`).join(', ');
 
-const UPSERT_ROLLUPS_SQL = `
-INSERT INTO "UsageHourly" AS h ("tenantId","apiKeyId","model","status","hour","requests","items","computeUnits","latencySumMs","latencyHist")
-SELECT r."tenantId", r."apiKeyId", r."model", r."status"::"UsageStatus", r."hour", r."requests", r."items", r."computeUnits", r."latencySumMs", r."latencyHist"
-FROM json_to_recordset($1::json) AS r("tenantId" uuid, "apiKeyId" uuid, "model" text, "status" text, "hour" timestamptz, "requests" int,
-  "items" bigint, "computeUnits" float8, "latencySumMs" float8, "latencyHist" int[])
-ON CONFLICT ("tenantId","hour","apiKeyId","model","status") DO UPDATE SET
-  "requests" = h."requests" + EXCLUDED."requests",
-  "items" = h."items" + EXCLUDED."items",
-  "computeUnits" = h."computeUnits" + EXCLUDED."computeUnits",
-  "latencySumMs" = h."latencySumMs" + EXCLUDED."latencySumMs",
-  "latencyHist" = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
-                        FROM unnest(h."latencyHist", EXCLUDED."latencyHist") WITH ORDINALITY AS t(a, b, i) ORDER BY i)`;
-
-interface RollupDelta {
-  tenantId: string;
-  apiKeyId: string;
-  model: string;
-  status: string;
-  hour: string;
-  requests: number;
-  items: number;
-  computeUnits: number;
-  latencySumMs: number;
-  latencyHist: number[];
+/** The upsert of one rollup table from per_bucket, for a period column ("hour" or "day"). */
+export function rollupUpsert(table: string, period: 'hour' | 'day'): string {
+  const periodExpr = period === 'hour' ? 'hour' : `date_trunc('day', hour, 'UTC')`;
+  return `INSERT INTO "${table}" AS h ("tenantId","apiKeyId","model","status","${period}","requests","items","computeUnits","latencySumMs","latencyHist")
+  SELECT "tenantId", "apiKeyId", "model", "status", ${periodExpr}, sum(n)::int, sum(it), sum(cu), sum(ls), ARRAY[${HIST_SUMS}]::int[]
+  FROM per_bucket GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 5, 2, 3, 4
+  ON CONFLICT ("tenantId","${period}","apiKeyId","model","status") DO UPDATE SET
+    "requests" = h."requests" + EXCLUDED."requests",
+    "items" = h."items" + EXCLUDED."items",
+    "computeUnits" = h."computeUnits" + EXCLUDED."computeUnits",
+    "latencySumMs" = h."latencySumMs" + EXCLUDED."latencySumMs",
+    "latencyHist" = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                          FROM unnest(h."latencyHist", EXCLUDED."latencyHist") WITH ORDINALITY AS t(a, b, i) ORDER BY i)
+  RETURNING 1`;
 }
 
-/** Adds events to hourly rollup deltas, sorted by primary key so concurrent writers lock rows in one order. */
-export function rollupDeltas(events: readonly UsageEvent[]): RollupDelta[] {
-  const byKey = new Map<string, RollupDelta>();
-  for (const e of events) {
-    const hour = new Date(Math.floor(e.createdAt.getTime() / HOUR_MS) * HOUR_MS).toISOString();
-    const apiKeyId = e.apiKeyId ?? NO_KEY;
-    const key = `${e.tenantId}|${hour}|${apiKeyId}|${e.model}|${e.status}`;
-    let d = byKey.get(key);
-    if (!d) {
-      d = { tenantId: e.tenantId, apiKeyId, model: e.model, status: e.status, hour, requests: 0, items: 0, computeUnits: 0, latencySumMs: 0, latencyHist: emptyHistogram() };
-      byKey.set(key, d);
-    }
-    d.requests += 1;
-    d.items += e.items;
-    d.computeUnits += e.computeUnits;
-    d.latencySumMs += e.latencyMs;
-    const b = bucketOf(e.latencyMs);
-    d.latencyHist[b] = (d.latencyHist[b] ?? 0) + 1;
-  }
-  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, d]) => d);
+/** Records of `source` grouped per rollup key, hour and latency bucket (the CTE the rollup upserts read). */
+export function perBucketSql(source: string): string {
+  return `SELECT "tenantId", coalesce("apiKeyId", '${NO_KEY}'::uuid) AS "apiKeyId", "model", "status", date_trunc('hour', "createdAt", 'UTC') AS hour,
+         ${bucketSql('"latencyMs"')} AS b, count(*) AS n, sum("items") AS it, sum("computeUnits") AS cu, sum("latencyMs") AS ls
+  FROM ${source} GROUP BY 1, 2, 3, 4, 5, 6`;
 }
+
+/**
+ * One statement, so one round trip and one implicit transaction: insert the
+ * batch, skip ids already stored, and add exactly the inserted rows (the
+ * RETURNING set) to the hourly and daily rollups. Rollup rows are upserted
+ * in key order so concurrent writers take row locks in the same order.
+ */
+export const INSERT_SQL = `
+WITH ins AS (
+  INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt")
+  SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
+         r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."createdAt"
+  FROM json_to_recordset($1::json) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
+    "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "createdAt" timestamptz)
+  ON CONFLICT ("id") DO NOTHING
+  RETURNING "tenantId", "apiKeyId", "model", "status", "createdAt", "items", "computeUnits", "latencyMs"
+), per_bucket AS (
+  ${perBucketSql('ins')}
+), hourly AS (
+  ${rollupUpsert('UsageHourly', 'hour')}
+), daily AS (
+  ${rollupUpsert('UsageDaily', 'day')}
+)
+SELECT (SELECT count(*) FROM ins)::int AS inserted`;
 
 /** Why an event cannot be stored (a bug upstream), or null when it is fine. */
 export function invalidReason(e: UsageEvent): string | null {
@@ -287,20 +280,28 @@ export class UsageService implements UsageSink {
   private async cycle(): Promise<void> {
     await this.spilling;
     if (!this.spool.isEmpty && this.canTryDatabase()) await this.replaySpool();
-    while (this.buffer.length > 0) {
-      if (!this.canTryDatabase()) {
-        await this.spoolOrLog(this.buffer.splice(0));
-        return;
+    // Up to WRITERS batches in flight: the next batch is sent while the database works on the last.
+    const inFlight = new Set<Promise<void>>();
+    const failed: UsageEvent[] = [];
+    while ((this.buffer.length > 0 && failed.length === 0) || inFlight.size > 0) {
+      while (this.buffer.length > 0 && failed.length === 0 && inFlight.size < WRITERS && this.canTryDatabase()) {
+        const batch = this.buffer.splice(0, this.config.flushBatchSize);
+        const write: Promise<void> = this.insert(batch)
+          .then(
+            () => this.markUp(),
+            (error: unknown) => {
+              this.markDown(error, batch.length);
+              failed.push(...batch);
+            },
+          )
+          .finally(() => inFlight.delete(write));
+        inFlight.add(write);
       }
-      const batch = this.buffer.splice(0, this.config.flushBatchSize);
-      try {
-        await this.insert(batch);
-        this.markUp();
-      } catch (error) {
-        this.markDown(error, batch.length);
-        await this.spoolOrLog([...batch, ...this.buffer.splice(0)]);
-        return;
-      }
+      if (inFlight.size === 0) break;
+      await Promise.race(inFlight);
+    }
+    if (failed.length > 0 || (this.buffer.length > 0 && !this.canTryDatabase())) {
+      await this.spoolOrLog([...failed, ...this.buffer.splice(0)]);
     }
   }
 
@@ -332,24 +333,12 @@ export class UsageService implements UsageSink {
     }
   }
 
-  /** One transaction: insert the records, then add exactly the inserted ones to the rollups. */
+  /** One statement: insert the records and add exactly the inserted ones to the rollups. Returns the rows inserted. */
   private async insert(events: UsageEvent[]): Promise<number> {
     const prisma = this.db.prisma; // throws while the database is known to be down
-    const unique = new Map<string, UsageEvent>();
-    for (const e of events) if (!unique.has(e.id)) unique.set(e.id, e);
-    const sorted = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const payload = JSON.stringify(sorted.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
-    const inserted = await prisma.$transaction(
-      async (tx) => {
-        const rows = await tx.$queryRawUnsafe<{ id: string }[]>(INSERT_RECORDS_SQL, payload);
-        if (rows.length === 0) return 0;
-        const ids = new Set(rows.map((r) => r.id));
-        const deltas = rollupDeltas(sorted.filter((e) => ids.has(e.id)));
-        await tx.$executeRawUnsafe(UPSERT_ROLLUPS_SQL, JSON.stringify(deltas));
-        return rows.length;
-      },
-      { maxWait: 10_000, timeout: 60_000 },
-    );
+    const payload = JSON.stringify(events.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
+    const rows = await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload);
+    const inserted = Number(rows[0]?.inserted ?? 0);
     this.counters.written += inserted;
     this.writtenTotal.inc(inserted);
     return inserted;

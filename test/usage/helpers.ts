@@ -58,7 +58,7 @@ export function makeEvent(tenantId: string, i: number, overrides: Partial<UsageE
     queueMs: 0.1,
     computeMs: status === 'OK' ? 0.3 : 0,
     executionProvider: status === 'OK' ? 'cpu' : null,
-    createdAt: new Date(Date.UTC(2026, 10, 1, 0, 0, 0) + i * 7_919), // spreads over hours, not hour-aligned
+    createdAt: new Date(Date.UTC(2026, 10, 1, 0, 0, 0) + i * 61_919), // ~17 h per 1000 events: crosses hours and a day boundary, never aligned
     ...overrides,
   };
 }
@@ -106,6 +106,8 @@ export interface TenantTotals {
   rollupRequests: number;
   rollupItems: number;
   rollupHistTotal: number;
+  dailyRequests: number;
+  dailyHistTotal: number;
 }
 
 /** Reads what is stored for a tenant straight from SQL (not through the code under test). */
@@ -122,7 +124,13 @@ export async function storedTotals(url: string, tenantId: string): Promise<Tenan
       `SELECT sum(requests) AS req, sum(items) AS items, sum((SELECT sum(x) FROM unnest("latencyHist") x)) AS hist FROM "UsageHourly" WHERE "tenantId" = $1`,
       [tenantId],
     );
+    const d = await client.query<{ req: string | null; hist: string | null }>(
+      `SELECT sum(requests) AS req, sum((SELECT sum(x) FROM unnest("latencyHist") x)) AS hist FROM "UsageDaily" WHERE "tenantId" = $1`,
+      [tenantId],
+    );
     return {
+      dailyRequests: Number(d.rows[0]?.req ?? 0),
+      dailyHistTotal: Number(d.rows[0]?.hist ?? 0),
       rows: Number(r.rows[0]?.rows ?? 0),
       items: Number(r.rows[0]?.items ?? 0),
       computeUnits: Number(r.rows[0]?.cu ?? 0),

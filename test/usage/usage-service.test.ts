@@ -37,6 +37,8 @@ describe('UsageService on PostgreSQL', () => {
     expect(stored.rollupRequests).toBe(want.rows);
     expect(stored.rollupItems).toBe(want.items);
     expect(stored.rollupHistTotal).toBe(want.rows);
+    expect(stored.dailyRequests).toBe(want.rows);
+    expect(stored.dailyHistTotal).toBe(want.rows);
 
     // Summary totals equal the sums of the records, for aligned and unaligned ranges.
     const first = events[0]!.createdAt.getTime();
@@ -45,6 +47,7 @@ describe('UsageService on PostgreSQL', () => {
       [first, last + 1],
       [first + 1_234_567, last - 2_345_678],
       [first + 600_000, first + 1_800_000], // inside one hour: raw records only
+      [first - 3 * 86_400_000 + 1, last + 2 * 86_400_000 - 1], // whole days + hours + partial hours
     ] as const) {
       const inRange = events.filter((e) => e.createdAt.getTime() >= from && e.createdAt.getTime() < to);
       const [total] = await svc.queries.summary({ tenantId: tenant, from: new Date(from), to: new Date(to), groupBy: [] });
@@ -66,6 +69,7 @@ describe('UsageService on PostgreSQL', () => {
     await drain(svc);
     const from = new Date(Date.UTC(2026, 10, 1));
     const to = new Date(Date.UTC(2026, 10, 2));
+    expect(events.at(-1)!.createdAt.getTime()).toBeLessThan(to.getTime());
     const byHour = await svc.queries.summary({ tenantId: tenant, from, to, groupBy: ['HOUR'] });
     expect(byHour.length).toBe(new Set(events.map((e) => Math.floor(e.createdAt.getTime() / 3_600_000))).size);
     expect(byHour.every((r) => r.hour instanceof Date && r.model === null)).toBe(true);
@@ -102,7 +106,7 @@ describe('UsageService on PostgreSQL', () => {
     await drain(other);
     const stored = await storedTotals(testEnv.databaseUrl, tenant);
     const want = expectedTotals(events);
-    expect(stored).toMatchObject({ rows: 250, items: want.items, rollupRequests: 250, rollupItems: want.items, rollupHistTotal: 250 });
+    expect(stored).toMatchObject({ rows: 250, items: want.items, rollupRequests: 250, rollupItems: want.items, rollupHistTotal: 250, dailyRequests: 250 });
   });
 
   it('spills to the spool past USAGE_BUFFER_MAX_RECORDS and replays it without loss', async () => {
