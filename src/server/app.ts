@@ -17,6 +17,8 @@ import { Lifecycle } from './lifecycle';
 import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
+import { UsageService } from '../usage/usage.service';
+import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
 
 export interface Gateway {
@@ -65,12 +67,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, startedAt: Date.now() };
+  const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
+  await usage.start();
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, usage, startedAt: Date.now() };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  lifecycle.onShutdown('usage', 'flush', () => usage.close());
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   lifecycle.onShutdown('database', 'close', () => db.close());
   if (redis) {
@@ -164,6 +170,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   });
 
   registerGraphiql(app);
+  registerUsageRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {
     context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => ({
       requestId: request.id,

@@ -9,6 +9,7 @@ import type { RedisConnection } from '../redis/redis';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import type { Lifecycle } from './lifecycle';
+import type { UsageService } from '../usage/usage.service';
 
 export interface Services {
   config: Config;
@@ -19,5 +20,7 @@ export interface Services {
   metrics: Metrics;
   readiness: Readiness;
   lifecycle: Lifecycle;
+  /** Usage records: the request path's sink (`record`) and the billing queries. */
+  usage: UsageService;
   startedAt: number;
 }

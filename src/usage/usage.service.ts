@@ -68,7 +68,7 @@ WITH ins AS (
   INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt")
   SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
          r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."createdAt"
-  FROM json_to_recordset($1::json) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
+  FROM jsonb_to_recordset($1::jsonb) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
     "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "createdAt" timestamptz)
   ON CONFLICT ("id") DO NOTHING
   RETURNING "tenantId", "apiKeyId", "model", "status", "createdAt", "items", "computeUnits", "latencyMs"
@@ -141,13 +141,14 @@ export class UsageService implements UsageSink {
     this.spool = new Spool(options.config.spoolDir, options.log);
     this.queries = new UsageQueries(options.db);
     const registers = [options.registry ?? new Registry()];
-    const self = this;
+    const bufferedNow = () => this.buffer.length;
+    const spooledNow = () => this.spool.records;
     new Gauge({
       name: 'usage_buffered_records',
       help: 'Usage records in memory waiting for the next batch insert',
       registers,
       collect() {
-        this.set(self.buffer.length);
+        this.set(bufferedNow());
       },
     });
     new Gauge({
@@ -155,7 +156,7 @@ export class UsageService implements UsageSink {
       help: 'Usage records in the local spool waiting for the database',
       registers,
       collect() {
-        this.set(self.spool.records);
+        this.set(spooledNow());
       },
     });
     this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
