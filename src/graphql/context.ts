@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log/logger';
 import type { Services } from '../server/services';
 import type { Principal } from '../auth/principal';
+import type { DomainError } from '../errors';
 
 export interface GraphQLContext {
   requestId: string;
@@ -17,4 +18,6 @@ export interface GraphQLContext {
   userAgent: string | undefined;
   /** The verified caller; null when the request carried no key (issue #5 fills this in). */
   principal: Principal | null;
+  /** Why the presented key was refused (the whole operation is then refused); undefined when no key or a good one. */
+  authError?: DomainError;
 }

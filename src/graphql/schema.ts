@@ -7,9 +7,11 @@ import 'reflect-metadata';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
+import { KeysResolver } from '../keys/keys.resolver';
+import { authChecker } from '../auth/auth-checker';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, KeysResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 
@@ -18,6 +20,8 @@ export function getSchema(): Promise<GraphQLSchema> {
   cached ??= buildSchema({
     resolvers: RESOLVERS,
     validate: false,
+    // Every field but the public ones carries @Authorized(<scope>); see test/auth/schema-guard.test.ts.
+    authChecker,
   });
   return cached;
 }

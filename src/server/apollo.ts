@@ -9,6 +9,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Config } from '../config';
 import type { GraphQLContext } from '../graphql/context';
 import { getSchema } from '../graphql/schema';
+import { authPlugin } from '../auth/auth-plugin';
 import { classifyError, domainErrorOf, httpStatusFor, toGraphQLError } from '../errors';
 
 /** Logs unexpected errors with the request id and stamps the id on every error sent. */
@@ -87,7 +88,7 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
-    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), errorPlugin()],
+    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), authPlugin(), errorPlugin()],
     formatError,
   });
   await apollo.start();

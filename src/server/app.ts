@@ -20,6 +20,9 @@ import { createApollo } from './apollo';
 import { UsageService } from '../usage/usage.service';
 import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
+import { Authenticator } from '../auth/authenticator';
+import { KeyService } from '../keys/key.service';
+import { DomainError } from '../errors';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -67,10 +70,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
+  const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics });
+  auth.start();
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
+
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, usage, startedAt: Date.now() };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, startedAt: Date.now(), auth, keys, usage };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
@@ -79,6 +86,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   lifecycle.onShutdown('usage', 'flush', () => usage.close());
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   lifecycle.onShutdown('database', 'close', () => db.close());
+  lifecycle.onShutdown('auth', 'close', () => auth.close());
   if (redis) {
     const r = redis;
     lifecycle.onShutdown('redis', 'close', () => r.close());
@@ -172,17 +180,27 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   registerGraphiql(app);
   registerUsageRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {
-    context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => ({
-      requestId: request.id,
-      // request.log is a pino child logger carrying the request id.
-      log: request.log as unknown as Logger,
-      services,
-      request,
-      reply,
-      ip: request.ip,
-      userAgent: request.headers['user-agent'],
-      principal: null,
-    }),
+    context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => {
+      const context: GraphQLContext = {
+        requestId: request.id,
+        // request.log is a pino child logger carrying the request id.
+        log: request.log as unknown as Logger,
+        services,
+        request,
+        reply,
+        ip: request.ip,
+        userAgent: request.headers['user-agent'],
+        principal: null,
+      };
+      try {
+        context.principal = await services.auth.authenticate(request.headers);
+      } catch (error) {
+        // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status.
+        if (!(error instanceof DomainError)) throw error;
+        context.authError = error;
+      }
+      return context;
+    },
   });
   app.route<{ Reply: string }>({
     url: '/graphql',

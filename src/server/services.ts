@@ -10,6 +10,8 @@ import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import type { Lifecycle } from './lifecycle';
 import type { UsageService } from '../usage/usage.service';
+import type { Authenticator } from '../auth/authenticator';
+import type { KeyService } from '../keys/key.service';
 
 export interface Services {
   config: Config;
@@ -23,4 +25,8 @@ export interface Services {
   /** Usage records: the request path's sink (`record`) and the billing queries. */
   usage: UsageService;
   startedAt: number;
+  /** Verifies API keys (cached, invalidated over Redis pub/sub). */
+  auth: Authenticator;
+  /** Tenants, API keys and their audit trail. */
+  keys: KeyService;
 }

@@ -1,0 +1,457 @@
+/**
+ * Tenants and API keys: create, list, update, revoke, rotate, bootstrap.
+ * Every change writes its AuditEvent in the same transaction, and changes
+ * that must stop a key from working are broadcast to every gateway's cache
+ * after commit. Access rules live here, not in resolvers: a caller without
+ * `admin` reaches only its own tenant, and only admins grant `admin`.
+ */
+import type { Database } from '../db/database';
+import type { ApiKey, AuditEvent, Prisma, Tenant } from '../db/generated/client';
+import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
+import type { Logger } from '../log/logger';
+import { SCOPES, type Principal, type Scope } from '../auth/principal';
+import { hasScope, isScope } from '../auth/scopes';
+import type { KeyInvalidator } from '../auth/invalidation';
+import { generateKey, type KeyEnvironment } from './key-format';
+import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
+
+type Tx = Prisma.TransactionClient;
+
+/** Who acts, for access checks and the audit trail. principal null: the CLI (operator at the database). */
+export interface Caller {
+  principal: Principal | null;
+  ip?: string | null;
+  userAgent?: string | null;
+  requestId?: string | null;
+  /** Audit label when there is no principal ("cli"). */
+  actor?: string;
+}
+
+export interface LimitOverrides {
+  requestsPerMinute?: number | null;
+  computeUnitsPerMinute?: number | null;
+}
+
+export interface CreateTenantInput extends LimitOverrides {
+  name: string;
+  monthlyComputeUnitQuota?: number | null;
+}
+
+export interface UpdateTenantInput extends LimitOverrides {
+  status?: 'ACTIVE' | 'SUSPENDED';
+  monthlyComputeUnitQuota?: number | null;
+}
+
+export interface CreateApiKeyInput extends LimitOverrides {
+  /** Tenant id or name; defaults to the caller's own tenant. */
+  tenant?: string | null;
+  name: string;
+  scopes: string[];
+  allowedModels?: string[] | null;
+  expiresAt?: Date | null;
+  ttlSeconds?: number | null;
+  environment?: KeyEnvironment;
+}
+
+export interface CreatedKey {
+  /** Shown once; never stored. */
+  plaintext: string;
+  apiKey: ApiKey;
+}
+
+export interface ListApiKeysFilter {
+  tenant?: string | null;
+  /** true: only revoked; false: only not revoked; absent: all. */
+  revoked?: boolean | null;
+}
+
+const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+export class KeyService {
+  constructor(
+    private readonly db: Database,
+    private readonly invalidator: KeyInvalidator,
+    private readonly log: Logger,
+    private readonly environment: KeyEnvironment = 'live',
+  ) {}
+
+  private get prisma() {
+    return this.db.prisma;
+  }
+
+  // ---- tenants ------------------------------------------------------------
+
+  async createTenant(caller: Caller, input: CreateTenantInput): Promise<Tenant> {
+    this.requireAdmin(caller);
+    const name = input.name.trim();
+    if (!TENANT_NAME.test(name)) {
+      throw new BadInputError('Tenant name must be 1-64 letters, digits, "_", "-" or ".", starting with a letter or digit', 'name');
+    }
+    const data = {
+      name,
+      requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
+      computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
+      monthlyComputeUnitQuota: limit(input.monthlyComputeUnitQuota, 'monthlyComputeUnitQuota', 0),
+    };
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        const tenant = await tx.tenant.create({ data });
+        await audit(tx, caller, 'tenant.create', 'Tenant', tenant.id, tenant.id, null, tenantView(tenant));
+        return tenant;
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new BadInputError(`Tenant "${name}" already exists`, 'name');
+      throw error;
+    }
+  }
+
+  async updateTenant(caller: Caller, ref: string, input: UpdateTenantInput): Promise<Tenant> {
+    this.requireAdmin(caller);
+    const data: Prisma.TenantUpdateInput = {};
+    if (input.status !== undefined) data.status = input.status;
+    if (input.requestsPerMinute !== undefined) data.requestsPerMinute = limit(input.requestsPerMinute, 'requestsPerMinute');
+    if (input.computeUnitsPerMinute !== undefined) data.computeUnitsPerMinute = limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute');
+    if (input.monthlyComputeUnitQuota !== undefined) {
+      data.monthlyComputeUnitQuota = limit(input.monthlyComputeUnitQuota, 'monthlyComputeUnitQuota', 0);
+    }
+    const updated = await this.prisma.$transaction(async (tx) => {
+      const before = await findTenant(tx, ref);
+      const after = await tx.tenant.update({ where: { id: before.id }, data });
+      await audit(tx, caller, input.status && input.status !== before.status ? `tenant.${input.status === 'SUSPENDED' ? 'suspend' : 'resume'}` : 'tenant.update', 'Tenant', after.id, after.id, tenantView(before), tenantView(after));
+      return after;
+    });
+    // Status and limits are part of every cached principal of this tenant.
+    await this.invalidator.invalidate({ tenantIds: [updated.id] });
+    this.log.info({ tenantId: updated.id, status: updated.status, actor: actorLabel(caller) }, 'tenant updated');
+    return updated;
+  }
+
+  async listTenants(caller: Caller, args: PageArgs): Promise<Page<Tenant>> {
+    this.requireAdmin(caller);
+    const size = pageSize(args.first);
+    const { where, orderBy } = afterCursor(args.after);
+    const rows = await this.prisma.tenant.findMany({ where, orderBy, take: size + 1 });
+    return toPage(rows, size, args.after);
+  }
+
+  async getTenant(caller: Caller, ref: string): Promise<Tenant> {
+    const tenant = await findTenant(this.prisma, ref);
+    this.requireTenantAccess(caller, tenant.id);
+    return tenant;
+  }
+
+  async tenantById(id: string): Promise<Tenant | null> {
+    return this.prisma.tenant.findUnique({ where: { id } });
+  }
+
+  // ---- keys ---------------------------------------------------------------
+
+  async createApiKey(caller: Caller, input: CreateApiKeyInput): Promise<CreatedKey> {
+    const scopes = parseScopes(input.scopes);
+    if (scopes.includes('admin') && !isAdmin(caller)) throw new ForbiddenError('Only an admin key may create admin keys');
+    const name = input.name.trim();
+    if (name.length < 1 || name.length > 100) throw new BadInputError('Key name must be 1-100 characters', 'name');
+    const allowedModels = [...new Set((input.allowedModels ?? []).map((m) => m.trim()))];
+    if (allowedModels.some((m) => m.length === 0)) throw new BadInputError('Model names must not be empty', 'allowedModels');
+    const expiresAt = expiryFrom(input.expiresAt, input.ttlSeconds);
+    const key = generateKey(input.environment ?? this.environment);
+    return this.prisma.$transaction(async (tx) => {
+      const tenantId = await this.targetTenantId(tx, caller, input.tenant);
+      const apiKey = await tx.apiKey.create({
+        data: {
+          tenantId,
+          name,
+          prefix: key.prefix,
+          hash: key.hash,
+          scopes,
+          allowedModels,
+          requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
+          computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
+          expiresAt,
+          createdBy: actorLabel(caller),
+        },
+      });
+      await audit(tx, caller, 'apikey.create', 'ApiKey', apiKey.id, tenantId, null, keyView(apiKey));
+      return { plaintext: key.plaintext, apiKey };
+    });
+  }
+
+  async listApiKeys(caller: Caller, filter: ListApiKeysFilter, args: PageArgs): Promise<Page<ApiKey>> {
+    const size = pageSize(args.first);
+    const { where: cursorWhere, orderBy } = afterCursor(args.after);
+    let tenantId: string | undefined;
+    if (filter.tenant) {
+      tenantId = (await findTenant(this.prisma, filter.tenant)).id;
+      this.requireTenantAccess(caller, tenantId);
+    } else if (!isAdmin(caller)) {
+      tenantId = caller.principal?.tenantId;
+    }
+    const where: Prisma.ApiKeyWhereInput = {
+      AND: [
+        cursorWhere,
+        tenantId ? { tenantId } : {},
+        filter.revoked === true ? { revokedAt: { not: null } } : filter.revoked === false ? { revokedAt: null } : {},
+      ],
+    };
+    const rows = await this.prisma.apiKey.findMany({ where, orderBy, take: size + 1 });
+    return toPage(rows, size, args.after);
+  }
+
+  /** A key by id or by display prefix, visible to the caller; NOT_FOUND otherwise (also for other tenants' keys). */
+  async getApiKey(caller: Caller, ref: string): Promise<ApiKey> {
+    return findKey(this.prisma, caller, ref);
+  }
+
+  async revokeApiKey(caller: Caller, ref: string): Promise<ApiKey> {
+    const revoked = await this.prisma.$transaction(async (tx) => {
+      const before = await findKey(tx, caller, ref);
+      if (before.revokedAt) return before;
+      const after = await tx.apiKey.update({ where: { id: before.id }, data: { revokedAt: new Date() } });
+      await audit(tx, caller, 'apikey.revoke', 'ApiKey', after.id, after.tenantId, keyView(before), keyView(after));
+      return after;
+    });
+    await this.invalidator.invalidate({ keyIds: [revoked.id] });
+    this.log.info({ apiKeyId: revoked.id, prefix: revoked.prefix, actor: actorLabel(caller) }, 'api key revoked');
+    return revoked;
+  }
+
+  /**
+   * Issues a new secret with the same tenant, scopes, models, limits and
+   * expiry; the old one keeps working for `graceSeconds` (0: stops now).
+   */
+  async rotateApiKey(caller: Caller, ref: string, graceSeconds: number): Promise<CreatedKey & { previous: ApiKey }> {
+    if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
+      throw new BadInputError(`gracePeriodSeconds must be a whole number from 0 to ${MAX_GRACE_SECONDS}`, 'gracePeriodSeconds');
+    }
+    const result = await this.prisma.$transaction(async (tx) => {
+      const old = await findKey(tx, caller, ref);
+      const now = Date.now();
+      if (old.revokedAt) throw new BadInputError('A revoked key cannot be rotated', 'id');
+      if (old.graceUntil) throw new BadInputError('This key was already rotated; rotate its successor', 'id');
+      if (old.expiresAt && old.expiresAt.getTime() <= now) throw new BadInputError('An expired key cannot be rotated', 'id');
+      if (old.scopes.includes('admin') && !isAdmin(caller)) throw new ForbiddenError('Only an admin key may rotate admin keys');
+      const environment: KeyEnvironment = old.prefix.startsWith('mg_test_') ? 'test' : 'live';
+      const key = generateKey(environment);
+      const apiKey = await tx.apiKey.create({
+        data: {
+          tenantId: old.tenantId,
+          name: old.name,
+          prefix: key.prefix,
+          hash: key.hash,
+          scopes: old.scopes,
+          allowedModels: old.allowedModels,
+          requestsPerMinute: old.requestsPerMinute,
+          computeUnitsPerMinute: old.computeUnitsPerMinute,
+          expiresAt: old.expiresAt,
+          createdBy: actorLabel(caller),
+          rotatedFromId: old.id,
+        },
+      });
+      const previous = await tx.apiKey.update({ where: { id: old.id }, data: { graceUntil: new Date(now + graceSeconds * 1000) } });
+      await audit(tx, caller, 'apikey.rotate', 'ApiKey', old.id, old.tenantId, keyView(old), { ...keyView(previous), successor: keyView(apiKey) });
+      return { plaintext: key.plaintext, apiKey, previous };
+    });
+    await this.invalidator.invalidate({ keyIds: [result.previous.id] });
+    this.log.info({ apiKeyId: result.previous.id, successorId: result.apiKey.id, graceUntil: result.previous.graceUntil, actor: actorLabel(caller) }, 'api key rotated');
+    return result;
+  }
+
+  /**
+   * Creates the first admin key when no usable one exists (tenant created if
+   * needed). Returns null when an admin key already exists.
+   */
+  async bootstrapAdmin(caller: Caller, tenantName = 'admin'): Promise<CreatedKey | null> {
+    const key = generateKey(this.environment);
+    return this.prisma.$transaction(async (tx) => {
+      // Two bootstraps at once must not both create a key.
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)::text');
+      const now = new Date();
+      const existing = await tx.apiKey.findFirst({
+        where: {
+          scopes: { has: 'admin' },
+          revokedAt: null,
+          AND: [{ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] }, { OR: [{ graceUntil: null }, { graceUntil: { gt: now } }] }],
+        },
+      });
+      if (existing) return null;
+      let tenant = await tx.tenant.findUnique({ where: { name: tenantName } });
+      if (!tenant) {
+        tenant = await tx.tenant.create({ data: { name: tenantName } });
+        await audit(tx, caller, 'tenant.create', 'Tenant', tenant.id, tenant.id, null, tenantView(tenant));
+      }
+      const apiKey = await tx.apiKey.create({
+        data: { tenantId: tenant.id, name: 'bootstrap admin', prefix: key.prefix, hash: key.hash, scopes: ['admin'], allowedModels: [], createdBy: actorLabel(caller) },
+      });
+      await audit(tx, caller, 'admin.bootstrap', 'ApiKey', apiKey.id, tenant.id, null, keyView(apiKey));
+      return { plaintext: key.plaintext, apiKey };
+    });
+  }
+
+  // ---- audit --------------------------------------------------------------
+
+  async listAuditEvents(caller: Caller, filter: { tenant?: string | null }, args: PageArgs): Promise<Page<AuditEvent>> {
+    this.requireAdmin(caller);
+    const size = pageSize(args.first);
+    const { where: cursorWhere, orderBy } = afterCursor(args.after);
+    const tenantId = filter.tenant ? (await findTenant(this.prisma, filter.tenant)).id : undefined;
+    const rows = await this.prisma.auditEvent.findMany({
+      where: { AND: [cursorWhere, tenantId ? { tenantId } : {}] },
+      orderBy,
+      take: size + 1,
+    });
+    return toPage(rows, size, args.after);
+  }
+
+  // ---- access -------------------------------------------------------------
+
+  private requireAdmin(caller: Caller): void {
+    if (!isAdmin(caller)) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
+  }
+
+  private requireTenantAccess(caller: Caller, tenantId: string): void {
+    if (isAdmin(caller)) return;
+    if (caller.principal?.tenantId !== tenantId) throw new ForbiddenError('This API key may manage only its own tenant');
+  }
+
+  private async targetTenantId(tx: Tx, caller: Caller, ref: string | null | undefined): Promise<string> {
+    if (!ref) {
+      if (!caller.principal) throw new BadInputError('Name the tenant', 'tenant');
+      return caller.principal.tenantId;
+    }
+    const tenant = await findTenant(tx, ref);
+    this.requireTenantAccess(caller, tenant.id);
+    return tenant.id;
+  }
+}
+
+// ---- helpers --------------------------------------------------------------
+
+function isAdmin(caller: Caller): boolean {
+  return caller.principal === null || hasScope(caller.principal, 'admin');
+}
+
+function actorLabel(caller: Caller): string {
+  return caller.principal ? `key:${caller.principal.keyPrefix}` : (caller.actor ?? 'cli');
+}
+
+export function parseScopes(values: string[]): Scope[] {
+  const scopes = [...new Set(values.map((s) => s.trim()).filter(Boolean))];
+  if (scopes.length === 0) throw new BadInputError(`Name at least one scope (${SCOPES.join(', ')})`, 'scopes');
+  for (const s of scopes) {
+    if (!isScope(s)) throw new BadInputError(`Unknown scope "${s}"; valid scopes: ${SCOPES.join(', ')}`, 'scopes');
+  }
+  return scopes as Scope[];
+}
+
+function limit(value: number | null | undefined, field: string, min = 1): number | null {
+  if (value === null || value === undefined) return null;
+  if (!Number.isInteger(value) || value < min || value > 2_000_000_000) {
+    throw new BadInputError(`${field} must be a whole number from ${min} to 2000000000, or null for the default`, field);
+  }
+  return value;
+}
+
+function expiryFrom(expiresAt: Date | null | undefined, ttlSeconds: number | null | undefined): Date | null {
+  if (expiresAt && ttlSeconds !== null && ttlSeconds !== undefined) throw new BadInputError('Give expiresAt or ttlSeconds, not both', 'ttlSeconds');
+  if (ttlSeconds !== null && ttlSeconds !== undefined) {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new BadInputError('ttlSeconds must be a positive whole number', 'ttlSeconds');
+    return new Date(Date.now() + ttlSeconds * 1000);
+  }
+  if (expiresAt) {
+    if (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now()) throw new BadInputError('expiresAt must be in the future', 'expiresAt');
+    return expiresAt;
+  }
+  return null;
+}
+
+type Reader = Pick<Tx, 'tenant' | 'apiKey'>;
+
+async function findTenant(db: Reader, ref: string): Promise<Tenant> {
+  const trimmed = ref.trim();
+  const tenant = UUID.test(trimmed)
+    ? await db.tenant.findFirst({ where: { OR: [{ id: trimmed }, { name: trimmed }] } })
+    : await db.tenant.findUnique({ where: { name: trimmed } });
+  if (!tenant) throw new NotFoundError(`Unknown tenant "${trimmed}"`, { tenant: trimmed });
+  return tenant;
+}
+
+async function findKey(db: Reader, caller: Caller, ref: string): Promise<ApiKey> {
+  const trimmed = ref.trim();
+  const scope: Prisma.ApiKeyWhereInput = isAdmin(caller) ? {} : { tenantId: caller.principal?.tenantId ?? '' };
+  let rows: ApiKey[];
+  if (UUID.test(trimmed)) {
+    rows = await db.apiKey.findMany({ where: { ...scope, id: trimmed }, take: 1 });
+  } else if (/^mg_(live|test)_[0-9A-Za-z]{1,}$/.test(trimmed)) {
+    // A display prefix (or a longer part of the key): match on the stored prefix.
+    rows = await db.apiKey.findMany({ where: { ...scope, prefix: trimmed.slice(0, 16) }, take: 2 });
+  } else {
+    throw new BadInputError('Name a key by its id or its display prefix (mg_live_…)', 'id');
+  }
+  if (rows.length > 1) throw new BadInputError(`Prefix "${trimmed}" matches more than one key; use the id`, 'id');
+  const row = rows[0];
+  // Another tenant's key reads as unknown: a caller cannot learn it exists.
+  if (!row) throw new NotFoundError('Unknown API key', { id: trimmed });
+  return row;
+}
+
+function tenantView(t: Tenant): Prisma.InputJsonObject {
+  return {
+    id: t.id,
+    name: t.name,
+    status: t.status,
+    requestsPerMinute: t.requestsPerMinute,
+    computeUnitsPerMinute: t.computeUnitsPerMinute,
+    monthlyComputeUnitQuota: t.monthlyComputeUnitQuota,
+  };
+}
+
+/** What the audit trail records of a key: never its hash. */
+function keyView(k: ApiKey): Prisma.InputJsonObject {
+  return {
+    id: k.id,
+    tenantId: k.tenantId,
+    name: k.name,
+    prefix: k.prefix,
+    scopes: k.scopes,
+    allowedModels: k.allowedModels,
+    requestsPerMinute: k.requestsPerMinute,
+    computeUnitsPerMinute: k.computeUnitsPerMinute,
+    expiresAt: k.expiresAt?.toISOString() ?? null,
+    revokedAt: k.revokedAt?.toISOString() ?? null,
+    graceUntil: k.graceUntil?.toISOString() ?? null,
+    rotatedFromId: k.rotatedFromId,
+  };
+}
+
+async function audit(
+  tx: Tx,
+  caller: Caller,
+  action: string,
+  targetType: string,
+  targetId: string,
+  tenantId: string | null,
+  before: Prisma.InputJsonObject | null,
+  after: Prisma.InputJsonObject | null,
+): Promise<void> {
+  await tx.auditEvent.create({
+    data: {
+      actorKeyId: caller.principal?.apiKeyId ?? null,
+      actor: actorLabel(caller),
+      action,
+      targetType,
+      targetId,
+      tenantId,
+      ...(before ? { before } : {}),
+      ...(after ? { after } : {}),
+      ip: caller.ip ?? null,
+      userAgent: caller.userAgent ?? null,
+      requestId: caller.requestId ?? null,
+    },
+  });
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'P2002';
+}

@@ -1,0 +1,160 @@
+/**
+ * The real `modelgate` CLI (node dist/cli/main.js, built by `npm run build:ts`)
+ * against a fresh Postgres database of its own (so `admin bootstrap` starts
+ * from nothing) and against an embedded data directory, with a gateway on the
+ * same database using the keys it prints.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
+import { authHeaders } from '../helpers/auth';
+import { testEnv } from '../helpers/env';
+
+const CLI = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
+const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, cwd: REPO_ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout: stdout.trim(), stderr: stderr.trim() });
+    });
+  });
+}
+
+const ME = '{ me { scopes allowedModels expiresAt tenant { name } } }';
+
+describe('modelgate CLI on PostgreSQL', () => {
+  const dbName = `${testEnv.databaseName}_cli`;
+  let env: Record<string, string>;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    const admin = new pg.Client({ connectionString: testEnv.adminDatabaseUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${dbName}"`);
+    await admin.end();
+    const url = new URL(testEnv.databaseUrl);
+    url.pathname = `/${dbName}`;
+    env = { DATABASE_URL: url.toString(), REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: `${testEnv.redisPrefix}cli:` };
+    // The first CLI run migrates the empty database, as the gateway would.
+    const first = await cli(env, 'tenants', 'list');
+    expect(first).toMatchObject({ code: 0, stdout: '(none)' });
+    gw = await startGateway({ ...env, KEY_CACHE_TTL_MS: '10000' });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    const admin = new pg.Client({ connectionString: testEnv.adminDatabaseUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await admin.end();
+  });
+
+  it('bootstraps the first admin key once, printing only the key on stdout', async () => {
+    const run = await cli(env, 'admin', 'bootstrap');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(KEY);
+    expect(run.stderr).toContain('shown only once');
+    const me = await graphql<{ me: { scopes: string[]; tenant: { name: string } } }>(gw.url, ME, {}, authHeaders(run.stdout));
+    expect(me.body.data?.me).toMatchObject({ scopes: ['ADMIN'], tenant: { name: 'admin' } });
+
+    const again = await cli(env, 'admin', 'bootstrap');
+    expect(again.code).toBe(3);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toMatch(/already exists/);
+  });
+
+  it('creates a tenant and a scoped, expiring, model-limited key the gateway accepts', async () => {
+    expect(await cli(env, 'tenants', 'create', 'acme', '--rpm', '120')).toMatchObject({ code: 0 });
+    const dup = await cli(env, 'tenants', 'create', 'acme');
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toMatch(/Tenant "acme" already exists/);
+    const list = await cli(env, 'tenants', 'list', '--json');
+    expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'acme', requestsPerMinute: 120 })]));
+
+    const created = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference,usage:read', '--models', 'fashion-cnn,fashion-mlp', '--expires', '30d');
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(KEY);
+    const me = await graphql<{ me: { scopes: string[]; allowedModels: string[]; expiresAt: string } }>(gw.url, ME, {}, authHeaders(created.stdout));
+    expect(me.body.data?.me.scopes).toEqual(['INFERENCE', 'USAGE_READ']);
+    expect(me.body.data?.me.allowedModels).toEqual(['fashion-cnn', 'fashion-mlp']);
+    const days = (Date.parse(me.body.data!.me.expiresAt) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(29.9);
+    expect(days).toBeLessThanOrEqual(30);
+
+    const keys = await cli(env, 'keys', 'list', '--tenant', 'acme', '--json');
+    expect(keys.stdout).not.toContain(created.stdout);
+    expect(keys.stdout).not.toContain('hash');
+    expect(JSON.parse(keys.stdout)).toHaveLength(1);
+  });
+
+  it('explains an unknown tenant, a bad scope and a bad duration, and creates nothing', async () => {
+    const before = JSON.parse((await cli(env, 'keys', 'list', '--json')).stdout) as unknown[];
+    const unknown = await cli(env, 'keys', 'create', '--tenant', 'nobody', '--scopes', 'inference');
+    expect(unknown).toMatchObject({ code: 1, stdout: '' });
+    expect(unknown.stderr).toMatch(/Unknown tenant "nobody"/);
+    const scope = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference,superuser');
+    expect(scope).toMatchObject({ code: 1, stdout: '' });
+    expect(scope.stderr).toMatch(/Unknown scope "superuser"; valid scopes: inference, usage:read, keys:manage, admin/);
+    const duration = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference', '--expires', '30 days');
+    expect(duration).toMatchObject({ code: 2, stdout: '' });
+    expect(duration.stderr).toMatch(/Invalid duration "30 days"/);
+    const grace = await cli(env, 'keys', 'rotate', 'mg_live_whatever', '--grace', 'forever');
+    expect(grace.code).toBe(2);
+    expect(grace.stderr).toMatch(/Invalid duration "forever"/);
+    const after = JSON.parse((await cli(env, 'keys', 'list', '--json')).stdout) as unknown[];
+    expect(after).toHaveLength(before.length);
+  });
+
+  it('rotates with a grace period and revokes by prefix; a running gateway drops the revoked key at once', async () => {
+    const created = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference', '--name', 'rotating');
+    const oldKey = created.stdout;
+    expect((await graphql(gw.url, ME, {}, authHeaders(oldKey))).status).toBe(200); // cached by the gateway now
+
+    const rotated = await cli(env, 'keys', 'rotate', oldKey.slice(0, 16), '--grace', '1h');
+    expect(rotated.code).toBe(0);
+    const newKey = rotated.stdout;
+    expect(newKey).toMatch(KEY);
+    expect(rotated.stderr).toMatch(/works until/);
+    expect((await graphql(gw.url, ME, {}, authHeaders(oldKey))).status).toBe(200);
+    expect((await graphql(gw.url, ME, {}, authHeaders(newKey))).status).toBe(200);
+
+    const revoked = await cli(env, 'keys', 'revoke', newKey.slice(0, 16));
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(/revoked/);
+    // The gateway's cache would hold the key for 10 s; the CLI's broadcast drops it (delivery is asynchronous: poll up to 1 s).
+    let status = 200;
+    for (const started = Date.now(); status === 200 && Date.now() - started < 1000; ) {
+      status = (await graphql(gw.url, ME, {}, authHeaders(newKey))).status;
+    }
+    expect(status).toBe(401);
+    const missing = await cli(env, 'keys', 'revoke', 'mg_live_00000000');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/Unknown API key/);
+  });
+});
+
+describe('modelgate CLI on the embedded database', () => {
+  it('bootstraps into DATA_DIR, and a gateway on that directory accepts the key', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'modelgate-cli-'));
+    const run = await cli({ DATA_DIR: dataDir }, 'admin', 'bootstrap', '--tenant', 'ops');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(KEY);
+    const gw = await startGateway({ DATA_DIR: dataDir }, { mode: 'embedded' });
+    try {
+      const me = await graphql<{ me: { tenant: { name: string } } }>(gw.url, ME, {}, authHeaders(run.stdout));
+      expect(me.body.data?.me.tenant.name).toBe('ops');
+    } finally {
+      await gw.close();
+    }
+  });
+});
