@@ -8,10 +8,11 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
 import { KeysResolver } from '../keys/keys.resolver';
+import { UsageResolver } from '../usage/usage.resolver';
 import { authChecker } from '../auth/auth-checker';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, KeysResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [HealthResolver, KeysResolver, UsageResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { Database } from '../../src/db/database';
-import type { UsageService } from '../../src/usage/usage.service';
+import { UsageService } from '../../src/usage/usage.service';
 import { testEnv } from '../helpers/env';
-import { drain, expectedTotals, makeEvent, openDatabase, quietLogger, startUsage, storedTotals } from './helpers';
+import { drain, expectedTotals, makeEvent, openDatabase, quietLogger, startUsage, storedTotals, usageConfig } from './helpers';
 
 describe('UsageService on PostgreSQL', () => {
   const { log, capture } = quietLogger();
@@ -139,7 +139,7 @@ describe('UsageService on PostgreSQL', () => {
   it('close() writes the buffer, and a record after close lands in the spool for the next start', async () => {
     const tenant = randomUUID();
     const overrides = { flushIntervalMs: 60_000, flushBatchSize: 50_000 };
-    const svc = new (await import('../../src/usage/usage.service')).UsageService({ config: { ...(await import('./helpers')).usageConfig(overrides) }, db, log });
+    const svc = new UsageService({ config: usageConfig(overrides), db, log });
     await svc.start();
     for (let i = 0; i < 120; i += 1) svc.record(makeEvent(tenant, i));
     await svc.close();
