@@ -31,8 +31,9 @@ const program = new Command('bench-usage')
   .option('--sizes <list>', 'total record counts at which to time summaries', '1000000,10000000')
   .option('--runs <n>', 'timed runs per summary query (after one warm-up)', '7')
   .option('--keep', 'keep the bench database afterwards')
+  .option('--from-json', 'only re-render the bench/RESULTS.md section from bench/out/usage-ingest.json')
   .parse();
-const opts = program.opts<{ adminUrl: string; database: string; ingest: string; sizes: string; runs: string; keep?: boolean }>();
+const opts = program.opts<{ adminUrl: string; database: string; ingest: string; sizes: string; runs: string; keep?: boolean; fromJson?: boolean }>();
 
 function log(line: string): void {
   process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -161,7 +162,60 @@ async function timeSummaries(url: string, runs: number): Promise<Timing[]> {
   return out;
 }
 
+interface BenchResult {
+  when: string;
+  cpus: number;
+  node: string;
+  load: number[];
+  ingest: { records: number; seconds: number; perSecond: number; failures: number };
+  summaries: { totalRecords: number; rollupRows: number; fillSeconds: number; timings: Timing[] }[];
+}
+
+/** Replaces (or appends) the Usage section of bench/RESULTS.md; other sections belong to other benchmarks. */
+function writeResultsSection(result: BenchResult): void {
+  const file = path.join(ROOT, 'bench', 'RESULTS.md');
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const lines = [
+    '<!-- usage:begin -->',
+    '## Usage (`npm run bench:usage`)',
+    '',
+    `Measured ${result.when.slice(0, 16)}Z on ${result.cpus} cores, ${result.node}, local PostgreSQL 15 (default settings), dedicated bench database; ${result.load.length ? `load average at start ${result.load.map((l) => l.toFixed(1)).join(' / ')}` : 'load average not recorded by this run'} (the machine is shared with other builds and tests, so these figures are pessimistic).`,
+    '',
+    `**Ingest** (UsageService.record() → batches of 1,000, 2 writers, one INSERT … ON CONFLICT + hourly and daily rollup upserts per batch; timed until the last row is committed): **${n(result.ingest.perSecond)} records/s** (${n(result.ingest.records)} records in ${result.ingest.seconds.toFixed(1)} s, ${result.ingest.failures} failures). Target ≥ 20,000/s.`,
+    '',
+    '**One tenant\'s month summary** (the tenant holding half of all records; range 00:17 on the 1st to 23:37 on the last day, so daily + hourly rollups and raw-record edges are all read; median of the runs after one warm-up, p90 in brackets). Target < 200 ms at 10M:',
+    '',
+    '| records in table | tenant\'s records in month | rollup rows (hourly, all tenants) | total | DAY | MODEL+STATUS | DAY+API_KEY+MODEL |',
+    '|---|---|---|---|---|---|---|',
+    ...result.summaries.map((s) => {
+      const t = (g: string) => {
+        const x = s.timings.find((y) => y.groupBy === g);
+        return x ? `${x.medianMs.toFixed(0)} ms (${x.p90Ms.toFixed(0)})` : '–';
+      };
+      return `| ${n(s.totalRecords)} | ${n(s.timings[0]?.requests ?? 0)} | ${n(s.rollupRows)} | ${t('(total)')} | ${t('DAY')} | ${t('MODEL+STATUS')} | ${t('DAY+API_KEY+MODEL')} |`;
+    }),
+    '',
+    `Data beyond the ingest phase is generated server-side (\`INSERT … SELECT generate_series\` into a staging table, 1M rows per transaction, rollups built from the same rows): ${result.summaries.map((s) => `${n(s.totalRecords)} reached after ${s.fillSeconds.toFixed(0)} s`).join(', ')}.`,
+    '<!-- usage:end -->',
+  ].join('\n');
+  let text = '# Benchmark results\n\nEach section is written by its benchmark script; numbers are from the last run on the machine named in it.\n';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    // First benchmark to write the file.
+  }
+  const re = /<!-- usage:begin -->[\s\S]*<!-- usage:end -->/;
+  text = re.test(text) ? text.replace(re, lines) : `${text.trimEnd()}\n\n${lines}\n`;
+  writeFileSync(file, text);
+  log(`wrote the Usage section of ${file}`);
+}
+
 async function main(): Promise<void> {
+  if (opts.fromJson) {
+    writeResultsSection(JSON.parse(readFileSync(path.join(ROOT, 'bench', 'out', 'usage-ingest.json'), 'utf8')) as BenchResult);
+    return;
+  }
+  const load = os.loadavg();
   const sizes = opts.sizes.split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
   log(`cpus ${os.cpus().length}, node ${process.version}; database ${opts.database}`);
   const url = await createBenchDatabase();
@@ -183,8 +237,9 @@ async function main(): Promise<void> {
     summaries.push({ totalRecords: total, rollupRows, fillSeconds, timings: await timeSummaries(url, Number(opts.runs)) });
   }
   mkdirSync(path.join(ROOT, 'bench', 'out'), { recursive: true });
-  const result = { when: new Date().toISOString(), cpus: os.cpus().length, node: process.version, ingest: ingestResult, summaries };
+  const result: BenchResult = { when: new Date().toISOString(), cpus: os.cpus().length, node: process.version, load, ingest: ingestResult, summaries };
   writeFileSync(path.join(ROOT, 'bench', 'out', 'usage-ingest.json'), JSON.stringify(result, null, 2));
+  writeResultsSection(result);
   log('summary');
   log(`  ingest: ${Math.round(ingestResult.perSecond).toLocaleString()} records/s (${ingestResult.records.toLocaleString()} in ${ingestResult.seconds.toFixed(1)} s; target ≥ 20,000)`);
   for (const s of summaries) {
