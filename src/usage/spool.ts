@@ -124,6 +124,19 @@ export class Spool {
     this.closed.push({ file, records: events.length });
   }
 
+  /** Sets aside records the database refuses for their data (never replayed; kept for a person to look at). */
+  async reject(events: UsageEvent[]): Promise<void> {
+    await this.init();
+    const file = path.join(this.dir, `rejected-${process.pid}.jsonl`);
+    const handle = await open(file, 'a');
+    try {
+      await handle.write(events.map(serializeEvent).join('\n') + '\n');
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Closes the active file so new appends go to a fresh one; returns the files to replay, oldest first. */
   async rotate(): Promise<{ file: string; records: number }[]> {
     await this.appending;

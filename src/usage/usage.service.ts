@@ -86,7 +86,11 @@ export function invalidReason(e: UsageEvent): string | null {
   if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
   if (typeof e.tenantId !== 'string' || !UUID.test(e.tenantId)) return 'tenantId';
   if (e.apiKeyId !== null && (typeof e.apiKeyId !== 'string' || !UUID.test(e.apiKeyId))) return 'apiKeyId';
-  if (typeof e.model !== 'string' || e.model.length === 0) return 'model';
+  if (typeof e.model !== 'string' || e.model.length === 0 || e.model.includes('\u0000')) return 'model';
+  for (const f of ['id', 'modelVersion', 'executionProvider'] as const) {
+    const v = e[f];
+    if (v !== null && (typeof v !== 'string' || v.includes('\u0000'))) return f; // Postgres text cannot hold NUL
+  }
   if (!STATUSES.has(e.status)) return 'status';
   if (!Number.isInteger(e.items) || e.items < 0 || e.items > 2_147_483_647) return 'items';
   for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
@@ -161,7 +165,7 @@ export class UsageService implements UsageSink {
     });
     this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
     this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the batch went to the spool)', registers });
-    this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Malformed usage events refused by record() (a bug upstream; logged)', registers });
+    this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
   }
 
   /** Adopts spool files left by an earlier process and starts the interval flush. */
@@ -287,7 +291,7 @@ export class UsageService implements UsageSink {
     while ((this.buffer.length > 0 && failed.length === 0) || inFlight.size > 0) {
       while (this.buffer.length > 0 && failed.length === 0 && inFlight.size < WRITERS && this.canTryDatabase()) {
         const batch = this.buffer.splice(0, this.config.flushBatchSize);
-        const write: Promise<void> = this.insert(batch)
+        const write: Promise<void> = this.write(batch)
           .then(
             () => this.markUp(),
             (error: unknown) => {
@@ -322,7 +326,7 @@ export class UsageService implements UsageSink {
       }
       try {
         for (let i = 0; i < events.length; i += this.config.flushBatchSize) {
-          await this.insert(events.slice(i, i + this.config.flushBatchSize));
+          await this.write(events.slice(i, i + this.config.flushBatchSize));
         }
         this.markUp();
       } catch (error) {
@@ -334,16 +338,56 @@ export class UsageService implements UsageSink {
     }
   }
 
+  /**
+   * insert(), but a record that Postgres refuses for its data (which would
+   * fail every retry and block the spool behind it) is isolated by halving
+   * the batch and set aside in the spool directory's rejected-*.jsonl, with
+   * an error logged. Connection failures propagate (the caller spools).
+   */
+  private async write(events: UsageEvent[]): Promise<void> {
+    try {
+      await this.insert(events);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      if (events.length === 1) {
+        const [event] = events as [UsageEvent];
+        this.counters.rejected += 1;
+        this.rejectedTotal.inc();
+        this.log.error({ requestId: event.id, reason: describe(error) }, 'usage record refused by the database; kept in the spool directory as rejected');
+        await this.spool.reject(events);
+        return;
+      }
+      const half = Math.ceil(events.length / 2);
+      await this.write(events.slice(0, half));
+      await this.write(events.slice(half));
+    }
+  }
+
   /** One statement: insert the records and add exactly the inserted ones to the rollups. Returns the rows inserted. */
   private async insert(events: UsageEvent[]): Promise<number> {
     const prisma = this.db.prisma; // throws while the database is known to be down
-    const payload = JSON.stringify(events.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
+    // Sorted by id so concurrent writers meet duplicate ids in the same order (no unique-index deadlock).
+    const sorted = [...events].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const payload = JSON.stringify(sorted.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
     const rows = await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload);
     const inserted = Number(rows[0]?.inserted ?? 0);
     this.counters.written += inserted;
     this.writtenTotal.inc(inserted);
     return inserted;
   }
+}
+
+/** The Postgres SQLSTATE behind a Prisma raw-query error, when there is one. */
+export function sqlState(error: unknown): string | undefined {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } } } | null)?.meta?.driverAdapterError?.cause;
+  const code = cause?.originalCode ?? cause?.code ?? (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Errors caused by the data of some record (class 22 data exception, 23 integrity): retrying the same batch cannot help. */
+function isDataError(error: unknown): boolean {
+  const state = sqlState(error);
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
 }
 
 function describe(error: unknown): string {

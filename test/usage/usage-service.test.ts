@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { Database } from '../../src/db/database';
 import { UsageService } from '../../src/usage/usage.service';
 import { testEnv } from '../helpers/env';
@@ -134,6 +134,23 @@ describe('UsageService on PostgreSQL', () => {
     expect(svc.stats().rejected).toBe(3);
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(1);
     expect(capture.text).toContain('malformed usage event refused');
+  });
+
+  it('sets aside a record Postgres refuses for its data and writes the rest of its batch', async () => {
+    const tenant = randomUUID();
+    const svc = await usage({ flushBatchSize: 1000 });
+    const events = Array.from({ length: 300 }, (_, i) => makeEvent(tenant, i));
+    // A valid JS date that Postgres cannot store (before 4713 BC): passes record(), fails the insert.
+    const poison = makeEvent(tenant, 300, { createdAt: new Date(-8.6e15) });
+    for (const e of [...events.slice(0, 150), poison, ...events.slice(150)]) svc.record(e);
+    await drain(svc);
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(300);
+    expect(svc.stats()).toMatchObject({ rejected: 1, spooled: 0 });
+    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    const rejected = readdirSync(spoolDir).filter((f) => f.startsWith('rejected-'));
+    expect(rejected).toHaveLength(1);
+    expect(readFileSync(`${spoolDir}/${rejected[0]}`, 'utf8')).toContain(poison.id);
+    expect(capture.text).toContain('usage record refused by the database');
   });
 
   it('close() writes the buffer, and a record after close lands in the spool for the next start', async () => {
