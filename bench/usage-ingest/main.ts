@@ -10,7 +10,9 @@
  *     (the tenant holding half of all records) for several groupings.
  *
  * Uses a dedicated database (default modelgate_bench_usage on the local
- * server, dropped and re-created). Results: stdout and bench/out/usage-ingest.json.
+ * server, dropped and re-created). Results: stdout, bench/out/usage-ingest.json
+ * and the Usage section of bench/RESULTS.md. `--ingest-only` repeats step 1
+ * (e.g. with USAGE_FLUSH_BATCH_SIZE=5000) and adds it to the last full run.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,9 +33,13 @@ const program = new Command('bench-usage')
   .option('--sizes <list>', 'total record counts at which to time summaries', '1000000,10000000')
   .option('--runs <n>', 'timed runs per summary query (after one warm-up)', '7')
   .option('--keep', 'keep the bench database afterwards')
+  .option('--ingest-only', 'measure ingest only; added to the ingest samples of the last full run (JSON and RESULTS.md)')
   .option('--from-json', 'only re-render the bench/RESULTS.md section from bench/out/usage-ingest.json')
   .parse();
-const opts = program.opts<{ adminUrl: string; database: string; ingest: string; sizes: string; runs: string; keep?: boolean; fromJson?: boolean }>();
+const opts = program.opts<{ adminUrl: string; database: string; ingest: string; sizes: string; runs: string; keep?: boolean; fromJson?: boolean; ingestOnly?: boolean }>();
+
+/** The gateway default unless USAGE_FLUSH_BATCH_SIZE says otherwise (as in production). */
+const BATCH_SIZE = Number(process.env['USAGE_FLUSH_BATCH_SIZE'] ?? 1000);
 
 function log(line: string): void {
   process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -64,7 +70,7 @@ async function ingest(url: string, count: number): Promise<{ records: number; se
   void db.start();
   await db.whenReady();
   const usage = new UsageService({
-    config: { flushIntervalMs: 250, flushBatchSize: 1000, bufferMaxRecords: 100_000, spoolDir: path.join(os.tmpdir(), `mg-bench-spool-${process.pid}`) },
+    config: { flushIntervalMs: 250, flushBatchSize: BATCH_SIZE, bufferMaxRecords: 100_000, spoolDir: path.join(os.tmpdir(), `mg-bench-spool-${process.pid}`) },
     db,
     log: logger,
   });
@@ -169,6 +175,8 @@ interface BenchResult {
   load: number[];
   ingest: { records: number; seconds: number; perSecond: number; failures: number };
   summaries: { totalRecords: number; rollupRows: number; fillSeconds: number; timings: Timing[] }[];
+  /** Later `--ingest-only` runs. */
+  ingestSamples?: { when: string; load: number[]; batchSize: number; records: number; perSecond: number }[];
 }
 
 /** Replaces (or appends) the Usage section of bench/RESULTS.md; other sections belong to other benchmarks. */
@@ -181,7 +189,7 @@ function writeResultsSection(result: BenchResult): void {
     '',
     `Measured ${result.when.slice(0, 16)}Z on ${result.cpus} cores, ${result.node}, local PostgreSQL 15 (default settings), dedicated bench database; ${result.load.length ? `load average at start ${result.load.map((l) => l.toFixed(1)).join(' / ')}` : 'load average not recorded by this run'} (the machine is shared with other builds and tests, so these figures are pessimistic).`,
     '',
-    `**Ingest** (UsageService.record() → batches of 1,000, 2 writers, one INSERT … ON CONFLICT + hourly and daily rollup upserts per batch; timed until the last row is committed): **${n(result.ingest.perSecond)} records/s** (${n(result.ingest.records)} records in ${result.ingest.seconds.toFixed(1)} s, ${result.ingest.failures} failures). Target ≥ 20,000/s.`,
+    `**Ingest** (UsageService.record() → batches of ${n(BATCH_SIZE)}, 2 writers, one INSERT … ON CONFLICT + hourly and daily rollup upserts per batch; timed until the last row is committed): **${n(result.ingest.perSecond)} records/s** (${n(result.ingest.records)} records in ${result.ingest.seconds.toFixed(1)} s, ${result.ingest.failures} failures). Target ≥ 20,000/s.`,
     '',
     '**One tenant\'s month summary** (the tenant holding half of all records; range 00:17 on the 1st to 23:37 on the last day, so daily + hourly rollups and raw-record edges are all read; median of the runs after one warm-up, p90 in brackets). Target < 200 ms at 10M:',
     '',
@@ -195,6 +203,14 @@ function writeResultsSection(result: BenchResult): void {
       return `| ${n(s.totalRecords)} | ${n(s.timings[0]?.requests ?? 0)} | ${n(s.rollupRows)} | ${t('(total)')} | ${t('DAY')} | ${t('MODEL+STATUS')} | ${t('DAY+API_KEY+MODEL')} |`;
     }),
     '',
+    ...(result.ingestSamples?.length
+      ? [
+          'Later ingest-only runs (`npm run bench:usage -- --ingest-only`, `USAGE_FLUSH_BATCH_SIZE` as shown):',
+          '',
+          ...result.ingestSamples.map((x) => `- ${x.when.slice(0, 16)}Z, load average ${x.load.map((l) => l.toFixed(1)).join(' / ')}, batch ${n(x.batchSize)}: **${n(x.perSecond)} records/s** (${n(x.records)} records)`),
+          '',
+        ]
+      : []),
     `Data beyond the ingest phase is generated server-side (\`INSERT … SELECT generate_series\` into a staging table, 1M rows per transaction, rollups built from the same rows): ${result.summaries.map((s) => `${n(s.totalRecords)} reached after ${s.fillSeconds.toFixed(0)} s`).join(', ')}.`,
     '<!-- usage:end -->',
   ].join('\n');
@@ -220,6 +236,22 @@ async function main(): Promise<void> {
   log(`cpus ${os.cpus().length}, node ${process.version}; database ${opts.database}`);
   const url = await createBenchDatabase();
   const ingestResult = await ingest(url, Number(opts.ingest));
+  if (opts.ingestOnly) {
+    log(`load average at start ${load.map((l) => l.toFixed(1)).join(' / ')}`);
+    await dropBenchDatabase();
+    const jsonFile = path.join(ROOT, 'bench', 'out', 'usage-ingest.json');
+    let last: BenchResult | undefined;
+    try {
+      last = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchResult;
+    } catch {
+      log('no full run recorded in bench/out/usage-ingest.json; nothing written');
+      return;
+    }
+    last.ingestSamples = [...(last.ingestSamples ?? []), { when: new Date().toISOString(), load, batchSize: BATCH_SIZE, records: ingestResult.records, perSecond: ingestResult.perSecond }];
+    writeFileSync(jsonFile, JSON.stringify(last, null, 2));
+    writeResultsSection(last);
+    return;
+  }
   let total = ingestResult.records;
   const summaries: { totalRecords: number; rollupRows: number; fillSeconds: number; timings: Timing[] }[] = [];
   for (const size of sizes) {
@@ -246,12 +278,15 @@ async function main(): Promise<void> {
     const worst = Math.max(...s.timings.map((t) => t.medianMs));
     log(`  ${s.totalRecords.toLocaleString()} records: month summary median ${s.timings.map((t) => `${t.groupBy} ${t.medianMs.toFixed(0)} ms`).join(', ')} (worst ${worst.toFixed(0)} ms; target < 200)`);
   }
-  if (!opts.keep) {
-    const admin = new pg.Client({ connectionString: opts.adminUrl });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${opts.database}" WITH (FORCE)`);
-    await admin.end();
-  }
+  await dropBenchDatabase();
+}
+
+async function dropBenchDatabase(): Promise<void> {
+  if (opts.keep) return;
+  const admin = new pg.Client({ connectionString: opts.adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${opts.database}" WITH (FORCE)`);
+  await admin.end();
 }
 
 main()
