@@ -224,7 +224,7 @@ export class UsageService implements UsageSink {
     } catch (error) {
       // The disk failed too: keep them in memory rather than drop them.
       this.log.error({ err: error, records: events.length, dir: this.spool.dir }, 'usage spool append failed; keeping records in memory');
-      this.buffer.unshift(...events);
+      this.buffer = events.concat(this.buffer);
     }
   }
 
@@ -235,9 +235,12 @@ export class UsageService implements UsageSink {
    */
   flush(): Promise<void> {
     if (!this.running) {
-      this.running = this.cycle().finally(() => {
-        this.running = null;
-      });
+      this.running = this.cycle()
+        // A disk failure while replaying the spool: logged; the records stay where they are for the next cycle.
+        .catch((error: unknown) => this.log.error({ err: error, dir: this.spool.dir }, 'usage flush failed'))
+        .finally(() => {
+          this.running = null;
+        });
       return this.running;
     }
     this.queued ??= this.running.then(() => {
