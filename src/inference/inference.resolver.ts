@@ -20,6 +20,8 @@ import {
 } from './inference.types';
 import { newMetering, type AdmitHook, type Metering } from './inference.service';
 import { enforceLimits } from '../ratelimit/plugin';
+import { DomainError } from '../errors';
+import type { UsageStatusName } from '../usage/usage-event';
 
 function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
   const config = version.config;
@@ -65,14 +67,70 @@ function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
  * live here so every inference field goes through the same path.
  */
 async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
-  // @Authorized guarantees a principal; the per-key model allowlist is checked here.
-  assertModelAllowed(ctx.principal!, model);
+  // @Authorized guarantees a principal.
+  const principal = ctx.principal!;
+  const started = performance.now();
   const meter = newMetering(model);
   // Limits are checked once the model (its cost) and the item count are known, before validation and queueing.
   const admit: AdmitHook = async (info) => {
     await enforceLimits(ctx, info.computeUnits);
   };
-  return run(meter, admit);
+  let status: UsageStatusName = 'OK';
+  try {
+    assertModelAllowed(principal, model);
+    return await run(meter, admit);
+  } catch (error) {
+    status = usageStatusFor(error);
+    throw error;
+  } finally {
+    // One usage record per inference call, whatever happened; never awaited.
+    ctx.services.usage.record({
+      id: usageIdFor(ctx),
+      tenantId: principal.tenantId,
+      apiKeyId: principal.apiKeyId,
+      model,
+      modelVersion: meter.modelVersion,
+      items: meter.items,
+      // Only served requests are billed; a refused or failed one records its items and 0 units.
+      computeUnits: status === 'OK' ? meter.computeUnits : 0,
+      status,
+      latencyMs: performance.now() - started,
+      queueMs: meter.queueMs,
+      computeMs: meter.computeMs,
+      executionProvider: meter.executionProvider,
+      createdAt: new Date(),
+    });
+  }
+}
+
+const inferenceCalls = new WeakMap<GraphQLContext, number>();
+
+/** The request id; a second inference field in the same operation gets "<id>#2", and so on. */
+function usageIdFor(ctx: GraphQLContext): string {
+  const n = (inferenceCalls.get(ctx) ?? 0) + 1;
+  inferenceCalls.set(ctx, n);
+  return n === 1 ? ctx.requestId : `${ctx.requestId}#${n}`;
+}
+
+function usageStatusFor(error: unknown): UsageStatusName {
+  const code = error instanceof DomainError ? error.code : 'INTERNAL';
+  switch (code) {
+    case 'BAD_USER_INPUT':
+    case 'NOT_FOUND':
+    case 'FORBIDDEN':
+      return 'BAD_INPUT';
+    case 'RATE_LIMITED':
+      return 'RATE_LIMITED';
+    case 'QUOTA_EXCEEDED':
+      return 'QUOTA_EXCEEDED';
+    case 'TIMEOUT':
+      return 'TIMEOUT';
+    case 'OVERLOADED':
+    case 'MODEL_UNAVAILABLE':
+      return 'OVERLOADED';
+    default:
+      return 'ERROR';
+  }
 }
 
 @Resolver()

@@ -18,6 +18,8 @@ import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
 import { InferenceService } from '../inference/inference.service';
+import { UsageService } from '../usage/usage.service';
+import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
@@ -91,14 +93,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
   const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
 
+  const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
+  await usage.start();
+
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now(), auth, keys, limits };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now(), auth, keys, limits, usage };
 
   const apollo = await createApollo(config);
   const app = buildHttpServer(services, apollo);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  lifecycle.onShutdown('usage', 'flush', () => usage.close());
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());
@@ -198,6 +204,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   });
 
   registerGraphiql(app);
+  registerUsageRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {
     context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => {
       const context: GraphQLContext = {

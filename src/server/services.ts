@@ -11,6 +11,7 @@ import type { Readiness } from '../health/readiness';
 import type { Lifecycle } from './lifecycle';
 import type { InferenceService } from '../inference/inference.service';
 import type { RateLimitService } from '../ratelimit/ratelimit.service';
+import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
 import type { KeyService } from '../keys/key.service';
 
@@ -26,6 +27,8 @@ export interface Services {
   inference: InferenceService;
   /** Rate limits and quotas (issue #6). */
   limits: RateLimitService;
+  /** Usage records: the request path's sink (`record`) and the billing queries. */
+  usage: UsageService;
   startedAt: number;
   /** Verifies API keys (cached, invalidated over Redis pub/sub). */
   auth: Authenticator;

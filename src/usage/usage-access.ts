@@ -1,0 +1,19 @@
+/** Who may read which tenant's usage: `usage:read` its own tenant only, `admin` any (or all). */
+import type { Principal } from '../auth/principal';
+import { BadInputError, ForbiddenError } from '../errors';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function checkUuid(value: string, field: string): void {
+  if (!UUID.test(value)) throw new BadInputError(`${field} must be a UUID`, field);
+}
+
+/** The tenant a query may read: null means every tenant (admin without a tenantId). */
+export function readableTenant(principal: Principal, requested: string | null | undefined): string | null {
+  if (requested !== null && requested !== undefined) checkUuid(requested, 'tenantId');
+  if (principal.scopes.includes('admin')) return requested ?? null;
+  if (requested && requested.toLowerCase() !== principal.tenantId.toLowerCase()) {
+    throw new ForbiddenError('usage:read reads only its own tenant', { field: 'tenantId' });
+  }
+  return principal.tenantId;
+}

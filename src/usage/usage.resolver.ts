@@ -1,0 +1,47 @@
+/** The billing API: usageSummary and usageRecords (scope usage:read; admin reads any tenant). */
+import { Arg, Authorized, Ctx, ID, Int, Query, Resolver } from 'type-graphql';
+import type { GraphQLContext } from '../graphql/context';
+import { UnauthenticatedError } from '../errors';
+import { checkUuid, readableTenant } from './usage-access';
+import type { UsageGroupBy } from './usage-queries';
+import { UsageGroupByValue, UsageRecordConnection, UsageRecordFilter, UsageSummaryRow } from './usage.types';
+
+function principalOf(ctx: GraphQLContext) {
+  if (!ctx.principal) throw new UnauthenticatedError();
+  return ctx.principal;
+}
+
+@Resolver()
+export class UsageResolver {
+  @Authorized('usage:read')
+  @Query(() => [UsageSummaryRow], {
+    description: 'Usage totals over [from, to), grouped by any of HOUR, DAY, MODEL, API_KEY, STATUS (none: one total row). At most 400 days, 93 with HOUR.',
+  })
+  async usageSummary(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('from', () => Date) from: Date,
+    @Arg('to', () => Date) to: Date,
+    @Arg('groupBy', () => [UsageGroupByValue], { defaultValue: [] }) groupBy: UsageGroupBy[],
+    @Arg('tenantId', () => ID, { nullable: true }) tenantId?: string | null,
+  ): Promise<UsageSummaryRow[]> {
+    const tenant = readableTenant(principalOf(ctx), tenantId);
+    return ctx.services.usage.queries.summary({ tenantId: tenant, from, to, groupBy });
+  }
+
+  @Authorized('usage:read')
+  @Query(() => UsageRecordConnection, { description: 'Usage records newest first (Relay connection, first ≤ 1000)' })
+  async usageRecords(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('filter', () => UsageRecordFilter, { nullable: true }) filter?: UsageRecordFilter | null,
+    @Arg('first', () => Int, { defaultValue: 50 }) first = 50,
+    @Arg('after', () => String, { nullable: true }) after?: string | null,
+  ): Promise<UsageRecordConnection> {
+    const tenant = readableTenant(principalOf(ctx), filter?.tenantId);
+    if (filter?.apiKeyId) checkUuid(filter.apiKeyId, 'filter.apiKeyId');
+    const page = await ctx.services.usage.queries.records({ ...filter, tenantId: tenant }, first, after);
+    return {
+      edges: page.records,
+      pageInfo: { hasNextPage: page.hasNextPage, hasPreviousPage: Boolean(after), startCursor: page.records[0]?.cursor ?? null, endCursor: page.endCursor },
+    };
+  }
+}

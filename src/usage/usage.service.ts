@@ -1,0 +1,402 @@
+/**
+ * UsageService: the usage sink of the request path and the billing queries.
+ *
+ * Writing: `record(event)` only pushes to an in-memory buffer (never awaits
+ * anything). A single writer loop drains it in batches (USAGE_FLUSH_BATCH_SIZE,
+ * or every USAGE_FLUSH_INTERVAL_MS) with one multi-row
+ * `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` per batch, and in the
+ * same transaction adds exactly the inserted rows to the hourly rollups — so
+ * a retried or replayed batch never counts twice. When the database fails,
+ * the batch and the rest of the buffer go to the durable local spool (fsync
+ * per batch) and are replayed once it answers again; when the buffer holds
+ * more than USAGE_BUFFER_MAX_RECORDS, it spills to the spool too, so memory
+ * stays bounded. `close()` (the lifecycle's flush phase) writes everything
+ * out, or spools what the database does not take, before exit.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Config } from '../config';
+import type { Logger } from '../log/logger';
+import type { PrismaClient } from '../db/database';
+import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
+import { Spool } from './spool';
+import { HIST_BUCKETS, bucketSql } from './latency-histogram';
+import { UsageQueries } from './usage-queries';
+
+/** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
+export const NO_KEY = '00000000-0000-0000-0000-000000000000';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const STATUSES = new Set<string>(USAGE_STATUSES);
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5_000;
+/** Batch inserts in flight at once (rollup rows are locked in key order, so they cannot deadlock). */
+const WRITERS = 2;
+
+const HIST_SUMS = Array.from({ length: HIST_BUCKETS }, (_, b) => `coalesce(sum(n) FILTER (WHERE b = ${b}), 0)`).join(', ');
+
+/** The upsert of one rollup table from per_bucket, for a period column ("hour" or "day"). */
+export function rollupUpsert(table: string, period: 'hour' | 'day'): string {
+  const periodExpr = period === 'hour' ? 'hour' : `date_trunc('day', hour, 'UTC')`;
+  return `INSERT INTO "${table}" AS h ("tenantId","apiKeyId","model","status","${period}","requests","items","computeUnits","latencySumMs","latencyHist")
+  SELECT "tenantId", "apiKeyId", "model", "status", ${periodExpr}, sum(n)::int, sum(it), sum(cu), sum(ls), ARRAY[${HIST_SUMS}]::int[]
+  FROM per_bucket GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 5, 2, 3, 4
+  ON CONFLICT ("tenantId","${period}","apiKeyId","model","status") DO UPDATE SET
+    "requests" = h."requests" + EXCLUDED."requests",
+    "items" = h."items" + EXCLUDED."items",
+    "computeUnits" = h."computeUnits" + EXCLUDED."computeUnits",
+    "latencySumMs" = h."latencySumMs" + EXCLUDED."latencySumMs",
+    "latencyHist" = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                          FROM unnest(h."latencyHist", EXCLUDED."latencyHist") WITH ORDINALITY AS t(a, b, i) ORDER BY i)
+  RETURNING 1`;
+}
+
+/** Records of `source` grouped per rollup key, hour and latency bucket (the CTE the rollup upserts read). */
+export function perBucketSql(source: string): string {
+  return `SELECT "tenantId", coalesce("apiKeyId", '${NO_KEY}'::uuid) AS "apiKeyId", "model", "status", date_trunc('hour', "createdAt", 'UTC') AS hour,
+         ${bucketSql('"latencyMs"')} AS b, count(*) AS n, sum("items") AS it, sum("computeUnits") AS cu, sum("latencyMs") AS ls
+  FROM ${source} GROUP BY 1, 2, 3, 4, 5, 6`;
+}
+
+/**
+ * One statement, so one round trip and one implicit transaction: insert the
+ * batch, skip ids already stored, and add exactly the inserted rows (the
+ * RETURNING set) to the hourly and daily rollups. Rollup rows are upserted
+ * in key order so concurrent writers take row locks in the same order.
+ */
+export const INSERT_SQL = `
+WITH ins AS (
+  INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt")
+  SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
+         r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."createdAt"
+  FROM jsonb_to_recordset($1::jsonb) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
+    "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "createdAt" timestamptz)
+  ON CONFLICT ("id") DO NOTHING
+  RETURNING "tenantId", "apiKeyId", "model", "status", "createdAt", "items", "computeUnits", "latencyMs"
+), per_bucket AS (
+  ${perBucketSql('ins')}
+), hourly AS (
+  ${rollupUpsert('UsageHourly', 'hour')}
+), daily AS (
+  ${rollupUpsert('UsageDaily', 'day')}
+)
+SELECT (SELECT count(*) FROM ins)::int AS inserted`;
+
+/** Why an event cannot be stored (a bug upstream), or null when it is fine. */
+export function invalidReason(e: UsageEvent): string | null {
+  if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
+  if (typeof e.tenantId !== 'string' || !UUID.test(e.tenantId)) return 'tenantId';
+  if (e.apiKeyId !== null && (typeof e.apiKeyId !== 'string' || !UUID.test(e.apiKeyId))) return 'apiKeyId';
+  if (typeof e.model !== 'string' || e.model.length === 0 || e.model.includes('\u0000')) return 'model';
+  for (const f of ['id', 'modelVersion', 'executionProvider'] as const) {
+    const v = e[f];
+    if (v !== null && (typeof v !== 'string' || v.includes('\u0000'))) return f; // Postgres text cannot hold NUL
+  }
+  if (!STATUSES.has(e.status)) return 'status';
+  if (!Number.isInteger(e.items) || e.items < 0 || e.items > 2_147_483_647) return 'items';
+  for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
+    if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;
+  }
+  if (!(e.createdAt instanceof Date) || Number.isNaN(e.createdAt.getTime())) return 'createdAt';
+  return null;
+}
+
+export interface UsageStats {
+  buffered: number;
+  spooled: number;
+  written: number;
+  failures: number;
+  rejected: number;
+}
+
+export interface UsageServiceOptions {
+  config: Config['usage'];
+  /** Anything with a `prisma` getter that throws while the database is unavailable (Database does). */
+  db: { readonly prisma: PrismaClient };
+  log: Logger;
+  /** Where the usage metrics go; a private registry when omitted. */
+  registry?: Registry;
+}
+
+export class UsageService implements UsageSink {
+  readonly queries: UsageQueries;
+  private buffer: UsageEvent[] = [];
+  private readonly spool: Spool;
+  private readonly config: Config['usage'];
+  private readonly log: Logger;
+  private readonly db: { readonly prisma: PrismaClient };
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private kickScheduled = false;
+  private closed = false;
+  private dbDown = false;
+  private retryAt = 0;
+  private retryDelay = RETRY_MIN_MS;
+  private spilling: Promise<void> = Promise.resolve();
+  private readonly counters = { written: 0, failures: 0, rejected: 0 };
+  private readonly writtenTotal: Counter;
+  private readonly failuresTotal: Counter;
+  private readonly rejectedTotal: Counter;
+
+  constructor(options: UsageServiceOptions) {
+    this.config = options.config;
+    this.db = options.db;
+    this.log = options.log;
+    this.spool = new Spool(options.config.spoolDir, options.log);
+    this.queries = new UsageQueries(options.db);
+    const registers = [options.registry ?? new Registry()];
+    const bufferedNow = () => this.buffer.length;
+    const spooledNow = () => this.spool.records;
+    new Gauge({
+      name: 'usage_buffered_records',
+      help: 'Usage records in memory waiting for the next batch insert',
+      registers,
+      collect() {
+        this.set(bufferedNow());
+      },
+    });
+    new Gauge({
+      name: 'usage_spooled_records',
+      help: 'Usage records in the local spool waiting for the database',
+      registers,
+      collect() {
+        this.set(spooledNow());
+      },
+    });
+    this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
+    this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the batch went to the spool)', registers });
+    this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
+  }
+
+  /** Adopts spool files left by an earlier process and starts the interval flush. */
+  async start(): Promise<void> {
+    await this.spool.init();
+    this.timer = setInterval(() => {
+      if (this.buffer.length > 0 || !this.spool.isEmpty) void this.flush();
+    }, this.config.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  stats(): UsageStats {
+    return { buffered: this.buffer.length, spooled: this.spool.records, ...this.counters };
+  }
+
+  /** Never throws and never waits: buffers the event for the writer loop. */
+  record(event: UsageEvent): void {
+    try {
+      const bad = invalidReason(event);
+      if (bad) {
+        this.counters.rejected += 1;
+        this.rejectedTotal.inc();
+        this.log.error({ field: bad, requestId: String(event.id) }, 'malformed usage event refused');
+        return;
+      }
+      if (this.closed) {
+        // After close (exit in progress): straight to disk, synchronously.
+        this.spool.appendSync([event]);
+        return;
+      }
+      this.buffer.push(event);
+      if (this.buffer.length > this.config.bufferMaxRecords) {
+        this.spill();
+      } else if (this.buffer.length >= this.config.flushBatchSize && !this.running && !this.kickScheduled) {
+        this.kickScheduled = true;
+        setImmediate(() => {
+          this.kickScheduled = false;
+          void this.flush();
+        });
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'usage record() failed');
+    }
+  }
+
+  /** Moves the whole buffer to the spool (memory bound reached). */
+  private spill(): void {
+    const events = this.buffer;
+    this.buffer = [];
+    this.spilling = this.spilling.then(() => this.spoolOrLog(events));
+  }
+
+  private async spoolOrLog(events: UsageEvent[]): Promise<void> {
+    try {
+      await this.spool.append(events);
+    } catch (error) {
+      // The disk failed too: keep them in memory rather than drop them.
+      this.log.error({ err: error, records: events.length, dir: this.spool.dir }, 'usage spool append failed; keeping records in memory');
+      this.buffer = events.concat(this.buffer);
+    }
+  }
+
+  /**
+   * Writes everything buffered so far (and the spool, when the database
+   * answers); what the database does not take is in the spool when this
+   * resolves. Calls made during a flush share the next one.
+   */
+  flush(): Promise<void> {
+    if (!this.running) {
+      this.running = this.cycle()
+        // A disk failure while replaying the spool: logged; the records stay where they are for the next cycle.
+        .catch((error: unknown) => this.log.error({ err: error, dir: this.spool.dir }, 'usage flush failed'))
+        .finally(() => {
+          this.running = null;
+        });
+      return this.running;
+    }
+    this.queued ??= this.running.then(() => {
+      this.queued = null;
+      return this.flush();
+    });
+    return this.queued;
+  }
+
+  /** Final flush for shutdown (lifecycle 'flush' phase). Later record() calls go straight to the spool. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    // Retry the database now even if the last attempt failed moments ago.
+    this.retryAt = 0;
+    await this.flush();
+    this.closed = true;
+    await this.spilling;
+    if (this.buffer.length > 0) await this.spoolOrLog(this.buffer.splice(0));
+    await this.spool.close();
+    const { spooled, written } = this.stats();
+    if (spooled > 0) this.log.warn({ spooled, dir: this.spool.dir }, 'usage records left in the spool; the next start writes them');
+    this.log.info({ written, spooled }, 'usage flushed');
+  }
+
+  private canTryDatabase(): boolean {
+    return !this.dbDown || Date.now() >= this.retryAt;
+  }
+
+  private markDown(error: unknown, records: number): void {
+    this.counters.failures += 1;
+    this.failuresTotal.inc();
+    if (!this.dbDown) this.log.error({ reason: describe(error), records }, 'usage insert failed; spooling records until the database answers');
+    this.dbDown = true;
+    this.retryAt = Date.now() + this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+  }
+
+  private markUp(): void {
+    if (this.dbDown) this.log.info('usage inserts succeed again');
+    this.dbDown = false;
+    this.retryDelay = RETRY_MIN_MS;
+  }
+
+  private async cycle(): Promise<void> {
+    await this.spilling;
+    if (!this.spool.isEmpty && this.canTryDatabase()) await this.replaySpool();
+    // Up to WRITERS batches in flight: the next batch is sent while the database works on the last.
+    const inFlight = new Set<Promise<void>>();
+    const failed: UsageEvent[] = [];
+    while ((this.buffer.length > 0 && failed.length === 0) || inFlight.size > 0) {
+      while (this.buffer.length > 0 && failed.length === 0 && inFlight.size < WRITERS && this.canTryDatabase()) {
+        const batch = this.buffer.splice(0, this.config.flushBatchSize);
+        const write: Promise<void> = this.write(batch)
+          .then(
+            () => this.markUp(),
+            (error: unknown) => {
+              this.markDown(error, batch.length);
+              failed.push(...batch);
+            },
+          )
+          .finally(() => inFlight.delete(write));
+        inFlight.add(write);
+      }
+      if (inFlight.size === 0) break;
+      await Promise.race(inFlight);
+    }
+    if (failed.length > 0 || (this.buffer.length > 0 && !this.canTryDatabase())) {
+      await this.spoolOrLog([...failed, ...this.buffer.splice(0)]);
+    }
+  }
+
+  /** Writes closed spool files oldest first; each file is deleted only once all of it is committed. */
+  private async replaySpool(): Promise<void> {
+    const files = await this.spool.rotate();
+    for (const { file } of files) {
+      let events: UsageEvent[];
+      try {
+        events = await this.spool.read(file);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          await this.spool.remove(file);
+          continue;
+        }
+        throw error;
+      }
+      try {
+        for (let i = 0; i < events.length; i += this.config.flushBatchSize) {
+          await this.write(events.slice(i, i + this.config.flushBatchSize));
+        }
+        this.markUp();
+      } catch (error) {
+        this.markDown(error, events.length);
+        return;
+      }
+      await this.spool.remove(file);
+      this.log.info({ file, records: events.length }, 'usage spool file written to the database');
+    }
+  }
+
+  /**
+   * insert(), but a record that Postgres refuses for its data (which would
+   * fail every retry and block the spool behind it) is isolated by halving
+   * the batch and set aside in the spool directory's rejected-*.jsonl, with
+   * an error logged. Connection failures propagate (the caller spools).
+   */
+  private async write(events: UsageEvent[]): Promise<void> {
+    try {
+      await this.insert(events);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      if (events.length === 1) {
+        const [event] = events as [UsageEvent];
+        this.counters.rejected += 1;
+        this.rejectedTotal.inc();
+        this.log.error({ requestId: event.id, reason: describe(error) }, 'usage record refused by the database; kept in the spool directory as rejected');
+        await this.spool.reject(events);
+        return;
+      }
+      const half = Math.ceil(events.length / 2);
+      await this.write(events.slice(0, half));
+      await this.write(events.slice(half));
+    }
+  }
+
+  /** One statement: insert the records and add exactly the inserted ones to the rollups. Returns the rows inserted. */
+  private async insert(events: UsageEvent[]): Promise<number> {
+    const prisma = this.db.prisma; // throws while the database is known to be down
+    // Sorted by id so concurrent writers meet duplicate ids in the same order (no unique-index deadlock).
+    const sorted = [...events].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const payload = JSON.stringify(sorted.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
+    const rows = await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload);
+    const inserted = Number(rows[0]?.inserted ?? 0);
+    this.counters.written += inserted;
+    this.writtenTotal.inc(inserted);
+    return inserted;
+  }
+}
+
+/** The Postgres SQLSTATE behind a Prisma raw-query error, when there is one. */
+export function sqlState(error: unknown): string | undefined {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } } } | null)?.meta?.driverAdapterError?.cause;
+  const code = cause?.originalCode ?? cause?.code ?? (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Errors caused by the data of some record (class 22 data exception, 23 integrity): retrying the same batch cannot help. */
+function isDataError(error: unknown): boolean {
+  const state = sqlState(error);
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: string }).code;
+    return code ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import type { Database } from '../../src/db/database';
+import { UsageService } from '../../src/usage/usage.service';
+import { testEnv } from '../helpers/env';
+import { drain, expectedTotals, makeEvent, openDatabase, quietLogger, startUsage, storedTotals, usageConfig } from './helpers';
+
+describe('UsageService on PostgreSQL', () => {
+  const { log, capture } = quietLogger();
+  let db: Database;
+  const services: UsageService[] = [];
+  beforeAll(async () => {
+    db = await openDatabase(testEnv.databaseUrl, log);
+  });
+  afterAll(async () => {
+    for (const s of services) await s.close();
+    await db.close();
+  });
+  async function usage(overrides: Parameters<typeof startUsage>[2] = {}): Promise<UsageService> {
+    const s = await startUsage(db, log, overrides);
+    services.push(s);
+    return s;
+  }
+
+  it('stores N mixed records as exactly N rows with their statuses and units, and rollups that sum to them', async () => {
+    const tenant = randomUUID();
+    const svc = await usage({ flushBatchSize: 300 });
+    const events = Array.from({ length: 2_345 }, (_, i) => makeEvent(tenant, i));
+    for (const e of events) svc.record(e);
+    await drain(svc);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    const want = expectedTotals(events);
+    expect(stored.rows).toBe(want.rows);
+    expect(stored.items).toBe(want.items);
+    expect(stored.computeUnits).toBeCloseTo(want.computeUnits, 6);
+    expect(stored.byStatus).toEqual(want.byStatus);
+    expect(stored.rollupRequests).toBe(want.rows);
+    expect(stored.rollupItems).toBe(want.items);
+    expect(stored.rollupHistTotal).toBe(want.rows);
+    expect(stored.dailyRequests).toBe(want.rows);
+    expect(stored.dailyHistTotal).toBe(want.rows);
+
+    // Summary totals equal the sums of the records, for aligned and unaligned ranges.
+    const first = events[0]!.createdAt.getTime();
+    const last = events.at(-1)!.createdAt.getTime();
+    for (const [from, to] of [
+      [first, last + 1],
+      [first + 1_234_567, last - 2_345_678],
+      [first + 600_000, first + 1_800_000], // inside one hour: raw records only
+      [first - 3 * 86_400_000 + 1, last + 2 * 86_400_000 - 1], // whole days + hours + partial hours
+    ] as const) {
+      const inRange = events.filter((e) => e.createdAt.getTime() >= from && e.createdAt.getTime() < to);
+      const [total] = await svc.queries.summary({ tenantId: tenant, from: new Date(from), to: new Date(to), groupBy: [] });
+      expect(total).toMatchObject({ requests: inRange.length, items: expectedTotals(inRange).items, errors: inRange.filter((e) => e.status !== 'OK').length });
+      expect(total!.computeUnits).toBeCloseTo(expectedTotals(inRange).computeUnits, 6);
+      const byStatus = await svc.queries.summary({ tenantId: tenant, from: new Date(from), to: new Date(to), groupBy: ['STATUS', 'MODEL'] });
+      expect(byStatus.reduce((a, r) => a + r.requests, 0)).toBe(inRange.length);
+      for (const row of byStatus) {
+        expect(row.requests).toBe(inRange.filter((e) => e.status === row.status && e.model === row.model).length);
+      }
+    }
+  });
+
+  it('groups by hour, day, model, key and status with percentiles inside the true bucket', async () => {
+    const tenant = randomUUID();
+    const svc = await usage();
+    const events = Array.from({ length: 1_000 }, (_, i) => makeEvent(tenant, i));
+    for (const e of events) svc.record(e);
+    await drain(svc);
+    const from = new Date(Date.UTC(2026, 10, 1));
+    const to = new Date(Date.UTC(2026, 10, 2));
+    expect(events.at(-1)!.createdAt.getTime()).toBeLessThan(to.getTime());
+    const byHour = await svc.queries.summary({ tenantId: tenant, from, to, groupBy: ['HOUR'] });
+    expect(byHour.length).toBe(new Set(events.map((e) => Math.floor(e.createdAt.getTime() / 3_600_000))).size);
+    expect(byHour.every((r) => r.hour instanceof Date && r.model === null)).toBe(true);
+    const [day] = await svc.queries.summary({ tenantId: tenant, from, to, groupBy: ['DAY'] });
+    expect(day?.day?.toISOString()).toBe('2026-11-01T00:00:00.000Z');
+    const byKey = await svc.queries.summary({ tenantId: tenant, from, to, groupBy: ['API_KEY'] });
+    expect(byKey.map((r) => r.apiKeyId)).toEqual([
+      '00000000-0000-4000-8000-000000000000',
+      '00000000-0000-4000-8000-000000000001',
+      '00000000-0000-4000-8000-000000000002',
+      null,
+    ]);
+    const lat = events.map((e) => e.latencyMs).sort((a, b) => a - b);
+    const trueP50 = lat[Math.ceil(0.5 * lat.length) - 1]!;
+    const trueP95 = lat[Math.ceil(0.95 * lat.length) - 1]!;
+    expect(day!.p50LatencyMs! / trueP50).toBeGreaterThan(1 / 1.26);
+    expect(day!.p50LatencyMs! / trueP50).toBeLessThan(1.26);
+    expect(day!.p95LatencyMs! / trueP95).toBeGreaterThan(1 / 1.26);
+    expect(day!.p95LatencyMs! / trueP95).toBeLessThan(1.26);
+    expect(day!.avgLatencyMs).toBeCloseTo(lat.reduce((a, b) => a + b, 0) / lat.length, 6);
+  });
+
+  it('never double counts a duplicate id: same batch, later batch, another process replaying', async () => {
+    const tenant = randomUUID();
+    const svc = await usage({ flushBatchSize: 100 });
+    const events = Array.from({ length: 250 }, (_, i) => makeEvent(tenant, i));
+    for (const e of events) svc.record(e);
+    for (const e of events.slice(0, 50)) svc.record({ ...e }); // same batch
+    await drain(svc);
+    for (const e of events) svc.record({ ...e, items: e.items + 100 }); // retried with different values: first write wins
+    await drain(svc);
+    const other = await usage();
+    for (const e of events.slice(100)) other.record(e);
+    await drain(other);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    const want = expectedTotals(events);
+    expect(stored).toMatchObject({ rows: 250, items: want.items, rollupRequests: 250, rollupItems: want.items, rollupHistTotal: 250, dailyRequests: 250 });
+  });
+
+  it('spills to the spool past USAGE_BUFFER_MAX_RECORDS and replays it without loss', async () => {
+    const tenant = randomUUID();
+    const svc = await usage({ bufferMaxRecords: 100, flushBatchSize: 50_000, flushIntervalMs: 60_000 });
+    const events = Array.from({ length: 1_050 }, (_, i) => makeEvent(tenant, i));
+    for (const e of events) svc.record(e);
+    // Never more than the cap in memory.
+    expect(svc.stats().buffered).toBeLessThanOrEqual(100);
+    await drain(svc);
+    expect(svc.stats()).toMatchObject({ buffered: 0, spooled: 0 });
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    expect(stored.rows).toBe(1_050);
+    expect(stored.rollupRequests).toBe(1_050);
+  });
+
+  it('refuses malformed events with a logged error instead of poisoning a batch', async () => {
+    const tenant = randomUUID();
+    const svc = await usage();
+    svc.record(makeEvent('not-a-uuid', 1));
+    svc.record(makeEvent(tenant, 2, { items: -1 }));
+    svc.record(makeEvent(tenant, 3, { status: 'WHATEVER' as never }));
+    svc.record(makeEvent(tenant, 4));
+    await drain(svc);
+    expect(svc.stats().rejected).toBe(3);
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(1);
+    expect(capture.text).toContain('malformed usage event refused');
+  });
+
+  it('sets aside a record Postgres refuses for its data and writes the rest of its batch', async () => {
+    const tenant = randomUUID();
+    const svc = await usage({ flushBatchSize: 1000 });
+    const events = Array.from({ length: 300 }, (_, i) => makeEvent(tenant, i));
+    // A valid JS date that Postgres cannot store (before 4713 BC): passes record(), fails the insert.
+    const poison = makeEvent(tenant, 300, { createdAt: new Date(-8.6e15) });
+    for (const e of [...events.slice(0, 150), poison, ...events.slice(150)]) svc.record(e);
+    await drain(svc);
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(300);
+    expect(svc.stats()).toMatchObject({ rejected: 1, spooled: 0 });
+    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    const rejected = readdirSync(spoolDir).filter((f) => f.startsWith('rejected-'));
+    expect(rejected).toHaveLength(1);
+    expect(readFileSync(`${spoolDir}/${rejected[0]}`, 'utf8')).toContain(poison.id);
+    expect(capture.text).toContain('usage record refused by the database');
+  });
+
+  it('close() writes the buffer, and a record after close lands in the spool for the next start', async () => {
+    const tenant = randomUUID();
+    const overrides = { flushIntervalMs: 60_000, flushBatchSize: 50_000 };
+    const svc = new UsageService({ config: usageConfig(overrides), db, log });
+    await svc.start();
+    for (let i = 0; i < 120; i += 1) svc.record(makeEvent(tenant, i));
+    await svc.close();
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(120);
+    svc.record(makeEvent(tenant, 500));
+    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    expect(readdirSync(spoolDir).length).toBe(1);
+    const next = await startUsage(db, log, { ...overrides, spoolDir });
+    services.push(next);
+    await drain(next);
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(121);
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+});
