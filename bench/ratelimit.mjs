@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, URL, performance, Buffer, fetch, setTimeout */
 // `npm run bench:limits`: what authentication + rate limits cost per request.
 // Two gateways in this process on the local PostgreSQL and Redis, identical
 // but for RATE_LIMITS_ENABLED, receive the same authenticated cheap query

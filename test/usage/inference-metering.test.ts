@@ -39,7 +39,6 @@ describe('usage records of inference calls', () => {
   });
 
   it('writes exactly one record per call with its status and units, and the summary adds up', async () => {
-    const h = authHeaders(caller.key);
     const cnn = (n: number) => ({ input: { model: 'fashion-cnn', inputs: [imageTensor(Array.from({ length: n }, (_, i) => i))] } });
     const sent: { id: string; status: string; items: number; units: number }[] = [];
     const call = async (id: string, query: string, variables: Record<string, unknown>, key: string, expected: { status: string; items: number; units: number }) => {
