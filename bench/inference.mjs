@@ -95,7 +95,7 @@ writeFileSync(healthBody, JSON.stringify({ query: '{ health { status } }' }));
 
 // Gateway, embedded mode, limits as configured; an admin key when the keys domain exists.
 const gwPort = await freePort();
-const gwEnv = { ...process.env, PORT: String(gwPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODEL_REPOSITORY: repo, DATA_DIR: path.join(work, 'data'), RATE_LIMITS_ENABLED: 'false' };
+const gwEnv = { ...process.env, NODE_ENV: 'production', PORT: String(gwPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODEL_REPOSITORY: repo, DATA_DIR: path.join(work, 'data'), RATE_LIMITS_ENABLED: 'false' };
 delete gwEnv.DATABASE_URL; delete gwEnv.REDIS_URL;
 let headers = {};
 if (existsSync(path.join(ROOT, 'dist/cli/main.js'))) {

@@ -119,10 +119,11 @@ export function checkBytes(datatype: Datatype, bytes: Buffer): string | null {
   const size = BYTES_PER_ELEMENT[datatype];
   if (bytes.length % size !== 0) return `byte length ${bytes.length} is not a multiple of ${size} (${datatype})`;
   const n = bytes.length / size;
-  if (datatype === 'FP32') {
-    for (let i = 0; i < n; i += 1) if (!Number.isFinite(bytes.readFloatLE(i * 4))) return `element ${i}: NaN or Infinity is not allowed`;
-  } else if (datatype === 'FP64') {
-    for (let i = 0; i < n; i += 1) if (!Number.isFinite(bytes.readDoubleLE(i * 8))) return `element ${i}: NaN or Infinity is not allowed`;
+  if (datatype === 'FP32' || datatype === 'FP64') {
+    // A typed view is several times faster than readFloatLE per element (copy first when unaligned).
+    const aligned = bytes.byteOffset % size === 0 ? bytes : Buffer.from(bytes);
+    const view = datatype === 'FP32' ? new Float32Array(aligned.buffer, aligned.byteOffset, n) : new Float64Array(aligned.buffer, aligned.byteOffset, n);
+    for (let i = 0; i < n; i += 1) if (!Number.isFinite(view[i]!)) return `element ${i}: NaN or Infinity is not allowed`;
   } else if (datatype === 'FP16') {
     // Exponent bits all ones means Inf or NaN.
     for (let i = 0; i < n; i += 1) if ((bytes.readUInt16LE(i * 2) & 0x7c00) === 0x7c00) return `element ${i}: NaN or Infinity is not allowed`;
@@ -170,12 +171,23 @@ export function decodeNumbers(datatype: Datatype, bytes: Buffer): number[] {
   return out;
 }
 
-const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** Whether a character code is in the base64 alphabet (A–Z a–z 0–9 + /). */
+function isBase64Char(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
+}
 
-/** Strict base64 (Node's decoder silently skips garbage, so check first). */
+/**
+ * Strict base64 (Node's decoder silently skips garbage, so check first). A
+ * plain loop rather than a regular expression: this runs on every tensor and
+ * the regex was a visible share of the request path's CPU.
+ */
 export function decodeBase64(text: string): Buffer | null {
-  const compact = text.replace(/\s+/g, '');
-  if (!BASE64_PATTERN.test(compact)) return null;
+  const compact = /\s/.test(text) ? text.replace(/\s+/g, '') : text;
+  const length = compact.length;
+  if (length % 4 !== 0) return null;
+  let padding = 0;
+  if (length > 0 && compact.charCodeAt(length - 1) === 61) padding = compact.charCodeAt(length - 2) === 61 ? 2 : 1;
+  for (let i = 0; i < length - padding; i += 1) if (!isBase64Char(compact.charCodeAt(i))) return null;
   return Buffer.from(compact, 'base64');
 }
 
