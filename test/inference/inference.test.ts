@@ -267,6 +267,9 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     writeFileSync(path.join(repo, 'reloadable', 'config.json'), JSON.stringify({ ...reloadable, name: 'reloadable' }));
     cpSync(cnnOnnx, path.join(repo, 'bare', '1', 'model.onnx'));
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'broken'), { recursive: true });
+    cpSync(path.join(REPO_ROOT, 'models', 'fashion-hybrid'), path.join(repo, 'fashion-hybrid-copy'), { recursive: true });
+    const hybridCopy = JSON.parse(readFileSync(path.join(repo, 'fashion-hybrid-copy', 'config.json'), 'utf8'));
+    writeFileSync(path.join(repo, 'fashion-hybrid-copy', 'config.json'), JSON.stringify({ ...hybridCopy, name: 'fashion-hybrid-copy' }));
     // fashion-hybrid with a long queue delay: a burst of requests is certain to share batches.
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-hybrid'), path.join(repo, 'patient-hybrid'), { recursive: true });
     const hybrid = JSON.parse(readFileSync(path.join(repo, 'patient-hybrid', 'config.json'), 'utf8'));
@@ -402,6 +405,33 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     const loaded = await gql<{ loadModel: { status: string } }>(gw.url, 'mutation { loadModel(name: "reloadable") { status } }');
     expect(loaded.body.data!.loadModel.status).toBe('READY');
     expect((await infer(gw.url, { model: 'reloadable', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
+  });
+
+  it('a failing run is INTERNAL with the request id and logged; a dead worker is replaced; serving goes on', async () => {
+    type PoolInternals = { workers: { thread: { terminate(): Promise<number> }; send(request: { op: 'unload'; key: string }): Promise<unknown> }[] };
+    const pool = gw.gateway.services.inference.pool as unknown as PoolInternals;
+    const sessionKey = gw.gateway.services.inference.registry.find('fashion-hybrid-copy').version.sessionKey!;
+    // Pull the session out from under the registry: the next run of this model fails inside the worker.
+    await pool.workers[0]!.send({ op: 'unload', key: sessionKey });
+    const failed = await graphql<InferData>(gw.url, INFER, { input: { model: 'fashion-hybrid-copy', inputs: [imageTensor([0])] } }, { ...headers, 'x-request-id': 'doomed-run-1' });
+    expect(failed.body.errors![0]!.extensions).toMatchObject({ code: 'INTERNAL', requestId: 'doomed-run-1' });
+    expect(failed.body.errors![0]!.message).not.toContain(sessionKey); // internals stay in the log
+    expect(gw.logs.lines.some((l) => l.includes('doomed-run-1') && l.includes('not loaded in this worker'))).toBe(true);
+    expect((await infer(gw.url, { model: 'fashion-cnn', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
+    const reloaded = await gql<{ reloadModel: { status: string } }>(gw.url, 'mutation { reloadModel(name: "fashion-hybrid-copy") { status } }');
+    expect(reloaded.body.data!.reloadModel.status).toBe('READY');
+    expect((await infer(gw.url, { model: 'fashion-hybrid-copy', inputs: [imageTensor([0])] })).body.data).toBeTruthy();
+
+    // A worker that dies is replaced and loads every model again.
+    await pool.workers[0]!.thread.terminate();
+    let served = false;
+    for (let attempt = 0; attempt < 100 && !served; attempt += 1) {
+      const res = await infer(gw.url, { model: 'fashion-cnn', inputs: [imageTensor([1])] });
+      served = res.body.data != null;
+      if (!served) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(served).toBe(true);
+    expect(gw.logs.text).toContain('inference worker died');
   });
 
   it('loadModel picks up a model added to the repository after start', async () => {
