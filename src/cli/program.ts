@@ -14,7 +14,7 @@ import { DomainError } from '../errors';
 import { createLogger, type Logger } from '../log/logger';
 import { RedisConnection } from '../redis/redis';
 import { RedisKeyInvalidator } from '../auth/invalidation';
-import { KeyService, parseScopes, type Caller } from '../keys/key.service';
+import { KeyService, keyView, parseScopes, type Caller } from '../keys/key.service';
 import { DurationError, parseDuration } from './duration';
 
 export interface CliIo {
@@ -96,23 +96,7 @@ function keyStatus(k: ApiKey, now = Date.now()): string {
 }
 
 function keyJson(k: ApiKey): Record<string, unknown> {
-  return {
-    id: k.id,
-    tenantId: k.tenantId,
-    name: k.name,
-    prefix: k.prefix,
-    scopes: k.scopes,
-    allowedModels: k.allowedModels,
-    requestsPerMinute: k.requestsPerMinute,
-    computeUnitsPerMinute: k.computeUnitsPerMinute,
-    expiresAt: k.expiresAt,
-    revokedAt: k.revokedAt,
-    lastUsedAt: k.lastUsedAt,
-    graceUntil: k.graceUntil,
-    rotatedFromId: k.rotatedFromId,
-    createdAt: k.createdAt,
-    status: keyStatus(k),
-  };
+  return { ...keyView(k), lastUsedAt: k.lastUsedAt, createdAt: k.createdAt, status: keyStatus(k) };
 }
 
 function tenantJson(t: Tenant): Record<string, unknown> {

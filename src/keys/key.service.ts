@@ -396,7 +396,8 @@ async function findKey(db: Reader, caller: Caller, ref: string): Promise<ApiKey>
   return row;
 }
 
-function tenantView(t: Tenant): Prisma.InputJsonObject {
+/** A tenant as the audit trail and the CLI's --json show it. */
+export function tenantView(t: Tenant): Prisma.InputJsonObject {
   return {
     id: t.id,
     name: t.name,
@@ -407,8 +408,8 @@ function tenantView(t: Tenant): Prisma.InputJsonObject {
   };
 }
 
-/** What the audit trail records of a key: never its hash. */
-function keyView(k: ApiKey): Prisma.InputJsonObject {
+/** A key as the audit trail and the CLI's --json show it: never its hash. */
+export function keyView(k: ApiKey): Prisma.InputJsonObject {
   return {
     id: k.id,
     tenantId: k.tenantId,

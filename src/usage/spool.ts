@@ -139,16 +139,20 @@ export class Spool {
 
   /** Closes the active file so new appends go to a fresh one; returns the files to replay, oldest first. */
   async rotate(): Promise<{ file: string; records: number }[]> {
-    await this.appending;
-    if (this.active) {
-      const { file, handle, records } = this.active;
-      this.active = undefined;
-      await handle.close();
-      OWNED_HERE.delete(file);
-      if (records > 0) this.closed.push({ file, records });
-      else await unlink(file).catch(() => undefined);
-    }
+    await this.closeActive();
     return [...this.closed];
+  }
+
+  /** Closes the file being appended to (after pending appends): kept for replay when it holds records, else deleted. */
+  private async closeActive(): Promise<void> {
+    await this.appending;
+    if (!this.active) return;
+    const { file, handle, records } = this.active;
+    this.active = undefined;
+    await handle.close();
+    OWNED_HERE.delete(file);
+    if (records > 0) this.closed.push({ file, records });
+    else await unlink(file).catch(() => undefined);
   }
 
   /** Reads a spool file; a torn last line (crash mid-append, never fsynced) is skipped with a warning. */
@@ -176,14 +180,6 @@ export class Spool {
   }
 
   async close(): Promise<void> {
-    await this.appending;
-    if (this.active) {
-      const { file, handle, records } = this.active;
-      this.active = undefined;
-      await handle.close();
-      OWNED_HERE.delete(file);
-      if (records > 0) this.closed.push({ file, records });
-      else await unlink(file).catch(() => undefined);
-    }
+    await this.closeActive();
   }
 }

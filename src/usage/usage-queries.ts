@@ -12,7 +12,7 @@
  */
 import { BadInputError } from '../errors';
 import type { PrismaClient } from '../db/database';
-import type { UsageStatusName } from './usage-event';
+import type { UsageEvent, UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
 
 export const USAGE_GROUP_BY = ['HOUR', 'DAY', 'MODEL', 'API_KEY', 'STATUS'] as const;
@@ -57,21 +57,8 @@ export interface RecordFilter {
   status?: UsageStatusName | null;
 }
 
-export interface UsageRecordRow {
-  id: string;
-  tenantId: string;
-  apiKeyId: string | null;
-  model: string;
-  modelVersion: string | null;
-  items: number;
-  computeUnits: number;
-  status: UsageStatusName;
-  latencyMs: number;
-  queueMs: number;
-  computeMs: number;
-  executionProvider: string | null;
-  createdAt: Date;
-}
+/** A stored record: exactly the event the request path handed over. */
+export type UsageRecordRow = UsageEvent;
 
 export interface RecordPage {
   records: { cursor: string; node: UsageRecordRow }[];

@@ -5,6 +5,7 @@
  * through the schema (arguments filled with placeholder values), with no
  * key, and with every scope but the one it needs.
  */
+import { testPrincipal } from '../helpers/principal';
 import {
   getNamedType,
   graphql as execute,
@@ -81,22 +82,7 @@ function declaredScopes(kind: 'query' | 'mutation', fieldName: string): string[]
 }
 
 function principalWith(scopes: Scope[]): Principal {
-  return {
-    apiKeyId: '00000000-0000-0000-0000-000000000000',
-    keyPrefix: 'mg_test_guard000',
-    tenantId: '00000000-0000-0000-0000-000000000001',
-    tenantName: 'guard',
-    scopes,
-    allowedModels: [],
-    expiresAt: null,
-    limits: {
-      keyRequestsPerMinute: null,
-      keyComputeUnitsPerMinute: null,
-      tenantRequestsPerMinute: null,
-      tenantComputeUnitsPerMinute: null,
-      tenantMonthlyComputeUnitQuota: null,
-    },
-  };
+  return testPrincipal({ keyPrefix: 'mg_test_guard000', tenantName: 'guard', scopes });
 }
 
 async function codeOf(schema: GraphQLSchema, source: string, principal: Principal | null): Promise<string | undefined> {

@@ -7,12 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadConfig } from '../../src/config';
 import { createGateway, type Gateway } from '../../src/server/app';
 import { createLogger } from '../../src/log/logger';
 import { testEnv } from './env';
+import { LogCapture, freePort } from './capture';
+
+export { LogCapture, freePort };
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -43,17 +45,6 @@ export async function graphql<T = Record<string, unknown>>(
   return { status: res.status, headers: res.headers, body };
 }
 
-/** Captures every log line a gateway writes, for assertions (e.g. no secrets logged). */
-export class LogCapture extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    done();
-  }
-  get text(): string {
-    return this.lines.join('\n');
-  }
-}
 
 export type TestMode = 'postgres' | 'embedded';
 
@@ -158,13 +149,3 @@ export async function spawnGateway(env: Record<string, string>, options: { waitR
   return handle;
 }
 
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}

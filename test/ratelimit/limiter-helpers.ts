@@ -1,5 +1,4 @@
 /** Builds RateLimitService instances and principals for the limiter tests. */
-import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger, type Logger } from '../../src/log/logger';
@@ -8,26 +7,11 @@ import { Readiness } from '../../src/health/readiness';
 import { RedisConnection } from '../../src/redis/redis';
 import { RateLimitService } from '../../src/ratelimit/ratelimit.service';
 import type { Principal } from '../../src/auth/principal';
-import { LogCapture } from '../helpers/gateway';
+import { LogCapture } from '../helpers/capture';
+import { testPrincipal } from '../helpers/principal';
 
 export function principal(overrides: Partial<Principal['limits']> = {}, ids: { tenantId?: string; apiKeyId?: string } = {}): Principal {
-  return {
-    apiKeyId: ids.apiKeyId ?? randomUUID(),
-    keyPrefix: 'mg_test_abcd',
-    tenantId: ids.tenantId ?? randomUUID(),
-    tenantName: 'acme',
-    scopes: ['inference'],
-    allowedModels: [],
-    expiresAt: null,
-    limits: {
-      keyRequestsPerMinute: null,
-      keyComputeUnitsPerMinute: null,
-      tenantRequestsPerMinute: null,
-      tenantComputeUnitsPerMinute: null,
-      tenantMonthlyComputeUnitQuota: null,
-      ...overrides,
-    },
-  };
+  return testPrincipal({ ...(ids.tenantId ? { tenantId: ids.tenantId } : {}), ...(ids.apiKeyId ? { apiKeyId: ids.apiKeyId } : {}) }, overrides);
 }
 
 export function limitsConfig(env: Record<string, string> = {}): Config {

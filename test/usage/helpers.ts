@@ -6,33 +6,14 @@ import path from 'node:path';
 import pg from 'pg';
 import { Database } from '../../src/db/database';
 import { createLogger, type Logger } from '../../src/log/logger';
-import { Writable } from 'node:stream';
 import { USAGE_STATUSES, type UsageEvent, type UsageStatusName } from '../../src/usage/usage-event';
 import { UsageService } from '../../src/usage/usage.service';
 import type { Config } from '../../src/config';
+import { LogCapture, freePort } from '../helpers/capture';
 
-/** Captures log lines (kept here so these tests do not load the whole gateway). */
-export class LogCapture extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    done();
-  }
-  get text(): string {
-    return this.lines.join('\n');
-  }
-}
+export { LogCapture, freePort };
 
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+
 
 export function quietLogger(): { log: Logger; capture: LogCapture } {
   const capture = new LogCapture();
