@@ -2,6 +2,7 @@
  * The inference API: models, model, infer, classify, and the model admin
  * mutations. Thin: parse, authorize, call the service, shape the result.
  */
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
@@ -105,11 +106,18 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
 
 const inferenceCalls = new WeakMap<GraphQLContext, number>();
 
-/** The request id; a second inference field in the same operation gets "<id>#2", and so on. */
+/**
+ * The usage record id: the request id, "<id>#2" for a second inference field
+ * in the same operation, and so on. A request id the client chose (x-request-id)
+ * gets a random suffix: inserts are idempotent on this id, so a reused or
+ * guessed client id must neither hide a request from billing nor collide with
+ * another tenant's record.
+ */
 function usageIdFor(ctx: GraphQLContext): string {
   const n = (inferenceCalls.get(ctx) ?? 0) + 1;
   inferenceCalls.set(ctx, n);
-  return n === 1 ? ctx.requestId : `${ctx.requestId}#${n}`;
+  const base = n === 1 ? ctx.requestId : `${ctx.requestId}#${n}`;
+  return ctx.request.headers['x-request-id'] === ctx.requestId ? `${base}~${randomBytes(6).toString('hex')}` : base;
 }
 
 function usageStatusFor(error: unknown): UsageStatusName {

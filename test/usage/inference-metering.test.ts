@@ -28,8 +28,8 @@ describe('usage records of inference calls', () => {
 
   beforeAll(async () => {
     gw = await startGateway();
-    // 12 compute units a minute: fashion-cnn costs 1.0 per item.
-    caller = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 1000, computeUnitsPerMinute: 12 } });
+    // 13 compute units a minute: fashion-cnn costs 1.0 per item.
+    caller = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 1000, computeUnitsPerMinute: 13 } });
     reader = await createTestKey({ scopes: ['admin'] });
     quotaCaller = await createTestKey({ scopes: ['inference'], tenantLimits: { monthlyComputeUnitQuota: 3 } });
   });
@@ -56,7 +56,7 @@ describe('usage records of inference calls', () => {
     expect(bad.body.errors![0]!.extensions?.['code']).toBe('BAD_USER_INPUT');
     const unknown = await call(`${run}-unknown`, INFER, { input: { model: 'no-such-model', inputs: [imageTensor([0])] } }, caller.key, { status: 'BAD_INPUT', items: 0, units: 0 });
     expect(unknown.body.errors![0]!.extensions?.['code']).toBe('NOT_FOUND');
-    // 4 + 2 + 1 units consumed so far (the bad input was admitted before validation); 8 more do not fit in 12.
+    // 4 + 2 + 1 units consumed so far (the bad input was admitted before validation); 8 more do not fit in 13.
     const limited = await call(`${run}-limited`, INFER, cnn(8), caller.key, { status: 'RATE_LIMITED', items: 8, units: 0 });
     expect(limited.body.errors![0]!.extensions?.['code']).toBe('RATE_LIMITED');
     expect((await call(`${run}-ok-3`, INFER, cnn(5), caller.key, { status: 'OK', items: 5, units: 5 })).body.errors).toBeUndefined();
@@ -64,9 +64,13 @@ describe('usage records of inference calls', () => {
     const quota = await call(`${run}-quota`, INFER, cnn(1), quotaCaller.key, { status: 'QUOTA_EXCEEDED', items: 1, units: 0 });
     expect(quota.body.errors![0]!.extensions?.['code']).toBe('QUOTA_EXCEEDED');
 
+    // The same client request id used twice is still two billed requests.
+    expect((await graphql(gw.url, INFER, cnn(1), { ...authHeaders(caller.key), 'x-request-id': `${run}-ok-3` })).body.errors).toBeUndefined();
+    const reused = { id: `${run}-ok-3`, status: 'OK', items: 1, units: 1 };
+
     await gw.gateway.services.usage.flush();
 
-    const records = new Map<string, RecordNode>();
+    const records: RecordNode[] = [];
     let after: string | null = null;
     do {
       const page: Awaited<ReturnType<typeof graphql<{ usageRecords: { edges: { node: RecordNode }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>>> = await graphql(
@@ -76,18 +80,23 @@ describe('usage records of inference calls', () => {
         authHeaders(reader.key),
       );
       expect(page.body.errors).toBeUndefined();
-      for (const edge of page.body.data!.usageRecords.edges) if (edge.node.id.startsWith(run)) records.set(edge.node.id, edge.node);
+      // A client-chosen request id is kept as the prefix, with a random suffix after "~".
+      for (const edge of page.body.data!.usageRecords.edges) {
+        if (!edge.node.id.startsWith(run)) continue;
+        expect(edge.node.id).toMatch(/~[0-9a-f]{12}$/);
+        records.push({ ...edge.node, id: edge.node.id.split('~')[0]! });
+      }
       after = page.body.data!.usageRecords.pageInfo.hasNextPage ? page.body.data!.usageRecords.pageInfo.endCursor : null;
     } while (after);
 
-    expect([...records.keys()].sort()).toEqual(sent.map((s) => s.id).sort());
-    for (const s of sent) {
-      const r = records.get(s.id)!;
-      expect({ id: r.id, status: r.status, items: r.items, units: r.computeUnits }).toEqual(s);
+    const expected = [...sent, reused];
+    const key = (r: { id: string; status: string; items: number; units: number }) => `${r.id}|${r.status}|${r.items}|${r.units}`;
+    expect(records.map((r) => key({ id: r.id, status: r.status, items: r.items, units: r.computeUnits })).sort()).toEqual(expected.map(key).sort());
+    for (const r of records) {
       expect(r.latencyMs).toBeGreaterThan(0);
-      if (s.status === 'OK') expect(r).toMatchObject({ modelVersion: '1', executionProvider: 'cpu' });
+      if (r.status === 'OK') expect(r).toMatchObject({ modelVersion: '1', executionProvider: 'cpu' });
     }
-    expect(records.get(`${run}-ok-1`)!.apiKeyId).toBe(caller.apiKeyId);
+    expect(records.find((r) => r.id === `${run}-ok-1`)!.apiKeyId).toBe(caller.apiKeyId);
 
     // The caller's tenant summary equals the sums of its records.
     const from = new Date(Date.now() - 3_600_000).toISOString();
@@ -98,7 +107,7 @@ describe('usage records of inference calls', () => {
       { t: caller.tenantId, from, to },
       authHeaders(reader.key),
     );
-    const mine = sent.filter((s) => !s.id.includes('quota'));
+    const mine = expected.filter((s) => !s.id.includes('quota'));
     const byStatus = new Map<string, { requests: number; items: number; computeUnits: number }>();
     for (const s of mine) {
       const row = byStatus.get(s.status) ?? { requests: 0, items: 0, computeUnits: 0 };
