@@ -14,6 +14,7 @@
  * and the Usage section of bench/RESULTS.md. `--ingest-only` repeats step 1
  * (e.g. with USAGE_FLUSH_BATCH_SIZE=5000) and adds it to the last full run.
  */
+import { loadConfig } from '../../src/config';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
@@ -39,7 +40,7 @@ const program = new Command('bench-usage')
 const opts = program.opts<{ adminUrl: string; database: string; ingest: string; sizes: string; runs: string; keep?: boolean; fromJson?: boolean; ingestOnly?: boolean }>();
 
 /** The gateway default unless USAGE_FLUSH_BATCH_SIZE says otherwise (as in production). */
-const BATCH_SIZE = Number(process.env['USAGE_FLUSH_BATCH_SIZE'] ?? 1000);
+const BATCH_SIZE = loadConfig(process.env).usage.flushBatchSize;
 
 function log(line: string): void {
   process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);

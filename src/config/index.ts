@@ -79,7 +79,7 @@ const envSchema = z.object({
 
   // Usage records (issue #7)
   USAGE_FLUSH_INTERVAL_MS: int(10, 60_000).default('250'),
-  USAGE_FLUSH_BATCH_SIZE: int(1, 50_000).default('1000'),
+  USAGE_FLUSH_BATCH_SIZE: int(1, 50_000).default('4000'),
   USAGE_BUFFER_MAX_RECORDS: int(100, 10_000_000).default('100000'),
   USAGE_SPOOL_DIR: z.string().min(1).optional(),
 
