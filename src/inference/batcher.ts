@@ -75,6 +75,8 @@ export class Batcher {
   private delayTimer: NodeJS.Timeout | undefined;
   private readonly stopListening: () => void;
   private closed = false;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
 
   constructor(
     private readonly key: string,
@@ -123,6 +125,7 @@ export class Batcher {
     this.queue.splice(index, 1);
     this.observer.queued(this.queue.length);
     this.observer.failed('timeout');
+    this.checkDrained();
     entry.reject(
       new TimeoutError(`The request waited ${entry.request.timeoutMs} ms in the queue without running (deadline reached)`, {
         timeoutMs: entry.request.timeoutMs,
@@ -175,6 +178,16 @@ export class Batcher {
   }
 
   private async execute(worker: Parameters<WorkerPool['run']>[0], batch: Pending[], items: number): Promise<void> {
+    this.inFlight += 1;
+    try {
+      await this.run(worker, batch, items);
+    } finally {
+      this.inFlight -= 1;
+      this.checkDrained();
+    }
+  }
+
+  private async run(worker: Parameters<WorkerPool['run']>[0], batch: Pending[], items: number): Promise<void> {
     const dispatchedAt = performance.now();
     for (const entry of batch) clearTimeout(entry.timer);
     const first = batch[0]!.request;
@@ -204,6 +217,36 @@ export class Batcher {
     } catch (error) {
       this.observer.failed('error');
       for (const entry of batch) entry.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * Lets everything already queued or running finish, then resolves; used
+   * before the session goes away (reload swap, unload), so no request is
+   * refused or fails because of an admin action. Gives up after `maxWaitMs`
+   * and refuses what is still queued.
+   */
+  async drain(maxWaitMs: number): Promise<void> {
+    if (this.queue.length > 0 || this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.drained = resolve;
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, maxWaitMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.close();
+  }
+
+  private checkDrained(): void {
+    if (this.drained && this.queue.length === 0 && this.inFlight === 0) {
+      const resolve = this.drained;
+      this.drained = undefined;
+      resolve();
     }
   }
 

@@ -21,7 +21,7 @@ import {
 } from './inference.types';
 import { newMetering, type AdmitHook, type Metering } from './inference.service';
 import { enforceLimits } from '../ratelimit/plugin';
-import { DomainError } from '../errors';
+import { BadInputError, DomainError } from '../errors';
 import type { UsageStatusName } from '../usage/usage-event';
 
 function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
@@ -78,6 +78,10 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
   };
   let status: UsageStatusName = 'OK';
   try {
+    // Model names are bounded (config.json's rule); anything else is refused
+    // before limits and recorded under a placeholder, so a client cannot put
+    // arbitrary text into usage records and rollup keys.
+    if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
     assertModelAllowed(principal, model);
     return await run(meter, admit);
   } catch (error) {
@@ -89,7 +93,7 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
       id: usageIdFor(ctx),
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
-      model,
+      model: MODEL_NAME.test(model) ? model : INVALID_MODEL,
       modelVersion: meter.modelVersion,
       items: meter.items,
       // Only served requests are billed; a refused or failed one records its items and 0 units.
@@ -103,6 +107,10 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
     });
   }
 }
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** How a request naming no valid model appears in usage records. */
+const INVALID_MODEL = '(invalid)';
 
 const inferenceCalls = new WeakMap<GraphQLContext, number>();
 

@@ -103,7 +103,12 @@ export class InferenceService {
     this.pool = new WorkerPool(config.models.workers, config.models.intraOpThreads, log.child({ component: 'inference-pool' }));
     this.registry = new ModelRegistry(
       this.pool,
-      { repository: config.models.repository, providers: config.models.executionProviders, maxQueueSize: config.models.maxQueueSize },
+      {
+        repository: config.models.repository,
+        providers: config.models.executionProviders,
+        maxQueueSize: config.models.maxQueueSize,
+        drainTimeoutMs: config.models.maxTimeoutMs,
+      },
       this.metrics,
       log.child({ component: 'models' }),
     );
@@ -135,8 +140,12 @@ export class InferenceService {
     meter.executionProvider = version.provider;
     const batching = config.maxBatchSize > 0;
     const firstShape = request.inputs[0]?.shape;
-    meter.items = batching && firstShape && Number.isInteger(firstShape[0]) && firstShape[0]! > 0 ? firstShape[0]! : 1;
-    meter.computeUnits = meter.items * config.cost;
+    // Items as the (not yet validated) shape claims, clamped to what could ever be accepted,
+    // so an absurd shape is refused as bad input rather than charged against limits.
+    const claimed = batching && firstShape && Number.isInteger(firstShape[0]) && firstShape[0]! > 0 ? firstShape[0]! : 1;
+    meter.items = Math.min(claimed, batching ? Math.min(config.maxBatchSize, this.config.models.maxItemsPerRequest) : 1);
+    // Whole units, as the limiter counts them, so quotas and bills agree.
+    meter.computeUnits = Math.ceil(meter.items * config.cost);
     return this.tracked(version, meter, started, async () => {
       if (admit) await admit({ model: config.name, modelVersion: meter.modelVersion!, items: meter.items, computeUnits: meter.computeUnits });
       const batchRequest = this.validateTensors(request, config);
@@ -169,8 +178,8 @@ export class InferenceService {
     const { version, config, batcher } = await this.lookup(args.model, args.version, admit);
     meter.modelVersion = String(version.version);
     meter.executionProvider = version.provider;
-    meter.items = Math.max(args.images.length, 1);
-    meter.computeUnits = meter.items * config.cost;
+    meter.items = Math.min(Math.max(args.images.length, 1), this.config.models.maxItemsPerRequest);
+    meter.computeUnits = Math.ceil(meter.items * config.cost);
     return this.tracked(version, meter, started, async () => {
       if (admit) await admit({ model: config.name, modelVersion: meter.modelVersion!, items: meter.items, computeUnits: meter.computeUnits });
       const prep = config.preprocessing;
@@ -196,12 +205,15 @@ export class InferenceService {
         const batchInput: BatchInput = { name: input.name, type: ORT_TYPE.FP32, itemShape: input.dims, bytes };
         return batcher.submit({ items: items.length, inputs: [batchInput], outputNames: null, priority: 0, timeoutMs });
       };
-      // Without batching each image runs alone (the graph's batch axis is fixed at 1).
-      const results = config.maxBatchSize > 0 ? [await run(pixels)] : await Promise.all(pixels.map((p) => run([p])));
+      // Without batching each image runs alone (the graph's batch axis is fixed),
+      // one after another, so one request never holds many queue slots at once.
+      const results: BatchResult[] = [];
+      if (config.maxBatchSize > 0) results.push(await run(pixels));
+      else for (const p of pixels) results.push(await run([p]));
       const response: ClassifyResponse = {
         modelName: config.name,
         modelVersion: String(version.version),
-        results: results.flatMap((r) => this.toClassifications(r.outputs, config, args.topK)),
+        results: results.flatMap((r) => this.toClassifications(r.outputs, config, args.topK, config.maxBatchSize > 0 ? pixels.length : 1)),
         queueMs: Math.max(...results.map((r) => r.queueMs)),
         computeMs: Math.max(...results.map((r) => r.computeMs)),
         executionProvider: version.provider!,
@@ -352,10 +364,10 @@ export class InferenceService {
     return { items: batching ? items : 1, inputs: config.inputs.map((spec) => byName.get(spec.name)!), outputNames };
   }
 
-  private toClassifications(outputs: OutputTensor[], config: ServedConfig, topK: number): ImageClassification[] {
+  /** `n`: the images in this run (its outputs may or may not carry a batch axis). */
+  private toClassifications(outputs: OutputTensor[], config: ServedConfig, topK: number, n: number): ImageClassification[] {
     const main = outputs.find((o) => o.name === config.outputs[0]!.name)!;
     const attention = outputs.find((o) => o.name === 'attention') ?? null;
-    const n = main.shape[0] ?? 1;
     const classes = main.bytes.length / 4 / n;
     const results: ImageClassification[] = [];
     for (let item = 0; item < n; item += 1) {
@@ -370,7 +382,7 @@ export class InferenceService {
       if (attention) {
         const size = attention.bytes.length / 4 / n;
         map = Array.from({ length: size }, (_, k) => attention.bytes.readFloatLE((item * size + k) * 4));
-        mapShape = attention.shape.slice(1);
+        mapShape = attention.shape.length > 1 && attention.shape[0] === n ? attention.shape.slice(1) : attention.shape;
       }
       results.push({ predictions, attention: map, attentionShape: mapShape });
     }

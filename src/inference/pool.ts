@@ -26,6 +26,9 @@ interface LoadSpec {
   providers: ExecutionProviderName[];
 }
 
+/** Least time between two restarts of the same worker slot. */
+const RESPAWN_BACKOFF_MS = 2000;
+
 /** The compiled worker: next to this file in dist/, or dist/ when running from src/ under ts-jest. */
 export function workerScript(): string {
   const beside = path.join(__dirname, 'worker.js');
@@ -91,39 +94,71 @@ export class WorkerPool {
     for (let i = 0; i < size; i += 1) this.workers.push(this.spawn(i));
   }
 
+  private readonly lastRespawn = new Map<number, number>();
+
   private spawn(index: number): PoolWorker {
-    return new PoolWorker(index, this.script, (dead, error) => {
+    return new PoolWorker(index, this.script, (_dead, error) => {
       if (this.closed) return;
-      this.log.error({ worker: index, err: error.message }, 'inference worker died; starting a replacement');
-      const replacement = this.spawn(index);
-      this.workers[index] = replacement;
-      // Bring the replacement up to the same set of sessions before it takes work.
-      replacement.busy = true;
-      void Promise.all([...this.loaded.values()].map((spec) => replacement.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads })))
-        .catch((e: unknown) => this.log.error({ worker: index, err: String(e) }, 'replacement worker failed to load a model'))
-        .finally(() => {
-          replacement.busy = false;
-          this.notifyIdle();
-        });
-      void dead;
+      // A worker that keeps dying (a model that crashes it) is restarted at most every few seconds.
+      const since = Date.now() - (this.lastRespawn.get(index) ?? 0);
+      const delay = since < RESPAWN_BACKOFF_MS ? RESPAWN_BACKOFF_MS : 0;
+      this.log.error({ worker: index, err: error.message, restartInMs: delay }, 'inference worker died; starting a replacement');
+      setTimeout(() => this.replace(index), delay).unref();
     });
+  }
+
+  private replace(index: number): void {
+    if (this.closed) return;
+    this.lastRespawn.set(index, Date.now());
+    let replacement: PoolWorker;
+    try {
+      replacement = this.spawn(index);
+    } catch (error) {
+      this.log.error({ worker: index, err: String(error) }, 'inference worker could not be started; retrying');
+      setTimeout(() => this.replace(index), RESPAWN_BACKOFF_MS).unref();
+      return;
+    }
+    this.workers[index] = replacement;
+    // Bring the replacement up to the same set of sessions before it takes work.
+    replacement.busy = true;
+    void Promise.all(
+      [...this.loaded.values()].map(async (spec) => {
+        const reply = await replacement.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads });
+        if (!reply.ok) throw new Error(reply.error);
+      }),
+    ).then(
+      () => {
+        replacement.busy = false;
+        this.notifyIdle();
+      },
+      (e: unknown) => {
+        // Without every session it would fail batches: keep it out of rotation and start over.
+        this.log.error({ worker: index, err: String(e) }, 'replacement worker failed to load a model; replacing it again');
+        void replacement.thread.terminate();
+      },
+    );
   }
 
   /** Loads (or replaces) a session on every worker; resolves with the first worker's report. */
   async load(spec: LoadSpec): Promise<LoadReply> {
-    const replies = await Promise.all(this.workers.map((w) => w.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads })));
-    const failed = replies.find((r): r is Extract<WorkerReply, { ok: false }> => !r.ok);
-    if (failed) {
-      await this.unload(spec.key).catch(() => undefined);
-      throw new Error(failed.error);
-    }
+    // Registered first, so a worker replaced while this load runs loads it too.
     this.loaded.set(spec.key, spec);
-    return replies[0] as LoadReply;
+    const results = await Promise.allSettled(this.workers.map((w) => w.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads })));
+    const problem = results
+      .map((r) => (r.status === 'rejected' ? String(r.reason instanceof Error ? r.reason.message : r.reason) : r.value.ok ? null : r.value.error))
+      .find((p) => p !== null);
+    if (problem !== undefined) {
+      // Release it wherever it did load (no session left behind on the survivors).
+      await this.unload(spec.key);
+      throw new Error(problem);
+    }
+    return (results[0] as PromiseFulfilledResult<WorkerReply>).value as LoadReply;
   }
 
+  /** Releases a session on every live worker; never throws (a dead worker holds nothing). */
   async unload(key: string): Promise<void> {
     this.loaded.delete(key);
-    await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.send({ op: 'unload', key })));
+    await Promise.allSettled(this.workers.filter((w) => w.alive).map((w) => w.send({ op: 'unload', key })));
   }
 
   /** An idle worker, marked busy, or null when all are busy. */
@@ -154,8 +189,14 @@ export class WorkerPool {
     return () => this.idleListeners.delete(listener);
   }
 
+  private wakeOffset = 0;
+
+  /** Wakes batchers starting at a rotating position, so one busy model cannot starve the others of workers. */
   private notifyIdle(): void {
-    for (const listener of [...this.idleListeners]) listener();
+    const listeners = [...this.idleListeners];
+    if (listeners.length === 0) return;
+    this.wakeOffset = (this.wakeOffset + 1) % listeners.length;
+    for (let i = 0; i < listeners.length; i += 1) listeners[(this.wakeOffset + i) % listeners.length]!();
   }
 
   get busyCount(): number {

@@ -84,6 +84,8 @@ export interface RegistryOptions {
   repository: string;
   providers: ExecutionProviderName[];
   maxQueueSize: number;
+  /** How long a reload or unload lets queued and running requests finish (the longest request deadline). */
+  drainTimeoutMs: number;
 }
 
 export class ModelRegistry {
@@ -156,6 +158,10 @@ export class ModelRegistry {
 
   /** Loads a model (all versions, or one); picks up models added to the repository since start. */
   async load(name: string, version?: string | null): Promise<RegisteredModel> {
+    return this.exclusive(name, () => this.loadUnlocked(name, version));
+  }
+
+  private async loadUnlocked(name: string, version?: string | null): Promise<RegisteredModel> {
     const entry = await this.scanOne(name);
     const versions = version ? [this.parseVersion(version, entry)] : entry.versions.length > 0 ? entry.versions : [1];
     for (const v of versions) {
@@ -168,6 +174,10 @@ export class ModelRegistry {
 
   /** Reloads config and weights; on failure the old version keeps serving and the error is thrown. */
   async reload(name: string, version?: string | null): Promise<RegisteredModel> {
+    return this.exclusive(name, () => this.reloadUnlocked(name, version));
+  }
+
+  private async reloadUnlocked(name: string, version?: string | null): Promise<RegisteredModel> {
     const entry = await this.scanOne(name);
     const versions = version ? [this.parseVersion(version, entry)] : entry.versions.length > 0 ? entry.versions : [1];
     const failures: string[] = [];
@@ -182,20 +192,42 @@ export class ModelRegistry {
   }
 
   async unload(name: string, version?: string | null): Promise<RegisteredModel> {
-    const model = this.models.get(name);
-    if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
-    const targets = version ? [this.find(name, version).version] : [...model.versions.values()];
-    for (const v of targets) {
-      v.batcher?.close();
-      if (v.sessionKey) await this.pool.unload(v.sessionKey);
-      v.batcher = null;
-      v.sessionKey = null;
-      v.status = 'UNLOADED';
-      v.reason = null;
-      this.metrics.pending.set({ model: name, version: String(v.version) }, 0);
-      this.log.info({ model: name, version: v.version }, 'model unloaded');
-    }
-    return model;
+    return this.exclusive(name, async () => {
+      const model = this.models.get(name);
+      if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+      const targets = version ? [this.find(name, version).version] : [...model.versions.values()];
+      for (const v of targets) {
+        // New requests see UNLOADED at once; those already queued or running finish first.
+        const { batcher, sessionKey } = v;
+        v.batcher = null;
+        v.sessionKey = null;
+        v.status = 'UNLOADED';
+        v.reason = null;
+        await this.retire(batcher, sessionKey);
+        this.metrics.pending.set({ model: name, version: String(v.version) }, 0);
+        this.log.info({ model: name, version: v.version }, 'model unloaded');
+      }
+      return model;
+    });
+  }
+
+  /** Lets a batcher's queued and running requests finish, then releases its session. */
+  private async retire(batcher: Batcher | null, sessionKey: string | null): Promise<void> {
+    await batcher?.drain(this.options.drainTimeoutMs);
+    if (sessionKey) await this.pool.unload(sessionKey);
+  }
+
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  /** Admin operations on one model run one at a time (a load racing an unload would leave either state). */
+  private exclusive<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(run);
+    this.locks.set(name, next);
+    void next.finally(() => {
+      if (this.locks.get(name) === next) this.locks.delete(name);
+    }).catch(() => undefined);
+    return next;
   }
 
   async close(): Promise<void> {
@@ -280,10 +312,7 @@ export class ModelRegistry {
       this.metrics.provider.set({ model: entry.name, version: String(version), provider: reply.provider }, 1);
       log.info({ provider: reply.provider, warmupMs: Math.round(reply.warmupMs * 10) / 10, source: config.source }, 'model ready');
       // Requests already queued on the old batcher finish on the old session, then it goes.
-      if (previous.batcher) {
-        previous.batcher.close();
-        if (previous.sessionKey) await this.pool.unload(previous.sessionKey).catch(() => undefined);
-      }
+      if (previous.batcher || previous.sessionKey) void this.retire(previous.batcher, previous.sessionKey);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (wasServing) {
@@ -380,6 +409,9 @@ function checkAgainstGraph(config: ServedConfig, inputs: TensorMetadata[], outpu
       if (!meta) throw new Error(`config ${what} "${spec.name}" is not in the graph (graph has ${graph.map((g) => g.name).join(', ')})`);
       const type = datatypeFromOrt(meta.type);
       if (type !== spec.datatype) throw new Error(`config ${what} "${spec.name}" is ${spec.datatype} but the graph has ${meta.type}`);
+      if (config.maxBatchSize > 0 && meta.shape.length > 0 && meta.shape[0] !== -1) {
+        throw new Error(`config ${what} "${spec.name}": max_batch_size ${config.maxBatchSize} needs a dynamic first axis, but the graph's is fixed at ${meta.shape[0]} (set max_batch_size 0 and give the full dims)`);
+      }
       const graphDims = config.maxBatchSize > 0 ? meta.shape.slice(1) : meta.shape;
       if (meta.shape.length > 0 && graphDims.length !== spec.dims.length) {
         throw new Error(`config ${what} "${spec.name}" has dims [${spec.dims.join(',')}] but the graph has [${meta.shape.join(',')}]`);

@@ -17,6 +17,7 @@ import type { LimitDecision } from './types';
 export const SELF_METERED_ROOT_FIELDS = new Set(['infer', 'classify']);
 
 const decisions = new WeakMap<GraphQLContext, LimitDecision>();
+const deferredToResolver = new WeakSet<GraphQLContext>();
 
 /** Remembers the decision whose headers this response carries (the latest wins). */
 export function recordLimitDecision(context: GraphQLContext, decision: LimitDecision): void {
@@ -69,7 +70,11 @@ export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
         async didResolveOperation({ contextValue, document, operation }) {
           const principal = contextValue.principal;
           if (!principal || !contextValue.services.config.limits.enabled) return;
-          if (operation && selectsSelfMeteredField(document, operation)) return;
+          if (operation && selectsSelfMeteredField(document, operation)) {
+            // The resolver meters it; if it never runs (@skip, bad variables), willSendResponse does.
+            deferredToResolver.add(contextValue);
+            return;
+          }
           const decision = await contextValue.services.limits.check(principal, { computeUnits: 0 });
           recordLimitDecision(contextValue, decision);
           if (!decision.allowed) throw asGraphQLError(limitError(decision));
@@ -78,6 +83,14 @@ export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
           const principal = contextValue.principal;
           if (!principal || !contextValue.services.config.limits.enabled) return;
           let decision = decisions.get(contextValue);
+          if (!decision && deferredToResolver.has(contextValue)) {
+            // An inference operation whose resolver never metered it still costs one request.
+            try {
+              decision = await contextValue.services.limits.check(principal, { computeUnits: 0 });
+            } catch {
+              return;
+            }
+          }
           if (!decision) {
             // No check ran (a document that failed validation, or an inference
             // call that failed before metering): show the state without consuming.

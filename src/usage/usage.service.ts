@@ -86,7 +86,7 @@ export function invalidReason(e: UsageEvent): string | null {
   if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
   if (typeof e.tenantId !== 'string' || !UUID.test(e.tenantId)) return 'tenantId';
   if (e.apiKeyId !== null && (typeof e.apiKeyId !== 'string' || !UUID.test(e.apiKeyId))) return 'apiKeyId';
-  if (typeof e.model !== 'string' || e.model.length === 0 || e.model.includes('\u0000')) return 'model';
+  if (typeof e.model !== 'string' || e.model.length === 0 || e.model.length > 200 || e.model.includes('\u0000')) return 'model';
   for (const f of ['id', 'modelVersion', 'executionProvider'] as const) {
     const v = e[f];
     if (v !== null && (typeof v !== 'string' || v.includes('\u0000'))) return f; // Postgres text cannot hold NUL
@@ -390,7 +390,9 @@ export function sqlState(error: unknown): string | undefined {
 /** Errors caused by the data of some record (class 22 data exception, 23 integrity): retrying the same batch cannot help. */
 function isDataError(error: unknown): boolean {
   const state = sqlState(error);
-  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
+  // 22 data exception, 23 integrity violation, 54 program limit (e.g. an index row too large):
+  // no retry can fix these, so the record is isolated instead of blocking the spool.
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23') || state.startsWith('54'));
 }
 
 function describe(error: unknown): string {

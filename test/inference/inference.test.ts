@@ -157,6 +157,7 @@ describe('inference on the model repository', () => {
     nanBytes.writeFloatLE(NaN, 8);
     const cases: [string, Record<string, unknown>, string, string | undefined][] = [
       ['unknown model', { model: 'nope', inputs: [good()] }, 'NOT_FOUND', undefined],
+      ['invalid model name', { model: 'x'.repeat(300), inputs: [good()] }, 'BAD_USER_INPUT', 'model'],
       ['unknown version', { model: 'fashion-cnn', version: '7', inputs: [good()] }, 'NOT_FOUND', undefined],
       ['malformed version', { model: 'fashion-cnn', version: 'latest', inputs: [good()] }, 'BAD_USER_INPUT', 'version'],
       ['missing input', { model: 'fashion-cnn', inputs: [] }, 'BAD_USER_INPUT', 'inputs'],
@@ -201,6 +202,9 @@ describe('inference on the model repository', () => {
       expect(png.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
       const pixels = await gql(gw.url, q, { images: [{ png: await imagePng(0) }, { pixels: [1, 2, 3], width: 28, height: 28 }] });
       expect(pixels.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[1].pixels' });
+      const huge = await gql(gw.url, q, { images: [{ png: await imagePng(0, { size: 2048 }) }] });
+      expect(huge.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
+      expect(huge.body.errors![0]!.message).toMatch(/pixel limit/);
       const topK = await gql(gw.url, 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 11) { modelName } }', { images: [{ png: await imagePng(0) }] });
       expect(topK.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'topK' });
     });
@@ -243,6 +247,16 @@ describe('inference on the model repository', () => {
     expect((await graphql(gw.url, INFER, batch(2), h)).body.errors).toBeUndefined();
   });
 
+  it('an inference field that never runs (@skip) still costs a request against the limits', async () => {
+    const limited = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 2, computeUnitsPerMinute: 1000 } });
+    const h = authHeaders(limited.key);
+    const skipped = 'mutation($input: InferInput!) { infer(input: $input) @skip(if: true) { modelName } }';
+    const input = { model: 'fashion-cnn', inputs: [imageTensor([0])] };
+    for (let i = 0; i < 2; i += 1) expect((await graphql(gw.url, skipped, { input }, h)).status).toBe(200);
+    const refused = await graphql(gw.url, INFER, { input }, h);
+    expect(refused.body.errors![0]!.extensions?.['code']).toBe('RATE_LIMITED');
+  });
+
   it('exposes Triton-named metrics per model', async () => {
     const text = await (await fetch(`${gw.url}/metrics`)).text();
     expect(text).toMatch(/nv_inference_exec_count\{model="fashion-hybrid",version="1"\} \d+/);
@@ -264,7 +278,10 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'fashion-cnn'), { recursive: true });
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'reloadable'), { recursive: true });
     const reloadable = JSON.parse(readFileSync(path.join(repo, 'reloadable', 'config.json'), 'utf8'));
-    writeFileSync(path.join(repo, 'reloadable', 'config.json'), JSON.stringify({ ...reloadable, name: 'reloadable' }));
+    writeFileSync(
+      path.join(repo, 'reloadable', 'config.json'),
+      JSON.stringify({ ...reloadable, name: 'reloadable', dynamic_batching: { ...reloadable.dynamic_batching, max_queue_size: 64 } }),
+    );
     cpSync(cnnOnnx, path.join(repo, 'bare', '1', 'model.onnx'));
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'broken'), { recursive: true });
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-hybrid'), path.join(repo, 'fashion-hybrid-copy'), { recursive: true });
@@ -432,6 +449,24 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     }
     expect(served).toBe(true);
     expect(gw.logs.text).toContain('inference worker died');
+  });
+
+  it('reload under traffic fails no request; unload lets queued requests finish and refuses new ones', async () => {
+    const send = (n: number) => Array.from({ length: n }, (_, i) => infer(gw.url, { model: 'reloadable', inputs: [imageTensor([i % 10])] }));
+    const during = send(24);
+    const reload = gql<{ reloadModel: { status: string } }>(gw.url, 'mutation { reloadModel(name: "reloadable") { status } }');
+    const results = await Promise.all(during);
+    expect((await reload).body.data!.reloadModel.status).toBe('READY');
+    expect(results.filter((r) => r.body.errors).map((r) => r.body.errors![0]!.extensions?.['code'])).toEqual([]);
+
+    const beforeUnload = send(24);
+    const unload = gql<{ unloadModel: { status: string } }>(gw.url, 'mutation { unloadModel(name: "reloadable") { status } }');
+    const outcomes = (await Promise.all(beforeUnload)).map((r) => (r.body.errors ? String(r.body.errors[0]!.extensions?.['code']) : 'OK'));
+    expect((await unload).body.data!.unloadModel.status).toBe('UNLOADED');
+    // Requests that reached the queue ran; later ones were told the model is unavailable. None failed otherwise.
+    expect(outcomes.filter((o) => o !== 'OK' && o !== 'MODEL_UNAVAILABLE')).toEqual([]);
+    expect(outcomes).toContain('OK');
+    expect((await gql<{ loadModel: { status: string } }>(gw.url, 'mutation { loadModel(name: "reloadable") { status } }')).body.data!.loadModel.status).toBe('READY');
   });
 
   it('loadModel picks up a model added to the repository after start', async () => {
