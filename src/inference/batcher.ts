@@ -7,7 +7,6 @@
  * deadline: one still queued at its deadline is dropped with TIMEOUT and
  * never run. A request already running finishes and answers normally.
  */
-import { performance } from 'node:perf_hooks';
 import { OverloadedError, TimeoutError } from '../errors';
 import type { WorkerPool } from './pool';
 import type { WireTensor } from './worker-protocol';
@@ -133,42 +132,59 @@ export class Batcher {
     );
   }
 
-  /** Sends every batch that is due while workers are free. */
+  /**
+   * Sends every batch that is due while workers are free. Each group of
+   * compatible requests (same shapes and outputs) is judged on its own, by its
+   * size and its oldest member's wait, so a group that is not due yet never
+   * holds back one that is, and a newly queued high-priority request does not
+   * restart the delay of the older ones it joins.
+   */
   private pump(): void {
     if (this.delayTimer) {
       clearTimeout(this.delayTimer);
       this.delayTimer = undefined;
     }
+    const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.policy;
+    const largestPreferred = preferredBatchSizes.length > 0 ? Math.max(...preferredBatchSizes) : Infinity;
     while (this.queue.length > 0) {
-      const { batch, items } = this.formBatch();
-      const head = this.queue[0]!;
-      const waitedMs = performance.now() - head.enqueuedAt;
-      const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.policy;
-      const due =
-        maxBatchSize === 0 ||
-        items >= maxBatchSize ||
-        preferredBatchSizes.includes(items) ||
-        (preferredBatchSizes.length > 0 && items >= Math.max(...preferredBatchSizes)) ||
-        waitedMs >= maxQueueDelayMs;
-      if (!due) {
-        this.delayTimer = setTimeout(() => this.pump(), Math.max(0, maxQueueDelayMs - waitedMs));
+      const now = performance.now();
+      let soonestDueInMs = Infinity;
+      let sent = false;
+      const judged = new Set<string>();
+      for (let start = 0; start < this.queue.length; start += 1) {
+        const signature = this.queue[start]!.signature;
+        if (judged.has(signature)) continue;
+        judged.add(signature);
+        const { batch, items } = this.formBatch(start);
+        const waitedMs = now - Math.min(...batch.map((entry) => entry.enqueuedAt));
+        const due =
+          maxBatchSize === 0 || items >= maxBatchSize || preferredBatchSizes.includes(items) || items >= largestPreferred || waitedMs >= maxQueueDelayMs;
+        if (!due) {
+          soonestDueInMs = Math.min(soonestDueInMs, maxQueueDelayMs - waitedMs);
+          continue;
+        }
+        const worker = this.pool.acquire();
+        if (!worker) return; // woken again by the pool when a worker frees up
+        this.queue = this.queue.filter((entry) => !batch.includes(entry));
+        this.observer.queued(this.queue.length);
+        void this.execute(worker, batch, items);
+        sent = true;
+        break; // the queue changed: judge it again
+      }
+      if (!sent) {
+        if (soonestDueInMs < Infinity) this.delayTimer = setTimeout(() => this.pump(), Math.max(0, soonestDueInMs));
         return;
       }
-      const worker = this.pool.acquire();
-      if (!worker) return; // woken again by the pool when a worker frees up
-      this.queue = this.queue.filter((entry) => !batch.includes(entry));
-      this.observer.queued(this.queue.length);
-      void this.execute(worker, batch, items);
     }
   }
 
-  /** The head request plus the following compatible requests that fit. */
-  private formBatch(): { batch: Pending[]; items: number } {
-    const head = this.queue[0]!;
+  /** The request at `start` plus the following requests of its group that fit. */
+  private formBatch(start: number): { batch: Pending[]; items: number } {
+    const head = this.queue[start]!;
     if (this.policy.maxBatchSize === 0) return { batch: [head], items: head.request.items };
     const batch = [head];
     let items = head.request.items;
-    for (let i = 1; i < this.queue.length && items < this.policy.maxBatchSize; i += 1) {
+    for (let i = start + 1; i < this.queue.length && items < this.policy.maxBatchSize; i += 1) {
       const entry = this.queue[i]!;
       if (entry.signature !== head.signature || items + entry.request.items > this.policy.maxBatchSize) continue;
       batch.push(entry);
