@@ -8,7 +8,7 @@
  * never run. A request already running finishes and answers normally.
  */
 import { OverloadedError, TimeoutError } from '../errors';
-import type { WorkerPool } from './pool';
+import type { PoolWorker, WorkerPool } from './pool';
 import type { WireTensor } from './worker-protocol';
 import type { Datatype } from './model-config';
 import { datatypeFromOrt } from './tensor';
@@ -53,10 +53,10 @@ export interface BatchPolicy {
   maxQueueSize: number;
 }
 
+/** Per-batch facts for stats and metrics (request outcomes are counted by the service, which sees every failure). */
 export interface BatchObserver {
-  executed(batchSize: number, requests: number, computeMs: number): void;
+  executed(batchSize: number): void;
   queued(pending: number): void;
-  failed(reason: 'timeout' | 'overloaded' | 'error'): void;
 }
 
 interface Pending {
@@ -93,7 +93,6 @@ export class Batcher {
   submit(request: BatchRequest): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new OverloadedError('The model is being unloaded; retry shortly'));
     if (this.queue.length >= this.policy.maxQueueSize) {
-      this.observer.failed('overloaded');
       return Promise.reject(
         new OverloadedError(`The model's queue is full (${this.policy.maxQueueSize} requests waiting); retry shortly`, {
           maxQueueSize: this.policy.maxQueueSize,
@@ -123,7 +122,6 @@ export class Batcher {
     if (index < 0) return;
     this.queue.splice(index, 1);
     this.observer.queued(this.queue.length);
-    this.observer.failed('timeout');
     this.checkDrained();
     entry.reject(
       new TimeoutError(`The request waited ${entry.request.timeoutMs} ms in the queue without running (deadline reached)`, {
@@ -193,7 +191,7 @@ export class Batcher {
     return { batch, items };
   }
 
-  private async execute(worker: Parameters<WorkerPool['run']>[0], batch: Pending[], items: number): Promise<void> {
+  private async execute(worker: PoolWorker, batch: Pending[], items: number): Promise<void> {
     this.inFlight += 1;
     try {
       await this.run(worker, batch, items);
@@ -203,7 +201,7 @@ export class Batcher {
     }
   }
 
-  private async run(worker: Parameters<WorkerPool['run']>[0], batch: Pending[], items: number): Promise<void> {
+  private async run(worker: PoolWorker, batch: Pending[], items: number): Promise<void> {
     const dispatchedAt = performance.now();
     for (const entry of batch) clearTimeout(entry.timer);
     const first = batch[0]!.request;
@@ -223,7 +221,7 @@ export class Batcher {
         return { name: input.name, type: input.type, dims: batching ? [items, ...input.itemShape] : input.itemShape, buffer };
       });
       const reply = await this.pool.run(worker, this.key, inputs, first.outputNames);
-      this.observer.executed(items, batch.length, reply.computeMs);
+      this.observer.executed(items);
       let offsetItems = 0;
       for (const entry of batch) {
         const outputs = reply.outputs.map((output) => splitOutput(output, batching ? offsetItems : 0, batching ? entry.request.items : 0, items));
@@ -231,7 +229,6 @@ export class Batcher {
         entry.resolve({ outputs, queueMs: dispatchedAt - entry.enqueuedAt, computeMs: reply.computeMs, batchSize: items });
       }
     } catch (error) {
-      this.observer.failed('error');
       for (const entry of batch) entry.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }

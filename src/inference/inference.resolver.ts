@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
-import type { RegisteredModel, ModelVersion } from './registry';
+import type { RegisteredModel, ModelVersion, ModelRegistry } from './registry';
+import { MODEL_NAME } from './model-config';
 import {
   ClassifyResult,
   ImageInput,
@@ -108,7 +109,6 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
   }
 }
 
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** How a request naming no valid model appears in usage records. */
 const INVALID_MODEL = '(invalid)';
 
@@ -147,6 +147,18 @@ function usageStatusFor(error: unknown): UsageStatusName {
     default:
       return 'ERROR';
   }
+}
+
+/** Runs a model admin operation and answers with the model at the version it touched. */
+async function adminOperation(
+  ctx: GraphQLContext,
+  name: string,
+  version: string | null | undefined,
+  run: (registry: ModelRegistry) => Promise<RegisteredModel>,
+): Promise<ModelType> {
+  const registry = ctx.services.inference.registry;
+  const model = await run(registry);
+  return toModelType(model, registry.find(name, version).version);
 }
 
 @Resolver()
@@ -221,21 +233,17 @@ export class InferenceResolver {
     @Arg('name') name: string,
     @Arg('version', () => String, { nullable: true }) version?: string | null,
   ): Promise<ModelType> {
-    const registry = ctx.services.inference.registry;
-    const model = await registry.load(name, version);
-    return toModelType(model, registry.find(name, version).version);
+    return adminOperation(ctx, name, version, (registry) => registry.load(name, version));
   }
 
   @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); its queued requests are refused' })
+  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); new requests are refused at once, queued and running ones finish first' })
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name') name: string,
     @Arg('version', () => String, { nullable: true }) version?: string | null,
   ): Promise<ModelType> {
-    const registry = ctx.services.inference.registry;
-    const model = await registry.unload(name, version);
-    return toModelType(model, registry.find(name, version).version);
+    return adminOperation(ctx, name, version, (registry) => registry.unload(name, version));
   }
 
   @Authorized('admin')
@@ -245,8 +253,6 @@ export class InferenceResolver {
     @Arg('name') name: string,
     @Arg('version', () => String, { nullable: true }) version?: string | null,
   ): Promise<ModelType> {
-    const registry = ctx.services.inference.registry;
-    const model = await registry.reload(name, version);
-    return toModelType(model, registry.find(name, version).version);
+    return adminOperation(ctx, name, version, (registry) => registry.reload(name, version));
   }
 }

@@ -13,7 +13,7 @@ import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
 import { ModelRegistry, type ModelVersion, type ServedConfig } from './registry';
 import { InferenceMetrics } from './metrics';
-import type { BatchInput, BatchResult, Batcher, OutputTensor } from './batcher';
+import type { BatchInput, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
 import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
@@ -135,19 +135,15 @@ export class InferenceService {
 
   async infer(request: InferRequest, meter: Metering, admit?: AdmitHook): Promise<InferResponse> {
     const started = performance.now();
-    const { version, config, batcher } = await this.lookup(request.model, request.version, admit);
-    meter.modelVersion = String(version.version);
-    meter.executionProvider = version.provider;
-    const batching = config.maxBatchSize > 0;
-    const firstShape = request.inputs[0]?.shape;
-    // Items as the (not yet validated) shape claims, clamped to what could ever be accepted,
-    // so an absurd shape is refused as bad input rather than charged against limits.
-    const claimed = batching && firstShape && Number.isInteger(firstShape[0]) && firstShape[0]! > 0 ? firstShape[0]! : 1;
-    meter.items = Math.min(claimed, batching ? Math.min(config.maxBatchSize, this.config.models.maxItemsPerRequest) : 1);
-    // Whole units, as the limiter counts them, so quotas and bills agree.
-    meter.computeUnits = Math.ceil(meter.items * config.cost);
-    return this.tracked(version, meter, started, async () => {
-      if (admit) await admit({ model: config.name, modelVersion: meter.modelVersion!, items: meter.items, computeUnits: meter.computeUnits });
+    const { version, config, batcher } = await this.lookup(request.model, request.version, meter, admit, (config) => {
+      const batching = config.maxBatchSize > 0;
+      const firstShape = request.inputs[0]?.shape;
+      // Items as the (not yet validated) shape claims, clamped to what could ever be accepted,
+      // so an absurd shape is refused as bad input rather than charged against limits.
+      const claimed = batching && firstShape && Number.isInteger(firstShape[0]) && firstShape[0]! > 0 ? firstShape[0]! : 1;
+      return Math.min(claimed, batching ? Math.min(config.maxBatchSize, this.config.models.maxItemsPerRequest) : 1);
+    });
+    return this.tracked(version, config, meter, started, admit, async () => {
       const batchRequest = this.validateTensors(request, config);
       const result = await batcher.submit({
         ...batchRequest,
@@ -175,13 +171,10 @@ export class InferenceService {
     admit?: AdmitHook,
   ): Promise<ClassifyResponse> {
     const started = performance.now();
-    const { version, config, batcher } = await this.lookup(args.model, args.version, admit);
-    meter.modelVersion = String(version.version);
-    meter.executionProvider = version.provider;
-    meter.items = Math.min(Math.max(args.images.length, 1), this.config.models.maxItemsPerRequest);
-    meter.computeUnits = Math.ceil(meter.items * config.cost);
-    return this.tracked(version, meter, started, async () => {
-      if (admit) await admit({ model: config.name, modelVersion: meter.modelVersion!, items: meter.items, computeUnits: meter.computeUnits });
+    const { version, config, batcher } = await this.lookup(args.model, args.version, meter, admit, () =>
+      Math.min(Math.max(args.images.length, 1), this.config.models.maxItemsPerRequest),
+    );
+    return this.tracked(version, config, meter, started, admit, async () => {
       const prep = config.preprocessing;
       const input = config.inputs[0];
       if (!prep || !input || config.inputs.length !== 1 || input.datatype !== 'FP32') {
@@ -226,23 +219,45 @@ export class InferenceService {
   }
 
   /**
-   * The model to run. When it is unknown or not READY the request still counts
+   * The model to run, with the request's version, items and units filled into
+   * the meter. When it is unknown or not READY the request still counts
    * against the caller's request limits (order: authenticate, limits, validate),
    * so probing for models is not free.
    */
-  private async lookup(model: string, version: string | null | undefined, admit: AdmitHook | undefined) {
+  private async lookup(
+    model: string,
+    version: string | null | undefined,
+    meter: Metering,
+    admit: AdmitHook | undefined,
+    itemsFor: (config: ServedConfig) => number,
+  ) {
+    let found: ReturnType<ModelRegistry['findReady']>;
     try {
-      return this.registry.findReady(model, version);
+      found = this.registry.findReady(model, version);
     } catch (error) {
       if (admit) await admit({ model, modelVersion: version ?? '', items: 0, computeUnits: 0 });
       throw error;
     }
+    meter.modelVersion = String(found.version.version);
+    meter.executionProvider = found.version.provider;
+    meter.items = itemsFor(found.config);
+    // Whole units, as the limiter counts them, so quotas and bills agree.
+    meter.computeUnits = Math.ceil(meter.items * found.config.cost);
+    return found;
   }
 
-  /** Keeps per-model stats and Triton-style metrics for one request. */
-  private async tracked<T>(version: ModelVersion, meter: Metering, started: number, run: () => Promise<T>): Promise<T> {
+  /** Admits the request (limits), runs it, and keeps per-model stats and Triton-style metrics. */
+  private async tracked<T>(
+    version: ModelVersion,
+    config: ServedConfig,
+    meter: Metering,
+    started: number,
+    admit: AdmitHook | undefined,
+    run: () => Promise<T>,
+  ): Promise<T> {
     const labels = { model: version.model, version: String(version.version) };
     try {
+      if (admit) await admit({ model: config.name, modelVersion: meter.modelVersion!, items: meter.items, computeUnits: meter.computeUnits });
       const result = await run();
       version.stats.requests += 1;
       version.stats.inferences += meter.items;
@@ -397,4 +412,3 @@ function softmax(values: number[]): number[] {
   return exps.map((e) => e / sum);
 }
 
-export type { Batcher };

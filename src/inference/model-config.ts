@@ -21,9 +21,12 @@ const tensorSpec = z
   })
   .strict();
 
+/** Model names (config.json `name`, folder names, and what clients may ask for). */
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
 export const modelConfigSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'letters, digits, _ . - (at most 128)'),
+    name: z.string().regex(MODEL_NAME, 'letters, digits, _ . - (at most 128)'),
     platform: z.literal('onnxruntime_onnx'),
     description: z.string().default(''),
     max_batch_size: z.number().int().min(0).max(65536),

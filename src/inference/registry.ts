@@ -132,8 +132,7 @@ export class ModelRegistry {
     const model = this.models.get(name);
     if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
     if (version !== undefined && version !== null) {
-      if (!/^[1-9]\d{0,8}$/.test(version)) throw new BadInputError(`version must be a positive whole number, got "${version}"`, 'version');
-      const found = model.versions.get(Number(version));
+      const found = model.versions.get(versionNumber(version));
       if (!found) throw new NotFoundError(`Model "${name}" has no version ${version}`, { model: name, version });
       return { model, version: found };
     }
@@ -235,8 +234,7 @@ export class ModelRegistry {
   }
 
   private parseVersion(version: string, entry: RepositoryEntry): number {
-    if (!/^[1-9]\d{0,8}$/.test(version)) throw new BadInputError(`version must be a positive whole number, got "${version}"`, 'version');
-    const v = Number(version);
+    const v = versionNumber(version);
     if (!entry.versions.includes(v)) throw new NotFoundError(`Model "${entry.name}" has no version ${version} in the repository`, { model: entry.name, version });
     return v;
   }
@@ -330,18 +328,21 @@ export class ModelRegistry {
   private observerFor(state: ModelVersion): BatchObserver {
     const labels = { model: state.model, version: String(state.version) };
     return {
-      executed: (batchSize, requests, computeMs) => {
+      executed: (batchSize) => {
         state.stats.executions += 1;
         state.stats.batchedItems += batchSize;
         this.metrics.executions.inc(labels);
         this.metrics.batchSize.observe(labels, batchSize);
-        void requests;
-        void computeMs;
       },
       queued: (pending) => this.metrics.pending.set(labels, pending),
-      failed: () => undefined,
     };
   }
+}
+
+/** A version as clients write it ("3"); BAD_USER_INPUT otherwise. */
+function versionNumber(version: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(version)) throw new BadInputError(`version must be a positive whole number, got "${version}"`, 'version');
+  return Number(version);
 }
 
 function servedFromFile(config: ModelConfig, defaultMaxQueueSize: number): ServedConfig {

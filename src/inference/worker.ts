@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { createSessionWithFallback } from './providers';
+import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
 import type { WorkerReply, WorkerRequest, WireTensor, TensorMetadata } from './worker-protocol';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread');
@@ -55,7 +56,9 @@ function warmupFeeds(session: ort.InferenceSession): Record<string, ort.Tensor> 
   for (const m of metadataOf(session.inputMetadata)) {
     const dims = m.shape.map((d) => (d > 0 ? d : 1));
     const count = dims.reduce((a, b) => a * b, 1);
-    const size = m.type === 'float64' || m.type === 'int64' ? 8 : m.type === 'float32' || m.type === 'int32' ? 4 : m.type === 'float16' || m.type === 'int16' ? 2 : 1;
+    const datatype = datatypeFromOrt(m.type);
+    if (!datatype) throw new Error(`input "${m.name}" has type ${m.type}, which modelgate does not serve`);
+    const size = BYTES_PER_ELEMENT[datatype];
     feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, typedArray(m.type, new ArrayBuffer(count * size)) as ort.Tensor.DataType, dims);
   }
   return feeds;
