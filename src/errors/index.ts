@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'MODEL_UNAVAILABLE',
   'OVERLOADED',
   'TIMEOUT',
+  'UNAVAILABLE',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -29,6 +30,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   OVERLOADED: 503,
   MODEL_UNAVAILABLE: 503,
   TIMEOUT: 504,
+  UNAVAILABLE: 503,
 };
 
 export function httpStatusFor(code: string): number | undefined {
@@ -79,6 +81,12 @@ export class OverloadedError extends DomainError {
 export class TimeoutError extends DomainError {
   constructor(message: string, extensions: Record<string, unknown> = {}) {
     super('TIMEOUT', message, extensions);
+  }
+}
+/** A dependency (database, Redis) the request needs is unreachable; the client may retry. */
+export class UnavailableError extends DomainError {
+  constructor(message = 'A service this request needs is temporarily unavailable; retry shortly', extensions: Record<string, unknown> = {}) {
+    super('UNAVAILABLE', message, extensions);
   }
 }
 export class RateLimitedError extends DomainError {

@@ -86,6 +86,10 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     schema: await getSchema(),
     introspection: config.graphql.introspection,
     allowBatchedHttpRequests: false,
+    // main.ts owns SIGTERM/SIGINT (drain, flush, exit 0). Apollo's own handler would stop
+    // the server and re-send the signal, killing in-flight requests; under NODE_ENV=test it
+    // installs none, which is why only a child-process test sees the difference.
+    stopOnTerminationSignals: false,
     parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,

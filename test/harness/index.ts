@@ -1,0 +1,5 @@
+/** Everything a production-truth test needs: the built gateway as a child process, and private services to fault. */
+export { ProductionGateway, productionEnv, runCli, sleep, MAIN_JS, CLI_JS, REPO_ROOT } from './production-gateway';
+export type { Exit, GraphQLBody, HttpResult, StartOptions } from './production-gateway';
+export { PrivatePostgres } from '../usage/private-postgres';
+export { TestRedisServer } from '../ratelimit/redis-server';
