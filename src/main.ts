@@ -1,10 +1,18 @@
 /**
  * `npm start`: loads configuration (exits with a named error when it is
  * wrong), starts one gateway and shuts it down gracefully on SIGTERM/SIGINT.
+ *
+ * SIGTERM (an orchestrator's stop) gets the readiness grace first; SIGINT
+ * (Ctrl-C at a terminal) skips it. A second signal exits at once and says
+ * what it abandons. The whole shutdown is bounded: grace + drain timeout +
+ * a margin for flushing, then the process exits even if a hook hangs.
  */
 import 'reflect-metadata';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createGateway } from './server/app';
+
+/** Time allowed after the drain for flushing usage and closing connections. */
+const FLUSH_AND_CLOSE_MARGIN_MS = 15_000;
 
 async function main(): Promise<void> {
   let config: Config;
@@ -26,11 +34,21 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
+      const pending = gateway.pendingWork();
+      log.warn(
+        { signal, ...pending },
+        `second signal: exiting now, abandoning ${pending.inFlightRequests} in-flight request(s) and ${pending.unwrittenUsageRecords} usage record(s) not yet written`,
+      );
       process.exit(1);
     }
+    const readinessGraceMs = signal === 'SIGTERM' ? config.shutdownReadinessGraceMs : 0;
+    const boundMs = readinessGraceMs + config.shutdownDrainTimeoutMs + FLUSH_AND_CLOSE_MARGIN_MS;
+    setTimeout(() => {
+      log.error({ boundMs, ...gateway.pendingWork() }, 'shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, boundMs).unref();
     gateway
-      .close(signal)
+      .close(signal, { readinessGraceMs })
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         log.error({ err: error }, 'shutdown failed');

@@ -85,6 +85,7 @@ const envSchema = z.object({
 
   BODY_LIMIT_BYTES: int(1024, 1_073_741_824).default('20971520'),
   SHUTDOWN_DRAIN_TIMEOUT_MS: int(0, 600_000).default('10000'),
+  SHUTDOWN_READINESS_GRACE_MS: int(0, 600_000).default('5000'),
 
   GRAPHQL_INTROSPECTION: bool.optional(),
   GRAPHQL_MAX_DEPTH: int(1, 100).default('12'),
@@ -130,6 +131,8 @@ export interface Config {
   usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string };
   bodyLimitBytes: number;
   shutdownDrainTimeoutMs: number;
+  /** After SIGTERM: how long /readyz says 503 while new requests are still served (load balancers' lag). */
+  shutdownReadinessGraceMs: number;
   graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
 }
 
@@ -212,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     shutdownDrainTimeoutMs: e.SHUTDOWN_DRAIN_TIMEOUT_MS,
+    shutdownReadinessGraceMs: e.SHUTDOWN_READINESS_GRACE_MS,
     graphql: {
       introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
       maxDepth: e.GRAPHQL_MAX_DEPTH,

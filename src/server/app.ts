@@ -13,7 +13,8 @@ import { Database } from '../db/database';
 import { RedisConnection } from '../redis/redis';
 import { Metrics } from '../metrics/metrics';
 import { Readiness } from '../health/readiness';
-import { Lifecycle } from './lifecycle';
+import { Lifecycle, type ShutdownOptions } from './lifecycle';
+import { InFlightRequests } from './in-flight';
 import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
@@ -32,8 +33,10 @@ export interface Gateway {
   apollo: ApolloServer<GraphQLContext>;
   /** Starts listening; resolves with the base URL. */
   listen(): Promise<string>;
-  /** Graceful shutdown: stop accepting, drain, flush, close. */
-  close(reason?: string): Promise<void>;
+  /** Graceful shutdown: readiness off (grace), stop accepting, drain, flush, close. */
+  close(reason?: string, options?: ShutdownOptions): Promise<void>;
+  /** What a forced exit now would abandon (for the second-signal message). */
+  pendingWork(): { inFlightRequests: number; unwrittenUsageRecords: number };
 }
 
 export interface GatewayOptions {
@@ -101,7 +104,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now(), auth, keys, limits, usage };
 
   const apollo = await createApollo(config);
-  const app = buildHttpServer(services, apollo);
+  const inFlight = new InFlightRequests(metrics);
+  const app = buildHttpServer(services, apollo, inFlight);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
   lifecycle.onShutdown('usage', 'flush', () => usage.close());
@@ -129,7 +133,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     async listen() {
       return app.listen({ port: config.port, host: config.host });
     },
-    close: (reason = 'close') => lifecycle.shutdown(reason),
+    close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
+    pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().buffered }),
   };
 }
 
@@ -147,7 +152,7 @@ async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logg
   }
 }
 
-function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>): FastifyInstance {
+function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>, inFlight: InFlightRequests): FastifyInstance {
   const { config, log, metrics, readiness } = services;
   const app = Fastify({
     // pino's Logger is what fastify expects at run time; its type differs only in generics.
@@ -156,13 +161,21 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: config.bodyLimitBytes,
     genReqId: (req) => requestIdFor(req.headers['x-request-id']),
-    return503OnClosing: true,
+    // Requests that reach an open connection while draining are still answered:
+    // refusing them would fail clients that did nothing wrong.
+    return503OnClosing: false,
     // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly.
     forceCloseConnections: 'idle',
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    inFlight.started(reply.raw);
     reply.header('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    // While shutting down, ask every client to reconnect (to another replica) after this answer.
+    if (services.lifecycle.isShuttingDown) reply.header('connection', 'close');
+    return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -196,7 +209,9 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   app.get('/healthz', async () => ({ status: 'alive' }));
   app.get('/readyz', async (_request, reply) => {
     const report = readiness.report();
-    if (services.lifecycle.isShuttingDown) return reply.code(503).send({ ...report, ready: false, shuttingDown: true });
+    if (services.lifecycle.isShuttingDown) {
+      return reply.code(503).send({ ...report, ready: false, shuttingDown: true, shutdown: { state: services.lifecycle.state, inFlightRequests: inFlight.count } });
+    }
     return reply.code(report.ready ? 200 : 503).send(report);
   });
   app.get('/metrics', async (_request, reply) => {
