@@ -3,3 +3,4 @@ export { ProductionGateway, productionEnv, runCli, sleep, MAIN_JS, CLI_JS, REPO_
 export type { Exit, GraphQLBody, HttpResult, StartOptions } from './production-gateway';
 export { PrivatePostgres } from '../usage/private-postgres';
 export { TestRedisServer } from '../ratelimit/redis-server';
+export { NginxBalancer } from './nginx';
