@@ -116,11 +116,17 @@ export interface GatewayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `node dist/main.js` (built by `npm run build:ts`, which `npm test` runs first). */
+/**
+ * Runs `node dist/main.js` (built by `npm run build:ts`, which `npm test` runs
+ * first) as production does: NODE_ENV=production whatever `env` says, since
+ * libraries (Apollo's signal handlers) behave differently under test. The
+ * readiness grace is short unless `env` sets it. For fault tests prefer the
+ * fuller harness in test/harness.
+ */
 export async function spawnGateway(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist', 'main.js')], {
-    env: { PATH: process.env['PATH'] ?? '', ...env, PORT: String(port) },
+    env: { PATH: process.env['PATH'] ?? '', SHUTDOWN_READINESS_GRACE_MS: '200', ...env, NODE_ENV: 'production', PORT: String(port) },
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
