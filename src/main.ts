@@ -8,8 +8,11 @@
  * a margin for flushing, then the process exits even if a hook hangs.
  */
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createGateway } from './server/app';
+import { runPrimary, SHUTDOWN_MESSAGE, type ShutdownMessage } from './server/cluster';
+import { createLogger } from './log/logger';
 
 /** Time allowed after the drain for flushing usage and closing connections. */
 const FLUSH_AND_CLOSE_MARGIN_MS = 15_000;
@@ -25,8 +28,13 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  if (config.processes > 1 && cluster.isPrimary) {
+    await runPrimary(config, createLogger({ level: config.logLevel, pretty: config.logPretty }).child({ component: 'primary' }));
+    return;
+  }
   const gateway = await createGateway(config);
   const log = gateway.services.log;
+  if (config.listenWhenReady) await gateway.untilReady();
   const address = await gateway.listen();
   log.info({ address, database: config.database.mode, redis: config.redis ? 'redis' : 'in-process' }, `modelgate listening on ${address}`);
 
@@ -56,7 +64,20 @@ async function main(): Promise<void> {
       });
   };
   process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (cluster.isWorker) {
+    // The primary relays every signal it gets; a terminal's Ctrl-C reaches the
+    // whole process group, and taking it here too would count as a second signal.
+    process.on('SIGINT', () => undefined);
+    process.on('message', (message: ShutdownMessage) => {
+      if (message?.type === SHUTDOWN_MESSAGE) onSignal(message.signal);
+    });
+    // The primary is gone (killed): nobody will relay a signal or replace us.
+    process.on('disconnect', () => {
+      if (signals === 0) onSignal('SIGTERM');
+    });
+  } else {
+    process.on('SIGINT', onSignal);
+  }
   process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
 }
 

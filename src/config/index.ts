@@ -57,6 +57,10 @@ const envSchema = z.object({
   MODEL_REPOSITORY: z.string().min(1).default('models'),
   EXECUTION_PROVIDERS: providers.default('cpu'),
   INFERENCE_WORKERS: int(1, 256).optional(),
+  // One gateway process per core on a big host ('auto'), all behind one port.
+  GATEWAY_PROCESSES: z.union([z.literal('auto'), int(1, 1024)]).default('1'),
+  // Set by the primary for a replacement process: take connections only once ready.
+  GATEWAY_LISTEN_WHEN_READY: bool.default('false'),
   INFERENCE_INTRA_OP_THREADS: int(1, 256).default('1'),
   INFERENCE_DEFAULT_TIMEOUT_MS: int(1, 600_000).default('10000'),
   INFERENCE_MAX_TIMEOUT_MS: int(1, 600_000).default('60000'),
@@ -98,6 +102,10 @@ export type Env = z.input<typeof envSchema>;
 
 export interface Config {
   nodeEnv: 'development' | 'production' | 'test';
+  /** Gateway processes sharing the port (node:cluster); 1 runs the gateway in this process. */
+  processes: number;
+  /** Listen only once /readyz would say ready (a replacement joining processes that already serve the port). */
+  listenWhenReady: boolean;
   port: number;
   host: string;
   logLevel: string;
@@ -168,10 +176,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ]);
   }
   const cores = Math.max(1, os.availableParallelism());
-  // One core stays with the event loop (GraphQL, auth, batching); the rest run models.
-  const workers = e.INFERENCE_WORKERS ?? Math.max(1, Math.floor(Math.max(1, cores - 1) / e.INFERENCE_INTRA_OP_THREADS));
+  const processes = e.GATEWAY_PROCESSES === 'auto' ? cores : e.GATEWAY_PROCESSES;
+  if (processes > 1 && (!e.DATABASE_URL || !e.REDIS_URL)) {
+    throw new ConfigError([
+      `GATEWAY_PROCESSES: ${processes} processes need DATABASE_URL and REDIS_URL (the embedded database and in-process limits belong to one process)`,
+    ]);
+  }
+  // Each process's event loop (GraphQL, auth, batching) keeps a core; the rest run models, shared by the processes.
+  const workers =
+    e.INFERENCE_WORKERS ?? Math.max(1, Math.floor(Math.max(1, cores - processes) / processes / e.INFERENCE_INTRA_OP_THREADS));
   return {
     nodeEnv: e.NODE_ENV,
+    processes,
+    listenWhenReady: e.GATEWAY_LISTEN_WHEN_READY,
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,

@@ -52,7 +52,8 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const base: pino.LoggerOptions = {
     level: options.level,
-    base: { service: 'modelgate' },
+    // pid tells the processes of one host (GATEWAY_PROCESSES) apart.
+    base: { service: 'modelgate', pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     serializers: { err: scrubError, error: scrubError },
     hooks: {

@@ -68,6 +68,8 @@ export class RedisConnection {
     return this.client.duplicate() as Redis;
   }
 
+  private closing = false;
+
   onStateChange(listener: (state: RedisState) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -80,7 +82,7 @@ export class RedisConnection {
     if (next === 'up') {
       this.lastError = undefined;
       this.log.info({ previous }, 'redis connected');
-    } else if (previous === 'up' || previous === 'connecting') {
+    } else if ((previous === 'up' || previous === 'connecting') && !this.closing) {
       this.log.error({ reason: this.lastError }, 'redis unavailable');
     }
     for (const l of this.listeners) l(next);
@@ -105,6 +107,8 @@ export class RedisConnection {
   }
 
   async close(): Promise<void> {
+    // Our own quit is not an outage: no error line on every clean shutdown.
+    this.closing = true;
     this.listeners.clear();
     try {
       await this.client.quit();

@@ -35,6 +35,8 @@ export interface Gateway {
   listen(): Promise<string>;
   /** Graceful shutdown: readiness off (grace), stop accepting, drain, flush, close. */
   close(reason?: string, options?: ShutdownOptions): Promise<void>;
+  /** Resolves once every required component is ready (what /readyz would say). */
+  untilReady(): Promise<void>;
   /** What a forced exit now would abandon (for the second-signal message). */
   pendingWork(): { inFlightRequests: number; unwrittenUsageRecords: number };
 }
@@ -134,6 +136,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return app.listen({ port: config.port, host: config.host });
     },
     close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
+    untilReady: async () => {
+      while (!readiness.report().ready) await new Promise((resolve) => setTimeout(resolve, 100));
+    },
     pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().buffered }),
   };
 }
