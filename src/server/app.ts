@@ -25,6 +25,7 @@ import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
+import { billedComputeUnits } from '../usage/billed-units';
 import { DomainError } from '../errors';
 
 export interface Gateway {
@@ -80,7 +81,15 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
-  const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
+  const limits = new RateLimitService({
+    config,
+    log: log.child({ component: 'ratelimit' }),
+    metrics,
+    readiness,
+    redis,
+    // A quota counter Redis lost is rebuilt from what Postgres says was billed.
+    billedUnits: (tenantId, from, to) => billedComputeUnits(db, tenantId, from, to),
+  });
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();
