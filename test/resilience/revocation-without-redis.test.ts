@@ -63,15 +63,8 @@ describe('revocation while Redis is down', () => {
 
     await redis.kill();
     for (const gw of [gwA, gwB]) {
-      await until(`${gw.name} sees Redis down`, async () => {
-        const detail = (await readyz(gw)).body.components['keyInvalidation']?.detail;
-        return detail?.['redisPubSub'] === 'down' && detail['pgNotify'] === 'up' ? true : undefined;
-      });
+      await until(`${gw.name} sees Redis down`, async () => ((await readyz(gw)).body.components['redis']?.detail['state'] === 'up' ? undefined : true));
     }
-    // Out of Redis, still ready: revocations still reach it.
-    expect((await readyz(gwB)).status).toBe(200);
-    expect(await metric(gwB, 'modelgate_key_invalidation_channel_up', '{channel="redis_pubsub"}')).toBe(0);
-    expect(await metric(gwB, 'modelgate_key_invalidation_channel_up', '{channel="pg_notify"}')).toBe(1);
 
     const revoke = await gwA.graphql<{ revokeApiKey: { status: string } }>(REVOKE, { id: revoked.apiKeyId }, { authorization: `Bearer ${admin.key}` });
     const revokeAnswered = performance.now();
@@ -89,6 +82,12 @@ describe('revocation while Redis is down', () => {
     );
     expect({ status: r.status, code: r.code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
     expect({ status: s.status, code: s.code }).toEqual({ status: 403, code: 'FORBIDDEN' });
+    // Out of Redis, still ready, and says which channel carries revocations now.
+    const ready = await readyz(gwB);
+    expect(ready.status).toBe(200);
+    expect(ready.body.components['keyInvalidation']).toMatchObject({ ready: true, detail: { subscribed: true, redisPubSub: 'down', pgNotify: 'up' } });
+    expect(await metric(gwB, 'modelgate_key_invalidation_channel_up', '{channel="redis_pubsub"}')).toBe(0);
+    expect(await metric(gwB, 'modelgate_key_invalidation_channel_up', '{channel="pg_notify"}')).toBe(1);
     // A refuses them as well (its own cache was dropped directly).
     expect((await infer(gwA, revoked.key)).status).toBe(401);
     for (const gw of [gwA, gwB]) {
