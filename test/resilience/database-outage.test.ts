@@ -8,8 +8,10 @@
  * tries after Postgres answers again. Every answered inference has its usage
  * record once the database is back (the spool, as before).
  */
+import Redis from 'ioredis';
 import { generateKey } from '../../src/keys/key-format';
 import { PrivatePostgres, ProductionGateway, productionEnv, sleep } from '../harness';
+import { testEnv } from '../helpers/env';
 import { errorCode, infer, KeyFactory, metric, readyz, until, usageOf, type MadeKey } from './helpers';
 
 jest.setTimeout(180_000);
@@ -145,5 +147,42 @@ describe('Postgres outage under load', () => {
     expect(usage.ok).toBe(served);
     expect(gateway.output).not.toContain(neverSeen.key);
     for (const k of known) expect(gateway.output).not.toContain(k.key);
+  });
+
+  it('admits nothing against a quota counter Redis lost while Postgres cannot say what was billed', async () => {
+    const quota = 3;
+    const second = await ProductionGateway.start({ ...productionEnv({ databaseUrl: pg.url }), USAGE_FLUSH_INTERVAL_MS: '50' }, { name: 'quota' });
+    const redis = new Redis(testEnv.redisUrl);
+    try {
+      factory ??= await KeyFactory.open(pg.url);
+      const tenantId = await factory.tenant({ monthlyComputeUnitQuota: quota });
+      const caller = await factory.key(tenantId);
+      expect((await infer(second, caller.key)).status).toBe(200);
+      await until('1 usage record', async () => ((await usageOf(pg.url, tenantId)).ok === 1 ? true : undefined));
+
+      await pg.stop('immediate');
+      // The counter vanishes (eviction, failover) while the database is away.
+      const counterKey = `${testEnv.redisPrefix}{t:${tenantId}}:rl:t:quota:${new Date().toISOString().slice(0, 7)}`;
+      expect(await redis.del(counterKey)).toBe(1);
+      const during = await infer(second, caller.key);
+      await pg.start();
+      const afterwards = [];
+      for (let i = 0; i < 4; i += 1) afterwards.push(await infer(second, caller.key));
+
+      process.stdout.write(`quota without Postgres: ${during.status}/${String(errorCode(during.body))} while down; then ${afterwards.map((r) => r.status).join(',')}\n`);
+      // Refused as unavailable (the key itself still authenticates from the cache), and nothing admitted.
+      expect({ status: during.status, code: errorCode(during.body) }).toEqual({ status: 503, code: 'UNAVAILABLE' });
+      expect(during.text).not.toMatch(DATABASE_TEXT);
+      expect(afterwards.map((r) => `${r.status}/${String(errorCode(r.body) ?? 'OK')}`)).toEqual(['200/OK', '200/OK', '429/QUOTA_EXCEEDED', '429/QUOTA_EXCEEDED']);
+      expect(await metric(second, 'rate_limit_quota_rebuilds_total', '{result="failed"}')).toBeGreaterThanOrEqual(1);
+      const usage = await until(`${quota} usage records`, async () => {
+        const u = await usageOf(pg.url, tenantId);
+        return u.ok === quota ? u : undefined;
+      });
+      expect(usage.units).toBe(quota);
+    } finally {
+      redis.disconnect();
+      await second.stop();
+    }
   });
 });
