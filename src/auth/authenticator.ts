@@ -310,7 +310,6 @@ export class Authenticator implements KeyInvalidator {
       return (await this.load(hash)) ?? undefined;
     } catch (error) {
       this.deps.db.noteFailure(error);
-      this.lookups?.inc({ result: 'error' });
       this.deps.log.debug({ reason: error instanceof Error ? error.message : String(error), servedStale: stale !== undefined }, 'key lookup failed');
       if (stale) {
         this.staleServed?.inc();
@@ -339,7 +338,14 @@ export class Authenticator implements KeyInvalidator {
   }
 
   private async fetch(hash: string): Promise<CacheEntry | null> {
-    const row = await this.deps.db.prisma.apiKey.findUnique({ where: { hash }, include: { tenant: true } });
+    let row;
+    try {
+      // Tried while the database is down too: stale entries or UNAVAILABLE answer a failure, and a success ends the outage.
+      row = await this.deps.db.prismaEvenIfDown.apiKey.findUnique({ where: { hash }, include: { tenant: true } });
+    } catch (error) {
+      this.lookups?.inc({ result: 'error' });
+      throw error;
+    }
     this.lookups?.inc({ result: row ? 'found' : 'unknown' });
     if (!row || !hashesEqual(row.hash, hash)) return null;
     return entryFor(row, row.tenant, Date.now());

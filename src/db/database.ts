@@ -12,7 +12,9 @@
  * (`noteFailure`), marks it down at once; a new connection established
  * marks it up at once (the next query that gets through is the signal), and
  * while down a probe runs every RECOVERY_PROBE_MS so recovery is seen within
- * it even without traffic. Queries are still attempted while down.
+ * it even without traffic. While down, `prisma` refuses at once with
+ * UNAVAILABLE; callers with an answer of their own for a failure (the key
+ * cache, the quota rebuild) use `prismaEvenIfDown` and keep trying.
  */
 import { mkdir } from 'node:fs/promises';
 import pg from 'pg';
@@ -83,12 +85,18 @@ export class Database {
     this.mode = config.database.mode;
   }
 
-  /**
-   * The Prisma client; throws UNAVAILABLE before the first connection (and
-   * after close). While the database is down queries are still attempted:
-   * the first one that succeeds is how recovery is noticed.
-   */
+  /** The Prisma client; throws UNAVAILABLE (503, no database text) while the database is unavailable. */
   get prisma(): PrismaClient {
+    if (!this.client || this.state !== 'up') throw new DatabaseUnavailableError(this.lastError ?? 'starting');
+    return this.client;
+  }
+
+  /**
+   * The client while down too (not before the first connection, nor after
+   * close), for callers that have an answer of their own when a query fails;
+   * the first of their queries that gets through is how recovery is noticed.
+   */
+  get prismaEvenIfDown(): PrismaClient {
     if (!this.client || (this.state !== 'up' && !this.everUp)) throw new DatabaseUnavailableError(this.lastError ?? 'starting');
     return this.client;
   }

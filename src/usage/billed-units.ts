@@ -12,8 +12,9 @@
  */
 import type { PrismaClient } from '../db/database';
 
-export async function billedComputeUnits(db: { readonly prisma: PrismaClient }, tenantId: string, from: Date, to: Date): Promise<number> {
-  const rows = await db.prisma.$queryRawUnsafe<{ units: number }[]>(
+/** Tried while the database is down too (the caller refuses with UNAVAILABLE when it fails), so it works on the first query after recovery. */
+export async function billedComputeUnits(db: { readonly prismaEvenIfDown: PrismaClient }, tenantId: string, from: Date, to: Date): Promise<number> {
+  const rows = await db.prismaEvenIfDown.$queryRawUnsafe<{ units: number }[]>(
     `SELECT coalesce(sum("computeUnits"), 0)::float8 AS units FROM "UsageDaily"
      WHERE "tenantId" = $1::uuid AND "day" >= $2::timestamptz AND "day" < $3::timestamptz`,
     tenantId,
