@@ -72,7 +72,6 @@ export class Database {
   private probeTimer: NodeJS.Timeout | undefined;
   private probing = false;
   private readyWaiters: (() => void)[] = [];
-  private readonly listeners = new Set<(state: DatabaseState) => void>();
   /** When the current outage began (Date.now()), or null while up. */
   downSince: number | null = null;
   /** Whether the database was ever up in this process (an outage, not a first connection). */
@@ -101,11 +100,6 @@ export class Database {
     return this.client;
   }
 
-  onStateChange(listener: (state: DatabaseState) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   /** A caller's query failed: when the cause is the connection, the database counts as down from now. */
   noteFailure(error: unknown): void {
     if (this.closed || !this.everUp || !isConnectionError(error)) return;
@@ -128,7 +122,7 @@ export class Database {
       try {
         await this.connectOnce();
         this.everUp = true;
-        this.setState('up');
+        this.state = 'up';
         this.lastError = undefined;
         this.log.info({ mode: this.mode, attempt }, 'database ready');
         this.readyWaiters.splice(0).forEach((w) => w());
@@ -198,7 +192,7 @@ export class Database {
     if (this.state === 'up') {
       this.log.error({ reason: this.lastError }, 'database became unreachable');
       this.downSince = Date.now();
-      this.setState('down');
+      this.state = 'down';
     }
     this.scheduleProbe();
   }
@@ -209,13 +203,7 @@ export class Database {
     this.log.info({ downMs }, 'database reachable again');
     this.lastError = undefined;
     this.downSince = null;
-    this.setState('up');
-  }
-
-  private setState(next: DatabaseState): void {
-    if (next === this.state) return;
-    this.state = next;
-    for (const l of this.listeners) l(next);
+    this.state = 'up';
   }
 
   /** While down: probe every RECOVERY_PROBE_MS until a probe (or any other query) gets through. */
@@ -251,7 +239,6 @@ export class Database {
     if (this.probeTimer) clearTimeout(this.probeTimer);
     await this.disposeConnections();
     this.everUp = false;
-    this.listeners.clear();
     this.state = 'down';
     this.lastError = 'closed';
   }
