@@ -236,6 +236,12 @@ export class RateLimitService {
       }
       if (this.config.limits.failureMode === 'closed') return 'unavailable';
     }
+    try {
+      await this.seedLocalQuota(principal.tenantId, limits, at);
+    } catch (error) {
+      if (error instanceof QuotaSeedUnavailable) return 'quota_unavailable';
+      throw error;
+    }
     return { result: this.local.check(limits, at.getTime()), source: 'local' };
   }
 
@@ -246,23 +252,49 @@ export class RateLimitService {
    * admitted against the key before it exists).
    */
   private seedQuota(limiter: RedisLimiter, tenantId: string, limit: ResolvedLimit, at: Date): Promise<void> {
-    const pending = this.seeding.get(limit.key);
-    if (pending) return pending;
-    const from = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
-    const promise = (async () => {
-      let billed: number;
-      try {
-        billed = await this.billedUnits(tenantId, from, nextMonthStart(at));
-      } catch (error) {
-        this.seeds.inc({ result: 'failed' });
-        this.log.warn({ tenantId, reason: error instanceof Error ? error.message : String(error) }, 'monthly quota counter missing in Redis and the billed usage cannot be read; refusing until it can');
-        throw new QuotaSeedUnavailable();
-      }
+    return this.onceFor(`redis:${limit.key}`, async () => {
+      const billed = await this.readBilled(tenantId, at, 'Redis');
       const set = await withTimeout(limiter.seed(limit, billed), this.redisTimeoutMs);
       this.seeds.inc({ result: set ? 'set' : 'already_set' });
-      this.log.info({ tenantId, month: from.toISOString().slice(0, 7), billed, set }, 'monthly quota counter rebuilt from billed usage');
-    })().finally(() => this.seeding.delete(limit.key));
-    this.seeding.set(limit.key, promise);
+      this.log.info({ tenantId, month: monthOf(at), billed, set }, 'monthly quota counter rebuilt from billed usage');
+    });
+  }
+
+  /**
+   * The in-process limiter holds its month counters in memory: one this
+   * process does not have (embedded mode after a restart, or a Redis
+   * fallback in a process that never saw the Redis figure) starts from the
+   * billed usage too, never from 0.
+   */
+  private async seedLocalQuota(tenantId: string, limits: ResolvedLimit[], at: Date): Promise<void> {
+    for (const limit of limits) {
+      if (limit.kind !== 'month' || !limit.seeded || this.local.hasCounter(limit.key, at.getTime())) continue;
+      await this.onceFor(`local:${limit.key}`, async () => {
+        const billed = await this.readBilled(tenantId, at, 'this process');
+        this.local.seedCounter(limit.key, billed, at.getTime() + limit.spanMs);
+        this.seeds.inc({ result: 'set' });
+        this.log.info({ tenantId, month: monthOf(at), billed, store: 'local' }, 'monthly quota counter rebuilt from billed usage');
+      });
+    }
+  }
+
+  private async readBilled(tenantId: string, at: Date, store: string): Promise<number> {
+    const from = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
+    try {
+      return await this.billedUnits(tenantId, from, nextMonthStart(at));
+    } catch (error) {
+      this.seeds.inc({ result: 'failed' });
+      this.log.warn({ tenantId, store, reason: error instanceof Error ? error.message : String(error) }, 'monthly quota counter missing and the billed usage cannot be read; refusing until it can');
+      throw new QuotaSeedUnavailable();
+    }
+  }
+
+  /** Concurrent checks of one tenant share one rebuild. */
+  private onceFor(key: string, work: () => Promise<void>): Promise<void> {
+    const pending = this.seeding.get(key);
+    if (pending) return pending;
+    const promise = work().finally(() => this.seeding.delete(key));
+    this.seeding.set(key, promise);
     return promise;
   }
 
@@ -286,6 +318,10 @@ export class RateLimitService {
       this.log.error({ reason, backend: 'unavailable' }, 'rate limits: Redis unreachable, refusing requests (RATE_LIMIT_FAILURE_MODE=closed)');
     }
   }
+}
+
+function monthOf(at: Date): string {
+  return at.toISOString().slice(0, 7);
 }
 
 /** Compute units are whole numbers in the stores; a fractional total (items x a fractional cost) rounds up. */

@@ -8,7 +8,7 @@
  * redis-server the test restarts, the run's Postgres database.
  */
 import Redis from 'ioredis';
-import { ProductionGateway, TestRedisServer, productionEnv } from '../harness';
+import { ProductionGateway, TestRedisServer, productionEnv, runCli, sleep } from '../harness';
 import { closeTestKeys, createTestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { errorCode, infer, metric, readyz, until, usageOf } from './helpers';
@@ -80,5 +80,33 @@ describe('monthly quota across a Redis restart and a flush', () => {
     // Written once for the new tenant's first request, once after the restart, once after the flush: SET NX let one replica win each time.
     const sets = async (gw: ProductionGateway) => (await metric(gw, 'rate_limit_quota_rebuilds_total', '{result="set"}')) ?? 0;
     expect((await sets(gwA)) + (await sets(gwB))).toBe(3);
+  });
+});
+
+describe('monthly quota across a restart of an embedded gateway (in-process limiter, no Redis)', () => {
+  it('rebuilds the in-process counter from the billed usage in the embedded database', async () => {
+    const quota = 3;
+    const env: Record<string, string> = { ...productionEnv({ redisUrl: null }), USAGE_FLUSH_INTERVAL_MS: '50' };
+    delete env['DATABASE_URL'];
+    // The CLI works on the embedded database while no gateway holds it.
+    const tenant = await runCli(['tenants', 'create', 'quota3', '--monthly-quota', String(quota)], env);
+    expect(tenant.code).toBe(0);
+    const created = await runCli(['keys', 'create', '--tenant', 'quota3', '--scopes', 'inference'], env);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+
+    let gw = await ProductionGateway.start(env, { name: 'embedded' });
+    try {
+      for (let i = 0; i < 2; i += 1) expect((await infer(gw, key)).status).toBe(200);
+      await sleep(500); // a few flush intervals: the records are in the database before the stop
+      expect((await gw.stop()).code).toBe(0);
+      gw = await gw.restart();
+      const after = [];
+      for (let i = 0; i < 3; i += 1) after.push(await infer(gw, key));
+      process.stdout.write(`quota after an embedded restart: ${after.map((r) => `${r.status}/${String(errorCode(r.body) ?? 'OK')}`).join(', ')}\n`);
+      expect(after.map((r) => `${r.status}/${String(errorCode(r.body) ?? 'OK')}`)).toEqual(['200/OK', '429/QUOTA_EXCEEDED', '429/QUOTA_EXCEEDED']);
+    } finally {
+      await gw.stop();
+    }
   });
 });
