@@ -1,14 +1,13 @@
 /**
  * The inference API: models, model, infer, classify, and the model admin
- * mutations. Thin: parse, authorize, call the service, shape the result.
+ * mutations. Thin: parse, call the inference pipeline (or the registry for
+ * the model queries), shape the result.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
 import type { RegisteredModel, ModelVersion, ModelRegistry } from './registry';
-import { MODEL_NAME } from './model-config';
 import {
   ClassifyResult,
   ImageInput,
@@ -20,10 +19,8 @@ import {
   toModelStatus,
   type TensorDatatype,
 } from './inference.types';
-import { newMetering, type AdmitHook, type Metering } from './inference.service';
-import { enforceLimits } from '../ratelimit/plugin';
-import { BadInputError, DomainError } from '../errors';
-import type { UsageStatusName } from '../usage/usage-event';
+import type { CallContext, PipelineOutcome } from './pipeline';
+import { recordLimitDecision } from '../ratelimit/plugin';
 
 function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
   const config = version.config;
@@ -64,89 +61,24 @@ function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
   };
 }
 
-/**
- * Runs one metered inference call. The hooks for limits and usage records
- * live here so every inference field goes through the same path.
- */
-async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
-  // @Authorized guarantees a principal.
-  const principal = ctx.principal!;
-  const started = performance.now();
-  const meter = newMetering(model);
-  // Limits are checked once the model (its cost) and the item count are known, before validation and queueing.
-  const admit: AdmitHook = async (info) => {
-    await enforceLimits(ctx, info.computeUnits);
+/** The protocol-neutral facts of this operation's next inference call. */
+function callContext(ctx: GraphQLContext): CallContext {
+  ctx.inferenceCalls += 1;
+  return {
+    // Authenticated once per operation when the context was built.
+    caller: { principal: ctx.principal, authError: ctx.authError },
+    requestId: ctx.requestId,
+    clientChoseRequestId: ctx.request.headers['x-request-id'] === ctx.requestId,
+    sequence: ctx.inferenceCalls,
+    log: ctx.log,
   };
-  let status: UsageStatusName = 'OK';
-  try {
-    // Model names are bounded (config.json's rule); anything else is refused
-    // before limits and recorded under a placeholder, so a client cannot put
-    // arbitrary text into usage records and rollup keys.
-    if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
-    assertModelAllowed(principal, model);
-    return await run(meter, admit);
-  } catch (error) {
-    status = usageStatusFor(error);
-    throw error;
-  } finally {
-    // One usage record per inference call, whatever happened; never awaited.
-    ctx.services.usage.record({
-      id: usageIdFor(ctx),
-      tenantId: principal.tenantId,
-      apiKeyId: principal.apiKeyId,
-      model: MODEL_NAME.test(model) ? model : INVALID_MODEL,
-      modelVersion: meter.modelVersion,
-      items: meter.items,
-      // Only served requests are billed; a refused or failed one records its items and 0 units.
-      computeUnits: status === 'OK' ? meter.computeUnits : 0,
-      status,
-      latencyMs: performance.now() - started,
-      queueMs: meter.queueMs,
-      computeMs: meter.computeMs,
-      executionProvider: meter.executionProvider,
-      createdAt: new Date(),
-    });
-  }
 }
 
-/** How a request naming no valid model appears in usage records. */
-const INVALID_MODEL = '(invalid)';
-
-const inferenceCalls = new WeakMap<GraphQLContext, number>();
-
-/**
- * The usage record id: the request id, "<id>#2" for a second inference field
- * in the same operation, and so on. A request id the client chose (x-request-id)
- * gets a random suffix: inserts are idempotent on this id, so a reused or
- * guessed client id must neither hide a request from billing nor collide with
- * another tenant's record.
- */
-function usageIdFor(ctx: GraphQLContext): string {
-  const n = (inferenceCalls.get(ctx) ?? 0) + 1;
-  inferenceCalls.set(ctx, n);
-  const base = n === 1 ? ctx.requestId : `${ctx.requestId}#${n}`;
-  return ctx.request.headers['x-request-id'] === ctx.requestId ? `${base}~${randomBytes(6).toString('hex')}` : base;
-}
-
-function usageStatusFor(error: unknown): UsageStatusName {
-  const code = error instanceof DomainError ? error.code : 'INTERNAL';
-  switch (code) {
-    case 'BAD_USER_INPUT':
-    case 'NOT_FOUND':
-    case 'FORBIDDEN':
-      return 'BAD_INPUT';
-    case 'RATE_LIMITED':
-      return 'RATE_LIMITED';
-    case 'QUOTA_EXCEEDED':
-      return 'QUOTA_EXCEEDED';
-    case 'TIMEOUT':
-      return 'TIMEOUT';
-    case 'OVERLOADED':
-    case 'MODEL_UNAVAILABLE':
-      return 'OVERLOADED';
-    default:
-      return 'ERROR';
-  }
+/** Puts the call's limit decision on the context (for the response headers) and unwraps the outcome. */
+function settle<T>(ctx: GraphQLContext, outcome: PipelineOutcome<T>): T {
+  recordLimitDecision(ctx, outcome.limits);
+  if (!outcome.ok) throw outcome.error;
+  return outcome.result;
 }
 
 /** Runs a model admin operation and answers with the model at the version it touched. */
@@ -190,7 +122,7 @@ export class InferenceResolver {
   @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
   async infer(@Ctx() ctx: GraphQLContext, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
     const started = performance.now();
-    const result = await metered(ctx, input.model, (meter, admit) => ctx.services.inference.infer(input, meter, admit));
+    const result = settle(ctx, await ctx.services.pipeline.infer(callContext(ctx), input));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,
@@ -213,9 +145,7 @@ export class InferenceResolver {
     @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
   ): Promise<ClassifyResult> {
     const started = performance.now();
-    const result = await metered(ctx, model, (meter, admit) =>
-      ctx.services.inference.classify({ model, version, images, topK, timeoutMs }, meter, admit),
-    );
+    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx), { model, version, images, topK, timeoutMs }));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,
