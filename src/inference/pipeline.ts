@@ -138,6 +138,25 @@ export class InferencePipeline {
     return this.run(call, request.model, () => this.deps.engine.planClassify(request), (plan) => this.deps.engine.runClassify(plan, request));
   }
 
+  /**
+   * A call whose body the front door could not parse into a request: it goes
+   * through the same steps (authentication first, so a bad key is still 401)
+   * and fails with `error` where the model would be looked up, charged one
+   * request and recorded like any other bad input.
+   */
+  async rejected(call: CallContext, model: string, error: DomainError): Promise<Extract<PipelineOutcome<never>, { ok: false }>> {
+    const outcome = await this.run<never>(
+      call,
+      model,
+      () => {
+        throw error;
+      },
+      () => Promise.reject(error),
+    );
+    // `never` has no value: the run cannot have succeeded.
+    return outcome.ok ? { ok: false, error, principal: outcome.principal, limits: outcome.limits } : outcome;
+  }
+
   /** Authenticates the caller and checks the `inference` scope; for front doors' non-inference model routes too. */
   async authorize(caller: Caller): Promise<Principal> {
     let principal: Principal | null;
