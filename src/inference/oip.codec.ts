@@ -5,6 +5,7 @@
  * result into the OIP response. Pure functions: no I/O, easy to test against
  * malformed bodies.
  */
+import { gunzipSync, inflateSync } from 'node:zlib';
 import { z } from 'zod';
 import { BadInputError } from '../errors';
 import type { InferRequest, InferResponse, InferTensorInput } from './inference.service';
@@ -39,6 +40,24 @@ export interface OipRequest {
   binaryByDefault: boolean;
   /** Outputs the client named with an explicit `binary_data`. */
   explicit: Map<string, boolean>;
+}
+
+/**
+ * Undoes Content-Encoding gzip/deflate (tritonclient's request compression),
+ * never inflating past `limit` bytes (the body limit), so a small compressed
+ * body cannot expand into an unbounded one.
+ */
+export function decodeBody(body: Buffer, encoding: string | string[] | undefined, limit: number): Buffer {
+  const value = (Array.isArray(encoding) ? encoding[0] : encoding)?.trim().toLowerCase();
+  if (value === undefined || value === '' || value === 'identity') return body;
+  try {
+    if (value === 'gzip') return gunzipSync(body, { maxOutputLength: limit });
+    if (value === 'deflate') return inflateSync(body, { maxOutputLength: limit });
+  } catch (error) {
+    const tooLarge = error instanceof RangeError || (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new BadInputError(tooLarge ? `the decompressed body exceeds ${limit} bytes (BODY_LIMIT_BYTES)` : `the body is not valid ${value} data`, 'Content-Encoding');
+  }
+  throw new BadInputError(`Content-Encoding ${value} is not supported (gzip, deflate)`, 'Content-Encoding');
 }
 
 function fieldOf(path: (string | number)[]): string {
@@ -137,9 +156,17 @@ export function parseInferRequest(body: Buffer, header: number | null, target: {
     throw new BadInputError(`the body has ${binary.length - offset} bytes after the inputs' binary data (binary_data_size adds up to ${offset})`, 'body');
   }
 
+  // Extensions a client may ask for that this server does not implement are refused, not ignored.
+  for (const name of ['sequence_id', 'sequence_start', 'sequence_end']) {
+    if (body0.parameters?.[name] !== undefined) throw new BadInputError(`parameter ${name}: the sequence extension is not supported`, `parameters.${name}`);
+  }
   const binaryByDefault = boolParam(body0.parameters, 'binary_data_output', 'request') ?? false;
   const explicit = new Map<string, boolean>();
   body0.outputs?.forEach((o, i) => {
+    const classes = o.parameters?.['classification'];
+    if (classes !== undefined && classes !== 0) {
+      throw new BadInputError('parameter classification: the classification extension is not supported (use the classify GraphQL mutation)', `outputs[${i}].parameters.classification`);
+    }
     const flag = boolParam(o.parameters, 'binary_data', `outputs[${i}]`);
     if (flag !== undefined) explicit.set(o.name, flag);
   });

@@ -14,7 +14,7 @@ import { rateLimitHeaders } from '../ratelimit/headers';
 import type { LimitDecision } from '../ratelimit/types';
 import { VERSION } from '../version';
 import type { PipelineOutcome } from './pipeline';
-import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 
 /** The protocol extensions this server implements (server metadata `extensions`). */
 export const OIP_EXTENSIONS = ['binary_tensor_data'];
@@ -124,7 +124,8 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       };
       let parsed: ReturnType<typeof parseInferRequest>;
       try {
-        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
         parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;

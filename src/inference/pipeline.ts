@@ -84,6 +84,10 @@ export type PipelineOutcome<T> =
       limits: LimitDecision | null;
     };
 
+function assertInferenceScope(principal: Principal): void {
+  if (!hasScope(principal, 'inference')) throw new ForbiddenError('This API key lacks the scope inference', { requiredScopes: ['inference'] });
+}
+
 /** How a request naming no valid model appears in usage records. */
 export const INVALID_MODEL = '(invalid)';
 
@@ -157,8 +161,8 @@ export class InferencePipeline {
     return outcome.ok ? { ok: false, error, principal: outcome.principal, limits: outcome.limits } : outcome;
   }
 
-  /** Authenticates the caller and checks the `inference` scope; for front doors' non-inference model routes too. */
-  async authorize(caller: Caller): Promise<Principal> {
+  /** Authenticates the caller (UNAUTHENTICATED without a valid key). */
+  async authenticate(caller: Caller): Promise<Principal> {
     let principal: Principal | null;
     if ('headers' in caller) {
       principal = await this.deps.auth.authenticate(caller.headers);
@@ -167,7 +171,6 @@ export class InferencePipeline {
       principal = caller.principal;
     }
     if (!principal) throw new UnauthenticatedError();
-    if (!hasScope(principal, 'inference')) throw new ForbiddenError('This API key lacks the scope inference', { requiredScopes: ['inference'] });
     return principal;
   }
 
@@ -180,13 +183,10 @@ export class InferencePipeline {
     let principal: Principal | null = null;
     let limits: LimitDecision | null = null;
     try {
-      if ('headers' in caller) principal = await this.deps.auth.authenticate(caller.headers);
-      else if (caller.authError) throw caller.authError;
-      else principal = caller.principal;
-      if (!principal) throw new UnauthenticatedError();
+      principal = await this.authenticate(caller);
       limits = await this.deps.limits.check(principal, { computeUnits: 0 });
       if (!limits.allowed) throw limitError(limits);
-      await this.authorize({ principal });
+      assertInferenceScope(principal);
       assertModelAllowed(principal, model);
       return { ok: true, result: null, principal, limits };
     } catch (error) {
@@ -217,14 +217,13 @@ export class InferencePipeline {
     const started = performance.now();
     let principal: Principal;
     try {
-      principal = await this.authorize(call.caller);
+      principal = await this.authenticate(call.caller);
     } catch (error) {
-      const domain = this.domain(error, call);
-      // A key without the inference scope still costs one request, as it does on every other operation.
-      const known = 'headers' in call.caller ? null : call.caller.principal;
-      const limits = domain.code === 'FORBIDDEN' && known ? await this.chargeRequest(known, call.log) : null;
-      return { ok: false, error: domain, principal: known, limits };
+      return { ok: false, error: this.domain(error, call), principal: null, limits: null };
     }
+    const unscoped = this.guard(() => assertInferenceScope(principal), call);
+    // A key without the inference scope still costs one request, as it does on every GraphQL operation; no usage record.
+    if (unscoped) return { ok: false, error: unscoped, principal, limits: await this.chargeRequest(principal, call.log) };
 
     let planned: InferencePlan | null = null;
     let limits: LimitDecision | null = null;

@@ -120,6 +120,40 @@ describe('usage records and limits across both front doors', () => {
   });
 });
 
+describe('refusals before the model is known', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({ INFERENCE_WORKERS: '1' });
+  });
+  afterAll(() => gw.close());
+
+  it('charges one request to a key without the inference scope on both doors, answering 403 without a usage record', async () => {
+    const reader = await createTestKey({ scopes: ['usage:read'], keyLimits: { requestsPerMinute: 10 } });
+    const admin = await createTestKey({ scopes: ['admin'] });
+    const headers = { ...authHeaders(reader.key), 'x-request-id': `noscope${Date.now().toString(36)}` };
+    const rest = await oip(`${gw.url}/v2/models/fashion-cnn/infer`, { headers: { ...headers, ...json }, body: jsonInfer([0]) });
+    const gql = await graphql(gw.url, INFER, { input: { model: 'fashion-cnn', inputs: [imageTensor([0])] } }, headers);
+    expect([rest.status, gql.status]).toEqual([403, 403]);
+    expect([rest.json['code'], gql.body.errors?.[0]?.extensions?.['code']]).toEqual(['FORBIDDEN', 'FORBIDDEN']);
+    expect([rest.headers.get('ratelimit'), gql.headers.get('ratelimit')].map((h) => /"key_requests";r=(\d+)/.exec(h ?? '')?.[1])).toEqual(['9', '8']);
+    await gw.gateway.services.usage.flush();
+    expect((await usageRecords(gw.url, authHeaders(admin.key), headers['x-request-id'])).size).toBe(0);
+  });
+
+  it('records a REST body that does not parse as one BAD_INPUT call with 0 items', async () => {
+    const caller = await createTestKey({ scopes: ['inference'] });
+    const admin = await createTestKey({ scopes: ['admin'] });
+    const id = `unparsed${Date.now().toString(36)}`;
+    const res = await oip(`${gw.url}/v2/models/fashion-cnn/infer`, { headers: { ...authHeaders(caller.key), ...json, 'x-request-id': id }, body: '{"inputs": [' });
+    expect(res.status).toBe(400);
+    await gw.gateway.services.usage.flush();
+    const records = await usageRecords(gw.url, authHeaders(admin.key), id);
+    expect([...records.values()].map((r) => ({ status: r.status, model: r.model, items: r.items, units: r.computeUnits }))).toEqual([
+      { status: 'BAD_INPUT', model: 'fashion-cnn', items: 0, units: 0 },
+    ]);
+  });
+});
+
 describe('REST and GraphQL requests batch together', () => {
   let gw: TestGateway;
   let repo: string;

@@ -178,6 +178,10 @@ describe('inference', () => {
       [url, JSON.stringify({ inputs: [] }), 400, 'BAD_USER_INPUT', 'inputs'],
       [url, jsonInfer([0], { outputs: [{ name: 'nope' }] }), 400, 'BAD_USER_INPUT', 'outputs[0]'],
       [url, '{"inputs": [', 400, 'BAD_USER_INPUT', 'body'],
+      // Extensions this server lacks are refused by name, not ignored.
+      [url, jsonInfer([0], { parameters: { sequence_id: 7 } }), 400, 'BAD_USER_INPUT', 'parameters.sequence_id'],
+      [url, jsonInfer([0], { outputs: [{ name: 'probabilities', parameters: { classification: 3 } }] }), 400, 'BAD_USER_INPUT', 'outputs[0].parameters.classification'],
+      [url, jsonInfer([0], { parameters: { priority: 1.5 } }), 400, 'BAD_USER_INPUT', 'request.parameters.priority'],
       [`${gw.url}/v2/models/no-such-model/infer`, jsonInfer([0]), 404, 'NOT_FOUND', ''],
       [`${gw.url}/v2/models/fashion-cnn/versions/9/infer`, jsonInfer([0]), 404, 'NOT_FOUND', ''],
     ];
