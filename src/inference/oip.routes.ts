@@ -16,8 +16,12 @@ import { VERSION } from '../version';
 import type { PipelineOutcome } from './pipeline';
 import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 
-/** The protocol extensions this server implements (server metadata `extensions`). */
-export const OIP_EXTENSIONS = ['binary_tensor_data'];
+/**
+ * The protocol extensions this server implements (server metadata
+ * `extensions`). Triton's `model_repository` is not advertised: only its
+ * index is served here; load/unload stay GraphQL admin mutations.
+ */
+export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics'];
 
 type ModelParams = { model: string; version?: string };
 
@@ -111,6 +115,86 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
     };
     scope.get('/v2/models/:model/ready', ready);
     scope.get('/v2/models/:model/versions/:version/ready', ready);
+
+    // Triton's repository index: every version of every model the key may see, with its state.
+    scope.post('/v2/repository/index', async (request, reply) => {
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused || !admitted.ok) return refused;
+      const allowed = admitted.principal.allowedModels;
+      const index = inference.registry
+        .list()
+        .filter((m) => allowed.length === 0 || allowed.includes(m.name))
+        .flatMap((m) =>
+          [...m.versions.values()]
+            .sort((a, b) => a.version - b.version)
+            .map((v) => ({ name: m.name, version: String(v.version), state: v.status, ...(v.reason ? { reason: v.reason } : {}) })),
+        );
+      return reply.send(index);
+    });
+
+    // Triton's model configuration extension, in its JSON form (the fields modelgate serves with).
+    const modelConfig = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused) return refused;
+      try {
+        const config = inference.registry.find(model, version ?? null).version.config;
+        if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
+        const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+        return reply.send({
+          name: config.name,
+          platform: config.platform,
+          backend: 'onnxruntime',
+          max_batch_size: config.maxBatchSize,
+          input: config.inputs.map(tensor),
+          output: config.outputs.map(tensor),
+          ...(config.maxBatchSize > 0
+            ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
+            : {}),
+          parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+        });
+      } catch (error) {
+        if (error instanceof DomainError) return sendError(request, reply, error, null);
+        throw error;
+      }
+    };
+    scope.get('/v2/models/:model/config', modelConfig);
+    scope.get('/v2/models/:model/versions/:version/config', modelConfig);
+
+    // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
+    const stats = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused) return refused;
+      try {
+        const found = inference.registry.find(model, version ?? null);
+        const versions = version ? [found.version] : [...found.model.versions.values()].sort((a, b) => a.version - b.version);
+        const ns = (ms: number) => Math.round(ms * 1e6);
+        return reply.send({
+          model_stats: versions.map((v) => ({
+            name: found.model.name,
+            version: String(v.version),
+            inference_count: v.stats.inferences,
+            execution_count: v.stats.executions,
+            inference_stats: {
+              // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
+              success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
+              fail: { count: v.stats.failures, ns: 0 },
+              queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
+              compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
+            },
+          })),
+        });
+      } catch (error) {
+        if (error instanceof DomainError) return sendError(request, reply, error, null);
+        throw error;
+      }
+    };
+    scope.get('/v2/models/:model/stats', stats);
+    scope.get('/v2/models/:model/versions/:version/stats', stats);
 
     const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const { model, version } = request.params;

@@ -177,9 +177,10 @@ export class InferencePipeline {
   /**
    * For a front door's model routes that run nothing (metadata, readiness):
    * authenticate, consume one request of limits (as every authenticated
-   * GraphQL operation does), then the scope and the key's model allowlist.
+   * GraphQL operation does), then the scope and the key's model allowlist
+   * (`model` null: a route over every model the key may see).
    */
-  async admitModelRoute(caller: Caller, model: string, log: Logger): Promise<PipelineOutcome<null>> {
+  async admitModelRoute(caller: Caller, model: string | null, log: Logger): Promise<PipelineOutcome<null>> {
     let principal: Principal | null = null;
     let limits: LimitDecision | null = null;
     try {
@@ -187,7 +188,7 @@ export class InferencePipeline {
       limits = await this.deps.limits.check(principal, { computeUnits: 0 });
       if (!limits.allowed) throw limitError(limits);
       assertInferenceScope(principal);
-      assertModelAllowed(principal, model);
+      if (model !== null) assertModelAllowed(principal, model);
       return { ok: true, result: null, principal, limits };
     } catch (error) {
       return { ok: false, error: this.domain(error, { log }), principal, limits };

@@ -37,7 +37,7 @@ describe('health and metadata', () => {
     expect(await oip(`${gw.url}/v2/health/ready`)).toMatchObject({ status: 200, json: { ready: true } });
     const server = await oip(`${gw.url}/v2`);
     expect(server.status).toBe(200);
-    expect(server.json).toMatchObject({ name: 'modelgate', extensions: ['binary_tensor_data'] });
+    expect(server.json).toMatchObject({ name: 'modelgate', extensions: ['binary_tensor_data', 'model_configuration', 'statistics'] });
     expect(typeof server.json['version']).toBe('string');
   });
 
@@ -64,6 +64,43 @@ describe('health and metadata', () => {
     expect(unknown.json).toMatchObject({ error: 'Model "no-such-model" is not in the repository', code: 'NOT_FOUND' });
     expect(unknown.json['requestId']).toBe(unknown.headers.get('x-request-id'));
     expect(await oip(`${gw.url}/v2/models/fashion-cnn/versions/7/ready`, { headers: key })).toMatchObject({ status: 404, json: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe('Triton extensions: repository index, model configuration, statistics', () => {
+  it('lists every version of the models the key may see', async () => {
+    const all = await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: key });
+    expect(all.status).toBe(200);
+    expect(all.json).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm'].map((name) => ({ name, version: '1', state: 'READY' })));
+    const narrow = await createTestKey({ scopes: ['inference'], allowedModels: ['fashion-lstm'] });
+    expect((await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: authHeaders(narrow.key) })).json).toEqual([{ name: 'fashion-lstm', version: '1', state: 'READY' }]);
+    expect((await oip(`${gw.url}/v2/repository/index`, { method: 'POST' })).status).toBe(401);
+  });
+
+  it('shows the served configuration in Triton JSON form', async () => {
+    const res = await oip(`${gw.url}/v2/models/fashion-cnn/config`, { headers: key });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      name: 'fashion-cnn',
+      max_batch_size: 64,
+      input: [{ name: 'image', data_type: 'TYPE_FP32', dims: [1, 28, 28] }],
+      output: [{ name: 'probabilities', data_type: 'TYPE_FP32', dims: [10] }],
+      dynamic_batching: { preferred_batch_size: [32, 64], max_queue_delay_microseconds: 2000 },
+    });
+    expect((await oip(`${gw.url}/v2/models/nope/config`, { headers: key })).status).toBe(404);
+  });
+
+  it('counts requests, items and executions per version, REST and GraphQL together', async () => {
+    const read = async () => ((await oip(`${gw.url}/v2/models/fashion-lstm/stats`, { headers: key })).json['model_stats'] as { inference_count: number; execution_count: number; inference_stats: { success: { count: number } } }[])[0]!;
+    const before = await read();
+    expect((await oip(`${gw.url}/v2/models/fashion-lstm/infer`, { headers: { ...key, ...json }, body: jsonInfer([0, 1]) })).status).toBe(200);
+    expect((await graphql(gw.url, INFER, { input: { model: 'fashion-lstm', inputs: [imageTensor([2])] } }, key)).body.errors).toBeUndefined();
+    const after = await read();
+    expect({
+      requests: after.inference_stats.success.count - before.inference_stats.success.count,
+      items: after.inference_count - before.inference_count,
+      executions: after.execution_count - before.execution_count,
+    }).toEqual({ requests: 2, items: 3, executions: 2 });
   });
 });
 
