@@ -211,9 +211,11 @@ const section = lines.join('\n');
 console.log(section);
 const resultsFile = path.join(ROOT, 'bench/RESULTS.md');
 let text = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmark results\n';
-const begin = '<!-- oip:begin -->';
-const end = '<!-- oip:end -->';
-const block = `${begin}\n## Front doors: OIP binary, OIP JSON, GraphQL (\`npm run bench:oip\`)\n\n${section}\n${end}`;
+// One section per mode (embedded, or real servers), each replaced by its own next run.
+const tag = env.DATABASE_URL ? 'oip-servers' : 'oip-embedded';
+const begin = `<!-- ${tag}:begin -->`;
+const end = `<!-- ${tag}:end -->`;
+const block = `${begin}\n## Front doors: OIP binary, OIP JSON, GraphQL (\`npm run bench:oip\`, ${mode})\n\n${section}\n${end}`;
 text = text.includes(begin) ? text.replace(new RegExp(`${begin}[\\s\\S]*${end}`), block) : `${text.trimEnd()}\n\n${block}\n`;
 writeFileSync(resultsFile, text);
 log(`wrote ${path.relative(process.cwd(), resultsFile)}`);

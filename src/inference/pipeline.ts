@@ -242,8 +242,9 @@ export class InferencePipeline {
       try {
         planned = plan();
       } catch (error) {
-        // Unknown or not READY: the request still counts against the request
-        // limits (order: authenticate, limits, validate), so probing for models is not free.
+        // Unknown, not READY (or a body the front door could not parse): the request
+        // still counts against the request limits (order: authenticate, limits,
+        // validate), so probing for models is not free; a refusal by them wins.
         const decision = await this.deps.limits.check(principal, { computeUnits: 0 });
         throw new StepFailure(decision.allowed ? this.domain(error, call) : limitError(decision), decision);
       }
