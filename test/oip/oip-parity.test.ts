@@ -193,4 +193,21 @@ describe('REST and GraphQL requests batch together', () => {
       inferences: 2,
     });
   });
+
+  it('drops a request still queued at its deadline with 504 TIMEOUT on both doors (Triton timeout in µs, GraphQL timeoutMs)', async () => {
+    const { key } = await createTestKey({ scopes: ['admin'] });
+    const id = `deadline${Date.now().toString(36)}`;
+    const headers = authHeaders(key);
+    // Alone in the queue, neither reaches the preferred batch of 2 before its 100 ms deadline.
+    const rest = await oip(`${gw.url}/v2/models/pairs/infer`, { headers: { ...headers, ...json, 'x-request-id': `${id}-rest` }, body: jsonInfer([0], { parameters: { timeout: 100_000 } }) });
+    const gql = await graphql(gw.url, INFER, { input: { model: 'pairs', inputs: [imageTensor([0])], parameters: { timeoutMs: 100 } } }, { ...headers, 'x-request-id': `${id}-gql` });
+    expect([rest.status, rest.json['code']]).toEqual([504, 'TIMEOUT']);
+    expect([gql.status, gql.body.errors?.[0]?.extensions?.['code']]).toEqual([504, 'TIMEOUT']);
+    await gw.gateway.services.usage.flush();
+    const records = await usageRecords(gw.url, headers, id);
+    expect([...records.entries()].map(([rid, r]) => [rid, r.status, r.items, r.computeUnits]).sort()).toEqual([
+      [`${id}-gql`, 'TIMEOUT', 1, 0],
+      [`${id}-rest`, 'TIMEOUT', 1, 0],
+    ]);
+  });
 });
