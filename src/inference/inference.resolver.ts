@@ -1,13 +1,14 @@
 /**
  * The inference API: models, model, infer, classify, and the model admin
- * mutations. Thin: parse, call the inference pipeline (or the registry for
- * the model queries), shape the result.
+ * mutations. Thin: parse, call the inference pipeline (the service's model
+ * views for the queries, the registry for the admin mutations), shape the result.
  */
 import { performance } from 'node:perf_hooks';
 import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
-import type { RegisteredModel, ModelVersion, ModelRegistry } from './registry';
+import type { RegisteredModel, ModelRegistry } from './registry';
+import type { ModelView } from './inference.service';
 import {
   ClassifyResult,
   ImageInput,
@@ -22,25 +23,23 @@ import {
 import type { CallContext, PipelineOutcome } from './pipeline';
 import { recordLimitDecision } from '../ratelimit/plugin';
 
-function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
-  const config = version.config;
+function toModelType(view: ModelView): ModelType {
+  const config = view.config;
   const batching = (config?.maxBatchSize ?? 0) > 0;
   const spec = (t: { name: string; datatype: string; dims: number[] }) => ({
     name: t.name,
     datatype: t.datatype as TensorDatatype,
     shape: batching ? [-1, ...t.dims] : t.dims,
   });
-  const s = version.stats;
+  const s = view.stats;
   return {
-    name: model.name,
-    version: String(version.version),
-    versions: [...model.versions.values()]
-      .sort((a, b) => a.version - b.version)
-      .map((v) => ({ version: String(v.version), status: toModelStatus(v.status), reason: v.reason, executionProvider: v.provider })),
+    name: view.name,
+    version: view.version,
+    versions: view.versions.map((v) => ({ version: v.version, status: toModelStatus(v.status), reason: v.reason, executionProvider: v.executionProvider })),
     platform: config?.platform ?? 'onnxruntime_onnx',
-    status: toModelStatus(version.status),
-    statusReason: version.reason,
-    executionProvider: version.provider,
+    status: toModelStatus(view.status),
+    statusReason: view.reason,
+    executionProvider: view.executionProvider,
     inputs: config?.inputs.map(spec) ?? [],
     outputs: config?.outputs.map(spec) ?? [],
     maxBatchSize: config?.maxBatchSize ?? 0,
@@ -56,7 +55,7 @@ function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
       meanBatchSize: s.executions > 0 ? s.batchedItems / s.executions : 0,
       meanQueueMs: s.requests > 0 ? s.queueMsTotal / s.requests : 0,
       meanComputeMs: s.requests > 0 ? s.computeMsTotal / s.requests : 0,
-      pending: version.batcher?.pending ?? 0,
+      pending: s.pending,
     },
   };
 }
@@ -88,9 +87,8 @@ async function adminOperation(
   version: string | null | undefined,
   run: (registry: ModelRegistry) => Promise<RegisteredModel>,
 ): Promise<ModelType> {
-  const registry = ctx.services.inference.registry;
-  const model = await run(registry);
-  return toModelType(model, registry.find(name, version).version);
+  await run(ctx.services.inference.registry);
+  return toModelType(ctx.services.inference.describe(name, version));
 }
 
 @Resolver()
@@ -98,12 +96,12 @@ export class InferenceResolver {
   @Authorized('inference')
   @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
   models(@Ctx() ctx: GraphQLContext): ModelType[] {
-    const registry = ctx.services.inference.registry;
+    const inference = ctx.services.inference;
     const allowed = ctx.principal!.allowedModels;
-    return registry.list().filter((m) => allowed.length === 0 || allowed.includes(m.name)).map((m) => {
-      const { version } = registry.find(m.name);
-      return toModelType(m, version);
-    });
+    return inference
+      .modelNames()
+      .filter((name) => allowed.length === 0 || allowed.includes(name))
+      .map((name) => toModelType(inference.describe(name)));
   }
 
   @Authorized('inference')
@@ -114,8 +112,7 @@ export class InferenceResolver {
     @Arg('version', () => String, { nullable: true }) version?: string | null,
   ): ModelType {
     assertModelAllowed(ctx.principal!, name);
-    const { model, version: v } = ctx.services.inference.registry.find(name, version);
-    return toModelType(model, v);
+    return toModelType(ctx.services.inference.describe(name, version));
   }
 
   @Authorized('inference')

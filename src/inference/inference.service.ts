@@ -11,7 +11,7 @@ import { BadInputError, DomainError } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
-import { ModelRegistry, type ModelVersion, type ServedConfig } from './registry';
+import { ModelRegistry, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
 import { InferenceMetrics } from './metrics';
 import type { Batcher, BatchInput, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
@@ -68,6 +68,19 @@ export interface ClassifyResponse {
   computeMs: number;
   executionProvider: string;
   batchSize: number;
+}
+
+/** One model at one version as front doors show it (metadata, config, stats), without the registry's internals. */
+export interface ModelView {
+  name: string;
+  version: string;
+  versions: { version: string; status: ModelStatus; reason: string | null; executionProvider: string | null }[];
+  status: ModelStatus;
+  reason: string | null;
+  executionProvider: string | null;
+  /** null when the version never loaded. */
+  config: ServedConfig | null;
+  stats: VersionStats & { pending: number };
 }
 
 /** A classify call (images preprocessed per the model's config). */
@@ -142,6 +155,29 @@ export class InferenceService {
   async close(): Promise<void> {
     await this.registry.close();
     await this.pool.close();
+  }
+
+  /** Every model's name, sorted. */
+  modelNames(): string[] {
+    return this.registry.list().map((m) => m.name);
+  }
+
+  /** A model at a version (default: the latest READY one, else the latest); NOT_FOUND if unknown. */
+  describe(name: string, version?: string | null): ModelView {
+    const found = this.registry.find(name, version);
+    const v = found.version;
+    return {
+      name: found.model.name,
+      version: String(v.version),
+      versions: [...found.model.versions.values()]
+        .sort((a, b) => a.version - b.version)
+        .map((x) => ({ version: String(x.version), status: x.status, reason: x.reason, executionProvider: x.provider })),
+      status: v.status,
+      reason: v.reason,
+      executionProvider: v.provider,
+      config: v.config,
+      stats: { ...v.stats, pending: v.batcher?.pending ?? 0 },
+    };
   }
 
   /** Looks the model up (NOT_FOUND, MODEL_UNAVAILABLE) and sizes the request. */

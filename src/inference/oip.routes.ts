@@ -76,7 +76,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       const refused = failed(request, reply, admitted);
       if (refused) return refused;
       try {
-        const { model: registered, version: v } = inference.registry.find(model, version ?? null);
+        const v = inference.describe(model, version ?? null);
         const batching = (v.config?.maxBatchSize ?? 0) > 0;
         const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
           name: t.name,
@@ -84,8 +84,8 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
           shape: batching ? [-1, ...t.dims] : t.dims,
         });
         return reply.send({
-          name: registered.name,
-          versions: [...registered.versions.keys()].sort((a, b) => a - b).map(String),
+          name: v.name,
+          versions: v.versions.map((x) => x.version),
           platform: v.config?.platform ?? 'onnxruntime_onnx',
           inputs: v.config?.inputs.map(tensor) ?? [],
           outputs: v.config?.outputs.map(tensor) ?? [],
@@ -105,9 +105,9 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       const refused = failed(request, reply, admitted);
       if (refused) return refused;
       try {
-        const { version: v } = inference.registry.find(model, version ?? null);
+        const v = inference.describe(model, version ?? null);
         const isReady = v.status === 'READY';
-        return reply.code(isReady ? 200 : 503).send({ name: model, version: String(v.version), ready: isReady });
+        return reply.code(isReady ? 200 : 503).send({ name: v.name, version: v.version, ready: isReady });
       } catch (error) {
         if (error instanceof DomainError) return sendError(request, reply, error, null);
         throw error;
@@ -122,14 +122,10 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       const refused = failed(request, reply, admitted);
       if (refused || !admitted.ok) return refused;
       const allowed = admitted.principal.allowedModels;
-      const index = inference.registry
-        .list()
-        .filter((m) => allowed.length === 0 || allowed.includes(m.name))
-        .flatMap((m) =>
-          [...m.versions.values()]
-            .sort((a, b) => a.version - b.version)
-            .map((v) => ({ name: m.name, version: String(v.version), state: v.status, ...(v.reason ? { reason: v.reason } : {}) })),
-        );
+      const index = inference
+        .modelNames()
+        .filter((name) => allowed.length === 0 || allowed.includes(name))
+        .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, ...(v.reason ? { reason: v.reason } : {}) })));
       return reply.send(index);
     });
 
@@ -140,7 +136,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       const refused = failed(request, reply, admitted);
       if (refused) return refused;
       try {
-        const config = inference.registry.find(model, version ?? null).version.config;
+        const config = inference.describe(model, version ?? null).config;
         if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
         const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
         return reply.send({
@@ -170,13 +166,13 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       const refused = failed(request, reply, admitted);
       if (refused) return refused;
       try {
-        const found = inference.registry.find(model, version ?? null);
-        const versions = version ? [found.version] : [...found.model.versions.values()].sort((a, b) => a.version - b.version);
+        const found = inference.describe(model, version ?? null);
+        const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
         const ns = (ms: number) => Math.round(ms * 1e6);
         return reply.send({
           model_stats: versions.map((v) => ({
-            name: found.model.name,
-            version: String(v.version),
+            name: v.name,
+            version: v.version,
             inference_count: v.stats.inferences,
             execution_count: v.stats.executions,
             inference_stats: {
