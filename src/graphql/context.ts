@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger';
 import type { Services } from '../server/services';
 import type { Principal } from '../auth/principal';
 import type { DomainError } from '../errors';
+import type { LimitDecision } from '../ratelimit/types';
 
 export interface GraphQLContext {
   requestId: string;
@@ -20,4 +21,10 @@ export interface GraphQLContext {
   principal: Principal | null;
   /** Why the presented key was refused (the whole operation is then refused); undefined when no key or a good one. */
   authError?: DomainError;
+  /** The limit decision whose RateLimit headers this response carries (the latest wins). */
+  limitDecision?: LimitDecision | null;
+  /** Set when the operation has an inference root field: its resolver makes the limit decision. */
+  limitsDeferred?: boolean;
+  /** Inference calls made so far in this operation (each gets its own usage record id). */
+  inferenceCalls: number;
 }

@@ -1,14 +1,14 @@
 /**
  * The inference API: models, model, infer, classify, and the model admin
- * mutations. Thin: parse, authorize, call the service, shape the result.
+ * mutations. Thin: parse, call the inference pipeline (the service's model
+ * views for the queries, the registry for the admin mutations), shape the result.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
-import type { RegisteredModel, ModelVersion, ModelRegistry } from './registry';
-import { MODEL_NAME } from './model-config';
+import type { RegisteredModel, ModelRegistry } from './registry';
+import type { ModelView } from './inference.service';
 import {
   ClassifyResult,
   ImageInput,
@@ -20,30 +20,26 @@ import {
   toModelStatus,
   type TensorDatatype,
 } from './inference.types';
-import { newMetering, type AdmitHook, type Metering } from './inference.service';
-import { enforceLimits } from '../ratelimit/plugin';
-import { BadInputError, DomainError } from '../errors';
-import type { UsageStatusName } from '../usage/usage-event';
+import type { CallContext, PipelineOutcome } from './pipeline';
+import { recordLimitDecision } from '../ratelimit/plugin';
 
-function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
-  const config = version.config;
+function toModelType(view: ModelView): ModelType {
+  const config = view.config;
   const batching = (config?.maxBatchSize ?? 0) > 0;
   const spec = (t: { name: string; datatype: string; dims: number[] }) => ({
     name: t.name,
     datatype: t.datatype as TensorDatatype,
     shape: batching ? [-1, ...t.dims] : t.dims,
   });
-  const s = version.stats;
+  const s = view.stats;
   return {
-    name: model.name,
-    version: String(version.version),
-    versions: [...model.versions.values()]
-      .sort((a, b) => a.version - b.version)
-      .map((v) => ({ version: String(v.version), status: toModelStatus(v.status), reason: v.reason, executionProvider: v.provider })),
+    name: view.name,
+    version: view.version,
+    versions: view.versions.map((v) => ({ version: v.version, status: toModelStatus(v.status), reason: v.reason, executionProvider: v.executionProvider })),
     platform: config?.platform ?? 'onnxruntime_onnx',
-    status: toModelStatus(version.status),
-    statusReason: version.reason,
-    executionProvider: version.provider,
+    status: toModelStatus(view.status),
+    statusReason: view.reason,
+    executionProvider: view.executionProvider,
     inputs: config?.inputs.map(spec) ?? [],
     outputs: config?.outputs.map(spec) ?? [],
     maxBatchSize: config?.maxBatchSize ?? 0,
@@ -59,94 +55,29 @@ function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
       meanBatchSize: s.executions > 0 ? s.batchedItems / s.executions : 0,
       meanQueueMs: s.requests > 0 ? s.queueMsTotal / s.requests : 0,
       meanComputeMs: s.requests > 0 ? s.computeMsTotal / s.requests : 0,
-      pending: version.batcher?.pending ?? 0,
+      pending: s.pending,
     },
   };
 }
 
-/**
- * Runs one metered inference call. The hooks for limits and usage records
- * live here so every inference field goes through the same path.
- */
-async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
-  // @Authorized guarantees a principal.
-  const principal = ctx.principal!;
-  const started = performance.now();
-  const meter = newMetering(model);
-  // Limits are checked once the model (its cost) and the item count are known, before validation and queueing.
-  const admit: AdmitHook = async (info) => {
-    await enforceLimits(ctx, info.computeUnits);
+/** The protocol-neutral facts of this operation's next inference call. */
+function callContext(ctx: GraphQLContext): CallContext {
+  ctx.inferenceCalls += 1;
+  return {
+    // Authenticated once per operation when the context was built.
+    caller: { principal: ctx.principal, authError: ctx.authError },
+    requestId: ctx.requestId,
+    clientChoseRequestId: ctx.request.headers['x-request-id'] === ctx.requestId,
+    sequence: ctx.inferenceCalls,
+    log: ctx.log,
   };
-  let status: UsageStatusName = 'OK';
-  try {
-    // Model names are bounded (config.json's rule); anything else is refused
-    // before limits and recorded under a placeholder, so a client cannot put
-    // arbitrary text into usage records and rollup keys.
-    if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
-    assertModelAllowed(principal, model);
-    return await run(meter, admit);
-  } catch (error) {
-    status = usageStatusFor(error);
-    throw error;
-  } finally {
-    // One usage record per inference call, whatever happened; never awaited.
-    ctx.services.usage.record({
-      id: usageIdFor(ctx),
-      tenantId: principal.tenantId,
-      apiKeyId: principal.apiKeyId,
-      model: MODEL_NAME.test(model) ? model : INVALID_MODEL,
-      modelVersion: meter.modelVersion,
-      items: meter.items,
-      // Only served requests are billed; a refused or failed one records its items and 0 units.
-      computeUnits: status === 'OK' ? meter.computeUnits : 0,
-      status,
-      latencyMs: performance.now() - started,
-      queueMs: meter.queueMs,
-      computeMs: meter.computeMs,
-      executionProvider: meter.executionProvider,
-      createdAt: new Date(),
-    });
-  }
 }
 
-/** How a request naming no valid model appears in usage records. */
-const INVALID_MODEL = '(invalid)';
-
-const inferenceCalls = new WeakMap<GraphQLContext, number>();
-
-/**
- * The usage record id: the request id, "<id>#2" for a second inference field
- * in the same operation, and so on. A request id the client chose (x-request-id)
- * gets a random suffix: inserts are idempotent on this id, so a reused or
- * guessed client id must neither hide a request from billing nor collide with
- * another tenant's record.
- */
-function usageIdFor(ctx: GraphQLContext): string {
-  const n = (inferenceCalls.get(ctx) ?? 0) + 1;
-  inferenceCalls.set(ctx, n);
-  const base = n === 1 ? ctx.requestId : `${ctx.requestId}#${n}`;
-  return ctx.request.headers['x-request-id'] === ctx.requestId ? `${base}~${randomBytes(6).toString('hex')}` : base;
-}
-
-function usageStatusFor(error: unknown): UsageStatusName {
-  const code = error instanceof DomainError ? error.code : 'INTERNAL';
-  switch (code) {
-    case 'BAD_USER_INPUT':
-    case 'NOT_FOUND':
-    case 'FORBIDDEN':
-      return 'BAD_INPUT';
-    case 'RATE_LIMITED':
-      return 'RATE_LIMITED';
-    case 'QUOTA_EXCEEDED':
-      return 'QUOTA_EXCEEDED';
-    case 'TIMEOUT':
-      return 'TIMEOUT';
-    case 'OVERLOADED':
-    case 'MODEL_UNAVAILABLE':
-      return 'OVERLOADED';
-    default:
-      return 'ERROR';
-  }
+/** Puts the call's limit decision on the context (for the response headers) and unwraps the outcome. */
+function settle<T>(ctx: GraphQLContext, outcome: PipelineOutcome<T>): T {
+  recordLimitDecision(ctx, outcome.limits);
+  if (!outcome.ok) throw outcome.error;
+  return outcome.result;
 }
 
 /** Runs a model admin operation and answers with the model at the version it touched. */
@@ -156,9 +87,8 @@ async function adminOperation(
   version: string | null | undefined,
   run: (registry: ModelRegistry) => Promise<RegisteredModel>,
 ): Promise<ModelType> {
-  const registry = ctx.services.inference.registry;
-  const model = await run(registry);
-  return toModelType(model, registry.find(name, version).version);
+  await run(ctx.services.inference.registry);
+  return toModelType(ctx.services.inference.describe(name, version));
 }
 
 @Resolver()
@@ -166,12 +96,12 @@ export class InferenceResolver {
   @Authorized('inference')
   @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
   models(@Ctx() ctx: GraphQLContext): ModelType[] {
-    const registry = ctx.services.inference.registry;
+    const inference = ctx.services.inference;
     const allowed = ctx.principal!.allowedModels;
-    return registry.list().filter((m) => allowed.length === 0 || allowed.includes(m.name)).map((m) => {
-      const { version } = registry.find(m.name);
-      return toModelType(m, version);
-    });
+    return inference
+      .modelNames()
+      .filter((name) => allowed.length === 0 || allowed.includes(name))
+      .map((name) => toModelType(inference.describe(name)));
   }
 
   @Authorized('inference')
@@ -182,15 +112,14 @@ export class InferenceResolver {
     @Arg('version', () => String, { nullable: true }) version?: string | null,
   ): ModelType {
     assertModelAllowed(ctx.principal!, name);
-    const { model, version: v } = ctx.services.inference.registry.find(name, version);
-    return toModelType(model, v);
+    return toModelType(ctx.services.inference.describe(name, version));
   }
 
   @Authorized('inference')
   @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
   async infer(@Ctx() ctx: GraphQLContext, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
     const started = performance.now();
-    const result = await metered(ctx, input.model, (meter, admit) => ctx.services.inference.infer(input, meter, admit));
+    const result = settle(ctx, await ctx.services.pipeline.infer(callContext(ctx), input));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,
@@ -213,9 +142,7 @@ export class InferenceResolver {
     @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
   ): Promise<ClassifyResult> {
     const started = performance.now();
-    const result = await metered(ctx, model, (meter, admit) =>
-      ctx.services.inference.classify({ model, version, images, topK, timeoutMs }, meter, admit),
-    );
+    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx), { model, version, images, topK, timeoutMs }));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,

@@ -11,9 +11,9 @@ import { BadInputError, DomainError } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
-import { ModelRegistry, type ModelVersion, type ServedConfig } from './registry';
+import { ModelRegistry, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
 import { InferenceMetrics } from './metrics';
-import type { BatchInput, BatchResult, OutputTensor } from './batcher';
+import type { Batcher, BatchInput, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
 import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
@@ -24,6 +24,8 @@ export interface InferTensorInput {
   shape: number[];
   data?: number[] | null;
   dataBase64?: string | null;
+  /** Raw little-endian bytes (the OIP binary tensor extension); no base64 on that path. */
+  bytes?: Buffer | null;
 }
 
 export interface InferRequest {
@@ -68,23 +70,45 @@ export interface ClassifyResponse {
   batchSize: number;
 }
 
-/** What the request cost, filled in as far as the request got (for usage records even on failure). */
-export interface Metering {
-  model: string;
-  modelVersion: string | null;
-  items: number;
-  computeUnits: number;
-  queueMs: number;
-  computeMs: number;
+/** One model at one version as front doors show it (metadata, config, stats), without the registry's internals. */
+export interface ModelView {
+  name: string;
+  version: string;
+  versions: { version: string; status: ModelStatus; reason: string | null; executionProvider: string | null }[];
+  status: ModelStatus;
+  reason: string | null;
   executionProvider: string | null;
+  /** null when the version never loaded. */
+  config: ServedConfig | null;
+  stats: VersionStats & { pending: number };
 }
 
-export function newMetering(model: string): Metering {
-  return { model, modelVersion: null, items: 0, computeUnits: 0, queueMs: 0, computeMs: 0, executionProvider: null };
+/** A classify call (images preprocessed per the model's config). */
+export interface ClassifyRequest {
+  model: string;
+  version?: string | null;
+  images: ImageSource[];
+  topK: number;
+  timeoutMs?: number | null;
 }
 
-/** Called after the model is known and before validation: the place limits are checked and consumed. */
-export type AdmitHook = (info: { model: string; modelVersion: string; items: number; computeUnits: number }) => Promise<void>;
+/**
+ * A request looked up and sized against its model, before anything is
+ * admitted or validated: what the pipeline charges (items × cost) and
+ * records. Opaque to callers but for the facts they meter.
+ */
+export interface InferencePlan {
+  readonly model: string;
+  readonly modelVersion: string;
+  readonly executionProvider: string | null;
+  readonly items: number;
+  /** Whole units, as the limiter counts them, so quotas and bills agree. */
+  readonly computeUnits: number;
+  readonly version: ModelVersion;
+  readonly config: ServedConfig;
+  readonly batcher: Batcher;
+  readonly started: number;
+}
 
 const PRIORITY_RANGE = 1000;
 
@@ -133,9 +157,32 @@ export class InferenceService {
     await this.pool.close();
   }
 
-  async infer(request: InferRequest, meter: Metering, admit?: AdmitHook): Promise<InferResponse> {
-    const started = performance.now();
-    const { version, config, batcher } = await this.lookup(request.model, request.version, meter, admit, (config) => {
+  /** Every model's name, sorted. */
+  modelNames(): string[] {
+    return this.registry.list().map((m) => m.name);
+  }
+
+  /** A model at a version (default: the latest READY one, else the latest); NOT_FOUND if unknown. */
+  describe(name: string, version?: string | null): ModelView {
+    const found = this.registry.find(name, version);
+    const v = found.version;
+    return {
+      name: found.model.name,
+      version: String(v.version),
+      versions: [...found.model.versions.values()]
+        .sort((a, b) => a.version - b.version)
+        .map((x) => ({ version: String(x.version), status: x.status, reason: x.reason, executionProvider: x.provider })),
+      status: v.status,
+      reason: v.reason,
+      executionProvider: v.provider,
+      config: v.config,
+      stats: { ...v.stats, pending: v.batcher?.pending ?? 0 },
+    };
+  }
+
+  /** Looks the model up (NOT_FOUND, MODEL_UNAVAILABLE) and sizes the request. */
+  planInfer(request: InferRequest): InferencePlan {
+    return this.plan(request.model, request.version, (config) => {
       const batching = config.maxBatchSize > 0;
       const firstShape = request.inputs[0]?.shape;
       // Items as the (not yet validated) shape claims, clamped to what could ever be accepted,
@@ -143,15 +190,22 @@ export class InferenceService {
       const claimed = batching && firstShape && Number.isInteger(firstShape[0]) && firstShape[0]! > 0 ? firstShape[0]! : 1;
       return Math.min(claimed, batching ? Math.min(config.maxBatchSize, this.config.models.maxItemsPerRequest) : 1);
     });
-    return this.tracked(version, config, meter, started, admit, async () => {
+  }
+
+  planClassify(request: ClassifyRequest): InferencePlan {
+    return this.plan(request.model, request.version, () => Math.min(Math.max(request.images.length, 1), this.config.models.maxItemsPerRequest));
+  }
+
+  /** Validates every input, queues, runs; an admitted plan only. */
+  async runInfer(plan: InferencePlan, request: InferRequest): Promise<InferResponse> {
+    const { version, config, batcher } = plan;
+    return this.tracked(plan, async () => {
       const batchRequest = this.validateTensors(request, config);
       const result = await batcher.submit({
         ...batchRequest,
         priority: this.priority(request.parameters?.priority),
         timeoutMs: this.timeout(request.parameters?.timeoutMs, config),
       });
-      meter.queueMs = result.queueMs;
-      meter.computeMs = result.computeMs;
       return {
         modelName: config.name,
         modelVersion: String(version.version),
@@ -165,16 +219,9 @@ export class InferenceService {
     });
   }
 
-  async classify(
-    args: { model: string; version?: string | null; images: ImageSource[]; topK: number; timeoutMs?: number | null },
-    meter: Metering,
-    admit?: AdmitHook,
-  ): Promise<ClassifyResponse> {
-    const started = performance.now();
-    const { version, config, batcher } = await this.lookup(args.model, args.version, meter, admit, () =>
-      Math.min(Math.max(args.images.length, 1), this.config.models.maxItemsPerRequest),
-    );
-    return this.tracked(version, config, meter, started, admit, async () => {
+  async runClassify(plan: InferencePlan, args: ClassifyRequest): Promise<ClassifyResponse> {
+    const { version, config, batcher } = plan;
+    return this.tracked(plan, async () => {
       const prep = config.preprocessing;
       const input = config.inputs[0];
       if (!prep || !input || config.inputs.length !== 1 || input.datatype !== 'FP32') {
@@ -212,71 +259,60 @@ export class InferenceService {
         executionProvider: version.provider!,
         batchSize: Math.max(...results.map((r) => r.batchSize)),
       };
-      meter.queueMs = response.queueMs;
-      meter.computeMs = response.computeMs;
       return response;
     });
   }
 
-  /**
-   * The model to run, with the request's version, items and units filled into
-   * the meter. When it is unknown or not READY the request still counts
-   * against the caller's request limits (order: authenticate, limits, validate),
-   * so probing for models is not free.
-   */
-  private async lookup(
-    model: string,
-    version: string | null | undefined,
-    meter: Metering,
-    admit: AdmitHook | undefined,
-    itemsFor: (config: ServedConfig) => number,
-  ) {
-    let found: ReturnType<ModelRegistry['findReady']>;
-    try {
-      found = this.registry.findReady(model, version);
-    } catch (error) {
-      if (admit) await admit({ model, modelVersion: version ?? '', items: 0, computeUnits: 0 });
-      throw error;
-    }
-    meter.modelVersion = String(found.version.version);
-    meter.executionProvider = found.version.provider;
-    meter.items = itemsFor(found.config);
-    // Whole units, as the limiter counts them, so quotas and bills agree.
-    meter.computeUnits = Math.ceil(meter.items * found.config.cost);
-    return found;
+  /** Counts a request refused after its lookup and before it ran (limits) in the model's stats and metrics. */
+  refused(plan: InferencePlan, error: unknown): void {
+    this.countFailure(plan, error);
   }
 
-  /** Admits the request (limits), runs it, and keeps per-model stats and Triton-style metrics. */
-  private async tracked<T>(
-    version: ModelVersion,
-    config: ServedConfig,
-    meter: Metering,
-    started: number,
-    admit: AdmitHook | undefined,
-    run: () => Promise<T>,
-  ): Promise<T> {
+  private plan(model: string, version: string | null | undefined, itemsFor: (config: ServedConfig) => number): InferencePlan {
+    const found = this.registry.findReady(model, version);
+    const items = itemsFor(found.config);
+    return {
+      model: found.version.model,
+      modelVersion: String(found.version.version),
+      executionProvider: found.version.provider,
+      items,
+      computeUnits: Math.ceil(items * found.config.cost),
+      version: found.version,
+      config: found.config,
+      batcher: found.batcher,
+      started: performance.now(),
+    };
+  }
+
+  /** Runs an admitted request and keeps per-model stats and Triton-style metrics. */
+  private async tracked<T extends { queueMs: number; computeMs: number }>(plan: InferencePlan, run: () => Promise<T>): Promise<T> {
+    const { version } = plan;
     const labels = { model: version.model, version: String(version.version) };
     try {
-      if (admit) await admit({ model: config.name, modelVersion: meter.modelVersion!, items: meter.items, computeUnits: meter.computeUnits });
       const result = await run();
       version.stats.requests += 1;
-      version.stats.inferences += meter.items;
-      version.stats.queueMsTotal += meter.queueMs;
-      version.stats.computeMsTotal += meter.computeMs;
+      version.stats.inferences += plan.items;
+      version.stats.queueMsTotal += result.queueMs;
+      version.stats.computeMsTotal += result.computeMs;
       this.metrics.requestSuccess.inc(labels);
-      this.metrics.inferenceCount.inc(labels, meter.items);
-      this.metrics.queueDuration.observe(labels, meter.queueMs / 1000);
-      this.metrics.computeDuration.observe(labels, meter.computeMs / 1000);
-      this.metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+      this.metrics.inferenceCount.inc(labels, plan.items);
+      this.metrics.queueDuration.observe(labels, result.queueMs / 1000);
+      this.metrics.computeDuration.observe(labels, result.computeMs / 1000);
+      this.metrics.requestDuration.observe(labels, (performance.now() - plan.started) / 1000);
       return result;
     } catch (error) {
-      version.stats.failures += 1;
-      const code = error instanceof DomainError ? error.code : 'ERROR';
-      this.metrics.requestFailure.inc({ ...labels, reason: code === 'BAD_USER_INPUT' ? 'BAD_INPUT' : code });
-      if (!(error instanceof DomainError)) {
-        this.log.error({ model: version.model, version: version.version, err: error instanceof Error ? error.message : String(error) }, 'inference run failed');
-      }
+      this.countFailure(plan, error);
       throw error;
+    }
+  }
+
+  private countFailure(plan: InferencePlan, error: unknown): void {
+    const { version } = plan;
+    version.stats.failures += 1;
+    const code = error instanceof DomainError ? error.code : 'ERROR';
+    this.metrics.requestFailure.inc({ model: version.model, version: String(version.version), reason: code === 'BAD_USER_INPUT' ? 'BAD_INPUT' : code });
+    if (!(error instanceof DomainError)) {
+      this.log.error({ model: version.model, version: version.version, err: error instanceof Error ? error.message : String(error) }, 'inference run failed');
     }
   }
 
@@ -343,7 +379,10 @@ export class InferenceService {
       }
       const hasData = input.data !== undefined && input.data !== null;
       const hasBase64 = input.dataBase64 !== undefined && input.dataBase64 !== null;
-      if (hasData === hasBase64) throw new BadInputError('give exactly one of data or dataBase64', `${field}.data`);
+      const hasBytes = input.bytes !== undefined && input.bytes !== null;
+      if (Number(hasData) + Number(hasBase64) + Number(hasBytes) !== 1) {
+        throw new BadInputError(hasBytes ? 'give either data or binary data, not both' : 'give exactly one of data or dataBase64', `${field}.data`);
+      }
       let bytes: Buffer;
       if (hasData) {
         if (input.data!.length !== count) throw new BadInputError(`data has ${input.data!.length} elements; shape [${input.shape.join(',')}] needs ${count}`, `${field}.data`);
@@ -354,14 +393,16 @@ export class InferenceService {
           throw error;
         }
       } else {
-        const decoded = decodeBase64(input.dataBase64!);
-        if (!decoded) throw new BadInputError('dataBase64 is not valid base64', `${field}.dataBase64`);
-        if (decoded.length !== byteLength) {
-          throw new BadInputError(`dataBase64 holds ${decoded.length} bytes; shape [${input.shape.join(',')}] of ${spec.datatype} needs ${byteLength}`, `${field}.dataBase64`);
+        const source = hasBytes ? 'binary data' : 'dataBase64';
+        const raw = hasBytes ? input.bytes! : decodeBase64(input.dataBase64!);
+        if (!raw) throw new BadInputError('dataBase64 is not valid base64', `${field}.dataBase64`);
+        const where = hasBytes ? `${field}.parameters.binary_data_size` : `${field}.dataBase64`;
+        if (raw.length !== byteLength) {
+          throw new BadInputError(`${source} holds ${raw.length} bytes; shape [${input.shape.join(',')}] of ${spec.datatype} needs ${byteLength}`, where);
         }
-        const problem = checkBytes(spec.datatype, decoded);
-        if (problem) throw new BadInputError(`dataBase64 ${problem}`, `${field}.dataBase64`);
-        bytes = decoded;
+        const problem = checkBytes(spec.datatype, raw);
+        if (problem) throw new BadInputError(`${source} ${problem}`, where);
+        bytes = raw;
       }
       byName.set(input.name, { name: input.name, type: ORT_TYPE[spec.datatype], itemShape, bytes });
     });

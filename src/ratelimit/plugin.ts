@@ -1,41 +1,25 @@
 /**
- * Where limits meet the request path. The Apollo plugin consumes the request
- * limits once for every authenticated operation, after authentication and
- * before execution, except operations with an inference root field (`infer`,
- * `classify`): those resolvers call `enforceLimits` themselves with the
- * compute units of the request (items x model cost). Every authenticated
+ * Where limits meet the GraphQL request path. The Apollo plugin consumes the
+ * request limits once for every authenticated operation, after
+ * authentication and before execution, except operations with an inference
+ * root field (`infer`, `classify`): those go through the inference pipeline,
+ * which checks the compute units of the request (items x model cost) and
+ * whose decision the resolver puts on the context. Every authenticated
  * response carries the RateLimit headers of the decision made for it.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, Kind, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import type { GraphQLContext } from '../graphql/context';
-import { httpStatusFor, UnauthenticatedError, type DomainError } from '../errors';
+import { httpStatusFor, type DomainError } from '../errors';
 import { limitError, rateLimitHeaders } from './headers';
 import type { LimitDecision } from './types';
 
 /** Root fields whose resolvers meter themselves (with compute units). */
 export const SELF_METERED_ROOT_FIELDS = new Set(['infer', 'classify']);
 
-const decisions = new WeakMap<GraphQLContext, LimitDecision>();
-const deferredToResolver = new WeakSet<GraphQLContext>();
-
 /** Remembers the decision whose headers this response carries (the latest wins). */
-export function recordLimitDecision(context: GraphQLContext, decision: LimitDecision): void {
-  decisions.set(context, decision);
-}
-
-/**
- * For resolvers that meter themselves: checks and consumes the caller's limits
- * for `computeUnits`, records the decision for the response headers, and
- * throws RATE_LIMITED / QUOTA_EXCEEDED / OVERLOADED when refused.
- */
-export async function enforceLimits(context: GraphQLContext, computeUnits: number): Promise<LimitDecision & { allowed: true }> {
-  const principal = context.principal;
-  if (!principal) throw new UnauthenticatedError();
-  const decision = await context.services.limits.check(principal, { computeUnits });
-  recordLimitDecision(context, decision);
-  if (!decision.allowed) throw limitError(decision);
-  return decision;
+export function recordLimitDecision(context: GraphQLContext, decision: LimitDecision | null): void {
+  if (decision) context.limitDecision = decision;
 }
 
 /** Whether the operation selects `infer`/`classify` at its root (through fragments too). */
@@ -72,7 +56,7 @@ export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
           if (!principal || !contextValue.services.config.limits.enabled) return;
           if (operation && selectsSelfMeteredField(document, operation)) {
             // The resolver meters it; if it never runs (@skip, bad variables), willSendResponse does.
-            deferredToResolver.add(contextValue);
+            contextValue.limitsDeferred = true;
             return;
           }
           const decision = await contextValue.services.limits.check(principal, { computeUnits: 0 });
@@ -82,8 +66,8 @@ export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
         async willSendResponse({ contextValue, response }) {
           const principal = contextValue.principal;
           if (!principal || !contextValue.services.config.limits.enabled) return;
-          let decision = decisions.get(contextValue);
-          if (!decision && deferredToResolver.has(contextValue)) {
+          let decision = contextValue.limitDecision ?? undefined;
+          if (!decision && contextValue.limitsDeferred) {
             // An inference operation whose resolver never metered it still costs one request.
             try {
               decision = await contextValue.services.limits.check(principal, { computeUnits: 0 });

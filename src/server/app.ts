@@ -19,6 +19,8 @@ import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
 import { InferenceService } from '../inference/inference.service';
+import { InferencePipeline } from '../inference/pipeline';
+import { registerOipRoutes } from '../inference/oip.routes';
 import { UsageService } from '../usage/usage.service';
 import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
@@ -101,7 +103,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, startedAt: Date.now(), auth, keys, limits, usage };
+  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage };
 
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);
@@ -223,6 +227,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
 
   registerGraphiql(app);
   registerUsageRoutes(app, services);
+  registerOipRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {
     context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => {
       const context: GraphQLContext = {
@@ -235,6 +240,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
         ip: request.ip,
         userAgent: request.headers['user-agent'],
         principal: null,
+        inferenceCalls: 0,
       };
       try {
         context.principal = await services.auth.authenticate(request.headers);

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import type { Lifecycle } from './lifecycle';
 import type { InferenceService } from '../inference/inference.service';
+import type { InferencePipeline } from '../inference/pipeline';
 import type { RateLimitService } from '../ratelimit/ratelimit.service';
 import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
@@ -25,6 +26,8 @@ export interface Services {
   readiness: Readiness;
   lifecycle: Lifecycle;
   inference: InferenceService;
+  /** The one inference request path (authenticate, limits, validate, run, usage) every front door calls. */
+  pipeline: InferencePipeline;
   /** Rate limits and quotas (issue #6). */
   limits: RateLimitService;
   /** Usage records: the request path's sink (`record`) and the billing queries. */

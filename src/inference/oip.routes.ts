@@ -1,0 +1,227 @@
+/**
+ * Open Inference Protocol (KServe v2 REST, Triton's HTTP conventions) as a
+ * second front door onto the inference pipeline: health, server and model
+ * metadata, model readiness, and inference with JSON or binary tensors.
+ * Thin: parse, call the pipeline, shape. Same keys, limits, batching and
+ * usage records as GraphQL; errors as OIP's `{"error": "..."}` plus
+ * modelgate's `code` and `requestId`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../server/services';
+import { DomainError, httpStatusFor } from '../errors';
+import type { Logger } from '../log/logger';
+import { rateLimitHeaders } from '../ratelimit/headers';
+import type { LimitDecision } from '../ratelimit/types';
+import { VERSION } from '../version';
+import type { PipelineOutcome } from './pipeline';
+import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+
+/**
+ * The protocol extensions this server implements (server metadata
+ * `extensions`). Triton's `model_repository` is not advertised: only its
+ * index is served here; load/unload stay GraphQL admin mutations.
+ */
+export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics'];
+
+type ModelParams = { model: string; version?: string };
+
+/** OIP's statuses: the gateway's own where it has one (401, 403, 429, 503, 504), else 404 / 400 / 500. */
+export function oipStatusFor(code: string): number {
+  const status = httpStatusFor(code);
+  if (status) return status;
+  if (code === 'NOT_FOUND') return 404;
+  if (code === 'INTERNAL') return 500;
+  return 400;
+}
+
+function setLimitHeaders(reply: FastifyReply, decision: LimitDecision | null): void {
+  if (decision) for (const [name, value] of Object.entries(rateLimitHeaders(decision))) void reply.header(name, value);
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, error: DomainError, decision: LimitDecision | null): FastifyReply {
+  setLimitHeaders(reply, decision);
+  const { http: _http, ...extensions } = error.extensions;
+  return reply.code(oipStatusFor(error.code)).send({ error: error.message, code: error.code, ...extensions, requestId: request.id });
+}
+
+/** Settles a pipeline outcome: limit headers always, the error in OIP shape, else null for the caller to answer. */
+function failed<T>(request: FastifyRequest, reply: FastifyReply, outcome: PipelineOutcome<T>): FastifyReply | null {
+  if (outcome.ok) {
+    setLimitHeaders(reply, outcome.limits);
+    return null;
+  }
+  return sendError(request, reply, outcome.error, outcome.limits);
+}
+
+export function registerOipRoutes(app: FastifyInstance, services: Services): void {
+  const { pipeline, readiness, lifecycle, inference } = services;
+
+  void app.register(async (scope) => {
+    // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
+    // content type, usually application/octet-stream): read them whole and
+    // parse here, where Inference-Header-Content-Length says where the JSON ends.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+    scope.get('/v2/health/live', async () => ({ live: true }));
+    scope.get('/v2/health/ready', async (_request, reply) => {
+      const ready = readiness.report().ready && !lifecycle.isShuttingDown;
+      return reply.code(ready ? 200 : 503).send({ ready });
+    });
+    scope.get('/v2', async () => ({ name: 'modelgate', version: VERSION, extensions: OIP_EXTENSIONS }));
+
+    const metadata = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused) return refused;
+      try {
+        const v = inference.describe(model, version ?? null);
+        const batching = (v.config?.maxBatchSize ?? 0) > 0;
+        const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
+          name: t.name,
+          datatype: t.datatype,
+          shape: batching ? [-1, ...t.dims] : t.dims,
+        });
+        return reply.send({
+          name: v.name,
+          versions: v.versions.map((x) => x.version),
+          platform: v.config?.platform ?? 'onnxruntime_onnx',
+          inputs: v.config?.inputs.map(tensor) ?? [],
+          outputs: v.config?.outputs.map(tensor) ?? [],
+        });
+      } catch (error) {
+        if (error instanceof DomainError) return sendError(request, reply, error, null);
+        throw error;
+      }
+    };
+    scope.get('/v2/models/:model', metadata);
+    scope.get('/v2/models/:model/versions/:version', metadata);
+
+    // Ready: 200 when the version takes requests; otherwise 503 (Triton's clients read any non-200 as not ready).
+    const ready = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused) return refused;
+      try {
+        const v = inference.describe(model, version ?? null);
+        const isReady = v.status === 'READY';
+        return reply.code(isReady ? 200 : 503).send({ name: v.name, version: v.version, ready: isReady });
+      } catch (error) {
+        if (error instanceof DomainError) return sendError(request, reply, error, null);
+        throw error;
+      }
+    };
+    scope.get('/v2/models/:model/ready', ready);
+    scope.get('/v2/models/:model/versions/:version/ready', ready);
+
+    // Triton's repository index: every version of every model the key may see, with its state.
+    scope.post('/v2/repository/index', async (request, reply) => {
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused || !admitted.ok) return refused;
+      const allowed = admitted.principal.allowedModels;
+      const index = inference
+        .modelNames()
+        .filter((name) => allowed.length === 0 || allowed.includes(name))
+        .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, ...(v.reason ? { reason: v.reason } : {}) })));
+      return reply.send(index);
+    });
+
+    // Triton's model configuration extension, in its JSON form (the fields modelgate serves with).
+    const modelConfig = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused) return refused;
+      try {
+        const config = inference.describe(model, version ?? null).config;
+        if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
+        const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+        return reply.send({
+          name: config.name,
+          platform: config.platform,
+          backend: 'onnxruntime',
+          max_batch_size: config.maxBatchSize,
+          input: config.inputs.map(tensor),
+          output: config.outputs.map(tensor),
+          ...(config.maxBatchSize > 0
+            ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
+            : {}),
+          parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+        });
+      } catch (error) {
+        if (error instanceof DomainError) return sendError(request, reply, error, null);
+        throw error;
+      }
+    };
+    scope.get('/v2/models/:model/config', modelConfig);
+    scope.get('/v2/models/:model/versions/:version/config', modelConfig);
+
+    // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
+    const stats = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
+      const refused = failed(request, reply, admitted);
+      if (refused) return refused;
+      try {
+        const found = inference.describe(model, version ?? null);
+        const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
+        const ns = (ms: number) => Math.round(ms * 1e6);
+        return reply.send({
+          model_stats: versions.map((v) => ({
+            name: v.name,
+            version: v.version,
+            inference_count: v.stats.inferences,
+            execution_count: v.stats.executions,
+            inference_stats: {
+              // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
+              success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
+              fail: { count: v.stats.failures, ns: 0 },
+              queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
+              compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
+            },
+          })),
+        });
+      } catch (error) {
+        if (error instanceof DomainError) return sendError(request, reply, error, null);
+        throw error;
+      }
+    };
+    scope.get('/v2/models/:model/stats', stats);
+    scope.get('/v2/models/:model/versions/:version/stats', stats);
+
+    const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const log = request.log as unknown as Logger;
+      const call = {
+        caller: { headers: request.headers },
+        requestId: request.id,
+        clientChoseRequestId: request.headers['x-request-id'] === request.id,
+        sequence: 1,
+        log,
+      };
+      let parsed: ReturnType<typeof parseInferRequest>;
+      try {
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
+        parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        // A body that does not parse is still an inference call of this key: the pipeline
+        // authenticates, charges and records it like any other bad input.
+        const outcome = await pipeline.rejected(call, model, error);
+        return sendError(request, reply, outcome.error, outcome.limits);
+      }
+      const outcome = await pipeline.infer(call, parsed.request);
+      const refused = failed(request, reply, outcome);
+      if (refused || !outcome.ok) return refused;
+      const encoded = encodeInferResponse(parsed, outcome.result);
+      if (encoded.headerLength !== null) void reply.header('inference-header-content-length', String(encoded.headerLength));
+      return reply.type(encoded.contentType).send(encoded.body);
+    };
+    scope.post('/v2/models/:model/infer', infer);
+    scope.post('/v2/models/:model/versions/:version/infer', infer);
+  });
+}

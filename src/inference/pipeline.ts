@@ -1,0 +1,309 @@
+/**
+ * The one inference request path, shared by every front door (GraphQL
+ * `infer`/`classify`, the Open Inference Protocol REST routes):
+ * authenticate → scope → model name and allowlist → look up and size →
+ * admit (limits, items × cost) → validate → queue/batch → run → one usage
+ * record. A front door parses its protocol into a neutral request, calls
+ * `infer` or `classify`, and shapes the outcome; it never talks to limits,
+ * usage or the registry itself. Collaborators are interfaces handed in by
+ * the composition root (server/app.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Principal } from '../auth/principal';
+import { assertModelAllowed, hasScope } from '../auth/scopes';
+import type { HeaderBag } from '../auth/authenticator';
+import { BadInputError, DomainError, ForbiddenError, UnauthenticatedError } from '../errors';
+import type { Logger } from '../log/logger';
+import { limitError } from '../ratelimit/headers';
+import type { LimitDecision } from '../ratelimit/types';
+import type { UsageEvent, UsageStatusName } from '../usage/usage-event';
+import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
+import { MODEL_NAME } from './model-config';
+
+/** Verifies the key a request presents; null when it presents none. */
+export interface CallerAuthenticator {
+  authenticate(headers: HeaderBag): Promise<Principal | null>;
+}
+
+/** Checks and consumes every limit of one request atomically (ratelimit domain). */
+export interface LimitChecker {
+  check(principal: Principal, request: { computeUnits: number }): Promise<LimitDecision>;
+}
+
+/** Where usage records go. A durable sink returns a promise; the answer waits for it. */
+export interface UsageRecorder {
+  record(event: UsageEvent): void | Promise<void>;
+}
+
+/** The engine: lookup and sizing, then validation, batching and the run (InferenceService). */
+export interface InferenceEngine {
+  planInfer(request: InferRequest): InferencePlan;
+  planClassify(request: ClassifyRequest): InferencePlan;
+  runInfer(plan: InferencePlan, request: InferRequest): Promise<InferResponse>;
+  runClassify(plan: InferencePlan, request: ClassifyRequest): Promise<ClassifyResponse>;
+  /** Counts a request refused between lookup and run (limits) in the model's stats. */
+  refused(plan: InferencePlan, error: unknown): void;
+}
+
+export interface PipelineDeps {
+  auth: CallerAuthenticator;
+  limits: LimitChecker;
+  usage: UsageRecorder;
+  engine: InferenceEngine;
+}
+
+/** Who is calling: headers to authenticate, or the outcome of an authentication the front door already ran. */
+export type Caller =
+  | { headers: HeaderBag }
+  | {
+      principal: Principal | null;
+      /** Why the presented key was refused. */
+      authError?: DomainError | undefined;
+    };
+
+/** Protocol-neutral facts about the HTTP request an inference call belongs to. */
+export interface CallContext {
+  caller: Caller;
+  requestId: string;
+  /** The request id is the client's (x-request-id): the usage record id then gets a random suffix. */
+  clientChoseRequestId: boolean;
+  /** 1 for the first inference call of the HTTP request, 2 for a second GraphQL field, … */
+  sequence: number;
+  log: Logger;
+}
+
+export type PipelineOutcome<T> =
+  | { ok: true; result: T; principal: Principal; limits: LimitDecision | null }
+  | {
+      ok: false;
+      error: DomainError;
+      /** null when authentication failed. */
+      principal: Principal | null;
+      /** The decision whose RateLimit headers the answer carries; null when none was made. */
+      limits: LimitDecision | null;
+    };
+
+function assertInferenceScope(principal: Principal): void {
+  if (!hasScope(principal, 'inference')) throw new ForbiddenError('This API key lacks the scope inference', { requiredScopes: ['inference'] });
+}
+
+/** How a request naming no valid model appears in usage records. */
+export const INVALID_MODEL = '(invalid)';
+
+/**
+ * The usage record id: the request id, "<id>#2" for a second inference call
+ * in the same HTTP request, and so on. A request id the client chose gets a
+ * random suffix: inserts are idempotent on this id, so a reused or guessed
+ * client id must neither hide a request from billing nor collide with another
+ * tenant's record.
+ */
+export function usageRecordId(call: Pick<CallContext, 'requestId' | 'clientChoseRequestId' | 'sequence'>): string {
+  const base = call.sequence <= 1 ? call.requestId : `${call.requestId}#${call.sequence}`;
+  return call.clientChoseRequestId ? `${base}~${randomBytes(6).toString('hex')}` : base;
+}
+
+export function usageStatusFor(error: DomainError): UsageStatusName {
+  switch (error.code) {
+    case 'BAD_USER_INPUT':
+    case 'NOT_FOUND':
+    case 'FORBIDDEN':
+      return 'BAD_INPUT';
+    case 'RATE_LIMITED':
+      return 'RATE_LIMITED';
+    case 'QUOTA_EXCEEDED':
+      return 'QUOTA_EXCEEDED';
+    case 'TIMEOUT':
+      return 'TIMEOUT';
+    case 'OVERLOADED':
+    case 'MODEL_UNAVAILABLE':
+      return 'OVERLOADED';
+    default:
+      return 'ERROR';
+  }
+}
+
+/** What a failed step leaves for the usage record and headers. */
+class StepFailure {
+  constructor(
+    readonly error: DomainError,
+    readonly limits: LimitDecision | null,
+  ) {}
+}
+
+export class InferencePipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  infer(call: CallContext, request: InferRequest): Promise<PipelineOutcome<InferResponse>> {
+    return this.run(call, request.model, () => this.deps.engine.planInfer(request), (plan) => this.deps.engine.runInfer(plan, request));
+  }
+
+  classify(call: CallContext, request: ClassifyRequest): Promise<PipelineOutcome<ClassifyResponse>> {
+    return this.run(call, request.model, () => this.deps.engine.planClassify(request), (plan) => this.deps.engine.runClassify(plan, request));
+  }
+
+  /**
+   * A call whose body the front door could not parse into a request: it goes
+   * through the same steps (authentication first, so a bad key is still 401)
+   * and fails with `error` where the model would be looked up, charged one
+   * request and recorded like any other bad input.
+   */
+  async rejected(call: CallContext, model: string, error: DomainError): Promise<Extract<PipelineOutcome<never>, { ok: false }>> {
+    const outcome = await this.run<never>(
+      call,
+      model,
+      () => {
+        throw error;
+      },
+      () => Promise.reject(error),
+    );
+    // `never` has no value: the run cannot have succeeded.
+    return outcome.ok ? { ok: false, error, principal: outcome.principal, limits: outcome.limits } : outcome;
+  }
+
+  /** Authenticates the caller (UNAUTHENTICATED without a valid key). */
+  async authenticate(caller: Caller): Promise<Principal> {
+    let principal: Principal | null;
+    if ('headers' in caller) {
+      principal = await this.deps.auth.authenticate(caller.headers);
+    } else {
+      if (caller.authError) throw caller.authError;
+      principal = caller.principal;
+    }
+    if (!principal) throw new UnauthenticatedError();
+    return principal;
+  }
+
+  /**
+   * For a front door's model routes that run nothing (metadata, readiness):
+   * authenticate, consume one request of limits (as every authenticated
+   * GraphQL operation does), then the scope and the key's model allowlist
+   * (`model` null: a route over every model the key may see).
+   */
+  async admitModelRoute(caller: Caller, model: string | null, log: Logger): Promise<PipelineOutcome<null>> {
+    let principal: Principal | null = null;
+    let limits: LimitDecision | null = null;
+    try {
+      principal = await this.authenticate(caller);
+      limits = await this.deps.limits.check(principal, { computeUnits: 0 });
+      if (!limits.allowed) throw limitError(limits);
+      assertInferenceScope(principal);
+      if (model !== null) assertModelAllowed(principal, model);
+      return { ok: true, result: null, principal, limits };
+    } catch (error) {
+      return { ok: false, error: this.domain(error, { log }), principal, limits };
+    }
+  }
+
+  /**
+   * Consumes one request (no compute units) for a call that failed before it
+   * could be sized; the failure stays what the client sees. An error of the
+   * limiter itself is logged, not raised over the original failure.
+   */
+  async chargeRequest(principal: Principal, log: Logger): Promise<LimitDecision | null> {
+    try {
+      return await this.deps.limits.check(principal, { computeUnits: 0 });
+    } catch (error) {
+      log.warn({ err: error instanceof Error ? error.message : String(error) }, 'limit check for a refused inference call failed');
+      return null;
+    }
+  }
+
+  private async run<T extends { queueMs: number; computeMs: number }>(
+    call: CallContext,
+    model: string,
+    plan: () => InferencePlan,
+    execute: (plan: InferencePlan) => Promise<T>,
+  ): Promise<PipelineOutcome<T>> {
+    const started = performance.now();
+    let principal: Principal;
+    try {
+      principal = await this.authenticate(call.caller);
+    } catch (error) {
+      return { ok: false, error: this.domain(error, call), principal: null, limits: null };
+    }
+    const unscoped = this.guard(() => assertInferenceScope(principal), call);
+    // A key without the inference scope still costs one request, as it does on every GraphQL operation; no usage record.
+    if (unscoped) return { ok: false, error: unscoped, principal, limits: await this.chargeRequest(principal, call.log) };
+
+    let planned: InferencePlan | null = null;
+    let limits: LimitDecision | null = null;
+    let outcome: PipelineOutcome<T>;
+    try {
+      // Model names are bounded (config.json's rule); anything else is refused
+      // before limits and recorded under a placeholder, so a client cannot put
+      // arbitrary text into usage records and rollup keys.
+      const allowed = this.guard(() => {
+        if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
+        assertModelAllowed(principal, model);
+      }, call);
+      if (allowed) throw new StepFailure(allowed, await this.chargeRequest(principal, call.log));
+
+      try {
+        planned = plan();
+      } catch (error) {
+        // Unknown, not READY (or a body the front door could not parse): the request
+        // still counts against the request limits (order: authenticate, limits,
+        // validate), so probing for models is not free; a refusal by them wins.
+        const decision = await this.deps.limits.check(principal, { computeUnits: 0 });
+        throw new StepFailure(decision.allowed ? this.domain(error, call) : limitError(decision), decision);
+      }
+
+      limits = await this.deps.limits.check(principal, { computeUnits: planned.computeUnits });
+      if (!limits.allowed) {
+        const refusal = limitError(limits);
+        this.deps.engine.refused(planned, refusal);
+        throw new StepFailure(refusal, limits);
+      }
+      const result = await execute(planned);
+      outcome = { ok: true, result, principal, limits };
+    } catch (error) {
+      outcome =
+        error instanceof StepFailure
+          ? { ok: false, error: error.error, principal, limits: error.limits }
+          : { ok: false, error: this.domain(error, call), principal, limits };
+    }
+
+    const served = outcome.ok ? outcome.result : null;
+    const event: UsageEvent = {
+      id: usageRecordId(call),
+      tenantId: principal.tenantId,
+      apiKeyId: principal.apiKeyId,
+      model: MODEL_NAME.test(model) ? model : INVALID_MODEL,
+      modelVersion: planned?.modelVersion ?? null,
+      items: planned?.items ?? 0,
+      // Only served requests are billed; a refused or failed one records its items and 0 units.
+      computeUnits: outcome.ok && planned ? planned.computeUnits : 0,
+      status: outcome.ok ? 'OK' : usageStatusFor(outcome.error),
+      latencyMs: performance.now() - started,
+      queueMs: served?.queueMs ?? 0,
+      computeMs: served?.computeMs ?? 0,
+      executionProvider: planned?.executionProvider ?? null,
+      createdAt: new Date(),
+    };
+    try {
+      // One record per call, whatever happened; a durable sink is awaited before the answer goes.
+      await this.deps.usage.record(event);
+    } catch (error) {
+      return { ok: false, error: this.domain(error, call), principal, limits: outcome.limits };
+    }
+    return outcome;
+  }
+
+  /** Runs a check and returns its domain error instead of throwing. */
+  private guard(check: () => void, call: Pick<CallContext, 'log'>): DomainError | null {
+    try {
+      check();
+      return null;
+    } catch (error) {
+      return this.domain(error, call);
+    }
+  }
+
+  /** A coded error for the client; an unexpected one is logged whole and answered as INTERNAL. */
+  private domain(error: unknown, call: Pick<CallContext, 'log'>): DomainError {
+    if (error instanceof DomainError) return error;
+    call.log.error({ err: error }, 'unexpected error in an inference call');
+    return new DomainError('INTERNAL', 'Internal server error');
+  }
+}
