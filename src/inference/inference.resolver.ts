@@ -89,8 +89,10 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
     status = usageStatusFor(error);
     throw error;
   } finally {
-    // One usage record per inference call, whatever happened; never awaited.
-    ctx.services.usage.record({
+    // One usage record per inference call, whatever happened. Awaited: the
+    // answer is sent only once its record is durable (survives kill -9); a
+    // rejection (record stored nowhere) replaces the result with UNAVAILABLE.
+    await ctx.services.usage.record({
       id: usageIdFor(ctx),
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,

@@ -146,14 +146,14 @@ describe('UsageService on PostgreSQL', () => {
     await drain(svc);
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(300);
     expect(svc.stats()).toMatchObject({ rejected: 1, spooled: 0 });
-    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    const spoolDir = svc.spoolDir;
     const rejected = readdirSync(spoolDir).filter((f) => f.startsWith('rejected-'));
     expect(rejected).toHaveLength(1);
     expect(readFileSync(`${spoolDir}/${rejected[0]}`, 'utf8')).toContain(poison.id);
     expect(capture.text).toContain('usage record refused by the database');
   });
 
-  it('close() writes the buffer, and a record after close lands in the spool for the next start', async () => {
+  it('close() writes the buffer, and a record after close lands in the log for the next start', async () => {
     const tenant = randomUUID();
     const overrides = { flushIntervalMs: 60_000, flushBatchSize: 50_000 };
     const svc = new UsageService({ config: usageConfig(overrides), db, log });
@@ -161,8 +161,8 @@ describe('UsageService on PostgreSQL', () => {
     for (let i = 0; i < 120; i += 1) svc.record(makeEvent(tenant, i));
     await svc.close();
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(120);
-    svc.record(makeEvent(tenant, 500));
-    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    await svc.record(makeEvent(tenant, 500));
+    const spoolDir = svc.spoolDir;
     expect(readdirSync(spoolDir).length).toBe(1);
     const next = await startUsage(db, log, { ...overrides, spoolDir });
     services.push(next);
