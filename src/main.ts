@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createGateway } from './server/app';
+import { DataDirLockedError } from './db/data-dir-lock';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`modelgate: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // A held DATA_DIR is an operator's situation, not a bug: the message says what to do, a stack would not.
+  const detail = error instanceof DataDirLockedError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`modelgate: failed to start: ${detail}\n`);
   process.exit(1);
 });

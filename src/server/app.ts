@@ -10,6 +10,7 @@ import type { ApolloServer } from '@apollo/server';
 import type { Config } from '../config';
 import { createLogger, type Logger } from '../log/logger';
 import { Database } from '../db/database';
+import { DataDirLock } from '../db/data-dir-lock';
 import { RedisConnection } from '../redis/redis';
 import { Metrics } from '../metrics/metrics';
 import { Readiness } from '../health/readiness';
@@ -50,6 +51,8 @@ export function requestIdFor(header: string | string[] | undefined): string {
 
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger({ level: config.logLevel, pretty: config.logPretty });
+  // Before anything touches DATA_DIR (the database, the usage log): one process per embedded directory.
+  const dataDirLock = config.database.mode === 'embedded' ? await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'gateway') : null;
   const metrics = new Metrics();
   const readiness = new Readiness();
   const lifecycle = new Lifecycle(log);
@@ -108,7 +111,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());
-  lifecycle.onShutdown('database', 'close', () => db.close());
+  lifecycle.onShutdown('database', 'close', () => db.close().finally(() => dataDirLock?.release()));
   lifecycle.onShutdown('ratelimit', 'close', async () => limits.close());
   lifecycle.onShutdown('auth', 'close', () => auth.close());
   if (redis) {
