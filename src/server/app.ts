@@ -98,6 +98,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();
+  // Shown, never failing /readyz: while Postgres is down records wait durably in the log (spooled).
+  readiness.register(
+    'usage',
+    () => {
+      const s = usage.stats();
+      return {
+        ready: true,
+        detail: { spooledRecords: s.spooled, walUncommittedRecords: s.walUncommitted, walLagMs: Math.round(s.walLagMs), walSegments: s.walSegments },
+      };
+    },
+    { required: false },
+  );
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 

@@ -83,6 +83,9 @@ describe('usage records survive kill -9 (production build)', () => {
       await sleep(100);
     }
 
+    const ready = await gateway.request<{ components: { usage: { detail: Record<string, number> } } }>('GET', '/readyz');
+    expect(ready.body?.components.usage.detail).toMatchObject({ spooledRecords: 0, walUncommittedRecords: 0 });
+
     const client = new pg.Client({ connectionString: testEnv.databaseUrl });
     await client.connect();
     let rows: { id: string }[];
