@@ -19,7 +19,7 @@
  * writes everything out; what the database does not take stays in the log
  * for the next start.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
@@ -160,6 +160,7 @@ export class UsageService implements UsageSink {
   private readonly failuresTotal: Counter;
   private readonly rejectedTotal: Counter;
   private readonly walFailuresTotal: Counter;
+  private readonly durableSeconds: Histogram;
 
   constructor(options: UsageServiceOptions) {
     this.config = options.config;
@@ -192,6 +193,12 @@ export class UsageService implements UsageSink {
     this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
     this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the records are replayed from the log)', registers });
     this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
+    this.durableSeconds = new Histogram({
+      name: 'usage_record_durable_seconds',
+      help: 'How long record() took to make a usage record durable: what each metered request waits before its answer',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
     this.walFailuresTotal = new Counter({ name: 'usage_wal_write_failures_total', help: 'Group commits the write-ahead log could not write (the records went straight to Postgres instead)', registers });
   }
 
@@ -237,7 +244,10 @@ export class UsageService implements UsageSink {
       this.log.error({ field: bad, requestId: String(event.id) }, 'malformed usage event refused');
       return Promise.resolve();
     }
-    return this.wal.append(event);
+    const started = performance.now();
+    return this.wal.append(event).then(() => {
+      this.durableSeconds.observe((performance.now() - started) / 1000);
+    });
   }
 
   /** A group is durable in `segment`: hand it to the writer (unless the segment is replayed from disk anyway). */

@@ -4,13 +4,16 @@
  * survives `kill -9` (and a power cut). The same files are the spool while
  * Postgres is down: one mechanism, not two.
  *
- * - Group commit: records arriving while a write+fdatasync is in flight
- *   wait for the next one, so the log does one write and one fdatasync per
+ * - Group commit: records arriving while a durable write is in flight
+ *   wait for the next one, so the log does one synchronous-data write per
  *   group, however many requests that group holds. No fixed delay: under
  *   light load a group is the records of one event-loop turn, under heavy
  *   load it grows to whatever arrived during the previous fsync.
- * - Segments: JSON lines files `usage-<ms>-<pid>-<seq>.jsonl`. A segment is
- *   deleted once all its records are committed to Postgres. When some of its
+ * - Segments: JSON lines files `usage-<ms>-<pid>-<seq>.jsonl`, opened with
+ *   O_DSYNC (a write returns once durable), grown in zero-filled steps that
+ *   the records then overwrite (see GROW_BYTES). A full segment is deleted
+ *   once all its records are committed to Postgres, the active one once it
+ *   is also idle (a busy log does not pay a new file per flush). When some of its
  *   records are dropped from memory (the database is down, or the memory cap
  *   is reached) it is marked `onDisk` and replayed from the file later;
  *   replays insert idempotently (ON CONFLICT (id) DO NOTHING), so a record
@@ -23,12 +26,31 @@
  * files of processes that are no longer alive, never another live gateway's.
  * The directory is per host.
  */
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { UsageEvent } from './usage-event';
 
 const FILE_PATTERN = /^usage-(\d+)-(\d+)-(\d+)\.jsonl$/;
+/**
+ * O_DSYNC: each write returns once its data (and the file size) is on the
+ * device, so a group costs one write, not a write and an fdatasync — one
+ * trip through libuv's thread pool instead of two.
+ */
+const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+/**
+ * Segments grow in zero-filled steps and records overwrite the zeros: a
+ * write that extends a file must also journal its new size (on ext4 that
+ * waits for a journal commit shared with every other fsync on the disk),
+ * an overwrite inside the file does not. Measured here: p50 0.13-0.17 ms
+ * per durable write against 0.31-1.9 ms when appending. Readers stop at the
+ * first NUL byte: everything after it is unwritten space (or the tail of a
+ * group torn by a crash, which was never acknowledged).
+ */
+const GROW_BYTES = 256 * 1024;
+/** A committed active segment idle this long is deleted (a busy one is kept: a new file costs a directory fsync). */
+const IDLE_RETIRE_MS = 1_000;
 
 export function serializeEvent(event: UsageEvent): string {
   return JSON.stringify({ ...event, createdAt: event.createdAt.toISOString() });
@@ -54,7 +76,8 @@ function pidAlive(pid: number): boolean {
 
 export interface WalSegment {
   readonly file: string;
-  readonly createdAt: number;
+  /** When its oldest record still in the file was appended (about: set at creation and at truncation). */
+  createdAt: number;
   /** Records durably in the file. */
   appended: number;
   /** Of those, records known to be committed to Postgres. */
@@ -102,6 +125,16 @@ interface Group {
 interface Active {
   segment: WalSegment;
   handle: FileHandle;
+  /** Where the next group goes (the end of the records). */
+  offset: number;
+  /** The file's size: records plus zero-filled space. */
+  allocated: number;
+}
+
+/** The records part of a segment's text: up to the first NUL (the zero-filled space after them). */
+function recordsText(text: string): string {
+  const end = text.indexOf('\0');
+  return end < 0 ? text : text.slice(0, end);
 }
 
 export class UsageWal {
@@ -122,6 +155,7 @@ export class UsageWal {
   private closed = false;
   private groupCommits = 0;
   private pendingRecords = 0;
+  private lastAppendAt = 0;
   private readonly log: Logger;
 
   constructor(private readonly options: UsageWalOptions) {
@@ -139,7 +173,7 @@ export class UsageWal {
       const match = FILE_PATTERN.exec(name);
       const file = path.join(this.dir, name);
       if (pidAlive(Number(match?.[2])) || OWNED_HERE.has(file)) continue;
-      const records = (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '').length;
+      const records = recordsText(await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '').length;
       if (records === 0) {
         await unlink(file).catch(() => undefined);
         continue;
@@ -193,6 +227,7 @@ export class UsageWal {
     group.events.push(event);
     group.text.push(text);
     this.pendingRecords += 1;
+    this.lastAppendAt = Date.now();
     return group.done;
   }
 
@@ -242,7 +277,7 @@ export class UsageWal {
     }
   }
 
-  /** One write and one fdatasync for the whole group; a new segment's directory entry is synced too. */
+  /** One durable (O_DSYNC) write for the whole group; a new segment's directory entry is synced too. */
   private async writeGroup(group: Group): Promise<WalSegment> {
     await this.init();
     if (this.active && this.active.segment.appended >= this.options.segmentMaxRecords) await this.closeActive();
@@ -251,9 +286,16 @@ export class UsageWal {
       this.active = await this.openSegment();
       fresh = true;
     }
-    const { segment, handle } = this.active;
-    await handle.write(group.text.join('\n') + '\n');
-    await handle.datasync();
+    const active = this.active;
+    const { segment, handle } = active;
+    const data = Buffer.from(group.text.join('\n') + '\n');
+    if (active.offset + data.length > active.allocated) {
+      const grow = Math.max(GROW_BYTES, active.offset + data.length - active.allocated);
+      await writeFully(handle, Buffer.alloc(grow), active.allocated, segment.file);
+      active.allocated += grow;
+    }
+    await writeFully(handle, data, active.offset, segment.file);
+    active.offset += data.length;
     if (fresh) await this.syncDirectory();
     segment.appended += group.events.length;
     if (this.closed) {
@@ -269,10 +311,10 @@ export class UsageWal {
     const now = Date.now();
     const file = path.join(this.dir, `usage-${String(now).padStart(15, '0')}-${process.pid}-${String(this.seq).padStart(9, '0')}.jsonl`);
     OWNED_HERE.add(file);
-    const handle = await open(file, 'ax');
+    const handle = await open(file, SEGMENT_FLAGS, 0o644);
     const segment: WalSegment = { file, createdAt: now, appended: 0, committed: 0, inMemory: 0, onDisk: false, gone: false };
     this.segments.push(segment);
-    return { segment, handle };
+    return { segment, handle, offset: 0, allocated: 0 };
   }
 
   /** A new file survives a power cut only once its directory entry is synced. */
@@ -325,7 +367,7 @@ export class UsageWal {
   async read(segment: WalSegment): Promise<UsageEvent[] | null> {
     let text: string;
     try {
-      text = await readFile(segment.file, 'utf8');
+      text = recordsText(await readFile(segment.file, 'utf8'));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null; // another process replayed it
       throw error;
@@ -354,8 +396,10 @@ export class UsageWal {
    */
   async retireCommitted(): Promise<void> {
     await this.exclusive(async () => {
-      // Not while appends are waiting: under steady load that would start a file per flush.
-      if (this.active && !this.group && this.isCommitted(this.active.segment)) await this.closeActive();
+      // Only when idle: a busy log keeps appending to its file (committed records in it are
+      // harmless, a replay inserts them as no-ops) rather than pay a new file per flush.
+      const active = this.active;
+      if (active && !this.group && this.isCommitted(active.segment) && Date.now() - this.lastAppendAt >= IDLE_RETIRE_MS) await this.closeActive();
       const activeSegment = this.active?.segment;
       for (const s of [...this.segments]) {
         if (s !== activeSegment && this.isCommitted(s)) await this.drop(s);
@@ -395,11 +439,17 @@ export class UsageWal {
   async close(): Promise<void> {
     await this.settle();
     this.closed = true;
-    await this.retireCommitted();
     await this.exclusive(async () => {
       const active = this.active;
       if (active && !this.isCommitted(active.segment)) active.segment.onDisk = true;
       await this.closeActive();
     });
+    await this.retireCommitted();
   }
+}
+
+/** One positional write of all of `data` (O_DSYNC: durable when it returns). */
+async function writeFully(handle: FileHandle, data: Buffer, position: number, file: string): Promise<void> {
+  const { bytesWritten } = await handle.write(data, 0, data.length, position);
+  if (bytesWritten !== data.length) throw new Error(`short write to ${file} (${bytesWritten} of ${data.length} bytes)`);
 }

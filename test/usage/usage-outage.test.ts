@@ -64,6 +64,10 @@ describe('usage through a database outage', () => {
     expect(stored.items).toBe(want.items);
     expect(stored.rollupRequests).toBe(3_000);
     expect(stored.rollupHistTotal).toBe(3_000);
+    expect(usage.stats()).toMatchObject({ spooled: 0, walUncommitted: 0 });
+    // Every log file is deleted once its records are committed (the active one at close, or when idle).
+    await usage.close();
+    usage = undefined;
     expect(readdirSync(spoolDir)).toEqual([]);
   });
 });
