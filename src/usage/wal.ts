@@ -311,7 +311,15 @@ export class UsageWal {
     const now = Date.now();
     const file = path.join(this.dir, `usage-${String(now).padStart(15, '0')}-${process.pid}-${String(this.seq).padStart(9, '0')}.jsonl`);
     OWNED_HERE.add(file);
-    const handle = await open(file, SEGMENT_FLAGS, 0o644);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, SEGMENT_FLAGS, 0o644);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The directory was removed under us (a temp cleaner, an operator): make it again.
+      await mkdir(this.dir, { recursive: true });
+      handle = await open(file, SEGMENT_FLAGS, 0o644);
+    }
     const segment: WalSegment = { file, createdAt: now, appended: 0, committed: 0, inMemory: 0, onDisk: false, gone: false };
     this.segments.push(segment);
     return { segment, handle, offset: 0, allocated: 0 };
