@@ -232,7 +232,7 @@ const text = [
   '| build | HTTP clients | requests/s | request p50 ms | request p99 ms | mean wait for durability ms |',
   '|---|---|---|---|---|---|',
   ...gatewayRows.map((r) => `| ${r.label} | ${r.concurrency} | ${Math.round(r.perSecond).toLocaleString()} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${Number.isFinite(r.durableMeanMs) ? r.durableMeanMs.toFixed(3) : 'n/a (no log)'} |`),
-  ...(BASELINE ? ['', `Baseline: ${process.env.BENCH_WAL_BASELINE_LABEL ?? path.basename(BASELINE)}.`] : []),
+  ...(BASELINE ? ['', `Baseline: ${process.env.BENCH_WAL_BASELINE_LABEL ?? path.basename(BASELINE)}. Command: \`BENCH_WAL_BASELINE=<that checkout, built with npm run build:ts> npm run bench:wal\`.`] : []),
 ].join('\n');
 
 const results = path.join(root, 'bench', 'RESULTS.md');
