@@ -14,6 +14,8 @@ import { createGateway } from './server/app';
 import { runPrimary, SHUTDOWN_MESSAGE, type ShutdownMessage } from './server/cluster';
 import { createLogger } from './log/logger';
 
+import { DataDirLockedError } from './db/data-dir-lock';
+
 /** Time allowed after the drain for flushing usage and closing connections. */
 const FLUSH_AND_CLOSE_MARGIN_MS = 15_000;
 
@@ -45,7 +47,7 @@ async function main(): Promise<void> {
       const pending = gateway.pendingWork();
       log.warn(
         { signal, ...pending },
-        `second signal: exiting now, abandoning ${pending.inFlightRequests} in-flight request(s) and ${pending.unwrittenUsageRecords} usage record(s) not yet written`,
+        `second signal: exiting now, abandoning ${pending.inFlightRequests} in-flight request(s) and ${pending.unwrittenUsageRecords} usage record(s) not yet durable (those in the write-ahead log are replayed at the next start)`,
       );
       process.exit(1);
     }
@@ -82,6 +84,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`modelgate: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // A held DATA_DIR is an operator's situation, not a bug: the message says what to do, a stack would not.
+  const detail = error instanceof DataDirLockedError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`modelgate: failed to start: ${detail}\n`);
   process.exit(1);
 });

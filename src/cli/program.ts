@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import pino from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { Database } from '../db/database';
+import { DataDirLock } from '../db/data-dir-lock';
 import type { ApiKey, Tenant } from '../db/generated/client';
 import { DomainError } from '../errors';
 import { createLogger, type Logger } from '../log/logger';
@@ -33,6 +34,8 @@ class UsageError extends Error {}
 const CONNECT_TIMEOUT_MS = 15_000;
 
 async function withSession<T>(config: Config, log: Logger, run: (s: Session) => Promise<T>): Promise<T> {
+  // Fails at once (DataDirLockedError names the holder) while a gateway runs on the embedded DATA_DIR.
+  const dataDirLock = config.database.mode === 'embedded' ? await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'cli') : null;
   const db = new Database(config, log.child({ component: 'database' }));
   const started = db.start();
   let timer: NodeJS.Timeout | undefined;
@@ -53,6 +56,7 @@ async function withSession<T>(config: Config, log: Logger, run: (s: Session) => 
   } finally {
     await redis?.close();
     await db.close();
+    await dataDirLock?.release();
     // start() ends on its own after close(); its retry sleep is unref'd and need not be awaited.
     void started;
   }

@@ -88,6 +88,7 @@ const envSchema = z.object({
   USAGE_FLUSH_BATCH_SIZE: int(1, 50_000).default('4000'),
   USAGE_BUFFER_MAX_RECORDS: int(100, 10_000_000).default('100000'),
   USAGE_SPOOL_DIR: z.string().min(1).optional(),
+  USAGE_WAL_SEGMENT_MAX_RECORDS: int(100, 10_000_000).default('50000'),
 
   BODY_LIMIT_BYTES: int(1024, 1_073_741_824).default('20971520'),
   SHUTDOWN_DRAIN_TIMEOUT_MS: int(0, 600_000).default('10000'),
@@ -138,7 +139,7 @@ export interface Config {
     /** null: no monthly quota unless a tenant sets one. */
     defaultMonthlyComputeUnitQuota: number | null;
   };
-  usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string };
+  usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string; walSegmentMaxRecords: number };
   bodyLimitBytes: number;
   shutdownDrainTimeoutMs: number;
   /** After SIGTERM: how long /readyz says 503 while new requests are still served (load balancers' lag). */
@@ -232,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       flushBatchSize: e.USAGE_FLUSH_BATCH_SIZE,
       bufferMaxRecords: e.USAGE_BUFFER_MAX_RECORDS,
       spoolDir: path.resolve(cwd, e.USAGE_SPOOL_DIR ?? path.join(e.DATA_DIR, 'usage-spool')),
+      walSegmentMaxRecords: e.USAGE_WAL_SEGMENT_MAX_RECORDS,
     },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     shutdownDrainTimeoutMs: e.SHUTDOWN_DRAIN_TIMEOUT_MS,

@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { loadConfig, ConfigError } from '../config';
+import { DataDirLock } from './data-dir-lock';
 import { applyMigrations, createMigration, diffMigrationsToSchema, readMigrations } from './migrate';
 
 async function deploy(): Promise<void> {
@@ -19,12 +20,17 @@ async function deploy(): Promise<void> {
   if (config.database.mode === 'postgres') {
     applied = await applyMigrations({ kind: 'postgres', url: config.database.url });
   } else {
-    await mkdir(config.database.dataDir, { recursive: true });
-    const db = new PGlite(config.database.dataDir);
+    const lock = await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'migrate');
     try {
-      applied = await applyMigrations({ kind: 'pglite', db });
+      await mkdir(config.database.dataDir, { recursive: true });
+      const db = new PGlite(config.database.dataDir);
+      try {
+        applied = await applyMigrations({ kind: 'pglite', db });
+      } finally {
+        await db.close();
+      }
     } finally {
-      await db.close();
+      await lock.release();
     }
   }
   for (const name of applied) console.log(`  applied ${name}`);

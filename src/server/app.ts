@@ -10,6 +10,7 @@ import type { ApolloServer } from '@apollo/server';
 import type { Config } from '../config';
 import { createLogger, type Logger } from '../log/logger';
 import { Database } from '../db/database';
+import { DataDirLock } from '../db/data-dir-lock';
 import { RedisConnection } from '../redis/redis';
 import { Metrics } from '../metrics/metrics';
 import { Readiness } from '../health/readiness';
@@ -59,6 +60,8 @@ export function requestIdFor(header: string | string[] | undefined): string {
 
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger({ level: config.logLevel, pretty: config.logPretty });
+  // Before anything touches DATA_DIR (the database, the usage log): one process per embedded directory.
+  const dataDirLock = config.database.mode === 'embedded' ? await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'gateway') : null;
   const metrics = new Metrics();
   const readiness = new Readiness();
   const lifecycle = new Lifecycle(log);
@@ -100,6 +103,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();
+  // Shown, never failing /readyz: while Postgres is down records wait durably in the log (spooled).
+  readiness.register(
+    'usage',
+    () => {
+      const s = usage.stats();
+      return {
+        ready: true,
+        detail: { spooledRecords: s.spooled, walUncommittedRecords: s.walUncommitted, walLagMs: Math.round(s.walLagMs), walSegments: s.walSegments },
+      };
+    },
+    { required: false },
+  );
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
@@ -116,7 +131,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());
-  lifecycle.onShutdown('database', 'close', () => db.close());
+  lifecycle.onShutdown('database', 'close', () => db.close().finally(() => dataDirLock?.release()));
   lifecycle.onShutdown('ratelimit', 'close', async () => limits.close());
   lifecycle.onShutdown('auth', 'close', () => auth.close());
   if (redis) {
@@ -141,7 +156,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     untilReady: async () => {
       while (!readiness.report().ready) await new Promise((resolve) => setTimeout(resolve, 100));
     },
-    pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().buffered }),
+    // Records already in the write-ahead log survive a forced exit (replayed at the next start); only those awaiting their group commit do not.
+    pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().pending }),
   };
 }
 

@@ -22,7 +22,12 @@ export interface UsageEvent {
   createdAt: Date;
 }
 
-/** What the request path calls; never waits for the database. */
+/**
+ * What the request path calls. The promise resolves once the record is
+ * durable (never waits for the database while the local log works); the
+ * answer must not be sent before it resolves. It rejects with UNAVAILABLE
+ * only when the record could be stored nowhere.
+ */
 export interface UsageSink {
-  record(event: UsageEvent): void;
+  record(event: UsageEvent): Promise<void>;
 }

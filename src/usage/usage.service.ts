@@ -1,24 +1,31 @@
 /**
  * UsageService: the usage sink of the request path and the billing queries.
  *
- * Writing: `record(event)` only pushes to an in-memory buffer (never awaits
- * anything). A single writer loop drains it in batches (USAGE_FLUSH_BATCH_SIZE,
- * or every USAGE_FLUSH_INTERVAL_MS) with one multi-row
- * `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` per batch, and in the
- * same transaction adds exactly the inserted rows to the hourly rollups — so
- * a retried or replayed batch never counts twice. When the database fails,
- * the batch and the rest of the buffer go to the durable local spool (fsync
- * per batch) and are replayed once it answers again; when the buffer holds
- * more than USAGE_BUFFER_MAX_RECORDS, it spills to the spool too, so memory
- * stays bounded. `close()` (the lifecycle's flush phase) writes everything
- * out, or spools what the database does not take, before exit.
+ * Writing: `record(event)` appends the event to the usage write-ahead log
+ * (wal.ts) and resolves once it is fsynced, grouped with every other record
+ * that arrived meanwhile (one write + fdatasync per group). The request path
+ * awaits it before answering, so an answered request's record survives
+ * `kill -9`. The durable events then wait in memory for a single writer loop
+ * that inserts batches (USAGE_FLUSH_BATCH_SIZE, or every
+ * USAGE_FLUSH_INTERVAL_MS) with one multi-row
+ * `INSERT … ON CONFLICT (id) DO NOTHING RETURNING …` per batch, and in the
+ * same statement adds exactly the inserted rows to the rollups — so a
+ * retried or replayed record never counts twice. A log segment is deleted
+ * once all its records are committed. When the database fails, or memory
+ * holds more than USAGE_BUFFER_MAX_RECORDS, records are dropped from memory
+ * (they are in the log already) and their segments are replayed from disk
+ * once the database answers: the log is the spool. At start, segments left
+ * by a dead process are replayed. `close()` (the lifecycle's flush phase)
+ * writes everything out; what the database does not take stays in the log
+ * for the next start.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
+import { UnavailableError } from '../errors';
 import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
-import { Spool } from './spool';
+import { UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
 
@@ -101,8 +108,17 @@ export function invalidReason(e: UsageEvent): string | null {
 }
 
 export interface UsageStats {
+  /** Durable records in memory waiting for a batch insert (or in one). */
   buffered: number;
+  /** Durable records only in the log, waiting for a replay (the spool depth). */
   spooled: number;
+  /** Records waiting for their group commit. */
+  pending: number;
+  /** Records in the log not yet committed to Postgres (the WAL lag). */
+  walUncommitted: number;
+  /** Age of the oldest log segment with uncommitted records; 0 when none. */
+  walLagMs: number;
+  walSegments: number;
   written: number;
   failures: number;
   rejected: number;
@@ -117,10 +133,16 @@ export interface UsageServiceOptions {
   registry?: Registry;
 }
 
+/** A durable event and the log segment that holds it. */
+interface Entry {
+  event: UsageEvent;
+  segment: WalSegment;
+}
+
 export class UsageService implements UsageSink {
   readonly queries: UsageQueries;
-  private buffer: UsageEvent[] = [];
-  private readonly spool: Spool;
+  private buffer: Entry[] = [];
+  private readonly wal: UsageWal;
   private readonly config: Config['usage'];
   private readonly log: Logger;
   private readonly db: { readonly prisma: PrismaClient };
@@ -132,112 +154,158 @@ export class UsageService implements UsageSink {
   private dbDown = false;
   private retryAt = 0;
   private retryDelay = RETRY_MIN_MS;
-  private spilling: Promise<void> = Promise.resolve();
+  private walFailing = false;
   private readonly counters = { written: 0, failures: 0, rejected: 0 };
   private readonly writtenTotal: Counter;
   private readonly failuresTotal: Counter;
   private readonly rejectedTotal: Counter;
+  private readonly walFailuresTotal: Counter;
+  private readonly durableSeconds: Histogram;
 
   constructor(options: UsageServiceOptions) {
     this.config = options.config;
     this.db = options.db;
     this.log = options.log;
-    this.spool = new Spool(options.config.spoolDir, options.log);
+    this.wal = new UsageWal({
+      dir: options.config.spoolDir,
+      log: options.log,
+      segmentMaxRecords: options.config.walSegmentMaxRecords,
+      onDurable: (events, segment) => this.durable(events, segment),
+      onWriteFailed: (events, error) => this.writeAround(events, error),
+    });
     this.queries = new UsageQueries(options.db);
     const registers = [options.registry ?? new Registry()];
-    const bufferedNow = () => this.buffer.length;
-    const spooledNow = () => this.spool.records;
-    new Gauge({
-      name: 'usage_buffered_records',
-      help: 'Usage records in memory waiting for the next batch insert',
-      registers,
-      collect() {
-        this.set(bufferedNow());
-      },
-    });
-    new Gauge({
-      name: 'usage_spooled_records',
-      help: 'Usage records in the local spool waiting for the database',
-      registers,
-      collect() {
-        this.set(spooledNow());
-      },
-    });
+    const stats = () => this.stats();
+    const gauge = (name: string, help: string, read: (s: UsageStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(stats()));
+        },
+      });
+    gauge('usage_buffered_records', 'Durable usage records in memory waiting for the next batch insert', (s) => s.buffered);
+    gauge('usage_spooled_records', 'Usage records only in the local log, waiting for the database (spool depth)', (s) => s.spooled);
+    gauge('usage_wal_uncommitted_records', 'Usage records in the local write-ahead log not yet committed to Postgres', (s) => s.walUncommitted);
+    gauge('usage_wal_lag_seconds', 'Age of the oldest write-ahead log segment holding records not yet in Postgres', (s) => s.walLagMs / 1000);
+    gauge('usage_wal_segments', 'Files in the usage write-ahead log', (s) => s.walSegments);
     this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
-    this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the batch went to the spool)', registers });
+    this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the records are replayed from the log)', registers });
     this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
+    this.durableSeconds = new Histogram({
+      name: 'usage_record_durable_seconds',
+      help: 'How long record() took to make a usage record durable: what each metered request waits before its answer',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.walFailuresTotal = new Counter({ name: 'usage_wal_write_failures_total', help: 'Group commits the write-ahead log could not write (the records went straight to Postgres instead)', registers });
   }
 
-  /** Adopts spool files left by an earlier process and starts the interval flush. */
+  /** Adopts log segments left by an earlier process and starts the interval flush. */
   async start(): Promise<void> {
-    await this.spool.init();
+    await this.wal.init();
     this.timer = setInterval(() => {
-      if (this.buffer.length > 0 || !this.spool.isEmpty) void this.flush();
+      if (this.buffer.length > 0 || this.wal.needsReplay || this.wal.stats().segments > 0) void this.flush();
     }, this.config.flushIntervalMs);
     this.timer.unref();
   }
 
+  /** Where the log (and the rejected-*.jsonl files) live. */
+  get spoolDir(): string {
+    return this.wal.dir;
+  }
+
   stats(): UsageStats {
-    return { buffered: this.buffer.length, spooled: this.spool.records, ...this.counters };
-  }
-
-  /** Never throws and never waits: buffers the event for the writer loop. */
-  record(event: UsageEvent): void {
-    try {
-      const bad = invalidReason(event);
-      if (bad) {
-        this.counters.rejected += 1;
-        this.rejectedTotal.inc();
-        this.log.error({ field: bad, requestId: String(event.id) }, 'malformed usage event refused');
-        return;
-      }
-      if (this.closed) {
-        // After close (exit in progress): straight to disk, synchronously.
-        this.spool.appendSync([event]);
-        return;
-      }
-      this.buffer.push(event);
-      if (this.buffer.length > this.config.bufferMaxRecords) {
-        this.spill();
-      } else if (this.buffer.length >= this.config.flushBatchSize && !this.running && !this.kickScheduled) {
-        this.kickScheduled = true;
-        setImmediate(() => {
-          this.kickScheduled = false;
-          void this.flush();
-        });
-      }
-    } catch (error) {
-      this.log.error({ err: error }, 'usage record() failed');
-    }
-  }
-
-  /** Moves the whole buffer to the spool (memory bound reached). */
-  private spill(): void {
-    const events = this.buffer;
-    this.buffer = [];
-    this.spilling = this.spilling.then(() => this.spoolOrLog(events));
-  }
-
-  private async spoolOrLog(events: UsageEvent[]): Promise<void> {
-    try {
-      await this.spool.append(events);
-    } catch (error) {
-      // The disk failed too: keep them in memory rather than drop them.
-      this.log.error({ err: error, records: events.length, dir: this.spool.dir }, 'usage spool append failed; keeping records in memory');
-      this.buffer = events.concat(this.buffer);
-    }
+    const wal = this.wal.stats();
+    return {
+      buffered: this.buffer.length,
+      spooled: wal.spooled,
+      pending: wal.pending,
+      walUncommitted: wal.uncommitted,
+      walLagMs: wal.oldestUncommittedMs,
+      walSegments: wal.segments,
+      ...this.counters,
+    };
   }
 
   /**
-   * Writes everything buffered so far (and the spool, when the database
-   * answers); what the database does not take is in the spool when this
+   * Resolves once the event is durable: fsynced in the local log (grouped
+   * with concurrent records), or, when the disk fails, committed to
+   * Postgres. Rejects (UNAVAILABLE) only when neither worked; the request
+   * must then not be answered as served. A malformed event is refused with
+   * a logged error and resolves (a bug upstream must not fail requests).
+   */
+  record(event: UsageEvent): Promise<void> {
+    const bad = invalidReason(event);
+    if (bad) {
+      this.counters.rejected += 1;
+      this.rejectedTotal.inc();
+      this.log.error({ field: bad, requestId: String(event.id) }, 'malformed usage event refused');
+      return Promise.resolve();
+    }
+    const started = performance.now();
+    return this.wal.append(event).then(() => {
+      this.durableSeconds.observe((performance.now() - started) / 1000);
+    });
+  }
+
+  /** A group is durable in `segment`: hand it to the writer (unless the segment is replayed from disk anyway). */
+  private durable(events: UsageEvent[], segment: WalSegment): void {
+    if (this.walFailing) {
+      this.walFailing = false;
+      this.log.info({ dir: this.wal.dir }, 'usage log writes succeed again');
+    }
+    if (segment.onDisk) return;
+    segment.inMemory += events.length;
+    for (const event of events) this.buffer.push({ event, segment });
+    if (this.buffer.length > this.config.bufferMaxRecords) {
+      this.spill(this.buffer.splice(0));
+    } else if (this.buffer.length >= this.config.flushBatchSize && !this.running && !this.kickScheduled && !this.closed) {
+      this.kickScheduled = true;
+      setImmediate(() => {
+        this.kickScheduled = false;
+        void this.flush();
+      });
+    }
+  }
+
+  /** The log could not take a group (disk full, I/O error): commit it to Postgres instead, or fail the requests. */
+  private async writeAround(events: UsageEvent[], error: unknown): Promise<void> {
+    this.walFailuresTotal.inc();
+    if (!this.walFailing) this.log.error({ reason: describe(error), dir: this.wal.dir, records: events.length }, 'usage log write failed; writing records straight to the database');
+    this.walFailing = true;
+    try {
+      await this.write(events);
+    } catch (dbError) {
+      this.log.error({ reason: describe(dbError), records: events.length }, 'usage records could be stored neither in the log nor in the database; their requests fail');
+      throw new UnavailableError('Usage could not be recorded; the request was not billed. Retry shortly');
+    }
+  }
+
+  /** Drops entries from memory: they are in the log, whose segments are now replayed from disk. */
+  private spill(entries: Entry[]): void {
+    const perSegment = new Map<WalSegment, number>();
+    for (const { segment } of entries) perSegment.set(segment, (perSegment.get(segment) ?? 0) + 1);
+    for (const [segment, n] of perSegment) this.wal.spilled(segment, n);
+  }
+
+  private committed(entries: Entry[]): void {
+    const perSegment = new Map<WalSegment, number>();
+    for (const { segment } of entries) perSegment.set(segment, (perSegment.get(segment) ?? 0) + 1);
+    for (const [segment, n] of perSegment) this.wal.committed(segment, n);
+  }
+
+  /**
+   * Writes everything durable so far (and replays the log, when the database
+   * answers); what the database does not take stays in the log when this
    * resolves. Calls made during a flush share the next one.
    */
   flush(): Promise<void> {
     if (!this.running) {
       this.running = this.cycle()
-        // A disk failure while replaying the spool: logged; the records stay where they are for the next cycle.
-        .catch((error: unknown) => this.log.error({ err: error, dir: this.spool.dir }, 'usage flush failed'))
+        // A disk failure while replaying the log: logged; the records stay where they are for the next cycle.
+        .catch((error: unknown) => this.log.error({ err: error, dir: this.wal.dir }, 'usage flush failed'))
         .finally(() => {
           this.running = null;
         });
@@ -250,19 +318,18 @@ export class UsageService implements UsageSink {
     return this.queued;
   }
 
-  /** Final flush for shutdown (lifecycle 'flush' phase). Later record() calls go straight to the spool. */
+  /** Final flush for shutdown (lifecycle 'flush' phase). Later records stay in the log for the next start. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     // Retry the database now even if the last attempt failed moments ago.
     this.retryAt = 0;
+    await this.wal.settle();
     await this.flush();
     this.closed = true;
-    await this.spilling;
-    if (this.buffer.length > 0) await this.spoolOrLog(this.buffer.splice(0));
-    await this.spool.close();
-    const { spooled, written } = this.stats();
-    if (spooled > 0) this.log.warn({ spooled, dir: this.spool.dir }, 'usage records left in the spool; the next start writes them');
+    await this.wal.close();
+    const { spooled, written, walUncommitted } = this.stats();
+    if (walUncommitted > 0) this.log.warn({ records: walUncommitted, dir: this.wal.dir }, 'usage records left in the log; the next start writes them');
     this.log.info({ written, spooled }, 'usage flushed');
   }
 
@@ -286,20 +353,25 @@ export class UsageService implements UsageSink {
   }
 
   private async cycle(): Promise<void> {
-    await this.spilling;
-    if (!this.spool.isEmpty && this.canTryDatabase()) await this.replaySpool();
+    // flush() promises to write what record() was handed before it.
+    await this.wal.settle();
+    if (this.wal.needsReplay && this.canTryDatabase()) await this.replayLog();
     // Up to WRITERS batches in flight: the next batch is sent while the database works on the last.
     const inFlight = new Set<Promise<void>>();
-    const failed: UsageEvent[] = [];
-    while ((this.buffer.length > 0 && failed.length === 0) || inFlight.size > 0) {
-      while (this.buffer.length > 0 && failed.length === 0 && inFlight.size < WRITERS && this.canTryDatabase()) {
+    let failed = false;
+    while ((this.buffer.length > 0 && !failed) || inFlight.size > 0) {
+      while (this.buffer.length > 0 && !failed && inFlight.size < WRITERS && this.canTryDatabase()) {
         const batch = this.buffer.splice(0, this.config.flushBatchSize);
-        const write: Promise<void> = this.write(batch)
+        const write: Promise<void> = this.write(batch.map((e) => e.event))
           .then(
-            () => this.markUp(),
+            () => {
+              this.markUp();
+              this.committed(batch);
+            },
             (error: unknown) => {
               this.markDown(error, batch.length);
-              failed.push(...batch);
+              failed = true;
+              this.spill(batch);
             },
           )
           .finally(() => inFlight.delete(write));
@@ -308,24 +380,18 @@ export class UsageService implements UsageSink {
       if (inFlight.size === 0) break;
       await Promise.race(inFlight);
     }
-    if (failed.length > 0 || (this.buffer.length > 0 && !this.canTryDatabase())) {
-      await this.spoolOrLog([...failed, ...this.buffer.splice(0)]);
-    }
+    // The database is down: nothing more to hold in memory, the log has it all.
+    if (failed || (this.buffer.length > 0 && !this.canTryDatabase())) this.spill(this.buffer.splice(0));
+    await this.wal.retireCommitted();
   }
 
-  /** Writes closed spool files oldest first; each file is deleted only once all of it is committed. */
-  private async replaySpool(): Promise<void> {
-    const files = await this.spool.rotate();
-    for (const { file } of files) {
-      let events: UsageEvent[];
-      try {
-        events = await this.spool.read(file);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          await this.spool.remove(file);
-          continue;
-        }
-        throw error;
+  /** Writes the segments marked for replay, oldest first; each is deleted only once all of it is committed. */
+  private async replayLog(): Promise<void> {
+    for (const segment of await this.wal.replayable()) {
+      const events = await this.wal.read(segment);
+      if (events === null) {
+        await this.wal.replayed(segment);
+        continue;
       }
       try {
         for (let i = 0; i < events.length; i += this.config.flushBatchSize) {
@@ -336,14 +402,14 @@ export class UsageService implements UsageSink {
         this.markDown(error, events.length);
         return;
       }
-      await this.spool.remove(file);
-      this.log.info({ file, records: events.length }, 'usage spool file written to the database');
+      await this.wal.replayed(segment);
+      this.log.info({ file: segment.file, records: events.length }, 'usage log segment written to the database');
     }
   }
 
   /**
    * insert(), but a record that Postgres refuses for its data (which would
-   * fail every retry and block the spool behind it) is isolated by halving
+   * fail every retry and block the log behind it) is isolated by halving
    * the batch and set aside in the spool directory's rejected-*.jsonl, with
    * an error logged. Connection failures propagate (the caller spools).
    */
@@ -357,7 +423,7 @@ export class UsageService implements UsageSink {
         this.counters.rejected += 1;
         this.rejectedTotal.inc();
         this.log.error({ requestId: event.id, reason: describe(error) }, 'usage record refused by the database; kept in the spool directory as rejected');
-        await this.spool.reject(events);
+        await this.wal.reject(events);
         return;
       }
       const half = Math.ceil(events.length / 2);

@@ -50,6 +50,7 @@ export function usageConfig(overrides: Partial<Config['usage']> = {}): Config['u
     flushBatchSize: 500,
     bufferMaxRecords: 100_000,
     spoolDir: mkdtempSync(path.join(os.tmpdir(), 'mg-usage-spool-')),
+    walSegmentMaxRecords: 50_000,
     ...overrides,
   };
 }

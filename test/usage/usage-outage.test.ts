@@ -31,7 +31,7 @@ describe('usage through a database outage', () => {
   it('loses no record while Postgres is down and writes each exactly once after it returns', async () => {
     db = await openDatabase(server.url, log, 300);
     usage = await startUsage(db, log, { flushIntervalMs: 50, flushBatchSize: 200 });
-    const spoolDir = (usage as unknown as { spool: { dir: string } }).spool.dir;
+    const spoolDir = usage.spoolDir;
     const tenant = randomUUID();
     const events = Array.from({ length: 3_000 }, (_, i) => makeEvent(tenant, i));
 
@@ -64,6 +64,10 @@ describe('usage through a database outage', () => {
     expect(stored.items).toBe(want.items);
     expect(stored.rollupRequests).toBe(3_000);
     expect(stored.rollupHistTotal).toBe(3_000);
+    expect(usage.stats()).toMatchObject({ spooled: 0, walUncommitted: 0 });
+    // Every log file is deleted once its records are committed (the active one at close, or when idle).
+    await usage.close();
+    usage = undefined;
     expect(readdirSync(spoolDir)).toEqual([]);
   });
 });

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Database } from '../../src/db/database';
 import { UsageService } from '../../src/usage/usage.service';
+import { serializeEvent } from '../../src/usage/wal';
 import { testEnv } from '../helpers/env';
 import { drain, expectedTotals, makeEvent, openDatabase, quietLogger, startUsage, storedTotals, usageConfig } from './helpers';
 
@@ -146,14 +149,14 @@ describe('UsageService on PostgreSQL', () => {
     await drain(svc);
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(300);
     expect(svc.stats()).toMatchObject({ rejected: 1, spooled: 0 });
-    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    const spoolDir = svc.spoolDir;
     const rejected = readdirSync(spoolDir).filter((f) => f.startsWith('rejected-'));
     expect(rejected).toHaveLength(1);
     expect(readFileSync(`${spoolDir}/${rejected[0]}`, 'utf8')).toContain(poison.id);
     expect(capture.text).toContain('usage record refused by the database');
   });
 
-  it('close() writes the buffer, and a record after close lands in the spool for the next start', async () => {
+  it('close() writes the buffer, and a record after close lands in the log for the next start', async () => {
     const tenant = randomUUID();
     const overrides = { flushIntervalMs: 60_000, flushBatchSize: 50_000 };
     const svc = new UsageService({ config: usageConfig(overrides), db, log });
@@ -161,8 +164,8 @@ describe('UsageService on PostgreSQL', () => {
     for (let i = 0; i < 120; i += 1) svc.record(makeEvent(tenant, i));
     await svc.close();
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(120);
-    svc.record(makeEvent(tenant, 500));
-    const spoolDir = (svc as unknown as { spool: { dir: string } }).spool.dir;
+    await svc.record(makeEvent(tenant, 500));
+    const spoolDir = svc.spoolDir;
     expect(readdirSync(spoolDir).length).toBe(1);
     const next = await startUsage(db, log, { ...overrides, spoolDir });
     services.push(next);
@@ -170,4 +173,53 @@ describe('UsageService on PostgreSQL', () => {
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(121);
     expect(readdirSync(spoolDir)).toEqual([]);
   });
+
+  it("replays a dead process's log segment once: complete lines only, not a line torn by the crash or the zero-filled tail", async () => {
+    const tenant = randomUUID();
+    const events = Array.from({ length: 40 }, (_, i) => makeEvent(tenant, i));
+    const torn = serializeEvent(makeEvent(tenant, 40));
+    const spoolDir = mkdtempSync(path.join(os.tmpdir(), 'mg-usage-torn-'));
+    // A pid no process has: the log of a gateway killed mid-write.
+    let deadPid = 4_194_000;
+    while (isAlive(deadPid)) deadPid -= 1;
+    const text = events.map(serializeEvent).join('\n') + '\n' + torn.slice(0, torn.length / 2);
+    writeFileSync(path.join(spoolDir, `usage-${String(Date.now()).padStart(15, '0')}-${deadPid}-000000001.jsonl`), Buffer.concat([Buffer.from(text), Buffer.alloc(4096)]));
+    const svc = await usage({ spoolDir });
+    expect(svc.stats().spooled).toBe(41); // adopted: every line counts until it is read
+    await drain(svc);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    expect(stored.rows).toBe(40);
+    expect(stored.rollupRequests).toBe(40);
+    expect(capture.text).toContain('unreadable usage log line skipped');
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+
+  it('writes straight to Postgres when the log cannot be written, and fails the record (UNAVAILABLE) when neither can', async () => {
+    const tenant = randomUUID();
+    const svc = await usage();
+    // The log cannot be written: its directory is now a plain file.
+    rmSync(svc.spoolDir, { recursive: true, force: true });
+    writeFileSync(svc.spoolDir, '');
+    await svc.record(makeEvent(tenant, 1));
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(1);
+    expect(capture.text).toContain('usage log write failed; writing records straight to the database');
+
+    const closedDb = await openDatabase(testEnv.databaseUrl, log);
+    const nowhere = new UsageService({ config: usageConfig(), db: closedDb, log });
+    await nowhere.start();
+    await closedDb.close();
+    rmSync(nowhere.spoolDir, { recursive: true, force: true });
+    writeFileSync(nowhere.spoolDir, '');
+    await expect(nowhere.record(makeEvent(tenant, 2))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(1);
+  });
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,463 @@
+/**
+ * The usage write-ahead log: every usage record is appended here, and
+ * fsynced, before `record()` resolves, so an answered request's record
+ * survives `kill -9` (and a power cut). The same files are the spool while
+ * Postgres is down: one mechanism, not two.
+ *
+ * - Group commit: records arriving while a durable write is in flight
+ *   wait for the next one, so the log does one synchronous-data write per
+ *   group, however many requests that group holds. No fixed delay: under
+ *   light load a group is the records of one event-loop turn, under heavy
+ *   load it grows to whatever arrived during the previous fsync.
+ * - Segments: JSON lines files `usage-<ms>-<pid>-<seq>.jsonl`, opened with
+ *   O_DSYNC (a write returns once durable), grown in zero-filled steps that
+ *   the records then overwrite (see GROW_BYTES). A full segment is deleted
+ *   once all its records are committed to Postgres, the active one once it
+ *   is also idle (a busy log does not pay a new file per flush). When some of its
+ *   records are dropped from memory (the database is down, or the memory cap
+ *   is reached) it is marked `onDisk` and replayed from the file later;
+ *   replays insert idempotently (ON CONFLICT (id) DO NOTHING), so a record
+ *   written twice is counted once.
+ * - After a failed write the segment is abandoned (never appended to again),
+ *   so a torn tail can only hold records that were never acknowledged.
+ * - All I/O is fs.promises on a FileHandle: nothing here blocks the event loop.
+ *
+ * File names carry the writing process id: at start a process adopts only
+ * files of processes that are no longer alive, never another live gateway's.
+ * The directory is per host.
+ */
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../log/logger';
+import type { UsageEvent } from './usage-event';
+
+const FILE_PATTERN = /^usage-(\d+)-(\d+)-(\d+)\.jsonl$/;
+/**
+ * O_DSYNC: each write returns once its data (and the file size) is on the
+ * device, so a group costs one write, not a write and an fdatasync — one
+ * trip through libuv's thread pool instead of two.
+ */
+const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+/**
+ * Segments grow in zero-filled steps and records overwrite the zeros: a
+ * write that extends a file must also journal its new size (on ext4 that
+ * waits for a journal commit shared with every other fsync on the disk),
+ * an overwrite inside the file does not. Measured here: p50 0.13-0.17 ms
+ * per durable write against 0.31-1.9 ms when appending. Readers stop at the
+ * first NUL byte: everything after it is unwritten space (or the tail of a
+ * group torn by a crash, which was never acknowledged).
+ */
+const GROW_BYTES = 256 * 1024;
+/** A committed active segment idle this long is deleted (a busy one is kept: a new file costs a directory fsync). */
+const IDLE_RETIRE_MS = 1_000;
+
+export function serializeEvent(event: UsageEvent): string {
+  return JSON.stringify({ ...event, createdAt: event.createdAt.toISOString() });
+}
+
+export function parseEvent(line: string): UsageEvent {
+  const raw = JSON.parse(line) as Omit<UsageEvent, 'createdAt'> & { createdAt: string };
+  return { ...raw, createdAt: new Date(raw.createdAt) };
+}
+
+/** Files a UsageWal in this process still appends to; never adopted by another instance. */
+const OWNED_HERE = new Set<string>();
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // our own files: ownership is decided by OWNED_HERE
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface WalSegment {
+  readonly file: string;
+  /** When its oldest record still in the file was appended (about: set at creation and at truncation). */
+  createdAt: number;
+  /** Records durably in the file. */
+  appended: number;
+  /** Of those, records known to be committed to Postgres. */
+  committed: number;
+  /** Records of this segment the writer holds in memory (buffered or in flight). */
+  inMemory: number;
+  /** Some uncommitted records are only in the file: the file must be replayed. */
+  onDisk: boolean;
+  /** Removed from the log (replayed or retired); late completions on it are ignored. */
+  gone: boolean;
+}
+
+export interface WalStats {
+  /** Records in the log not yet committed to Postgres (the WAL lag, in records). */
+  uncommitted: number;
+  /** Of those, records only on disk, waiting for a replay (the spool depth). */
+  spooled: number;
+  segments: number;
+  /** Age of the oldest segment holding uncommitted records (the WAL lag, in time); 0 when none. */
+  oldestUncommittedMs: number;
+  /** Records waiting for the next group commit, or in it. */
+  pending: number;
+  groupCommits: number;
+}
+
+export interface UsageWalOptions {
+  dir: string;
+  log: Logger;
+  /** A segment takes at most this many records, then a new one starts. */
+  segmentMaxRecords: number;
+  /** Called once per group, after it is durable and before its record() promises resolve. */
+  onDurable: (events: UsageEvent[], segment: WalSegment) => void;
+  /** Called when a group could not be made durable here; its record() promises follow the returned promise. */
+  onWriteFailed: (events: UsageEvent[], error: unknown) => Promise<void>;
+}
+
+interface Group {
+  events: UsageEvent[];
+  text: string[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  done: Promise<void>;
+}
+
+interface Active {
+  segment: WalSegment;
+  handle: FileHandle;
+  /** Where the next group goes (the end of the records). */
+  offset: number;
+  /** The file's size: records plus zero-filled space. */
+  allocated: number;
+}
+
+/** The records part of a segment's text: up to the first NUL (the zero-filled space after them). */
+function recordsText(text: string): string {
+  const end = text.indexOf('\0');
+  return end < 0 ? text : text.slice(0, end);
+}
+
+export class UsageWal {
+  readonly dir: string;
+  /** Every segment with records not known to be committed, oldest first (the active one last). */
+  private readonly segments: WalSegment[] = [];
+  private active: Active | undefined;
+  /** The group collecting appends for the next write. */
+  private group: Group | undefined;
+  /** The group being written. */
+  private writing: Group | undefined;
+  private committing = false;
+  /** File operations (writes, rotations, closes) run one at a time, in order. */
+  private io: Promise<void> = Promise.resolve();
+  private seq = 0;
+  private initialised = false;
+  /** After close(): each group goes to a file that is closed at once and left for the next start. */
+  private closed = false;
+  private groupCommits = 0;
+  private pendingRecords = 0;
+  private lastAppendAt = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly options: UsageWalOptions) {
+    this.dir = options.dir;
+    this.log = options.log;
+  }
+
+  /** Creates the directory and adopts segments left by processes that are gone (a crash, or an outage at exit). */
+  async init(): Promise<void> {
+    if (this.initialised) return;
+    this.initialised = true;
+    await mkdir(this.dir, { recursive: true });
+    const names = (await readdir(this.dir)).filter((n) => FILE_PATTERN.test(n)).sort();
+    for (const name of names) {
+      const match = FILE_PATTERN.exec(name);
+      const file = path.join(this.dir, name);
+      if (pidAlive(Number(match?.[2])) || OWNED_HERE.has(file)) continue;
+      const records = recordsText(await readFile(file, 'utf8')).split('\n').filter((l) => l.trim() !== '').length;
+      if (records === 0) {
+        await unlink(file).catch(() => undefined);
+        continue;
+      }
+      this.segments.push({ file, createdAt: Number(match?.[1]), appended: records, committed: 0, inMemory: 0, onDisk: true, gone: false });
+    }
+    const adopted = this.stats().spooled;
+    if (adopted > 0) this.log.warn({ files: this.segments.length, records: adopted, dir: this.dir }, 'usage log has records from an earlier run; replaying them into the database');
+  }
+
+  stats(): WalStats {
+    let uncommitted = 0;
+    let spooled = 0;
+    let oldest = Infinity;
+    for (const s of this.segments) {
+      const open = Math.max(0, s.appended - s.committed);
+      uncommitted += open;
+      if (s.onDisk) spooled += open;
+      if (open > 0) oldest = Math.min(oldest, s.createdAt);
+    }
+    return {
+      uncommitted,
+      spooled,
+      segments: this.segments.length,
+      oldestUncommittedMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
+      pending: this.pendingRecords,
+      groupCommits: this.groupCommits,
+    };
+  }
+
+  /** Whether some segment must be replayed from its file. */
+  get needsReplay(): boolean {
+    return this.segments.some((s) => s.onDisk);
+  }
+
+  /** Resolves once the event is durable (or written by onWriteFailed); rejects when neither worked. */
+  append(event: UsageEvent): Promise<void> {
+    const text = serializeEvent(event);
+    let group = this.group;
+    if (!group) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      group = { events: [], text: [], resolve, reject, done };
+      this.group = group;
+      if (!this.committing) this.startCommitting();
+    }
+    group.events.push(event);
+    group.text.push(text);
+    this.pendingRecords += 1;
+    this.lastAppendAt = Date.now();
+    return group.done;
+  }
+
+  /** Resolves once every record appended so far is durable (or failed); groups are written in order. */
+  settle(): Promise<void> {
+    const last = this.group ?? this.writing;
+    return last ? last.done.catch(() => undefined) : Promise.resolve();
+  }
+
+  private startCommitting(): void {
+    this.committing = true;
+    // The first group collects what the rest of this event-loop turn appends.
+    setImmediate(() => void this.commitLoop());
+  }
+
+  private exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.io.then(run);
+    this.io = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  private async commitLoop(): Promise<void> {
+    try {
+      while (this.group) {
+        const group = this.group;
+        this.group = undefined;
+        this.writing = group;
+        try {
+          const segment = await this.exclusive(() => this.writeGroup(group));
+          this.groupCommits += 1;
+          this.options.onDurable(group.events, segment);
+          group.resolve();
+        } catch (error) {
+          // The file may now end in a torn line: never append to it again.
+          await this.exclusive(() => this.closeActive());
+          this.options.onWriteFailed(group.events, error).then(group.resolve, group.reject);
+        } finally {
+          this.pendingRecords -= group.events.length;
+          this.writing = undefined;
+        }
+      }
+    } finally {
+      this.committing = false;
+    }
+  }
+
+  /** One durable (O_DSYNC) write for the whole group; a new segment's directory entry is synced too. */
+  private async writeGroup(group: Group): Promise<WalSegment> {
+    await this.init();
+    if (this.active && this.active.segment.appended >= this.options.segmentMaxRecords) await this.closeActive();
+    let fresh = false;
+    if (!this.active) {
+      this.active = await this.openSegment();
+      fresh = true;
+    }
+    const active = this.active;
+    const { segment, handle } = active;
+    const data = Buffer.from(group.text.join('\n') + '\n');
+    if (active.offset + data.length > active.allocated) {
+      const grow = Math.max(GROW_BYTES, active.offset + data.length - active.allocated);
+      await writeFully(handle, Buffer.alloc(grow), active.allocated, segment.file);
+      active.allocated += grow;
+    }
+    await writeFully(handle, data, active.offset, segment.file);
+    active.offset += data.length;
+    if (fresh) await this.syncDirectory();
+    segment.appended += group.events.length;
+    if (this.closed) {
+      // Exit is in progress: nobody will write these to the database in this process.
+      segment.onDisk = true;
+      await this.closeActive();
+    }
+    return segment;
+  }
+
+  private async openSegment(): Promise<Active> {
+    this.seq += 1;
+    const now = Date.now();
+    const file = path.join(this.dir, `usage-${String(now).padStart(15, '0')}-${process.pid}-${String(this.seq).padStart(9, '0')}.jsonl`);
+    OWNED_HERE.add(file);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, SEGMENT_FLAGS, 0o644);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The directory was removed under us (a temp cleaner, an operator): make it again.
+      await mkdir(this.dir, { recursive: true });
+      handle = await open(file, SEGMENT_FLAGS, 0o644);
+    }
+    const segment: WalSegment = { file, createdAt: now, appended: 0, committed: 0, inMemory: 0, onDisk: false, gone: false };
+    this.segments.push(segment);
+    return { segment, handle, offset: 0, allocated: 0 };
+  }
+
+  /** A new file survives a power cut only once its directory entry is synced. */
+  private async syncDirectory(): Promise<void> {
+    const dir = await open(this.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+
+  /** Stops appending to the active segment; it stays in the log until its records are committed. */
+  private async closeActive(): Promise<void> {
+    const active = this.active;
+    if (!active) return;
+    this.active = undefined;
+    await active.handle.close().catch(() => undefined);
+    OWNED_HERE.delete(active.segment.file);
+    if (active.segment.appended === 0) await this.drop(active.segment);
+  }
+
+  /** Records of `segment` are committed to Postgres. */
+  committed(segment: WalSegment, records: number): void {
+    segment.committed += records;
+    segment.inMemory -= records;
+  }
+
+  /** Records of `segment` were dropped from memory uncommitted: they are replayed from the file. */
+  spilled(segment: WalSegment, records: number): void {
+    segment.inMemory -= records;
+    if (!segment.gone) segment.onDisk = true;
+  }
+
+  /**
+   * The segments to replay, oldest first. An active segment marked onDisk is
+   * closed first (new groups go to a new file), so every file read is complete.
+   */
+  async replayable(): Promise<WalSegment[]> {
+    if (this.active?.segment.onDisk) {
+      await this.exclusive(async () => {
+        if (this.active?.segment.onDisk) await this.closeActive();
+      });
+    }
+    const activeSegment = this.active?.segment;
+    return this.segments.filter((s) => s.onDisk && s !== activeSegment);
+  }
+
+  /** Reads a segment; a torn last line (a crash mid-append, never acknowledged) is skipped with a warning. */
+  async read(segment: WalSegment): Promise<UsageEvent[] | null> {
+    let text: string;
+    try {
+      text = recordsText(await readFile(segment.file, 'utf8'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null; // another process replayed it
+      throw error;
+    }
+    const events: UsageEvent[] = [];
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        events.push(parseEvent(line));
+      } catch {
+        this.log.warn({ file: segment.file, line: i + 1 }, 'unreadable usage log line skipped (a write torn by a crash)');
+      }
+    });
+    return events;
+  }
+
+  /** Deletes a replayed segment (all of its records are committed). */
+  async replayed(segment: WalSegment): Promise<void> {
+    segment.committed = segment.appended;
+    await this.drop(segment);
+  }
+
+  /**
+   * Deletes every segment whose records are all committed. The active one is
+   * retired too when nothing is being appended, so a quiet log holds no files.
+   */
+  async retireCommitted(): Promise<void> {
+    await this.exclusive(async () => {
+      // Only when idle: a busy log keeps appending to its file (committed records in it are
+      // harmless, a replay inserts them as no-ops) rather than pay a new file per flush.
+      const active = this.active;
+      if (active && !this.group && this.isCommitted(active.segment) && Date.now() - this.lastAppendAt >= IDLE_RETIRE_MS) await this.closeActive();
+      const activeSegment = this.active?.segment;
+      for (const s of [...this.segments]) {
+        if (s !== activeSegment && this.isCommitted(s)) await this.drop(s);
+      }
+    });
+  }
+
+  private isCommitted(s: WalSegment): boolean {
+    return !s.onDisk && s.inMemory === 0 && s.committed >= s.appended;
+  }
+
+  private async drop(segment: WalSegment): Promise<void> {
+    segment.gone = true;
+    const index = this.segments.indexOf(segment);
+    if (index >= 0) this.segments.splice(index, 1);
+    await unlink(segment.file).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+
+  /** Sets aside records the database refuses for their data (never replayed; kept for a person to look at). */
+  async reject(events: UsageEvent[]): Promise<void> {
+    await this.init();
+    const handle = await open(path.join(this.dir, `rejected-${process.pid}.jsonl`), 'a');
+    try {
+      await handle.write(events.map(serializeEvent).join('\n') + '\n');
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Waits for pending groups, deletes what is committed and closes the file.
+   * Later appends still become durable (each in a file left for the next start).
+   */
+  async close(): Promise<void> {
+    await this.settle();
+    this.closed = true;
+    await this.exclusive(async () => {
+      const active = this.active;
+      if (active && !this.isCommitted(active.segment)) active.segment.onDisk = true;
+      await this.closeActive();
+    });
+    await this.retireCommitted();
+  }
+}
+
+/** One positional write of all of `data` (O_DSYNC: durable when it returns). */
+async function writeFully(handle: FileHandle, data: Buffer, position: number, file: string): Promise<void> {
+  const { bytesWritten } = await handle.write(data, 0, data.length, position);
+  if (bytesWritten !== data.length) throw new Error(`short write to ${file} (${bytesWritten} of ${data.length} bytes)`);
+}
