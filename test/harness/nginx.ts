@@ -60,6 +60,9 @@ error_log ${dir}/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
+  # A reload closes idle client keep-alive connections, racing a client that reuses one
+  # ("other side closed"): a property of nginx reloads, not of the gateways behind it.
+  keepalive_timeout 0;
   client_body_temp_path ${dir}/client;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;

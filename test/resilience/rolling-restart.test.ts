@@ -47,7 +47,7 @@ it('restarts 2 of 3 replicas under load with 0 failed requests and 0 lost usage 
         if (res.status === 200 && !text.includes('"errors"')) answered += 1;
         else failures.push(`${res.status} ${text.slice(0, 200)}`);
       } catch (error) {
-        failures.push(String(error));
+        failures.push(`${String(error)} ${String((error as { cause?: unknown }).cause)}`);
       }
     }
   };
