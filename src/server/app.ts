@@ -22,6 +22,7 @@ import { InferenceService } from '../inference/inference.service';
 import { UsageService } from '../usage/usage.service';
 import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
+import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { KeyService } from '../keys/key.service';
@@ -224,6 +225,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   });
 
   registerGraphiql(app);
+  registerConsole(app);
   registerUsageRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {
     context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => {
