@@ -225,8 +225,18 @@ describe('usage', () => {
     expect(csv.filter((l) => l.startsWith('total,'))).toEqual([expect.stringMatching(/^total,,,6,6,\d+,1,/)]);
     expect(csv.filter((l) => l.startsWith('total by status,,OK,'))).toEqual([expect.stringMatching(/^total by status,,OK,5,5,/)]);
 
+    // Charts are drawn with the theme's colours: text colour of the page = axis colour of the chart, in both themes.
+    const pageFg = () => page.evaluate(() => {
+      const g = globalThis as unknown as { getComputedStyle(e: unknown): { getPropertyValue(n: string): string }; document: { documentElement: unknown } };
+      return g.getComputedStyle(g.document.documentElement).getPropertyValue('--fg').trim();
+    });
+    const lightFg = await pageFg();
+    await expect(page.getByTestId('traffic-chart').getAttribute('data-fg')).resolves.toBe(lightFg);
     await page.getByRole('button', { name: 'Dark mode' }).click();
-    await page.getByTestId('traffic-chart').locator('canvas').waitFor();
+    await expect(page.getByRole('button', { name: 'Dark mode' }).getAttribute('aria-pressed')).resolves.toBe('true');
+    const darkFg = await pageFg();
+    expect(darkFg).not.toBe(lightFg);
+    await expect(page.getByTestId('traffic-chart').getAttribute('data-fg')).resolves.toBe(darkFg);
     await expectAccessible(page);
     await screenshot(page, '03-usage-dark');
     expect(await leaks(session, reader.key)).toEqual([]);

@@ -40,6 +40,7 @@ export function Chart(props: { id: string; title: string; summary: string; x: nu
     };
     const plot = new uPlot(opts, [props.x, ...props.series.map((s) => s.values)] as uPlot.AlignedData, el);
     el.dataset['drawn'] = 'true';
+    el.dataset['fg'] = fg;
     const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(320, el.clientWidth), height: 240 }));
     resize.observe(el);
     return () => {

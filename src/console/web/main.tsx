@@ -34,8 +34,14 @@ function storedKey(): string | null {
 function initialTheme(): 'light' | 'dark' {
   // The theme is a preference, not a secret, so it may outlive the tab.
   const saved = localStorage.getItem(THEME_KEY);
-  if (saved === 'light' || saved === 'dark') return saved;
-  return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+  const theme = saved === 'light' || saved === 'dark' ? saved : matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+  applyTheme(theme);
+  return theme;
+}
+
+/** Set before the state changes: charts read the theme's CSS variables in their own effects, which run before the App's. */
+function applyTheme(theme: 'light' | 'dark'): void {
+  document.documentElement.dataset['theme'] = theme;
 }
 
 function SignIn(props: { message: string | null; onSignIn: (key: string, remember: boolean) => Promise<void> }) {
@@ -70,10 +76,6 @@ function App() {
   const [view, setView] = useState<ViewId>('usage');
   const [theme, setTheme] = useState(initialTheme);
   const heading = useRef<HTMLHeadingElement>(null);
-
-  useEffect(() => {
-    document.documentElement.dataset['theme'] = theme;
-  }, [theme]);
 
   const signIn = async (candidate: string, remember: boolean) => {
     try {
@@ -137,6 +139,7 @@ function App() {
         <button type="button" class="secondary" aria-pressed={theme === 'dark'} onClick={() => {
           const next = theme === 'dark' ? 'light' : 'dark';
           localStorage.setItem(THEME_KEY, next);
+          applyTheme(next);
           setTheme(next);
         }}>Dark mode</button>
         <button type="button" class="secondary" onClick={() => signOut()}>Sign out</button>
