@@ -75,8 +75,8 @@ async function tableValues(page: Page, testId: string): Promise<string[][]> {
 }
 
 const CLASSIFY = 'mutation($model: String!, $images: [ImageInput!]!) { classify(model: $model, images: $images) { modelName } }';
-const SUMMARY = `query($from: DateTimeISO!, $to: DateTimeISO!, $g: [UsageGroupBy!]!) {
-  usageSummary(from: $from, to: $to, groupBy: $g) { model status requests items computeUnits errors p50LatencyMs p95LatencyMs } }`;
+const SUMMARY = `query($from: DateTimeISO!, $to: DateTimeISO!, $g: [UsageGroupBy!]!, $tenantId: ID) {
+  usageSummary(from: $from, to: $to, groupBy: $g, tenantId: $tenantId) { model status requests items computeUnits errors p50LatencyMs p95LatencyMs } }`;
 
 describe('sign-in', () => {
   it('tells a person why a bad or revoked key is refused, and keeps nothing', async () => {
@@ -244,15 +244,32 @@ describe('usage', () => {
     await session.context.close();
   });
 
-  it('lets an admin pick a tenant', async () => {
+  it("lets an admin pick a tenant: that tenant's numbers, or every tenant's", async () => {
+    const key = await createTestKey({ scopes: ['inference'] });
+    const other = await createTestKey({ scopes: ['inference'] });
+    const png = await imagePng(1);
+    for (const k of [key, key, other]) await graphql(gw.url, CLASSIFY, { model: 'fashion-lstm', images: [{ png }] }, authHeaders(k.key));
+    await untilRecorded(admin.key, 2, key.tenantId);
+    await untilRecorded(admin.key, 1, other.tenantId);
+    const tenantName = (await tenantOf(key)).name;
+
     const session = await openConsole();
     const { page } = session;
     await signIn(page, admin.key);
-    await page.getByTestId('tenant-picker').locator('option').nth(1).waitFor({ state: 'attached' });
-    const options = await page.getByTestId('tenant-picker').locator('option').allTextContents();
-    expect(options[0]).toBe('All tenants');
-    expect(options.length).toBeGreaterThan(2);
+    await page.getByTestId('tenant-picker').locator('option', { hasText: tenantName }).waitFor({ state: 'attached' });
+    await expect(page.getByTestId('usage-range').getAttribute('data-tenant')).resolves.toBe('all tenants');
     await page.getByTestId('table-breakdown').waitFor();
+    const all = Number(await page.getByTestId('tile-requests').textContent());
+    expect(all).toBeGreaterThanOrEqual(3);
+    await page.getByTestId('tenant-picker').selectOption({ label: tenantName });
+    await expect(page.getByTestId('usage-range').getAttribute('data-tenant')).resolves.toBe(tenantName);
+    await page.getByTestId('table-breakdown').locator('tbody th', { hasText: 'fashion-lstm' }).waitFor();
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } })
+      .document.querySelector('[data-testid="tile-requests"]')?.textContent === '2');
+    expect(await tableValues(page, 'table-breakdown')).toEqual([
+      ['fashion-lstm', '2', '2', expect.any(String), '0', expect.any(String), expect.any(String)],
+      ['Total', '2', '2', expect.any(String), '0', expect.any(String), expect.any(String)],
+    ]);
     await expectAccessible(page);
     expect(session.problems).toEqual([]);
     await session.context.close();
@@ -306,8 +323,8 @@ describe('models and playground', () => {
 
 interface SummaryRow { model: string | null; status: string | null; requests: number; items: number; computeUnits: number; errors: number; p50LatencyMs: number | null; p95LatencyMs: number | null }
 
-async function summary(key: string, from: string | null, to: string | null, groupBy: string[]): Promise<SummaryRow[]> {
-  const res = await graphql<{ usageSummary: SummaryRow[] }>(gw.url, SUMMARY, { from, to, g: groupBy }, authHeaders(key));
+async function summary(key: string, from: string | null, to: string | null, groupBy: string[], tenantId?: string): Promise<SummaryRow[]> {
+  const res = await graphql<{ usageSummary: SummaryRow[] }>(gw.url, SUMMARY, { from, to, g: groupBy, tenantId }, authHeaders(key));
   expect(res.body.errors).toBeUndefined();
   return res.body.data?.usageSummary ?? [];
 }
@@ -318,11 +335,11 @@ async function tenantOf(key: TestKey): Promise<{ name: string }> {
 }
 
 /** Usage is written in batches (USAGE_FLUSH_INTERVAL_MS); waits until the tenant's records are in. */
-async function untilRecorded(key: string, requests: number): Promise<void> {
+async function untilRecorded(key: string, requests: number, tenantId?: string): Promise<void> {
   const from = new Date(Date.now() - 86400000).toISOString();
   const to = new Date(Date.now() + 86400000).toISOString();
   for (let i = 0; i < 100; i++) {
-    const rows = await summary(key, from, to, []);
+    const rows = await summary(key, from, to, [], tenantId);
     if ((rows[0]?.requests ?? 0) >= requests) return;
     await new Promise((r) => setTimeout(r, 100));
   }
