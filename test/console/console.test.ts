@@ -121,6 +121,7 @@ describe('admin: tenants and keys', () => {
     await page.getByRole('button', { name: 'Create tenant' }).click();
     await expect(page.getByTestId('audit-action').textContent()).resolves.toBe('tenant.create');
     await page.getByTestId('tenants-filter').fill(tenantName);
+    await page.getByTestId('table-tenants').locator('tbody tr', { hasText: tenantName }).waitFor();
     await expect(tableValues(page, 'table-tenants')).resolves.toEqual([[tenantName, 'ACTIVE', '', '', '', expect.any(String), '']]);
     await expectAccessible(page);
     await screenshot(page, '05-tenants');
@@ -166,6 +167,8 @@ describe('admin: tenants and keys', () => {
     await page.getByRole('button', { name: `Suspend ${tenantName}` }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Suspend tenant' }).click();
     await expect(page.getByTestId('audit-action').textContent()).resolves.toBe('tenant.suspend');
+    // The list reloads after the answer; wait for it rather than read it mid-reload.
+    await page.getByTestId('table-tenants').locator('tbody tr', { hasText: 'SUSPENDED' }).waitFor();
     await expect(tableValues(page, 'table-tenants')).resolves.toEqual([[tenantName, 'SUSPENDED', '', '', '', expect.any(String), '']]);
     const suspended = await graphql(gw.url, '{ me { scopes } }', {}, authHeaders(other.key));
     expect(suspended.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
