@@ -91,6 +91,7 @@ describe('sign-in', () => {
     const doomed = await createTestKey({ scopes: ['usage:read'] });
     const revoked = await graphql(gw.url, 'mutation($id: ID!) { revokeApiKey(id: $id) { status } }', { id: doomed.apiKeyId }, authHeaders(admin.key));
     expect(revoked.body.errors).toBeUndefined();
+    await page.reload();
     await signInExpectingError(page, doomed.key);
     expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length)).toBe(0);
     expect(await leaks(session, doomed.key)).toEqual([]);
@@ -172,6 +173,27 @@ describe('admin: tenants and keys', () => {
     await expect(tableValues(page, 'table-tenants')).resolves.toEqual([[tenantName, 'SUSPENDED', '', '', '', expect.any(String), '']]);
     const suspended = await graphql(gw.url, '{ me { scopes } }', {}, authHeaders(other.key));
     expect(suspended.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    expect(session.problems).toEqual([]);
+    await session.context.close();
+  });
+});
+
+describe('keys:manage', () => {
+  it("shows a keys:manage key its own tenant's keys only, and no admin scope to grant", async () => {
+    const manager = await createTestKey({ scopes: ['keys:manage'], name: 'manager' });
+    const tenantName = (await tenantOf(manager)).name;
+    await createTestKey({ tenantName, scopes: ['inference'], name: 'sibling' });
+    await createTestKey({ scopes: ['inference'], name: 'stranger' });
+    const session = await openConsole();
+    const { page } = session;
+    await signIn(page, manager.key);
+    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Keys']);
+    await page.getByTestId('table-keys').locator('tbody tr', { hasText: 'sibling' }).waitFor();
+    const rows = await tableValues(page, 'table-keys');
+    expect(rows.map((r) => [r[1], r[2]]).sort()).toEqual([['manager', tenantName], ['sibling', tenantName]]);
+    await expect(page.getByTestId('key-tenant').count()).resolves.toBe(0);
+    await expect(page.getByRole('checkbox', { name: 'admin' }).count()).resolves.toBe(0);
+    await expectAccessible(page);
     expect(session.problems).toEqual([]);
     await session.context.close();
   });
@@ -286,6 +308,7 @@ describe('models and playground', () => {
     const { page } = session;
     await signIn(page, key.key);
     await expect(page.getByTestId('view-title').textContent()).resolves.toBe('Models & playground');
+    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Models & playground']);
     await page.getByTestId('table-models').locator('tbody th', { hasText: 'fashion-attention' }).waitFor();
     const models = await tableValues(page, 'table-models');
     expect(models.find((r) => r[0] === 'fashion-attention')?.slice(2, 4)).toEqual(['READY', 'cpu']);
