@@ -38,5 +38,5 @@ export async function seriousViolations(page: Page): Promise<string[]> {
 /** Full-page screenshot; a shown secret is masked, since these files are committed. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true, mask: [page.getByTestId('secret-value')] });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true, mask: [page.getByTestId('secret-value')], maskColor: '#8a8f98' });
 }

@@ -116,10 +116,16 @@ describe('admin: tenants and keys', () => {
     const links = await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents();
     expect(links).toEqual(['Usage', 'Keys', 'Tenants', 'Models & playground']);
 
+    // Keyboard only: a nav link, Enter, focus lands on the view's heading, Tab to the form, type, Enter.
     const tenantName = `console-${Date.now().toString(36)}`;
-    await goTo(page, 'Tenants', 'Tenants');
-    await page.getByTestId('tenant-name').fill(tenantName);
-    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Tenants' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Tenants' }).waitFor();
+    await expect(page.evaluate(() => (globalThis as unknown as { document: { activeElement: { tagName: string } | null } }).document.activeElement?.tagName)).resolves.toBe('H1');
+    await page.keyboard.press('Tab');
+    await expect(page.getByTestId('tenant-name').evaluate((el) => el === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement)).resolves.toBe(true);
+    await page.keyboard.type(tenantName);
+    await page.keyboard.press('Enter');
     await expect(page.getByTestId('audit-action').textContent()).resolves.toBe('tenant.create');
     await page.getByTestId('tenants-filter').fill(tenantName);
     await page.getByTestId('table-tenants').locator('tbody tr', { hasText: tenantName }).waitFor();
@@ -153,8 +159,14 @@ describe('admin: tenants and keys', () => {
     expect(await leaks(session, secret)).toEqual([]);
     expect(await leaks(session, admin.key)).toEqual([]);
 
+    // Escape cancels the confirmation and revokes nothing.
     await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
     const dialog = page.getByRole('dialog', { name: `Revoke ${prefix}?` });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    expect((await graphql(gw.url, '{ me { scopes } }', {}, authHeaders(secret))).status).toBe(200);
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
     await dialog.getByRole('button', { name: 'Revoke key' }).click();
     await expect(page.getByTestId('audit-action').textContent()).resolves.toBe('apikey.revoke');
     await screenshot(page, '06-keys-revoked');
@@ -182,7 +194,7 @@ describe('keys:manage', () => {
   it("shows a keys:manage key its own tenant's keys only, and no admin scope to grant", async () => {
     const manager = await createTestKey({ scopes: ['keys:manage'], name: 'manager' });
     const tenantName = (await tenantOf(manager)).name;
-    await createTestKey({ tenantName, scopes: ['inference'], name: 'sibling' });
+    const siblingKey = await createTestKey({ tenantName, scopes: ['inference'], name: 'sibling' });
     await createTestKey({ scopes: ['inference'], name: 'stranger' });
     const session = await openConsole();
     const { page } = session;
@@ -193,6 +205,20 @@ describe('keys:manage', () => {
     expect(rows.map((r) => [r[1], r[2]]).sort()).toEqual([['manager', tenantName], ['sibling', tenantName]]);
     await expect(page.getByTestId('key-tenant').count()).resolves.toBe(0);
     await expect(page.getByRole('checkbox', { name: 'admin' }).count()).resolves.toBe(0);
+
+    // Rotate with grace: a new secret once, both secrets work during the grace, the audit event is named by request id.
+    const siblingPrefix = rows.find((r) => r[1] === 'sibling')?.[0] ?? '';
+    expect(siblingPrefix).toMatch(/^mg_(live|test)_/);
+    await page.getByRole('button', { name: `Rotate ${siblingPrefix}` }).click();
+    await page.getByRole('dialog').getByLabel('Grace period (seconds)').fill('600');
+    await page.getByRole('dialog').getByRole('button', { name: 'Rotate key' }).click();
+    const rotated = await page.getByTestId('secret-value').inputValue();
+    await expect(page.getByTestId('audit-event').textContent()).resolves.toMatch(/Request id [0-9a-f-]{36}\..*readable with an admin key/);
+    const now = await graphql<{ me: { apiKey: { name: string; status: string } } }>(gw.url, '{ me { apiKey { name status } } }', {}, authHeaders(rotated));
+    expect(now.body.data?.me.apiKey).toEqual({ name: 'sibling', status: 'ACTIVE' });
+    await page.getByTestId('table-keys').locator('tbody tr', { hasText: 'GRACE' }).waitFor();
+    expect((await graphql(gw.url, '{ me { scopes } }', {}, authHeaders(siblingKey.key))).status).toBe(200);
+    await screenshot(page, '08-keys-manage-rotated');
     await expectAccessible(page);
     expect(session.problems).toEqual([]);
     await session.context.close();

@@ -163,7 +163,7 @@ export function KeysView(props: { apiKey: string; me: Me }) {
         <DataTable id="table-keys" caption={`${shown.length} keys`} csvName="keys.csv"
           columns={[{ label: 'prefix' }, { label: 'name' }, { label: 'tenant' }, { label: 'scopes' }, { label: 'status' }, { label: 'created' }, { label: 'expires' }, { label: 'last used' }, { label: 'actions' }]}
           rows={shown.map((k) => [k.prefix, k.name, tenantName(k.tenantId), k.scopes.join(' '), k.status, k.createdAt, k.expiresAt, k.lastUsedAt, null])}
-          display={shown.map((k) => [k.prefix, k.name, tenantName(k.tenantId), k.scopes.join(', ').toLowerCase(), k.status, fmtTime(k.createdAt), fmtTime(k.expiresAt), fmtTime(k.lastUsedAt),
+          display={shown.map((k) => [k.prefix, k.name, tenantName(k.tenantId), k.scopes.map((s) => s.toLowerCase().replace('_', ':')).join(', '), k.status, fmtTime(k.createdAt), fmtTime(k.expiresAt), fmtTime(k.lastUsedAt),
             k.revokedAt ? 'revoked' : (
               <span class="row">
                 <button type="button" class="secondary" onClick={() => setConfirm({ kind: 'rotate', key: k })}>Rotate<span class="sr-only"> {k.prefix}</span></button>
