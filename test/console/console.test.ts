@@ -362,12 +362,25 @@ describe('models and playground', () => {
     await expectAccessible(page);
     await screenshot(page, '07-playground');
 
-    // A picked file, on a model without attention: predictions, and no map.
+    // A dropped file, on a model without attention: predictions, and no map.
     await page.getByTestId('playground-model').selectOption('fashion-cnn');
-    await page.getByTestId('file-input').setInputFiles({ name: 'trouser.png', mimeType: 'image/png', buffer: Buffer.from(await imagePng(2, { size: 84 }), 'base64') });
+    const dropped = await page.evaluateHandle((b64: string) => {
+      type Ctor<T> = new (...args: unknown[]) => T;
+      const g = globalThis as unknown as { atob(s: string): string; DataTransfer: Ctor<{ items: { add(f: unknown): void } }>; File: Ctor<unknown> };
+      const bytes = Uint8Array.from(g.atob(b64), (c) => c.charCodeAt(0));
+      const dt = new g.DataTransfer();
+      dt.items.add(new g.File([bytes], 'dropped-coat.png', { type: 'image/png' }));
+      return dt;
+    }, await imagePng(2, { size: 84 }));
+    await page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer: dropped });
+    await expect(canvas.getAttribute('aria-label')).resolves.toBe('dropped-coat.png');
     await page.getByRole('button', { name: 'Classify' }).click();
     await page.getByText('This model has no attention output').waitFor();
     await expect(predictions.count()).resolves.toBe(3);
+    // A chosen file replaces it.
+    await page.getByTestId('file-input').setInputFiles({ name: 'trouser.png', mimeType: 'image/png', buffer: Buffer.from(await imagePng(3), 'base64') });
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } })
+      .document.querySelector('[data-testid="playground-canvas"]')?.getAttribute('aria-label') === 'trouser.png');
     expect(session.problems).toEqual([]);
     await session.context.close();
   });
