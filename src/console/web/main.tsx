@@ -147,19 +147,19 @@ function App() {
       <main id="main">
         <h1 ref={heading} tabIndex={-1} data-testid="view-title">{current?.title ?? 'Nothing to show'}</h1>
         {!current && <Message kind="info">This key has no scope the console has a view for.</Message>}
-        <ErrorGate onAuthLost={signOut} apiKey={key}>
+        <KeyWatch onAuthLost={signOut} apiKey={key}>
           {current?.id === 'usage' && <UsageView apiKey={key} me={me} theme={theme} />}
           {current?.id === 'keys' && <KeysView apiKey={key} me={me} />}
           {current?.id === 'tenants' && <TenantsView apiKey={key} me={me} />}
           {current?.id === 'models' && <ModelsView apiKey={key} />}
-        </ErrorGate>
+        </KeyWatch>
       </main>
     </>
   );
 }
 
 /** Re-checks the key every 30 s, so a key revoked or suspended meanwhile ends the session with a reason. */
-function ErrorGate(props: { apiKey: string; onAuthLost: (why: string) => void; children: ComponentChildren }) {
+function KeyWatch(props: { apiKey: string; onAuthLost: (why: string) => void; children: ComponentChildren }) {
   useEffect(() => {
     const timer = setInterval(() => {
       gql(props.apiKey, '{ me { apiKey { id } } }').catch((error: unknown) => {

@@ -1,5 +1,5 @@
 /** Usage view (usage:read, or admin with a tenant picker): charts over time, breakdowns, top keys, quota burn-down. */
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { explain, gql, hasScope, type Me } from './api';
 import { Chart, type Series } from './chart';
 import { DataTable, Message } from './components';
@@ -74,6 +74,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
   const [reloads, setReloads] = useState(0);
   const [now, setNow] = useState(Date.now());
   const range = useMemo(() => rangeFor(span, gran, now), [span, gran, now]);
+  const latest = useRef(0);
 
   useEffect(() => {
     if (!isAdmin) return;
@@ -94,14 +95,16 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
     const monthStart = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1) / 1000;
     const tomorrow = Math.ceil(now / 1000 / 86400) * 86400;
     setLoading(true);
+    // Answers can arrive out of order when the person changes the view quickly; only the latest counts.
+    const ticket = ++latest.current;
     gql<UsageData>(apiKey, USAGE_QUERY, {
       from: iso(range.from), to: iso(range.to), tenantId: tenantId || null,
       g: [gran], gb: [gran, breakdown], b: [breakdown],
       mFrom: iso(monthStart), mTo: iso(tomorrow),
     })
-      .then((r) => { setData(r.data); setError(null); })
-      .catch((e: unknown) => setError(explain(e)))
-      .finally(() => setLoading(false));
+      .then((r) => { if (ticket === latest.current) { setData(r.data); setError(null); } })
+      .catch((e: unknown) => { if (ticket === latest.current) setError(explain(e)); })
+      .finally(() => { if (ticket === latest.current) setLoading(false); });
   }, [apiKey, range, gran, breakdown, tenantId, reloads]);
 
   const groupName = (r: Row): string => {
@@ -236,7 +239,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
             <h2 id="quota-title">Monthly quota burn-down</h2>
             <p data-testid="quota-projection">
               Used this month: <strong>{fmt(view.month.used)}</strong> compute units; projected at month end: <strong>{fmt(view.month.projected)}</strong>
-              {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''})</> : quotaKnown ? ' (no monthly quota).' : ' (quota: the gateway default, which the API does not show).'}
+              {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''})</> : isAdmin && !tenant ? ' (all tenants together; quotas are per tenant: pick one).' : quotaKnown ? ' (no monthly quota).' : ' (quota: the gateway default, which the API does not show).'}
             </p>
             <Chart id="quota" theme={props.theme} title="Cumulative compute units this month, with projection" yLabel="units" x={view.month.x}
               series={view.month.series} summary={`${fmt(view.month.used)} used, ${fmt(view.month.projected)} projected at month end.`} />
