@@ -124,7 +124,7 @@ export function KeysView(props: { apiKey: string; me: Me }) {
           {isAdmin && (
             <label>Tenant
               <select name="tenant" data-testid="key-tenant">
-                {tenants.map((t) => <option value={t.id} selected={t.id === tenant}>{t.name}</option>)}
+                {tenants.map((t) => <option value={t.id} selected={t.id === (tenant || me.tenant.id)}>{t.name}</option>)}
               </select>
             </label>
           )}
