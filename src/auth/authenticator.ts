@@ -3,14 +3,22 @@
  * whose checksum is wrong is refused before any I/O; a well-formed key is
  * looked up by its SHA-256 and the result cached in process (bounded, TTL ≤
  * KEY_CACHE_TTL_MS), so a steady caller costs no database round trip.
- * Invalidations from Redis pub/sub drop entries at once on every process.
+ * Invalidations drop entries at once on every process; they arrive on two
+ * independent channels, Redis pub/sub and Postgres NOTIFY (sent in the
+ * transaction of the change), so either one alone is enough.
+ *
+ * Stale-if-error: while the database cannot be reached, a key verified at
+ * most KEY_CACHE_STALE_MAX_MS ago keeps working from its last known good
+ * state (expiry, grace and invalidations still apply; an invalidated entry is
+ * gone, so it is refused). A key with no such entry gets UNAVAILABLE (503):
+ * the gateway cannot tell, and must not guess, whether it is valid.
  */
 import type Redis from 'ioredis';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import type { ApiKey, Tenant } from '../db/generated/client';
-import { ForbiddenError, UnauthenticatedError } from '../errors';
+import { ForbiddenError, UnauthenticatedError, UnavailableError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { RedisConnection } from '../redis/redis';
@@ -18,6 +26,7 @@ import { hashesEqual, hashKey, isWellFormedKey } from '../keys/key-format';
 import type { Principal } from './principal';
 import { principalFromRows } from './principal-from-rows';
 import { invalidationChannel, parseInvalidation, publishInvalidation, type InvalidationTarget, type KeyInvalidator } from './invalidation';
+import { PgInvalidationListener } from './pg-invalidation';
 
 /** One message for every refusal, so a caller cannot probe which keys exist. */
 export const INVALID_KEY_MESSAGE = 'Missing or invalid API key';
@@ -31,7 +40,22 @@ interface CacheEntry {
   revoked: boolean;
   expiresAt: number | null;
   graceUntil: number | null;
+  /** When the database last confirmed this state. */
   cachedAt: number;
+  /** The cache epoch it was confirmed in; an older one must be confirmed again before use (see expireAll). */
+  epoch: number;
+}
+
+/** The two invalidation channels, as /readyz and metrics name them. */
+export type InvalidationChannel = 'redis_pubsub' | 'pg_notify';
+export type ChannelState = 'up' | 'down' | 'not_configured';
+
+interface ChannelTrack {
+  configured: boolean;
+  up: boolean;
+  everUp: boolean;
+  upSince: number;
+  downSince: number | null;
 }
 
 export interface AuthenticatorDeps {
@@ -40,6 +64,8 @@ export interface AuthenticatorDeps {
   redis: RedisConnection | null;
   log: Logger;
   metrics?: Metrics;
+  /** Postgres URL to LISTEN on for invalidations (postgres mode); absent: no NOTIFY channel (embedded, tests). */
+  pgListenUrl?: string;
 }
 
 /** Reads the key from `Authorization: Bearer …` or `x-api-key`; undefined when neither is sent. */
@@ -61,51 +87,102 @@ export class Authenticator implements KeyInvalidator {
   private readonly lastUsedWritten = new Map<string, number>();
   /** Bumped on every invalidation; a lookup that started before one is not cached. */
   private generation = 0;
+  /** Bumped when every entry must be confirmed by the database again before its next use. */
+  private epoch = 0;
+  /** The newest cachedAt of any entry: while it is within KEY_CACHE_STALE_MAX_MS, some key can be served stale. */
+  private newestCachedAt = 0;
   private subscriber: Redis | undefined;
-  /** True while the invalidation channel is subscribed (always true without Redis: nothing to miss). */
-  subscribed: boolean;
+  private pgListener: PgInvalidationListener | undefined;
+  private readonly channels: Record<InvalidationChannel, ChannelTrack>;
   private readonly lookups: Counter<'result'> | undefined;
+  private readonly staleServed: Counter | undefined;
   private readonly ttlMs: number;
+  private readonly staleMaxMs: number;
   private readonly maxEntries: number;
   private readonly lastUsedGranularityMs: number;
 
   constructor(private readonly deps: AuthenticatorDeps) {
     this.ttlMs = deps.config.keys.cacheTtlMs;
+    this.staleMaxMs = deps.config.keys.cacheStaleMaxMs;
     this.maxEntries = deps.config.keys.cacheMaxEntries;
     this.lastUsedGranularityMs = deps.config.keys.lastUsedGranularityMs;
-    this.subscribed = deps.redis === null;
+    const track = (configured: boolean): ChannelTrack => ({ configured, up: false, everUp: false, upSince: 0, downSince: null });
+    this.channels = { redis_pubsub: track(deps.redis !== null), pg_notify: track(deps.pgListenUrl !== undefined) };
     if (deps.metrics) {
+      const registers = [deps.metrics.registry];
       this.lookups = new Counter({
         name: 'modelgate_auth_key_lookups_total',
-        help: 'API key lookups in the database (cache misses), by result',
+        help: 'API key lookups in the database (cache misses), by result (found|unknown|error)',
         labelNames: ['result'],
-        registers: [deps.metrics.registry],
+        registers,
+      });
+      this.staleServed = new Counter({
+        name: 'modelgate_auth_stale_served_total',
+        help: 'Requests authenticated from a cache entry past KEY_CACHE_TTL_MS because the database was unreachable (stale-if-error)',
+        registers,
+      });
+      const staleNow = () => (this.servingStale() ? 1 : 0);
+      new Gauge({
+        name: 'modelgate_auth_stale_serving',
+        help: '1 while the database is unreachable and known keys are authenticated from the cache (KEY_CACHE_STALE_MAX_MS)',
+        registers,
+        collect() {
+          this.set(staleNow());
+        },
+      });
+      const channelsNow = () => this.channelStates();
+      new Gauge({
+        name: 'modelgate_key_invalidation_channel_up',
+        help: 'Per revocation broadcast channel (redis_pubsub, pg_notify): 1 while this process listens on it, 0 while not; absent when not configured',
+        labelNames: ['channel'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [channel, state] of Object.entries(channelsNow())) {
+            if (state !== 'not_configured') this.set({ channel }, state === 'up' ? 1 : 0);
+          }
+        },
       });
     }
   }
 
-  /** Subscribes to the invalidation channel on a connection of its own (a subscribed connection can do nothing else). */
+  /** True while some invalidation channel is listening, or none is configured (nothing to miss). */
+  get subscribed(): boolean {
+    const { redis_pubsub: r, pg_notify: p } = this.channels;
+    return (!r.configured && !p.configured) || r.up || p.up;
+  }
+
+  channelStates(): Record<InvalidationChannel, ChannelState> {
+    const state = (c: ChannelTrack): ChannelState => (!c.configured ? 'not_configured' : c.up ? 'up' : 'down');
+    return { redis_pubsub: state(this.channels.redis_pubsub), pg_notify: state(this.channels.pg_notify) };
+  }
+
+  /** Whether the database is down and some cached key is still within KEY_CACHE_STALE_MAX_MS (so known keys work). */
+  servingStale(now = Date.now()): boolean {
+    return this.deps.db.state === 'down' && this.deps.db.everUp && this.staleMaxMs > 0 && this.cache.size > 0 && now - this.newestCachedAt < this.staleMaxMs;
+  }
+
+  /** Listens on the invalidation channels: Redis pub/sub on a connection of its own (a subscribed connection can do nothing else), and Postgres NOTIFY. */
   start(): void {
+    if (this.deps.pgListenUrl && !this.pgListener) {
+      this.pgListener = new PgInvalidationListener(this.deps.pgListenUrl, this.deps.log, {
+        message: (target) => this.apply(target),
+        state: (up) => this.channelChanged('pg_notify', up),
+      });
+      this.pgListener.start();
+    }
     const redis = this.deps.redis;
     if (!redis || this.subscriber) return;
     const sub = redis.duplicate();
     this.subscriber = sub;
     const channel = invalidationChannel(redis.keyPrefix);
-    let readyBefore = false;
     sub.on('ready', () => {
-      // Messages published while we were disconnected are lost: start from an empty cache.
-      if (readyBefore) this.clear();
-      readyBefore = true;
       sub
         .subscribe(channel)
-        .then(() => {
-          this.subscribed = true;
-        })
+        .then(() => this.channelChanged('redis_pubsub', true))
         .catch((error: unknown) => this.deps.log.warn({ reason: String(error) }, 'key invalidation subscribe failed'));
     });
-    sub.on('close', () => {
-      this.subscribed = false;
-    });
+    sub.on('close', () => this.channelChanged('redis_pubsub', false));
     sub.on('error', () => undefined); // state and logging are the main connection's job
     sub.on('message', (ch: string, message: string) => {
       if (ch !== channel) return;
@@ -115,6 +192,9 @@ export class Authenticator implements KeyInvalidator {
   }
 
   async close(): Promise<void> {
+    const listener = this.pgListener;
+    this.pgListener = undefined;
+    await listener?.close();
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (!sub) return;
@@ -141,8 +221,9 @@ export class Authenticator implements KeyInvalidator {
     const hash = hashKey(plaintext);
     const now = Date.now();
     let entry = this.cache.get(hash);
-    if (!entry || now - entry.cachedAt >= this.ttlMs || !hashesEqual(entry.hash, hash)) {
-      entry = (await this.load(hash)) ?? undefined;
+    if (entry && !hashesEqual(entry.hash, hash)) entry = undefined;
+    if (!entry || now - entry.cachedAt >= this.ttlMs || entry.epoch !== this.epoch) {
+      entry = await this.refresh(hash, entry, now);
     }
     if (!entry) throw new UnauthenticatedError(INVALID_KEY_MESSAGE);
     if (entry.revoked || (entry.expiresAt !== null && now >= entry.expiresAt) || (entry.graceUntil !== null && now >= entry.graceUntil)) {
@@ -175,6 +256,69 @@ export class Authenticator implements KeyInvalidator {
     this.cache.clear();
   }
 
+  /**
+   * Every entry must be confirmed by the database before its next use, as
+   * after clear(), but stays available for stale-if-error: invalidations may
+   * have been missed, yet while the database is down the last known state
+   * is still the best there is (bounded by KEY_CACHE_STALE_MAX_MS).
+   */
+  expireAll(): void {
+    this.generation += 1;
+    this.epoch += 1;
+  }
+
+  /**
+   * A listener came up or went down. Messages sent while a channel was down
+   * are lost on it, but every change is sent on both: only when the other
+   * channel did not listen throughout the gap may one have been missed.
+   */
+  private channelChanged(name: InvalidationChannel, up: boolean): void {
+    const c = this.channels[name];
+    if (c.up === up) return;
+    const now = Date.now();
+    if (!up) {
+      c.up = false;
+      c.downSince = now;
+      return;
+    }
+    const gapStart = c.downSince;
+    c.up = true;
+    c.upSince = now;
+    c.downSince = null;
+    const other = this.channels[name === 'redis_pubsub' ? 'pg_notify' : 'redis_pubsub'];
+    const covered = other.configured && other.up && other.upSince <= (gapStart ?? now);
+    if (c.everUp && !covered) {
+      this.expireAll();
+      this.deps.log.info({ channel: name }, 'key invalidation channel back after a gap no other channel covered; cached keys are confirmed again before use');
+    }
+    c.everUp = true;
+  }
+
+  /**
+   * The entry from the database, or the cached one when the database cannot
+   * be reached and the entry is recent enough (stale-if-error). Throws
+   * UnavailableError when neither is possible.
+   */
+  private async refresh(hash: string, cached: CacheEntry | undefined, now: number): Promise<CacheEntry | undefined> {
+    const stale = cached !== undefined && this.staleMaxMs > 0 && now - cached.cachedAt < this.staleMaxMs ? cached : undefined;
+    if (stale && this.deps.db.state === 'down') {
+      // A known outage: answer now rather than wait on a connection attempt; the database's own probe sees recovery.
+      this.staleServed?.inc();
+      return stale;
+    }
+    try {
+      return (await this.load(hash)) ?? undefined;
+    } catch (error) {
+      this.deps.db.noteFailure(error);
+      this.deps.log.debug({ reason: error instanceof Error ? error.message : String(error), servedStale: stale !== undefined }, 'key lookup failed');
+      if (stale) {
+        this.staleServed?.inc();
+        return stale;
+      }
+      throw new UnavailableError('API keys cannot be verified right now; retry shortly');
+    }
+  }
+
   get cacheSize(): number {
     return this.cache.size;
   }
@@ -194,13 +338,22 @@ export class Authenticator implements KeyInvalidator {
   }
 
   private async fetch(hash: string): Promise<CacheEntry | null> {
-    const row = await this.deps.db.prisma.apiKey.findUnique({ where: { hash }, include: { tenant: true } });
+    let row;
+    try {
+      // Tried while the database is down too: stale entries or UNAVAILABLE answer a failure, and a success ends the outage.
+      row = await this.deps.db.prismaEvenIfDown.apiKey.findUnique({ where: { hash }, include: { tenant: true } });
+    } catch (error) {
+      this.lookups?.inc({ result: 'error' });
+      throw error;
+    }
     this.lookups?.inc({ result: row ? 'found' : 'unknown' });
     if (!row || !hashesEqual(row.hash, hash)) return null;
     return entryFor(row, row.tenant, Date.now());
   }
 
   private remember(entry: CacheEntry): void {
+    entry.epoch = this.epoch;
+    this.newestCachedAt = Math.max(this.newestCachedAt, entry.cachedAt);
     this.cache.delete(entry.hash);
     this.cache.set(entry.hash, entry);
     // Map keeps insertion order: the first key is the oldest entry.
@@ -242,5 +395,6 @@ function entryFor(key: ApiKey, tenant: Tenant, now: number): CacheEntry {
     expiresAt: key.expiresAt?.getTime() ?? null,
     graceUntil: key.graceUntil?.getTime() ?? null,
     cachedAt: now,
+    epoch: 0,
   };
 }

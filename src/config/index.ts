@@ -71,6 +71,8 @@ const envSchema = z.object({
   // Keys (issue #5)
   KEY_CACHE_TTL_MS: int(0, 10_000).default('10000'),
   KEY_CACHE_MAX_ENTRIES: int(1, 10_000_000).default('100000'),
+  // While the database is unreachable, a key verified at most this long ago is still served from the cache (0: never).
+  KEY_CACHE_STALE_MAX_MS: int(0, 86_400_000).default('300000'),
   KEY_LAST_USED_GRANULARITY_MS: int(1000, 86_400_000).default('60000'),
   KEY_ENVIRONMENT: z.enum(['live', 'test']).default('live'),
 
@@ -127,7 +129,7 @@ export interface Config {
     maxItemsPerRequest: number;
     maxBytesPerRequest: number;
   };
-  keys: { cacheTtlMs: number; cacheMaxEntries: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
+  keys: { cacheTtlMs: number; cacheMaxEntries: number; cacheStaleMaxMs: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
   limits: {
     enabled: boolean;
     failureMode: 'open' | 'closed';
@@ -214,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     keys: {
       cacheTtlMs: e.KEY_CACHE_TTL_MS,
       cacheMaxEntries: e.KEY_CACHE_MAX_ENTRIES,
+      cacheStaleMaxMs: e.KEY_CACHE_STALE_MAX_MS,
       lastUsedGranularityMs: e.KEY_LAST_USED_GRANULARITY_MS,
       environment: e.KEY_ENVIRONMENT,
     },

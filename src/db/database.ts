@@ -6,6 +6,15 @@
  * Both apply the same migrations at start. While the database cannot be
  * reached the gateway keeps running, retries with backoff, reports why in
  * /readyz and logs each failure — no silent crash loop.
+ *
+ * After the first connection the state follows the connections themselves:
+ * a pooled connection lost, or a query failing for the connection's sake
+ * (`noteFailure`), marks it down at once; a new connection established
+ * marks it up at once (the next query that gets through is the signal), and
+ * while down a probe runs every RECOVERY_PROBE_MS so recovery is seen within
+ * it even without traffic. While down, `prisma` refuses at once with
+ * UNAVAILABLE; callers with an answer of their own for a failure (the key
+ * cache, the quota rebuild) use `prismaEvenIfDown` and keep trying.
  */
 import { mkdir } from 'node:fs/promises';
 import pg from 'pg';
@@ -16,15 +25,39 @@ import { PrismaClient } from './generated/client';
 import { applyMigrations, type MigrationTarget } from './migrate';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
-import { DomainError } from '../errors';
+import { UnavailableError } from '../errors';
 
 export type { PrismaClient } from './generated/client';
 export type DatabaseState = 'starting' | 'up' | 'down';
 
-export class DatabaseUnavailableError extends DomainError {
-  constructor(reason: string) {
-    super('INTERNAL', `Database unavailable: ${reason}`, { http: { status: 503 } });
+/** What clients see while the database is unreachable: UNAVAILABLE (503); the reason stays in the logs and /readyz. */
+export class DatabaseUnavailableError extends UnavailableError {
+  constructor(readonly reason: string) {
+    super();
   }
+}
+
+/** While down, how often a probe checks whether the database answers again (well under the 1 s recovery target). */
+export const RECOVERY_PROBE_MS = 250;
+const HEALTH_CHECK_MS = 5000;
+
+/** SQLSTATE classes and Node errors that mean "the connection or the server", not "this statement". */
+const CONNECTION_SQLSTATE = /^(08|53|57P)/;
+const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const CONNECTION_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|server closed the connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection|Can't reach database server/i;
+
+/** Whether an error (pg, Prisma's driver adapter, or ours) says the database could not be reached. */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
+  for (let e: unknown = error, depth = 0; e && depth < 6; depth += 1) {
+    const o = e as { code?: unknown; originalCode?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: unknown } } };
+    for (const c of [o.code, o.originalCode]) {
+      if (typeof c === 'string' && (CONNECTION_ERRNO.has(c) || (/^[0-9A-Z]{5}$/.test(c) && CONNECTION_SQLSTATE.test(c)))) return true;
+    }
+    if (typeof o.message === 'string' && CONNECTION_MESSAGE.test(o.message)) return true;
+    e = o.meta?.driverAdapterError?.cause ?? o.cause;
+  }
+  return false;
 }
 
 export class Database {
@@ -36,7 +69,13 @@ export class Database {
   private pglite: PGlite | undefined;
   private closed = false;
   private healthTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
   private readyWaiters: (() => void)[] = [];
+  /** When the current outage began (Date.now()), or null while up. */
+  downSince: number | null = null;
+  /** Whether the database was ever up in this process (an outage, not a first connection). */
+  everUp = false;
 
   constructor(
     private readonly config: Pick<Config, 'database' | 'databaseConnectRetryMaxMs' | 'migrateOnStart'>,
@@ -45,10 +84,26 @@ export class Database {
     this.mode = config.database.mode;
   }
 
-  /** The Prisma client; throws a 503-coded error while the database is unavailable. */
+  /** The Prisma client; throws UNAVAILABLE (503, no database text) while the database is unavailable. */
   get prisma(): PrismaClient {
     if (!this.client || this.state !== 'up') throw new DatabaseUnavailableError(this.lastError ?? 'starting');
     return this.client;
+  }
+
+  /**
+   * The client while down too (not before the first connection, nor after
+   * close), for callers that have an answer of their own when a query fails;
+   * the first of their queries that gets through is how recovery is noticed.
+   */
+  get prismaEvenIfDown(): PrismaClient {
+    if (!this.client || (this.state !== 'up' && !this.everUp)) throw new DatabaseUnavailableError(this.lastError ?? 'starting');
+    return this.client;
+  }
+
+  /** A caller's query failed: when the cause is the connection, the database counts as down from now. */
+  noteFailure(error: unknown): void {
+    if (this.closed || !this.everUp || !isConnectionError(error)) return;
+    this.markDown(error);
   }
 
   /** Resolves once connected and migrated (or rejects if closed first). */
@@ -66,6 +121,7 @@ export class Database {
     for (let attempt = 1; !this.closed; attempt += 1) {
       try {
         await this.connectOnce();
+        this.everUp = true;
         this.state = 'up';
         this.lastError = undefined;
         this.log.info({ mode: this.mode, attempt }, 'database ready');
@@ -89,7 +145,14 @@ export class Database {
     if (db.mode === 'postgres') {
       this.pool = new pg.Pool({ connectionString: db.url, max: db.poolSize, connectionTimeoutMillis: 5000 });
       // An idle client that loses its connection emits 'error' on the pool; without a listener that kills the process.
-      this.pool.on('error', (err) => this.log.warn({ reason: err.message }, 'database connection error'));
+      this.pool.on('error', (err) => {
+        this.log.warn({ reason: err.message }, 'database connection error');
+        this.noteFailure(err);
+      });
+      // A new physical connection means the server accepts again: recovery is seen on the next query that gets through.
+      this.pool.on('connect', () => {
+        if (this.everUp && this.state === 'down' && !this.closed) this.markUp();
+      });
       await this.pool.query('SELECT 1');
       this.client = new PrismaClient({ adapter: new PrismaPg(this.pool) });
       target = { kind: 'postgres', url: db.url };
@@ -107,7 +170,7 @@ export class Database {
   }
 
   private startHealthChecks(): void {
-    this.healthTimer = setInterval(() => void this.ping(), 5000);
+    this.healthTimer = setInterval(() => void this.ping(), HEALTH_CHECK_MS);
     this.healthTimer.unref();
   }
 
@@ -116,16 +179,46 @@ export class Database {
     if (!this.client) return false;
     try {
       await this.client.$queryRawUnsafe('SELECT 1');
-      if (this.state !== 'up') this.log.info('database reachable again');
-      this.state = 'up';
-      this.lastError = undefined;
+      this.markUp();
       return true;
     } catch (error) {
-      if (this.state === 'up') this.log.error({ reason: describeDbError(error) }, 'database became unreachable');
-      this.state = 'down';
-      this.lastError = describeDbError(error);
+      this.markDown(error);
       return false;
     }
+  }
+
+  private markDown(error: unknown): void {
+    this.lastError = describeDbError(error);
+    if (this.state === 'up') {
+      this.log.error({ reason: this.lastError }, 'database became unreachable');
+      this.downSince = Date.now();
+      this.state = 'down';
+    }
+    this.scheduleProbe();
+  }
+
+  private markUp(): void {
+    if (this.state === 'up') return;
+    const downMs = this.downSince === null ? undefined : Date.now() - this.downSince;
+    this.log.info({ downMs }, 'database reachable again');
+    this.lastError = undefined;
+    this.downSince = null;
+    this.state = 'up';
+  }
+
+  /** While down: probe every RECOVERY_PROBE_MS until a probe (or any other query) gets through. */
+  private scheduleProbe(): void {
+    if (this.probeTimer || this.closed) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      if (this.closed || this.state === 'up' || this.probing) return;
+      this.probing = true;
+      void this.ping().finally(() => {
+        this.probing = false;
+        if (this.state !== 'up') this.scheduleProbe();
+      });
+    }, RECOVERY_PROBE_MS);
+    this.probeTimer.unref();
   }
 
   private async disposeConnections(): Promise<void> {
@@ -143,7 +236,9 @@ export class Database {
   async close(): Promise<void> {
     this.closed = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.probeTimer) clearTimeout(this.probeTimer);
     await this.disposeConnections();
+    this.everUp = false;
     this.state = 'down';
     this.lastError = 'closed';
   }

@@ -2,7 +2,8 @@
  * Tenants and API keys: create, list, update, revoke, rotate, bootstrap.
  * Every change writes its AuditEvent in the same transaction, and changes
  * that must stop a key from working are broadcast to every gateway's cache
- * after commit. Access rules live here, not in resolvers: a caller without
+ * twice: a Postgres NOTIFY queued in the same transaction (delivered at
+ * commit, needs no Redis) and a Redis publish after commit. Access rules live here, not in resolvers: a caller without
  * `admin` reaches only its own tenant, and only admins grant `admin`.
  */
 import type { Database } from '../db/database';
@@ -11,7 +12,8 @@ import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import { SCOPES, type Principal, type Scope } from '../auth/principal';
 import { hasScope, isScope } from '../auth/scopes';
-import type { KeyInvalidator } from '../auth/invalidation';
+import type { InvalidationTarget, KeyInvalidator } from '../auth/invalidation';
+import { notifyInvalidation } from '../auth/pg-invalidation';
 import { generateKey, type KeyEnvironment } from './key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
 
@@ -119,6 +121,7 @@ export class KeyService {
     const updated = await this.prisma.$transaction(async (tx) => {
       const before = await findTenant(tx, ref);
       const after = await tx.tenant.update({ where: { id: before.id }, data });
+      await this.notify(tx, { tenantIds: [after.id] });
       await audit(tx, caller, input.status && input.status !== before.status ? `tenant.${input.status === 'SUSPENDED' ? 'suspend' : 'resume'}` : 'tenant.update', 'Tenant', after.id, after.id, tenantView(before), tenantView(after));
       return after;
     });
@@ -209,6 +212,7 @@ export class KeyService {
       const before = await findKey(tx, caller, ref);
       if (before.revokedAt) return before;
       const after = await tx.apiKey.update({ where: { id: before.id }, data: { revokedAt: new Date() } });
+      await this.notify(tx, { keyIds: [after.id] });
       await audit(tx, caller, 'apikey.revoke', 'ApiKey', after.id, after.tenantId, keyView(before), keyView(after));
       return after;
     });
@@ -250,6 +254,7 @@ export class KeyService {
         },
       });
       const previous = await tx.apiKey.update({ where: { id: old.id }, data: { graceUntil: new Date(now + graceSeconds * 1000) } });
+      await this.notify(tx, { keyIds: [previous.id] });
       await audit(tx, caller, 'apikey.rotate', 'ApiKey', old.id, old.tenantId, keyView(old), { ...keyView(previous), successor: keyView(apiKey) });
       return { plaintext: key.plaintext, apiKey, previous };
     });
@@ -302,6 +307,11 @@ export class KeyService {
       take: size + 1,
     });
     return toPage(rows, size, args.after);
+  }
+
+  /** The in-transaction broadcast (Postgres only: embedded PGlite is one process, nobody else caches its keys). */
+  private async notify(tx: Tx, target: InvalidationTarget): Promise<void> {
+    if (this.db.mode === 'postgres') await notifyInvalidation(tx, target);
   }
 
   // ---- access -------------------------------------------------------------

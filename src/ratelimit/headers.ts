@@ -3,7 +3,7 @@
  * `RateLimit-Policy` / `RateLimit` headers (structured-field lists, one item
  * per limit), `Retry-After` on refusals, and the domain error for a refusal.
  */
-import { OverloadedError, QuotaExceededError, RateLimitedError, type DomainError } from '../errors';
+import { OverloadedError, QuotaExceededError, RateLimitedError, UnavailableError, type DomainError } from '../errors';
 import type { LimitDecision, LimitState } from './types';
 
 const COMPUTE_UNIT_LIMITS = new Set(['key_compute_units', 'tenant_compute_units', 'tenant_monthly_compute_units']);
@@ -31,11 +31,17 @@ function policyItem(s: LimitState): string {
 /**
  * The error for a refused decision: QUOTA_EXCEEDED for the monthly quota,
  * RATE_LIMITED for the per-minute limits (both HTTP 429), OVERLOADED (503)
- * when Redis is down and RATE_LIMIT_FAILURE_MODE=closed.
+ * when Redis is down and RATE_LIMIT_FAILURE_MODE=closed, UNAVAILABLE (503) while
+ * a lost quota counter cannot be rebuilt from Postgres.
  */
 export function limitError(decision: Exclude<LimitDecision, { allowed: true }>): DomainError {
   if (decision.reason === 'unavailable') {
     return new OverloadedError('Rate limits cannot be checked right now (Redis is unreachable and RATE_LIMIT_FAILURE_MODE=closed); retry shortly', {
+      retryAfterSeconds: decision.retryAfterSeconds,
+    });
+  }
+  if (decision.reason === 'quota_unavailable') {
+    return new UnavailableError('The monthly quota cannot be checked right now (its counter is being rebuilt from billed usage); retry shortly', {
       retryAfterSeconds: decision.retryAfterSeconds,
     });
   }

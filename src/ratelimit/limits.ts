@@ -100,6 +100,8 @@ export function resolveLimits(
     spanMs: nextMonthStart(at).getTime() - at.getTime(),
     key: limitKey(principal, 'tenant_monthly_compute_units', at),
     unbounded: quota === null,
+    // Billing depends on this counter: never trust its absence (see redis-limiter.ts).
+    seeded: quota !== null,
   });
   return limits;
 }

@@ -89,6 +89,12 @@ export class LocalLimiter {
     if (!existing || existing.value < value) this.counters.set(key, { value, expiresAt });
   }
 
+  /** Whether a month counter for this key is held (absent: never counted here, or expired). */
+  hasCounter(key: string, nowMs: number): boolean {
+    const c = this.counters.get(key);
+    return c !== undefined && c.expiresAt > nowMs;
+  }
+
   /** Number of keys held (for tests of the sweep). */
   get size(): number {
     return this.logs.size + this.counters.size;

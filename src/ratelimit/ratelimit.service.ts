@@ -10,6 +10,11 @@
  * The switch is logged once per transition, shown in /readyz
  * (component `rateLimits`) and in the `rate_limit_store_up` gauge, and the
  * service returns to Redis by itself as soon as the connection is ready again.
+ *
+ * A tenant's monthly quota counter that Redis lost is rebuilt from the billed
+ * units in Postgres before anything is admitted against it (see
+ * redis-limiter.ts); while Postgres cannot answer, such a request is refused
+ * with UNAVAILABLE rather than admitted against a counter of 0.
  */
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
@@ -21,7 +26,7 @@ import type { RedisConnection } from '../redis/redis';
 import type { Principal } from '../auth/principal';
 import { BadInputError } from '../errors';
 import { LocalLimiter } from './local-limiter';
-import { RedisLimiter } from './redis-limiter';
+import { RedisLimiter, type RedisCheck } from './redis-limiter';
 import { nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
 import type { StoreResult } from './store';
 import type { LimitDecision, LimitState, LimitStatus } from './types';
@@ -39,7 +44,19 @@ export interface RateLimitServiceOptions {
   clock?: () => Date;
   /** A Redis call slower than this counts as a failure (the request then follows the failure mode). */
   redisTimeoutMs?: number;
+  /**
+   * Compute units billed to a tenant in [from, to), from Postgres: what a
+   * lost monthly quota counter is rebuilt from. Absent (limiter unit tests
+   * without a database): a lost counter restarts at 0.
+   */
+  billedUnits?: (tenantId: string, from: Date, to: Date) => Promise<number>;
 }
+
+/** A rebuilt counter can vanish again before the retry (another restart, eviction): give up after this many rebuilds. */
+const MAX_SEEDS_PER_CHECK = 3;
+
+/** The quota counter could not be rebuilt (Postgres unreachable): nothing may be admitted against it. */
+class QuotaSeedUnavailable extends Error {}
 
 export interface CheckRequest {
   /** Compute units this request consumes (items x model cost); 0 for non-inference operations. */
@@ -59,6 +76,10 @@ export class RateLimitService {
   private readonly storeUp: Gauge;
   private readonly decisions: Counter<'result' | 'limit' | 'source'>;
   private readonly fallbacks: Counter;
+  private readonly seeds: Counter<'result'>;
+  private readonly billedUnits: (tenantId: string, from: Date, to: Date) => Promise<number>;
+  /** Rebuilds in progress, by store key: concurrent checks of one tenant share one Postgres read. */
+  private readonly seeding = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | undefined;
   /** Whether Redis has ever been used (the first connection is not a recovery). */
   private everHealthy = false;
@@ -69,6 +90,7 @@ export class RateLimitService {
     this.redis = options.redis;
     this.clock = options.clock ?? (() => new Date());
     this.redisTimeoutMs = options.redisTimeoutMs ?? 2000;
+    this.billedUnits = options.billedUnits ?? (async () => 0);
     this.redisLimiter = this.redis ? new RedisLimiter(this.redis.client, this.redis.keyPrefix) : null;
     this.redisHealthy = this.redis?.state === 'up';
     this.everHealthy = this.redisHealthy;
@@ -83,6 +105,12 @@ export class RateLimitService {
       name: 'rate_limit_decisions_total',
       help: 'Rate-limit decisions by result (allowed|refused|unavailable), the limit that refused, and where they were made',
       labelNames: ['result', 'limit', 'source'],
+      registers: [registry],
+    });
+    this.seeds = new Counter({
+      name: 'rate_limit_quota_rebuilds_total',
+      help: 'Monthly quota counters found missing in Redis and rebuilt from the billed usage in Postgres, by result (set|already_set|failed)',
+      labelNames: ['result'],
       registers: [registry],
     });
     this.fallbacks = new Counter({
@@ -128,10 +156,14 @@ export class RateLimitService {
     const limits = resolveLimits(principal, this.config.limits, { requests: 1, computeUnits }, at).filter(
       (l) => computeUnits > 0 || (l.kind === 'rolling' && !l.weighted),
     );
-    const outcome = await this.run(limits, at, now !== undefined);
+    const outcome = await this.run(principal, limits, at, now !== undefined);
     if (outcome === 'unavailable') {
       this.decisions.inc({ result: 'unavailable', limit: '', source: 'unavailable' });
       return { allowed: false, reason: 'unavailable', retryAfterSeconds: 1, states: [], source: 'unavailable' };
+    }
+    if (outcome === 'quota_unavailable') {
+      this.decisions.inc({ result: 'unavailable', limit: 'tenant_monthly_compute_units', source: 'redis' });
+      return { allowed: false, reason: 'quota_unavailable', retryAfterSeconds: 1, states: [], source: 'redis' };
     }
     const { result, source } = outcome;
     const hit = toStates(limits, result)[result.refusedIndex];
@@ -153,8 +185,8 @@ export class RateLimitService {
       return { limits: [], monthlyQuota: { limit: quotaLimit, used: 0, resetsAt }, source: 'disabled' };
     }
     const limits = resolveLimits(principal, this.config.limits, { requests: 0, computeUnits: 0 }, at);
-    const outcome = await this.run(limits, at, now !== undefined);
-    if (outcome === 'unavailable') {
+    const outcome = await this.run(principal, limits, at, now !== undefined);
+    if (outcome === 'unavailable' || outcome === 'quota_unavailable') {
       return { limits: [], monthlyQuota: { limit: quotaLimit, used: 0, resetsAt }, source: 'unavailable' };
     }
     const quotaIndex = limits.findIndex((l) => l.kind === 'month');
@@ -170,22 +202,31 @@ export class RateLimitService {
   }
 
   private async run(
+    principal: Principal,
     limits: ResolvedLimit[],
     at: Date,
     injected: boolean,
-  ): Promise<{ result: StoreResult; source: 'redis' | 'local' } | 'unavailable'> {
+  ): Promise<{ result: StoreResult; source: 'redis' | 'local' } | 'unavailable' | 'quota_unavailable'> {
     if (this.redis && this.redisLimiter) {
+      const limiter = this.redisLimiter;
       if (this.redis.state === 'up') {
         try {
-          const result = await withTimeout(
-            // Redis's own clock unless a test injected one, so replicas share one window.
-            this.redisLimiter.check(limits, randomBytes(8).toString('hex'), injected ? at.getTime() : null),
-            this.redisTimeoutMs,
-          );
+          const requestId = randomBytes(8).toString('hex');
+          // Redis's own clock unless a test injected one, so replicas share one window.
+          const attempt = () => withTimeout(limiter.check(limits, requestId, injected ? at.getTime() : null), this.redisTimeoutMs);
+          let answer: RedisCheck = await attempt();
+          for (let seeds = 0; 'needSeed' in answer; seeds += 1) {
+            const missing = limits[answer.needSeed];
+            if (!missing || seeds >= MAX_SEEDS_PER_CHECK) throw new Error('the monthly quota counter kept vanishing from Redis while being rebuilt');
+            await this.seedQuota(limiter, principal.tenantId, missing, at);
+            answer = await attempt();
+          }
+          const result = answer;
           this.setRedisHealthy(true);
           this.rememberQuota(limits, result, at);
           return { result, source: 'redis' };
         } catch (error) {
+          if (error instanceof QuotaSeedUnavailable) return 'quota_unavailable';
           this.fallbacks.inc();
           this.setRedisHealthy(false, error instanceof Error ? error.message : String(error));
         }
@@ -195,7 +236,66 @@ export class RateLimitService {
       }
       if (this.config.limits.failureMode === 'closed') return 'unavailable';
     }
+    try {
+      await this.seedLocalQuota(principal.tenantId, limits, at);
+    } catch (error) {
+      if (error instanceof QuotaSeedUnavailable) return 'quota_unavailable';
+      throw error;
+    }
     return { result: this.local.check(limits, at.getTime()), source: 'local' };
+  }
+
+  /**
+   * Rebuilds a missing month counter: the tenant's billed units of the month
+   * from Postgres, set with SET NX so that replicas rebuilding at once agree
+   * on the first value written (they read the same rows; no request is
+   * admitted against the key before it exists).
+   */
+  private seedQuota(limiter: RedisLimiter, tenantId: string, limit: ResolvedLimit, at: Date): Promise<void> {
+    return this.onceFor(`redis:${limit.key}`, async () => {
+      const billed = await this.readBilled(tenantId, at, 'Redis');
+      const set = await withTimeout(limiter.seed(limit, billed), this.redisTimeoutMs);
+      this.seeds.inc({ result: set ? 'set' : 'already_set' });
+      this.log.info({ tenantId, month: monthOf(at), billed, set }, 'monthly quota counter rebuilt from billed usage');
+    });
+  }
+
+  /**
+   * The in-process limiter holds its month counters in memory: one this
+   * process does not have (embedded mode after a restart, or a Redis
+   * fallback in a process that never saw the Redis figure) starts from the
+   * billed usage too, never from 0.
+   */
+  private async seedLocalQuota(tenantId: string, limits: ResolvedLimit[], at: Date): Promise<void> {
+    for (const limit of limits) {
+      if (limit.kind !== 'month' || !limit.seeded || this.local.hasCounter(limit.key, at.getTime())) continue;
+      await this.onceFor(`local:${limit.key}`, async () => {
+        const billed = await this.readBilled(tenantId, at, 'this process');
+        this.local.seedCounter(limit.key, billed, at.getTime() + limit.spanMs);
+        this.seeds.inc({ result: 'set' });
+        this.log.info({ tenantId, month: monthOf(at), billed, store: 'local' }, 'monthly quota counter rebuilt from billed usage');
+      });
+    }
+  }
+
+  private async readBilled(tenantId: string, at: Date, store: string): Promise<number> {
+    const from = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
+    try {
+      return await this.billedUnits(tenantId, from, nextMonthStart(at));
+    } catch (error) {
+      this.seeds.inc({ result: 'failed' });
+      this.log.warn({ tenantId, store, reason: error instanceof Error ? error.message : String(error) }, 'monthly quota counter missing and the billed usage cannot be read; refusing until it can');
+      throw new QuotaSeedUnavailable();
+    }
+  }
+
+  /** Concurrent checks of one tenant share one rebuild. */
+  private onceFor(key: string, work: () => Promise<void>): Promise<void> {
+    const pending = this.seeding.get(key);
+    if (pending) return pending;
+    const promise = work().finally(() => this.seeding.delete(key));
+    this.seeding.set(key, promise);
+    return promise;
   }
 
   /** Keeps the month's counter known locally so a fallback starts from it. */
@@ -218,6 +318,10 @@ export class RateLimitService {
       this.log.error({ reason, backend: 'unavailable' }, 'rate limits: Redis unreachable, refusing requests (RATE_LIMIT_FAILURE_MODE=closed)');
     }
   }
+}
+
+function monthOf(at: Date): string {
+  return at.toISOString().slice(0, 7);
 }
 
 /** Compute units are whole numbers in the stores; a fractional total (items x a fractional cost) rounds up. */

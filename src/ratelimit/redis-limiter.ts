@@ -23,6 +23,12 @@
  *
  * Time: the script reads Redis's own clock (TIME) unless the caller injects
  * one, so replicas with skewed clocks still share one window.
+ *
+ * A monthly quota counter that is missing (Redis restarted without
+ * persistence, failed over, evicted the key) is never taken as 0: the script
+ * answers "seed" and admits nothing; the service rebuilds the counter from
+ * Postgres, sets it with SET NX (so concurrent replicas agree on one value)
+ * and runs the check again.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { StoreLimit, StoreResult } from './store';
@@ -33,14 +39,22 @@ export const CHECK_SCRIPT = `
 -- ARGV[3 + 4(i-1) ...]: kind, limit, span ms (window, or ms until the month ends), cost; kind is
 --   "c": rolling log where every entry counts 1 (requests; the count is ZCARD),
 --   "w": rolling log of weighted entries (compute units; the sum is kept in KEYS[2i]),
---   "m": calendar-month counter.
+--   "m": calendar-month counter, 0 when absent (usage shown, no quota to hold);
+--   "q": calendar-month quota counter that must exist: when absent the script answers
+--        {"seed", i} and changes nothing, so the caller rebuilds it first.
+local n = (#ARGV - 2) / 4
+for i = 1, n do
+  if ARGV[2 + (i - 1) * 4 + 1] == 'q' and redis.call('EXISTS', KEYS[2 * i - 1]) == 0 then
+    return { 'seed', i }
+  end
+end
 local now = tonumber(ARGV[1])
 if now <= 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local id = ARGV[2]
-local n = (#ARGV - 2) / 4
+local function month(kind) return kind == 'm' or kind == 'q' end
 local used, oldest = {}, {}
 local refused, retry = 0, 0
 
@@ -54,7 +68,7 @@ for i = 1, n do
   local kind, limit, span, cost = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   local log, sumKey = KEYS[2 * i - 1], KEYS[2 * i]
   local u
-  if kind == 'm' then
+  if month(kind) then
     u = tonumber(redis.call('GET', log) or '0')
   else
     local cutoff = now - span
@@ -86,7 +100,7 @@ for i = 1, n do
   if refused == 0 and cost > 0 and u + cost > limit then
     refused = i
     retry = span
-    if kind ~= 'm' and cost <= limit then
+    if not month(kind) and cost <= limit then
       -- When can this request fit? Once the oldest entries holding "need" units have left.
       local need = u + cost - limit
       if kind == 'c' then
@@ -123,7 +137,7 @@ if refused == 0 then
     local kind, span, cost = ARGV[b + 1], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
     if cost > 0 then
       local log, sumKey = KEYS[2 * i - 1], KEYS[2 * i]
-      if kind == 'm' then
+      if month(kind) then
         used[i] = redis.call('INCRBY', log, cost)
         -- The month's counter outlives the month by 35 days, for inspection.
         redis.call('PEXPIRE', log, span + 3024000000)
@@ -147,14 +161,20 @@ for i = 1, n do
   local b = 2 + (i - 1) * 4
   local span = tonumber(ARGV[b + 3])
   local reset = span
-  if ARGV[b + 1] ~= 'm' then reset = oldest[i] and (oldest[i] + span - now) or 0 end
+  if not month(ARGV[b + 1]) then reset = oldest[i] and (oldest[i] + span - now) or 0 end
   out[#out + 1] = used[i]
   out[#out + 1] = reset
 end
 return out
 `;
 
-type CheckCommand = (...args: (string | number)[]) => Promise<number[]>;
+type CheckCommand = (...args: (string | number)[]) => Promise<(number | string)[]>;
+
+/** The month counter outlives the month by 35 days, for inspection (as the script's PEXPIRE). */
+export const MONTH_COUNTER_EXTRA_MS = 3_024_000_000;
+
+/** The script's answer: a decision, or the index of a quota counter to rebuild before it can decide. */
+export type RedisCheck = StoreResult | { needSeed: number };
 
 /** Registers the script on a client (idempotent) and runs it. */
 export class RedisLimiter {
@@ -162,7 +182,7 @@ export class RedisLimiter {
 
   /** Works on a single Redis and on a Redis Cluster client alike (every key of a check shares one slot). */
   constructor(
-    client: Redis | Cluster,
+    private readonly client: Redis | Cluster,
     private readonly prefix: string,
   ) {
     if (!('modelgateLimitCheck' in client)) {
@@ -184,11 +204,12 @@ export class RedisLimiter {
     return keys;
   }
 
-  async check(limits: StoreLimit[], requestId: string, nowMs: number | null): Promise<StoreResult> {
+  async check(limits: StoreLimit[], requestId: string, nowMs: number | null): Promise<RedisCheck> {
     const keys = this.keysFor(limits);
     const args: (string | number)[] = [keys.length, ...keys, nowMs ?? 0, requestId];
-    for (const l of limits) args.push(l.kind === 'month' ? 'm' : l.weighted ? 'w' : 'c', l.limit, Math.max(1, Math.ceil(l.spanMs)), l.cost);
+    for (const l of limits) args.push(kindOf(l), l.limit, Math.max(1, Math.ceil(l.spanMs)), l.cost);
     const raw = await this.command(...args);
+    if (raw[0] === 'seed') return { needSeed: Number(raw[1]) - 1 };
     const used: number[] = [];
     const resetMs: number[] = [];
     for (let i = 0; i < limits.length; i += 1) {
@@ -197,4 +218,15 @@ export class RedisLimiter {
     }
     return { refusedIndex: Number(raw[0] ?? 0) - 1, retryAfterMs: Math.max(0, Number(raw[1] ?? 0)), used, resetMs };
   }
+
+  /** Sets a missing month counter to `value` unless another replica set it first; resolves whether this call set it. */
+  async seed(limit: StoreLimit, value: number): Promise<boolean> {
+    const ttl = Math.max(1, Math.ceil(limit.spanMs)) + MONTH_COUNTER_EXTRA_MS;
+    return (await this.client.set(this.prefix + limit.key, value, 'PX', ttl, 'NX')) === 'OK';
+  }
+}
+
+function kindOf(l: StoreLimit): string {
+  if (l.kind === 'month') return l.seeded ? 'q' : 'm';
+  return l.weighted ? 'w' : 'c';
 }

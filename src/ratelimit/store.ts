@@ -19,6 +19,12 @@ export interface StoreLimit {
   /** Store key (without the global prefix), hash-tagged by tenant. */
   key: string;
   limit: number;
+  /**
+   * Month counters only: the counter must exist before it admits anything;
+   * when absent it is rebuilt from the billed usage in Postgres (a tenant
+   * with a quota). Without a quota it simply starts at 0.
+   */
+  seeded?: boolean;
   /** Window in ms (rolling) or ms until the month ends (month). */
   spanMs: number;
   cost: number;

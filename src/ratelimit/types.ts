@@ -48,6 +48,14 @@ export type LimitDecision =
       retryAfterSeconds: number;
       states: [];
       source: 'unavailable';
+    }
+  | {
+      /** The monthly quota counter was missing in Redis and Postgres could not say what was billed: refused, nothing counted. */
+      allowed: false;
+      reason: 'quota_unavailable';
+      retryAfterSeconds: number;
+      states: [];
+      source: 'redis';
     };
 
 /** What `me` shows: every limit's remaining and reset, and the monthly quota used. */

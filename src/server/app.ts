@@ -26,6 +26,8 @@ import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { KeyService } from '../keys/key.service';
+import { registerOutageReadiness } from '../health/outage-readiness';
+import { billedComputeUnits } from '../usage/billed-units';
 import { DomainError } from '../errors';
 
 export interface Gateway {
@@ -61,10 +63,6 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const lifecycle = new Lifecycle(log);
 
   const db = new Database(config, log.child({ component: 'database' }));
-  readiness.register('database', () => ({
-    ready: db.state === 'up',
-    detail: { mode: db.mode, state: db.state, ...(db.lastError ? { error: db.lastError } : {}) },
-  }));
 
   let redis: RedisConnection | null = null;
   if (config.redis) {
@@ -84,20 +82,20 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
-  const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics });
+  const pgListenUrl = config.database.mode === 'postgres' ? config.database.url : undefined;
+  const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics, pgListenUrl });
   auth.start();
-  if (redis) {
-    // A gateway that cannot hear revocations would honour a revoked key until its cache entry expires.
-    // A new replica waits for its first subscription; later outages (open mode) only degrade it.
-    let everSubscribed = false;
-    readiness.register('keyInvalidation', () => {
-      everSubscribed ||= auth.subscribed;
-      const ready = auth.subscribed || (everSubscribed && config.limits.failureMode === 'open');
-      return { ready, detail: { subscribed: auth.subscribed, ...(ready && !auth.subscribed ? { degraded: `revocations bounded by KEY_CACHE_TTL_MS (${config.keys.cacheTtlMs} ms)` } : {}) } };
-    });
-  }
+  registerOutageReadiness({ config, db, auth, metrics }, readiness);
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
-  const limits = new RateLimitService({ config, log: log.child({ component: 'ratelimit' }), metrics, readiness, redis });
+  const limits = new RateLimitService({
+    config,
+    log: log.child({ component: 'ratelimit' }),
+    metrics,
+    readiness,
+    redis,
+    // A quota counter Redis lost is rebuilt from what Postgres says was billed.
+    billedUnits: (tenantId, from, to) => billedComputeUnits(db, tenantId, from, to),
+  });
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();

@@ -42,9 +42,15 @@ describe('check script on Redis Cluster', () => {
     const p = principal({ keyRequestsPerMinute: 5, tenantMonthlyComputeUnitQuota: 1000 });
     const at = new Date();
     const limits = resolveLimits(p, limitsConfig().limits, { requests: 1, computeUnits: 2 }, at);
+    // A quota counter must exist before it admits anything: the script first asks for it to be rebuilt.
+    const month = limits.findIndex((l) => l.kind === 'month');
+    expect(await limiter.check(limits, 'r-first', null)).toEqual({ needSeed: month });
+    expect(await limiter.seed(limits[month]!, 0)).toBe(true);
+    expect(await limiter.seed(limits[month]!, 7)).toBe(false);
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => limiter.check(limits, `r${i}`, null)));
-    expect(results.filter((r) => r.refusedIndex === -1)).toHaveLength(5);
-    expect(results.filter((r) => r.refusedIndex === 0)).toHaveLength(3);
+    const refused = results.map((r) => ('refusedIndex' in r ? r.refusedIndex : 'seed'));
+    expect(refused.filter((r) => r === -1)).toHaveLength(5);
+    expect(refused.filter((r) => r === 0)).toHaveLength(3);
   });
 
   it('would be refused by the cluster if the keys of one check did not share a slot', async () => {
