@@ -25,6 +25,7 @@ import { registerOipRoutes } from '../inference/oip.routes';
 import { UsageService } from '../usage/usage.service';
 import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
+import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { KeyService } from '../keys/key.service';
@@ -242,6 +243,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   });
 
   registerGraphiql(app);
+  registerConsole(app);
   registerUsageRoutes(app, services);
   registerOipRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {

@@ -1,0 +1,83 @@
+/**
+ * The console's only way to the gateway: POST /graphql with the signed-in key
+ * in the Authorization header (never in a URL or a cookie).
+ */
+
+export type Scope = 'ADMIN' | 'INFERENCE' | 'KEYS_MANAGE' | 'USAGE_READ';
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface GqlResult<T> {
+  data: T;
+  /** The gateway's request id (x-request-id), which audit events carry */
+  requestId: string | null;
+}
+
+interface GqlBody<T> {
+  data?: T | null;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+export async function gql<T>(key: string, query: string, variables: Record<string, unknown> = {}): Promise<GqlResult<T>> {
+  let res: Response;
+  try {
+    res = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ query, variables }),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError('The gateway cannot be reached. Check that it is running and try again.', 'NETWORK', 0);
+  }
+  let body: GqlBody<T>;
+  try {
+    body = (await res.json()) as GqlBody<T>;
+  } catch {
+    throw new ApiError(`The gateway answered HTTP ${res.status} without a GraphQL body.`, 'HTTP', res.status);
+  }
+  const first = body.errors?.[0];
+  if (first) throw new ApiError(first.message, first.extensions?.code ?? 'UNKNOWN', res.status);
+  if (!body.data) throw new ApiError('The gateway answered without data.', 'UNKNOWN', res.status);
+  return { data: body.data, requestId: res.headers.get('x-request-id') };
+}
+
+/** What a person should read for a refused sign-in or call. */
+export function explain(error: unknown): string {
+  if (!(error instanceof ApiError)) return `Unexpected error: ${String(error)}`;
+  switch (error.code) {
+    case 'UNAUTHENTICATED':
+      return 'This key was refused: it is unknown, mistyped, expired or revoked. Paste a current key.';
+    case 'FORBIDDEN':
+      return `Not allowed: ${error.message}`;
+    case 'RATE_LIMITED':
+    case 'QUOTA_EXCEEDED':
+      return `Limit reached: ${error.message}`;
+    default:
+      return `${error.message} (${error.code})`;
+  }
+}
+
+export interface Me {
+  scopes: Scope[];
+  tenant: { id: string; name: string; status: string; monthlyComputeUnitQuota: number | null };
+  apiKey: { id: string; prefix: string; name: string };
+  expiresAt: string | null;
+  limits: { monthlyQuota: { limit: number | null; used: number; remaining: number | null; resetsAt: string } };
+}
+
+export const ME_QUERY = `{ me { scopes expiresAt tenant { id name status monthlyComputeUnitQuota }
+  apiKey { id prefix name } limits { monthlyQuota { limit used remaining resetsAt } } } }`;
+
+export function hasScope(me: Me, scope: Scope): boolean {
+  return me.scopes.includes('ADMIN') || me.scopes.includes(scope);
+}

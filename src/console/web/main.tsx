@@ -1,0 +1,178 @@
+/**
+ * The modelgate web console: sign in with an API key, then the views the key's
+ * scopes allow. The key is kept in memory, and in sessionStorage (this tab
+ * only) when the person asks to stay signed in across reloads.
+ */
+import { render, type ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, explain, gql, hasScope, ME_QUERY, type Me, type Scope } from './api';
+import { Message } from './components';
+import { KeysView, TenantsView } from './keys';
+import { ModelsView } from './models';
+import { UsageView } from './usage';
+import './styles.css';
+
+const STORAGE_KEY = 'modelgate.console.key';
+const THEME_KEY = 'modelgate.console.theme';
+
+type ViewId = 'usage' | 'keys' | 'tenants' | 'models';
+const VIEWS: { id: ViewId; title: string; scope: Scope }[] = [
+  { id: 'usage', title: 'Usage', scope: 'USAGE_READ' },
+  { id: 'keys', title: 'Keys', scope: 'KEYS_MANAGE' },
+  { id: 'tenants', title: 'Tenants', scope: 'ADMIN' },
+  { id: 'models', title: 'Models & playground', scope: 'INFERENCE' },
+];
+
+function storedKey(): string | null {
+  try {
+    return sessionStorage.getItem(STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function initialTheme(): 'light' | 'dark' {
+  // The theme is a preference, not a secret, so it may outlive the tab.
+  const saved = localStorage.getItem(THEME_KEY);
+  const theme = saved === 'light' || saved === 'dark' ? saved : matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+  applyTheme(theme);
+  return theme;
+}
+
+/** Set before the state changes: charts read the theme's CSS variables in their own effects, which run before the App's. */
+function applyTheme(theme: 'light' | 'dark'): void {
+  document.documentElement.dataset['theme'] = theme;
+}
+
+function SignIn(props: { message: string | null; onSignIn: (key: string, remember: boolean) => Promise<void> }) {
+  const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => input.current?.focus(), []);
+  return (
+    <main id="main" class="signin">
+      <h1>modelgate console</h1>
+      <p>Sign in with an API key. What you see follows the key's scopes. The key stays in this tab: it is never put in a URL, a cookie or local storage.</p>
+      {props.message && <Message kind="error" testid="signin-error">{props.message}</Message>}
+      <form class="stack" onSubmit={(e) => {
+        e.preventDefault();
+        const f = new FormData(e.currentTarget);
+        setBusy(true);
+        void props.onSignIn(String(f.get('key') ?? '').trim(), f.get('remember') === 'on').finally(() => setBusy(false));
+      }}>
+        <label for="key">API key</label>
+        <input id="key" name="key" ref={input} type="password" autoComplete="off" spellcheck={false} required placeholder="mg_live_…" data-testid="signin-key" />
+        <label class="inline"><input type="checkbox" name="remember" defaultChecked /> Stay signed in in this tab after a reload (sessionStorage)</label>
+        <button type="submit" disabled={busy}>{busy ? 'Checking…' : 'Sign in'}</button>
+      </form>
+    </main>
+  );
+}
+
+function App() {
+  const [key, setKey] = useState<string | null>(null);
+  const [me, setMe] = useState<Me | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [booting, setBooting] = useState(true);
+  const [view, setView] = useState<ViewId>('usage');
+  const [theme, setTheme] = useState(initialTheme);
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  const signIn = async (candidate: string, remember: boolean) => {
+    try {
+      const r = await gql<{ me: Me }>(candidate, ME_QUERY);
+      setKey(candidate);
+      setMe(r.data.me);
+      setMessage(null);
+      if (remember) sessionStorage.setItem(STORAGE_KEY, candidate);
+      else sessionStorage.removeItem(STORAGE_KEY);
+    } catch (error) {
+      sessionStorage.removeItem(STORAGE_KEY);
+      setKey(null);
+      setMe(null);
+      setMessage(error instanceof ApiError && error.code === 'BAD_USER_INPUT' ? 'That does not look like a modelgate key.' : explain(error));
+    }
+  };
+  const signOut = (why: string | null = null) => {
+    sessionStorage.removeItem(STORAGE_KEY);
+    setKey(null);
+    setMe(null);
+    setMessage(why);
+  };
+
+  useEffect(() => {
+    const saved = storedKey();
+    (saved ? signIn(saved, true) : Promise.resolve()).finally(() => setBooting(false));
+  }, []);
+
+  const allowed = me ? VIEWS.filter((v) => hasScope(me, v.scope)) : [];
+  useEffect(() => {
+    const fromHash = () => {
+      const wanted = location.hash.replace(/^#\/?/, '') as ViewId;
+      const next = allowed.find((v) => v.id === wanted) ?? allowed[0];
+      if (next) setView(next.id);
+      heading.current?.focus();
+    };
+    fromHash();
+    addEventListener('hashchange', fromHash);
+    return () => removeEventListener('hashchange', fromHash);
+  }, [me]);
+
+  if (booting) return <p class="boot">Loading the console…</p>;
+  if (!key || !me) return <SignIn message={message} onSignIn={signIn} />;
+
+  const current = allowed.find((v) => v.id === view);
+  return (
+    <>
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); heading.current?.focus(); }}>Skip to content</a>
+      <header class="top">
+        <span class="brand">modelgate</span>
+        <nav aria-label="Console sections">
+          <ul>
+            {allowed.map((v) => (
+              <li><a href={`#${v.id}`} aria-current={v.id === view ? 'page' : undefined}>{v.title}</a></li>
+            ))}
+          </ul>
+        </nav>
+        <span class="who" data-testid="who">
+          {me.apiKey.prefix} · tenant {me.tenant.name} · {me.scopes.map((s) => s.toLowerCase().replace('_', ':')).join(', ')}
+        </span>
+        <button type="button" class="secondary" aria-pressed={theme === 'dark'} onClick={() => {
+          const next = theme === 'dark' ? 'light' : 'dark';
+          localStorage.setItem(THEME_KEY, next);
+          applyTheme(next);
+          setTheme(next);
+        }}>Dark mode</button>
+        <button type="button" class="secondary" onClick={() => signOut()}>Sign out</button>
+      </header>
+      <main id="main">
+        <h1 ref={heading} tabIndex={-1} data-testid="view-title">{current?.title ?? 'Nothing to show'}</h1>
+        {!current && <Message kind="info">This key has no scope the console has a view for.</Message>}
+        <KeyWatch onAuthLost={signOut} apiKey={key}>
+          {current?.id === 'usage' && <UsageView apiKey={key} me={me} theme={theme} />}
+          {current?.id === 'keys' && <KeysView apiKey={key} me={me} />}
+          {current?.id === 'tenants' && <TenantsView apiKey={key} me={me} />}
+          {current?.id === 'models' && <ModelsView apiKey={key} />}
+        </KeyWatch>
+      </main>
+    </>
+  );
+}
+
+/** Re-checks the key every 30 s, so a key revoked or suspended meanwhile ends the session with a reason. */
+function KeyWatch(props: { apiKey: string; onAuthLost: (why: string) => void; children: ComponentChildren }) {
+  useEffect(() => {
+    const timer = setInterval(() => {
+      gql(props.apiKey, '{ me { apiKey { id } } }').catch((error: unknown) => {
+        if (error instanceof ApiError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) props.onAuthLost(explain(error));
+      });
+    }, 30000);
+    return () => clearInterval(timer);
+  }, [props.apiKey]);
+  return <>{props.children}</>;
+}
+
+const root = document.getElementById('app');
+if (root) {
+  root.textContent = '';
+  render(<App />, root);
+}

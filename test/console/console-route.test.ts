@@ -1,0 +1,49 @@
+/** The /console route itself: the built files, their headers, and a clear answer when they are not built. */
+import Fastify from 'fastify';
+import { registerConsole } from '../../src/console/console.routes';
+import { startGateway, type TestGateway } from '../helpers/gateway';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({}, { waitReady: false });
+});
+afterAll(() => gw?.close());
+
+describe('GET /console', () => {
+  it('serves the page and its bundle with a CSP that allows only this origin', async () => {
+    const page = await fetch(`${gw.url}/console`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    const html = await page.text();
+    // Offline: every script and stylesheet comes from this gateway.
+    const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    expect(refs.sort()).toEqual(['/console/assets/console.css', '/console/assets/console.js']);
+    const js = await fetch(`${gw.url}/console/assets/console.js`);
+    expect(js.headers.get('content-type')).toContain('application/javascript');
+    expect((await js.text()).length).toBeGreaterThan(10000);
+  });
+
+  it('answers 404 for an unknown asset (no path walking)', async () => {
+    for (const name of ['nope.js', '..%2Fpackage.json', 'size.json']) {
+      expect((await fetch(`${gw.url}/console/assets/${name}`)).status).toBe(404);
+    }
+  });
+
+  it('says the console is not built, rather than serving nothing', async () => {
+    const app = Fastify();
+    registerConsole(app, '/nonexistent/console-web');
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const res = await fetch(`${url}/console`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ message: expect.stringContaining('npm run build:ts') });
+    } finally {
+      await app.close();
+    }
+  });
+});
