@@ -217,7 +217,7 @@ const cpuReq = (r) => (r.cpu * 1000) / r.requests;
 const cell = (r, items) => (r ? `${f0(ips(r, items))}, ${f1(r.p50)}/${f1(r.p99)}, **${f3(cpuReq(r))}** / ${f3(cpuReq(r) / items)}${r.errors ? `, ${r.errors} errors` : ''}` : '—');
 const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
 const lines = [
-  `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${load} at the end, ${SECONDS} s per row after a 1 s warm-up, wrk (1 thread) as load generator; ${C_SINGLE} connections for 1-item rows, ${C_MULTI} for multi-item rows. Each cell: items/s, p50/p99 ms, **server CPU ms per request** / per item (utime+stime of the server process, all threads).`,
+  `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${load} at the end, ${SECONDS} s per row after a 2 s warm-up, wrk (1 thread) as load generator; ${C_SINGLE} connections for 1-item rows, ${C_MULTI} for multi-item rows. Each cell: items/s, p50/p99 ms, **server CPU ms per request** / per item (utime+stime of the server process, all threads).`,
   '',
   `| model | items/req |${baseline ? ' baseline build, full path |' : ''} full path (PG + Redis + limits + usage) | limits off | bare node:http + ort | ort in-process 1 thread: items/s, CPU ms/item | ort in-process all cores: items/s | full ÷ ort(all cores) items/s |`,
   `|---|---|${baseline ? '---|' : ''}---|---|---|---|---|---|`,

@@ -61,7 +61,7 @@ const boot = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), '
 const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout + boot.stderr)?.[0];
 if (!key) throw new Error(`bootstrap failed: ${boot.stdout}${boot.stderr}`);
 
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, path.join(ROOT, 'dist/main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+const child = spawn(process.execPath, [...(process.env.PROFILE_OFF ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), path.join(ROOT, 'dist/main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
 for (let i = 0; ; i += 1) {
   try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break; } catch { /* starting */ }
   if (i > 600) throw new Error('gateway not ready');
@@ -79,7 +79,8 @@ const cpu = cpuSeconds(child.pid) - cpu0;
 const window1 = Number(process.hrtime.bigint() / 1000n);
 const requests = Number(/(\d+) requests in/.exec(out.stdout)?.[1] ?? 0);
 child.kill('SIGTERM');
-await new Promise((r) => child.on('exit', r));
+const exit = await new Promise((r) => child.on('exit', (code, signal) => r(signal ?? code)));
+if (exit !== 0) console.error(`gateway exited with ${exit}`);
 await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
 await admin.end();
 

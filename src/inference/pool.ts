@@ -246,7 +246,13 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.thread.terminate()));
+    // Sessions are released before their threads go, and threads go one at a
+    // time: terminating several workers that still hold sessions at once can
+    // abort the process in onnxruntime-node's teardown (seen here with two
+    // workers: "terminate called after throwing an instance of 'Napi::Error'").
+    const keys = [...this.loaded.keys()];
+    await Promise.allSettled(this.workers.filter((w) => w.alive).flatMap((w) => keys.map((key) => w.send({ op: 'unload', key }))));
+    for (const w of this.workers) await w.thread.terminate();
   }
 }
 
