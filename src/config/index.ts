@@ -91,6 +91,8 @@ const envSchema = z.object({
   GRAPHQL_MAX_ALIASES: int(1, 1000).default('30'),
   GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default('5000'),
   GRAPHQL_MAX_COST: int(1, 10_000_000).default('20000'),
+  // JSON list values per request (all variables together): each costs event-loop time to coerce.
+  GRAPHQL_MAX_LIST_ELEMENTS: int(1, 10_000_000).default('65536'),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -130,7 +132,7 @@ export interface Config {
   usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string };
   bodyLimitBytes: number;
   shutdownDrainTimeoutMs: number;
-  graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
+  graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number; maxListElements: number };
 }
 
 export class ConfigError extends Error {
@@ -218,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxAliases: e.GRAPHQL_MAX_ALIASES,
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxCost: e.GRAPHQL_MAX_COST,
+      maxListElements: e.GRAPHQL_MAX_LIST_ELEMENTS,
     },
   };
 }

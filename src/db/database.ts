@@ -16,14 +16,15 @@ import { PrismaClient } from './generated/client';
 import { applyMigrations, type MigrationTarget } from './migrate';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
-import { DomainError } from '../errors';
+import { UnavailableError } from '../errors';
 
 export type { PrismaClient } from './generated/client';
 export type DatabaseState = 'starting' | 'up' | 'down';
 
-export class DatabaseUnavailableError extends DomainError {
-  constructor(reason: string) {
-    super('INTERNAL', `Database unavailable: ${reason}`, { http: { status: 503 } });
+/** UNAVAILABLE (503) for the client; the driver's reason (hosts, Prisma codes) stays in `reason` for logs and /readyz. */
+export class DatabaseUnavailableError extends UnavailableError {
+  constructor(readonly reason: string) {
+    super();
   }
 }
 

@@ -72,7 +72,11 @@ export async function preprocessImage(source: ImageSource, prep: Preprocessing, 
     }
   } catch (error) {
     if (error instanceof BadInputError) throw error;
-    throw new BadInputError(`image cannot be decoded: ${error instanceof Error ? error.message : String(error)}`, source.png != null ? `${field}.png` : `${field}.pixels`);
+    // The decoder's own text (libvips: "VipsJpeg: Bogus Huffman table…") names the library; the client gets ours.
+    throw new BadInputError(
+      source.png != null ? 'image cannot be decoded (corrupt, truncated, or not PNG, JPEG or WebP), or is larger than 1024×1024 pixels' : 'pixels cannot be converted',
+      source.png != null ? `${field}.png` : `${field}.pixels`,
+    );
   }
 
   const out = new Float32Array(prep.width * prep.height * channels);

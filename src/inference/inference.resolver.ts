@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Authorized, Ctx, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
 import type { RegisteredModel, ModelVersion, ModelRegistry } from './registry';
@@ -24,6 +25,8 @@ import { newMetering, type AdmitHook, type Metering } from './inference.service'
 import { enforceLimits } from '../ratelimit/plugin';
 import { BadInputError, DomainError } from '../errors';
 import type { UsageStatusName } from '../usage/usage-event';
+import { deferUsage } from '../usage/pending-usage';
+import { usageModelName } from '../usage/model-label';
 
 function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
   const config = version.config;
@@ -68,7 +71,7 @@ function toModelType(model: RegisteredModel, version: ModelVersion): ModelType {
  * Runs one metered inference call. The hooks for limits and usage records
  * live here so every inference field goes through the same path.
  */
-async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
+async function metered<T>(ctx: GraphQLContext, responseKey: string, model: string, run: (meter: Metering, admit: AdmitHook | undefined) => Promise<T>): Promise<T> {
   // @Authorized guarantees a principal.
   const principal = ctx.principal!;
   const started = performance.now();
@@ -89,12 +92,14 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
     status = usageStatusFor(error);
     throw error;
   } finally {
-    // One usage record per inference call, whatever happened; never awaited.
-    ctx.services.usage.record({
+    // One usage record per inference call, whatever happened; written with the response
+    // (pending-usage), so an answer that fails after this point is not billed as served.
+    deferUsage(ctx, responseKey, {
       id: usageIdFor(ctx),
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
-      model: MODEL_NAME.test(model) ? model : INVALID_MODEL,
+      // Only names of served models are stored: never client text (a pasted key, unbounded rollup groups).
+      model: usageModelName(model, (name) => ctx.services.inference.registry.list().some((m) => m.name === name)),
       modelVersion: meter.modelVersion,
       items: meter.items,
       // Only served requests are billed; a refused or failed one records its items and 0 units.
@@ -108,9 +113,6 @@ async function metered<T>(ctx: GraphQLContext, model: string, run: (meter: Meter
     });
   }
 }
-
-/** How a request naming no valid model appears in usage records. */
-const INVALID_MODEL = '(invalid)';
 
 const inferenceCalls = new WeakMap<GraphQLContext, number>();
 
@@ -188,9 +190,9 @@ export class InferenceResolver {
 
   @Authorized('inference')
   @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
-  async infer(@Ctx() ctx: GraphQLContext, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
+  async infer(@Ctx() ctx: GraphQLContext, @Info() info: GraphQLResolveInfo, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
     const started = performance.now();
-    const result = await metered(ctx, input.model, (meter, admit) => ctx.services.inference.infer(input, meter, admit));
+    const result = await metered(ctx, String(info.path.key), input.model, (meter, admit) => ctx.services.inference.infer(input, meter, admit));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,
@@ -206,6 +208,7 @@ export class InferenceResolver {
   @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels and attention maps' })
   async classify(
     @Ctx() ctx: GraphQLContext,
+    @Info() info: GraphQLResolveInfo,
     @Arg('model') model: string,
     @Arg('images', () => [ImageInput]) images: ImageInput[],
     @Arg('topK', () => Int, { defaultValue: 3 }) topK: number,
@@ -213,7 +216,7 @@ export class InferenceResolver {
     @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
   ): Promise<ClassifyResult> {
     const started = performance.now();
-    const result = await metered(ctx, model, (meter, admit) =>
+    const result = await metered(ctx, String(info.path.key), model, (meter, admit) =>
       ctx.services.inference.classify({ model, version, images, topK, timeoutMs }, meter, admit),
     );
     return {
