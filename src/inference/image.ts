@@ -73,8 +73,13 @@ export async function preprocessImage(source: ImageSource, prep: Preprocessing, 
   } catch (error) {
     if (error instanceof BadInputError) throw error;
     // The decoder's own text (libvips: "VipsJpeg: Bogus Huffman table…") names the library; the client gets ours.
+    const tooLarge = error instanceof Error && /pixel limit/.test(error.message);
     throw new BadInputError(
-      source.png != null ? 'image cannot be decoded (corrupt, truncated, or not PNG, JPEG or WebP), or is larger than 1024×1024 pixels' : 'pixels cannot be converted',
+      tooLarge
+        ? `image exceeds the pixel limit (${MAX_INPUT_PIXELS} pixels, 1024×1024)`
+        : source.png != null
+          ? 'image cannot be decoded (corrupt, truncated, or not PNG, JPEG or WebP)'
+          : 'pixels cannot be converted',
       source.png != null ? `${field}.png` : `${field}.pixels`,
     );
   }
