@@ -121,7 +121,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // and reports a 503 /readyz while the database is still coming up.
   void db.start();
   // Models load in the background too; /readyz lists each model's status.
-  void inference.start();
+  const modelsLoaded = inference.start();
+  // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.
+  void Promise.allSettled([db.whenReady(), modelsLoaded]).then(() => metrics.resetEventLoopDelay());
 
   return {
     app,

@@ -41,6 +41,8 @@ export interface FuzzReport {
   requests: number;
   /** Requests the gateway did not answer (connection refused or reset) or a gateway that exited. */
   crashes: number;
+  /** Bodies over BODY_LIMIT_BYTES whose 413 the client did not read (connection closed while sending). */
+  oversizeResets: number;
   /** 5xx other than the documented 503/504. */
   undocumented5xx: number;
   undocumentedCodes: number;
@@ -275,11 +277,16 @@ function describeCase(c: FuzzCase): string {
   return `${c.kind} ${c.method} ${c.route} ${JSON.stringify(c.headers)} ${body}`;
 }
 
+/** BODY_LIMIT_BYTES's default. */
+const OVERSIZE_BYTES = 20 * 1024 * 1024;
+
 export interface FuzzOptions {
   requests: number;
   seed: number;
   concurrency: number;
   fixed: FuzzCase[];
+  /** Scrape the loop-delay maximum after every request and report the ones that raised it. */
+  traceLoop?: boolean;
 }
 
 export async function runFuzz(target: FuzzTarget, keys: FuzzKeys, options: FuzzOptions): Promise<FuzzReport> {
@@ -289,6 +296,7 @@ export async function runFuzz(target: FuzzTarget, keys: FuzzKeys, options: FuzzO
     seed: options.seed,
     requests: 0,
     crashes: 0,
+    oversizeResets: 0,
     undocumented5xx: 0,
     undocumentedCodes: 0,
     leaks: 0,
@@ -300,6 +308,7 @@ export async function runFuzz(target: FuzzTarget, keys: FuzzKeys, options: FuzzO
     examples: [],
   };
   let next = 0;
+  let traced = 0;
   const worker = async (): Promise<void> => {
     while (next < cases.length) {
       const c = cases[next]!;
@@ -307,9 +316,21 @@ export async function runFuzz(target: FuzzTarget, keys: FuzzKeys, options: FuzzO
       const result = await send(target, c);
       report.requests += 1;
       if ('error' in result) {
+        // The gateway answers 413 before reading a body over BODY_LIMIT_BYTES and closes the
+        // socket; a client still sending may see the reset instead of the answer. Not a crash.
+        if (c.body !== undefined && c.body.length > OVERSIZE_BYTES && target.running) {
+          report.oversizeResets += 1;
+          continue;
+        }
         report.crashes += 1;
         if (report.examples.length < 20) report.examples.push(`no answer (${result.error}): ${describeCase(c)}`);
         continue;
+      }
+      if (options.traceLoop) {
+        // Diagnosis: which request raised the loop-delay maximum (run with concurrency 1).
+        const max = metricValue(await (await fetch(`${target.url}/metrics`)).text(), 'modelgate_event_loop_delay_max_seconds') ?? 0;
+        if (max > traced + 0.05) report.examples.push(`loop max ${traced.toFixed(3)} → ${max.toFixed(3)} s after ${result.status}: ${describeCase(c)}`);
+        traced = Math.max(traced, max);
       }
       report.statuses[result.status] = (report.statuses[result.status] ?? 0) + 1;
       const isMetricsOrPage = result.status < 400 && !result.text.startsWith('{');
