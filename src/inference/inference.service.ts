@@ -15,7 +15,7 @@ import { ModelRegistry, type ModelVersion, type ServedConfig } from './registry'
 import { InferenceMetrics } from './metrics';
 import type { BatchInput, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
-import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
+import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
 
 export interface InferTensorInput {
@@ -354,6 +354,9 @@ export class InferenceService {
           throw error;
         }
       } else {
+        if (!base64LengthFits(input.dataBase64!, byteLength)) {
+          throw new BadInputError(`dataBase64 has ${input.dataBase64!.length} characters; shape [${input.shape.join(',')}] of ${spec.datatype} needs ${byteLength} bytes (${base64Length(byteLength)} characters)`, `${field}.dataBase64`);
+        }
         const decoded = decodeBase64(input.dataBase64!);
         if (!decoded) throw new BadInputError('dataBase64 is not valid base64', `${field}.dataBase64`);
         if (decoded.length !== byteLength) {

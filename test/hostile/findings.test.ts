@@ -145,7 +145,6 @@ describe('hostile input (issue #12), production build', () => {
     it.each([
       ['404 unknown route', 'GET', '/nope', {}, undefined, 404, 'NOT_FOUND'],
       ['405 wrong method', 'DELETE', '/graphql', {}, undefined, 405, 'METHOD_NOT_ALLOWED'],
-      ['413 body too large', 'POST', '/graphql', { 'content-type': 'application/json' }, JSON.stringify({ query: '{ health { status } }', variables: { pad: 'x'.repeat(21_000_000) } }), 413, 'PAYLOAD_TOO_LARGE'],
       ['415 content type', 'POST', '/graphql', { 'content-type': 'application/xml' }, '<q/>', 415, 'UNSUPPORTED_MEDIA_TYPE'],
       ['400 invalid JSON', 'POST', '/graphql', { 'content-type': 'application/json' }, '{"query": ', 400, 'BAD_REQUEST'],
       ['400 empty JSON', 'POST', '/graphql', { 'content-type': 'application/json' }, '', 400, 'BAD_REQUEST'],
@@ -162,8 +161,10 @@ describe('hostile input (issue #12), production build', () => {
 
     it.each([
       ['400 bad request line', 'GARBAGE\r\n\r\n', 400, 'BAD_REQUEST'],
+      // Declared over BODY_LIMIT_BYTES: answered before the body is read (a client still sending may see a reset).
+      ['413 body too large', 'POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 30000000\r\n\r\n{', 413, 'PAYLOAD_TOO_LARGE'],
       ['431 header overflow', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE'],
-    ] as const)("Node's own %s in the same shape", async (_name, payload, status, code) => {
+    ] as const)("%s, answered on the socket, in the same shape", async (_name, payload, status, code) => {
       const raw = parseRawResponse(await rawHttp(gw.port, payload));
       expect(raw.status).toBe(status);
       const body = JSON.parse(raw.body) as Body;

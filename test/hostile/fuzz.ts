@@ -205,7 +205,7 @@ export function fuzzCase(keys: FuzzKeys): fc.Arbitrary<FuzzCase> {
     },
     {
       weight: 2,
-      arbitrary: fc.tuple(fc.oneof(fc.string({ maxLength: 300 }), fc.constantFrom('subscription { x }', '{ __schema { types { name } } }', '{ me { tenant { name } } }', '{ health { status } }', 'query { '.repeat(50), '{ a: health { status } b: health { status } }', `{ ${'health { status } '.repeat(3)}}`, '{ models { name stats { requests } } }', 'mutation { unloadModel(name: "fashion-cnn") { name } }', '{ tenants { edges { cursor } } }', '{ auditEvents { edges { cursor } } }')), headers).map(([query, h]) => gql(query, {}, h, 'graphql-text')),
+      arbitrary: fc.tuple(fc.oneof(fc.string({ maxLength: 300 }), fc.constantFrom('subscription { x }', '{ __schema { types { name } } }', '{ me { tenant { name } } }', '{ health { status } }', 'query { '.repeat(50), '{ a: health { status } b: health { status } }', `{ ${'health { status } '.repeat(3)}}`, '{ models { name stats { requests } } }', 'mutation { loadModel(name: "no-such-model") { name } }', '{ tenants { edges { cursor } } }', '{ auditEvents { edges { cursor } } }')), headers).map(([query, h]) => gql(query, {}, h, 'graphql-text')),
     },
 {
           weight: 2,
