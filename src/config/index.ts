@@ -92,7 +92,7 @@ const envSchema = z.object({
   GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default('5000'),
   GRAPHQL_MAX_COST: int(1, 10_000_000).default('20000'),
   // JSON list values per request (all variables together): each costs event-loop time to coerce.
-  GRAPHQL_MAX_LIST_ELEMENTS: int(1, 10_000_000).default('65536'),
+  GRAPHQL_MAX_LIST_ELEMENTS: int(1, 10_000_000).default('16384'),
 });
 
 export type Env = z.input<typeof envSchema>;
