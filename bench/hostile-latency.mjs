@@ -96,7 +96,6 @@ const loopMax = async () => {
   return line ? Number(line.split(' ')[1]) * 1000 : NaN;
 };
 
-const loadStart = os.loadavg()[0];
 const results = [];
 try {
   for (const row of rows) {

@@ -16,7 +16,8 @@ describe('input guard', () => {
     expect(stringProblem('x\ud800')).toMatch(/UTF-8/);
     expect(checkVariables({ f: { list: ['ok', 'bad\u0000'] } }, 100)?.field).toBe('$f.list[1]');
     expect(checkDocumentStrings(parse('{ apiKeys(tenant: "a\\u0000b") { edges { cursor } } }'))?.field).toBe('tenant');
-    expect(checkDocumentStrings(parse('{ usageRecords(filter: { model: "\\ud800" }) { edges { cursor } } }'))?.field).toBe('filter.model');
+    // graphql-js's lexer already refuses unpaired surrogate escapes in literals (GRAPHQL_PARSE_FAILED).
+    expect(checkDocumentStrings(parse('{ usageRecords(filter: { model: "a\\u0000" }) { edges { cursor } } }'))?.field).toBe('filter.model');
     expect(checkDocumentStrings(parse('{ model(name: "fashion-cnn") { name } }'))).toBeNull();
   });
 });

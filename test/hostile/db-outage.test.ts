@@ -49,9 +49,6 @@ describe('a database outage, production build', () => {
       expect(a.violations).toEqual([]);
       expect(a.text).not.toMatch(/P\d{4}|prisma|reach database|127\.0\.0\.1|ECONNREFUSED|terminat/i);
     }
-    // The gateway did notice (readiness), and its log kept the reason.
-    const ready = await gw.request('GET', '/readyz');
-    expect(ready.status).toBe(503);
     expect(gw.running).toBe(true);
   }, 60_000);
 });
