@@ -8,7 +8,6 @@
  * Prisma), which go to the log.
  */
 import { randomUUID } from 'node:crypto';
-import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -54,23 +53,11 @@ function fixedMessage(status: number): string {
   return FIXED_MESSAGES[status] ?? STATUS_CODES[status] ?? 'Error';
 }
 
-/**
- * Whether a body holds more than `limit` commas (a JSON body's values are at
- * most its commas plus its lists). A plain byte loop over the first MiB
- * (dense number lists reach the limit there, or are small: ~1 ns a byte),
- * then native searches for the rest (long strings, e.g. base64, have few
- * commas: one indexOf call per comma would cost ~0.1 µs each on dense data).
- */
-export function moreCommasThan(body: Buffer, limit: number): boolean {
+/** Commas in one chunk of a body (a JSON body's values are at most its commas plus its lists): ~1 ns a byte. */
+export function countCommas(chunk: Buffer): number {
   let count = 0;
-  const head = Math.min(body.length, 1 << 20);
-  for (let i = 0; i < head; i += 1) {
-    if (body[i] === 44 && ++count > limit) return true;
-  }
-  for (let at = body.indexOf(44, head); at !== -1; at = body.indexOf(44, at + 1)) {
-    if (++count > limit) return true;
-  }
-  return false;
+  for (let i = 0; i < chunk.length; i += 1) if (chunk[i] === 44) count += 1;
+  return count;
 }
 
 export interface HttpErrorOptions {
@@ -87,30 +74,70 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
     methodsByUrl.set(route.url, methods);
   });
 
-  // JSON.parse runs on the event loop and cannot be sliced: refuse bodies that
-  // could hold far more values than any request may use before parsing them
-  // (4 M numbers took ~100 ms to parse here). The exact per-field check is the
-  // GraphQL input guard; this bound only caps the parse.
+  // The body is read chunk by chunk: UTF-8 is checked and decoded as it
+  // arrives (TextDecoder, fatal) and commas are counted, so no single event
+  // handles more than one chunk (~64 KiB) until JSON.parse, and a body that
+  // could hold far more values than any request may use is refused before it
+  // is parsed — or even read whole (4 M numbers took ~100 ms to parse here).
+  // The exact per-field check is the GraphQL input guard; this only caps the parse.
   const maxCommas = 2 * options.maxListElements + 10_000;
   const secureParse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: options.bodyLimitBytes }, (request, body, done) => {
-    const buffer = body as Buffer;
-    if (!isUtf8(buffer)) {
-      done(new HttpRefusal(400, 'BAD_USER_INPUT', 'Request body is not valid UTF-8', { field: 'body' }), undefined);
+  app.addContentTypeParser('application/json', (request, payload, done) => {
+    const tooLarge = () => new HttpRefusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${options.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`);
+    if (Number(request.headers['content-length']) > options.bodyLimitBytes) {
+      done(tooLarge(), undefined);
       return;
     }
-    if (moreCommasThan(buffer, maxCommas)) {
-      done(
-        new HttpRefusal(400, 'BAD_USER_INPUT', `Request body holds more than ${maxCommas} JSON values; send tensors as dataBase64 and images as png`, { field: 'variables' }),
-        undefined,
-      );
-      return;
-    }
-    secureParse(request, buffer.toString('utf8'), (error, parsed) => {
-      if (error) done(new HttpRefusal(400, 'BAD_REQUEST', buffer.length === 0 ? 'Request body is empty' : 'Request body is not valid JSON'), undefined);
-      else done(null, parsed);
-    });
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const invalidUtf8 = () => new HttpRefusal(400, 'BAD_USER_INPUT', 'Request body is not valid UTF-8', { field: 'body' });
+    let text = '';
+    let received = 0;
+    let commas = 0;
+    let settled = false;
+    // A refusal decided mid-body is answered once the body is in (draining costs no parsing), so the
+    // client reads the coded answer instead of a reset; beyond BODY_LIMIT_BYTES it is a 413 at once.
+    let refusal: HttpRefusal | undefined;
+    const finish = (error: Error | null, value?: unknown) => {
+      if (settled) return;
+      settled = true;
+      payload.removeListener('data', onData);
+      payload.removeListener('end', onEnd);
+      done(error, value);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > options.bodyLimitBytes) return finish(tooLarge());
+      if (refusal) return;
+      commas += countCommas(chunk);
+      if (commas > maxCommas) {
+        refusal = new HttpRefusal(400, 'BAD_USER_INPUT', `Request body holds more than ${maxCommas} JSON values; send tensors as dataBase64 and images as png`, { field: 'variables' });
+        text = '';
+        return;
+      }
+      try {
+        text += decoder.decode(chunk, { stream: true });
+      } catch {
+        refusal = invalidUtf8();
+        text = '';
+      }
+    };
+    const onEnd = () => {
+      if (refusal) return finish(refusal);
+      try {
+        text += decoder.decode();
+      } catch {
+        return finish(invalidUtf8());
+      }
+      if (text.length === 0) return finish(new HttpRefusal(400, 'BAD_REQUEST', 'Request body is empty'));
+      secureParse(request, text, (error, parsed) => {
+        if (error) finish(new HttpRefusal(400, 'BAD_REQUEST', 'Request body is not valid JSON'));
+        else finish(null, parsed);
+      });
+    };
+    payload.on('data', onData);
+    payload.on('end', onEnd);
+    payload.on('error', (error: Error) => finish(error));
   });
 
   app.setNotFoundHandler((request, reply) => {
