@@ -215,6 +215,10 @@ export function classifyError(error: unknown): ErrorClass {
       return code === 'INTERNAL' ? 'internal' : 'client';
     }
     if (!original) return 'client';
+    // A built-in scalar that cannot serialize a result ("Float cannot represent non numeric
+    // value: NaN") throws a bare GraphQLError (no nodes, no code) that graphql-js locates at
+    // the field: the server's fault. Argument errors found during execution carry nodes.
+    if (original instanceof GraphQLError && error.path && !original.nodes && original.extensions['code'] === undefined && !original.originalError) return 'internal';
     if (original instanceof GraphQLError) return classifyError(original);
     return 'internal';
   }
