@@ -80,7 +80,7 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
   // could hold far more values than any request may use is refused before it
   // is parsed — or even read whole (4 M numbers took ~100 ms to parse here).
   // The exact per-field check is the GraphQL input guard; this only caps the parse.
-  const maxCommas = 2 * options.maxListElements + 10_000;
+  const maxCommas = options.maxListElements + 10_000;
   const secureParse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', (request, payload, done) => {
