@@ -27,6 +27,19 @@ describe('the HTTP error contract', () => {
   });
 });
 
+describe('the error contract on Open Inference Protocol routes', () => {
+  it('keeps the OIP shape with a public code, scrubs internal text, and converts other bodies to it', () => {
+    const own = JSON.parse(normalizeErrorBody(JSON.stringify({ error: 'no such model', code: 'NOT_FOUND', requestId: 'x' }), 404, 'r1', 'oip').body);
+    expect(own).toEqual({ error: 'no such model', code: 'NOT_FOUND', requestId: 'r1' });
+    const leaky = JSON.parse(normalizeErrorBody(JSON.stringify({ error: 'P2010: Invalid prisma.$queryRawUnsafe()', code: 'INTERNAL' }), 500, 'r2', 'oip').body);
+    expect(leaky.error).not.toMatch(/prisma/i);
+    const plain = normalizeErrorBody('Payload Too Large', 413, 'r3', 'oip');
+    expect(JSON.parse(plain.body)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', requestId: 'r3' });
+    expect(typeof JSON.parse(plain.body).error).toBe('string');
+    expect(JSON.parse(plain.body).errors).toBeUndefined();
+  });
+});
+
 describe('the pre-parse comma bound', () => {
   it('counts the commas of a chunk', () => {
     expect(countCommas(Buffer.from(new Array(2000).fill(0).join(',')))).toBe(1999);

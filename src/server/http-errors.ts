@@ -182,7 +182,9 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
     if (reply.statusCode < 400 || request.routeOptions.url === '/readyz') return payload;
     if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
     const text = payload.toString();
-    const normalized = normalizeErrorBody(text, reply.statusCode, request.id);
+    // The Open Inference Protocol's own error shape ({"error": ...}) on its routes, with the same code and request id.
+    const protocol = request.url.startsWith('/v2') ? 'oip' : 'graphql';
+    const normalized = normalizeErrorBody(text, reply.statusCode, request.id, protocol);
     if (normalized.status !== reply.statusCode) reply.code(normalized.status);
     reply.header('content-type', 'application/json; charset=utf-8');
     return normalized.body;
@@ -202,13 +204,28 @@ interface ErrorEntry {
   [key: string]: unknown;
 }
 
-/** Rewrites an error response body into the contract; exported for tests. */
-export function normalizeErrorBody(text: string, status: number, requestId: string): { status: number; body: string } {
+/**
+ * Rewrites an error response body into the contract; exported for tests.
+ * `oip`: the Open Inference Protocol's shape, `{error, code, requestId, …}`
+ * (KServe/Triton clients read `error`), with the same public codes.
+ */
+export function normalizeErrorBody(text: string, status: number, requestId: string, protocol: 'graphql' | 'oip' = 'graphql'): { status: number; body: string } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
     parsed = undefined;
+  }
+  if (protocol === 'oip') {
+    const oip = parsed as { error?: unknown; code?: unknown } | undefined;
+    if (oip && typeof oip.error === 'string' && typeof oip.code === 'string' && PUBLIC_ERROR_CODES.has(oip.code)) {
+      const message = INTERNALS_PATTERN.test(oip.error) ? fixedMessage(status) : oip.error;
+      return { status, body: JSON.stringify({ ...oip, error: message, requestId }) };
+    }
+    const contract = normalizeErrorBody(text, status, requestId);
+    const first = (JSON.parse(contract.body) as { errors: ErrorEntry[] }).errors[0];
+    const { code, requestId: _id, ...extensions } = first?.extensions ?? {};
+    return { status: contract.status, body: JSON.stringify({ error: first?.message ?? fixedMessage(status), code, ...extensions, requestId }) };
   }
   const errors = (parsed as { errors?: unknown } | undefined)?.errors;
   if (Array.isArray(errors) && errors.length > 0) {
