@@ -6,7 +6,8 @@
 // by package/area and the top functions of the main thread, plus the server's
 // CPU ms per request (utime+stime, all threads) over the same load.
 //   npm run build:ts && node bench/profile.mjs [items=1] [concurrency=64] [seconds=10]
-//   PROFILE_KEEP=dir keeps the .cpuprofile files there.
+//   PROFILE_KEEP=dir keeps the .cpuprofile files there; PROFILE_DIST=/other/dist profiles another
+//   build (e.g. main's, for the before summary); PROFILE_OFF=1 measures CPU without the profiler.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, readdirSync, mkdirSync, cpSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import net from 'node:net';
 import pg from 'pg';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const DIST = path.resolve(process.env.PROFILE_DIST ?? path.join(ROOT, 'dist'));
 const [items = 1, concurrency = 64, seconds = 10] = process.argv.slice(2).map(Number);
 const MODEL = process.env.PROFILE_MODEL ?? 'fashion-hybrid';
 const ADMIN_DB = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -57,11 +59,11 @@ const env = {
   DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(INFERENCE_|GATEWAY_|RATE_LIMITS_|USAGE_)/.test(k))),
 };
-const boot = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', 'bootstrap', '--json'], { env, encoding: 'utf8' });
+const boot = spawnSync(process.execPath, [path.join(DIST, 'cli/main.js'), 'admin', 'bootstrap', '--json'], { env, encoding: 'utf8' });
 const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout + boot.stderr)?.[0];
 if (!key) throw new Error(`bootstrap failed: ${boot.stdout}${boot.stderr}`);
 
-const child = spawn(process.execPath, [...(process.env.PROFILE_OFF ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), path.join(ROOT, 'dist/main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+const child = spawn(process.execPath, [...(process.env.PROFILE_OFF ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), path.join(DIST, 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
 for (let i = 0; ; i += 1) {
   try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break; } catch { /* starting */ }
   if (i > 600) throw new Error('gateway not ready');
@@ -127,7 +129,7 @@ function summarize(file) {
 const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f));
 // The main thread's profile is the one with the most samples in fastify/graphql; workers hold onnxruntime only.
 const summaries = files.map((f) => ({ f, ...summarize(f) })).sort((a, b) => Number(/fastify|graphql/.test(b.text)) - Number(/fastify|graphql/.test(a.text)));
-console.log(`# ${MODEL} × ${items} items, c=${concurrency}, ${seconds} s: ${requests} requests, server CPU ${(cpu * 1000 / requests).toFixed(3)} ms/request (all threads)`);
+console.log(`# ${path.relative(process.cwd(), DIST) || DIST}: ${MODEL} × ${items} items, c=${concurrency}, ${seconds} s: ${requests} requests, server CPU ${(cpu * 1000 / requests).toFixed(3)} ms/request (all threads)`);
 console.log(out.stdout.split('\n').filter((l) => /Latency|50%|99%|Requests\/sec/.test(l)).join('\n'));
 for (const [i, s] of summaries.entries()) {
   console.log(`\n## ${i === 0 ? 'main thread' : `thread ${i} (inference worker)`} — ${(s.total / 1000).toFixed(1)} s of samples in the load window`);

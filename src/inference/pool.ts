@@ -102,7 +102,10 @@ export class WorkerPool {
     private readonly intraOpThreads: number,
     private readonly log: Logger,
     readonly idleLoopWorkers = 0,
+    /** The event loop's recent busy share (0..1); tests hand in a fixed one. */
+    loopUtilization?: () => number,
   ) {
+    if (loopUtilization) this.eventLoopUtilization = loopUtilization;
     this.script = workerScript();
     this.threads = size + idleLoopWorkers;
     for (let i = 0; i < this.threads; i += 1) this.workers.push(this.spawn(i));
@@ -114,7 +117,7 @@ export class WorkerPool {
   private loopUtilization = 0;
 
   /** The event loop's busy share over the last completed window (at most one sample per window). */
-  private eventLoopUtilization(): number {
+  private eventLoopUtilization = (): number => {
     const now = performance.now();
     if (now - this.utilizationAt >= UTILIZATION_WINDOW_MS) {
       const mark = performance.eventLoopUtilization();
@@ -123,7 +126,7 @@ export class WorkerPool {
       this.utilizationAt = now;
     }
     return this.loopUtilization;
-  }
+  };
 
   private readonly lastRespawn = new Map<number, number>();
 
