@@ -254,7 +254,7 @@ export function normalise(map: Float32Array): Float32Array {
  * The saliency map (H×W, 0..1) from the explained class's score on the
  * original (`base`) and on each perturbed copy (`scores[k]`). Occlusion: the
  * mean drop in score over the patches covering a pixel. RISE: the
- * score-weighted mean of the masks, Σ s_k M_k / (N · p).
+ * score-weighted mean of the masks, Σ (s_k − s̄) M_k / (N · p).
  */
 export function saliencyFrom(plan: ExplainPlan, base: number, scores: number[], masks: Float32Array[] | null): Float32Array {
   const { height: h, width: w } = plan.geometry;
@@ -272,8 +272,12 @@ export function saliencyFrom(plan: ExplainPlan, base: number, scores: number[], 
     });
     for (let i = 0; i < sum.length; i += 1) sum[i] = covered[i]! > 0 ? sum[i]! / covered[i]! : 0;
   } else {
+    // Scores centred on their mean: in expectation the same map up to a constant
+    // (every pixel is kept with probability p), without the Monte Carlo noise
+    // of each pixel's mask count times the mean score.
+    const mean = scores.reduce((a, b) => a + b, 0) / Math.max(scores.length, 1);
     masks!.forEach((mask, k) => {
-      const s = scores[k]!;
+      const s = scores[k]! - mean;
       for (let i = 0; i < sum.length; i += 1) sum[i]! += s * mask[i]!;
     });
     for (let i = 0; i < sum.length; i += 1) sum[i]! /= masks!.length * RISE_KEEP;
