@@ -11,7 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
-import { decodeFloats, imageFloats, imagePixels, INFER } from '../inference/fixtures';
+import { decodeFloats, imageFloats, imagePixels, imageTensor, INFER } from '../inference/fixtures';
 import { areaUnderCurve, deletionSeries, randomOrder, saliencyOrder } from '../../src/inference/explain-faithfulness';
 import { regionProbeModel, vectorModel } from './onnx-bytes';
 
@@ -232,6 +232,45 @@ describe('explanations', () => {
       expect(error.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
       expect(error.message).toMatch(message);
       expect((await stats(model)).inferences).toBe(before.inferences);
+    });
+  });
+
+  describe('REST: POST /v2/models/{m}/explain', () => {
+    const post = (model: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${gw.url}/v2/models/${model}/explain`, { method: 'POST', headers: { ...authHeaders(caller.key), 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+    it('answers OIP-shaped saliency tensors equal to GraphQL’s, billed per item', async () => {
+      const requestId = `explain-rest-${Date.now().toString(36)}`;
+      const tensor = imageTensor([0, 1]);
+      const res = await post('fashion-cnn', { id: 'two', inputs: [{ name: 'image', datatype: 'FP32', shape: [2, 1, 28, 28], data: decodeFloats(tensor.dataBase64) }], parameters: { method: 'occlusion', patch: 7, stride: 7, heatmap: true } }, { 'x-request-id': requestId });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { id: string; parameters: Record<string, unknown>; outputs: { name: string; datatype: string; shape: number[]; data: (number | string)[] }[] };
+      expect(body).toMatchObject({ id: 'two', parameters: { method: 'OCCLUSION', items: 34, items_per_image: 17 } });
+      const out = Object.fromEntries(body.outputs.map((o) => [o.name, o]));
+      expect(out['saliency']).toMatchObject({ datatype: 'FP32', shape: [2, 28, 28] });
+      expect(out['explained_class']).toMatchObject({ datatype: 'INT64', shape: [2] });
+      expect(out['heatmap_png']).toMatchObject({ datatype: 'BYTES', shape: [2] });
+      const gql = await classify({ model: 'fashion-cnn', images: [fixture(0), fixture(1)], explain: { method: 'OCCLUSION', patch: 7, stride: 7 } });
+      const maps = gql.body.data!.classify.results.map((r) => decodeFloats(r.explanation!.dataBase64));
+      expect(out['explained_class']!.data).toEqual(gql.body.data!.classify.results.map((r) => r.explanation!.explainedClass));
+      (out['saliency']!.data as number[]).forEach((v, i) => expect(v).toBeCloseTo(maps[Math.floor(i / 784)]![i % 784]!, 3));
+      expect(await usageRecord(requestId)).toMatchObject({ status: 'OK', items: 34, computeUnits: 34 });
+    });
+
+    it.each([
+      ['fashion-cnn', { method: 'occlusion', patch: 40 }, 'parameters.patch'],
+      ['fashion-cnn', { method: 'shap' }, 'parameters.method'],
+      ['fashion-cnn', { method: 'rise', masks: 0 }, 'parameters.masks'],
+    ])('%s %j → 400 naming %s', async (model, parameters, field) => {
+      const res = await post(model, { inputs: [{ ...imageTensor([0]), dataBase64: undefined, data: decodeFloats(imageTensor([0]).dataBase64) }], parameters });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    });
+
+    it('refuses a model without an image input with 400 and the reason', async () => {
+      const res = await post('vector-probe', { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 10], data: new Array(10).fill(0) }], parameters: { method: 'occlusion' } });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'BAD_USER_INPUT', field: 'parameters', error: expect.stringMatching(/no image input/) });
     });
   });
 
