@@ -41,7 +41,7 @@ export interface OipRequest {
   /** Outputs the client named with an explicit `binary_data`. */
   explicit: Map<string, boolean>;
   /** The request's `parameters` as sent (the explain extension reads its own from here). */
-  parameters: Record<string, unknown>;
+  parameters?: Record<string, unknown>;
 }
 
 /**

@@ -243,7 +243,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
         parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
-        options = parseExplainParameters(parsed.parameters);
+        options = parseExplainParameters(parsed.parameters ?? {});
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         const outcome = await pipeline.rejected(call, model, error);
