@@ -11,7 +11,8 @@
 // one explanation alone (batch 1) and with BENCH_LOAD concurrent explanations.
 // Writes docs/explain/*.png (heatmaps drawn by the gateway) and prints a
 // Markdown table for bench/RESULTS.md and the model cards.
-// Usage: npm run bench:explain  (BENCH_IMAGES=200, BENCH_LOAD=8, BENCH_MODELS=all four)
+// Usage: npm run bench:explain  (BENCH_IMAGES=200, BENCH_LOAD=8, BENCH_MODELS=all four;
+// BENCH_WRITE_CARDS=1 also writes the table into each models/<name>/config.json card and re-renders the cards)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -151,6 +152,21 @@ try {
   gateway.kill('SIGTERM');
   await new Promise((r) => gateway.once('exit', r));
   rmSync(work, { recursive: true, force: true });
+}
+
+if (process.env.BENCH_WRITE_CARDS === '1') {
+  // The table per model into config.json's card, then the cards re-rendered from it.
+  for (const model of MODELS) {
+    const file = path.join(ROOT, 'models', model, 'config.json');
+    const config = JSON.parse(readFileSync(file, 'utf8'));
+    config.card.explanations = {
+      images: IMAGES,
+      date: new Date().toISOString().slice(0, 10),
+      rows: rows.filter((r) => r.model === model).map(({ method, auc, aucRandom, wins, items }) => ({ method, auc: Number(auc.toFixed(4)), aucRandom: Number(aucRandom.toFixed(4)), wins, items })),
+    };
+    writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  }
+  spawnSync(process.execPath, [path.join(ROOT, 'models/measure.js'), '--cards-only'], { stdio: 'inherit' });
 }
 
 const f = (x, d = 3) => x.toFixed(d);
