@@ -38,6 +38,8 @@ const UTILIZATION_WINDOW_MS = 50;
 
 /** Least time between two restarts of the same worker slot. */
 const RESPAWN_BACKOFF_MS = 2000;
+/** How long close() lets a worker finish what it is doing before terminating it. */
+const CLOSE_SETTLE_MS = 5000;
 
 /** The compiled worker: next to this file in dist/, or dist/ when running from src/ under ts-jest. */
 export function workerScript(): string {
@@ -66,16 +68,30 @@ class PoolWorker {
       if (!waiter) return;
       this.pending.delete(reply.id);
       waiter.resolve(reply);
+      if (this.pending.size === 0) for (const settle of this.settledWaiters.splice(0)) settle();
     });
     const fail = (error: Error) => {
       if (!this.alive) return;
       this.alive = false;
       for (const waiter of this.pending.values()) waiter.reject(error);
       this.pending.clear();
+      for (const settle of this.settledWaiters.splice(0)) settle();
       onExit(this, error);
     };
     this.thread.on('error', fail);
     this.thread.on('exit', (code) => fail(new Error(`inference worker exited with code ${code}`)));
+  }
+
+  private readonly settledWaiters: (() => void)[] = [];
+
+  /**
+   * Resolves when nothing sent to the worker is outstanding (or it died).
+   * Terminating a thread while onnxruntime creates a session there aborts the
+   * whole process ("terminate called after throwing Napi::Error").
+   */
+  settled(): Promise<void> {
+    if (this.pending.size === 0 || !this.alive) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
   send(request: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
@@ -250,10 +266,21 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    // Sessions are released before their threads go, and threads go one at a
-    // time: terminating several workers that still hold sessions at once can
-    // abort the process in onnxruntime-node's teardown (seen here with two
-    // workers: "terminate called after throwing an instance of 'Napi::Error'").
+    // Outstanding loads and runs settle first (bounded), then sessions are
+    // released and threads go one at a time: terminating a thread while
+    // onnxruntime works there, or several workers holding sessions at once,
+    // can abort the process in onnxruntime-node's teardown ("terminate called
+    // after throwing an instance of 'Napi::Error'", seen here with two workers).
+    await Promise.all(
+      this.workers.map(async (w) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_SETTLE_MS);
+        });
+        await Promise.race([w.settled(), timeout]);
+        clearTimeout(timer);
+      }),
+    );
     const keys = [...this.loaded.keys()];
     await Promise.allSettled(this.workers.filter((w) => w.alive).flatMap((w) => keys.map((key) => w.send({ op: 'unload', key }))));
     for (const w of this.workers) await w.thread.terminate();
