@@ -18,7 +18,7 @@ import { ConfigError, loadConfig, type Config } from '../config';
 import { Database } from '../db/database';
 import { DataDirLock, DataDirLockedError } from '../db/data-dir-lock';
 import type { ApiKey, Tenant } from '../db/generated/client';
-import { BadInputError, DomainError } from '../errors';
+import { BadInputError } from '../errors';
 import { createLogger, type Logger } from '../log/logger';
 import { RedisConnection } from '../redis/redis';
 import { RedisKeyInvalidator } from '../auth/invalidation';
