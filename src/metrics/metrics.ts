@@ -38,11 +38,12 @@ export class Metrics {
     });
     new Gauge({
       name: 'modelgate_event_loop_delay_seconds',
-      help: 'Event-loop delay percentiles since the gateway became ready',
-      labelNames: ['quantile'],
+      help: 'Event-loop delay percentiles (50, 99, 99.9) since the gateway became ready',
+      // Not "quantile": Prometheus reserves that label for summaries, and promtool rejects it on a gauge.
+      labelNames: ['percentile'],
       registers: [this.registry],
       collect() {
-        for (const q of [0.5, 0.99, 0.999]) this.set({ quantile: String(q) }, loop.percentile(q * 100) / 1e9);
+        for (const p of [50, 99, 99.9]) this.set({ percentile: String(p) }, loop.percentile(p) / 1e9);
       },
     });
   }

@@ -43,7 +43,8 @@ describe('first run', () => {
       expect(keys).toHaveLength(1);
       const key = keys[0] as string;
       expect(gw.output).toContain('shown ONLY ONCE');
-      // The log line names the key's prefix only, never the key.
+      // Logs are written asynchronously: wait for the line before reading it. It names the key's prefix only, never the key.
+      await gw.waitForLog('first admin key created');
       expect(gw.logLines().filter((l) => JSON.stringify(l).includes(key))).toEqual([]);
       expect(gw.logLines().some((l) => l['msg'] === 'first admin key created (tenant "admin")')).toBe(true);
 
