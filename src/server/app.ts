@@ -28,6 +28,7 @@ import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graph
 import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
+import { bootstrapFirstAdminOnStart } from '../keys/first-admin';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
@@ -93,6 +94,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
+  if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
   const limits = new RateLimitService({
     config,
     log: log.child({ component: 'ratelimit' }),
