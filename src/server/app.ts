@@ -28,6 +28,7 @@ import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graph
 import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
+import { PriceBook } from '../billing/price-book';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
@@ -121,7 +122,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage };
+  const billing = new PriceBook(db);
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing };
 
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);
