@@ -99,6 +99,8 @@ const envSchema = z.object({
   GRAPHQL_MAX_ALIASES: int(1, 1000).default('30'),
   GRAPHQL_MAX_TOKENS: int(10, 1_000_000).default('5000'),
   GRAPHQL_MAX_COST: int(1, 10_000_000).default('20000'),
+  // JSON list values per request (all variables together): each costs event-loop time to coerce.
+  GRAPHQL_MAX_LIST_ELEMENTS: int(1, 10_000_000).default('16384'),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -144,7 +146,7 @@ export interface Config {
   shutdownDrainTimeoutMs: number;
   /** After SIGTERM: how long /readyz says 503 while new requests are still served (load balancers' lag). */
   shutdownReadinessGraceMs: number;
-  graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
+  graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number; maxListElements: number };
 }
 
 export class ConfigError extends Error {
@@ -244,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxAliases: e.GRAPHQL_MAX_ALIASES,
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxCost: e.GRAPHQL_MAX_COST,
+      maxListElements: e.GRAPHQL_MAX_LIST_ELEMENTS,
     },
   };
 }

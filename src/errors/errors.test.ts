@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { buildSchema, graphqlSync, GraphQLError } from 'graphql';
 import { BadInputError, classifyError, domainErrorOf, httpStatusFor, RateLimitedError, toGraphQLError } from '.';
 import { formatError } from '../server/apollo';
 
@@ -43,5 +43,18 @@ describe('error mapping', () => {
       syntax,
     );
     expect(shown).toEqual({ message: syntax.message, extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+  });
+
+  it('treats a result the scalar cannot serialize as internal', () => {
+    const schema = buildSchema('type Query { x: [Float!]!, y(a: Int!): Int }');
+    const result = graphqlSync({ schema, source: '{ x }', rootValue: { x: () => [1, NaN] } });
+    const serialization = result.errors![0]!;
+    expect(serialization.message).toMatch(/Float cannot represent/);
+    expect(classifyError(serialization)).toBe('internal');
+    expect(formatError({ message: serialization.message }, serialization)).toMatchObject({ message: 'Internal server error', extensions: { code: 'INTERNAL' } });
+    // An argument error found during execution stays the client's.
+    const argument = graphqlSync({ schema, source: 'query($a: Int = 1) { y(a: $a) }', variableValues: { a: null }, rootValue: { y: () => 1 } });
+    expect(argument.errors?.[0]?.message).toMatch(/must not be null/);
+    expect(classifyError(argument.errors![0]!)).toBe('client');
   });
 });

@@ -37,6 +37,89 @@ export function httpStatusFor(code: string): number | undefined {
   return HTTP_STATUS[code as ErrorCode];
 }
 
+/**
+ * Codes of refusals made by the HTTP layer before any GraphQL runs (unknown
+ * route, wrong method, body too large or not JSON, header overflow), each
+ * with its one status.
+ */
+export const HTTP_ERROR_CODES = {
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  REQUEST_HEADER_FIELDS_TOO_LARGE: 431,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const;
+export type HttpErrorCode = keyof typeof HTTP_ERROR_CODES;
+
+/** GraphQL codes that graphql-js, Apollo and type-graphql produce for client mistakes; passed through as they are. */
+const CLIENT_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
+
+/**
+ * The closed list of codes any response body may carry (README, "Errors").
+ * A code outside it reaching a client is a bug; the fuzz suite checks this.
+ */
+export const PUBLIC_ERROR_CODES: ReadonlySet<string> = new Set<string>([...ERROR_CODES, ...CLIENT_CODES, ...Object.keys(HTTP_ERROR_CODES)]);
+
+/** The body of every non-GraphQL error response: the GraphQL error shape, so clients parse one shape. */
+export function errorBody(code: HttpErrorCode | ErrorCode, message: string, requestId: string, extensions: Record<string, unknown> = {}): { errors: { message: string; extensions: Record<string, unknown> }[] } {
+  return { errors: [{ message, extensions: { ...extensions, code, requestId } }] };
+}
+
+/** The HTTP-layer code for a status fastify or Node chose. */
+export function httpCodeForStatus(status: number): HttpErrorCode {
+  for (const [code, s] of Object.entries(HTTP_ERROR_CODES)) if (s === status) return code as HttpErrorCode;
+  return status >= 500 ? 'INTERNAL' : 'BAD_REQUEST';
+}
+
+/**
+ * Whether an unexpected error means a dependency (Postgres, Redis) cannot be
+ * reached rather than a bug: Prisma's connection codes, the driver adapter's
+ * "database not reachable", Postgres's connection-class SQLSTATEs, and
+ * socket errors, anywhere in the cause chain. Such a failure is UNAVAILABLE
+ * (503, retry) for the client; the text stays in the log.
+ */
+export function isDependencyUnavailable(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current && typeof current === 'object'; depth += 1) {
+    const e = current as { code?: unknown; kind?: unknown; name?: unknown; message?: unknown; cause?: unknown; originalError?: unknown };
+    if (typeof e.code === 'string' && UNAVAILABLE_ERROR_CODES.has(e.code)) return true;
+    if (typeof e.code === 'string' && /^(08|57P0)/.test(e.code)) return true;
+    if (typeof e.kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(e.kind)) return true;
+    if (e.name === 'PrismaClientInitializationError') return true;
+    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
+    current = e.cause ?? e.originalError;
+  }
+  return false;
+}
+
+const UNAVAILABLE_ERROR_CODES = new Set([
+  // Prisma: can't reach, timed out, closed, pool timeout, server closed the connection.
+  'P1001', 'P1002', 'P1008', 'P1017', 'P2024',
+  // Node sockets and DNS.
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+]);
+const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'DatabaseDoesNotExist', 'SocketTimeout', 'ConnectionClosed', 'TooManyConnections']);
+const UNAVAILABLE_MESSAGE = /Can't reach database server|Connection terminated|Connection is closed|connect ECONNREFUSED|Client has encountered a connection error|timeout exceeded when trying to connect|Stream isn't writeable|MaxRetriesPerRequestError|Reached the max retries per request limit/i;
+
+/**
+ * Strings a client must never see: SQL, Prisma, driver and decoder text,
+ * stack frames, hosts and paths. The fuzz suite and the hostile tests assert
+ * no response body matches.
+ */
+export const INTERNALS_PATTERN = /Prisma|prisma\.|P[12]\d{3}\b|\bSQL\b|SQLSTATE|postgres(ql)?:\/\/|\bpg\b|ECONNREFUSED|127\.0\.0\.1|localhost:\d|Vips|vips|libvips|sharp|onnxruntime|\bORT\b|FST_[A-Z_]+|ERR_[A-Z_]{4,}|node:internal|at [\w.<>]+ \(|\/work\/|dist\/|\.ts:\d+|\.js:\d+|INTERNAL_SERVER_ERROR|ioredis|Redis connection|Float cannot represent/;
+
 export class DomainError extends Error {
   constructor(
     readonly code: ErrorCode,
@@ -100,17 +183,6 @@ export class QuotaExceededError extends DomainError {
   }
 }
 
-/** GraphQL codes that graphql-js, Apollo and type-graphql produce for client mistakes; passed through as they are. */
-const CLIENT_CODES = new Set([
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_USER_INPUT',
-  'BAD_REQUEST',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-  'OPERATION_RESOLUTION_FAILURE',
-]);
-
 /** Turns a domain error into the GraphQL error a client sees. */
 export function toGraphQLError(error: DomainError): GraphQLError {
   const status = httpStatusFor(error.code);
@@ -143,6 +215,10 @@ export function classifyError(error: unknown): ErrorClass {
       return code === 'INTERNAL' ? 'internal' : 'client';
     }
     if (!original) return 'client';
+    // A built-in scalar that cannot serialize a result ("Float cannot represent non numeric
+    // value: NaN") throws a bare GraphQLError (no nodes, no code) that graphql-js locates at
+    // the field: the server's fault. Argument errors found during execution carry nodes.
+    if (original instanceof GraphQLError && error.path && !original.nodes && original.extensions['code'] === undefined && !original.originalError) return 'internal';
     if (original instanceof GraphQLError) return classifyError(original);
     return 'internal';
   }

@@ -8,6 +8,7 @@ import type { Services } from '../server/services';
 import type { Principal } from '../auth/principal';
 import type { DomainError } from '../errors';
 import type { LimitDecision } from '../ratelimit/types';
+import type { PendingUsage } from '../usage/pending-usage';
 
 export interface GraphQLContext {
   requestId: string;
@@ -27,4 +28,6 @@ export interface GraphQLContext {
   limitsDeferred?: boolean;
   /** Inference calls made so far in this operation (each gets its own usage record id). */
   inferenceCalls: number;
+  /** Usage records held until the response is known (written, durably, before it is sent). */
+  pendingUsage: PendingUsage[];
 }

@@ -27,6 +27,11 @@ export interface ImageSource {
  */
 export const MAX_INPUT_PIXELS = 1024 * 1024;
 const MAX_SIDE = 1024;
+/**
+ * Longest `png` accepted: 8 M base64 characters (6 MiB), above what any
+ * encoding of 1024×1024 8-bit RGBA pixels (4 MiB raw) needs.
+ */
+export const MAX_ENCODED_IMAGE_BASE64 = 8 * 1024 * 1024;
 
 /** Returns the image as model-ready float values in the model's layout (one item, no batch axis). */
 export async function preprocessImage(source: ImageSource, prep: Preprocessing, field: string): Promise<Float32Array> {
@@ -34,6 +39,10 @@ export async function preprocessImage(source: ImageSource, prep: Preprocessing, 
   let image: sharp.Sharp;
   if (source.png != null && source.pixels != null) throw new BadInputError('give either png or pixels, not both', field);
   if (source.png != null) {
+    // Decoding base64 runs on the event loop: bound it by what a 1024×1024 image can need.
+    if (source.png.length > MAX_ENCODED_IMAGE_BASE64) {
+      throw new BadInputError(`png is over ${MAX_ENCODED_IMAGE_BASE64} base64 characters; images are at most 1024×1024 pixels`, `${field}.png`);
+    }
     const bytes = decodeBase64(source.png);
     if (!bytes || bytes.length === 0) throw new BadInputError('png is not valid base64', `${field}.png`);
     image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
@@ -72,7 +81,16 @@ export async function preprocessImage(source: ImageSource, prep: Preprocessing, 
     }
   } catch (error) {
     if (error instanceof BadInputError) throw error;
-    throw new BadInputError(`image cannot be decoded: ${error instanceof Error ? error.message : String(error)}`, source.png != null ? `${field}.png` : `${field}.pixels`);
+    // The decoder's own text (libvips: "VipsJpeg: Bogus Huffman table…") names the library; the client gets ours.
+    const tooLarge = error instanceof Error && /pixel limit/.test(error.message);
+    throw new BadInputError(
+      tooLarge
+        ? `image exceeds the pixel limit (${MAX_INPUT_PIXELS} pixels, 1024×1024)`
+        : source.png != null
+          ? 'image cannot be decoded (corrupt, truncated, or not PNG, JPEG or WebP)'
+          : 'pixels cannot be converted',
+      source.png != null ? `${field}.png` : `${field}.pixels`,
+    );
   }
 
   const out = new Float32Array(prep.width * prep.height * channels);

@@ -4,7 +4,8 @@
  * views for the queries, the registry for the admin mutations), shape the result.
  */
 import { performance } from 'node:perf_hooks';
-import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Authorized, Ctx, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed } from '../auth';
 import type { GraphQLContext } from '../graphql/context';
 import type { RegisteredModel, ModelRegistry } from './registry';
@@ -22,6 +23,7 @@ import {
 } from './inference.types';
 import type { CallContext, PipelineOutcome } from './pipeline';
 import { recordLimitDecision } from '../ratelimit/plugin';
+import { deferUsage } from '../usage/pending-usage';
 
 function toModelType(view: ModelView): ModelType {
   const config = view.config;
@@ -60,10 +62,17 @@ function toModelType(view: ModelView): ModelType {
   };
 }
 
-/** The protocol-neutral facts of this operation's next inference call. */
-function callContext(ctx: GraphQLContext): CallContext {
+/**
+ * The protocol-neutral facts of this operation's next inference call. Its
+ * usage record is held until the response is complete (pending-usage), so an
+ * answer that fails after the resolver returned (an output that cannot be
+ * serialized) is not billed as served.
+ */
+function callContext(ctx: GraphQLContext, info: GraphQLResolveInfo): CallContext {
   ctx.inferenceCalls += 1;
+  const responseKey = String(info.path.key);
   return {
+    usage: { record: (event) => deferUsage(ctx.pendingUsage, responseKey, event) },
     // Authenticated once per operation when the context was built.
     caller: { principal: ctx.principal, authError: ctx.authError },
     requestId: ctx.requestId,
@@ -117,9 +126,9 @@ export class InferenceResolver {
 
   @Authorized('inference')
   @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
-  async infer(@Ctx() ctx: GraphQLContext, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
+  async infer(@Ctx() ctx: GraphQLContext, @Info() info: GraphQLResolveInfo, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
     const started = performance.now();
-    const result = settle(ctx, await ctx.services.pipeline.infer(callContext(ctx), input));
+    const result = settle(ctx, await ctx.services.pipeline.infer(callContext(ctx, info), input));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,
@@ -135,6 +144,7 @@ export class InferenceResolver {
   @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels and attention maps' })
   async classify(
     @Ctx() ctx: GraphQLContext,
+    @Info() info: GraphQLResolveInfo,
     @Arg('model') model: string,
     @Arg('images', () => [ImageInput]) images: ImageInput[],
     @Arg('topK', () => Int, { defaultValue: 3 }) topK: number,
@@ -142,7 +152,7 @@ export class InferenceResolver {
     @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
   ): Promise<ClassifyResult> {
     const started = performance.now();
-    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx), { model, version, images, topK, timeoutMs }));
+    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx, info), { model, version, images, topK, timeoutMs }));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,

@@ -15,7 +15,7 @@ import { ModelRegistry, type ModelStatus, type ModelVersion, type ServedConfig, 
 import { InferenceMetrics } from './metrics';
 import type { Batcher, BatchInput, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
-import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
+import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
 
 export interface InferTensorInput {
@@ -155,6 +155,10 @@ export class InferenceService {
   async close(): Promise<void> {
     await this.registry.close();
     await this.pool.close();
+  }
+
+  servesModel(name: string): boolean {
+    return this.registry.list().some((m) => m.name === name);
   }
 
   /** Every model's name, sorted. */
@@ -394,9 +398,13 @@ export class InferenceService {
         }
       } else {
         const source = hasBytes ? 'binary data' : 'dataBase64';
+        const where = hasBytes ? `${field}.parameters.binary_data_size` : `${field}.dataBase64`;
+        // A dataBase64 whose length cannot fit the shape is refused before any decoding work.
+        if (!hasBytes && !base64LengthFits(input.dataBase64!, byteLength)) {
+          throw new BadInputError(`dataBase64 has ${input.dataBase64!.length} characters; shape [${input.shape.join(',')}] of ${spec.datatype} needs ${byteLength} bytes (${base64Length(byteLength)} characters)`, `${field}.dataBase64`);
+        }
         const raw = hasBytes ? input.bytes! : decodeBase64(input.dataBase64!);
         if (!raw) throw new BadInputError('dataBase64 is not valid base64', `${field}.dataBase64`);
-        const where = hasBytes ? `${field}.parameters.binary_data_size` : `${field}.dataBase64`;
         if (raw.length !== byteLength) {
           throw new BadInputError(`${source} holds ${raw.length} bytes; shape [${input.shape.join(',')}] of ${spec.datatype} needs ${byteLength}`, where);
         }

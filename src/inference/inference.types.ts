@@ -7,6 +7,7 @@
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DATATYPES, type Datatype } from './model-config';
 import { decodeNumbers } from './tensor';
+import { BadInputError } from '../errors';
 import type { ModelStatus as ModelStatusName } from './registry';
 
 export enum TensorDatatype {
@@ -204,9 +205,15 @@ export class InferOutputTensor {
     this.shape = shape;
   }
 
+  // An output holding NaN or Infinity answers BAD_USER_INPUT here (JSON numbers cannot carry
+  // them); dataBase64 carries every value exactly.
   @Field(() => [Float])
   get data(): number[] {
-    return decodeNumbers(this.datatype, this.bytes);
+    const values = decodeNumbers(this.datatype, this.bytes);
+    if (!values.every(Number.isFinite)) {
+      throw new BadInputError(`output "${this.name}" holds NaN or Infinity, which JSON numbers cannot carry; select dataBase64 (little-endian bytes) for it`, 'outputs.data', { output: this.name });
+    }
+    return values;
   }
 
   @Field()

@@ -18,6 +18,7 @@ import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
 import type { LimitDecision } from '../ratelimit/types';
 import type { UsageEvent, UsageStatusName } from '../usage/usage-event';
+import { usageModelName } from '../usage/model-label';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
 
@@ -42,6 +43,8 @@ export interface InferenceEngine {
   planClassify(request: ClassifyRequest): InferencePlan;
   runInfer(plan: InferencePlan, request: InferRequest): Promise<InferResponse>;
   runClassify(plan: InferencePlan, request: ClassifyRequest): Promise<ClassifyResponse>;
+  /** Whether the repository has a model of this name (usage records store only such names). */
+  servesModel(name: string): boolean;
   /** Counts a request refused between lookup and run (limits) in the model's stats. */
   refused(plan: InferencePlan, error: unknown): void;
 }
@@ -68,6 +71,8 @@ export interface CallContext {
   requestId: string;
   /** The request id is the client's (x-request-id): the usage record id then gets a random suffix. */
   clientChoseRequestId: boolean;
+  /** Where this call's usage record goes instead of the pipeline's sink (GraphQL holds it until the response is known). */
+  usage?: UsageRecorder;
   /** 1 for the first inference call of the HTTP request, 2 for a second GraphQL field, … */
   sequence: number;
   log: Logger;
@@ -88,8 +93,6 @@ function assertInferenceScope(principal: Principal): void {
   if (!hasScope(principal, 'inference')) throw new ForbiddenError('This API key lacks the scope inference', { requiredScopes: ['inference'] });
 }
 
-/** How a request naming no valid model appears in usage records. */
-export const INVALID_MODEL = '(invalid)';
 
 /**
  * The usage record id: the request id, "<id>#2" for a second inference call
@@ -269,7 +272,8 @@ export class InferencePipeline {
       id: usageRecordId(call),
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
-      model: MODEL_NAME.test(model) ? model : INVALID_MODEL,
+      // Only names of served models are stored, never client text (a pasted key, unbounded rollup groups).
+      model: usageModelName(model, (name) => this.deps.engine.servesModel(name)),
       modelVersion: planned?.modelVersion ?? null,
       items: planned?.items ?? 0,
       // Only served requests are billed; a refused or failed one records its items and 0 units.
@@ -283,7 +287,7 @@ export class InferencePipeline {
     };
     try {
       // One record per call, whatever happened; a durable sink is awaited before the answer goes.
-      await this.deps.usage.record(event);
+      await (call.usage ?? this.deps.usage).record(event);
     } catch (error) {
       return { ok: false, error: this.domain(error, call), principal, limits: outcome.limits };
     }

@@ -151,7 +151,7 @@ export class KeyService {
 
   async getTenant(caller: Caller, ref: string): Promise<Tenant> {
     const tenant = await findTenant(this.prisma, ref);
-    this.requireTenantAccess(caller, tenant.id);
+    this.requireTenantAccess(caller, tenant.id, ref);
     return tenant;
   }
 
@@ -195,7 +195,7 @@ export class KeyService {
     let tenantId: string | undefined;
     if (filter.tenant) {
       tenantId = (await findTenant(this.prisma, filter.tenant)).id;
-      this.requireTenantAccess(caller, tenantId);
+      this.requireTenantAccess(caller, tenantId, filter.tenant);
     } else if (!isAdmin(caller)) {
       tenantId = caller.principal?.tenantId;
     }
@@ -359,9 +359,13 @@ export class KeyService {
     if (!isAdmin(caller)) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
   }
 
-  private requireTenantAccess(caller: Caller, tenantId: string): void {
+  /**
+   * Another tenant reads exactly as an unknown one (same code, message and
+   * extensions as findTenant's), so a key cannot probe which tenant names exist.
+   */
+  private requireTenantAccess(caller: Caller, tenantId: string, ref: string): void {
     if (isAdmin(caller)) return;
-    if (caller.principal?.tenantId !== tenantId) throw new ForbiddenError('This API key may manage only its own tenant');
+    if (caller.principal?.tenantId !== tenantId) throw unknownTenant(ref);
   }
 
   private async targetTenantId(tx: Tx, caller: Caller, ref: string | null | undefined): Promise<string> {
@@ -370,7 +374,7 @@ export class KeyService {
       return caller.principal.tenantId;
     }
     const tenant = await findTenant(tx, ref);
-    this.requireTenantAccess(caller, tenant.id);
+    this.requireTenantAccess(caller, tenant.id, ref);
     return tenant.id;
   }
 }
@@ -447,8 +451,13 @@ async function findTenant(db: Reader, ref: string): Promise<Tenant> {
   const tenant = UUID.test(trimmed)
     ? await db.tenant.findFirst({ where: { OR: [{ id: trimmed }, { name: trimmed }] } })
     : await db.tenant.findUnique({ where: { name: trimmed } });
-  if (!tenant) throw new NotFoundError(`Unknown tenant "${trimmed}"`, { tenant: trimmed });
+  if (!tenant) throw unknownTenant(ref);
   return tenant;
+}
+
+function unknownTenant(ref: string): NotFoundError {
+  const trimmed = ref.trim();
+  return new NotFoundError(`Unknown tenant "${trimmed}"`, { tenant: trimmed });
 }
 
 async function findKey(db: Reader, caller: Caller, ref: string): Promise<ApiKey> {

@@ -10,7 +10,9 @@ import type { Config } from '../config';
 import type { GraphQLContext } from '../graphql/context';
 import { getSchema } from '../graphql/schema';
 import { authPlugin } from '../auth/auth-plugin';
-import { classifyError, domainErrorOf, httpStatusFor, toGraphQLError } from '../errors';
+import { classifyError, domainErrorOf, httpStatusFor, isDependencyUnavailable, PUBLIC_ERROR_CODES, toGraphQLError, UnavailableError } from '../errors';
+import { inputGuardPlugin } from '../graphql/input-guard';
+import { finalizeUsage } from '../usage/pending-usage';
 import { rateLimitPlugin } from '../ratelimit/plugin';
 
 /** Logs unexpected errors with the request id and stamps the id on every error sent. */
@@ -25,7 +27,7 @@ function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
             }
           }
         },
-        async willSendResponse({ response, contextValue, errors }) {
+        async willSendResponse({ response, contextValue }) {
           if (response.body.kind !== 'single') return;
           const sent = response.body.singleResult.errors;
           if (sent) {
@@ -34,16 +36,30 @@ function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
               extensions: { ...e.extensions, requestId: contextValue.requestId },
             }));
           }
-          // The HTTP status follows the most significant domain error (401/403/429/503).
-          if (errors && response.http.status === undefined) {
-            for (const error of errors) {
-              const domain = domainErrorOf(error);
-              const status = domain ? httpStatusFor(domain.code) : undefined;
+          // The HTTP status follows the most significant coded error (401/403/429/503/504), as sent.
+          if (sent && response.http.status === undefined) {
+            for (const error of sent) {
+              const code = error.extensions?.['code'];
+              const status = typeof code === 'string' ? httpStatusFor(code) : undefined;
               if (status) {
                 response.http.status = status;
                 break;
               }
             }
+          }
+          // Usage records are written once the answer is known, so their status matches it, and
+          // durably before it is sent (the write-ahead log): an answered request survives kill -9.
+          try {
+            await finalizeUsage(contextValue.pendingUsage, contextValue.services.usage, sent ?? []);
+          } catch (error) {
+            // Stored nowhere (log and database both failing): the answer must not go out unmetered.
+            contextValue.log.error({ err: error }, 'usage record could not be stored; answering UNAVAILABLE');
+            const unavailable = new UnavailableError();
+            response.body.singleResult.data = null;
+            response.body.singleResult.errors = [
+              { message: unavailable.message, extensions: { code: unavailable.code, requestId: contextValue.requestId } },
+            ];
+            response.http.status = httpStatusFor(unavailable.code);
           }
         },
       };
@@ -61,7 +77,15 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   }
   if (classifyError(error) === 'client') {
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+    const code = extensions['code'];
+    // graphql-js and Apollo text names the schema and the request, never internals; a code
+    // outside the public list (a library's own) becomes the generic client one.
+    if (typeof code !== 'string' || !PUBLIC_ERROR_CODES.has(code)) extensions['code'] = 'BAD_REQUEST';
     return { ...formatted, extensions };
+  }
+  if (isDependencyUnavailable(error)) {
+    const unavailable = new UnavailableError();
+    return { message: unavailable.message, locations: formatted.locations, path: formatted.path, extensions: { code: unavailable.code } };
   }
   return {
     message: 'Internal server error',
@@ -93,7 +117,7 @@ export async function createApollo(config: Config): Promise<ApolloServer<GraphQL
     parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
-    plugins: [...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), authPlugin(), errorPlugin(), rateLimitPlugin()],
+    plugins: [inputGuardPlugin({ maxListElements: config.graphql.maxListElements }), ...(armor.plugins as ApolloServerPlugin<GraphQLContext>[]), ApolloServerPluginLandingPageDisabled(), authPlugin(), errorPlugin(), rateLimitPlugin()],
     formatError,
   });
   await apollo.start();

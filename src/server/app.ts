@@ -32,7 +32,8 @@ import { PriceBook } from '../billing/price-book';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
-import { DomainError } from '../errors';
+import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
+import { registerHttpErrorContract, clientErrorHandler } from './http-errors';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -147,7 +148,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // and reports a 503 /readyz while the database is still coming up.
   void db.start();
   // Models load in the background too; /readyz lists each model's status.
-  void inference.start();
+  const modelsLoaded = inference.start();
+  // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.
+  void Promise.allSettled([db.whenReady(), modelsLoaded]).then(() => metrics.resetEventLoopDelay());
 
   return {
     app,
@@ -193,7 +196,10 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
     return503OnClosing: false,
     // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly.
     forceCloseConnections: 'idle',
+    // Node's own refusals (400 bad request line, 431 header overflow, 408) in the error contract's shape.
+    clientErrorHandler,
   });
+  registerHttpErrorContract(app, { bodyLimitBytes: config.bodyLimitBytes, maxListElements: config.graphql.maxListElements });
 
   app.addHook('onRequest', async (request, reply) => {
     inFlight.started(reply.raw);
@@ -211,26 +217,6 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
       reply.elapsedTime / 1000,
     );
     log.debug({ requestId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: 'Not Found', message: `No route for ${request.method} ${request.url.split('?')[0]}`, requestId: request.id });
-  });
-
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    const status = error.statusCode ?? 500;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({
-        error: 'Payload Too Large',
-        message: `Request body exceeds the limit of ${config.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`,
-        requestId: request.id,
-      });
-    }
-    if (status >= 400 && status < 500) {
-      return reply.code(status).send({ error: 'Bad Request', message: error.message, code: error.code, requestId: request.id });
-    }
-    request.log.error({ err: error }, 'unhandled error');
-    return reply.code(500).send({ error: 'Internal Server Error', message: 'Internal server error', requestId: request.id });
   });
 
   app.get('/healthz', async () => ({ status: 'alive' }));
@@ -262,13 +248,18 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
         userAgent: request.headers['user-agent'],
         principal: null,
         inferenceCalls: 0,
+        pendingUsage: [],
       };
       try {
         context.principal = await services.auth.authenticate(request.headers);
       } catch (error) {
-        // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status.
-        if (!(error instanceof DomainError)) throw error;
-        context.authError = error;
+        // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status;
+        // a database or Redis outage under authentication is UNAVAILABLE (503), never its driver text.
+        if (error instanceof DomainError) context.authError = error;
+        else if (isDependencyUnavailable(error)) {
+          request.log.warn({ err: error }, 'authentication: dependency unavailable');
+          context.authError = new UnavailableError();
+        } else throw error;
       }
       return context;
     },

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../server/services';
-import { BadInputError, ForbiddenError, UnauthenticatedError, domainErrorOf, httpStatusFor } from '../errors';
+import { BadInputError, ForbiddenError, UnauthenticatedError, domainErrorOf, errorBody, httpStatusFor } from '../errors';
 import { hasScope } from '../auth/scopes';
 import { readableTenant } from './usage-access';
 import { checkRange } from './usage-queries';
@@ -50,7 +50,7 @@ export function registerUsageRoutes(app: FastifyInstance, services: Services): v
       const http = (domain.extensions['http'] as { status?: number } | undefined)?.status;
       const status = http ?? httpStatusFor(domain.code) ?? (domain.code === 'INTERNAL' ? 500 : 400);
       const { http: _http, ...extensions } = domain.extensions;
-      return reply.code(status).send({ error: domain.code, message: domain.message, ...extensions, requestId: request.id });
+      return reply.code(status).send(errorBody(domain.code, domain.message, request.id, extensions));
     }
   });
 }

@@ -77,7 +77,7 @@ describe('gateway on PostgreSQL and Redis', () => {
   it('returns 404 JSON for unknown routes', async () => {
     const res = await fetch(`${gw.url}/does-not-exist`);
     expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ error: 'Not Found' });
+    expect(await res.json()).toMatchObject({ errors: [{ extensions: { code: 'NOT_FOUND', requestId: res.headers.get('x-request-id') } }] });
   });
 
   it('exposes Prometheus metrics including HTTP request histograms', async () => {
@@ -116,7 +116,7 @@ describe('gateway limits', () => {
         body: JSON.stringify({ query: HEALTH, variables: { pad: 'x'.repeat(5000) } }),
       });
       expect(res.status).toBe(413);
-      expect(await res.json()).toMatchObject({ message: expect.stringContaining('BODY_LIMIT_BYTES') });
+      expect(await res.json()).toMatchObject({ errors: [{ message: expect.stringContaining('BODY_LIMIT_BYTES'), extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
     } finally {
       await gw.close();
     }

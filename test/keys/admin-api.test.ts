@@ -304,11 +304,11 @@ describe('tenant isolation', () => {
     expect(own.body.data!.apiKeys.edges.length).toBeGreaterThanOrEqual(2);
     expect(new Set(own.body.data!.apiKeys.edges.map((e) => e.node.tenantId))).toEqual(new Set([a]));
 
-    expect(code(await call(managerA.plaintext, API_KEYS, { tenant: b }))).toBe('FORBIDDEN');
+    expect(code(await call(managerA.plaintext, API_KEYS, { tenant: b }))).toBe('NOT_FOUND');
     expect(code(await call(managerA.plaintext, REVOKE, { id: keyB.apiKey.id }))).toBe('NOT_FOUND');
     expect(code(await call(managerA.plaintext, REVOKE, { id: keyB.apiKey.prefix }))).toBe('NOT_FOUND');
     expect(code(await call(managerA.plaintext, ROTATE, { id: keyB.apiKey.id, grace: 0 }))).toBe('NOT_FOUND');
-    expect(code(await call(managerA.plaintext, CREATE_KEY, { input: { tenant: b, name: 'x', scopes: ['INFERENCE'] } }))).toBe('FORBIDDEN');
+    expect(code(await call(managerA.plaintext, CREATE_KEY, { input: { tenant: b, name: 'x', scopes: ['INFERENCE'] } }))).toBe('NOT_FOUND');
     expect(code(await call(managerA.plaintext, CREATE_KEY, { input: { name: 'x', scopes: ['ADMIN'] } }))).toBe('FORBIDDEN');
     expect(code(await call(managerA.plaintext, '{ tenants { edges { cursor } } }'))).toBe('FORBIDDEN');
     expect(code(await call(managerA.plaintext, '{ auditEvents { edges { cursor } } }'))).toBe('FORBIDDEN');

@@ -35,7 +35,7 @@ describe('one process per embedded DATA_DIR (production build)', () => {
   it('refuses a second gateway and the CLI while a gateway holds DATA_DIR, naming the holder, and loses nothing', async () => {
     const env = embeddedEnv();
     const bootstrap = await runCli(['admin', 'bootstrap', '--tenant', 'ops'], env);
-    expect(bootstrap.code).toBe(0);
+    expect({ code: bootstrap.code, stderr: bootstrap.code === 0 ? '' : bootstrap.stderr }).toEqual({ code: 0, stderr: '' });
     const key = bootstrap.stdout.trim();
 
     const first = await ProductionGateway.start(env);
@@ -66,14 +66,14 @@ describe('one process per embedded DATA_DIR (production build)', () => {
     // After it stops, the CLI gets the directory and finds the first gateway's write.
     await first.stop();
     const list = await runCli(['tenants', 'list', '--json'], env);
-    expect(list.code).toBe(0);
+    expect({ code: list.code, stderr: list.code === 0 ? '' : list.stderr }).toEqual({ code: 0, stderr: '' });
     expect((JSON.parse(list.stdout) as { name: string }[]).map((t) => t.name).sort()).toEqual(['ops', 'written-by-first']);
   });
 
   it('takes over the lock of a gateway killed with kill -9', async () => {
     const env = embeddedEnv();
     const bootstrap = await runCli(['admin', 'bootstrap', '--tenant', 'ops'], env);
-    expect(bootstrap.code).toBe(0);
+    expect({ code: bootstrap.code, stderr: bootstrap.code === 0 ? '' : bootstrap.stderr }).toEqual({ code: 0, stderr: '' });
     const key = bootstrap.stdout.trim();
 
     const crashed = await ProductionGateway.start(env);

@@ -90,9 +90,9 @@ describe('monthly quota across a restart of an embedded gateway (in-process limi
     delete env['DATABASE_URL'];
     // The CLI works on the embedded database while no gateway holds it.
     const tenant = await runCli(['tenants', 'create', 'quota3', '--monthly-quota', String(quota)], env);
-    expect(tenant.code).toBe(0);
+    expect({ code: tenant.code, stderr: tenant.code === 0 ? '' : tenant.stderr }).toEqual({ code: 0, stderr: '' });
     const created = await runCli(['keys', 'create', '--tenant', 'quota3', '--scopes', 'inference'], env);
-    expect(created.code).toBe(0);
+    expect({ code: created.code, stderr: created.code === 0 ? '' : created.stderr }).toEqual({ code: 0, stderr: '' });
     const key = created.stdout.trim();
 
     let gw = await ProductionGateway.start(env, { name: 'embedded' });

@@ -104,7 +104,7 @@ describe('usage API', () => {
     expect(lines.slice(1).every((l) => l.split(',')[1] === readerB.tenantId)).toBe(true);
     const csvForeign = await fetch(`${gw.url}/usage.csv?from=${FROM}&to=${TO}&tenantId=${readerA.tenantId}`, { headers: authHeaders(readerB.key) });
     expect(csvForeign.status).toBe(403);
-    expect(await csvForeign.json()).toMatchObject({ error: 'FORBIDDEN' });
+    expect(await csvForeign.json()).toMatchObject({ errors: [{ extensions: { code: 'FORBIDDEN' } }] });
   });
 
   it('admin reads any tenant, and all tenants without a tenantId', async () => {
@@ -143,7 +143,7 @@ describe('usage API', () => {
     }
     const csv = await fetch(`${gw.url}/usage.csv?to=${TO}`, { headers: authHeaders(readerA.key) });
     expect(csv.status).toBe(400);
-    expect(await csv.json()).toMatchObject({ error: 'BAD_USER_INPUT', field: 'from' });
+    expect(await csv.json()).toMatchObject({ errors: [{ extensions: { code: 'BAD_USER_INPUT', field: 'from' } }] });
   });
 
   it('streams the CSV with a header and every record of the range once', async () => {
