@@ -383,13 +383,14 @@ function addKeyLifecycleCommands(keys: Command, session: SessionRunner, io: CliI
     .option('--models <list|all>', 'replace the model allowlist ("all": every model)')
     .option('--rpm <n|default>', 'requests per minute ("default": the gateway default)', limitOption('--rpm'))
     .option('--cu-per-minute <n|default>', 'compute units per minute', limitOption('--cu-per-minute'))
+    .option('--monthly-budget <n|default>', 'compute units per calendar month for this key ("default": none)', limitOption('--monthly-budget'))
     .option('--expires <duration|never>', 'new lifetime from now, e.g. 30d, or "never"')
     .option('--meta <k=v...>', 'replace metadata labels, e.g. --meta owner=ana team=ml ("none" clears)')
     .option('--json', 'print JSON')
     .action(
       async (
         ref: string,
-        opts: { name?: string; scopes?: string; models?: string; rpm?: number | 'default'; cuPerMinute?: number | 'default'; expires?: string; meta?: string[]; json?: boolean },
+        opts: { name?: string; scopes?: string; models?: string; rpm?: number | 'default'; cuPerMinute?: number | 'default'; monthlyBudget?: number | 'default'; expires?: string; meta?: string[]; json?: boolean },
       ) => {
         const input: Parameters<KeyService['updateApiKey']>[2] = {};
         if (opts.name !== undefined) input.name = opts.name;
@@ -397,6 +398,7 @@ function addKeyLifecycleCommands(keys: Command, session: SessionRunner, io: CliI
         if (opts.models !== undefined) input.allowedModels = opts.models === 'all' ? [] : list(opts.models);
         if (opts.rpm !== undefined) input.requestsPerMinute = limitValue(opts.rpm);
         if (opts.cuPerMinute !== undefined) input.computeUnitsPerMinute = limitValue(opts.cuPerMinute);
+        if (opts.monthlyBudget !== undefined) input.monthlyComputeUnitBudget = limitValue(opts.monthlyBudget);
         if (opts.expires !== undefined) input.expiresAt = opts.expires === 'never' ? null : new Date(Date.now() + parseDuration(opts.expires) * 1000);
         if (opts.meta !== undefined) input.metadata = metaOption(opts.meta);
         if (Object.keys(input).length === 0) throw new UsageError('Nothing to change: give at least one option (see --help)');

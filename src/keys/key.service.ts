@@ -32,6 +32,8 @@ export interface Caller {
 export interface LimitOverrides {
   requestsPerMinute?: number | null;
   computeUnitsPerMinute?: number | null;
+  /** A key's monthly compute-unit budget (keys only). */
+  monthlyComputeUnitBudget?: number | null;
 }
 
 export interface CreateTenantInput extends LimitOverrides {
@@ -180,6 +182,7 @@ export class KeyService {
           allowedModels,
           requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
           computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
+          monthlyComputeUnitBudget: limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0),
           expiresAt,
           createdBy: actorLabel(caller),
         },
@@ -241,6 +244,7 @@ export class KeyService {
     if (input.allowedModels !== undefined) data.allowedModels = modelList(input.allowedModels);
     if (input.requestsPerMinute !== undefined) data.requestsPerMinute = limit(input.requestsPerMinute, 'requestsPerMinute');
     if (input.computeUnitsPerMinute !== undefined) data.computeUnitsPerMinute = limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute');
+    if (input.monthlyComputeUnitBudget !== undefined) data.monthlyComputeUnitBudget = limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0);
     if (input.expiresAt !== undefined) data.expiresAt = input.expiresAt === null ? null : expiryFrom(input.expiresAt, null);
     if (input.metadata !== undefined) data.metadata = input.metadata === null ? Prisma.DbNull : metadataOf(input.metadata);
     if (Object.keys(data).length === 0) throw new BadInputError('Nothing to change', 'input');
@@ -287,6 +291,7 @@ export class KeyService {
           allowedModels: old.allowedModels,
           requestsPerMinute: old.requestsPerMinute,
           computeUnitsPerMinute: old.computeUnitsPerMinute,
+          monthlyComputeUnitBudget: old.monthlyComputeUnitBudget,
           expiresAt: old.expiresAt,
           createdBy: actorLabel(caller),
           rotatedFromId: old.id,
@@ -502,6 +507,7 @@ export function keyView(k: ApiKey): Prisma.InputJsonObject {
     allowedModels: k.allowedModels,
     requestsPerMinute: k.requestsPerMinute,
     computeUnitsPerMinute: k.computeUnitsPerMinute,
+    monthlyComputeUnitBudget: k.monthlyComputeUnitBudget,
     expiresAt: k.expiresAt?.toISOString() ?? null,
     revokedAt: k.revokedAt?.toISOString() ?? null,
     graceUntil: k.graceUntil?.toISOString() ?? null,

@@ -63,6 +63,7 @@ export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
     allowedModels: row.allowedModels,
     requestsPerMinute: row.requestsPerMinute,
     computeUnitsPerMinute: row.computeUnitsPerMinute,
+    monthlyComputeUnitBudget: row.monthlyComputeUnitBudget,
     expiresAt: row.expiresAt,
     revokedAt: row.revokedAt,
     lastUsedAt: row.lastUsedAt,

@@ -101,7 +101,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     readiness,
     redis,
     // A quota counter Redis lost is rebuilt from what Postgres says was billed.
-    billedUnits: (tenantId, from, to) => billedComputeUnits(db, tenantId, from, to),
+    billedUnits: (tenantId, from, to, apiKeyId) => billedComputeUnits(db, tenantId, from, to, apiKeyId),
   });
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
