@@ -28,6 +28,8 @@ interface LoadSpec {
 
 /** Least time between two restarts of the same worker slot. */
 const RESPAWN_BACKOFF_MS = 2000;
+/** How long close() lets a worker finish what it is doing before terminating it. */
+const CLOSE_SETTLE_MS = 5000;
 
 /** The compiled worker: next to this file in dist/, or dist/ when running from src/ under ts-jest. */
 export function workerScript(): string {
@@ -56,16 +58,30 @@ class PoolWorker {
       if (!waiter) return;
       this.pending.delete(reply.id);
       waiter.resolve(reply);
+      if (this.pending.size === 0) for (const settle of this.settledWaiters.splice(0)) settle();
     });
     const fail = (error: Error) => {
       if (!this.alive) return;
       this.alive = false;
       for (const waiter of this.pending.values()) waiter.reject(error);
       this.pending.clear();
+      for (const settle of this.settledWaiters.splice(0)) settle();
       onExit(this, error);
     };
     this.thread.on('error', fail);
     this.thread.on('exit', (code) => fail(new Error(`inference worker exited with code ${code}`)));
+  }
+
+  private readonly settledWaiters: (() => void)[] = [];
+
+  /**
+   * Resolves when nothing sent to the worker is outstanding (or it died).
+   * Terminating a thread while onnxruntime creates a session there aborts the
+   * whole process ("terminate called after throwing Napi::Error").
+   */
+  settled(): Promise<void> {
+    if (this.pending.size === 0 || !this.alive) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
   send(request: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
@@ -205,7 +221,17 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.thread.terminate()));
+    await Promise.all(
+      this.workers.map(async (w) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, CLOSE_SETTLE_MS);
+        });
+        await Promise.race([w.settled(), timeout]);
+        clearTimeout(timer);
+        await w.thread.terminate();
+      }),
+    );
   }
 }
 
