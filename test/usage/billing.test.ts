@@ -11,6 +11,8 @@ import type { UsageEvent } from '../../src/usage/usage-event';
 import { testEnv } from '../helpers/env';
 import { testPrincipal } from '../helpers/principal';
 import { drain, makeEvent, openDatabase, quietLogger, startUsage } from './helpers';
+import { graphql, startGateway } from '../helpers/gateway';
+import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 
 const H = 3_600_000;
 const NOV = Date.UTC(2026, 10, 1);
@@ -144,5 +146,42 @@ describe('price book, spend and invoices', () => {
     // The November invoice is unchanged by a December price.
     const invoice = await new PriceBook(db).invoice(admin, tenantName, '2026-11');
     expect(invoice.totals[0]?.amountMicros).toBe(expectedFor(events).reduce((s, l) => s + l.amount, 0n));
+  });
+
+  it('serves setPrice, prices and invoice over GraphQL with the same exact figures and the tenant rules', async () => {
+    const gw = await startGateway();
+    try {
+      const adminKey = (await createTestKey({ scopes: ['admin'] })).key;
+      const reader = await createTestKey({ scopes: ['usage:read'], tenantName });
+      const stranger = await createTestKey({ scopes: ['usage:read'] });
+      const INVOICE = 'query($t: String!) { invoice(tenant: $t, month: "2026-11") { tenantName lines { model unitPriceMicros units amountMicros } totals { currency amountMicros amount } unpricedUnits } }';
+      const own = await graphql<{ invoice: { lines: { amountMicros: string }[]; totals: { currency: string; amountMicros: string; amount: string }[] } }>(gw.url, INVOICE, { t: tenantName }, authHeaders(reader.key));
+      expect(own.body.errors).toBeUndefined();
+      const total = expectedFor(events).reduce((s, l) => s + l.amount, 0n);
+      expect(own.body.data?.invoice.lines).toHaveLength(5);
+      expect(own.body.data?.invoice.totals).toEqual([{ currency: 'USD', amountMicros: total.toString(), amount: `${total / 1_000_000n}.${(total % 1_000_000n).toString().padStart(6, '0')}` }]);
+      const foreign = await graphql(gw.url, INVOICE, { t: tenantName }, authHeaders(stranger.key));
+      expect(foreign.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+
+      const SET = 'mutation($input: SetPriceInput!) { setPrice(input: $input) { model currency unitPriceMicros effectiveFrom } }';
+      const nextHour = new Date(Math.ceil((Date.now() + 1) / H) * H).toISOString();
+      const set = await graphql(gw.url, SET, { input: { model: 'fashion-hybrid', currency: 'eur', unitPriceMicros: '42', effectiveFrom: nextHour } }, authHeaders(adminKey));
+      expect(set.body.data).toEqual({ setPrice: { model: 'fashion-hybrid', currency: 'EUR', unitPriceMicros: '42', effectiveFrom: nextHour } });
+      const past = await graphql(gw.url, SET, { input: { model: 'fashion-hybrid', currency: 'EUR', unitPriceMicros: '42', effectiveFrom: '2026-01-01T00:00:00Z' } }, authHeaders(adminKey));
+      expect(past.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'effectiveFrom' });
+      const byReader = await graphql(gw.url, SET, { input: { model: 'x', currency: 'EUR', unitPriceMicros: '1', effectiveFrom: nextHour } }, authHeaders(reader.key));
+      expect(byReader.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+      const listed = await graphql<{ prices: { model: string; tenantId: string | null }[] }>(gw.url, '{ prices(model: "fashion-cnn") { model tenantId } }', {}, authHeaders(stranger.key));
+      // A stranger sees the two list prices (November, and December's from the test above), not this tenant's own.
+      expect(listed.body.data?.prices).toEqual([
+        { model: 'fashion-cnn', tenantId: null },
+        { model: 'fashion-cnn', tenantId: null },
+      ]);
+      const asAdmin = await graphql<{ prices: unknown[] }>(gw.url, '{ prices(model: "fashion-cnn") { model tenantId } }', {}, authHeaders(adminKey));
+      expect(asAdmin.body.data?.prices).toHaveLength(3);
+    } finally {
+      await gw.close();
+      await closeTestKeys();
+    }
   });
 });
