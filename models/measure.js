@@ -204,6 +204,24 @@ function renderCard(cfg, tr) {
   if (tr && tr.onnx_op_counts) {
     lines.push('Op counts in the exported graph: ' + Object.entries(tr.onnx_op_counts).sort().map(([k, v]) => `${k} x${v}`).join(', ') + '.', '');
   }
+  if (c.explanations) {
+    // Written by `npm run bench:explain` (bench/explain.mjs), which measures them through the gateway.
+    const e = c.explanations;
+    lines.push(
+      '## Explanations',
+      '',
+      `Saliency maps through \`classify(explain: …)\` and \`POST /v2/models/${cfg.name}/explain\`. Faithfulness by the deletion metric (Petsiuk et al. 2018): the top-k % most salient pixels set to 0 for k = 0..100, area under the explained class's probability; lower is better, against a seeded random pixel order. ${e.images} test images, default parameters, measured ${e.date}.`,
+      '',
+      '| method | deletion AUC | random order AUC | ratio | images where saliency < random | items per explanation |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...e.rows.map((r) => `| ${r.method} | ${r.auc.toFixed(3)} | ${r.aucRandom.toFixed(3)} | ${(r.auc / r.aucRandom).toFixed(2)} | ${r.wins}/${e.images} | ${r.items} |`),
+      '',
+      '```sh',
+      'npm run bench:explain   # BENCH_WRITE_CARDS=1 writes this table into config.json and re-renders the cards',
+      '```',
+      '',
+    );
+  }
   lines.push('## Reproduce', '', '```sh', `/usr/bin/python3 models/train.py --only ${cfg.name}   # trains, exports, then runs measure.js`, `node models/measure.js --only ${cfg.name}`, '```', '');
   return lines.filter((l) => l !== null).join('\n');
 }

@@ -12,7 +12,9 @@ import type { RegisteredModel, ModelRegistry } from './registry';
 import type { ModelView } from './inference.service';
 import {
   ClassifyResult,
+  ExplainInput,
   ImageInput,
+  SaliencyMap,
   InferInput,
   InferOutputTensor,
   InferResult,
@@ -141,7 +143,7 @@ export class InferenceResolver {
   }
 
   @Authorized('inference')
-  @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels and attention maps' })
+  @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels, attention maps and, with explain, saliency maps' })
   async classify(
     @Ctx() ctx: GraphQLContext,
     @Info() info: GraphQLResolveInfo,
@@ -150,13 +152,14 @@ export class InferenceResolver {
     @Arg('topK', () => Int, { defaultValue: 3 }) topK: number,
     @Arg('version', () => String, { nullable: true }) version?: string | null,
     @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
+    @Arg('explain', () => ExplainInput, { nullable: true, description: 'Saliency maps; OCCLUSION/RISE bill 1 + perturbations items per image' }) explain?: ExplainInput | null,
   ): Promise<ClassifyResult> {
     const started = performance.now();
-    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx, info), { model, version, images, topK, timeoutMs }));
+    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx, info), { model, version, images, topK, timeoutMs, explain }));
     return {
       modelName: result.modelName,
       modelVersion: result.modelVersion,
-      results: result.results,
+      results: result.results.map((r) => ({ ...r, explanation: r.explanation ? new SaliencyMap(r.explanation) : null })),
       timing: { queueMs: result.queueMs, computeMs: result.computeMs, totalMs: performance.now() - started },
       executionProvider: result.executionProvider,
       batchSize: result.batchSize,

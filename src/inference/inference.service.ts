@@ -17,6 +17,7 @@ import type { Batcher, BatchInput, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
 import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
+import { EXPLAIN_BOUNDS, attentionMap, heatmapPng, planExplanation, riseMasks, saliencyFrom, writePerturbed, type ExplainMethod, type ExplainOptions, type ExplainPlan } from './explain';
 
 export interface InferTensorInput {
   name: string;
@@ -54,10 +55,27 @@ export interface ClassPrediction {
   probability: number;
 }
 
+/** A saliency map for one image (classify with `explain`). */
+export interface Explanation {
+  method: ExplainMethod;
+  explainedClass: number;
+  explainedLabel: string;
+  /** The explained class's score on the unperturbed image. */
+  explainedScore: number;
+  /** [height, width] of the map (the image's, or the attention grid's). */
+  shape: [number, number];
+  /** Row-major, normalised to 0..1. */
+  data: Float32Array;
+  heatmapPng: string | null;
+  /** Items this image ran: 1 + perturbations. */
+  items: number;
+}
+
 export interface ImageClassification {
   predictions: ClassPrediction[];
   attention: number[] | null;
   attentionShape: number[] | null;
+  explanation?: Explanation | null;
 }
 
 export interface ClassifyResponse {
@@ -90,6 +108,13 @@ export interface ClassifyRequest {
   images: ImageSource[];
   topK: number;
   timeoutMs?: number | null;
+  /** Explain each image (items = 1 + perturbations per image). */
+  explain?: ExplainOptions | null;
+  /**
+   * Images already in the model's input layout, as one batched tensor
+   * instead of `images` (the OIP explain route); validated like `infer`.
+   */
+  tensors?: InferTensorInput[] | null;
 }
 
 /**
@@ -108,9 +133,18 @@ export interface InferencePlan {
   readonly config: ServedConfig;
   readonly batcher: Batcher;
   readonly started: number;
+  /** Set when a classify call explains its images. */
+  readonly explain?: ExplainPlan;
 }
 
 const PRIORITY_RANGE = 1000;
+/** Chunks of one explanation queued at a time: enough to keep the workers fed, few enough to leave queue room to others. */
+const EXPLAIN_CHUNKS_IN_FLIGHT = 4;
+
+/** Classes in a model's first output (one item). */
+function classCount(config: ServedConfig): number {
+  return config.outputs[0] ? elementCount(config.outputs[0].dims.map((d) => Math.max(d, 1))) : 0;
+}
 
 export class InferenceService {
   readonly pool: WorkerPool;
@@ -197,7 +231,25 @@ export class InferenceService {
   }
 
   planClassify(request: ClassifyRequest): InferencePlan {
-    return this.plan(request.model, request.version, () => Math.min(Math.max(request.images.length, 1), this.config.models.maxItemsPerRequest));
+    let explain: ExplainPlan | undefined;
+    const planned = this.plan(request.model, request.version, (config) => {
+      const claimed = request.tensors ? (request.tensors[0]?.shape[0] ?? 1) : request.images.length;
+      const images = Math.min(Math.max(Number.isInteger(claimed) ? claimed : 1, 1), this.config.models.maxItemsPerRequest);
+      if (!request.explain) return images;
+      // Sized (and its parameters checked) before admission, so limits see every item it will run.
+      explain = planExplanation(request.explain, config, classCount(config));
+      const items = images * (1 + explain.perturbations);
+      const input = config.inputs[0]!;
+      const bytes = items * elementCount(input.dims.map((d) => Math.max(d, 1))) * BYTES_PER_ELEMENT.FP32;
+      if (items > EXPLAIN_BOUNDS.maxItems || bytes > this.config.models.maxBytesPerRequest) {
+        throw new BadInputError(
+          `this explanation runs ${items} items (${images} image(s) × (1 + ${explain.perturbations} perturbations), ${bytes} bytes); at most ${EXPLAIN_BOUNDS.maxItems} items and ${this.config.models.maxBytesPerRequest} bytes (INFERENCE_MAX_BYTES_PER_REQUEST): use a larger stride or patch, fewer masks or fewer images`,
+          'explain',
+        );
+      }
+      return items;
+    });
+    return explain ? { ...planned, explain } : planned;
   }
 
   /** Validates every input, queues, runs; an admitted plan only. */
@@ -228,6 +280,11 @@ export class InferenceService {
     return this.tracked(plan, async () => {
       const prep = config.preprocessing;
       const input = config.inputs[0];
+      if (plan.explain && input && !args.tensors) {
+        // An explainable model without a preprocessing block (a derived config) takes images as its shape says.
+        return this.runExplained(plan, plan.explain, args, await this.explainImages(plan, plan.explain, args));
+      }
+      if (plan.explain && input && args.tensors) return this.runExplained(plan, plan.explain, args, this.tensorImages(args, config));
       if (!prep || !input || config.inputs.length !== 1 || input.datatype !== 'FP32') {
         throw new BadInputError(`Model "${config.name}" does not take images (no preprocessing in its config); use infer`, 'model');
       }
@@ -265,6 +322,141 @@ export class InferenceService {
       };
       return response;
     });
+  }
+
+  /** The images of an explained classify call, preprocessed per the config (a derived config: grey/RGB pixels / 255 in the graph's layout). */
+  private async explainImages(plan: InferencePlan, explain: ExplainPlan, args: ClassifyRequest): Promise<Float32Array[]> {
+    if (args.images.length === 0) throw new BadInputError('give at least one image', 'images');
+    const limit = this.imageLimit(plan.config);
+    if (args.images.length > limit) throw new BadInputError(`at most ${limit} images per request`, 'images');
+    const g = explain.geometry;
+    const prep = plan.config.preprocessing ?? { layout: g.layout, color: g.channels === 1 ? ('grey' as const) : ('rgb' as const), width: g.width, height: g.height, scale: 1 / 255, invert: false };
+    const pixels = await Promise.all(args.images.map((image, i) => preprocessImage(image, prep, `images[${i}]`)));
+    const perItem = g.channels * g.height * g.width;
+    if (pixels[0]!.length !== perItem || elementCount(plan.config.inputs[0]!.dims) !== perItem) {
+      throw new BadInputError(`Model "${plan.config.name}" preprocessing gives ${pixels[0]!.length} values but its input takes ${elementCount(plan.config.inputs[0]!.dims)}`, 'model');
+    }
+    return pixels;
+  }
+
+  /** Images given as one input tensor [N, ...dims] (validated as `infer` validates), one Float32Array each. */
+  private tensorImages(args: ClassifyRequest, config: ServedConfig): Float32Array[] {
+    const validated = this.validateTensors({ model: args.model, inputs: args.tensors! }, config);
+    const bytes = validated.inputs[0]!.bytes;
+    // A copy: the request's buffer may be a view into Buffer's shared pool (not 4-byte aligned).
+    const all = new Float32Array(bytes.length / 4);
+    new Uint8Array(all.buffer).set(bytes);
+    const perItem = all.length / validated.items;
+    return Array.from({ length: validated.items }, (_, i) => all.subarray(i * perItem, (i + 1) * perItem));
+  }
+
+  private imageLimit(config: ServedConfig): number {
+    return Math.min(this.config.models.maxItemsPerRequest, config.maxBatchSize > 0 ? config.maxBatchSize : this.config.models.maxItemsPerRequest);
+  }
+
+  /**
+   * Runs the originals and every perturbed copy as ordinary batcher items
+   * (chunks of at most max_batch_size, a few chunks in flight at a time, so
+   * they share batches with other callers without filling the queue), then
+   * turns the scores into one saliency map per image.
+   */
+  private async runExplained(plan: InferencePlan, explain: ExplainPlan, args: ClassifyRequest, images: Float32Array[]): Promise<ClassifyResponse> {
+    const { config, version, batcher } = plan;
+    const input = config.inputs[0]!;
+    const classes = classCount(config);
+    if (!Number.isInteger(args.topK) || args.topK < 1 || args.topK > Math.max(classes, 1)) throw new BadInputError(`topK must be between 1 and ${classes}`, 'topK');
+    const timeoutMs = this.timeout(args.timeoutMs, config);
+    const perImage = 1 + explain.perturbations;
+    const total = images.length * perImage;
+    if (total !== plan.items) throw new Error(`explanation planned ${plan.items} items but builds ${total}`);
+    const perItem = images[0]!.length;
+    const masks = explain.method === 'RISE' ? riseMasks(explain) : null;
+    const batching = config.maxBatchSize > 0;
+    const chunkSize = batching ? config.maxBatchSize : 1;
+    const scores = new Float32Array(total * classes);
+    const attention: (number[] | null)[] = new Array<number[] | null>(images.length).fill(null);
+    let attentionShape: number[] | null = null;
+    let queueMs = 0;
+    let computeMs = 0;
+    let batchSize = 0;
+
+    const runChunk = async (first: number): Promise<void> => {
+      const n = Math.min(chunkSize, total - first);
+      const floats = new Float32Array(n * perItem);
+      for (let j = 0; j < n; j += 1) {
+        const item = first + j;
+        const image = images[Math.floor(item / perImage)]!;
+        const k = (item % perImage) - 1;
+        const out = floats.subarray(j * perItem, (j + 1) * perItem);
+        if (k < 0) out.set(image);
+        else writePerturbed(explain, image, k, masks, out);
+      }
+      const bytes = Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength);
+      const result = await batcher.submit({
+        items: n,
+        inputs: [{ name: input.name, type: ORT_TYPE.FP32, itemShape: input.dims, bytes }],
+        outputNames: null,
+        priority: 0,
+        timeoutMs,
+      });
+      queueMs = Math.max(queueMs, result.queueMs);
+      computeMs += result.computeMs;
+      batchSize = Math.max(batchSize, result.batchSize);
+      const main = result.outputs.find((o) => o.name === config.outputs[0]!.name)!;
+      const att = result.outputs.find((o) => o.name === 'attention') ?? null;
+      for (let j = 0; j < n; j += 1) {
+        let row = Array.from({ length: classes }, (_, c) => main.bytes.readFloatLE((j * classes + c) * 4));
+        if (config.outputKind === 'logits') row = softmax(row);
+        scores.set(row, (first + j) * classes);
+        if (att && (first + j) % perImage === 0) {
+          const size = att.bytes.length / 4 / n;
+          attention[(first + j) / perImage] = Array.from({ length: size }, (_, c) => att.bytes.readFloatLE((j * size + c) * 4));
+          attentionShape = att.shape.length > 1 ? att.shape.slice(1) : att.shape;
+        }
+      }
+    };
+    const starts = Array.from({ length: Math.ceil(total / chunkSize) }, (_, c) => c * chunkSize);
+    // Without batching, one item at a time (as classify runs them); with batching, a small window of chunks.
+    const window = batching ? EXPLAIN_CHUNKS_IN_FLIGHT : 1;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(window, starts.length) }, async () => {
+        while (next < starts.length) await runChunk(starts[next++]!);
+      }),
+    );
+
+    const results: ImageClassification[] = [];
+    for (let i = 0; i < images.length; i += 1) {
+      const base = scores.subarray(i * perImage * classes, (i * perImage + 1) * classes);
+      const ranked = Array.from(base, (probability, index) => ({ index, probability, label: config.labels[index] ?? String(index) })).sort((a, b) => b.probability - a.probability);
+      const target = explain.targetClass ?? ranked[0]!.index;
+      let shape: [number, number];
+      let data: Float32Array;
+      if (explain.method === 'ATTENTION') {
+        if (!attention[i]) throw new Error('the model returned no attention output');
+        ({ shape, data } = attentionMap(attention[i]!));
+      } else {
+        const perturbed = Array.from({ length: explain.perturbations }, (_, k) => scores[(i * perImage + 1 + k) * classes + target]!);
+        shape = [explain.geometry.height, explain.geometry.width];
+        data = saliencyFrom(explain, base[target]!, perturbed, masks);
+      }
+      results.push({
+        predictions: ranked.slice(0, args.topK),
+        attention: attention[i] ?? null,
+        attentionShape: attention[i] ? attentionShape : null,
+        explanation: {
+          method: explain.method,
+          explainedClass: target,
+          explainedLabel: config.labels[target] ?? String(target),
+          explainedScore: base[target]!,
+          shape,
+          data,
+          heatmapPng: explain.heatmap ? await heatmapPng(images[i]!, explain.geometry, data, shape) : null,
+          items: perImage,
+        },
+      });
+    }
+    return { modelName: config.name, modelVersion: String(version.version), results, queueMs, computeMs, executionProvider: version.provider!, batchSize };
   }
 
   /** Counts a request refused after its lookup and before it ran (limits) in the model's stats and metrics. */

@@ -5,6 +5,8 @@
  * numbers, both for inputs and, as the client selects, for outputs.
  */
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { EXPLAIN_BOUNDS } from './explain';
+import type { Explanation } from './inference.service';
 import { DATATYPES, type Datatype } from './model-config';
 import { decodeNumbers } from './tensor';
 import { BadInputError } from '../errors';
@@ -288,6 +290,88 @@ export class ClassPrediction {
   probability!: number;
 }
 
+export enum ExplainMethod {
+  OCCLUSION = 'OCCLUSION',
+  RISE = 'RISE',
+  ATTENTION = 'ATTENTION',
+}
+registerEnumType(ExplainMethod, {
+  name: 'ExplainMethod',
+  description: 'OCCLUSION: a patch slid over the image, saliency = drop in the class score; RISE: random masks, saliency = score-weighted mean mask; ATTENTION: the attention output of models that have one',
+});
+
+@InputType({ description: 'Explain each image with a saliency map. OCCLUSION and RISE run 1 + perturbations items per image, each billed at the model cost' })
+export class ExplainInput {
+  @Field(() => ExplainMethod)
+  method!: ExplainMethod;
+
+  @Field(() => Int, { nullable: true, description: `OCCLUSION: patch side in model-input pixels, 1..image side (default ${EXPLAIN_BOUNDS.defaultPatch})` })
+  patch?: number | null;
+
+  @Field(() => Int, { nullable: true, description: `OCCLUSION: step between patches, 1..image side (default ${EXPLAIN_BOUNDS.defaultStride}); the last row and column of patches always touch the edge` })
+  stride?: number | null;
+
+  @Field(() => Int, { nullable: true, description: `RISE: random masks, 1..${EXPLAIN_BOUNDS.maxMasks} (default ${EXPLAIN_BOUNDS.defaultMasks})` })
+  masks?: number | null;
+
+  @Field(() => Int, { nullable: true, description: `RISE: cells per side of the random grid, ${EXPLAIN_BOUNDS.minMaskGrid}..image side (default ${EXPLAIN_BOUNDS.defaultMaskGrid})` })
+  maskGrid?: number | null;
+
+  @Field(() => Int, { nullable: true, description: `RISE: seed of the masks, 0..2^31-1 (default ${EXPLAIN_BOUNDS.defaultSeed}); the same seed gives the same map` })
+  seed?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Class index to explain (default: the top-1 prediction); not for ATTENTION' })
+  targetClass?: number | null;
+
+  @Field(() => Boolean, { nullable: true, defaultValue: false, description: 'Also return heatmapPng' })
+  heatmap?: boolean | null;
+}
+
+@ObjectType({ description: 'A saliency map, row-major, normalised to 0..1 (1 = most important)' })
+export class SaliencyMap {
+  @Field(() => ExplainMethod)
+  method: ExplainMethod;
+
+  @Field(() => Int, { description: 'The class explained' })
+  explainedClass: number;
+
+  @Field()
+  explainedLabel: string;
+
+  @Field(() => Float, { description: 'Its score on the unperturbed image' })
+  explainedScore: number;
+
+  @Field(() => [Int], { description: '[height, width]: the image for OCCLUSION/RISE, the attention grid for ATTENTION' })
+  shape: number[];
+
+  @Field(() => String, { nullable: true, description: 'PNG (base64): the image in grey with the map over it, at least 224 px wide' })
+  heatmapPng: string | null;
+
+  @Field(() => Int, { description: 'Items run for this image: 1 + perturbations' })
+  items: number;
+
+  constructor(private readonly explanation: Explanation) {
+    this.method = ExplainMethod[explanation.method];
+    this.explainedClass = explanation.explainedClass;
+    this.explainedLabel = explanation.explainedLabel;
+    this.explainedScore = explanation.explainedScore;
+    this.shape = explanation.shape;
+    this.heatmapPng = explanation.heatmapPng;
+    this.items = explanation.items;
+  }
+
+  @Field(() => [Float])
+  get data(): number[] {
+    return Array.from(this.explanation.data);
+  }
+
+  @Field({ description: 'The map as FP32 little-endian bytes' })
+  get dataBase64(): string {
+    const d = this.explanation.data;
+    return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64');
+  }
+}
+
 @ObjectType()
 export class ImageClassification {
   @Field(() => [ClassPrediction])
@@ -298,6 +382,9 @@ export class ImageClassification {
 
   @Field(() => [Int], { nullable: true })
   attentionShape!: number[] | null;
+
+  @Field(() => SaliencyMap, { nullable: true, description: 'With classify(explain: …)' })
+  explanation?: SaliencyMap | null;
 }
 
 @ObjectType()

@@ -40,6 +40,8 @@ export interface OipRequest {
   binaryByDefault: boolean;
   /** Outputs the client named with an explicit `binary_data`. */
   explicit: Map<string, boolean>;
+  /** The request's `parameters` as sent (the explain extension reads its own from here). */
+  parameters?: Record<string, unknown>;
 }
 
 /**
@@ -183,7 +185,7 @@ export function parseInferRequest(body: Buffer, header: number | null, target: {
       timeoutMs: timeout === undefined ? null : Math.ceil(timeout / 1000),
     },
   };
-  return { request, binaryByDefault, explicit };
+  return { request, binaryByDefault, explicit, parameters: body0.parameters ?? {} };
 }
 
 export interface EncodedResponse {

@@ -15,13 +15,15 @@ import type { LimitDecision } from '../ratelimit/types';
 import { VERSION } from '../version';
 import type { PipelineOutcome } from './pipeline';
 import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { encodeExplainResponse, parseExplainParameters, restField } from './oip.explain';
 
 /**
  * The protocol extensions this server implements (server metadata
  * `extensions`). Triton's `model_repository` is not advertised: only its
  * index is served here; load/unload stay GraphQL admin mutations.
+ * `modelgate_explain` is modelgate's own: POST /v2/models/{m}/explain.
  */
-export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics'];
+export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics', 'modelgate_explain'];
 
 type ModelParams = { model: string; version?: string };
 
@@ -223,5 +225,48 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
     };
     scope.post('/v2/models/:model/infer', infer);
     scope.post('/v2/models/:model/versions/:version/infer', infer);
+
+    // modelgate extension: saliency maps, the same pipeline step as GraphQL classify(explain: …).
+    const explain = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+      const { model, version } = request.params;
+      const log = request.log as unknown as Logger;
+      const call = {
+        caller: { headers: request.headers },
+        requestId: request.id,
+        clientChoseRequestId: request.headers['x-request-id'] === request.id,
+        sequence: 1,
+        log,
+      };
+      let parsed: ReturnType<typeof parseInferRequest>;
+      let options: ReturnType<typeof parseExplainParameters>;
+      try {
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
+        parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
+        options = parseExplainParameters(parsed.parameters ?? {});
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        const outcome = await pipeline.rejected(call, model, error);
+        return sendError(request, reply, outcome.error, outcome.limits);
+      }
+      const outcome = await pipeline.classify(call, {
+        model,
+        version: version ?? null,
+        images: [],
+        tensors: parsed.request.inputs,
+        topK: 1,
+        timeoutMs: parsed.request.parameters?.timeoutMs ?? null,
+        explain: options,
+      });
+      if (!outcome.ok && outcome.error.code === 'BAD_USER_INPUT' && outcome.error.extensions['field'] !== undefined) {
+        const error = new DomainError(outcome.error.code, outcome.error.message, { ...outcome.error.extensions, field: restField(outcome.error.extensions['field']) });
+        return sendError(request, reply, error, outcome.limits);
+      }
+      const refused = failed(request, reply, outcome);
+      if (refused || !outcome.ok) return refused;
+      return reply.send(encodeExplainResponse(outcome.result, parsed.request.id ?? null));
+    };
+    scope.post('/v2/models/:model/explain', explain);
+    scope.post('/v2/models/:model/versions/:version/explain', explain);
   });
 }

@@ -37,7 +37,7 @@ describe('health and metadata', () => {
     expect(await oip(`${gw.url}/v2/health/ready`)).toMatchObject({ status: 200, json: { ready: true } });
     const server = await oip(`${gw.url}/v2`);
     expect(server.status).toBe(200);
-    expect(server.json).toMatchObject({ name: 'modelgate', extensions: ['binary_tensor_data', 'model_configuration', 'statistics'] });
+    expect(server.json).toMatchObject({ name: 'modelgate', extensions: ['binary_tensor_data', 'model_configuration', 'statistics', 'modelgate_explain'] });
     expect(typeof server.json['version']).toBe('string');
   });
 
