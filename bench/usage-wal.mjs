@@ -10,7 +10,7 @@
 // Then the same inside a gateway: `node dist/main.js` (NODE_ENV=production,
 // a child process) on a throwaway database serves one-image fashion-cnn infer
 // requests from closed-loop HTTP clients in this process; its
-// usage_record_durable_seconds histogram gives the mean time each answer
+// modelgate_usage_record_durable_seconds histogram gives the mean time each answer
 // waited for its record's durability.
 //   BENCH_WAL_RECORDS (default 20000 per concurrency level), BENCH_WAL_CONCURRENCY (default 1,16,64,256),
 // With BENCH_WAL_BASELINE=<checkout of an earlier commit, built>, the same load runs against that
@@ -164,7 +164,7 @@ try {
   const histogram = async (url) => {
     const text = await (await fetch(`${url}/metrics`)).text();
     const read = (name) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
-    return { sum: read('usage_record_durable_seconds_sum'), count: read('usage_record_durable_seconds_count') };
+    return { sum: read('modelgate_usage_record_durable_seconds_sum'), count: read('modelgate_usage_record_durable_seconds_count') };
   };
   // Rounds alternate between the builds so the machine's drift hits both alike.
   const ROUNDS = 4;
@@ -227,7 +227,7 @@ const text = [
   '|---|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.concurrency} | ${Math.round(r.perSecond).toLocaleString()} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.mean.toFixed(3)} | ${r.groupCommits.toLocaleString()} | ${r.perGroup.toFixed(1)} |`),
   '',
-  `Inside the gateway (\`node dist/main.js\`, NODE_ENV=production, local PostgreSQL, no Redis, rate limits off), ${REQUESTS.toLocaleString()} one-image \`fashion-cnn\` infer requests per row from closed-loop HTTP clients in the bench process, in 4 rounds alternating between the builds; the mean wait is \`usage_record_durable_seconds\` (sum / count), the time each answer waited for its record to be durable:`,
+  `Inside the gateway (\`node dist/main.js\`, NODE_ENV=production, local PostgreSQL, no Redis, rate limits off), ${REQUESTS.toLocaleString()} one-image \`fashion-cnn\` infer requests per row from closed-loop HTTP clients in the bench process, in 4 rounds alternating between the builds; the mean wait is \`modelgate_usage_record_durable_seconds\` (sum / count), the time each answer waited for its record to be durable:`,
   '',
   '| build | HTTP clients | requests/s | request p50 ms | request p99 ms | mean wait for durability ms |',
   '|---|---|---|---|---|---|',

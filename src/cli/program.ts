@@ -1,21 +1,30 @@
 /**
  * The `modelgate` command line: tenants, keys and the first admin key,
- * straight against the gateway's database (the same DATABASE_URL, or the
- * embedded DATA_DIR). Revocations and rotations are broadcast over Redis when
- * REDIS_URL is set, so running gateways drop the key at once.
+ * straight against the gateway's database (DATABASE_URL / --database-url, or
+ * an embedded DATA_DIR / --data-dir). Revocations and rotations are broadcast
+ * over Redis when REDIS_URL is set, so running gateways drop the key at once.
+ *
+ * Every command says on stderr which database it talks to, and the embedded
+ * database is used only when asked for (DATA_DIR, --data-dir) or when it
+ * already exists: a shell that forgot DATABASE_URL must not quietly revoke a
+ * key in some other, freshly created database. Exit codes: see EXIT.
  */
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import pino from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { Database } from '../db/database';
-import { DataDirLock } from '../db/data-dir-lock';
+import { DataDirLock, DataDirLockedError } from '../db/data-dir-lock';
 import type { ApiKey, Tenant } from '../db/generated/client';
-import { DomainError } from '../errors';
+import { BadInputError } from '../errors';
 import { createLogger, type Logger } from '../log/logger';
 import { RedisConnection } from '../redis/redis';
 import { RedisKeyInvalidator } from '../auth/invalidation';
 import { KeyService, keyView, parseScopes, type Caller } from '../keys/key.service';
+import { generateKey } from '../keys/key-format';
+import { VERSION } from '../version';
 import { DurationError, parseDuration } from './duration';
 
 export interface CliIo {
@@ -28,25 +37,53 @@ interface Session {
   caller: Caller;
 }
 
+/** The CLI's exit codes (README "CLI"): scripts may rely on them. */
+export const EXIT = {
+  OK: 0,
+  /** The operation was refused: unknown tenant or key, a name already taken, not allowed. */
+  REFUSED: 1,
+  /** The command line or the configuration is wrong (unknown option, bad scope, bad duration, bad variable). */
+  USAGE: 2,
+  /** Nothing to do: `admin bootstrap` found an admin key. */
+  NOTHING_DONE: 3,
+  /** The database could not be reached within --timeout, or the embedded DATA_DIR is held by another process. */
+  UNREACHABLE: 4,
+} as const;
+
 /** Thrown for mistakes in the command line itself (exit code 2). */
 class UsageError extends Error {}
 
-const CONNECT_TIMEOUT_MS = 15_000;
+/** The database could not be reached or opened (exit code 4). */
+class UnreachableError extends Error {}
 
-async function withSession<T>(config: Config, log: Logger, run: (s: Session) => Promise<T>): Promise<T> {
+interface GlobalOptions {
+  databaseUrl?: string;
+  dataDir?: string;
+  timeout: string;
+}
+
+/** Where the CLI will connect, in words for stderr (no password). */
+export function describeTarget(config: Config): string {
+  if (config.database.mode === 'embedded') return `the embedded database in ${config.database.dataDir}`;
+  const u = new URL(config.database.url);
+  return `PostgreSQL at ${u.hostname}:${u.port || '5432'}${u.pathname}${u.username ? ` as ${decodeURIComponent(u.username)}` : ''}`;
+}
+
+async function withSession<T>(config: Config, log: Logger, timeoutMs: number, run: (s: Session) => Promise<T>): Promise<T> {
   // Fails at once (DataDirLockedError names the holder) while a gateway runs on the embedded DATA_DIR.
   const dataDirLock = config.database.mode === 'embedded' ? await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'cli') : null;
-  const db = new Database(config, log.child({ component: 'database' }));
+  // The database's retry log lines are noise here: the one outcome is reported once, below.
+  const db = new Database(config, createLogger({ level: 'silent', pretty: false }));
   const started = db.start();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), CONNECT_TIMEOUT_MS);
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });
   const outcome = await Promise.race([db.whenReady().then(() => 'up' as const), timedOut]);
   clearTimeout(timer);
   let redis: RedisConnection | null = null;
   try {
-    if (outcome !== 'up') throw new Error(`cannot reach the database (${db.lastError ?? 'timed out'})`);
+    if (outcome !== 'up') throw new UnreachableError(`cannot reach ${describeTarget(config)} within ${timeoutMs / 1000} s (${db.lastError ?? 'no answer'}); raise --timeout or check the server`);
     if (config.redis) {
       redis = new RedisConnection(config.redis.url, config.redis.keyPrefix, log.child({ component: 'redis' }));
       await redis.waitUntilReady(2000);
@@ -109,11 +146,27 @@ function tenantJson(t: Tenant): Record<string, unknown> {
 
 export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): Command {
   const lazy = { config: undefined as Config | undefined, log: undefined as Logger | undefined };
+  const program = new Command('modelgate');
   const session = <T>(run: (s: Session) => Promise<T>): Promise<T> => {
-    lazy.config ??= loadConfig(env);
+    const opts = program.opts<GlobalOptions>();
+    const timeoutMs = parseDuration(opts.timeout) * 1000;
+    const explicitDataDir = opts.dataDir ?? (env['DATA_DIR']?.trim() ? env['DATA_DIR'] : undefined);
+    lazy.config ??= loadConfig({
+      ...env,
+      ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+      ...(opts.dataDir ? { DATA_DIR: opts.dataDir } : {}),
+    });
+    const config = lazy.config;
+    if (config.database.mode === 'embedded' && explicitDataDir === undefined && !existsSync(config.database.dataDir)) {
+      throw new UsageError(
+        `no database named: DATABASE_URL is not set and there is no embedded database in ${path.dirname(config.database.dataDir)}. ` +
+          'Set DATABASE_URL (or --database-url) for a PostgreSQL server, or pass --data-dir to use (and create) an embedded one.',
+      );
+    }
+    io.err(`modelgate: using ${describeTarget(config)}`);
     // Logs go to stderr so that stdout carries only results (a key can be captured with $(...)).
     lazy.log ??= createLogger({ level: 'warn', pretty: false, destination: pino.destination({ dest: 2, sync: true }) });
-    return withSession(lazy.config, lazy.log, run);
+    return withSession(config, lazy.log, timeoutMs, run);
   };
   const printKey = (created: { plaintext: string; apiKey: ApiKey }, json: boolean, tenantName: string) => {
     if (json) {
@@ -130,15 +183,23 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
       ].join('\n'),
     );
   };
-
-  const program = new Command('modelgate')
-    .description('Administer modelgate tenants and API keys against the gateway database (DATABASE_URL, or the embedded DATA_DIR)')
+  program
+    .description(
+      'Administer modelgate tenants and API keys against the gateway database (DATABASE_URL, or the embedded DATA_DIR).\n' +
+        'Exit codes: 0 done, 1 refused (unknown or duplicate name, not allowed), 2 usage or configuration error,\n' +
+        '3 nothing done (admin bootstrap: an admin key exists), 4 database unreachable or DATA_DIR held by a gateway.',
+    )
+    .version(VERSION, '-V, --version', 'print the modelgate version')
+    .option('--database-url <url>', 'PostgreSQL URL (default: DATABASE_URL)')
+    .option('--data-dir <dir>', 'embedded database directory, created if missing (default: DATA_DIR, used only if it exists)')
+    .option('--timeout <duration>', 'how long to wait for the database, e.g. 5s', '15s')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
 
   const tenants = program.command('tenants').description('Manage tenants');
   tenants
     .command('create')
+    .description('Create a tenant, optionally with its own limits')
     .argument('<name>', 'unique tenant name')
     .option('--rpm <n>', 'requests per minute (default: the gateway default)', intOption('--rpm'))
     .option('--cu-per-minute <n>', 'compute units per minute', intOption('--cu-per-minute'))
@@ -152,6 +213,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     });
   tenants
     .command('list')
+    .description('List every tenant with its status and limits')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const all = await session(async (s) => {
@@ -184,6 +246,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
   const keys = program.command('keys').description('Manage API keys');
   keys
     .command('create')
+    .description('Create an API key for a tenant and print it once (stdout: the key only)')
     .requiredOption('--tenant <name>', 'tenant name or id')
     .requiredOption('--scopes <list>', 'comma-separated: inference, usage:read, keys:manage, admin')
     .option('--models <list>', 'comma-separated model allowlist (default: every model)')
@@ -195,7 +258,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     .option('--json', 'print JSON')
     .action(
       async (opts: { tenant: string; scopes: string; models?: string; expires?: string; name: string; rpm?: number; cuPerMinute?: number; env?: 'live' | 'test'; json?: boolean }) => {
-        const scopes = parseScopes(list(opts.scopes));
+        const scopes = asUsage(() => parseScopes(list(opts.scopes)));
         const ttlSeconds = opts.expires === undefined ? null : parseDuration(opts.expires);
         const created = await session((s) =>
           s.keys.createApiKey(s.caller, {
@@ -214,6 +277,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     );
   keys
     .command('list')
+    .description('List API keys (never their secrets)')
     .option('--tenant <name>', 'only this tenant (name or id)')
     .option('--revoked', 'only revoked keys')
     .option('--active', 'only keys that are not revoked')
@@ -252,13 +316,16 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     });
   keys
     .command('revoke')
+    .description('Revoke an API key at once (running gateways are told over Redis and Postgres)')
     .argument('<key>', 'key id or display prefix (mg_live_XXXXXXXX)')
-    .action(async (ref: string) => {
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: { json?: boolean }) => {
       const key = await session((s) => s.keys.revokeApiKey(s.caller, ref));
-      io.out(`key ${key.id} (${key.prefix}) revoked`);
+      io.out(opts.json ? JSON.stringify(keyJson(key), null, 2) : `key ${key.id} (${key.prefix}) revoked`);
     });
   keys
     .command('rotate')
+    .description('Replace an API key with a new secret, the old one working for --grace')
     .argument('<key>', 'key id or display prefix')
     .option('--grace <duration>', 'how long the old secret keeps working, e.g. 1h (default: 0s, stops at once)', '0s')
     .option('--json', 'print JSON')
@@ -275,6 +342,16 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
 
   addKeyLifecycleCommands(keys, session, io);
 
+  keys
+    .command('generate')
+    .description('Print a new, well-formed key without storing it (for MODELGATE_BOOTSTRAP_KEY); touches no database')
+    .addOption(new Option('--env <env>', 'key environment').choices(['live', 'test']).default('live'))
+    .option('--json', 'print JSON')
+    .action((opts: { env: 'live' | 'test'; json?: boolean }) => {
+      const key = generateKey(opts.env);
+      io.out(opts.json ? JSON.stringify({ plaintext: key.plaintext, prefix: key.prefix }, null, 2) : key.plaintext);
+    });
+
   program
     .command('admin')
     .description('First-run administration')
@@ -285,8 +362,9 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     .action(async (opts: { tenant: string; json?: boolean }) => {
       const created = await session((s) => s.keys.bootstrapAdmin(s.caller, opts.tenant));
       if (!created) {
+        if (opts.json) io.out(JSON.stringify({ created: false }, null, 2));
         io.err('An admin key already exists; nothing created. Create further keys with an admin key or `modelgate keys create`.');
-        process.exitCode = 3;
+        process.exitCode = EXIT.NOTHING_DONE;
         return;
       }
       printKey(created, Boolean(opts.json), opts.tenant);
@@ -315,6 +393,7 @@ function tenantSummary(t: Tenant): string {
 function addTenantLifecycleCommands(tenants: Command, session: SessionRunner, io: CliIo): void {
   tenants
     .command('update')
+    .description("change a tenant's limits (broadcast to every gateway)")
     .argument('<tenant>', 'tenant name or id')
     .option('--rpm <n|default>', 'requests per minute ("default": the gateway default)', limitOption('--rpm'))
     .option('--cu-per-minute <n|default>', 'compute units per minute', limitOption('--cu-per-minute'))
@@ -349,6 +428,7 @@ function addTenantLifecycleCommands(tenants: Command, session: SessionRunner, io
 function addKeyLifecycleCommands(keys: Command, session: SessionRunner, io: CliIo): void {
   keys
     .command('show')
+    .description('show one key (never its secret)')
     .argument('<key>', 'key id or display prefix')
     .option('--json', 'print JSON')
     .action(async (ref: string, opts: { json?: boolean }) => {
@@ -377,6 +457,7 @@ function addKeyLifecycleCommands(keys: Command, session: SessionRunner, io: CliI
     });
   keys
     .command('update')
+    .description('change a key in place: scopes, models, limits, budget, expiry, metadata (every gateway applies it at once)')
     .argument('<key>', 'key id or display prefix')
     .option('--name <name>', 'new label')
     .option('--scopes <list>', 'replace the scopes (comma-separated)')
@@ -420,23 +501,29 @@ function metaOption(values: string[]): Record<string, string> | null {
   return out;
 }
 
-/** Runs the CLI; resolves with the exit code. */
+/** A domain refusal caused by what was typed (an unknown scope) is a usage error. */
+function asUsage<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof BadInputError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** Runs the CLI; resolves with the exit code (EXIT). */
 export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const program = buildProgram(io, env);
   try {
+    process.exitCode = undefined;
     await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof UsageError || error instanceof DurationError || error instanceof ConfigError) {
-      io.err(`modelgate: ${error.message}`);
-      return 2;
-    }
-    if (error instanceof DomainError) {
-      io.err(`modelgate: ${error.message}`);
-      return 1;
-    }
-    io.err(`modelgate: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    const message = error instanceof Error ? error.message : String(error);
+    io.err(`modelgate: ${message}`);
+    if (error instanceof UsageError || error instanceof DurationError || error instanceof ConfigError) return EXIT.USAGE;
+    if (error instanceof UnreachableError || error instanceof DataDirLockedError) return EXIT.UNREACHABLE;
+    return EXIT.REFUSED;
   }
 }

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
+import { isWellFormedKey } from '../keys/key-format';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
@@ -75,6 +76,10 @@ const envSchema = z.object({
   KEY_CACHE_STALE_MAX_MS: int(0, 86_400_000).default('300000'),
   KEY_LAST_USED_GRANULARITY_MS: int(1000, 86_400_000).default('60000'),
   KEY_ENVIRONMENT: z.enum(['live', 'test']).default('live'),
+  // First start: create the first admin key (printed once on stderr) when the database never had one.
+  BOOTSTRAP_ADMIN: bool.default('true'),
+  // ...or store this key as that first admin key instead of a random one (never printed).
+  MODELGATE_BOOTSTRAP_KEY: z.string().refine(isWellFormedKey, 'expected a modelgate key (mg_live_… or mg_test_…, e.g. from `modelgate keys generate`)').optional(),
 
   // Rate limits and quotas (issue #6); a tenant or key override replaces these defaults.
   DEFAULT_REQUESTS_PER_MINUTE: int(1, 100_000_000).default('600'),
@@ -133,6 +138,8 @@ export interface Config {
     maxBytesPerRequest: number;
   };
   keys: { cacheTtlMs: number; cacheMaxEntries: number; cacheStaleMaxMs: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
+  /** First-start admin key: enabled, and the operator's own key (null: generate one and print it once). */
+  bootstrap: { enabled: boolean; key: string | null };
   limits: {
     enabled: boolean;
     failureMode: 'open' | 'closed';
@@ -169,7 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        const shown = name.includes('URL') ? '' : ` (got ${JSON.stringify(cleaned[name] ?? '')})`;
+        const shown = name.includes('URL') || name.endsWith('_KEY') ? '' : ` (got ${JSON.stringify(cleaned[name] ?? '')})`;
         return `${name}: ${issue.message}${shown}`;
       }),
     );
@@ -223,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       lastUsedGranularityMs: e.KEY_LAST_USED_GRANULARITY_MS,
       environment: e.KEY_ENVIRONMENT,
     },
+    bootstrap: { enabled: e.BOOTSTRAP_ADMIN, key: e.MODELGATE_BOOTSTRAP_KEY ?? null },
     limits: {
       enabled: e.RATE_LIMITS_ENABLED,
       failureMode: e.RATE_LIMIT_FAILURE_MODE,

@@ -1,7 +1,10 @@
 /**
- * Inference metrics, named after Triton's (nv_inference_*), so dashboards
- * built for Triton read them with few changes. Durations are histograms in
- * seconds (Prometheus convention) rather than Triton's cumulative µs counters.
+ * Inference metrics per model and version. Names follow the gateway's one
+ * prefix policy (modelgate_*, counters ending _total, durations as seconds
+ * histograms) rather than copying Triton's nv_inference_* names: Triton's are
+ * cumulative microsecond counters without _total, so a Triton dashboard read
+ * different things under the same names. README "Metrics" maps each series
+ * to its Triton counterpart.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
@@ -23,20 +26,20 @@ export class InferenceMetrics {
     const registers = [registry];
     const labelNames = ['model', 'version'] as const;
     const seconds = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-    this.requestSuccess = new Counter({ name: 'nv_inference_request_success', help: 'Inference requests that succeeded', labelNames, registers });
+    this.requestSuccess = new Counter({ name: 'modelgate_inference_request_success_total', help: 'Inference requests that succeeded', labelNames, registers });
     this.requestFailure = new Counter({
-      name: 'nv_inference_request_failure',
+      name: 'modelgate_inference_request_failure_total',
       help: 'Inference requests that failed, by reason (BAD_INPUT, OVERLOADED, TIMEOUT, MODEL_UNAVAILABLE, ERROR, ...)',
       labelNames: [...labelNames, 'reason'],
       registers,
     });
-    this.inferenceCount = new Counter({ name: 'nv_inference_count', help: 'Items inferred (a request with a batch of 8 counts 8)', labelNames, registers });
-    this.executions = new Counter({ name: 'nv_inference_exec_count', help: 'Model executions (batches run)', labelNames, registers });
-    this.pending = new Gauge({ name: 'nv_inference_pending_request_count', help: 'Requests waiting in the batch queue', labelNames, registers });
-    this.queueDuration = new Histogram({ name: 'nv_inference_queue_duration_seconds', help: 'Time requests waited in the queue', labelNames, buckets: seconds, registers });
-    this.computeDuration = new Histogram({ name: 'nv_inference_compute_infer_duration_seconds', help: 'Model execution time per request (its batch)', labelNames, buckets: seconds, registers });
-    this.requestDuration = new Histogram({ name: 'nv_inference_request_duration_seconds', help: 'End-to-end inference time in the gateway', labelNames, buckets: seconds, registers });
-    this.batchSize = new Histogram({ name: 'nv_inference_batch_size', help: 'Items per executed batch', labelNames, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers });
+    this.inferenceCount = new Counter({ name: 'modelgate_inference_items_total', help: 'Items inferred (a request with a batch of 8 counts 8)', labelNames, registers });
+    this.executions = new Counter({ name: 'modelgate_inference_executions_total', help: 'Model executions (batches run)', labelNames, registers });
+    this.pending = new Gauge({ name: 'modelgate_inference_pending_requests', help: 'Requests waiting in the batch queue', labelNames, registers });
+    this.queueDuration = new Histogram({ name: 'modelgate_inference_queue_duration_seconds', help: 'Time requests waited in the queue', labelNames, buckets: seconds, registers });
+    this.computeDuration = new Histogram({ name: 'modelgate_inference_compute_duration_seconds', help: 'Model execution time per request (its batch)', labelNames, buckets: seconds, registers });
+    this.requestDuration = new Histogram({ name: 'modelgate_inference_request_duration_seconds', help: 'End-to-end inference time in the gateway', labelNames, buckets: seconds, registers });
+    this.batchSize = new Histogram({ name: 'modelgate_inference_batch_size', help: 'Items per executed batch', labelNames, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers });
     this.provider = new Gauge({ name: 'modelgate_model_execution_provider', help: '1 for the execution provider each loaded model runs on', labelNames: [...labelNames, 'provider'], registers });
   }
 }

@@ -14,7 +14,7 @@ import { SCOPES, type Principal, type Scope } from '../auth/principal';
 import { hasScope, isScope } from '../auth/scopes';
 import type { InvalidationTarget, KeyInvalidator } from '../auth/invalidation';
 import { notifyInvalidation } from '../auth/pg-invalidation';
-import { generateKey, type KeyEnvironment } from './key-format';
+import { displayPrefix, generateKey, hashKey, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from './key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
 
 type Tx = Prisma.TransactionClient;
@@ -325,6 +325,41 @@ export class KeyService {
         },
       });
       if (existing) return null;
+      let tenant = await tx.tenant.findUnique({ where: { name: tenantName } });
+      if (!tenant) {
+        tenant = await tx.tenant.create({ data: { name: tenantName } });
+        await audit(tx, caller, 'tenant.create', 'Tenant', tenant.id, tenant.id, null, tenantView(tenant));
+      }
+      const apiKey = await tx.apiKey.create({
+        data: { tenantId: tenant.id, name: 'bootstrap admin', prefix: key.prefix, hash: key.hash, scopes: ['admin'], allowedModels: [], createdBy: actorLabel(caller) },
+      });
+      await audit(tx, caller, 'admin.bootstrap', 'ApiKey', apiKey.id, tenant.id, null, keyView(apiKey));
+      return { plaintext: key.plaintext, apiKey };
+    });
+  }
+
+  /**
+   * The gateway's first-start bootstrap: creates an admin key only when the
+   * database has never had one (a revoked or expired admin key counts as
+   * having had one, so revoking every admin key never makes a restart mint a
+   * fresh one into the logs; `modelgate admin bootstrap` covers that case).
+   * `plaintext` (MODELGATE_BOOTSTRAP_KEY) is stored instead of a random key.
+   * The advisory lock makes it safe for many processes to call at once
+   * (GATEWAY_PROCESSES, replicas): exactly one creates the key.
+   */
+  async bootstrapFirstAdmin(caller: Caller, options: { plaintext?: string; tenantName?: string } = {}): Promise<CreatedKey | null> {
+    const tenantName = options.tenantName ?? 'admin';
+    let key: GeneratedKey;
+    if (options.plaintext !== undefined) {
+      if (!isWellFormedKey(options.plaintext)) throw new BadInputError('MODELGATE_BOOTSTRAP_KEY is not a modelgate key (mg_live_… or mg_test_… with a valid checksum)');
+      key = { plaintext: options.plaintext, hash: hashKey(options.plaintext), prefix: displayPrefix(options.plaintext) };
+    } else {
+      key = generateKey(this.environment);
+    }
+    return this.prisma.$transaction(async (tx) => {
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)::text');
+      const everAdmin = await tx.apiKey.findFirst({ where: { scopes: { has: 'admin' } }, select: { id: true } });
+      if (everAdmin) return null;
       let tenant = await tx.tenant.findUnique({ where: { name: tenantName } });
       if (!tenant) {
         tenant = await tx.tenant.create({ data: { name: tenantName } });

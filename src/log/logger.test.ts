@@ -32,4 +32,27 @@ describe('logger', () => {
     expect(text).not.toContain(key.slice(8));
     expect(text).toContain('[REDACTED]');
   });
+
+  it('writes each key once in a line from a child of a child', () => {
+    const { stream, lines } = capture();
+    const log = createLogger({ level: 'info', pretty: false, destination: stream });
+    const models = log.child({ component: 'inference' }).child({ component: 'models' }).child({ model: 'cnn' });
+    models.info({ version: 1 }, 'ready');
+    log.child({ component: 'http' }).child({ requestId: 'r1' }).child({ requestId: 'r2', service: 'other' }).warn('x');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      const keys = [...line.matchAll(/"([A-Za-z]+)":/g)].map((m) => m[1]);
+      expect(keys.length).toBe(new Set(keys).size);
+    }
+    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ component: 'inference.models', model: 'cnn', version: 1, service: 'modelgate', msg: 'ready' });
+    expect(JSON.parse(lines[1] ?? '')).toMatchObject({ component: 'http', requestId: 'r2', service: 'modelgate', level: 40 });
+  });
+
+  it('keeps a parent level on a child made from the root', () => {
+    const { stream, lines } = capture();
+    const quiet = createLogger({ level: 'info', pretty: false, destination: stream }).child({ component: 'a' });
+    quiet.level = 'warn';
+    quiet.child({ component: 'b' }).info('hidden');
+    expect(lines).toHaveLength(0);
+  });
 });

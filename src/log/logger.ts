@@ -64,9 +64,39 @@ export function createLogger(options: LoggerOptions): Logger {
       },
     },
   };
-  if (options.destination) return pino(base, options.destination);
-  if (options.pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
-  }
-  return pino(base);
+  let root: Logger;
+  if (options.destination) root = pino(base, options.destination);
+  else if (options.pretty) root = pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+  else root = pino(base);
+  return withUniqueBindings(root);
+}
+
+/**
+ * pino appends a child's bindings to its parent's as text, so a child of a
+ * child that both set `component` writes the key twice in one line, which
+ * strict JSON parsers reject. Children inherit this override through their
+ * prototype; one that repeats a parent's key is made from the root instead,
+ * with the parent's bindings merged in (`component` becomes "parent.child",
+ * other keys take the child's value, except the root's service and pid). A child adding only new keys (fastify's
+ * per-request child) takes pino's own path.
+ */
+type ChildFn = (this: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions) => Logger;
+
+function withUniqueBindings(root: Logger): Logger {
+  // pino's generics over custom levels do not survive a plain function type; the call is the same.
+  const pinoChild = root.child as unknown as ChildFn;
+  const rootKeys = new Set(Object.keys(root.bindings()));
+  const child = function (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
+    const own = this === root ? {} : this.bindings();
+    if (!Object.keys(bindings).some((k) => k in own || rootKeys.has(k))) return pinoChild.call(this, bindings, childOptions);
+    const merged: pino.Bindings = { ...own, ...bindings };
+    if (typeof own['component'] === 'string' && typeof bindings['component'] === 'string') merged['component'] = `${own['component']}.${bindings['component']}`;
+    // The root's own keys (service, pid) name the process and are already in its part of each line.
+    for (const k of rootKeys) delete merged[k];
+    const made = pinoChild.call(root, merged, childOptions);
+    if (childOptions?.level === undefined) made.level = this.level;
+    return made;
+  };
+  (root as unknown as { child: ChildFn }).child = child;
+  return root;
 }

@@ -12,8 +12,11 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client also exports these three as gauges named *_total, which promtool rejects
+    // (only counters end in _total); the same values stay as nodejs_active_{handles,requests,resources}.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     this.httpDuration = new Histogram({
-      name: 'http_request_duration_seconds',
+      name: 'modelgate_http_request_duration_seconds',
       help: 'HTTP request duration by method, route and status code',
       labelNames: ['method', 'route', 'status_code'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
@@ -35,11 +38,12 @@ export class Metrics {
     });
     new Gauge({
       name: 'modelgate_event_loop_delay_seconds',
-      help: 'Event-loop delay percentiles since the gateway became ready',
-      labelNames: ['quantile'],
+      help: 'Event-loop delay percentiles (50, 99, 99.9) since the gateway became ready',
+      // Not "quantile": Prometheus reserves that label for summaries, and promtool rejects it on a gauge.
+      labelNames: ['percentile'],
       registers: [this.registry],
       collect() {
-        for (const q of [0.5, 0.99, 0.999]) this.set({ quantile: String(q) }, loop.percentile(q * 100) / 1e9);
+        for (const p of [50, 99, 99.9]) this.set({ percentile: String(p) }, loop.percentile(p) / 1e9);
       },
     });
   }

@@ -8,7 +8,7 @@
  *     store outage is the gateway's fault, not the client's, so 429 would be
  *     the wrong signal.
  * The switch is logged once per transition, shown in /readyz
- * (component `rateLimits`) and in the `rate_limit_store_up` gauge, and the
+ * (component `rateLimits`) and in the `modelgate_rate_limit_store_up` gauge, and the
  * service returns to Redis by itself as soon as the connection is ready again.
  *
  * A tenant's monthly quota counter that Redis lost is rebuilt from the billed
@@ -98,24 +98,24 @@ export class RateLimitService {
 
     const registry = options.metrics.registry;
     this.storeUp = new Gauge({
-      name: 'rate_limit_store_up',
+      name: 'modelgate_rate_limit_store_up',
       help: '1 while rate limits are decided in Redis; 0 while Redis is unreachable (RATE_LIMIT_FAILURE_MODE applies) or not configured (embedded: in-process limiter)',
       registers: [registry],
     });
     this.decisions = new Counter({
-      name: 'rate_limit_decisions_total',
+      name: 'modelgate_rate_limit_decisions_total',
       help: 'Rate-limit decisions by result (allowed|refused|unavailable), the limit that refused, and where they were made',
       labelNames: ['result', 'limit', 'source'],
       registers: [registry],
     });
     this.seeds = new Counter({
-      name: 'rate_limit_quota_rebuilds_total',
+      name: 'modelgate_rate_limit_quota_rebuilds_total',
       help: 'Monthly quota counters found missing in Redis and rebuilt from the billed usage in Postgres, by result (set|already_set|failed)',
       labelNames: ['result'],
       registers: [registry],
     });
     this.fallbacks = new Counter({
-      name: 'rate_limit_store_failures_total',
+      name: 'modelgate_rate_limit_store_failures_total',
       help: 'Rate-limit checks that could not reach Redis and followed RATE_LIMIT_FAILURE_MODE',
       registers: [registry],
     });

@@ -29,6 +29,7 @@ import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { PriceBook } from '../billing/price-book';
+import { bootstrapFirstAdminOnStart } from '../keys/first-admin';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
@@ -94,6 +95,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
+  if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
   const limits = new RateLimitService({
     config,
     log: log.child({ component: 'ratelimit' }),

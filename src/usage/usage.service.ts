@@ -185,21 +185,21 @@ export class UsageService implements UsageSink {
           this.set(read(stats()));
         },
       });
-    gauge('usage_buffered_records', 'Durable usage records in memory waiting for the next batch insert', (s) => s.buffered);
-    gauge('usage_spooled_records', 'Usage records only in the local log, waiting for the database (spool depth)', (s) => s.spooled);
-    gauge('usage_wal_uncommitted_records', 'Usage records in the local write-ahead log not yet committed to Postgres', (s) => s.walUncommitted);
-    gauge('usage_wal_lag_seconds', 'Age of the oldest write-ahead log segment holding records not yet in Postgres', (s) => s.walLagMs / 1000);
-    gauge('usage_wal_segments', 'Files in the usage write-ahead log', (s) => s.walSegments);
-    this.writtenTotal = new Counter({ name: 'usage_records_written_total', help: 'Usage records inserted into the database', registers });
-    this.failuresTotal = new Counter({ name: 'usage_write_failures_total', help: 'Failed usage batch inserts (the records are replayed from the log)', registers });
-    this.rejectedTotal = new Counter({ name: 'usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
+    gauge('modelgate_usage_buffered_records', 'Durable usage records in memory waiting for the next batch insert', (s) => s.buffered);
+    gauge('modelgate_usage_spooled_records', 'Usage records only in the local log, waiting for the database (spool depth)', (s) => s.spooled);
+    gauge('modelgate_usage_wal_uncommitted_records', 'Usage records in the local write-ahead log not yet committed to Postgres', (s) => s.walUncommitted);
+    gauge('modelgate_usage_wal_lag_seconds', 'Age of the oldest write-ahead log segment holding records not yet in Postgres', (s) => s.walLagMs / 1000);
+    gauge('modelgate_usage_wal_segments', 'Files in the usage write-ahead log', (s) => s.walSegments);
+    this.writtenTotal = new Counter({ name: 'modelgate_usage_records_written_total', help: 'Usage records inserted into the database', registers });
+    this.failuresTotal = new Counter({ name: 'modelgate_usage_write_failures_total', help: 'Failed usage batch inserts (the records are replayed from the log)', registers });
+    this.rejectedTotal = new Counter({ name: 'modelgate_usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
     this.durableSeconds = new Histogram({
-      name: 'usage_record_durable_seconds',
+      name: 'modelgate_usage_record_durable_seconds',
       help: 'How long record() took to make a usage record durable: what each metered request waits before its answer',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
-    this.walFailuresTotal = new Counter({ name: 'usage_wal_write_failures_total', help: 'Group commits the write-ahead log could not write (the records went straight to Postgres instead)', registers });
+    this.walFailuresTotal = new Counter({ name: 'modelgate_usage_wal_write_failures_total', help: 'Group commits the write-ahead log could not write (the records went straight to Postgres instead)', registers });
   }
 
   /** Adopts log segments left by an earlier process and starts the interval flush. */

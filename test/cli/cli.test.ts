@@ -5,13 +5,14 @@
  * same database using the keys it prints.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
+import { freePort } from '../helpers/capture';
 
 const CLI = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
 const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;
@@ -103,7 +104,7 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(unknown).toMatchObject({ code: 1, stdout: '' });
     expect(unknown.stderr).toMatch(/Unknown tenant "nobody"/);
     const scope = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference,superuser');
-    expect(scope).toMatchObject({ code: 1, stdout: '' });
+    expect(scope).toMatchObject({ code: 2, stdout: '' });
     expect(scope.stderr).toMatch(/Unknown scope "superuser"; valid scopes: inference, usage:read, keys:manage, admin/);
     const duration = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference', '--expires', '30 days');
     expect(duration).toMatchObject({ code: 2, stdout: '' });
@@ -171,7 +172,7 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(limits.code).toBe(0);
     expect(JSON.parse(limits.stdout)).toMatchObject({ name: 'lifecycle', requestsPerMinute: 99, monthlyComputeUnitQuota: 1000 });
     const cleared = await cli(env, 'tenants', 'update', 'lifecycle', '--rpm', 'default', '--json');
-    expect(cleared).toMatchObject({ code: 0, stderr: '' });
+    expect(cleared.code).toBe(0);
     expect(JSON.parse(cleared.stdout)).toMatchObject({ requestsPerMinute: null, monthlyComputeUnitQuota: 1000 });
 
     const suspended = await cli(env, 'tenants', 'suspend', 'lifecycle');
@@ -208,5 +209,66 @@ describe('modelgate CLI on the embedded database', () => {
     } finally {
       await gw.close();
     }
+  });
+});
+
+describe('modelgate CLI conventions', () => {
+  const emptyCwdEnv = (): Record<string, string> => ({});
+
+  it('prints its version and exits 0', async () => {
+    const run = await cli({}, '--version');
+    expect(run).toMatchObject({ code: 0, stdout: (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version });
+  });
+
+  it('describes every subcommand in its help', async () => {
+    for (const group of ['tenants', 'keys', 'admin']) {
+      const help = await cli({}, group, '--help');
+      expect(help.code).toBe(0);
+      const commands = help.stdout.split('Commands:')[1]?.split('\n').filter((l) => /^ {2}\S/.test(l) && !l.includes('help [command]')) ?? [];
+      expect(commands.length).toBeGreaterThan(0);
+      // "name [options] <arg>  description": a line with only the name has no description.
+      for (const line of commands) expect(line.trim()).toMatch(/\S+.*\s{2,}\S/);
+    }
+  });
+
+  it('exits 2 on a usage error: unknown command, unknown option, bad --timeout', async () => {
+    expect((await cli({}, 'bogus')).code).toBe(2);
+    expect((await cli({}, 'tenants', 'list', '--bogus')).code).toBe(2);
+    const timeout = await cli({ DATABASE_URL: testEnv.databaseUrl }, '--timeout', 'soon', 'tenants', 'list');
+    expect(timeout.code).toBe(2);
+    expect(timeout.stderr).toMatch(/Invalid duration "soon"/);
+  });
+
+  it('does not fall back to a new embedded database when no database is named', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'modelgate-cli-nodb-'));
+    const run = await new Promise<Run>((resolve) =>
+      execFile(process.execPath, [CLI, 'keys', 'revoke', 'mg_live_00000000'], { env: { PATH: process.env['PATH'] ?? '', ...emptyCwdEnv() }, cwd: dir }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code) : 0, stdout: stdout.trim(), stderr: stderr.trim() }),
+      ),
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/DATABASE_URL is not set and there is no embedded database/);
+    expect(existsSync(path.join(dir, '.data'))).toBe(false);
+  });
+
+  it('names the database it talks to, and exits 4 within --timeout when it cannot reach it', async () => {
+    const ok = await cli({ DATABASE_URL: testEnv.databaseUrl }, 'tenants', 'list', '--json');
+    expect(ok.code).toBe(0);
+    const u = new URL(testEnv.databaseUrl);
+    expect(ok.stderr).toContain(`modelgate: using PostgreSQL at ${u.hostname}:${u.port || '5432'}${u.pathname}`);
+    expect(Array.isArray(JSON.parse(ok.stdout))).toBe(true);
+
+    const port = await freePort();
+    const down = await cli({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${port}/nothing` }, '--timeout', '1s', 'tenants', 'list');
+    expect(down.code).toBe(4);
+    expect(down.stderr).toMatch(new RegExp(`cannot reach PostgreSQL at 127.0.0.1:${port}/nothing as postgres within 1 s`));
+    // One line of outcome, not a retry log per attempt.
+    expect(down.stderr).not.toMatch(/retrying/);
+  });
+
+  it('generates a well-formed key without a database', async () => {
+    const run = await cli({}, 'keys', 'generate', '--env', 'test');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^mg_test_[0-9A-Za-z]{49}$/);
   });
 });

@@ -84,7 +84,7 @@ describe('gateway on PostgreSQL and Redis', () => {
     await graphql(gw.url, HEALTH);
     const text = await (await fetch(`${gw.url}/metrics`)).text();
     expect(text).toContain('process_cpu_user_seconds_total');
-    expect(text).toMatch(/http_request_duration_seconds_count\{method="POST",route="\/graphql",status_code="200"\} \d+/);
+    expect(text).toMatch(/modelgate_http_request_duration_seconds_count\{method="POST",route="\/graphql",status_code="200"\} \d+/);
   });
 
   it('serves GraphiQL from local npm assets on a browser GET', async () => {

@@ -40,6 +40,8 @@ export function productionEnv(options: ProductionEnvOptions = {}): Record<string
     DATABASE_URL: options.databaseUrl ?? testEnv.databaseUrl,
     DATABASE_POOL_SIZE: '4',
     DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'mg-prod-data-')),
+    // Tests make their own keys on a shared database; test/first-run turns the first-start bootstrap on.
+    BOOTSTRAP_ADMIN: 'false',
   };
   const redisUrl = options.redisUrl === undefined ? testEnv.redisUrl : options.redisUrl;
   if (redisUrl) {

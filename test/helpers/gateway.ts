@@ -57,6 +57,8 @@ export function baseEnv(mode: TestMode = 'postgres'): Record<string, string> {
     LOG_PRETTY: 'false',
     MODEL_REPOSITORY: path.join(REPO_ROOT, 'models'),
     SHUTDOWN_DRAIN_TIMEOUT_MS: '5000',
+    // Tests make their own keys; test/first-run turns the first-start bootstrap on.
+    BOOTSTRAP_ADMIN: 'false',
   };
   if (mode === 'embedded') {
     return { ...common, DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'modelgate-embedded-')) };

@@ -259,12 +259,12 @@ describe('inference on the model repository', () => {
 
   it('exposes Triton-named metrics per model', async () => {
     const text = await (await fetch(`${gw.url}/metrics`)).text();
-    expect(text).toMatch(/nv_inference_exec_count\{model="fashion-hybrid",version="1"\} \d+/);
-    expect(text).toMatch(/nv_inference_request_success\{model="fashion-cnn",version="1"\} \d+/);
-    expect(text).toMatch(/nv_inference_request_failure\{model="fashion-cnn",version="1",reason="BAD_INPUT"\} \d+/);
-    expect(text).toContain('nv_inference_batch_size_bucket');
-    expect(text).toContain('nv_inference_queue_duration_seconds_bucket');
-    expect(text).toContain('nv_inference_pending_request_count');
+    expect(text).toMatch(/modelgate_inference_executions_total\{model="fashion-hybrid",version="1"\} \d+/);
+    expect(text).toMatch(/modelgate_inference_request_success_total\{model="fashion-cnn",version="1"\} \d+/);
+    expect(text).toMatch(/modelgate_inference_request_failure_total\{model="fashion-cnn",version="1",reason="BAD_INPUT"\} \d+/);
+    expect(text).toContain('modelgate_inference_batch_size_bucket');
+    expect(text).toContain('modelgate_inference_queue_duration_seconds_bucket');
+    expect(text).toContain('modelgate_inference_pending_requests');
   });
 });
 

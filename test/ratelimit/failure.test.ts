@@ -9,7 +9,7 @@ import { harness, principal, type Harness } from './limiter-helpers';
 import type { LimitDecision } from '../../src/ratelimit/types';
 
 async function gauge(h: Harness): Promise<number | undefined> {
-  const metric = await h.metrics.registry.getSingleMetric('rate_limit_store_up')?.get();
+  const metric = await h.metrics.registry.getSingleMetric('modelgate_rate_limit_store_up')?.get();
   return metric?.values[0]?.value;
 }
 

@@ -142,7 +142,7 @@ describe('a Redis the test starts itself, killed mid-test', () => {
     // Open mode degrades but stays in rotation: Redis is shown down, yet the gateway is ready.
     expect(ready.components['redis']).toMatchObject({ ready: false, required: false });
     expect(ready.ready).toBe(true);
-    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^rate_limit_store_up 0$/m);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^modelgate_rate_limit_store_up 0$/m);
     expect(gw.logs.lines.filter((l) => l.includes('rate limits: Redis unreachable'))).toHaveLength(1);
 
     const restartedAt = Date.now();
@@ -160,7 +160,7 @@ describe('a Redis the test starts itself, killed mid-test', () => {
     process.stdout.write(`gateway back on Redis ${recoveredMs} ms after redis-server restarted\n`);
     expect(recoveredMs).toBeGreaterThanOrEqual(0);
     expect(recoveredMs).toBeLessThan(5000);
-    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^rate_limit_store_up 1$/m);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^modelgate_rate_limit_store_up 1$/m);
     expect(gw.logs.lines.filter((l) => l.includes('rate limits: back on Redis'))).toHaveLength(1);
   });
 });

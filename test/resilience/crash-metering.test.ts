@@ -78,7 +78,7 @@ describe('usage records survive kill -9 (production build)', () => {
     gateway = await first.restart();
     // The restarted process adopts the dead one's log and replays it; wait until nothing is left uncommitted.
     for (let i = 0; ; i += 1) {
-      if ((await metric(gateway, 'usage_wal_uncommitted_records')) === 0 && (await metric(gateway, 'usage_spooled_records')) === 0) break;
+      if ((await metric(gateway, 'modelgate_usage_wal_uncommitted_records')) === 0 && (await metric(gateway, 'modelgate_usage_spooled_records')) === 0) break;
       if (i > 300) throw new Error(`log not replayed:\n${gateway.output}`);
       await sleep(100);
     }

@@ -174,7 +174,7 @@ describe('Postgres outage under load', () => {
       expect({ status: during.status, code: errorCode(during.body) }).toEqual({ status: 503, code: 'UNAVAILABLE' });
       expect(during.text).not.toMatch(DATABASE_TEXT);
       expect(afterwards.map((r) => `${r.status}/${String(errorCode(r.body) ?? 'OK')}`)).toEqual(['200/OK', '200/OK', '429/QUOTA_EXCEEDED', '429/QUOTA_EXCEEDED']);
-      expect(await metric(second, 'rate_limit_quota_rebuilds_total', '{result="failed"}')).toBeGreaterThanOrEqual(1);
+      expect(await metric(second, 'modelgate_rate_limit_quota_rebuilds_total', '{result="failed"}')).toBeGreaterThanOrEqual(1);
       const usage = await until(`${quota} usage records`, async () => {
         const u = await usageOf(pg.url, tenantId);
         return u.ok === quota ? u : undefined;

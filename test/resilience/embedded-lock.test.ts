@@ -55,7 +55,7 @@ describe('one process per embedded DATA_DIR (production build)', () => {
     expect(second.output).toContain('DATABASE_URL');
 
     const cliCreate = await runCli(['tenants', 'create', 'written-by-cli'], env);
-    expect(cliCreate.code).toBe(1);
+    expect(cliCreate.code).toBe(4);
     expect(cliCreate.stderr).toMatch(holder);
 
     // The first gateway is untouched: it still serves, and holds exactly what it wrote.

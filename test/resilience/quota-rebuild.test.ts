@@ -78,7 +78,7 @@ describe('monthly quota across a Redis restart and a flush', () => {
     expect(usage.units).toBe(QUOTA);
     expect(usage.rollupUnits).toBe(QUOTA);
     // Written once for the new tenant's first request, once after the restart, once after the flush: SET NX let one replica win each time.
-    const sets = async (gw: ProductionGateway) => (await metric(gw, 'rate_limit_quota_rebuilds_total', '{result="set"}')) ?? 0;
+    const sets = async (gw: ProductionGateway) => (await metric(gw, 'modelgate_rate_limit_quota_rebuilds_total', '{result="set"}')) ?? 0;
     expect((await sets(gwA)) + (await sets(gwB))).toBe(3);
   });
 });

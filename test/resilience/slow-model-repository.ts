@@ -22,11 +22,11 @@ export function slowModelRepository(queueDelayMs: number): string {
   return root;
 }
 
-/** The sum of nv_inference_pending_request_count over every model in a /metrics scrape. */
+/** The sum of modelgate_inference_pending_requests over every model in a /metrics scrape. */
 export function pendingRequests(scrape: string): number {
   let total = 0;
   for (const line of scrape.split('\n')) {
-    if (line.startsWith('nv_inference_pending_request_count')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('modelgate_inference_pending_requests')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
 }

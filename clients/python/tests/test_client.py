@@ -1,0 +1,98 @@
+"""Runs against a live gateway: MODELGATE_URL, MODELGATE_API_KEY (admin), MODELGATE_LIMITED_KEY (1 request per
+minute), MODELGATE_TEST_TENANTS (names the gateway holds). The Jest test test/clients/python-client.test.ts
+starts the gateway, sets these and runs `/usr/bin/python3 -m unittest discover -s clients/python/tests`."""
+import array
+import json
+import os
+import struct
+import sys
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from modelgate_client import Client, ModelgateError, Tensor  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+URL = os.environ.get("MODELGATE_URL", "")
+KEY = os.environ.get("MODELGATE_API_KEY", "")
+
+
+def first_image() -> bytes:
+    with open(os.path.join(ROOT, "test", "fixtures", "fashion-mnist-test-1000.bin"), "rb") as f:
+        return f.read(784)
+
+
+def grey_png(pixels: bytes, width: int, height: int) -> bytes:
+    """A minimal 8-bit greyscale PNG, standard library only."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + pixels[y * width:(y + 1) * width] for y in range(height))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+class TensorTest(unittest.TestCase):
+    def test_round_trips_little_endian_bytes(self):
+        t = Tensor("INT64", [2, 2], [1, -2, 3, 2**40])
+        self.assertEqual(t.to_bytes()[:8], struct.pack("<q", 1))
+        self.assertEqual(Tensor("INT64", [4], t.to_bytes()).values(), [1, -2, 3, 2**40])
+
+    def test_refuses_a_shape_the_values_do_not_fill(self):
+        with self.assertRaises(ValueError):
+            Tensor.fp32([1, 3], [1.0, 2.0])
+
+
+@unittest.skipUnless(URL and KEY, "needs a live gateway (MODELGATE_URL, MODELGATE_API_KEY)")
+class LiveGatewayTest(unittest.TestCase):
+    def setUp(self):
+        self.client = Client(URL, KEY)
+
+    def test_infer_matches_the_reference_probabilities(self):
+        with open(os.path.join(ROOT, "test", "fixtures", "reference", "fashion-cnn.json")) as f:
+            reference = json.load(f)["probabilities"][0]
+        pixels = array.array("f", (p / 255 for p in first_image()))
+        out = self.client.infer("fashion-cnn", {"image": Tensor.fp32([1, 1, 28, 28], pixels)})
+        probabilities = out["probabilities"]
+        self.assertEqual(probabilities.shape, [1, 10])
+        for got, want in zip(probabilities.values(), reference):
+            self.assertAlmostEqual(got, want, places=4)
+
+    def test_classify_reads_a_png_file(self):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"modelgate-client-{os.getpid()}.png")
+        with open(path, "wb") as f:
+            f.write(grey_png(first_image(), 28, 28))
+        try:
+            [predictions] = self.client.classify("fashion-cnn", [path], top_k=3)
+        finally:
+            os.remove(path)
+        self.assertEqual(len(predictions), 3)
+        self.assertEqual(predictions[0]["index"], 9)  # image 0 of the test set is an ankle boot
+        self.assertEqual(predictions[0]["label"], "Ankle boot")
+
+    def test_errors_carry_the_gateway_code(self):
+        with self.assertRaises(ModelgateError) as bad_key:
+            Client(URL, "mg_live_" + "0" * 49).graphql("{ me { scopes } }")
+        self.assertEqual((bad_key.exception.code, bad_key.exception.status), ("UNAUTHENTICATED", 401))
+        with self.assertRaises(ModelgateError) as bad_shape:
+            self.client.infer("fashion-cnn", {"image": Tensor.fp32([1, 28, 28], [0.0] * 784)})
+        self.assertEqual(bad_shape.exception.code, "BAD_USER_INPUT")
+        self.assertEqual(bad_shape.exception.field, "inputs[0].shape")
+        self.assertTrue(bad_shape.exception.request_id)
+
+    def test_rate_limited_answers_say_when_to_retry(self):
+        limited = Client(URL, os.environ["MODELGATE_LIMITED_KEY"], max_retries=0)
+        limited.graphql("{ me { scopes } }")
+        with self.assertRaises(ModelgateError) as refused:
+            limited.graphql("{ me { scopes } }")
+        self.assertEqual((refused.exception.code, refused.exception.status), ("RATE_LIMITED", 429))
+        self.assertGreater(refused.exception.retry_after, 0)
+
+    def test_paginates_every_tenant_once(self):
+        names = [t["name"] for t in self.client.tenants(page_size=2)]
+        self.assertEqual(len(names), len(set(names)))
+        expected = set(os.environ["MODELGATE_TEST_TENANTS"].split(","))
+        self.assertTrue(expected <= set(names), f"{expected} not in {names}")
+        self.assertGreater(len(names), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

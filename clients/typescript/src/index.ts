@@ -1,0 +1,190 @@
+/**
+ * modelgate's TypeScript client: typed operations over fetch (Node 18+ or a
+ * browser), typed arrays <-> tensors, Buffers -> classify, async iterators
+ * over Relay connections, errors typed by the gateway's code, and retries on
+ * 429/503 that honour Retry-After. No dependencies.
+ */
+import { API_KEYS, CLASSIFY, INFER, ME, MODELS, TENANTS } from './operations';
+import type { ApiKey, ClassifyResult, Connection, InferInput, InferOutputTensor, InferResult, Me, Model, Tenant, TensorDatatype } from './operations';
+
+export * from './operations';
+
+/** The gateway's error codes (README "Errors"); `string` keeps codes added later readable. */
+export type ErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'RATE_LIMITED'
+  | 'QUOTA_EXCEEDED'
+  | 'MODEL_UNAVAILABLE'
+  | 'OVERLOADED'
+  | 'TIMEOUT'
+  | 'UNAVAILABLE'
+  | 'INTERNAL'
+  | 'GRAPHQL_PARSE_FAILED'
+  | 'GRAPHQL_VALIDATION_FAILED'
+  | 'HTTP_ERROR'
+  | (string & {});
+
+export class ModelgateError extends Error {
+  override readonly name = 'ModelgateError';
+  constructor(
+    message: string,
+    readonly code: ErrorCode,
+    readonly status: number,
+    readonly requestId: string | null = null,
+    readonly field: string | null = null,
+    readonly retryAfterSeconds: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  /** The gateway's base URL, e.g. http://localhost:4000 */
+  url: string;
+  apiKey?: string;
+  /** Retries of a 429/503 answer, each after its Retry-After (default 3). */
+  maxRetries?: number;
+  /** A Retry-After longer than this is not waited for: the error is thrown (default 30 000 ms). */
+  maxRetryWaitMs?: number;
+  fetch?: typeof fetch;
+}
+
+export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array;
+
+const DATATYPE_OF: [new (...args: never[]) => TypedArray, TensorDatatype][] = [
+  [Float32Array, 'FP32'],
+  [Float64Array, 'FP64'],
+  [Int8Array, 'INT8'],
+  [Int16Array, 'INT16'],
+  [Int32Array, 'INT32'],
+  [BigInt64Array, 'INT64'],
+  [Uint8Array, 'UINT8'],
+];
+
+function littleEndian(): boolean {
+  return new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+}
+
+/** A typed array as an `infer` input: raw little-endian bytes in dataBase64 (no JSON numbers). */
+export function toTensor(name: string, data: TypedArray, shape: number[], datatype?: TensorDatatype): InferInput['inputs'][number] {
+  const type = datatype ?? DATATYPE_OF.find(([ctor]) => data instanceof ctor)?.[1];
+  if (!type) throw new TypeError('unsupported typed array');
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw new RangeError(`${data.length} values do not fill shape [${shape.join(',')}] (${count})`);
+  if (!littleEndian()) throw new Error('big-endian hosts are not supported');
+  return { name, datatype: type, shape, dataBase64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') };
+}
+
+/** An `infer` output as a typed array of its datatype (copied, so it is aligned). */
+export function fromTensor(output: Pick<InferOutputTensor, 'datatype' | 'dataBase64'>): TypedArray {
+  const bytes = Buffer.from(output.dataBase64, 'base64');
+  const copy = new Uint8Array(bytes).buffer;
+  switch (output.datatype) {
+    case 'FP32':
+      return new Float32Array(copy);
+    case 'FP64':
+      return new Float64Array(copy);
+    case 'INT8':
+      return new Int8Array(copy);
+    case 'INT16':
+      return new Int16Array(copy);
+    case 'INT32':
+      return new Int32Array(copy);
+    case 'INT64':
+      return new BigInt64Array(copy);
+    case 'UINT8':
+    case 'BOOL':
+      return new Uint8Array(copy);
+    default:
+      throw new TypeError(`datatype ${output.datatype} has no typed array here`);
+  }
+}
+
+export class ModelgateClient {
+  private readonly endpoint: string;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(private readonly options: ClientOptions) {
+    this.endpoint = `${options.url.replace(/\/+$/, '')}/graphql`;
+    this.fetchFn = options.fetch ?? fetch;
+  }
+
+  /** One operation as a JSON POST (Apollo's CSRF guard needs no preflight header for it). */
+  async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+    const maxRetries = this.options.maxRetries ?? 3;
+    const maxWaitMs = this.options.maxRetryWaitMs ?? 30_000;
+    for (let attempt = 0; ; attempt += 1) {
+      const res = await this.fetchFn(this.endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      const text = await res.text();
+      let body: { data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        throw new ModelgateError(`HTTP ${res.status}: ${text.slice(0, 200)}`, 'HTTP_ERROR', res.status);
+      }
+      const first = body.errors?.[0];
+      if (!first) return body.data as T;
+      const ext = first.extensions ?? {};
+      const header = res.headers.get('retry-after');
+      const retryAfter = header !== null && Number.isFinite(Number(header)) ? Number(header) : typeof ext['retryAfterSeconds'] === 'number' ? ext['retryAfterSeconds'] : null;
+      if ((res.status === 429 || res.status === 503) && attempt < maxRetries && retryAfter !== null && retryAfter * 1000 <= maxWaitMs) {
+        await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+        continue;
+      }
+      throw new ModelgateError(
+        first.message,
+        typeof ext['code'] === 'string' ? ext['code'] : 'INTERNAL',
+        res.status,
+        typeof ext['requestId'] === 'string' ? ext['requestId'] : null,
+        typeof ext['field'] === 'string' ? ext['field'] : null,
+        retryAfter,
+      );
+    }
+  }
+
+  async infer(input: InferInput): Promise<InferResult> {
+    return (await this.request<{ infer: InferResult }>(INFER, { input })).infer;
+  }
+
+  /** Encoded images (PNG, JPEG, WebP) as Buffers or Uint8Arrays. */
+  async classify(model: string, images: Uint8Array[], options: { topK?: number; version?: string } = {}): Promise<ClassifyResult> {
+    const encoded = images.map((img) => ({ png: Buffer.from(img.buffer, img.byteOffset, img.byteLength).toString('base64') }));
+    return (await this.request<{ classify: ClassifyResult }>(CLASSIFY, { model, version: options.version ?? null, images: encoded, topK: options.topK ?? 3 })).classify;
+  }
+
+  async me(): Promise<Me> {
+    return (await this.request<{ me: Me }>(ME)).me;
+  }
+
+  async models(): Promise<Model[]> {
+    return (await this.request<{ models: Model[] }>(MODELS)).models;
+  }
+
+  /** Every node of a Relay connection, fetching `pageSize` at a time as the loop asks for more. */
+  async *paginate<T>(query: string, field: string, variables: Record<string, unknown> = {}, pageSize = 100): AsyncGenerator<T> {
+    let after: string | null = null;
+    for (;;) {
+      const data: Record<string, Connection<T>> = await this.request<Record<string, Connection<T>>>(query, { ...variables, first: pageSize, after });
+      const page = data[field];
+      if (!page) throw new ModelgateError(`no field ${field} in the answer`, 'INTERNAL', 200);
+      for (const edge of page.edges) yield edge.node;
+      if (!page.pageInfo.hasNextPage) return;
+      after = page.pageInfo.endCursor;
+    }
+  }
+
+  tenants(pageSize = 100): AsyncGenerator<Tenant> {
+    return this.paginate<Tenant>(TENANTS, 'tenants', {}, pageSize);
+  }
+
+  apiKeys(filter: { tenant?: string; revoked?: boolean } = {}, pageSize = 100): AsyncGenerator<ApiKey> {
+    return this.paginate<ApiKey>(API_KEYS, 'apiKeys', { tenant: filter.tenant ?? null, revoked: filter.revoked ?? null }, pageSize);
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * clients/typescript against the committed schema (every document validates:
+ * the drift test for the hand-written types) and against a live
+ * production-build gateway.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildSchema, parse, validate } from 'graphql';
+import sharp from 'sharp';
+import { ALL_OPERATIONS, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
+import { REPO_ROOT } from '../harness';
+import { startLiveGateway, type LiveGateway } from './live-gateway';
+
+const image0 = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'fashion-mnist-test-1000.bin')).subarray(0, 784);
+const reference = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'reference', 'fashion-cnn.json'), 'utf8')) as { probabilities: number[][] }).probabilities[0] as number[];
+
+describe('TypeScript client operations', () => {
+  it('every document validates against schema.graphql', () => {
+    const schema = buildSchema(readFileSync(path.join(REPO_ROOT, 'schema.graphql'), 'utf8'));
+    const problems = Object.entries(ALL_OPERATIONS).flatMap(([name, doc]) => validate(schema, parse(doc)).map((e) => `${name}: ${e.message}`));
+    expect(problems).toEqual([]);
+  });
+
+  it('round-trips typed arrays through tensors', () => {
+    const t = toTensor('x', new Int32Array([1, -2, 3, 4]), [2, 2]);
+    expect(t).toMatchObject({ datatype: 'INT32', shape: [2, 2] });
+    expect(Array.from(fromTensor({ datatype: 'INT32', dataBase64: t.dataBase64 ?? '' }) as Int32Array)).toEqual([1, -2, 3, 4]);
+    expect(() => toTensor('x', new Float32Array(3), [2, 2])).toThrow(/do not fill/);
+  });
+});
+
+describe('TypeScript client against a live gateway', () => {
+  let live: LiveGateway;
+  let client: ModelgateClient;
+  beforeAll(async () => {
+    live = await startLiveGateway();
+    client = new ModelgateClient({ url: live.gw.url, apiKey: live.adminKey });
+  });
+  afterAll(async () => {
+    await live?.gw.stop();
+  });
+
+  it('infers from a Float32Array and returns the reference probabilities', async () => {
+    const result = await client.infer({ model: 'fashion-cnn', inputs: [toTensor('image', Float32Array.from(image0, (v) => v / 255), [1, 1, 28, 28])] });
+    const out = result.outputs.find((o) => o.name === 'probabilities');
+    expect(out?.shape).toEqual([1, 10]);
+    const probabilities = Array.from(fromTensor(out!) as Float32Array);
+    expect(probabilities).toHaveLength(10);
+    probabilities.forEach((p, i) => expect(p).toBeCloseTo(reference[i] as number, 4));
+  });
+
+  it('classifies a PNG Buffer', async () => {
+    const png = await sharp(image0, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    const result = await client.classify('fashion-cnn', [png], { topK: 2 });
+    expect(result.results).toHaveLength(1);
+    expect(result.results[0]?.predictions.map((p) => [p.index, p.label])[0]).toEqual([9, 'Ankle boot']);
+    expect(result.results[0]?.predictions).toHaveLength(2);
+  });
+
+  it('throws errors typed by the gateway code', async () => {
+    const badShape = await client.infer({ model: 'fashion-cnn', inputs: [toTensor('image', new Float32Array(784), [1, 28, 28])] }).catch((e: unknown) => e);
+    expect(badShape).toBeInstanceOf(ModelgateError);
+    expect(badShape).toMatchObject({ code: 'BAD_USER_INPUT', field: 'inputs[0].shape', requestId: expect.any(String) });
+    const anonymous = await new ModelgateClient({ url: live.gw.url, apiKey: `mg_live_${'0'.repeat(49)}` }).me().catch((e: unknown) => e);
+    expect(anonymous).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+  });
+
+  it('does not wait out a Retry-After longer than maxRetryWaitMs, and reports it', async () => {
+    const limited = new ModelgateClient({ url: live.gw.url, apiKey: live.limitedKey, maxRetryWaitMs: 500 });
+    await limited.me();
+    const refused = await limited.me().catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', status: 429 });
+    expect((refused as ModelgateError).retryAfterSeconds).toBeGreaterThan(0.5);
+  });
+
+  it('iterates a Relay connection page by page, each node once', async () => {
+    const seen: Tenant[] = [];
+    for await (const t of client.tenants(2)) seen.push(t);
+    const names = seen.map((t) => t.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(expect.arrayContaining(live.tenants));
+    expect(names.length).toBeGreaterThan(2);
+  });
+
+  it('GET queries need the preflight header (the setting urql and Apollo Client need, see clients/typescript/README.md)', async () => {
+    const url = `${live.gw.url}/graphql?query=${encodeURIComponent('{ me { scopes } }')}`;
+    const auth = { authorization: `Bearer ${live.adminKey}` };
+    expect((await fetch(url, { headers: auth })).status).toBe(400);
+    const preflighted = await fetch(url, { headers: { ...auth, 'apollo-require-preflight': 'true' } });
+    expect(preflighted.status).toBe(200);
+    expect(await preflighted.json()).toEqual({ data: { me: { scopes: ['ADMIN'] } } });
+  });
+});
