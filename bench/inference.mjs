@@ -13,7 +13,9 @@
 // that holds on a noisy machine; throughput swings ±30 % run to run here.
 // Usage: npm run bench:inference
 //   BENCH_SECONDS=5 per row; BENCH_MODELS=fashion-cnn,fashion-hybrid; BENCH_ITEMS=1,16,64;
-//   BENCH_CONCURRENCY_SINGLE=64 (1-item rows); BENCH_CONCURRENCY_MULTI=8 (multi-item rows)
+//   BENCH_CONCURRENCY_SINGLE=64 (1-item rows); BENCH_CONCURRENCY_MULTI=8 (multi-item rows);
+//   BENCH_BASELINE_DIST=/path/to/other/dist adds a "baseline" column: the same full path on
+//   another build (e.g. main's), measured in the same run, rows interleaved, for before/after.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +30,7 @@ const MODELS = (process.env.BENCH_MODELS ?? 'fashion-cnn,fashion-hybrid').split(
 const ITEMS = (process.env.BENCH_ITEMS ?? '1,16,64').split(',').map(Number);
 const C_SINGLE = Number(process.env.BENCH_CONCURRENCY_SINGLE ?? 64);
 const C_MULTI = Number(process.env.BENCH_CONCURRENCY_MULTI ?? 8);
+const BASELINE_DIST = process.env.BENCH_BASELINE_DIST ? path.resolve(process.env.BENCH_BASELINE_DIST) : null;
 const ADMIN_DB = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -135,9 +138,9 @@ const baseEnv = {
   SHUTDOWN_READINESS_GRACE_MS: '0', ...generous,
 };
 
-async function startGateway(name, env) {
+async function startGateway(name, env, dist = path.join(ROOT, 'dist')) {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env: { ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(dist, 'main.js')], { env: { ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
   await waitReady(`http://127.0.0.1:${port}/readyz`, name, child);
   return { name, child, url: `http://127.0.0.1:${port}` };
 }
@@ -150,6 +153,8 @@ const headers = { authorization: `Bearer ${key}` };
 log(`gateways: full path (Postgres + Redis, limits on, usage on) and limits off; ${os.availableParallelism()} cores`);
 const full = await startGateway('full', { REDIS_URL, REDIS_KEY_PREFIX: `mgbench:${runId}:` });
 const nolimit = await startGateway('nolimit', { RATE_LIMITS_ENABLED: 'false' });
+const baseline = BASELINE_DIST ? await startGateway('baseline', { REDIS_URL, REDIS_KEY_PREFIX: `mgbench:${runId}:b:` }, BASELINE_DIST) : null;
+const gateways = baseline ? [baseline, full, nolimit] : [full, nolimit];
 
 const rows = [];
 let health = null;
@@ -163,9 +168,9 @@ try {
       const c = items === 1 ? C_SINGLE : C_MULTI;
       const body = bodyFile(model, items);
       const row = { model, items, concurrency: c };
-      for (const gw of [full, nolimit]) {
+      for (const gw of gateways) {
         log(`${model} × ${items}, c=${c}: ${gw.name}`);
-        wrk(`${gw.url}/graphql`, body, headers, c, 1, gw.child.pid); // warm-up
+        wrk(`${gw.url}/graphql`, body, headers, c, 2, gw.child.pid); // warm-up (JIT, pools, caches)
         row[gw.name] = wrk(`${gw.url}/graphql`, body, headers, c, SECONDS, gw.child.pid);
       }
       if (items === 1) {
@@ -185,12 +190,18 @@ try {
   writeFileSync(healthFile, JSON.stringify({ query: '{ health { status } }' }));
   const loadFile = bodyFile(last, 1);
   writeFileSync(path.join(work, 'load.lua'), `wrk.method="POST"\nlocal f=io.open(${JSON.stringify(loadFile)},"rb"); wrk.body=f:read("*a"); f:close()\nwrk.headers["content-type"]="application/json"\nwrk.headers["authorization"]=${JSON.stringify(headers.authorization)}\n`);
-  const loader = spawn('wrk', ['-t', '1', '-c', String(C_SINGLE), '-d', `${SECONDS + 2}s`, '-s', path.join(work, 'load.lua'), `${full.url}/graphql`], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 1000));
-  health = wrk(`${full.url}/graphql`, healthFile, {}, 1, SECONDS, null);
-  loader.kill();
+  const healthUnderLoad = (gw) => {
+    const loader = spawn('wrk', ['-t', '1', '-c', String(C_SINGLE), '-d', `${SECONDS + 2}s`, '-s', path.join(work, 'load.lua'), `${gw.url}/graphql`], { stdio: 'ignore' });
+    spawnSync('sleep', ['1']);
+    const result = wrk(`${gw.url}/graphql`, healthFile, {}, 1, SECONDS, null);
+    loader.kill();
+    spawnSync('sleep', ['1']);
+    return result;
+  };
+  if (baseline) health = { baseline: healthUnderLoad(baseline) };
+  health = { ...health, full: healthUnderLoad(full) };
 } finally {
-  for (const gw of [full, nolimit]) gw.child.kill('SIGTERM');
+  for (const gw of gateways) gw.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 2000));
   await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
   await admin.end();
@@ -206,13 +217,14 @@ const cpuReq = (r) => (r.cpu * 1000) / r.requests;
 const cell = (r, items) => (r ? `${f0(ips(r, items))}, ${f1(r.p50)}/${f1(r.p99)}, **${f3(cpuReq(r))}** / ${f3(cpuReq(r) / items)}${r.errors ? `, ${r.errors} errors` : ''}` : '—');
 const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
 const lines = [
-  `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${load} at the end, ${SECONDS} s per row after a 1 s warm-up, wrk (1 thread) as load generator; ${C_SINGLE} connections for 1-item rows, ${C_MULTI} for multi-item rows. Each cell: items/s, p50/p99 ms, **server CPU ms per request** / per item (utime+stime of the server process, all threads).`,
+  `Measured ${new Date().toISOString().slice(0, 16)}Z on ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'cpu'}), load average ${load} at the end, ${SECONDS} s per row after a 2 s warm-up, wrk (1 thread) as load generator; ${C_SINGLE} connections for 1-item rows, ${C_MULTI} for multi-item rows. Each cell: items/s, p50/p99 ms, **server CPU ms per request** / per item (utime+stime of the server process, all threads).`,
   '',
-  '| model | items/req | full path (PG + Redis + limits + usage) | limits off | bare node:http + ort | ort in-process 1 thread: items/s, CPU ms/item | ort in-process all cores: items/s | full ÷ ort(all cores) items/s |',
-  '|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.model} | ${r.items} | ${cell(r.full, r.items)} | ${cell(r.nolimit, r.items)} | ${cell(r.bare, r.items)} | ${f0(r.ort1.itemsPerSecond)}, ${f3(r.ort1.cpuMsPerItem)} | ${f0(r.ortAll.itemsPerSecond)} | ${f2(ips(r.full, r.items) / r.ortAll.itemsPerSecond)} |`),
+  `| model | items/req |${baseline ? ' baseline build, full path |' : ''} full path (PG + Redis + limits + usage) | limits off | bare node:http + ort | ort in-process 1 thread: items/s, CPU ms/item | ort in-process all cores: items/s | full ÷ ort(all cores) items/s |`,
+  `|---|---|${baseline ? '---|' : ''}---|---|---|---|---|---|`,
+  ...rows.map((r) => `| ${r.model} | ${r.items} |${baseline ? ` ${cell(r.baseline, r.items)} |` : ''} ${cell(r.full, r.items)} | ${cell(r.nolimit, r.items)} | ${cell(r.bare, r.items)} | ${f0(r.ort1.itemsPerSecond)}, ${f3(r.ort1.cpuMsPerItem)} | ${f0(r.ortAll.itemsPerSecond)} | ${f2(ips(r.full, r.items) / r.ortAll.itemsPerSecond)} |`),
   '',
-  health ? `Cheap query (\`health\`, one connection) while ${MODELS[MODELS.length - 1]} × 1 saturates the full-path gateway at ${C_SINGLE} connections: p50 ${f1(health.p50)} ms, p99 ${f1(health.p99)} ms over ${health.requests} queries.` : '',
+  ...Object.entries(health ?? {}).map(([name, h]) => `Cheap query (\`health\`, one connection) while ${MODELS[MODELS.length - 1]} × 1 saturates the ${name === 'baseline' ? 'baseline build\'s' : 'full-path'} gateway at ${C_SINGLE} connections: p50 ${f1(h.p50)} ms, p99 ${f1(h.p99)} ms over ${h.requests} queries.`),
+  baseline ? `\nBaseline build: ${BASELINE_DIST}.` : '',
 ];
 const section = lines.join('\n');
 console.log(section);

@@ -12,6 +12,12 @@ describe('config', () => {
     expect(config.graphql.introspection).toBe(true);
   });
 
+  it('adds one idle-loop inference worker to its own sizing, none to an explicit INFERENCE_WORKERS', () => {
+    expect(loadConfig({}).models.idleLoopWorkers).toBe(1);
+    expect(loadConfig({ INFERENCE_WORKERS: '3' }).models.idleLoopWorkers).toBe(0);
+    expect(loadConfig({ INFERENCE_WORKERS: '3', INFERENCE_IDLE_LOOP_WORKERS: '2' }).models.idleLoopWorkers).toBe(2);
+  });
+
   it('reads real servers and turns introspection off in production', () => {
     const config = loadConfig({
       NODE_ENV: 'production',

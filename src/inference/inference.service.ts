@@ -158,7 +158,7 @@ export class InferenceService {
     private readonly log: Logger,
   ) {
     this.metrics = new InferenceMetrics(metrics.registry);
-    this.pool = new WorkerPool(config.models.workers, config.models.intraOpThreads, log.child({ component: 'inference-pool' }));
+    this.pool = new WorkerPool(config.models.workers, config.models.intraOpThreads, log.child({ component: 'inference-pool' }), config.models.idleLoopWorkers);
     this.registry = new ModelRegistry(
       this.pool,
       {

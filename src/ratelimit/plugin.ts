@@ -22,8 +22,25 @@ export function recordLimitDecision(context: GraphQLContext, decision: LimitDeci
   if (decision) context.limitDecision = decision;
 }
 
+/** Per cached document and operation (both immutable): the answer is computed once per query text. */
+const selfMetered = new WeakMap<DocumentNode, Map<OperationDefinitionNode, boolean>>();
+
 /** Whether the operation selects `infer`/`classify` at its root (through fragments too). */
 export function selectsSelfMeteredField(document: DocumentNode, operation: OperationDefinitionNode): boolean {
+  let answers = selfMetered.get(document);
+  if (!answers) {
+    answers = new Map();
+    selfMetered.set(document, answers);
+  }
+  let answer = answers.get(operation);
+  if (answer === undefined) {
+    answer = walkSelfMetered(document, operation);
+    answers.set(operation, answer);
+  }
+  return answer;
+}
+
+function walkSelfMetered(document: DocumentNode, operation: OperationDefinitionNode): boolean {
   const fragments = new Map<string, SelectionSetNode>();
   for (const def of document.definitions) {
     if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def.selectionSet);

@@ -36,11 +36,14 @@ export class RedisConnection {
     const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000);
     // Fail commands fast while disconnected instead of queueing them: callers
     // (rate limits) have their own fallback and must not hang a request.
-    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy, lazyConnect: false };
+    // Auto-pipelining sends the commands of one event-loop turn (every
+    // concurrent request's limit check) in one socket write instead of one each.
+    const options = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy, lazyConnect: false, enableAutoPipelining: true };
     if (target.cluster) {
       const seed = new URL(target.url);
       this.client = new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
         enableOfflineQueue: false,
+        enableAutoPipelining: true,
         clusterRetryStrategy: retryStrategy,
         redisOptions: {
           connectTimeout: 2000,
