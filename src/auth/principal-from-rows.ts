@@ -18,6 +18,7 @@ export function principalFromRows(key: ApiKey, tenant: Tenant): Principal {
       tenantRequestsPerMinute: tenant.requestsPerMinute,
       tenantComputeUnitsPerMinute: tenant.computeUnitsPerMinute,
       tenantMonthlyComputeUnitQuota: tenant.monthlyComputeUnitQuota,
+      keyMonthlyComputeUnitBudget: key.monthlyComputeUnitBudget,
     },
   };
 }

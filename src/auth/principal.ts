@@ -22,5 +22,7 @@ export interface Principal {
     tenantRequestsPerMinute: number | null;
     tenantComputeUnitsPerMinute: number | null;
     tenantMonthlyComputeUnitQuota: number | null;
+    /** The key's own monthly compute-unit budget; null: none. */
+    keyMonthlyComputeUnitBudget?: number | null;
   };
 }

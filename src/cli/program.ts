@@ -241,6 +241,8 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
       );
     });
 
+  addTenantLifecycleCommands(tenants, session, io);
+
   const keys = program.command('keys').description('Manage API keys');
   keys
     .command('create')
@@ -338,6 +340,8 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
       if (!opts.json) io.err(`old key ${rotated.previous.prefix} works until ${rotated.previous.graceUntil?.toISOString() ?? 'now'}`);
     });
 
+  addKeyLifecycleCommands(keys, session, io);
+
   keys
     .command('generate')
     .description('Print a new, well-formed key without storing it (for MODELGATE_BOOTSTRAP_KEY); touches no database')
@@ -367,6 +371,134 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     });
 
   return program;
+}
+
+type SessionRunner = <T>(run: (s: Session) => Promise<T>) => Promise<T>;
+
+/** A limit option: a whole number, or "default" to clear the override (kept as a string: commander drops a parsed null). */
+function limitOption(name: string) {
+  return (value: string): number | 'default' => (value === 'default' ? 'default' : intOption(name)(value));
+}
+
+function limitValue(value: number | 'default'): number | null {
+  return value === 'default' ? null : value;
+}
+
+function tenantSummary(t: Tenant): string {
+  const show = (v: number | null) => String(v ?? 'default');
+  return `tenant ${t.name} (${t.id}) ${t.status}; rpm ${show(t.requestsPerMinute)}, cu/min ${show(t.computeUnitsPerMinute)}, monthly quota ${show(t.monthlyComputeUnitQuota)}`;
+}
+
+/** `tenants update|suspend|resume`: kept apart from buildProgram's own commands. */
+function addTenantLifecycleCommands(tenants: Command, session: SessionRunner, io: CliIo): void {
+  tenants
+    .command('update')
+    .description("change a tenant's limits (broadcast to every gateway)")
+    .argument('<tenant>', 'tenant name or id')
+    .option('--rpm <n|default>', 'requests per minute ("default": the gateway default)', limitOption('--rpm'))
+    .option('--cu-per-minute <n|default>', 'compute units per minute', limitOption('--cu-per-minute'))
+    .option('--monthly-quota <n|default>', 'monthly compute unit quota', limitOption('--monthly-quota'))
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: { rpm?: number | 'default'; cuPerMinute?: number | 'default'; monthlyQuota?: number | 'default'; json?: boolean }) => {
+      const input = {
+        ...(opts.rpm !== undefined ? { requestsPerMinute: limitValue(opts.rpm) } : {}),
+        ...(opts.cuPerMinute !== undefined ? { computeUnitsPerMinute: limitValue(opts.cuPerMinute) } : {}),
+        ...(opts.monthlyQuota !== undefined ? { monthlyComputeUnitQuota: limitValue(opts.monthlyQuota) } : {}),
+      };
+      if (Object.keys(input).length === 0) throw new UsageError('Nothing to change: give --rpm, --cu-per-minute or --monthly-quota');
+      const tenant = await session((s) => s.keys.updateTenant(s.caller, ref, input));
+      io.out(opts.json ? JSON.stringify(tenantJson(tenant), null, 2) : tenantSummary(tenant));
+    });
+  for (const [command, status] of [
+    ['suspend', 'SUSPENDED'],
+    ['resume', 'ACTIVE'],
+  ] as const) {
+    tenants
+      .command(command)
+      .argument('<tenant>', 'tenant name or id')
+      .description(status === 'SUSPENDED' ? "refuse every key of the tenant with FORBIDDEN, on every gateway at once" : 'let its keys work again')
+      .action(async (ref: string) => {
+        const tenant = await session((s) => s.keys.updateTenant(s.caller, ref, { status }));
+        io.out(tenantSummary(tenant));
+      });
+  }
+}
+
+/** `keys show|update`: kept apart from buildProgram's own commands. */
+function addKeyLifecycleCommands(keys: Command, session: SessionRunner, io: CliIo): void {
+  keys
+    .command('show')
+    .description('show one key (never its secret)')
+    .argument('<key>', 'key id or display prefix')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      const { key, tenantName } = await session(async (s) => {
+        const k = await s.keys.getApiKey(s.caller, ref);
+        return { key: k, tenantName: (await s.keys.tenantById(k.tenantId))?.name ?? k.tenantId };
+      });
+      if (opts.json) return io.out(JSON.stringify({ ...keyJson(key), tenant: tenantName }, null, 2));
+      const show = (v: number | null) => String(v ?? 'default');
+      io.out(
+        [
+          `id:        ${key.id}`,
+          `prefix:    ${key.prefix}`,
+          `name:      ${key.name}`,
+          `tenant:    ${tenantName}`,
+          `status:    ${keyStatus(key)}`,
+          `scopes:    ${key.scopes.join(',')}`,
+          `models:    ${key.allowedModels.length ? key.allowedModels.join(',') : 'all'}`,
+          `rpm:       ${show(key.requestsPerMinute)}`,
+          `cu/min:    ${show(key.computeUnitsPerMinute)}`,
+          `expires:   ${key.expiresAt?.toISOString() ?? 'never'}`,
+          `last used: ${key.lastUsedAt?.toISOString() ?? 'never'}`,
+          `metadata:  ${key.metadata ? JSON.stringify(key.metadata) : 'none'}`,
+        ].join('\n'),
+      );
+    });
+  keys
+    .command('update')
+    .description('change a key in place: scopes, models, limits, budget, expiry, metadata (every gateway applies it at once)')
+    .argument('<key>', 'key id or display prefix')
+    .option('--name <name>', 'new label')
+    .option('--scopes <list>', 'replace the scopes (comma-separated)')
+    .option('--models <list|all>', 'replace the model allowlist ("all": every model)')
+    .option('--rpm <n|default>', 'requests per minute ("default": the gateway default)', limitOption('--rpm'))
+    .option('--cu-per-minute <n|default>', 'compute units per minute', limitOption('--cu-per-minute'))
+    .option('--monthly-budget <n|default>', 'compute units per calendar month for this key ("default": none)', limitOption('--monthly-budget'))
+    .option('--expires <duration|never>', 'new lifetime from now, e.g. 30d, or "never"')
+    .option('--meta <k=v...>', 'replace metadata labels, e.g. --meta owner=ana team=ml ("none" clears)')
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        ref: string,
+        opts: { name?: string; scopes?: string; models?: string; rpm?: number | 'default'; cuPerMinute?: number | 'default'; monthlyBudget?: number | 'default'; expires?: string; meta?: string[]; json?: boolean },
+      ) => {
+        const input: Parameters<KeyService['updateApiKey']>[2] = {};
+        if (opts.name !== undefined) input.name = opts.name;
+        if (opts.scopes !== undefined) input.scopes = parseScopes(list(opts.scopes));
+        if (opts.models !== undefined) input.allowedModels = opts.models === 'all' ? [] : list(opts.models);
+        if (opts.rpm !== undefined) input.requestsPerMinute = limitValue(opts.rpm);
+        if (opts.cuPerMinute !== undefined) input.computeUnitsPerMinute = limitValue(opts.cuPerMinute);
+        if (opts.monthlyBudget !== undefined) input.monthlyComputeUnitBudget = limitValue(opts.monthlyBudget);
+        if (opts.expires !== undefined) input.expiresAt = opts.expires === 'never' ? null : new Date(Date.now() + parseDuration(opts.expires) * 1000);
+        if (opts.meta !== undefined) input.metadata = metaOption(opts.meta);
+        if (Object.keys(input).length === 0) throw new UsageError('Nothing to change: give at least one option (see --help)');
+        const key = await session((s) => s.keys.updateApiKey(s.caller, ref, input));
+        io.out(opts.json ? JSON.stringify(keyJson(key), null, 2) : `key ${key.id} (${key.prefix}) updated`);
+      },
+    );
+}
+
+function metaOption(values: string[]): Record<string, string> | null {
+  const flat = values.flatMap((v) => v.split(',')).filter(Boolean);
+  if (flat.length === 1 && flat[0] === 'none') return null;
+  const out: Record<string, string> = {};
+  for (const pair of flat) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new UsageError(`--meta wants key=value pairs (got "${pair}")`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
 }
 
 /** A domain refusal caused by what was typed (an unknown scope) is a usage error. */

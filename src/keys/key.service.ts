@@ -7,7 +7,7 @@
  * `admin` reaches only its own tenant, and only admins grant `admin`.
  */
 import type { Database } from '../db/database';
-import type { ApiKey, AuditEvent, Prisma, Tenant } from '../db/generated/client';
+import { Prisma, type ApiKey, type AuditEvent, type Tenant } from '../db/generated/client';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import { SCOPES, type Principal, type Scope } from '../auth/principal';
@@ -32,6 +32,8 @@ export interface Caller {
 export interface LimitOverrides {
   requestsPerMinute?: number | null;
   computeUnitsPerMinute?: number | null;
+  /** A key's monthly compute-unit budget (keys only). */
+  monthlyComputeUnitBudget?: number | null;
 }
 
 export interface CreateTenantInput extends LimitOverrides {
@@ -53,6 +55,16 @@ export interface CreateApiKeyInput extends LimitOverrides {
   expiresAt?: Date | null;
   ttlSeconds?: number | null;
   environment?: KeyEnvironment;
+}
+
+/** Absent fields stay as they are; null clears (limits back to the default, expiry to never, metadata to none). */
+export interface UpdateApiKeyInput extends LimitOverrides {
+  name?: string;
+  scopes?: string[];
+  /** Empty: every model. */
+  allowedModels?: string[];
+  expiresAt?: Date | null;
+  metadata?: Record<string, string> | null;
 }
 
 export interface CreatedKey {
@@ -154,10 +166,8 @@ export class KeyService {
   async createApiKey(caller: Caller, input: CreateApiKeyInput): Promise<CreatedKey> {
     const scopes = parseScopes(input.scopes);
     if (scopes.includes('admin') && !isAdmin(caller)) throw new ForbiddenError('Only an admin key may create admin keys');
-    const name = input.name.trim();
-    if (name.length < 1 || name.length > 100) throw new BadInputError('Key name must be 1-100 characters', 'name');
-    const allowedModels = [...new Set((input.allowedModels ?? []).map((m) => m.trim()))];
-    if (allowedModels.some((m) => m.length === 0)) throw new BadInputError('Model names must not be empty', 'allowedModels');
+    const name = keyName(input.name);
+    const allowedModels = modelList(input.allowedModels ?? []);
     const expiresAt = expiryFrom(input.expiresAt, input.ttlSeconds);
     const key = generateKey(input.environment ?? this.environment);
     return this.prisma.$transaction(async (tx) => {
@@ -172,6 +182,7 @@ export class KeyService {
           allowedModels,
           requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
           computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
+          monthlyComputeUnitBudget: limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0),
           expiresAt,
           createdBy: actorLabel(caller),
         },
@@ -222,6 +233,38 @@ export class KeyService {
   }
 
   /**
+   * Changes a key in place. Narrowing takes effect like a revocation: the
+   * cached principal is dropped on every gateway (NOTIFY in the transaction,
+   * Redis after commit), so the next request anywhere sees the new settings.
+   */
+  async updateApiKey(caller: Caller, ref: string, input: UpdateApiKeyInput): Promise<ApiKey> {
+    const data: Prisma.ApiKeyUpdateInput = {};
+    if (input.name !== undefined) data.name = keyName(input.name);
+    if (input.scopes !== undefined) data.scopes = parseScopes(input.scopes);
+    if (input.allowedModels !== undefined) data.allowedModels = modelList(input.allowedModels);
+    if (input.requestsPerMinute !== undefined) data.requestsPerMinute = limit(input.requestsPerMinute, 'requestsPerMinute');
+    if (input.computeUnitsPerMinute !== undefined) data.computeUnitsPerMinute = limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute');
+    if (input.monthlyComputeUnitBudget !== undefined) data.monthlyComputeUnitBudget = limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0);
+    if (input.expiresAt !== undefined) data.expiresAt = input.expiresAt === null ? null : expiryFrom(input.expiresAt, null);
+    if (input.metadata !== undefined) data.metadata = input.metadata === null ? Prisma.DbNull : metadataOf(input.metadata);
+    if (Object.keys(data).length === 0) throw new BadInputError('Nothing to change', 'input');
+    const updated = await this.prisma.$transaction(async (tx) => {
+      const before = await findKey(tx, caller, ref);
+      if (before.revokedAt) throw new BadInputError('A revoked key cannot be changed', 'id');
+      if (!isAdmin(caller) && (before.scopes.includes('admin') || (data.scopes as string[] | undefined)?.includes('admin'))) {
+        throw new ForbiddenError('Only an admin key may change admin keys or grant admin');
+      }
+      const after = await tx.apiKey.update({ where: { id: before.id }, data });
+      await this.notify(tx, { keyIds: [after.id] });
+      await audit(tx, caller, 'apikey.update', 'ApiKey', after.id, after.tenantId, keyView(before), keyView(after));
+      return after;
+    });
+    await this.invalidator.invalidate({ keyIds: [updated.id] });
+    this.log.info({ apiKeyId: updated.id, prefix: updated.prefix, fields: Object.keys(data), actor: actorLabel(caller) }, 'api key updated');
+    return updated;
+  }
+
+  /**
    * Issues a new secret with the same tenant, scopes, models, limits and
    * expiry; the old one keeps working for `graceSeconds` (0: stops now).
    */
@@ -248,6 +291,7 @@ export class KeyService {
           allowedModels: old.allowedModels,
           requestsPerMinute: old.requestsPerMinute,
           computeUnitsPerMinute: old.computeUnitsPerMinute,
+          monthlyComputeUnitBudget: old.monthlyComputeUnitBudget,
           expiresAt: old.expiresAt,
           createdBy: actorLabel(caller),
           rotatedFromId: old.id,
@@ -394,6 +438,31 @@ export function parseScopes(values: string[]): Scope[] {
   return scopes as Scope[];
 }
 
+function keyName(value: string): string {
+  const name = value.trim();
+  if (name.length < 1 || name.length > 100) throw new BadInputError('Key name must be 1-100 characters', 'name');
+  return name;
+}
+
+function modelList(values: string[]): string[] {
+  const models = [...new Set(values.map((m) => m.trim()))];
+  if (models.some((m) => m.length === 0)) throw new BadInputError('Model names must not be empty', 'allowedModels');
+  return models;
+}
+
+const METADATA_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Labels only: at most 32 string entries, so metadata cannot grow into a document store. */
+function metadataOf(value: Record<string, string>): Prisma.InputJsonObject {
+  const entries = Object.entries(value);
+  if (entries.length > 32) throw new BadInputError('metadata holds at most 32 entries', 'metadata');
+  for (const [k, v] of entries) {
+    if (!METADATA_KEY.test(k)) throw new BadInputError(`metadata key "${k.slice(0, 64)}" must be 1-64 letters, digits, "_", "-" or "."`, 'metadata');
+    if (typeof v !== 'string' || v.length > 256) throw new BadInputError(`metadata.${k} must be a string of at most 256 characters`, 'metadata');
+  }
+  return Object.fromEntries(entries);
+}
+
 function limit(value: number | null | undefined, field: string, min = 1): number | null {
   if (value === null || value === undefined) return null;
   if (!Number.isInteger(value) || value < min || value > 2_000_000_000) {
@@ -473,10 +542,12 @@ export function keyView(k: ApiKey): Prisma.InputJsonObject {
     allowedModels: k.allowedModels,
     requestsPerMinute: k.requestsPerMinute,
     computeUnitsPerMinute: k.computeUnitsPerMinute,
+    monthlyComputeUnitBudget: k.monthlyComputeUnitBudget,
     expiresAt: k.expiresAt?.toISOString() ?? null,
     revokedAt: k.revokedAt?.toISOString() ?? null,
     graceUntil: k.graceUntil?.toISOString() ?? null,
     rotatedFromId: k.rotatedFromId,
+    metadata: (k.metadata ?? null) as Prisma.InputJsonValue | null,
   };
 }
 

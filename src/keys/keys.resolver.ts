@@ -2,7 +2,7 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import type { ApiKey, AuditEvent, Tenant } from '../db/generated/client';
 import type { GraphQLContext } from '../graphql/context';
-import { UnauthenticatedError } from '../errors';
+import { BadInputError, UnauthenticatedError } from '../errors';
 import type { Page } from './pagination';
 import type { Caller, KeyService } from './key.service';
 import {
@@ -19,6 +19,7 @@ import {
   TenantConnection,
   TenantStatusValue,
   TenantType,
+  UpdateApiKeyInput,
   UpdateTenantInput,
   type ConnectionShape,
 } from './keys.types';
@@ -62,12 +63,14 @@ export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
     allowedModels: row.allowedModels,
     requestsPerMinute: row.requestsPerMinute,
     computeUnitsPerMinute: row.computeUnitsPerMinute,
+    monthlyComputeUnitBudget: row.monthlyComputeUnitBudget,
     expiresAt: row.expiresAt,
     revokedAt: row.revokedAt,
     lastUsedAt: row.lastUsedAt,
     createdBy: row.createdBy,
     rotatedFromId: row.rotatedFromId,
     graceUntil: row.graceUntil,
+    metadata: row.metadata ?? null,
     createdAt: row.createdAt,
     status,
   };
@@ -160,6 +163,30 @@ export class KeysResolver {
   @Mutation(() => ApiKeyType, { description: 'Revokes at once, on every gateway process. Scope: keys:manage (own tenant) or admin.' })
   async revokeApiKey(@Arg('id', () => ID, { description: 'Key id or display prefix' }) id: string, @Ctx() ctx: GraphQLContext): Promise<ApiKeyType> {
     return toApiKeyType(await service(ctx).revokeApiKey(callerOf(ctx), id));
+  }
+
+  @Authorized('keys:manage')
+  @Mutation(() => ApiKeyType, {
+    description: 'Changes a key in place (name, scopes, models, limits, expiry, metadata); every gateway process applies it from the next request. Scope: keys:manage (own tenant, no admin keys) or admin.',
+  })
+  async updateApiKey(
+    @Arg('id', () => ID, { description: 'Key id or display prefix' }) id: string,
+    @Arg('input', () => UpdateApiKeyInput) input: UpdateApiKeyInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ApiKeyType> {
+    // null means "clear" only where clearing exists; a null name or scope list is a mistake.
+    for (const field of ['name', 'scopes', 'allowedModels'] as const) {
+      if (input[field] === null) throw new BadInputError(`${field} cannot be null; omit it to keep it`, field);
+    }
+    const { name, scopes, allowedModels, ...rest } = input;
+    return toApiKeyType(
+      await service(ctx).updateApiKey(callerOf(ctx), id, {
+        ...rest,
+        ...(name != null ? { name } : {}),
+        ...(scopes != null ? { scopes } : {}),
+        ...(allowedModels != null ? { allowedModels } : {}),
+      }),
+    );
   }
 
   @Authorized('keys:manage')

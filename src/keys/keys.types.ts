@@ -58,12 +58,14 @@ export class ApiKeyType {
   @Field(() => [String], { description: 'Empty: every model' }) allowedModels!: string[];
   @Field(() => Int, { nullable: true }) requestsPerMinute!: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute!: number | null;
+  @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC) for this key; null: none of its own' }) monthlyComputeUnitBudget!: number | null;
   @Field(() => Date, { nullable: true }) expiresAt!: Date | null;
   @Field(() => Date, { nullable: true }) revokedAt!: Date | null;
   @Field(() => Date, { nullable: true, description: 'Updated coarsely (KEY_LAST_USED_GRANULARITY_MS), not per request' }) lastUsedAt!: Date | null;
   @Field(() => String, { nullable: true }) createdBy!: string | null;
   @Field(() => ID, { nullable: true }) rotatedFromId!: string | null;
   @Field(() => Date, { nullable: true }) graceUntil!: Date | null;
+  @Field(() => GraphQLJSON, { nullable: true, description: 'Labels such as owner or team (string values), set by updateApiKey' }) metadata!: unknown;
   @Field() createdAt!: Date;
   @Field(() => ApiKeyStatus) status!: ApiKeyStatus;
 }
@@ -165,4 +167,17 @@ export class CreateApiKeyInput {
   @Field(() => Int, { nullable: true, description: 'Expire this many seconds from now (instead of expiresAt)' }) ttlSeconds?: number | null;
   @Field(() => Int, { nullable: true }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute?: number | null;
+  @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC) for this key' }) monthlyComputeUnitBudget?: number | null;
+}
+
+@InputType({ description: 'Absent fields stay as they are; null clears a limit back to the default, expiresAt to never, metadata to none' })
+export class UpdateApiKeyInput {
+  @Field(() => String, { nullable: true }) name?: string | null;
+  @Field(() => [ScopeValue], { nullable: true }) scopes?: ScopeValue[] | null;
+  @Field(() => [String], { nullable: true, description: 'Empty: every model' }) allowedModels?: string[] | null;
+  @Field(() => Int, { nullable: true }) requestsPerMinute?: number | null;
+  @Field(() => Int, { nullable: true }) computeUnitsPerMinute?: number | null;
+  @Field(() => Int, { nullable: true }) monthlyComputeUnitBudget?: number | null;
+  @Field(() => Date, { nullable: true }) expiresAt?: Date | null;
+  @Field(() => GraphQLJSON, { nullable: true, description: 'String values only, at most 32 entries; replaces the whole object' }) metadata?: Record<string, string> | null;
 }

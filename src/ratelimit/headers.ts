@@ -6,7 +6,7 @@
 import { OverloadedError, QuotaExceededError, RateLimitedError, UnavailableError, type DomainError } from '../errors';
 import type { LimitDecision, LimitState } from './types';
 
-const COMPUTE_UNIT_LIMITS = new Set(['key_compute_units', 'tenant_compute_units', 'tenant_monthly_compute_units']);
+const COMPUTE_UNIT_LIMITS = new Set(['key_compute_units', 'tenant_compute_units', 'tenant_monthly_compute_units', 'key_monthly_compute_units']);
 
 /**
  * `RateLimit-Policy: "key_requests";q=50;w=60, "key_compute_units";q=6000;w=60;qu="compute-units", …`
@@ -55,6 +55,9 @@ export function limitError(decision: Exclude<LimitDecision, { allowed: true }>):
       `Monthly compute-unit quota of ${hit.limit} exhausted for this tenant; it resets in ${decision.retryAfterSeconds} s`,
       extensions,
     );
+  }
+  if (hit.name === 'key_monthly_compute_units') {
+    return new QuotaExceededError(`Monthly compute-unit budget of ${hit.limit} exhausted for this key; it resets in ${decision.retryAfterSeconds} s`, extensions);
   }
   return new RateLimitedError(
     `Rate limit ${hit.name} (${hit.limit} per ${hit.windowSeconds} s) exceeded; retry in ${decision.retryAfterSeconds} s`,

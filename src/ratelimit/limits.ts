@@ -55,6 +55,8 @@ export function limitKey(principal: Pick<Principal, 'tenantId' | 'apiKeyId'>, na
       return `${tag}:rl:t:cu`;
     case 'tenant_monthly_compute_units':
       return `${tag}:rl:t:quota:${monthId(at)}`;
+    case 'key_monthly_compute_units':
+      return `${tag}:rl:k:${principal.apiKeyId}:budget:${monthId(at)}`;
   }
 }
 
@@ -103,5 +105,21 @@ export function resolveLimits(
     // Billing depends on this counter: never trust its absence (see redis-limiter.ts).
     seeded: quota !== null,
   });
+  // A key's own budget: the same month counter, in the same script, rebuilt from the key's billed usage when Redis loses it.
+  const budget = l.keyMonthlyComputeUnitBudget ?? null;
+  if (budget !== null) {
+    limits.push({
+      name: 'key_monthly_compute_units',
+      limit: budget,
+      windowSeconds: monthLengthSeconds(at),
+      cost: computeUnits,
+      kind: 'month',
+      weighted: true,
+      spanMs: nextMonthStart(at).getTime() - at.getTime(),
+      key: limitKey(principal, 'key_monthly_compute_units', at),
+      unbounded: false,
+      seeded: true,
+    });
+  }
   return limits;
 }

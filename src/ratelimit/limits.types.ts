@@ -3,7 +3,7 @@ import { Field, Float, Int, ObjectType } from 'type-graphql';
 
 @ObjectType('LimitState', { description: 'One limit as it stands for the calling key (nothing is consumed by reading it)' })
 export class LimitStateType {
-  @Field({ description: 'key_requests, key_compute_units, tenant_requests, tenant_compute_units or tenant_monthly_compute_units' })
+  @Field({ description: 'key_requests, key_compute_units, tenant_requests, tenant_compute_units, tenant_monthly_compute_units or key_monthly_compute_units (the key own monthly budget)' })
   name!: string;
   @Field(() => Float, { description: 'Allowed per window (requests or compute units)' }) limit!: number;
   @Field(() => Float) remaining!: number;

@@ -61,7 +61,8 @@ export interface RateLimitServiceOptions {
    * lost monthly quota counter is rebuilt from. Absent (limiter unit tests
    * without a database): a lost counter restarts at 0.
    */
-  billedUnits?: (tenantId: string, from: Date, to: Date) => Promise<number>;
+  /** apiKeyId set: that key's billed units only (a key budget's counter). */
+  billedUnits?: (tenantId: string, from: Date, to: Date, apiKeyId?: string) => Promise<number>;
 }
 
 /** A rebuilt counter can vanish again before the retry (another restart, eviction): give up after this many rebuilds. */
@@ -89,7 +90,7 @@ export class RateLimitService {
   private readonly decisions: Counter<'result' | 'limit' | 'source'>;
   private readonly fallbacks: Counter;
   private readonly seeds: Counter<'result'>;
-  private readonly billedUnits: (tenantId: string, from: Date, to: Date) => Promise<number>;
+  private readonly billedUnits: (tenantId: string, from: Date, to: Date, apiKeyId?: string) => Promise<number>;
   /** Rebuilds in progress, by store key: concurrent checks of one tenant share one Postgres read. */
   private readonly seeding = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | undefined;
@@ -230,7 +231,7 @@ export class RateLimitService {
           for (let seeds = 0; 'needSeed' in answer; seeds += 1) {
             const missing = limits[answer.needSeed];
             if (!missing || seeds >= MAX_SEEDS_PER_CHECK) throw new Error('the monthly quota counter kept vanishing from Redis while being rebuilt');
-            await this.seedQuota(limiter, principal.tenantId, missing, at);
+            await this.seedQuota(limiter, principal.tenantId, missing, at, budgetKeyOf(principal, missing));
             answer = await attempt();
           }
           const result = answer;
@@ -249,7 +250,7 @@ export class RateLimitService {
       if (this.config.limits.failureMode === 'closed') return 'unavailable';
     }
     try {
-      await this.seedLocalQuota(principal.tenantId, limits, at);
+      await this.seedLocalQuota(principal, limits, at);
     } catch (error) {
       if (error instanceof QuotaSeedUnavailable) return 'quota_unavailable';
       throw error;
@@ -263,9 +264,9 @@ export class RateLimitService {
    * on the first value written (they read the same rows; no request is
    * admitted against the key before it exists).
    */
-  private seedQuota(limiter: RedisLimiter, tenantId: string, limit: ResolvedLimit, at: Date): Promise<void> {
+  private seedQuota(limiter: RedisLimiter, tenantId: string, limit: ResolvedLimit, at: Date, apiKeyId?: string): Promise<void> {
     return this.onceFor(`redis:${limit.key}`, async () => {
-      const billed = await this.readBilled(tenantId, at, 'Redis');
+      const billed = await this.readBilled(tenantId, at, 'Redis', apiKeyId);
       const set = await withTimeout(limiter.seed(limit, billed), this.redisTimeoutMs);
       this.seeds.inc({ result: set ? 'set' : 'already_set' });
       this.log.info({ tenantId, month: monthOf(at), billed, set }, 'monthly quota counter rebuilt from billed usage');
@@ -278,11 +279,12 @@ export class RateLimitService {
    * fallback in a process that never saw the Redis figure) starts from the
    * billed usage too, never from 0.
    */
-  private async seedLocalQuota(tenantId: string, limits: ResolvedLimit[], at: Date): Promise<void> {
+  private async seedLocalQuota(principal: Principal, limits: ResolvedLimit[], at: Date): Promise<void> {
+    const tenantId = principal.tenantId;
     for (const limit of limits) {
       if (limit.kind !== 'month' || !limit.seeded || this.local.hasCounter(limit.key, at.getTime())) continue;
       await this.onceFor(`local:${limit.key}`, async () => {
-        const billed = await this.readBilled(tenantId, at, 'this process');
+        const billed = await this.readBilled(tenantId, at, 'this process', budgetKeyOf(principal, limit));
         this.local.seedCounter(limit.key, billed, at.getTime() + limit.spanMs);
         this.seeds.inc({ result: 'set' });
         this.log.info({ tenantId, month: monthOf(at), billed, store: 'local' }, 'monthly quota counter rebuilt from billed usage');
@@ -290,10 +292,10 @@ export class RateLimitService {
     }
   }
 
-  private async readBilled(tenantId: string, at: Date, store: string): Promise<number> {
+  private async readBilled(tenantId: string, at: Date, store: string, apiKeyId?: string): Promise<number> {
     const from = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
     try {
-      return await this.billedUnits(tenantId, from, nextMonthStart(at));
+      return await this.billedUnits(tenantId, from, nextMonthStart(at), apiKeyId);
     } catch (error) {
       this.seeds.inc({ result: 'failed' });
       this.log.warn({ tenantId, store, reason: error instanceof Error ? error.message : String(error) }, 'monthly quota counter missing and the billed usage cannot be read; refusing until it can');
@@ -360,4 +362,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The key whose billed units rebuild this counter: set for a key budget, undefined for the tenant quota. */
+function budgetKeyOf(principal: Principal, limit: ResolvedLimit): string | undefined {
+  return limit.name === 'key_monthly_compute_units' ? principal.apiKeyId : undefined;
 }

@@ -2,7 +2,7 @@
  * The contract between the request path and the rate-limit domain (issue #6).
  * One check consumes every applicable limit atomically, or none.
  */
-export type LimitName = 'key_requests' | 'key_compute_units' | 'tenant_requests' | 'tenant_compute_units' | 'tenant_monthly_compute_units';
+export type LimitName = 'key_requests' | 'key_compute_units' | 'tenant_requests' | 'tenant_compute_units' | 'tenant_monthly_compute_units' | 'key_monthly_compute_units';
 
 export interface LimitSpec {
   name: LimitName;

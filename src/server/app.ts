@@ -28,6 +28,7 @@ import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graph
 import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
+import { PriceBook } from '../billing/price-book';
 import { bootstrapFirstAdminOnStart } from '../keys/first-admin';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
@@ -102,7 +103,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     readiness,
     redis,
     // A quota counter Redis lost is rebuilt from what Postgres says was billed.
-    billedUnits: (tenantId, from, to) => billedComputeUnits(db, tenantId, from, to),
+    billedUnits: (tenantId, from, to, apiKeyId) => billedComputeUnits(db, tenantId, from, to, apiKeyId),
   });
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
@@ -124,7 +125,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage };
+  const billing = new PriceBook(db);
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing };
 
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);

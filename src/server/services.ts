@@ -15,6 +15,7 @@ import type { RateLimitService } from '../ratelimit/ratelimit.service';
 import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
 import type { KeyService } from '../keys/key.service';
+import type { PriceBook } from '../billing/price-book';
 
 export interface Services {
   config: Config;
@@ -37,4 +38,6 @@ export interface Services {
   auth: Authenticator;
   /** Tenants, API keys and their audit trail. */
   keys: KeyService;
+  /** Prices, spend and invoices (issue #17). */
+  billing: PriceBook;
 }

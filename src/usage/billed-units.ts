@@ -13,13 +13,14 @@
 import type { PrismaClient } from '../db/database';
 
 /** Tried while the database is down too (the caller refuses with UNAVAILABLE when it fails), so it works on the first query after recovery. */
-export async function billedComputeUnits(db: { readonly prismaEvenIfDown: PrismaClient }, tenantId: string, from: Date, to: Date): Promise<number> {
+export async function billedComputeUnits(db: { readonly prismaEvenIfDown: PrismaClient }, tenantId: string, from: Date, to: Date, apiKeyId?: string): Promise<number> {
   const rows = await db.prismaEvenIfDown.$queryRawUnsafe<{ units: number }[]>(
     `SELECT coalesce(sum("computeUnits"), 0)::float8 AS units FROM "UsageDaily"
-     WHERE "tenantId" = $1::uuid AND "day" >= $2::timestamptz AND "day" < $3::timestamptz`,
+     WHERE "tenantId" = $1::uuid AND "day" >= $2::timestamptz AND "day" < $3::timestamptz${apiKeyId ? ` AND "apiKeyId" = $4::uuid` : ''}`,
     tenantId,
     from.toISOString(),
     to.toISOString(),
+    ...(apiKeyId ? [apiKeyId] : []),
   );
   // Each record holds whole units (items x cost, rounded up), so the sum is whole; round away float noise.
   return Math.round(Number(rows[0]?.units ?? 0));

@@ -14,6 +14,7 @@ import { BadInputError } from '../errors';
 import type { PrismaClient } from '../db/database';
 import type { UsageEvent, UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
+import { priceLateral } from '../billing/price-book';
 
 export const USAGE_GROUP_BY = ['HOUR', 'DAY', 'MODEL', 'API_KEY', 'STATUS'] as const;
 export type UsageGroupBy = (typeof USAGE_GROUP_BY)[number];
@@ -38,6 +39,10 @@ export interface UsageSummaryRow {
   avgLatencyMs: number | null;
   p50LatencyMs: number | null;
   p95LatencyMs: number | null;
+  /** Priced spend per currency (integer micro-units), from the price in effect at each hour. */
+  spend: { currency: string; amountMicros: bigint }[];
+  /** Compute units with no price in effect (not in spend). */
+  unpricedComputeUnits: number;
 }
 
 export interface SummaryParams {
@@ -141,6 +146,21 @@ export class UsageQueries {
         : this.rollupPart(prisma, seg.source, params.tenantId, new Date(seg.from), new Date(seg.to), cols),
     );
 
+    // Spend needs the price of each hour, so it reads hours (and records at partial ends), never days.
+    const spendParts = segments(params.from.getTime(), params.to.getTime(), false).map((seg) =>
+      this.spendPart(prisma, seg.source === 'record' ? 'record' : 'hour', params.tenantId, new Date(seg.from), new Date(seg.to), cols),
+    );
+    const spend = new Map<string, { byCurrency: Map<string, bigint>; unpriced: number }>();
+    for (const part of await Promise.all(spendParts)) {
+      for (const r of part) {
+        const key = JSON.stringify(r.groups);
+        let s = spend.get(key);
+        if (!s) spend.set(key, (s = { byCurrency: new Map(), unpriced: 0 }));
+        if (r.currency === null) s.unpriced += r.units;
+        else s.byCurrency.set(r.currency, (s.byCurrency.get(r.currency) ?? 0n) + r.amount);
+      }
+    }
+
     const merged = new Map<string, { groups: unknown[]; requests: number; items: number; computeUnits: number; errors: number; latencySumMs: number; hist: number[] }>();
     for (const part of await Promise.all(parts)) {
       for (const { groups, agg, hist } of part) {
@@ -160,8 +180,9 @@ export class UsageQueries {
     }
 
     const rows: UsageSummaryRow[] = [];
-    for (const m of merged.values()) {
+    for (const [key, m] of merged) {
       if (m.requests === 0 && groupBy.length > 0) continue;
+      const s = spend.get(key);
       const row: UsageSummaryRow = {
         hour: null,
         day: null,
@@ -175,6 +196,8 @@ export class UsageQueries {
         avgLatencyMs: m.requests > 0 ? m.latencySumMs / m.requests : null,
         p50LatencyMs: percentile(m.hist, 0.5),
         p95LatencyMs: percentile(m.hist, 0.95),
+        spend: s ? [...s.byCurrency].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, amountMicros]) => ({ currency, amountMicros })) : [],
+        unpricedComputeUnits: s?.unpriced ?? 0,
       };
       cols.forEach((c, i) => {
         const v = m.groups[i];
@@ -184,7 +207,7 @@ export class UsageQueries {
       rows.push(row);
     }
     if (rows.length === 0 && groupBy.length === 0) {
-      rows.push({ hour: null, day: null, model: null, apiKeyId: null, status: null, requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null });
+      rows.push({ hour: null, day: null, model: null, apiKeyId: null, status: null, requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null, spend: [], unpricedComputeUnits: 0 });
     }
     rows.sort((a, b) => compareRows(a, b));
     return rows;
@@ -210,6 +233,28 @@ export class UsageQueries {
       ${cols.length ? `GROUP BY ${cols.map((_, i) => i + 1).join(', ')}` : ''}`;
     const rows = await prisma.$queryRawUnsafe<(RawAggregate & { hist: (number | null)[] })[]>(sql, ...args);
     return rows.map((r) => ({ groups: cols.map((_, i) => normalizeGroup(r[`g${i}`])), agg: r, hist: r.hist.map((v) => Number(v ?? 0)) }));
+  }
+
+  /** Units × the price in effect at each hour, per group and currency (currency null: unpriced). */
+  private async spendPart(prisma: PrismaClient, source: 'hour' | 'record', tenantId: string | null, from: Date, to: Date, cols: GroupColumn[]) {
+    const time = source === 'hour' ? '"hour"' : '"createdAt"';
+    const args: unknown[] = [from, to];
+    let where = `src.${time} >= $1 AND src.${time} < $2 AND src."status" = 'OK' AND src."computeUnits" > 0`;
+    if (tenantId !== null) {
+      args.push(tenantId);
+      where += ` AND src."tenantId" = $3::uuid`;
+    }
+    const hourExpr = source === 'hour' ? 'src."hour"' : `date_trunc('hour', src."createdAt", 'UTC')`;
+    const select = cols.map((c, i) => `${c[source]} AS g${i}`);
+    const sql = `SELECT ${[...select,
+      'price.p_currency AS currency',
+      'sum(round(src."computeUnits"))::float8 AS units',
+      'coalesce(sum(round(src."computeUnits")::numeric * price.p_micros), 0)::text AS amount'].join(', ')}
+      FROM "${source === 'hour' ? 'UsageHourly' : 'UsageRecord'}" src ${priceLateral('src', hourExpr)}
+      WHERE ${where}
+      GROUP BY ${[...cols.map((_, i) => i + 1), cols.length + 1].join(', ')}`;
+    const rows = await prisma.$queryRawUnsafe<{ [g: string]: unknown; currency: string | null; units: number; amount: string }[]>(sql, ...args);
+    return rows.map((r) => ({ groups: cols.map((_, i) => normalizeGroup(r[`g${i}`])), currency: r.currency, units: Number(r.units), amount: BigInt(r.amount) }));
   }
 
   private async recordPart(prisma: PrismaClient, tenantId: string | null, from: Date, to: Date, cols: GroupColumn[]) {
@@ -267,7 +312,18 @@ export class UsageQueries {
    */
   async *csv(tenantId: string | null, from: Date, to: Date, batchSize = 5000): AsyncGenerator<string> {
     checkRange(from, to);
-    yield CSV_COLUMNS.join(',') + '\n';
+    yield [...CSV_COLUMNS, ...CSV_PRICE_COLUMNS].join(',') + '\n';
+    // The price book is small: read it once, price each record at its hour in memory.
+    const prices = await this.db.prisma.price.findMany({
+      where: tenantId !== null ? { OR: [{ tenantId }, { tenantId: null }] } : {},
+      orderBy: [{ effectiveFrom: 'desc' }],
+    });
+    const priced = (row: UsageRecordRow): string => {
+      const price = row.status === 'OK' && row.computeUnits > 0 ? priceAt(prices, row) : null;
+      if (!price) return csvLine(row, ',,');
+      const amount = BigInt(Math.round(row.computeUnits)) * price.microsPerUnit;
+      return csvLine(row, `,${price.currency},${price.microsPerUnit},${amount}`);
+    };
     let cursor: { createdAt: Date; id: string } | null = null;
     for (;;) {
       const c: { createdAt: Date; id: string } | null = cursor;
@@ -284,7 +340,7 @@ export class UsageQueries {
         take: batchSize,
       })) as UsageRecordRow[];
       if (rows.length === 0) return;
-      yield rows.map(csvLine).join('');
+      yield rows.map(priced).join('');
       const last = rows[rows.length - 1] as UsageRecordRow;
       cursor = { createdAt: last.createdAt, id: last.id };
       if (rows.length < batchSize) return;
@@ -302,8 +358,18 @@ function csvField(value: unknown): string {
   return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
-function csvLine(row: UsageRecordRow): string {
-  return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + '\n';
+/** Appended after CSV_COLUMNS: the record's price at its hour and its amount (integer micro-units); empty when unpriced. */
+export const CSV_PRICE_COLUMNS = ['currency', 'unitPriceMicros', 'amountMicros'] as const;
+
+function csvLine(row: UsageRecordRow, suffix = ''): string {
+  return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + suffix + '\n';
+}
+
+/** The same rule as priceLateral: the tenant's own price first, then the list price; prices sorted newest first. */
+function priceAt(prices: { model: string; tenantId: string | null; currency: string; microsPerUnit: bigint; effectiveFrom: Date }[], row: UsageRecordRow) {
+  const hour = Math.floor(row.createdAt.getTime() / HOUR_MS) * HOUR_MS;
+  const fits = (p: (typeof prices)[number]) => p.model === row.model && p.effectiveFrom.getTime() <= hour;
+  return prices.find((p) => fits(p) && p.tenantId === row.tenantId) ?? prices.find((p) => fits(p) && p.tenantId === null) ?? null;
 }
 
 function normalizeGroup(v: unknown): unknown {

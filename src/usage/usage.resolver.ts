@@ -2,6 +2,7 @@
 import { Arg, Authorized, Ctx, ID, Int, Query, Resolver } from 'type-graphql';
 import type { GraphQLContext } from '../graphql/context';
 import { UnauthenticatedError } from '../errors';
+import { toMoney } from '../billing/billing.resolver';
 import { checkUuid, readableTenant } from './usage-access';
 import type { UsageGroupBy } from './usage-queries';
 import { UsageGroupByValue, UsageRecordConnection, UsageRecordFilter, UsageSummaryRow } from './usage.types';
@@ -25,7 +26,8 @@ export class UsageResolver {
     @Arg('tenantId', () => ID, { nullable: true }) tenantId?: string | null,
   ): Promise<UsageSummaryRow[]> {
     const tenant = readableTenant(principalOf(ctx), tenantId);
-    return ctx.services.usage.queries.summary({ tenantId: tenant, from, to, groupBy });
+    const rows = await ctx.services.usage.queries.summary({ tenantId: tenant, from, to, groupBy });
+    return rows.map((r) => ({ ...r, spend: r.spend.map(toMoney) }));
   }
 
   @Authorized('usage:read')

@@ -2,6 +2,7 @@
 import { Field, Float, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
 import { GraphQLSafeInt } from 'graphql-scalars';
 import { PageInfo } from '../keys/keys.types';
+import { Money } from '../billing/billing.types';
 import { USAGE_STATUSES, type UsageStatusName } from './usage-event';
 import { USAGE_GROUP_BY, type UsageGroupBy } from './usage-queries';
 
@@ -33,6 +34,8 @@ export class UsageSummaryRow {
   p50LatencyMs!: number | null;
   @Field(() => Float, { nullable: true, description: 'Estimated from log-spaced latency buckets (within ×1.25 of the true value)' })
   p95LatencyMs!: number | null;
+  @Field(() => [Money], { description: 'Priced spend per currency: compute units × the price in effect at each hour (exact micro-units)' }) spend!: Money[];
+  @Field(() => Float, { description: 'Compute units with no price in effect (not in spend)' }) unpricedComputeUnits!: number;
 }
 
 @ObjectType('UsageRecord', { description: 'One metered request. Holds no inputs or outputs.' })

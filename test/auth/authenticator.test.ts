@@ -42,6 +42,7 @@ describe('Authenticator', () => {
         tenantRequestsPerMinute: 100,
         tenantComputeUnitsPerMinute: 2000,
         tenantMonthlyComputeUnitQuota: 50000,
+        keyMonthlyComputeUnitBudget: null,
       },
     });
     expect(await auth.authenticate({})).toBeNull();

@@ -66,6 +66,30 @@ describe('revocation across gateway processes', () => {
       expect(p.output()).not.toContain(admin.key.slice(16));
     }
   });
+
+  it('applies an updateApiKey that narrows scopes on process B by its next request within 1 s, though B had the key cached', async () => {
+    const admin = await createTestKey({ scopes: ['admin'] });
+    const target = await createTestKey({ scopes: ['inference', 'keys:manage'] });
+    const LIST = '{ apiKeys(first: 1) { edges { cursor } } }';
+    expect((await graphql(b.url, LIST, {}, authHeaders(target.key))).status).toBe(200);
+    const before = await lookups(b.url);
+    expect((await graphql(b.url, LIST, {}, authHeaders(target.key))).status).toBe(200);
+    expect(await lookups(b.url)).toBe(before); // served from B's cache
+
+    const update = await graphql(a.url, 'mutation($id: ID!) { updateApiKey(id: $id, input: { scopes: [INFERENCE] }) { scopes } }', { id: target.apiKeyId }, authHeaders(admin.key));
+    expect(update.body.data).toEqual({ updateApiKey: { scopes: ['INFERENCE'] } });
+    const answered = performance.now();
+    let status = 200;
+    let polls = 0;
+    while (status === 200 && performance.now() - answered < 1000) {
+      status = (await graphql(b.url, LIST, {}, authHeaders(target.key))).status;
+      polls += 1;
+    }
+    process.stdout.write(`updateApiKey: process B refused the narrowed scope on poll ${polls}, ${(performance.now() - answered).toFixed(1)} ms after A answered\n`);
+    expect(status).toBe(403);
+    // The key itself still works for what it kept.
+    expect((await graphql(b.url, ME, {}, authHeaders(target.key))).status).toBe(200);
+  });
 });
 
 describe('with Redis unavailable', () => {

@@ -142,6 +142,58 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/Unknown API key/);
   });
+
+  it('shows and updates a key, and updates, suspends and resumes a tenant; the running gateway applies each change', async () => {
+    const tenant = await cli(env, 'tenants', 'create', 'lifecycle');
+    expect(tenant.code).toBe(0);
+    const created = await cli(env, 'keys', 'create', '--tenant', 'lifecycle', '--scopes', 'inference,usage:read', '--name', 'lc');
+    const key = created.stdout;
+    const prefix = key.slice(0, 16);
+    expect((await graphql(gw.url, ME, {}, authHeaders(key))).status).toBe(200);
+
+    const updated = await cli(env, 'keys', 'update', prefix, '--scopes', 'inference', '--models', 'fashion-cnn', '--rpm', '7', '--meta', 'owner=ana,team=ml', '--json');
+    expect(updated.code).toBe(0);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ prefix, scopes: ['inference'], allowedModels: ['fashion-cnn'], requestsPerMinute: 7, metadata: { owner: 'ana', team: 'ml' } });
+    let me = await graphql<{ me: { scopes: string[]; allowedModels: string[] } }>(gw.url, ME, {}, authHeaders(key));
+    for (const started = Date.now(); me.body.data?.me.scopes.length !== 1 && Date.now() - started < 1000; ) me = await graphql(gw.url, ME, {}, authHeaders(key));
+    expect(me.body.data?.me).toMatchObject({ scopes: ['INFERENCE'], allowedModels: ['fashion-cnn'] });
+
+    const shown = await cli(env, 'keys', 'show', prefix);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/scopes: +inference\n/);
+    expect(shown.stdout).toMatch(/rpm: +7\n/);
+    expect(JSON.parse(/metadata: +(.*)$/m.exec(shown.stdout)?.[1] ?? 'null')).toEqual({ owner: 'ana', team: 'ml' });
+    expect(shown.stdout).toContain('tenant:    lifecycle');
+    expect(shown.stdout + shown.stderr).not.toContain(key.slice(16));
+    const nothing = await cli(env, 'keys', 'update', prefix);
+    expect(nothing.code).toBe(2);
+
+    const limits = await cli(env, 'tenants', 'update', 'lifecycle', '--rpm', '99', '--monthly-quota', '1000', '--json');
+    expect(limits.code).toBe(0);
+    expect(JSON.parse(limits.stdout)).toMatchObject({ name: 'lifecycle', requestsPerMinute: 99, monthlyComputeUnitQuota: 1000 });
+    const cleared = await cli(env, 'tenants', 'update', 'lifecycle', '--rpm', 'default', '--json');
+    expect(cleared.code).toBe(0);
+    expect(JSON.parse(cleared.stdout)).toMatchObject({ requestsPerMinute: null, monthlyComputeUnitQuota: 1000 });
+
+    const suspended = await cli(env, 'tenants', 'suspend', 'lifecycle');
+    expect(suspended).toMatchObject({ code: 0 });
+    expect(suspended.stdout).toMatch(/SUSPENDED/);
+    let status = 200;
+    for (const started = Date.now(); status === 200 && Date.now() - started < 1000; ) status = (await graphql(gw.url, ME, {}, authHeaders(key))).status;
+    expect(status).toBe(403);
+    expect((await cli(env, 'tenants', 'resume', 'lifecycle')).code).toBe(0);
+    for (const started = Date.now(); status === 403 && Date.now() - started < 1000; ) status = (await graphql(gw.url, ME, {}, authHeaders(key))).status;
+    expect(status).toBe(200);
+
+    const db = new pg.Client({ connectionString: env['DATABASE_URL'] });
+    await db.connect();
+    try {
+      const rows = await db.query(`SELECT action FROM "AuditEvent" WHERE "tenantId" = (SELECT id FROM "Tenant" WHERE name = 'lifecycle') ORDER BY "createdAt", action`);
+      expect(rows.rows.map((r: { action: string }) => r.action)).toEqual(['tenant.create', 'apikey.create', 'apikey.update', 'tenant.update', 'tenant.update', 'tenant.suspend', 'tenant.resume']);
+    } finally {
+      await db.end();
+    }
+  });
 });
 
 describe('modelgate CLI on the embedded database', () => {

@@ -198,6 +198,98 @@ describe('API keys', () => {
   });
 });
 
+describe('updateApiKey', () => {
+  const UPDATE = 'mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id name scopes allowedModels requestsPerMinute expiresAt metadata status } }';
+  const UPDATE_EXP = 'mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { expiresAt status } }';
+  const LIST_ONE = '{ apiKeys(first: 1) { edges { cursor } } }';
+
+  it('narrows scopes and models, takes effect on the next request, and audits before/after in one event', async () => {
+    const tenantId = await createTenant(`upd-${Date.now().toString(36)}`);
+    const created = await createKey(adminKey, { tenant: tenantId, name: 'svc', scopes: ['INFERENCE', 'KEYS_MANAGE'], requestsPerMinute: 100 });
+    expect((await call(created.plaintext, LIST_ONE)).status).toBe(200); // cached now, with keys:manage
+
+    const res = await call<{ updateApiKey: Record<string, unknown> }>(adminKey, UPDATE, {
+      id: created.apiKey.prefix,
+      input: { name: 'svc-narrow', scopes: ['INFERENCE'], allowedModels: ['fashion-cnn'], requestsPerMinute: null, metadata: { owner: 'ana', team: 'ml' } },
+    });
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data?.updateApiKey).toEqual({
+      id: created.apiKey.id,
+      name: 'svc-narrow',
+      scopes: ['INFERENCE'],
+      allowedModels: ['fashion-cnn'],
+      requestsPerMinute: null,
+      expiresAt: null,
+      metadata: { owner: 'ana', team: 'ml' },
+      status: 'ACTIVE',
+    });
+    const refused = await call(created.plaintext, LIST_ONE);
+    expect(refused.status).toBe(403);
+    expect(code(refused)).toBe('FORBIDDEN');
+    const me = await call<{ me: { scopes: string[]; allowedModels: string[] } }>(created.plaintext, ME);
+    expect(me.body.data?.me).toMatchObject({ scopes: ['INFERENCE'], allowedModels: ['fashion-cnn'] });
+
+    const audits = await call<{ auditEvents: { edges: { node: { action: string; targetId: string; before: Record<string, unknown>; after: Record<string, unknown> } }[] } }>(
+      adminKey,
+      'query($t: String) { auditEvents(tenant: $t, first: 100) { edges { node { action targetId before after } } } }',
+      { t: tenantId },
+    );
+    const updates = audits.body.data!.auditEvents.edges.map((e) => e.node).filter((n) => n.action === 'apikey.update');
+    expect(updates).toHaveLength(1);
+    expect(updates[0]).toMatchObject({
+      targetId: created.apiKey.id,
+      before: { name: 'svc', scopes: ['inference', 'keys:manage'], requestsPerMinute: 100, metadata: null },
+      after: { name: 'svc-narrow', scopes: ['inference'], requestsPerMinute: null, metadata: { owner: 'ana', team: 'ml' } },
+    });
+  });
+
+  it('sets and clears expiry: the cached key expires at the new time, and works again once cleared', async () => {
+    const created = await createKey(adminKey, { name: 'exp', scopes: ['INFERENCE'] });
+    expect((await call(created.plaintext, ME)).status).toBe(200);
+    const soon = new Date(Date.now() + 1500).toISOString();
+    const set = await call<{ updateApiKey: { expiresAt: string } }>(adminKey, UPDATE, { id: created.apiKey.id, input: { expiresAt: soon } });
+    expect(set.body.data?.updateApiKey.expiresAt).toBe(soon);
+    await sleep(Math.max(0, Date.parse(soon) - Date.now() + 50));
+    expect((await call(created.plaintext, ME)).status).toBe(401);
+    const cleared = await call<{ updateApiKey: { expiresAt: string | null; status: string } }>(adminKey, UPDATE_EXP, { id: created.apiKey.id, input: { expiresAt: null } });
+    expect(cleared.body.data?.updateApiKey).toEqual({ expiresAt: null, status: 'ACTIVE' });
+    expect((await call(created.plaintext, ME)).status).toBe(200);
+  });
+
+  it('refuses bad updates without writing anything: null name, unknown key, empty input, bad metadata, revoked key', async () => {
+    const created = await createKey(adminKey, { name: 'bad', scopes: ['INFERENCE'] });
+    expect(code(await call(adminKey, UPDATE, { id: created.apiKey.id, input: { name: null } }))).toBe('BAD_USER_INPUT');
+    expect(code(await call(adminKey, UPDATE, { id: created.apiKey.id, input: {} }))).toBe('BAD_USER_INPUT');
+    expect(code(await call(adminKey, UPDATE, { id: created.apiKey.id, input: { metadata: { owner: 7 } } }))).toBe('BAD_USER_INPUT');
+    expect(code(await call(adminKey, UPDATE, { id: created.apiKey.id, input: { scopes: [] } }))).toBe('BAD_USER_INPUT');
+    expect(code(await call(adminKey, UPDATE, { id: '00000000-0000-4000-8000-000000000000', input: { name: 'x' } }))).toBe('NOT_FOUND');
+    await call(adminKey, REVOKE, { id: created.apiKey.id });
+    expect(code(await call(adminKey, UPDATE, { id: created.apiKey.id, input: { name: 'x' } }))).toBe('BAD_USER_INPUT');
+    const db = new pg.Client({ connectionString: testEnv.databaseUrl });
+    await db.connect();
+    try {
+      const rows = await db.query('SELECT count(*)::int AS n FROM "AuditEvent" WHERE "targetId" = $1 AND action = $2', [created.apiKey.id, 'apikey.update']);
+      expect(rows.rows[0].n).toBe(0);
+      const key = await db.query('SELECT name, metadata FROM "ApiKey" WHERE id = $1', [created.apiKey.id]);
+      expect(key.rows[0]).toEqual({ name: 'bad', metadata: null });
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("lets a keys:manage key change its own tenant's keys but not grant admin nor touch another tenant's key", async () => {
+    const a = await createTenant(`upd-a-${Date.now().toString(36)}`);
+    const b = await createTenant(`upd-b-${Date.now().toString(36)}`);
+    const manager = await createKey(adminKey, { tenant: a, name: 'mgr', scopes: ['KEYS_MANAGE'] });
+    const mine = await createKey(adminKey, { tenant: a, name: 'mine', scopes: ['INFERENCE'] });
+    const theirs = await createKey(adminKey, { tenant: b, name: 'theirs', scopes: ['INFERENCE'] });
+    const ok = await call<{ updateApiKey: { name: string } }>(manager.plaintext, UPDATE, { id: mine.apiKey.id, input: { name: 'renamed' } });
+    expect(ok.body.data?.updateApiKey.name).toBe('renamed');
+    expect(code(await call(manager.plaintext, UPDATE, { id: mine.apiKey.id, input: { scopes: ['ADMIN'] } }))).toBe('FORBIDDEN');
+    expect(code(await call(manager.plaintext, UPDATE, { id: theirs.apiKey.id, input: { name: 'x' } }))).toBe('NOT_FOUND');
+  });
+});
+
 describe('tenant isolation', () => {
   it("keeps tenant A's keys:manage key away from tenant B's keys", async () => {
     const stamp = Date.now().toString(36);

@@ -151,7 +151,7 @@ describe('usage API', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     const lines = (await res.text()).trim().split('\n');
-    expect(lines[0]).toBe('id,tenantId,apiKeyId,model,modelVersion,items,computeUnits,status,latencyMs,queueMs,computeMs,executionProvider,createdAt');
+    expect(lines[0]).toBe('id,tenantId,apiKeyId,model,modelVersion,items,computeUnits,status,latencyMs,queueMs,computeMs,executionProvider,createdAt,currency,unitPriceMicros,amountMicros');
     const ids = lines.slice(1).map((l) => l.split(',')[0]);
     expect(new Set(ids).size).toBe(eventsA.length);
     expect(new Set(ids)).toEqual(new Set(eventsA.map((e) => e.id)));

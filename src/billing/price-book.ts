@@ -1,0 +1,201 @@
+/**
+ * The price book and what it makes of usage: spend and monthly invoices.
+ *
+ * Money is integer micro-units of a currency (bigint here, decimal strings
+ * on the API), never a float. A price starts on a whole UTC hour and never
+ * before now, so every hourly rollup has exactly one price and usage already
+ * recorded keeps the price it had. Amounts are computed in Postgres numeric
+ * (units × price per hour, summed), so a line is exact and a total is the
+ * exact sum of its lines.
+ */
+import type { Database } from '../db/database';
+import type { Price, Prisma } from '../db/generated/client';
+import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
+import type { Principal } from '../auth/principal';
+import { hasScope } from '../auth/scopes';
+
+const HOUR_MS = 3_600_000;
+const CURRENCY = /^[A-Z]{3}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** 10^15 micro-units (a billion per unit in a 3-decimal currency): far above any real price, far below numeric limits. */
+const MAX_MICROS = 10n ** 15n;
+
+export interface SetPriceInput {
+  model: string;
+  /** Tenant id or name; absent: the list price. */
+  tenant?: string | null;
+  currency: string;
+  /** Micro-units per compute unit, as a decimal integer string. */
+  unitPriceMicros: string;
+  effectiveFrom: Date;
+}
+
+export interface InvoiceLine {
+  model: string;
+  currency: string | null;
+  /** null: no price was in effect (the units are listed, the amount is 0). */
+  unitPriceMicros: bigint | null;
+  units: bigint;
+  amountMicros: bigint;
+  /** The hours this line covers: [from, to). */
+  from: Date;
+  to: Date;
+}
+
+export interface Invoice {
+  tenantId: string;
+  tenantName: string;
+  month: string;
+  from: Date;
+  to: Date;
+  lines: InvoiceLine[];
+  /** One per currency: the exact sum of that currency's lines. */
+  totals: { currency: string; amountMicros: bigint }[];
+  unpricedUnits: bigint;
+}
+
+/**
+ * SQL for the price of `"model"` for `"tenantId"` at the hour `hourExpr`
+ * (columns of the row alias `src`): a tenant's own price first, else the
+ * list price; the latest that started at or before that hour.
+ */
+export function priceLateral(src: string, hourExpr: string): string {
+  return `LEFT JOIN LATERAL (
+      SELECT p."currency" AS p_currency, p."microsPerUnit" AS p_micros FROM "Price" p
+      WHERE p."model" = ${src}."model" AND (p."tenantId" = ${src}."tenantId" OR p."tenantId" IS NULL) AND p."effectiveFrom" <= ${hourExpr}
+      ORDER BY (p."tenantId" IS NULL), p."effectiveFrom" DESC LIMIT 1) price ON true`;
+}
+
+export class PriceBook {
+  constructor(
+    private readonly db: Database,
+    /** Injectable for tests that build a price history. */
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async setPrice(principal: Principal | null, input: SetPriceInput): Promise<Price> {
+    requireAdmin(principal);
+    const model = input.model.trim();
+    if (model.length < 1 || model.length > 200) throw new BadInputError('model must be 1-200 characters', 'model');
+    const currency = input.currency.trim().toUpperCase();
+    if (!CURRENCY.test(currency)) throw new BadInputError('currency must be an ISO 4217 code such as USD', 'currency');
+    if (!/^\d{1,16}$/.test(input.unitPriceMicros)) throw new BadInputError('unitPriceMicros must be a whole number of micro-units, as a string', 'unitPriceMicros');
+    const micros = BigInt(input.unitPriceMicros);
+    if (micros > MAX_MICROS) throw new BadInputError(`unitPriceMicros must be at most ${MAX_MICROS}`, 'unitPriceMicros');
+    const at = input.effectiveFrom.getTime();
+    if (Number.isNaN(at) || at % HOUR_MS !== 0) throw new BadInputError('effectiveFrom must be a whole UTC hour (e.g. 2026-12-01T00:00:00Z)', 'effectiveFrom');
+    // Usage up to now is already priced; a price that reached back would change it.
+    if (at < this.now()) throw new BadInputError('effectiveFrom must not be in the past: recorded usage keeps the price it had', 'effectiveFrom');
+    return this.db.prisma.$transaction(async (tx) => {
+      const tenantId = input.tenant ? (await findTenant(tx, input.tenant)).id : null;
+      // One price per (model, tenant, start): serialize writers of the same model.
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727017, hashtext($1))::text', model);
+      const clash = await tx.price.findFirst({ where: { model, tenantId, effectiveFrom: input.effectiveFrom } });
+      if (clash) throw new BadInputError('A price for this model and tenant already starts at that hour', 'effectiveFrom');
+      const price = await tx.price.create({
+        data: { model, tenantId, currency, microsPerUnit: micros, effectiveFrom: input.effectiveFrom, createdBy: principal ? `key:${principal.keyPrefix}` : 'cli' },
+      });
+      await tx.auditEvent.create({
+        data: {
+          actorKeyId: principal?.apiKeyId ?? null,
+          actor: principal ? `key:${principal.keyPrefix}` : 'cli',
+          action: 'price.set',
+          targetType: 'Price',
+          targetId: price.id,
+          tenantId,
+          after: priceView(price),
+        },
+      });
+      return price;
+    });
+  }
+
+  async listPrices(principal: Principal, filter: { model?: string | null; tenant?: string | null }): Promise<Price[]> {
+    const tenantId = filter.tenant ? (await findTenant(this.db.prisma, filter.tenant)).id : null;
+    // Non-admins see the list prices and their own tenant's.
+    if (!hasScope(principal, 'admin') && tenantId && tenantId !== principal.tenantId) throw new ForbiddenError('usage:read reads only its own tenant');
+    const own = hasScope(principal, 'admin') ? tenantId : (tenantId ?? principal.tenantId);
+    const where: Prisma.PriceWhereInput = {
+      ...(filter.model ? { model: filter.model } : {}),
+      ...(own ? { OR: [{ tenantId: own }, { tenantId: null }] } : hasScope(principal, 'admin') ? {} : { tenantId: null }),
+    };
+    return this.db.prisma.price.findMany({ where, orderBy: [{ model: 'asc' }, { effectiveFrom: 'asc' }, { id: 'asc' }], take: 1000 });
+  }
+
+  /** The statement of one tenant for one calendar month (UTC, "YYYY-MM"). */
+  async invoice(principal: Principal | null, tenantRef: string, month: string): Promise<Invoice> {
+    const m = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month);
+    if (!m) throw new BadInputError('month must be YYYY-MM', 'month');
+    const tenant = await findTenant(this.db.prisma, tenantRef);
+    if (principal && !hasScope(principal, 'admin') && principal.tenantId !== tenant.id) throw new ForbiddenError('usage:read reads only its own tenant');
+    const from = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1));
+    const to = new Date(Date.UTC(Number(m[1]), Number(m[2]), 1));
+    // Hourly rollups hold every stored record (same statement); only OK requests carry units.
+    const rows = await this.db.prisma.$queryRawUnsafe<
+      { model: string; currency: string | null; micros: string | null; units: string; amount: string; first: Date; last: Date }[]
+    >(
+      `SELECT h."model", price.p_currency AS currency, price.p_micros::text AS micros,
+              sum(round(h."computeUnits")::numeric)::text AS units,
+              coalesce(sum(round(h."computeUnits")::numeric * price.p_micros), 0)::text AS amount,
+              min(h."hour") AS first, max(h."hour") AS last
+         FROM "UsageHourly" h ${priceLateral('h', 'h."hour"')}
+        WHERE h."tenantId" = $1::uuid AND h."hour" >= $2 AND h."hour" < $3 AND h."status" = 'OK' AND h."computeUnits" > 0
+        GROUP BY 1, 2, 3
+        ORDER BY 1, min(h."hour")`,
+      tenant.id,
+      from,
+      to,
+    );
+    const lines: InvoiceLine[] = rows.map((r) => ({
+      model: r.model,
+      currency: r.currency,
+      unitPriceMicros: r.micros === null ? null : BigInt(r.micros),
+      units: BigInt(r.units),
+      amountMicros: BigInt(r.amount),
+      from: r.first,
+      to: new Date(r.last.getTime() + HOUR_MS),
+    }));
+    const totals = new Map<string, bigint>();
+    let unpricedUnits = 0n;
+    for (const line of lines) {
+      if (line.currency === null) unpricedUnits += line.units;
+      else totals.set(line.currency, (totals.get(line.currency) ?? 0n) + line.amountMicros);
+    }
+    return {
+      tenantId: tenant.id,
+      tenantName: tenant.name,
+      month,
+      from,
+      to,
+      lines,
+      totals: [...totals].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, amountMicros]) => ({ currency, amountMicros })),
+      unpricedUnits,
+    };
+  }
+}
+
+/** Micro-units as a decimal amount ("12.345678"), for people; the micro figure stays the exact one. */
+export function formatMicros(micros: bigint): string {
+  const negative = micros < 0n;
+  const abs = negative ? -micros : micros;
+  const whole = abs / 1_000_000n;
+  const frac = (abs % 1_000_000n).toString().padStart(6, '0');
+  return `${negative ? '-' : ''}${whole}.${frac}`;
+}
+
+export function priceView(p: Price): Prisma.InputJsonObject {
+  return { id: p.id, model: p.model, tenantId: p.tenantId, currency: p.currency, microsPerUnit: p.microsPerUnit.toString(), effectiveFrom: p.effectiveFrom.toISOString() };
+}
+
+function requireAdmin(principal: Principal | null): void {
+  if (principal && !hasScope(principal, 'admin')) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
+}
+
+async function findTenant(db: Pick<Prisma.TransactionClient, 'tenant'>, ref: string) {
+  const trimmed = ref.trim();
+  const tenant = UUID.test(trimmed)
+    ? await db.tenant.findFirst({ where: { OR: [{ id: trimmed }, { name: trimmed }] } })
+    : await db.tenant.findUnique({ where: { name: trimmed } });
+  if (!tenant) throw new NotFoundError(`Unknown tenant "${trimmed}"`, { tenant: trimmed });
+  return tenant;
+}
