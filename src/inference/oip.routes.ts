@@ -55,6 +55,17 @@ function failed<T>(request: FastifyRequest, reply: FastifyReply, outcome: Pipeli
   return sendError(request, reply, outcome.error, outcome.limits);
 }
 
+/** The pipeline's view of a REST inference call: one call per HTTP request. */
+function restCall(request: FastifyRequest) {
+  return {
+    caller: { headers: request.headers },
+    requestId: request.id,
+    clientChoseRequestId: request.headers['x-request-id'] === request.id,
+    sequence: 1,
+    log: request.log as unknown as Logger,
+  };
+}
+
 export function registerOipRoutes(app: FastifyInstance, services: Services): void {
   const { pipeline, readiness, lifecycle, inference } = services;
 
@@ -196,14 +207,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
 
     const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const { model, version } = request.params;
-      const log = request.log as unknown as Logger;
-      const call = {
-        caller: { headers: request.headers },
-        requestId: request.id,
-        clientChoseRequestId: request.headers['x-request-id'] === request.id,
-        sequence: 1,
-        log,
-      };
+      const call = restCall(request);
       let parsed: ReturnType<typeof parseInferRequest>;
       try {
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
@@ -229,14 +233,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
     // modelgate extension: saliency maps, the same pipeline step as GraphQL classify(explain: …).
     const explain = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const { model, version } = request.params;
-      const log = request.log as unknown as Logger;
-      const call = {
-        caller: { headers: request.headers },
-        requestId: request.id,
-        clientChoseRequestId: request.headers['x-request-id'] === request.id,
-        sequence: 1,
-        log,
-      };
+      const call = restCall(request);
       let parsed: ReturnType<typeof parseInferRequest>;
       let options: ReturnType<typeof parseExplainParameters>;
       try {

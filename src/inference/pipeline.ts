@@ -19,6 +19,7 @@ import { limitError } from '../ratelimit/headers';
 import type { LimitDecision } from '../ratelimit/types';
 import type { UsageEvent, UsageStatusName } from '../usage/usage-event';
 import { usageModelName } from '../usage/model-label';
+import { usageStatusForCode } from '../usage/pending-usage';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
 
@@ -107,23 +108,7 @@ export function usageRecordId(call: Pick<CallContext, 'requestId' | 'clientChose
 }
 
 export function usageStatusFor(error: DomainError): UsageStatusName {
-  switch (error.code) {
-    case 'BAD_USER_INPUT':
-    case 'NOT_FOUND':
-    case 'FORBIDDEN':
-      return 'BAD_INPUT';
-    case 'RATE_LIMITED':
-      return 'RATE_LIMITED';
-    case 'QUOTA_EXCEEDED':
-      return 'QUOTA_EXCEEDED';
-    case 'TIMEOUT':
-      return 'TIMEOUT';
-    case 'OVERLOADED':
-    case 'MODEL_UNAVAILABLE':
-      return 'OVERLOADED';
-    default:
-      return 'ERROR';
-  }
+  return usageStatusForCode(error.code);
 }
 
 /** What a failed step leaves for the usage record and headers. */
