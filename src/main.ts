@@ -34,13 +34,35 @@ async function main(): Promise<void> {
     await runPrimary(config, createLogger({ level: config.logLevel, pretty: config.logPretty }).child({ component: 'primary' }));
     return;
   }
+  // Signals (and the primary's relayed ones) are taken from the first moment: one
+  // that arrives while the gateway is still starting is kept and acted on once it
+  // exists, instead of killing the process or, relayed, being lost.
+  let handle: (signal: NodeJS.Signals) => void;
+  let early: NodeJS.Signals | null = null;
+  handle = (signal) => {
+    early ??= signal;
+  };
+  let signals = 0;
+  process.on('SIGTERM', (signal: NodeJS.Signals) => handle(signal));
+  if (cluster.isWorker) {
+    // The primary relays every signal it gets; a terminal's Ctrl-C reaches the
+    // whole process group, and taking it here too would count as a second signal.
+    process.on('SIGINT', () => undefined);
+    process.on('message', (message: ShutdownMessage) => {
+      if (message?.type === SHUTDOWN_MESSAGE) handle(message.signal);
+    });
+    // The primary is gone (killed): nobody will relay a signal or replace us.
+    process.on('disconnect', () => {
+      if (signals === 0) handle('SIGTERM');
+    });
+  } else {
+    process.on('SIGINT', (signal: NodeJS.Signals) => handle(signal));
+  }
+
   const gateway = await createGateway(config);
   const log = gateway.services.log;
-  if (config.listenWhenReady) await gateway.untilReady();
-  const address = await gateway.listen();
-  log.info({ address, database: config.database.mode, redis: config.redis ? 'redis' : 'in-process' }, `modelgate listening on ${address}`);
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
 
-  let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals > 1) {
@@ -65,22 +87,16 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
-  process.on('SIGTERM', onSignal);
-  if (cluster.isWorker) {
-    // The primary relays every signal it gets; a terminal's Ctrl-C reaches the
-    // whole process group, and taking it here too would count as a second signal.
-    process.on('SIGINT', () => undefined);
-    process.on('message', (message: ShutdownMessage) => {
-      if (message?.type === SHUTDOWN_MESSAGE) onSignal(message.signal);
-    });
-    // The primary is gone (killed): nobody will relay a signal or replace us.
-    process.on('disconnect', () => {
-      if (signals === 0) onSignal('SIGTERM');
-    });
-  } else {
-    process.on('SIGINT', onSignal);
+  handle = onSignal;
+  if (early) {
+    // Stopped before it took a single request: shut down now rather than start serving.
+    onSignal(early);
+    return;
   }
-  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
+  if (config.listenWhenReady) await gateway.untilReady();
+  if (signals > 0) return;
+  const address = await gateway.listen();
+  log.info({ address, database: config.database.mode, redis: config.redis ? 'redis' : 'in-process' }, `modelgate listening on ${address}`);
 }
 
 main().catch((error: unknown) => {

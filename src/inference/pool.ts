@@ -192,6 +192,9 @@ export class WorkerPool {
 
   /** Loads (or replaces) a session on every worker; resolves with the first worker's report. */
   async load(spec: LoadSpec): Promise<LoadReply> {
+    // The registry's background load pass may still be going when the gateway closes:
+    // a load sent to a thread about to be terminated would abort the process.
+    if (this.closed) throw new Error('inference pool is closed');
     // Registered first, so a worker replaced while this load runs loads it too.
     this.loaded.set(spec.key, spec);
     const results = await Promise.allSettled(this.workers.map((w) => w.send({ op: 'load', ...spec, intraOpThreads: this.intraOpThreads })));
