@@ -83,51 +83,51 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
     });
     scope.get('/v2', async () => ({ name: 'modelgate', version: VERSION, extensions: OIP_EXTENSIONS }));
 
-    const metadata = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-      const { model, version } = request.params;
-      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
-      const refused = failed(request, reply, admitted);
-      if (refused) return refused;
-      try {
-        const v = inference.describe(model, version ?? null);
-        const batching = (v.config?.maxBatchSize ?? 0) > 0;
-        const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
-          name: t.name,
-          datatype: t.datatype,
-          shape: batching ? [-1, ...t.dims] : t.dims,
-        });
-        return reply.send({
-          name: v.name,
-          versions: v.versions.map((x) => x.version),
-          platform: v.config?.platform ?? 'onnxruntime_onnx',
-          inputs: v.config?.inputs.map(tensor) ?? [],
-          outputs: v.config?.outputs.map(tensor) ?? [],
-        });
-      } catch (error) {
-        if (error instanceof DomainError) return sendError(request, reply, error, null);
-        throw error;
-      }
+    /**
+     * A GET route about one model, at /v2/models/{m}<suffix> and
+     * /v2/models/{m}/versions/{v}<suffix>: the key is admitted for that model
+     * (scope, allowlist, one request of limits) and domain errors answer in the
+     * OIP shape, so each route only says what it answers.
+     */
+    const modelRoute = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => {
+      const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+        const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, request.log as unknown as Logger);
+        const refused = failed(request, reply, admitted);
+        if (refused) return refused;
+        try {
+          return await answer(reply, request.params);
+        } catch (error) {
+          if (error instanceof DomainError) return sendError(request, reply, error, null);
+          throw error;
+        }
+      };
+      scope.get(`/v2/models/:model${suffix}`, handler);
+      scope.get(`/v2/models/:model/versions/:version${suffix}`, handler);
     };
-    scope.get('/v2/models/:model', metadata);
-    scope.get('/v2/models/:model/versions/:version', metadata);
+
+    modelRoute('', async (reply, { model, version }) => {
+      const v = inference.describe(model, version ?? null);
+      const batching = (v.config?.maxBatchSize ?? 0) > 0;
+      const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
+        name: t.name,
+        datatype: t.datatype,
+        shape: batching ? [-1, ...t.dims] : t.dims,
+      });
+      return reply.send({
+        name: v.name,
+        versions: v.versions.map((x) => x.version),
+        platform: v.config?.platform ?? 'onnxruntime_onnx',
+        inputs: v.config?.inputs.map(tensor) ?? [],
+        outputs: v.config?.outputs.map(tensor) ?? [],
+      });
+    });
 
     // Ready: 200 when the version takes requests; otherwise 503 (Triton's clients read any non-200 as not ready).
-    const ready = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-      const { model, version } = request.params;
-      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
-      const refused = failed(request, reply, admitted);
-      if (refused) return refused;
-      try {
-        const v = inference.describe(model, version ?? null);
-        const isReady = v.status === 'READY';
-        return reply.code(isReady ? 200 : 503).send({ name: v.name, version: v.version, ready: isReady });
-      } catch (error) {
-        if (error instanceof DomainError) return sendError(request, reply, error, null);
-        throw error;
-      }
-    };
-    scope.get('/v2/models/:model/ready', ready);
-    scope.get('/v2/models/:model/versions/:version/ready', ready);
+    modelRoute('/ready', async (reply, { model, version }) => {
+      const v = inference.describe(model, version ?? null);
+      const isReady = v.status === 'READY';
+      return reply.code(isReady ? 200 : 503).send({ name: v.name, version: v.version, ready: isReady });
+    });
 
     // Triton's repository index: every version of every model the key may see, with its state.
     scope.post('/v2/repository/index', async (request, reply) => {
@@ -143,67 +143,45 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
     });
 
     // Triton's model configuration extension, in its JSON form (the fields modelgate serves with).
-    const modelConfig = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-      const { model, version } = request.params;
-      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
-      const refused = failed(request, reply, admitted);
-      if (refused) return refused;
-      try {
-        const config = inference.describe(model, version ?? null).config;
-        if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
-        const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
-        return reply.send({
-          name: config.name,
-          platform: config.platform,
-          backend: 'onnxruntime',
-          max_batch_size: config.maxBatchSize,
-          input: config.inputs.map(tensor),
-          output: config.outputs.map(tensor),
-          ...(config.maxBatchSize > 0
-            ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
-            : {}),
-          parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
-        });
-      } catch (error) {
-        if (error instanceof DomainError) return sendError(request, reply, error, null);
-        throw error;
-      }
-    };
-    scope.get('/v2/models/:model/config', modelConfig);
-    scope.get('/v2/models/:model/versions/:version/config', modelConfig);
+    modelRoute('/config', async (reply, { model, version }) => {
+      const config = inference.describe(model, version ?? null).config;
+      if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
+      const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+      return reply.send({
+        name: config.name,
+        platform: config.platform,
+        backend: 'onnxruntime',
+        max_batch_size: config.maxBatchSize,
+        input: config.inputs.map(tensor),
+        output: config.outputs.map(tensor),
+        ...(config.maxBatchSize > 0
+          ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
+          : {}),
+        parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+      });
+    });
 
     // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
-    const stats = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-      const { model, version } = request.params;
-      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, model, request.log as unknown as Logger);
-      const refused = failed(request, reply, admitted);
-      if (refused) return refused;
-      try {
-        const found = inference.describe(model, version ?? null);
-        const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
-        const ns = (ms: number) => Math.round(ms * 1e6);
-        return reply.send({
-          model_stats: versions.map((v) => ({
-            name: v.name,
-            version: v.version,
-            inference_count: v.stats.inferences,
-            execution_count: v.stats.executions,
-            inference_stats: {
-              // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
-              success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
-              fail: { count: v.stats.failures, ns: 0 },
-              queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
-              compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
-            },
-          })),
-        });
-      } catch (error) {
-        if (error instanceof DomainError) return sendError(request, reply, error, null);
-        throw error;
-      }
-    };
-    scope.get('/v2/models/:model/stats', stats);
-    scope.get('/v2/models/:model/versions/:version/stats', stats);
+    modelRoute('/stats', async (reply, { model, version }) => {
+      const found = inference.describe(model, version ?? null);
+      const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
+      const ns = (ms: number) => Math.round(ms * 1e6);
+      return reply.send({
+        model_stats: versions.map((v) => ({
+          name: v.name,
+          version: v.version,
+          inference_count: v.stats.inferences,
+          execution_count: v.stats.executions,
+          inference_stats: {
+            // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
+            success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
+            fail: { count: v.stats.failures, ns: 0 },
+            queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
+            compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
+          },
+        })),
+      });
+    });
 
     const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const { model, version } = request.params;
