@@ -10,7 +10,7 @@ export function toMoney(m: { currency: string; amountMicros: bigint }): Money {
   return { currency: m.currency, amountMicros: m.amountMicros.toString(), amount: formatMicros(m.amountMicros) };
 }
 
-function toPriceType(p: Price): PriceType {
+export function toPriceType(p: Price): PriceType {
   return { id: p.id, model: p.model, tenantId: p.tenantId, currency: p.currency, unitPriceMicros: p.microsPerUnit.toString(), effectiveFrom: p.effectiveFrom, createdBy: p.createdBy, createdAt: p.createdAt };
 }
 
@@ -32,7 +32,7 @@ function principalOf(ctx: GraphQLContext) {
 export class BillingResolver {
   @Authorized('admin')
   @Mutation(() => PriceType, { description: 'Adds a price to the price book from a whole UTC hour on (never in the past). Scope: admin.' })
-  async setPrice(@Arg('input', () => SetPriceInput) input: SetPriceInput, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
+  async setPrice(@Arg('input', () => SetPriceInput, { description: 'Model, tenant, currency, price and start hour' }) input: SetPriceInput, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
     return toPriceType(await ctx.services.billing.setPrice(principalOf(ctx), input));
   }
 
@@ -40,7 +40,7 @@ export class BillingResolver {
   @Query(() => [PriceType], { description: "The price book, oldest first per model: list prices and the caller's tenant's own (admin: every tenant). Scope: usage:read." })
   async prices(
     @Ctx() ctx: GraphQLContext,
-    @Arg('model', () => String, { nullable: true }) model?: string | null,
+    @Arg('model', () => String, { nullable: true, description: 'Only this model' }) model?: string | null,
     @Arg('tenant', () => String, { nullable: true, description: 'Tenant id or name' }) tenant?: string | null,
   ): Promise<PriceType[]> {
     return (await ctx.services.billing.listPrices(principalOf(ctx), { model, tenant })).map(toPriceType);

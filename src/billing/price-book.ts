@@ -122,6 +122,14 @@ export class PriceBook {
     return this.db.prisma.price.findMany({ where, orderBy: [{ model: 'asc' }, { effectiveFrom: 'asc' }, { id: 'asc' }], take: 1000 });
   }
 
+  /** node(id) for a price, read as `prices` reads: usage:read sees list prices and its own tenant's, admin every one. */
+  async priceById(principal: Principal, id: string): Promise<Price | null> {
+    if (!hasScope(principal, 'usage:read') || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return null;
+    const price = await this.db.prisma.price.findUnique({ where: { id } });
+    if (!price) return null;
+    return hasScope(principal, 'admin') || price.tenantId === null || price.tenantId === principal.tenantId ? price : null;
+  }
+
   /** The statement of one tenant for one calendar month (UTC, "YYYY-MM"). */
   async invoice(principal: Principal | null, tenantRef: string, month: string): Promise<Invoice> {
     const m = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month);

@@ -6,7 +6,7 @@
  * - JSON lists: at most GRAPHQL_MAX_LIST_ELEMENTS elements in all the
  *   request's variables together. graphql-js coerces each element on the
  *   event loop (~0.15 µs each here); 4 M pixels held every other client for
- *   over a second. Bulk data goes as dataBase64 / png, which is one string.
+ *   over a second. Bulk data goes as dataBase64 / image, which is one string.
  * - Strings (variables and literals in the query): no NUL (Postgres refuses
  *   it in text), no unpaired UTF-16 surrogates (not encodable as UTF-8).
  * - `subscription` operations: the schema has none; a client mistake, not a
@@ -29,7 +29,7 @@ interface Problem {
 /** What a list is for decides where to send the client instead. */
 function listAdvice(field: string): string {
   if (/\.data$/.test(field)) return 'send the tensor as dataBase64 (raw little-endian bytes)';
-  if (/\.pixels$/.test(field)) return 'send the image as png (base64 of an encoded PNG, JPEG or WebP)';
+  if (/\.pixels$/.test(field)) return 'send the image as image (base64 of an encoded PNG, JPEG or WebP)';
   return 'send fewer values per request';
 }
 

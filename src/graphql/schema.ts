@@ -13,20 +13,35 @@ import { UsageResolver } from '../usage/usage.resolver';
 import { BillingResolver } from '../billing/billing.resolver';
 import { authChecker } from '../auth/auth-checker';
 import { MeLimitsResolver } from '../ratelimit/limits.resolver';
+import { NodeResolver } from './node.resolver';
+import { DateTimeISO } from './scalars';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, UsageResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, UsageResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
+
+/**
+ * type-graphql has no option for the root types' descriptions; set them on the
+ * built schema (before it is served or printed, so both see them).
+ */
+function describeRootTypes(schema: GraphQLSchema): GraphQLSchema {
+  const query = schema.getQueryType();
+  const mutation = schema.getMutationType();
+  if (query) query.description = 'Reads. Every field but health needs an API key (Authorization: Bearer mg_live_…); the scope each needs is in its description.';
+  if (mutation) mutation.description = 'Inference (infer, classify) and administration; each field names the scope it needs.';
+  return schema;
+}
 
 /** The schema is the same for every gateway in a process; build it once. */
 export function getSchema(): Promise<GraphQLSchema> {
   cached ??= buildSchema({
     resolvers: RESOLVERS,
     validate: false,
+    scalarsMap: [{ type: Date, scalar: DateTimeISO }],
     // Every field but the public ones carries @Authorized(<scope>); see test/auth/schema-guard.test.ts.
     authChecker,
-  });
+  }).then(describeRootTypes);
   return cached;
 }
 

@@ -10,33 +10,46 @@ export enum DependencyStatus {
 }
 registerEnumType(DependencyStatus, {
   name: 'DependencyStatus',
-  description: 'State of a backing service. NOT_CONFIGURED: the gateway runs without it (embedded defaults).',
+  description: 'State of a backing service',
+  valuesConfig: {
+    UP: { description: 'Reachable and answering' },
+    DOWN: { description: 'Configured but not reachable now' },
+    STARTING: { description: 'Connecting (at start, or reconnecting)' },
+    NOT_CONFIGURED: { description: 'The gateway runs without it (embedded defaults)' },
+  },
 });
 
 export enum DatabaseMode {
   POSTGRES = 'POSTGRES',
   EMBEDDED = 'EMBEDDED',
 }
-registerEnumType(DatabaseMode, { name: 'DatabaseMode' });
+registerEnumType(DatabaseMode, {
+  name: 'DatabaseMode',
+  description: 'Which database the gateway uses',
+  valuesConfig: {
+    POSTGRES: { description: 'An external PostgreSQL (DATABASE_URL)' },
+    EMBEDDED: { description: 'Embedded PGlite in DATA_DIR (no DATABASE_URL): one process only' },
+  },
+});
 
 @ObjectType({ description: 'Liveness and dependency state of this gateway process' })
 export class Health {
   @Field({ description: '"ok" when every dependency is up, "degraded" otherwise' })
   status!: string;
 
-  @Field()
+  @Field({ description: 'Gateway version (package.json)' })
   version!: string;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'Seconds since this process started' })
   uptimeSeconds!: number;
 
-  @Field(() => DependencyStatus)
+  @Field(() => DependencyStatus, { description: 'The database' })
   database!: DependencyStatus;
 
-  @Field(() => DatabaseMode)
+  @Field(() => DatabaseMode, { description: 'External Postgres or embedded PGlite' })
   databaseMode!: DatabaseMode;
 
-  @Field(() => DependencyStatus)
+  @Field(() => DependencyStatus, { description: 'Redis (limits, key cache invalidation); NOT_CONFIGURED without REDIS_URL' })
   redis!: DependencyStatus;
 }
 

@@ -11,7 +11,9 @@ import { decodeBase64 } from './tensor';
 export type Preprocessing = NonNullable<ModelConfig['preprocessing']>;
 
 export interface ImageSource {
-  /** Base64 of an encoded image (PNG, JPEG, WebP, …). */
+  /** Base64 of an encoded image (PNG, JPEG or WebP). */
+  image?: string | null;
+  /** The deprecated old name of `image`. */
   png?: string | null;
   /** Raw pixel values 0–255, row-major, channels interleaved. */
   pixels?: number[] | null;
@@ -37,14 +39,18 @@ export const MAX_ENCODED_IMAGE_BASE64 = 8 * 1024 * 1024;
 export async function preprocessImage(source: ImageSource, prep: Preprocessing, field: string): Promise<Float32Array> {
   const channels = prep.color === 'grey' ? 1 : 3;
   let image: sharp.Sharp;
-  if (source.png != null && source.pixels != null) throw new BadInputError('give either png or pixels, not both', field);
-  if (source.png != null) {
+  if (source.image != null && source.png != null) throw new BadInputError('give image or its deprecated old name png, not both', `${field}.png`);
+  // The field the client used, so errors name it.
+  const encodedField = source.image != null ? 'image' : 'png';
+  const encoded = source.image ?? source.png;
+  if (encoded != null && source.pixels != null) throw new BadInputError(`give either ${encodedField} or pixels, not both`, field);
+  if (encoded != null) {
     // Decoding base64 runs on the event loop: bound it by what a 1024×1024 image can need.
-    if (source.png.length > MAX_ENCODED_IMAGE_BASE64) {
-      throw new BadInputError(`png is over ${MAX_ENCODED_IMAGE_BASE64} base64 characters; images are at most 1024×1024 pixels`, `${field}.png`);
+    if (encoded.length > MAX_ENCODED_IMAGE_BASE64) {
+      throw new BadInputError(`${encodedField} is over ${MAX_ENCODED_IMAGE_BASE64} base64 characters; images are at most 1024×1024 pixels`, `${field}.${encodedField}`);
     }
-    const bytes = decodeBase64(source.png);
-    if (!bytes || bytes.length === 0) throw new BadInputError('png is not valid base64', `${field}.png`);
+    const bytes = decodeBase64(encoded);
+    if (!bytes || bytes.length === 0) throw new BadInputError(`${encodedField} is not valid base64`, `${field}.${encodedField}`);
     image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
   } else if (source.pixels != null) {
     const { width, height } = source;
@@ -64,7 +70,7 @@ export async function preprocessImage(source: ImageSource, prep: Preprocessing, 
     }
     image = sharp(raw, { raw: { width, height, channels: ch as 1 | 3 | 4 } });
   } else {
-    throw new BadInputError('give png (base64) or pixels', field);
+    throw new BadInputError('give image (base64 of a PNG, JPEG or WebP file) or pixels', field);
   }
 
   let pixels: Buffer;
@@ -86,10 +92,10 @@ export async function preprocessImage(source: ImageSource, prep: Preprocessing, 
     throw new BadInputError(
       tooLarge
         ? `image exceeds the pixel limit (${MAX_INPUT_PIXELS} pixels, 1024×1024)`
-        : source.png != null
+        : encoded != null
           ? 'image cannot be decoded (corrupt, truncated, or not PNG, JPEG or WebP)'
           : 'pixels cannot be converted',
-      source.png != null ? `${field}.png` : `${field}.pixels`,
+      encoded != null ? `${field}.${encodedField}` : `${field}.pixels`,
     );
   }
 

@@ -119,8 +119,8 @@ export class InferenceResolver {
   @Query(() => ModelType, { description: 'One model at a version (default: the latest READY one); NOT_FOUND if unknown' })
   model(
     @Ctx() ctx: GraphQLContext,
-    @Arg('name') name: string,
-    @Arg('version', () => String, { nullable: true }) version?: string | null,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Version folder name; absent: the latest READY one' }) version?: string | null,
   ): ModelType {
     assertModelAllowed(ctx.principal!, name);
     return toModelType(ctx.services.inference.describe(name, version));
@@ -128,7 +128,7 @@ export class InferenceResolver {
 
   @Authorized('inference')
   @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
-  async infer(@Ctx() ctx: GraphQLContext, @Info() info: GraphQLResolveInfo, @Arg('input', () => InferInput) input: InferInput): Promise<InferResult> {
+  async infer(@Ctx() ctx: GraphQLContext, @Info() info: GraphQLResolveInfo, @Arg('input', () => InferInput, { description: 'Model, tensors and options' }) input: InferInput): Promise<InferResult> {
     const started = performance.now();
     const result = settle(ctx, await ctx.services.pipeline.infer(callContext(ctx, info), input));
     return {
@@ -143,15 +143,15 @@ export class InferenceResolver {
   }
 
   @Authorized('inference')
-  @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG etc. as base64, or raw pixels) with top-K labels, attention maps and, with explain, saliency maps' })
+  @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG, JPEG or WebP as base64, or raw pixels) with top-K labels, attention maps and, with explain, saliency maps' })
   async classify(
     @Ctx() ctx: GraphQLContext,
     @Info() info: GraphQLResolveInfo,
-    @Arg('model') model: string,
-    @Arg('images', () => [ImageInput]) images: ImageInput[],
-    @Arg('topK', () => Int, { defaultValue: 3 }) topK: number,
-    @Arg('version', () => String, { nullable: true }) version?: string | null,
-    @Arg('timeoutMs', () => Int, { nullable: true }) timeoutMs?: number | null,
+    @Arg('model', { description: 'Model name (one that has labels and preprocessing in its config.json)' }) model: string,
+    @Arg('images', () => [ImageInput], { description: 'The images, each an encoded file (image) or raw pixels; batched together' }) images: ImageInput[],
+    @Arg('topK', () => Int, { defaultValue: 3, description: 'Classes to return per image, 1..the number of classes' }) topK: number,
+    @Arg('version', () => String, { nullable: true, description: 'Version folder name; absent: the latest READY one' }) version?: string | null,
+    @Arg('timeoutMs', () => Int, { nullable: true, description: 'Deadline in the queue in milliseconds; dropped with TIMEOUT if still queued then (default INFERENCE_DEFAULT_TIMEOUT_MS)' }) timeoutMs?: number | null,
     @Arg('explain', () => ExplainInput, { nullable: true, description: 'Saliency maps; OCCLUSION/RISE bill 1 + perturbations items per image' }) explain?: ExplainInput | null,
   ): Promise<ClassifyResult> {
     const started = performance.now();
@@ -170,8 +170,8 @@ export class InferenceResolver {
   @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) from the repository, including ones added since start' })
   async loadModel(
     @Ctx() ctx: GraphQLContext,
-    @Arg('name') name: string,
-    @Arg('version', () => String, { nullable: true }) version?: string | null,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
     return adminOperation(ctx, name, version, (registry) => registry.load(name, version));
   }
@@ -180,8 +180,8 @@ export class InferenceResolver {
   @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); new requests are refused at once, queued and running ones finish first' })
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
-    @Arg('name') name: string,
-    @Arg('version', () => String, { nullable: true }) version?: string | null,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
     return adminOperation(ctx, name, version, (registry) => registry.unload(name, version));
   }
@@ -190,8 +190,8 @@ export class InferenceResolver {
   @Mutation(() => ModelType, { description: 'Re-reads config.json and weights; a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
   async reloadModel(
     @Ctx() ctx: GraphQLContext,
-    @Arg('name') name: string,
-    @Arg('version', () => String, { nullable: true }) version?: string | null,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
     return adminOperation(ctx, name, version, (registry) => registry.reload(name, version));
   }

@@ -388,6 +388,29 @@ export class KeyService {
     return toPage(rows, size, args.after);
   }
 
+  /**
+   * node(id) for this domain's objects, read as the direct queries read them:
+   * a tenant by admin or its own keys (me.tenant), a key by keys:manage in its
+   * tenant, admin, or the key itself (me.apiKey), an audit event by admin only.
+   * null when absent or not readable: node() does not say which.
+   */
+  async nodeById(caller: Caller, id: string): Promise<{ kind: 'Tenant'; row: Tenant } | { kind: 'ApiKey'; row: ApiKey } | { kind: 'AuditEvent'; row: AuditEvent } | null> {
+    if (!UUID.test(id)) return null;
+    const [tenant, key, event] = await Promise.all([
+      this.prisma.tenant.findUnique({ where: { id } }),
+      this.prisma.apiKey.findUnique({ where: { id } }),
+      this.prisma.auditEvent.findUnique({ where: { id } }),
+    ]);
+    const own = caller.principal;
+    if (tenant && (isAdmin(caller) || own?.tenantId === tenant.id)) return { kind: 'Tenant', row: tenant };
+    if (key) {
+      const manages = own !== null && hasScope(own, 'keys:manage') && own.tenantId === key.tenantId;
+      if (isAdmin(caller) || manages || own?.apiKeyId === key.id) return { kind: 'ApiKey', row: key };
+    }
+    if (event && isAdmin(caller)) return { kind: 'AuditEvent', row: event };
+    return null;
+  }
+
   /** The in-transaction broadcast (Postgres only: embedded PGlite is one process, nobody else caches its keys). */
   private async notify(tx: Tx, target: InvalidationTarget): Promise<void> {
     if (this.db.mode === 'postgres') await notifyInvalidation(tx, target);

@@ -76,11 +76,11 @@ export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
   };
 }
 
-function toTenantType(row: Tenant): TenantType {
+export function toTenantType(row: Tenant): TenantType {
   return { ...row, status: row.status as TenantStatusValue };
 }
 
-function toAuditEventType(row: AuditEvent): AuditEventType {
+export function toAuditEventType(row: AuditEvent): AuditEventType {
   return { ...row };
 }
 
@@ -136,8 +136,8 @@ export class KeysResolver {
   }
 
   @Authorized('admin')
-  @Mutation(() => TenantType, { description: 'Scope: admin.' })
-  async createTenant(@Arg('input', () => CreateTenantInput) input: CreateTenantInput, @Ctx() ctx: GraphQLContext): Promise<TenantType> {
+  @Mutation(() => TenantType, { description: 'Creates a tenant (and its audit event). Scope: admin.' })
+  async createTenant(@Arg('input', () => CreateTenantInput, { description: 'Name and limits of the new tenant' }) input: CreateTenantInput, @Ctx() ctx: GraphQLContext): Promise<TenantType> {
     return toTenantType(await service(ctx).createTenant(callerOf(ctx), input));
   }
 
@@ -145,7 +145,7 @@ export class KeysResolver {
   @Mutation(() => TenantType, { description: 'Suspend or resume a tenant, or change its limits. Scope: admin.' })
   async updateTenant(
     @Arg('id', () => ID, { description: 'Tenant id or name' }) id: string,
-    @Arg('input', () => UpdateTenantInput) input: UpdateTenantInput,
+    @Arg('input', () => UpdateTenantInput, { description: 'The fields to change' }) input: UpdateTenantInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<TenantType> {
     const { status, ...limits } = input;
@@ -154,7 +154,7 @@ export class KeysResolver {
 
   @Authorized('keys:manage')
   @Mutation(() => CreatedApiKey, { description: 'Issues a key; the plaintext is in this answer only. Scope: keys:manage (own tenant, no admin keys) or admin.' })
-  async createApiKey(@Arg('input', () => CreateApiKeyInput) input: CreateApiKeyInput, @Ctx() ctx: GraphQLContext): Promise<CreatedApiKey> {
+  async createApiKey(@Arg('input', () => CreateApiKeyInput, { description: 'Tenant, name, scopes and limits of the new key' }) input: CreateApiKeyInput, @Ctx() ctx: GraphQLContext): Promise<CreatedApiKey> {
     const created = await service(ctx).createApiKey(callerOf(ctx), input);
     return { plaintext: created.plaintext, apiKey: toApiKeyType(created.apiKey) };
   }
@@ -171,7 +171,7 @@ export class KeysResolver {
   })
   async updateApiKey(
     @Arg('id', () => ID, { description: 'Key id or display prefix' }) id: string,
-    @Arg('input', () => UpdateApiKeyInput) input: UpdateApiKeyInput,
+    @Arg('input', () => UpdateApiKeyInput, { description: 'The fields to change' }) input: UpdateApiKeyInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ApiKeyType> {
     // null means "clear" only where clearing exists; a null name or scope list is a mistake.
@@ -193,7 +193,7 @@ export class KeysResolver {
   @Mutation(() => RotatedApiKey, { description: 'New secret, same settings; the old secret works until the grace period ends. Scope: keys:manage (own tenant) or admin.' })
   async rotateApiKey(
     @Arg('id', () => ID, { description: 'Key id or display prefix' }) id: string,
-    @Arg('gracePeriodSeconds', () => Int, { defaultValue: 0 }) gracePeriodSeconds: number,
+    @Arg('gracePeriodSeconds', () => Int, { defaultValue: 0, description: 'Seconds the old secret keeps working, 0..2592000 (30 days); 0: it stops at once' }) gracePeriodSeconds: number,
     @Ctx() ctx: GraphQLContext,
   ): Promise<RotatedApiKey> {
     const rotated = await service(ctx).rotateApiKey(callerOf(ctx), id, gracePeriodSeconds);

@@ -282,6 +282,13 @@ export class UsageQueries {
     });
   }
 
+  /** One record by its id (the request id) within a tenant (null: any tenant, for admin); null when absent or elsewhere. */
+  async recordById(tenantId: string | null, id: string): Promise<UsageRecordRow | null> {
+    const row = await this.db.prisma.usageRecord.findUnique({ where: { id } });
+    if (!row || (tenantId !== null && row.tenantId !== tenantId)) return null;
+    return row as UsageRecordRow;
+  }
+
   /** One page of records, newest first, after a keyset cursor (createdAt, id). */
   async records(filter: RecordFilter, first: number, after: string | null | undefined): Promise<RecordPage> {
     if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) throw new BadInputError(`first must be between 1 and ${MAX_PAGE_SIZE}`, 'first');

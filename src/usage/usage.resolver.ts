@@ -20,10 +20,10 @@ export class UsageResolver {
   })
   async usageSummary(
     @Ctx() ctx: GraphQLContext,
-    @Arg('from', () => Date) from: Date,
-    @Arg('to', () => Date) to: Date,
-    @Arg('groupBy', () => [UsageGroupByValue], { defaultValue: [] }) groupBy: UsageGroupBy[],
-    @Arg('tenantId', () => ID, { nullable: true }) tenantId?: string | null,
+    @Arg('from', () => Date, { description: 'Start, inclusive' }) from: Date,
+    @Arg('to', () => Date, { description: 'End, exclusive; after from' }) to: Date,
+    @Arg('groupBy', () => [UsageGroupByValue], { defaultValue: [], description: 'Dimensions to group by; empty: one total row' }) groupBy: UsageGroupBy[],
+    @Arg('tenantId', () => ID, { nullable: true, description: 'Tenant to read (admin only for another tenant); absent: the caller’s tenant (admin: every tenant)' }) tenantId?: string | null,
   ): Promise<UsageSummaryRow[]> {
     const tenant = readableTenant(principalOf(ctx), tenantId);
     const rows = await ctx.services.usage.queries.summary({ tenantId: tenant, from, to, groupBy });
@@ -34,9 +34,9 @@ export class UsageResolver {
   @Query(() => UsageRecordConnection, { description: 'Usage records newest first (Relay connection, first ≤ 1000)' })
   async usageRecords(
     @Ctx() ctx: GraphQLContext,
-    @Arg('filter', () => UsageRecordFilter, { nullable: true }) filter?: UsageRecordFilter | null,
-    @Arg('first', () => Int, { defaultValue: 50 }) first = 50,
-    @Arg('after', () => String, { nullable: true }) after?: string | null,
+    @Arg('filter', () => UsageRecordFilter, { nullable: true, description: 'Tenant, key, model, status and time range; absent: the caller’s tenant, everything' }) filter?: UsageRecordFilter | null,
+    @Arg('first', () => Int, { defaultValue: 50, description: 'Page size, 1-1000' }) first = 50,
+    @Arg('after', () => String, { nullable: true, description: 'endCursor of the previous page' }) after?: string | null,
   ): Promise<UsageRecordConnection> {
     const tenant = readableTenant(principalOf(ctx), filter?.tenantId);
     if (filter?.apiKeyId) checkUuid(filter.apiKeyId, 'filter.apiKeyId');

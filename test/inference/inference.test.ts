@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
+import sharp from 'sharp';
 import { argmax, decodeFloats, imageFloats, imageLabel, imagePng, imagePixels, imageTensor, INFER } from './fixtures';
 
 type InferData = {
@@ -122,14 +123,16 @@ describe('inference on the model repository', () => {
     expect(b64.body.data!.infer.modelVersion).toBe('1');
   });
 
-  it('classifies PNGs of any size, grey or colour, and raw pixels, with top-K labels and attention maps', async () => {
+  it('classifies PNG, JPEG and WebP files of any size, grey or colour, and raw pixels, with top-K labels and attention maps', async () => {
     const query = `mutation($model: String!, $images: [ImageInput!]!, $topK: Int) {
       classify(model: $model, images: $images, topK: $topK) { modelName executionProvider
         results { predictions { label index probability } attention attentionShape } } }`;
     const images = [
-      { png: await imagePng(0) },
-      { png: await imagePng(1, { size: 112, colour: true }) },
+      { image: await imagePng(0) },
+      { image: await imagePng(1, { size: 112, colour: true }) },
       { pixels: Array.from(imagePixels(2)), width: 28, height: 28 },
+      { image: (await sharp(imagePixels(3), { raw: { width: 28, height: 28, channels: 1 } }).jpeg({ quality: 95 }).toBuffer()).toString('base64') },
+      { image: (await sharp(imagePixels(4), { raw: { width: 28, height: 28, channels: 1 } }).webp({ lossless: true }).toBuffer()).toString('base64') },
     ];
     const res = await gql<{ classify: { results: { predictions: { label: string; index: number; probability: number }[]; attention: number[] | null; attentionShape: number[] | null }[] } }>(
       gw.url,
@@ -138,14 +141,21 @@ describe('inference on the model repository', () => {
     );
     expect(res.body.errors).toBeUndefined();
     const results = res.body.data!.classify.results;
-    expect(results).toHaveLength(3);
+    expect(results).toHaveLength(5);
     results.forEach((r, i) => {
       expect(r.predictions).toHaveLength(2);
       expect(r.predictions[0]!.probability).toBeGreaterThanOrEqual(r.predictions[1]!.probability);
       expect(r.attentionShape).toEqual([16]);
       expect(r.attention).toHaveLength(16);
-      expect(r.predictions[0]!.index).toBe(imageLabel(i));
+      if (i < 3) expect(r.predictions[0]!.index).toBe(imageLabel(i));
     });
+    // The JPEG and (lossless) WebP files classify as their raw pixels do.
+    const raw = await gql<{ classify: { results: { predictions: { index: number }[] }[] } }>(gw.url, query, {
+      model: 'fashion-attention',
+      images: [3, 4].map((i) => ({ pixels: Array.from(imagePixels(i)), width: 28, height: 28 })),
+      topK: 1,
+    });
+    expect(results.slice(3).map((r) => r.predictions[0]!.index)).toEqual(raw.body.data!.classify.results.map((r) => r.predictions[0]!.index));
     const cnn = await gql<{ classify: { results: { attention: number[] | null; predictions: { label: string }[] }[] } }>(gw.url, query, { model: 'fashion-cnn', images: [images[0]] });
     expect(cnn.body.data!.classify.results[0]!.attention).toBeNull();
     expect(cnn.body.data!.classify.results[0]!.predictions).toHaveLength(3);
@@ -196,17 +206,35 @@ describe('inference on the model repository', () => {
       expect(res.body.errors![0]!.extensions?.['code']).toBe('BAD_USER_INPUT');
     });
 
-    it('an undecodable PNG and bad pixels name the image', async () => {
+    it('an undecodable image and bad pixels name the image', async () => {
       const q = 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images) { modelName } }';
-      const png = await gql(gw.url, q, { images: [{ png: Buffer.from('not an image at all').toString('base64') }] });
-      expect(png.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
-      const pixels = await gql(gw.url, q, { images: [{ png: await imagePng(0) }, { pixels: [1, 2, 3], width: 28, height: 28 }] });
+      const bad = await gql(gw.url, q, { images: [{ image: Buffer.from('not an image at all').toString('base64') }] });
+      expect(bad.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].image' });
+      const pixels = await gql(gw.url, q, { images: [{ image: await imagePng(0) }, { pixels: [1, 2, 3], width: 28, height: 28 }] });
       expect(pixels.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[1].pixels' });
-      const huge = await gql(gw.url, q, { images: [{ png: await imagePng(0, { size: 2048 }) }] });
-      expect(huge.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
+      const huge = await gql(gw.url, q, { images: [{ image: await imagePng(0, { size: 2048 }) }] });
+      expect(huge.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].image' });
       expect(huge.body.errors![0]!.message).toMatch(/pixel limit/);
-      const topK = await gql(gw.url, 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 11) { modelName } }', { images: [{ png: await imagePng(0) }] });
+      const topK = await gql(gw.url, 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 11) { modelName } }', { images: [{ image: await imagePng(0) }] });
       expect(topK.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'topK' });
+    });
+
+    it('png, the deprecated old name of image, still works; both or neither is refused', async () => {
+      const q = 'mutation($images: [ImageInput!]!) { classify(model: "fashion-cnn", images: $images, topK: 1) { results { predictions { index } } } }';
+      const png = await imagePng(0);
+      const old = await gql<{ classify: { results: { predictions: { index: number }[] }[] } }>(gw.url, q, { images: [{ png }] });
+      expect(old.body.errors).toBeUndefined();
+      const renamed = await gql<{ classify: { results: { predictions: { index: number }[] }[] } }>(gw.url, q, { images: [{ image: png }] });
+      expect(renamed.body.data).toEqual(old.body.data);
+      expect(old.body.data!.classify.results[0]!.predictions[0]!.index).toBe(imageLabel(0));
+      const undecodable = await gql(gw.url, q, { images: [{ png: Buffer.from('not an image').toString('base64') }] });
+      expect(undecodable.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
+      const both = await gql(gw.url, q, { images: [{ image: png, png }] });
+      expect(both.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0].png' });
+      expect(both.body.errors![0]!.message).toBe('give image or its deprecated old name png, not both');
+      const neither = await gql(gw.url, q, { images: [{ width: 28, height: 28 }] });
+      expect(neither.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'images[0]' });
+      expect(neither.body.errors![0]!.message).toMatch(/give image \(base64 of a PNG, JPEG or WebP file\) or pixels/);
     });
   });
 
