@@ -44,7 +44,9 @@ export class UsageSummaryRow {
   @Field(() => UsageStatusValue, { nullable: true, description: 'Outcome (groupBy STATUS)' }) status!: UsageStatusName | null;
   @Field(() => GraphQLSafeInt, { description: 'Metered requests' }) requests!: number;
   @Field(() => GraphQLSafeInt, { description: 'Items (images, batch rows, explain perturbations) in them' }) items!: number;
-  @Field(() => GraphQLSafeInt, { description: 'Compute units billed: a sum of whole units per request, which can pass 2^31 over a month (hence SafeInt, exact to 2^53)' }) computeUnits!: number;
+  // Float, not Int: a month's sum can pass 2^31 − 1. Not SafeInt: the column is double precision and
+  // records written before units were rounded up (or by direct ingestion) may hold fractions.
+  @Field(() => Float, { description: 'Compute units billed: a sum of whole units per request (exact to 2^53; can pass 2^31, so not Int)' }) computeUnits!: number;
   @Field(() => GraphQLSafeInt, { description: 'Requests whose status is not OK' }) errors!: number;
   @Field(() => Float, { nullable: true, description: 'Exact mean latency' }) avgLatencyMs!: number | null;
   @Field(() => Float, { nullable: true, description: 'Estimated from log-spaced latency buckets (within ×1.25 of the true value)' })
@@ -52,7 +54,7 @@ export class UsageSummaryRow {
   @Field(() => Float, { nullable: true, description: 'Estimated from log-spaced latency buckets (within ×1.25 of the true value)' })
   p95LatencyMs!: number | null;
   @Field(() => [Money], { description: 'Priced spend per currency: compute units × the price in effect at each hour (exact micro-units)' }) spend!: Money[];
-  @Field(() => GraphQLSafeInt, { description: 'Compute units of OK requests with no price in effect (not in spend)' }) unpricedComputeUnits!: number;
+  @Field(() => Float, { description: 'Compute units of OK requests with no price in effect (not in spend); whole, like computeUnits' }) unpricedComputeUnits!: number;
 }
 
 @ObjectType('UsageRecord', { implements: Node, description: 'One metered request. Holds no inputs or outputs.' })
@@ -63,7 +65,7 @@ export class UsageRecordType implements Node {
   @Field({ description: 'Model asked for' }) model!: string;
   @Field(() => String, { nullable: true, description: 'Version that ran; null when refused before one was chosen' }) modelVersion!: string | null;
   @Field(() => GraphQLSafeInt, { description: 'Items (images, batch rows, explain perturbations) in the request' }) items!: number;
-  @Field(() => GraphQLSafeInt, { description: 'Compute units billed: ceil(items × model cost), whole; 0 unless status is OK' }) computeUnits!: number;
+  @Field(() => Float, { description: 'Compute units billed: ceil(items × model cost), a whole number (Float for the sums it adds to); 0 unless status is OK' }) computeUnits!: number;
   @Field(() => UsageStatusValue, { description: 'Outcome' }) status!: UsageStatusName;
   @Field(() => Float, { description: 'Milliseconds in the gateway, call to answer' }) latencyMs!: number;
   @Field(() => Float, { description: 'Milliseconds queued before its batch ran' }) queueMs!: number;
