@@ -1,13 +1,16 @@
 /**
- * clients/typescript against the committed schema (every document validates:
- * the drift test for the hand-written types) and against a live
- * production-build gateway.
+ * clients/typescript against the committed schema (the generated types are
+ * regenerated here and must equal the committed file; every document
+ * validates) and against a live production-build gateway.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { buildSchema, parse, validate } from 'graphql';
 import sharp from 'sharp';
 import { ALL_OPERATIONS, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
+import { GENERATED_FILE } from '../../clients/typescript/codegen';
 import { REPO_ROOT } from '../harness';
 import { startLiveGateway, type LiveGateway } from './live-gateway';
 
@@ -15,6 +18,17 @@ const image0 = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'fashion-mn
 const reference = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'reference', 'fashion-cnn.json'), 'utf8')) as { probabilities: number[][] }).probabilities[0] as number[];
 
 describe('TypeScript client operations', () => {
+  it('the committed generated types are what graphql-codegen makes from schema.graphql now (npm run clients:codegen)', () => {
+    // The CLI itself (its ESM dependencies do not load under Jest), writing to a temporary file.
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mg-codegen-')), 'graphql.ts');
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules', '@graphql-codegen', 'cli', 'esm', 'bin.js'), '--config', path.join(REPO_ROOT, 'clients', 'typescript', 'codegen.ts')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, MODELGATE_CODEGEN_OUT: out },
+      stdio: 'pipe',
+    });
+    expect(readFileSync(GENERATED_FILE, 'utf8')).toBe(readFileSync(out, 'utf8'));
+  });
+
   it('every document validates against schema.graphql', () => {
     const schema = buildSchema(readFileSync(path.join(REPO_ROOT, 'schema.graphql'), 'utf8'));
     const problems = Object.entries(ALL_OPERATIONS).flatMap(([name, doc]) => validate(schema, parse(doc)).map((e) => `${name}: ${e.message}`));
@@ -55,6 +69,42 @@ describe('TypeScript client against a live gateway', () => {
     expect(result.results).toHaveLength(1);
     expect(result.results[0]?.predictions.map((p) => [p.index, p.label])[0]).toEqual([9, 'Ankle boot']);
     expect(result.results[0]?.predictions).toHaveLength(2);
+  });
+
+  it('classifies files by path, Blobs and ArrayBuffers (PNG, lossless WebP), in order', async () => {
+    const raw = { raw: { width: 28, height: 28, channels: 1 as const } };
+    const png = await sharp(image0, raw).png().toBuffer();
+    const webp = await sharp(image0, raw).webp({ lossless: true }).toBuffer();
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mg-client-')), 'boot.webp');
+    writeFileSync(file, webp);
+    const arrayBuffer = png.buffer.slice(png.byteOffset, png.byteOffset + png.byteLength);
+    const result = await client.classify('fashion-cnn', [file, new Blob([png], { type: 'image/png' }), arrayBuffer], { topK: 1 });
+    expect(result.results.map((r) => r.predictions[0]?.index)).toEqual([9, 9, 9]);
+  });
+
+  it('refetches objects by id with node(): a typed union by __typename', async () => {
+    const [tenant] = await (async () => {
+      const all: Tenant[] = [];
+      for await (const t of client.tenants()) all.push(t);
+      return all.filter((t) => t.name === live.tenants[0]);
+    })();
+    const found = await client.node(tenant!.id);
+    expect(found).toEqual({ __typename: 'Tenant', id: tenant!.id, name: live.tenants[0], tenantStatus: 'ACTIVE' });
+    expect(await client.node('00000000-0000-4000-8000-000000000000')).toBeNull();
+  });
+
+  it('iterates usage records across pages, newest first, each once', async () => {
+    for (let i = 0; i < 3; i += 1) await client.infer({ model: 'fashion-cnn', inputs: [toTensor('image', new Float32Array(784), [1, 1, 28, 28])] });
+    const ids: string[] = [];
+    let last = Infinity;
+    for await (const record of client.usageRecords({ model: 'fashion-cnn' }, 2)) {
+      ids.push(record.id);
+      const at = Date.parse(record.createdAt);
+      expect(at).toBeLessThanOrEqual(last);
+      last = at;
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBeGreaterThanOrEqual(3);
   });
 
   it('throws errors typed by the gateway code', async () => {

@@ -4,8 +4,8 @@
  * over Relay connections, errors typed by the gateway's code, and retries on
  * 429/503 that honour Retry-After. No dependencies.
  */
-import { API_KEYS, CLASSIFY, INFER, ME, MODELS, TENANTS } from './operations';
-import type { ApiKey, ClassifyResult, Connection, InferInput, InferOutputTensor, InferResult, Me, Model, Tenant, TensorDatatype } from './operations';
+import { ApiKeysDocument, ClassifyDocument, InferDocument, MeDocument, ModelsDocument, NodeDocument, TenantsDocument, UsageRecordsDocument, type TypedDocumentString } from './generated/graphql';
+import type { ApiKey, ClassifyResult, Connection, InferInput, InferOutputTensor, InferResult, Me, Model, NodeQuery, Tenant, TensorDatatype, UsageRecord, UsageRecordFilter } from './operations';
 
 export * from './operations';
 
@@ -103,6 +103,21 @@ export function fromTensor(output: Pick<InferOutputTensor, 'datatype' | 'dataBas
   }
 }
 
+/** What classify takes per image: the file's bytes (Buffer, Uint8Array, ArrayBuffer), a Blob or File (browsers), or a file path (Node). */
+export type ImageSource = Uint8Array | ArrayBuffer | Blob | string;
+
+async function imageBase64(source: ImageSource): Promise<string> {
+  if (typeof source === 'string') {
+    // Imported only when a path is given, so browsers never load node:fs.
+    const { readFile } = await import('node:fs/promises');
+    return (await readFile(source)).toString('base64');
+  }
+  if (source instanceof ArrayBuffer) return Buffer.from(source).toString('base64');
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return Buffer.from(await source.arrayBuffer()).toString('base64');
+  const bytes = source as Uint8Array;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
 export class ModelgateClient {
   private readonly endpoint: string;
   private readonly fetchFn: typeof fetch;
@@ -149,22 +164,32 @@ export class ModelgateClient {
     }
   }
 
-  async infer(input: InferInput): Promise<InferResult> {
-    return (await this.request<{ infer: InferResult }>(INFER, { input })).infer;
+  /** A generated document (src/generated/graphql.ts) with its variables, answered with its typed result. */
+  async execute<R, V>(document: TypedDocumentString<R, V>, ...variables: V extends Record<string, never> ? [] : [V]): Promise<R> {
+    return this.request<R>(document.toString(), (variables[0] ?? {}) as Record<string, unknown>);
   }
 
-  /** Encoded images (PNG, JPEG, WebP) as Buffers or Uint8Arrays. */
-  async classify(model: string, images: Uint8Array[], options: { topK?: number; version?: string } = {}): Promise<ClassifyResult> {
-    const encoded = images.map((img) => ({ png: Buffer.from(img.buffer, img.byteOffset, img.byteLength).toString('base64') }));
-    return (await this.request<{ classify: ClassifyResult }>(CLASSIFY, { model, version: options.version ?? null, images: encoded, topK: options.topK ?? 3 })).classify;
+  async infer(input: InferInput): Promise<InferResult> {
+    return (await this.execute(InferDocument, { input })).infer;
+  }
+
+  /** Encoded image files (PNG, JPEG, WebP): Buffers, Uint8Arrays, ArrayBuffers, Blobs/Files, or file paths in Node. */
+  async classify(model: string, images: ImageSource[], options: { topK?: number; version?: string } = {}): Promise<ClassifyResult> {
+    const encoded = await Promise.all(images.map(async (img) => ({ image: await imageBase64(img) })));
+    return (await this.execute(ClassifyDocument, { model, version: options.version ?? null, images: encoded, topK: options.topK ?? 3 })).classify;
   }
 
   async me(): Promise<Me> {
-    return (await this.request<{ me: Me }>(ME)).me;
+    return (await this.execute(MeDocument)).me;
   }
 
   async models(): Promise<Model[]> {
-    return (await this.request<{ models: Model[] }>(MODELS)).models;
+    return (await this.execute(ModelsDocument)).models;
+  }
+
+  /** Any object by the id the API returned (Tenant, ApiKey, …); null when unknown or not readable by this key. */
+  async node(id: string): Promise<NodeQuery['node']> {
+    return (await this.execute(NodeDocument, { id })).node;
   }
 
   /** Every node of a Relay connection, fetching `pageSize` at a time as the loop asks for more. */
@@ -181,10 +206,15 @@ export class ModelgateClient {
   }
 
   tenants(pageSize = 100): AsyncGenerator<Tenant> {
-    return this.paginate<Tenant>(TENANTS, 'tenants', {}, pageSize);
+    return this.paginate<Tenant>(TenantsDocument.toString(), 'tenants', {}, pageSize);
   }
 
   apiKeys(filter: { tenant?: string; revoked?: boolean } = {}, pageSize = 100): AsyncGenerator<ApiKey> {
-    return this.paginate<ApiKey>(API_KEYS, 'apiKeys', { tenant: filter.tenant ?? null, revoked: filter.revoked ?? null }, pageSize);
+    return this.paginate<ApiKey>(ApiKeysDocument.toString(), 'apiKeys', { tenant: filter.tenant ?? null, revoked: filter.revoked ?? null }, pageSize);
+  }
+
+  /** Usage records, newest first (scope usage:read), up to 1000 per page request. */
+  usageRecords(filter: UsageRecordFilter = {}, pageSize = 500): AsyncGenerator<UsageRecord> {
+    return this.paginate<UsageRecord>(UsageRecordsDocument.toString(), 'usageRecords', { filter }, pageSize);
   }
 }
