@@ -71,7 +71,7 @@ const rows = [
   { name: 'baseline (no flood)', body: null },
   { name: `infer, JSON data at the list limit (${maxJsonItems} × 784 values)`, body: file('json-max', { query: INFER, variables: { input: { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [maxJsonItems, 1, 28, 28], data: Array.from(floats(maxJsonItems), (v) => Math.round(v * 1000) / 1000) }] } } }) },
   { name: `infer, dataBase64 at the batch limit (${MAX_BATCH} × 784 FP32)`, body: file('b64-max', { query: INFER, variables: { input: { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [MAX_BATCH, 1, 28, 28], dataBase64: Buffer.from(floats(MAX_BATCH).buffer).toString('base64') }] } } }) },
-  { name: 'classify, 16 PNGs of 1024×1024', body: file('png-max', { query: CLASSIFY, variables: { images: Array.from({ length: 16 }, () => ({ png: png1024 })) } }) },
+  { name: 'classify, 16 PNGs of 1024×1024', body: file('png-max', { query: CLASSIFY, variables: { images: Array.from({ length: 16 }, () => ({ image: png1024 })) } }) },
   { name: 'hostile: 4 M-value pixels list (refused, 400)', body: file('pixels-4m', { query: CLASSIFY, variables: { images: [{ pixels: new Array(1024 * 1024 * 4).fill(7), width: 1024, height: 1024, channels: 4 }] } }) },
   { name: 'hostile: 40 k-value data list (refused before parsing, 400)', body: file('data-40k', { query: INFER, variables: { input: { model: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], data: new Array(40_000).fill(0.5) }] } } }) },
   { name: 'hostile: 19 MB string variable (just under BODY_LIMIT_BYTES)', body: file('string-19m', { query: '{ health { status } }', variables: { pad: 'A'.repeat(19 * 1024 * 1024) } }) },

@@ -31,7 +31,7 @@ describe('Python client (clients/python)', () => {
       child.on('exit', (code) => resolve({ code, output }));
     });
     expect(run.output).not.toMatch(/skipped/);
-    expect(run.output).toMatch(/^Ran 7 tests/m);
+    expect(run.output).toMatch(/^Ran 9 tests/m);
     expect({ code: run.code, output: run.output }).toEqual({ code: 0, output: expect.stringMatching(/^OK$/m) });
   });
 });

@@ -237,7 +237,7 @@ describe('usage', () => {
       [mine, 'fashion-cnn', Buffer.from('not an image').toString('base64')],
       [stranger, 'fashion-hybrid', png], [stranger, 'fashion-hybrid', png], [stranger, 'fashion-cnn', png],
     ];
-    for (const [key, model, image] of calls) await graphql(gw.url, CLASSIFY, { model, images: [{ png: image }] }, authHeaders(key.key));
+    for (const [key, model, image] of calls) await graphql(gw.url, CLASSIFY, { model, images: [{ image }] }, authHeaders(key.key));
     await untilRecorded(reader.key, 6);
 
     const session = await openConsole();
@@ -299,7 +299,7 @@ describe('usage', () => {
     const key = await createTestKey({ scopes: ['inference'] });
     const other = await createTestKey({ scopes: ['inference'] });
     const png = await imagePng(1);
-    for (const k of [key, key, other]) await graphql(gw.url, CLASSIFY, { model: 'fashion-lstm', images: [{ png }] }, authHeaders(k.key));
+    for (const k of [key, key, other]) await graphql(gw.url, CLASSIFY, { model: 'fashion-lstm', images: [{ image: png }] }, authHeaders(k.key));
     await untilRecorded(admin.key, 2, key.tenantId);
     await untilRecorded(admin.key, 1, other.tenantId);
     const tenantName = (await tenantOf(key)).name;

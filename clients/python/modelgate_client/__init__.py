@@ -158,7 +158,7 @@ class Client:
             if isinstance(image, str):
                 with open(image, "rb") as f:
                     image = f.read()
-            encoded.append({"png": base64.b64encode(image).decode("ascii")})
+            encoded.append({"image": base64.b64encode(image).decode("ascii")})
         data = self.graphql(
             "mutation Classify($model: String!, $images: [ImageInput!]!, $topK: Int!) {"
             " classify(model: $model, images: $images, topK: $topK) { results { predictions { label index probability } } } }",
@@ -188,6 +188,20 @@ class Client:
             "query Keys($first: Int, $after: String, $tenant: String) { apiKeys(first: $first, after: $after, tenant: $tenant)"
             " { edges { node { id prefix name scopes status } } pageInfo { hasNextPage endCursor } } }",
             "apiKeys", {"tenant": tenant}, page_size=page_size)
+
+    def usage_records(self, model: Optional[str] = None, status: Optional[str] = None, page_size: int = 500) -> Iterator[Dict[str, Any]]:
+        """Usage records, newest first (scope usage:read), optionally of one model or status."""
+        return self.paginate(
+            "query Usage($first: Int!, $after: String, $filter: UsageRecordFilter) { usageRecords(first: $first, after: $after, filter: $filter)"
+            " { edges { node { id tenantId apiKeyId model items computeUnits status createdAt } } pageInfo { hasNextPage endCursor } } }",
+            "usageRecords", {"filter": {k: v for k, v in {"model": model, "status": status}.items() if v is not None}}, page_size=page_size)
+
+    def node(self, id: str) -> Optional[Dict[str, Any]]:
+        """Any object by the id the API returned, with its __typename; None when unknown or not readable by this key."""
+        return self.graphql(
+            "query Node($id: ID!) { node(id: $id) { __typename id ... on Tenant { name } ... on ApiKey { prefix name tenantId } } }",
+            {"id": id},
+        )["node"]
 
 
 def _seconds(header: Optional[str], extension: Any) -> Optional[float]:

@@ -93,6 +93,21 @@ class LiveGatewayTest(unittest.TestCase):
         self.assertTrue(expected <= set(names), f"{expected} not in {names}")
         self.assertGreater(len(names), 2)
 
+    def test_node_refetches_a_tenant_by_id(self):
+        tenant = next(t for t in self.client.tenants() if t["name"] == os.environ["MODELGATE_TEST_TENANTS"].split(",")[0])
+        self.assertEqual(self.client.node(tenant["id"]), {"__typename": "Tenant", "id": tenant["id"], "name": tenant["name"]})
+        self.assertIsNone(self.client.node("00000000-0000-4000-8000-000000000000"))
+
+    def test_usage_records_page_newest_first_each_once(self):
+        for _ in range(3):
+            self.client.infer("fashion-cnn", {"image": Tensor.fp32([1, 1, 28, 28], [0.0] * 784)})
+        records = list(self.client.usage_records(model="fashion-cnn", page_size=2))
+        ids = [r["id"] for r in records]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertGreaterEqual(len(ids), 3)
+        stamps = [r["createdAt"] for r in records]
+        self.assertEqual(stamps, sorted(stamps, reverse=True))
+
 
 if __name__ == "__main__":
     unittest.main()

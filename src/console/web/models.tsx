@@ -72,8 +72,9 @@ export function ModelsView(props: { apiKey: string }) {
     if (!image || !model) return;
     setBusy(true);
     try {
-      const png = image.dataUrl.slice(image.dataUrl.indexOf(',') + 1);
-      const r = await gql<{ classify: Classification }>(apiKey, CLASSIFY, { model, images: [{ png }], topK });
+      // The data URL's base64 part: PNG, JPEG or WebP, as ImageInput.image takes them.
+      const encoded = image.dataUrl.slice(image.dataUrl.indexOf(',') + 1);
+      const r = await gql<{ classify: Classification }>(apiKey, CLASSIFY, { model, images: [{ image: encoded }], topK });
       setResult(r.data.classify);
       setError(null);
       void load();
