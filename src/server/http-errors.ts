@@ -111,7 +111,7 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
       if (refusal) return;
       commas += countCommas(chunk);
       if (commas > maxCommas) {
-        refusal = new HttpRefusal(400, 'BAD_USER_INPUT', `Request body holds more than ${maxCommas} JSON values; send tensors as dataBase64 and images as png`, { field: 'variables' });
+        refusal = new HttpRefusal(400, 'BAD_USER_INPUT', `Request body holds more than ${maxCommas} JSON values; send tensors as dataBase64 and images as image (base64 of the file)`, { field: 'variables' });
         text = '';
         return;
       }

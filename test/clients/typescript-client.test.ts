@@ -7,6 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { buildSchema, parse, validate } from 'graphql';
 import sharp from 'sharp';
 import { ALL_OPERATIONS, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
@@ -121,6 +123,43 @@ describe('TypeScript client against a live gateway', () => {
     const refused = await limited.me().catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'RATE_LIMITED', status: 429 });
     expect((refused as ModelgateError).retryAfterSeconds).toBeGreaterThan(0.5);
+  });
+
+  it('retries a 429/503 after its Retry-After and returns the answer of the retry', async () => {
+    // A load-balancer-like front on a real port that answers the first request 503 Retry-After: 1
+    // (the gateway's own Retry-After on a 1/min key is ~60 s), then passes requests to the gateway.
+    const seen: number[] = [];
+    const front = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push(seen.length === 0 ? 503 : 200);
+        if (seen.length === 1) {
+          res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+          res.end(JSON.stringify({ errors: [{ message: 'Service unavailable', extensions: { code: 'UNAVAILABLE', retryAfterSeconds: 1 } }] }));
+          return;
+        }
+        void fetch(`${live.gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: Buffer.concat(chunks) })
+          .then(async (upstream) => {
+            res.writeHead(upstream.status, { 'content-type': 'application/json' });
+            res.end(await upstream.text());
+          });
+      });
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+      const me = await new ModelgateClient({ url, apiKey: live.adminKey }).me();
+      expect(me.scopes).toEqual(['ADMIN']);
+      expect(seen).toEqual([503, 200]);
+      // No retries left: the 503 is thrown as a typed error after the one attempt.
+      seen.length = 0;
+      const refused = await new ModelgateClient({ url, apiKey: live.adminKey, maxRetries: 0 }).me().catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'UNAVAILABLE', status: 503, retryAfterSeconds: 1 });
+      expect(seen).toEqual([503]);
+    } finally {
+      await new Promise((resolve) => front.close(resolve));
+    }
   });
 
   it('iterates a Relay connection page by page, each node once', async () => {

@@ -50,7 +50,7 @@ describe('hostile input (issue #12), production build', () => {
       const res = await gw.graphql(CLASSIFY, { images: [{ pixels, width: 1024, height: 1024, channels: 4 }] }, authHeaders(caller.key));
       expect(res.status).toBe(400);
       expect(res.body?.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'variables' });
-      expect(res.body?.errors?.[0]?.message).toMatch(/send the image as image \(base64/);
+      expect(res.body?.errors?.[0]?.message).toMatch(/images as image \(base64 of the file\)/);
       expect(contractViolations(res.status, res.text, res.headers.get('x-request-id'))).toEqual([]);
     });
 
