@@ -73,6 +73,6 @@ module.exports = tseslint.config(
       parserOptions: { graphQLConfig: { schema: './schema.graphql', documents: './clients/typescript/src/operations/*.graphql' } },
     },
     plugins: { '@graphql-eslint': graphql },
-    rules: graphql.configs['flat/operations-recommended'].rules,
+    rules: { ...graphql.configs['flat/operations-recommended'].rules, '@graphql-eslint/require-description': ['error', { OperationDefinition: true }] },
   },
 );
