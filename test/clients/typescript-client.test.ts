@@ -11,7 +11,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildSchema, parse, validate } from 'graphql';
 import sharp from 'sharp';
-import { ALL_OPERATIONS, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
+import { ALL_OPERATIONS, ERROR_CODES, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
+import { PUBLIC_ERROR_CODES } from '../../src/errors';
 import { GENERATED_FILE } from '../../clients/typescript/codegen';
 import { REPO_ROOT } from '../harness';
 import { startLiveGateway, type LiveGateway } from './live-gateway';
@@ -35,6 +36,10 @@ describe('TypeScript client operations', () => {
     const schema = buildSchema(readFileSync(path.join(REPO_ROOT, 'schema.graphql'), 'utf8'));
     const problems = Object.entries(ALL_OPERATIONS).flatMap(([name, doc]) => validate(schema, parse(doc)).map((e) => `${name}: ${e.message}`));
     expect(problems).toEqual([]);
+  });
+
+  it('knows every error code the gateway can answer with', () => {
+    expect([...PUBLIC_ERROR_CODES].filter((code) => !(ERROR_CODES as readonly string[]).includes(code))).toEqual([]);
   });
 
   it('round-trips typed arrays through tensors', () => {

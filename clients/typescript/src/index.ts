@@ -9,23 +9,39 @@ import type { ApiKey, ClassifyResult, Connection, InferInput, InferOutputTensor,
 
 export * from './operations';
 
-/** The gateway's error codes (README "Errors"); `string` keeps codes added later readable. */
-export type ErrorCode =
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'BAD_USER_INPUT'
-  | 'NOT_FOUND'
-  | 'RATE_LIMITED'
-  | 'QUOTA_EXCEEDED'
-  | 'MODEL_UNAVAILABLE'
-  | 'OVERLOADED'
-  | 'TIMEOUT'
-  | 'UNAVAILABLE'
-  | 'INTERNAL'
-  | 'GRAPHQL_PARSE_FAILED'
-  | 'GRAPHQL_VALIDATION_FAILED'
-  | 'HTTP_ERROR'
-  | (string & {});
+/**
+ * Every code a gateway answer can carry (README "Errors"; the test checks this
+ * list against the gateway's), plus HTTP_ERROR: this client's own, for an
+ * answer that is not JSON.
+ */
+export const ERROR_CODES = [
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'RATE_LIMITED',
+  'QUOTA_EXCEEDED',
+  'MODEL_UNAVAILABLE',
+  'OVERLOADED',
+  'TIMEOUT',
+  'UNAVAILABLE',
+  'INTERNAL',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+  'METHOD_NOT_ALLOWED',
+  'REQUEST_TIMEOUT',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'REQUEST_HEADER_FIELDS_TOO_LARGE',
+  'HTTP_ERROR',
+] as const;
+
+/** A code from ERROR_CODES; `string & {}` keeps codes added later readable without losing completion. */
+export type ErrorCode = (typeof ERROR_CODES)[number] | (string & {});
 
 export class ModelgateError extends Error {
   override readonly name = 'ModelgateError';
