@@ -132,8 +132,12 @@ function inferInput(keys: FuzzKeys): fc.Arbitrary<Record<string, unknown>> {
 
 function image(keys: FuzzKeys): fc.Arbitrary<Record<string, unknown>> {
   return fc.oneof(
+    fc.record({ image: base64() }),
+    fc.record({ image: hostileString(keys) }),
+    // png: the deprecated old name of image, still accepted; both together are refused.
     fc.record({ png: base64() }),
     fc.record({ png: hostileString(keys) }),
+    fc.record({ image: base64(), png: base64() }),
     fc
       .record({ width: fc.integer({ min: -2, max: 1100 }), height: fc.integer({ min: -2, max: 1100 }), channels: fc.constantFrom(1, 2, 3, 4, 5) })
       .chain((d) =>
