@@ -417,7 +417,7 @@ const paths: Record<string, Json> = {
         '200': {
           description: 'The OpenAPI document.',
           headers: { ...idHeader, ETag: { required: true, schema: { type: 'string', pattern: '^"[0-9a-f]+"$' } }, 'Cache-Control': { required: true, schema: { type: 'string' } } },
-          content: json({ type: 'object', required: ['openapi', 'info', 'paths'] }),
+          content: json({ type: 'object', required: ['openapi', 'info', 'paths'], properties: { openapi: { const: '3.1.0' }, info: { type: 'object' }, paths: { type: 'object' } } }),
         },
         '304': { description: 'Not modified: the ETag matched.', headers: idHeader },
       },

@@ -40,6 +40,16 @@ describe('the document', () => {
     const contract = new Contract();
     const schemas = contract.doc.components['schemas']!;
     for (const name of Object.keys(schemas)) expect(() => contract.validator({ $ref: `#/components/schemas/${name}` })).not.toThrow();
+    // And every schema written inline (parameters, headers, media types).
+    const inline: unknown[] = [];
+    const walk = (node: unknown, key: string): void => {
+      if (!node || typeof node !== 'object') return;
+      if (key === 'schema') return void inline.push(node);
+      for (const [k, v] of Object.entries(node)) walk(v, k);
+    };
+    walk({ paths: contract.doc.paths, headers: contract.doc.components['headers'], responses: contract.doc.components['responses'] }, '');
+    expect(inline.length).toBeGreaterThan(40);
+    for (const schema of inline) expect(() => contract.validator(schema as Record<string, unknown>)).not.toThrow();
     const refs = [...JSON.stringify(contract.doc).matchAll(/"\$ref":"([^"]+)"/g)].map((m) => m[1]!);
     expect(refs.length).toBeGreaterThan(50);
     for (const ref of new Set(refs)) expect(() => contract.resolve({ $ref: ref })).not.toThrow();
