@@ -183,6 +183,19 @@ describe('error answers match the document', () => {
   });
 });
 
+describe('while shutting down (the readiness grace)', () => {
+  it('readyz and serverReady answer their documented 503s', async () => {
+    // The listener still serves during the grace; afterAll's close() awaits this same shutdown.
+    void gw.gateway.close('test', { readinessGraceMs: 3000 });
+    const readyz = await call('readyz', 503);
+    expect(readyz.problems).toEqual([]);
+    expect(JSON.parse(readyz.body.toString('utf8'))).toMatchObject({ ready: false, shuttingDown: true, shutdown: { state: 'grace' } });
+    const oipReady = await call('serverReady', 503);
+    expect(oipReady.problems).toEqual([]);
+    expect(JSON.parse(oipReady.body.toString('utf8'))).toMatchObject({ code: 'UNAVAILABLE' });
+  });
+});
+
 // Declared last, so it runs after every call above.
 describe('coverage', () => {
   it('exercised every documented operation', () => {
