@@ -6,9 +6,9 @@
 //   node bench/console-first-chart.mjs [records] [runs]
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
+import { freePort, waitReady } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { perBucketSql, rollupUpsert } = require('../dist/usage/usage.service.js');
@@ -22,9 +22,7 @@ const dbUrl = new URL(ADMIN_URL);
 dbUrl.pathname = `/${dbName}`;
 const env = { PATH: process.env.PATH, DATABASE_URL: dbUrl.toString(), NODE_ENV: 'production', LOG_LEVEL: 'warn', HOST: '127.0.0.1' };
 
-const port = await new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-});
+const port = await freePort();
 const admin = new pg.Client({ connectionString: ADMIN_URL });
 await admin.connect();
 await admin.query(`CREATE DATABASE "${dbName}"`);
@@ -32,12 +30,7 @@ let gateway;
 try {
   gateway = spawn(process.execPath, ['dist/main.js'], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (i > 600) throw new Error('gateway not ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitReady(`${url}/readyz`, gateway);
   const cli = (...args) => execFileSync(process.execPath, ['dist/cli/main.js', ...args], { env, encoding: 'utf8' }).trim();
   cli('tenants', 'create', 'bench-tenant');
   const key = cli('keys', 'create', '--tenant', 'bench-tenant', '--scopes', 'usage:read', '--name', 'reader');

@@ -13,15 +13,14 @@
 // Markdown table for bench/RESULTS.md and the model cards.
 // Usage: npm run bench:explain  (BENCH_IMAGES=200, BENCH_LOAD=8, BENCH_MODELS=all four;
 // BENCH_WRITE_CARDS=1 also writes the table into each models/<name>/config.json card and re-renders the cards)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
+import { ROOT, bootstrapKey, embeddedEnv, fixtureImages, freePort, log, startGateway } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { areaUnderCurve, deletionSeries, randomOrder } = await import(path.join(ROOT, 'dist/inference/explain-faithfulness.js'));
 const { seededRandom } = await import(path.join(ROOT, 'dist/inference/explain.js'));
 
@@ -35,25 +34,9 @@ const METHODS = {
   RISE: { method: 'RISE' },
   ATTENTION: { method: 'ATTENTION' },
 };
-const pixels = readFileSync(path.join(ROOT, 'test/fixtures/fashion-mnist-test-1000.bin'));
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const pixels = fixtureImages();
 const imageFloats = (i) => Float32Array.from(pixels.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
 const imageInput = (i) => ({ pixels: Array.from(pixels.subarray(i * 784, (i + 1) * 784)), width: 28, height: 28 });
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitReady(url, child) {
-  for (let i = 0; i < 600; i += 1) {
-    try { if ((await fetch(url)).status === 200) return; } catch { /* not up yet */ }
-    if (child.exitCode !== null) throw new Error('gateway exited');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('gateway not ready');
-}
 
 /** Pixel order by decreasing saliency; ties (plateaus of a patch or a grid cell) broken at random, seeded. */
 function orderWithTies(map, seed) {
@@ -74,17 +57,10 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-bench-explain-'));
 const port = await freePort();
-const env = {
-  ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODEL_REPOSITORY: path.join(ROOT, 'models'),
-  DATA_DIR: path.join(work, 'data'), DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '100000000',
-};
-delete env.DATABASE_URL; delete env.REDIS_URL;
-const boot = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', 'bootstrap'], { env, encoding: 'utf8' });
-const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout + boot.stderr)?.[0];
-if (!key) throw new Error(`no bootstrap key: ${boot.stderr}`);
+const env = embeddedEnv(port, path.join(work, 'data'), { DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '100000000' });
+const key = bootstrapKey(env);
 log(`starting gateway on :${port} (${os.availableParallelism()} cores)`);
-const gateway = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-await waitReady(`http://127.0.0.1:${port}/readyz`, gateway);
+const { child: gateway } = await startGateway(env);
 
 const QUERY = `mutation($m: String!, $i: [ImageInput!]!, $e: ExplainInput) { classify(model: $m, images: $i, topK: 1, explain: $e) {
   results { explanation { explainedClass shape dataBase64 heatmapPng items } } } }`;

@@ -5,33 +5,16 @@
 // cheaply), against the production build (node dist/main.js,
 // NODE_ENV=production, embedded database, limits off). Prints a Markdown table.
 // Usage: npm run bench:hostile   (BENCH_SECONDS=5 per row, BENCH_CLIENTS=12)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import sharp from 'sharp';
+import { ROOT, bootstrapKey, embeddedEnv, fixtureImages, freePort, log, startGateway } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 12);
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
-const images = readFileSync(path.join(ROOT, 'test/fixtures/fashion-mnist-test-1000.bin'));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitReady(url, child) {
-  for (let i = 0; i < 600; i += 1) {
-    try { if ((await fetch(url)).status === 200) return; } catch { /* not up yet */ }
-    if (child.exitCode !== null) throw new Error('gateway exited');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('gateway not ready');
-}
+const images = fixtureImages();
 
 function loadgen(url, bodyFile, concurrency, seconds, headers) {
   return new Promise((resolve, reject) => {
@@ -78,16 +61,11 @@ const rows = [
 ];
 
 const port = await freePort();
-const env = { ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODEL_REPOSITORY: path.join(ROOT, 'models'), DATA_DIR: path.join(work, 'data'), RATE_LIMITS_ENABLED: 'false' };
-delete env.DATABASE_URL; delete env.REDIS_URL;
-const boot = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', 'bootstrap'], { env, encoding: 'utf8' });
-const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout)?.[0];
-if (!key) throw new Error(`no admin key: ${boot.stderr}`);
+const env = embeddedEnv(port, path.join(work, 'data'), { RATE_LIMITS_ENABLED: 'false' });
+const key = bootstrapKey(env);
 const headers = { authorization: `Bearer ${key}` };
 log(`gateway on :${port}, ${os.availableParallelism()} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-const gateway = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-const url = `http://127.0.0.1:${port}`;
-await waitReady(`${url}/readyz`, gateway);
+const { child: gateway, url } = await startGateway(env);
 const health = file('health', { query: '{ health { status } }' });
 
 const loopMax = async () => {

@@ -16,15 +16,14 @@
 //   BENCH_CONCURRENCY_SINGLE=64 (1-item rows); BENCH_CONCURRENCY_MULTI=8 (multi-item rows);
 //   BENCH_BASELINE_DIST=/path/to/other/dist adds a "baseline" column: the same full path on
 //   another build (e.g. main's), measured in the same run, rows interleaved, for before/after.
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import pg from 'pg';
 import * as ort from 'onnxruntime-node';
+import { ROOT, cpuSeconds, fixtureImages, freePort, log, waitReady } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const MODELS = (process.env.BENCH_MODELS ?? 'fashion-cnn,fashion-hybrid').split(',');
 const ITEMS = (process.env.BENCH_ITEMS ?? '1,16,64').split(',').map(Number);
@@ -33,9 +32,7 @@ const C_MULTI = Number(process.env.BENCH_CONCURRENCY_MULTI ?? 8);
 const BASELINE_DIST = process.env.BENCH_BASELINE_DIST ? path.resolve(process.env.BENCH_BASELINE_DIST) : null;
 const ADMIN_DB = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-const images = readFileSync(path.join(ROOT, 'test/fixtures/fashion-mnist-test-1000.bin'));
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const images = fixtureImages();
 
 if (spawnSync('wrk', ['--version']).error) {
   console.error('bench:inference needs wrk (apt-get install wrk)');
@@ -46,28 +43,6 @@ function floats(n) {
   const f = new Float32Array(n * 784);
   for (let i = 0; i < f.length; i += 1) f[i] = images[i % images.length] / 255;
   return f;
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitReady(url, what, child) {
-  for (let i = 0; i < 900; i += 1) {
-    try { if ((await fetch(url)).status === 200) return; } catch { /* not up yet */ }
-    if (child.exitCode !== null) throw new Error(`${what} exited`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} not ready`);
-}
-
-/** CPU seconds (all threads) a process has used so far. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-bench-'));
@@ -141,7 +116,7 @@ const baseEnv = {
 async function startGateway(name, env, dist = path.join(ROOT, 'dist')) {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(dist, 'main.js')], { env: { ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitReady(`http://127.0.0.1:${port}/readyz`, name, child);
+  await waitReady(`http://127.0.0.1:${port}/readyz`, child, name, 900);
   return { name, child, url: `http://127.0.0.1:${port}` };
 }
 

@@ -9,46 +9,20 @@
 // i, ii, iii, …) so drift in the machine's load hits every protocol alike.
 // Usage: npm run bench:oip  (needs wrk; BENCH_SECONDS=4 per cell, BENCH_ROUNDS=2,
 // BENCH_CONCURRENCY=64, BENCH_MODELS=fashion-cnn,fashion-hybrid, BENCH_DATABASE_URL, BENCH_REDIS_URL)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
+import { ROOT, bootstrapKey, cpuSeconds, embeddedEnv, fixtureImages, freePort, log, startGateway } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const MODELS = (process.env.BENCH_MODELS ?? 'fashion-cnn,fashion-hybrid').split(',');
-const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
-const images = readFileSync(path.join(ROOT, 'test/fixtures/fashion-mnist-test-1000.bin'));
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const images = fixtureImages();
 
 const image = Float32Array.from(images.subarray(0, 784), (v) => v / 255);
 const imageBytes = Buffer.from(image.buffer);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-async function waitReady(url, child) {
-  for (let i = 0; i < 600; i += 1) {
-    try { if ((await fetch(url)).status === 200) return; } catch { /* not up yet */ }
-    if (child.exitCode !== null) throw new Error('gateway exited');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('gateway not ready');
-}
-
-/** CPU seconds the process has used (user + system, every thread). */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat(5); the slice above starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
-}
 
 /**
  * One cell with wrk (C, so the client is not the bottleneck a Node load
@@ -131,21 +105,15 @@ function bodies(model) {
 // (PGlite in the gateway process, in-process limiter) unless BENCH_DATABASE_URL
 // / BENCH_REDIS_URL name real servers, which moves that work out of the process measured.
 const port = await freePort();
-const env = {
-  ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODEL_REPOSITORY: repo,
-  DATA_DIR: path.join(work, 'data'), DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '100000000',
-};
-delete env.DATABASE_URL; delete env.REDIS_URL;
-if (process.env.BENCH_DATABASE_URL) env.DATABASE_URL = process.env.BENCH_DATABASE_URL;
-if (process.env.BENCH_REDIS_URL) { env.REDIS_URL = process.env.BENCH_REDIS_URL; env.REDIS_KEY_PREFIX = `bench-oip-${Date.now()}:`; }
+const env = embeddedEnv(port, path.join(work, 'data'), {
+  MODEL_REPOSITORY: repo, DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '100000000',
+  DATABASE_URL: process.env.BENCH_DATABASE_URL,
+  ...(process.env.BENCH_REDIS_URL ? { REDIS_URL: process.env.BENCH_REDIS_URL, REDIS_KEY_PREFIX: `bench-oip-${Date.now()}:` } : {}),
+});
 const mode = `${env.DATABASE_URL ? 'PostgreSQL' : 'embedded PGlite'}, limits ${env.REDIS_URL ? 'on Redis' : 'in-process'}`;
-const boot = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'admin', 'bootstrap'], { env, encoding: 'utf8' });
-const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout + boot.stderr)?.[0];
-if (!key) throw new Error(`no bootstrap key: ${boot.stderr}`);
-const auth = { authorization: `Bearer ${key}` };
+const auth = { authorization: `Bearer ${bootstrapKey(env)}` };
 log(`starting gateway on :${port} (${os.availableParallelism()} cores)`);
-const gateway = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-await waitReady(`http://127.0.0.1:${port}/readyz`, gateway);
+const { child: gateway } = await startGateway(env);
 
 const base = `http://127.0.0.1:${port}`;
 const results = [];

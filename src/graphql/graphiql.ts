@@ -3,7 +3,7 @@
  * (graphiql's and React's UMD builds) because these machines are offline and
  * a CDN-hosted page would load nothing.
  */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 
@@ -47,15 +47,27 @@ export const GRAPHIQL_HTML = `<!doctype html>
 `;
 
 export function registerGraphiql(app: FastifyInstance): void {
-  const cache = new Map<string, Buffer>();
-  app.get<{ Params: { asset: string } }>('/graphiql/:asset', async (request, reply) => {
-    const asset = ASSETS[request.params.asset];
-    if (!asset) return reply.code(404).send({ error: 'Not Found', message: 'no such GraphiQL asset' });
-    let body = cache.get(request.params.asset);
+  // Each file is read once, asynchronously, when first asked for (graphiql.js is 3.5 MB: not
+  // worth holding in processes no browser visits), and never with a blocking read on a request.
+  const cache = new Map<string, Promise<Buffer>>();
+  // Resolved at start-up (require.resolve stats files synchronously).
+  const paths = new Map(Object.entries(ASSETS).map(([name, asset]) => [name, assetPath(asset.pkg, asset.file)]));
+  const load = (name: string, file: string): Promise<Buffer> => {
+    let body = cache.get(name);
     if (!body) {
-      body = readFileSync(assetPath(asset.pkg, asset.file));
-      cache.set(request.params.asset, body);
+      body = readFile(file);
+      // A failed read is not kept: the next request tries again.
+      body.catch(() => cache.delete(name));
+      cache.set(name, body);
     }
+    return body;
+  };
+  app.get<{ Params: { asset: string } }>('/graphiql/:asset', async (request, reply) => {
+    // Own keys only: /graphiql/constructor must not find Object's.
+    const asset = Object.hasOwn(ASSETS, request.params.asset) ? ASSETS[request.params.asset] : undefined;
+    const file = paths.get(request.params.asset);
+    if (!asset || !file) return reply.code(404).send({ error: 'Not Found', message: 'no such GraphiQL asset' });
+    const body = await load(request.params.asset, file);
     return reply.type(asset.type).header('cache-control', 'public, max-age=86400').send(body);
   });
 }

@@ -1,6 +1,7 @@
 /**
  * Assembles one gateway process: services, Apollo, and the HTTP routes
- * (/graphql, /healthz, /readyz, /metrics). `createGateway` does not listen;
+ * (/graphql, /healthz, /readyz, /metrics, /openapi.json, /v2, /usage.csv, /console).
+ * `createGateway` does not listen;
  * `Gateway.listen` does, so tests can start as many as they need.
  */
 import { randomUUID } from 'node:crypto';
@@ -26,6 +27,7 @@ import { UsageService } from '../usage/usage.service';
 import { registerUsageRoutes } from '../usage/usage.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../graphql/graphiql';
 import { registerConsole } from '../console/console.routes';
+import { registerOpenApi } from '../openapi/openapi.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { PriceBook } from '../billing/price-book';
@@ -48,6 +50,14 @@ export interface Gateway {
   untilReady(): Promise<void>;
   /** What a forced exit now would abandon (for the second-signal message). */
   pendingWork(): { inFlightRequests: number; unwrittenUsageRecords: number };
+  /** Every route fastify registered (complete once listening), for the OpenAPI drift test. */
+  routes: readonly RouteEntry[];
+}
+
+export interface RouteEntry {
+  method: string;
+  /** fastify's form: /v2/models/:model */
+  url: string;
 }
 
 export interface GatewayOptions {
@@ -131,7 +141,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);
-  const app = buildHttpServer(services, apollo, inFlight);
+  const routes: RouteEntry[] = [];
+  const app = buildHttpServer(services, apollo, inFlight, routes);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
   lifecycle.onShutdown('usage', 'flush', () => usage.close());
@@ -167,6 +178,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     },
     // Records already in the write-ahead log survive a forced exit (replayed at the next start); only those awaiting their group commit do not.
     pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().pending }),
+    routes,
   };
 }
 
@@ -184,7 +196,7 @@ async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logg
   }
 }
 
-function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>, inFlight: InFlightRequests): FastifyInstance {
+function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>, inFlight: InFlightRequests, routes: RouteEntry[]): FastifyInstance {
   const { config, log, metrics, readiness } = services;
   const app = Fastify({
     // pino's Logger is what fastify expects at run time; its type differs only in generics.
@@ -200,6 +212,9 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
     forceCloseConnections: 'idle',
     // Node's own refusals (400 bad request line, 431 header overflow, 408) in the error contract's shape.
     clientErrorHandler,
+  });
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
   });
   registerHttpErrorContract(app, { bodyLimitBytes: config.bodyLimitBytes, maxListElements: config.graphql.maxListElements });
 
@@ -235,6 +250,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
 
   registerGraphiql(app);
   registerConsole(app);
+  registerOpenApi(app);
   registerUsageRoutes(app, services);
   registerOipRoutes(app, services);
   const apolloHandler = fastifyApolloHandler(apollo, {

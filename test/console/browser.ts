@@ -1,15 +1,23 @@
 /**
  * A real browser for console tests: Debian's chromium driven by playwright-core
- * (no browser download), axe-core injected per page, screenshots to
- * CONSOLE_SCREENSHOT_DIR (default docs/console, the committed set).
+ * (no browser download), axe-core injected per page, screenshots to a
+ * temporary folder, or to the committed set in docs/console with
+ * UPDATE_SCREENSHOTS=1 (CONSOLE_SCREENSHOT_DIR names another folder).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from '../helpers/gateway';
 
 export const CHROMIUM_PATH = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-export const SCREENSHOT_DIR = process.env['CONSOLE_SCREENSHOT_DIR'] ?? path.join(REPO_ROOT, 'docs', 'console');
+/** An ordinary run must not rewrite the committed screenshots (a dirty tree after every `npm test`). */
+export function screenshotDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env['CONSOLE_SCREENSHOT_DIR']) return env['CONSOLE_SCREENSHOT_DIR'];
+  if (env['UPDATE_SCREENSHOTS'] === '1') return path.join(REPO_ROOT, 'docs', 'console');
+  return mkdtempSync(path.join(os.tmpdir(), 'modelgate-console-screenshots-'));
+}
+let dir: string | undefined;
 
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
@@ -37,6 +45,7 @@ export async function seriousViolations(page: Page): Promise<string[]> {
 
 /** Full-page screenshot; a shown secret is masked, since these files are committed. */
 export async function screenshot(page: Page, name: string): Promise<void> {
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true, mask: [page.getByTestId('secret-value')], maskColor: '#8a8f98' });
+  dir ??= screenshotDir();
+  mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true, mask: [page.getByTestId('secret-value')], maskColor: '#8a8f98' });
 }

@@ -1,7 +1,11 @@
 /** The /console route itself: the built files, their headers, and a clear answer when they are not built. */
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import Fastify from 'fastify';
 import { registerConsole } from '../../src/console/console.routes';
-import { startGateway, type TestGateway } from '../helpers/gateway';
+import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
+import { screenshotDir } from './browser';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -45,5 +49,17 @@ describe('GET /console', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('where the console tests put screenshots', () => {
+  it('writes the committed set only when UPDATE_SCREENSHOTS=1 asks, else a fresh temporary folder', () => {
+    const committed = path.join(REPO_ROOT, 'docs', 'console');
+    expect(screenshotDir({ UPDATE_SCREENSHOTS: '1' })).toBe(committed);
+    const temps = [screenshotDir({}), screenshotDir({}), screenshotDir({ UPDATE_SCREENSHOTS: '0' })];
+    for (const temp of temps) expect(temp.startsWith(os.tmpdir())).toBe(true);
+    expect(new Set(temps).size).toBe(3);
+    expect(screenshotDir({ CONSOLE_SCREENSHOT_DIR: '/somewhere', UPDATE_SCREENSHOTS: '1' })).toBe('/somewhere');
+    for (const temp of temps) rmSync(temp, { recursive: true });
   });
 });

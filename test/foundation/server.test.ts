@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { graphql, startGateway, spawnGateway, baseEnv, freePort, type TestGateway } from '../helpers/gateway';
 
 const HEALTH = '{ health { status version uptimeSeconds database databaseMode redis } }';
@@ -95,6 +97,17 @@ describe('gateway on PostgreSQL and Redis', () => {
     expect(html).not.toMatch(/https?:\/\//);
     for (const asset of ['graphiql.js', 'graphiql.css', 'react.js', 'react-dom.js']) {
       expect((await fetch(`${gw.url}/graphiql/${asset}`)).status).toBe(200);
+    }
+  });
+
+  it('serves each GraphiQL asset as the package file, the same bytes on every request, and only its own names', async () => {
+    const file = readFileSync(path.join(path.dirname(require.resolve('graphiql/package.json')), 'graphiql.min.js'));
+    // Concurrent first requests share one read.
+    const bodies = await Promise.all([1, 2, 3].map(async () => Buffer.from(await (await fetch(`${gw.url}/graphiql/graphiql.js`)).arrayBuffer())));
+    for (const body of bodies) expect(body.equals(file)).toBe(true);
+    for (const name of ['constructor', '__proto__', 'toString', 'nope.js']) {
+      const res = await fetch(`${gw.url}/graphiql/${name}`);
+      expect({ name, status: res.status }).toEqual({ name, status: 404 });
     }
   });
 

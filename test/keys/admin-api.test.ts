@@ -58,20 +58,33 @@ afterAll(async () => {
 describe('tenants', () => {
   it('creates, lists with cursor pagination, and refuses a duplicate name without writing an audit row', async () => {
     const run = Date.now().toString(36);
-    const ids = [];
+    const ids: string[] = [];
     for (const n of [1, 2, 3]) ids.push(await createTenant(`page-${run}-${n}`, { requestsPerMinute: 100 * n }));
-    const first = await call<{ tenants: { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } } }>(
-      adminKey,
-      'query($after: String) { tenants(first: 2, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } } }',
-    );
-    expect(first.body.data?.tenants.edges.map((e) => e.node.id)).toEqual([ids[2], ids[1]]);
-    expect(first.body.data?.tenants.pageInfo.hasNextPage).toBe(true);
-    const second = await call<{ tenants: { edges: { node: { id: string } }[] } }>(
-      adminKey,
-      'query($after: String) { tenants(first: 2, after: $after) { edges { node { id } } } }',
-      { after: first.body.data?.tenants.pageInfo.endCursor },
-    );
-    expect(second.body.data?.tenants.edges[0]?.node.id).toBe(ids[0]);
+    // Other test files create tenants in this database at the same time, so ours need not be the
+    // newest: walk the pages from the top until all three are seen. Newer tenants land above the
+    // walk, never inside it (each cursor pins a position), so the pages must still be full, ordered
+    // newest first without repeats, and hold ours in creation order.
+    type TenantPage = { tenants: { edges: { node: { id: string; createdAt: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+    const PAGE = 'query($after: String) { tenants(first: 2, after: $after) { edges { node { id createdAt } } pageInfo { hasNextPage endCursor } } }';
+    const seen: { id: string; createdAt: string }[] = [];
+    let after: string | null = null;
+    for (let pages = 0; !seen.some((t) => t.id === ids[0]); pages += 1) {
+      if (pages === 500) throw new Error(`not all of this test's tenants found in ${pages} pages`);
+      const page: GraphQLResponse<TenantPage> = await call<TenantPage>(adminKey, PAGE, { after });
+      expect(page.body.errors).toBeUndefined();
+      const { edges, pageInfo } = page.body.data!.tenants;
+      seen.push(...edges.map((e) => e.node));
+      // Until the oldest of ours has come, more tenants follow: the page is full and says so.
+      if (!seen.some((t) => t.id === ids[0])) expect({ size: edges.length, hasNextPage: pageInfo.hasNextPage }).toEqual({ size: 2, hasNextPage: true });
+      after = pageInfo.endCursor;
+    }
+    expect(new Set(seen.map((t) => t.id)).size).toBe(seen.length);
+    for (let i = 1; i < seen.length; i += 1) {
+      const [newer, older] = [seen[i - 1]!, seen[i]!];
+      const ordered = newer.createdAt > older.createdAt || (newer.createdAt === older.createdAt && newer.id > older.id);
+      expect({ newer, older, ordered }).toEqual({ newer, older, ordered: true });
+    }
+    expect(seen.map((t) => t.id).filter((id) => ids.includes(id))).toEqual([ids[2], ids[1], ids[0]]);
 
     const dup = await call(adminKey, CREATE_TENANT, { input: { name: `page-${run}-1` } });
     expect(code(dup)).toBe('BAD_USER_INPUT');

@@ -1,0 +1,72 @@
+// What the bench scripts share: the repository root, a timestamped log to
+// stderr, a free port, waiting for /readyz, CPU seconds of a process, the
+// fixture images, and a production gateway (`node dist/main.js`) started on
+// the embedded defaults with the admin key `modelgate admin bootstrap` prints.
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+
+export const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+/** The 1,000 Fashion-MNIST test images, 784 bytes each. */
+export const fixtureImages = () => readFileSync(path.join(ROOT, 'test/fixtures/fashion-mnist-test-1000.bin'));
+
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/** Polls `url` until it answers 200; fails at once when `child` exits first. */
+export async function waitReady(url, child, what = 'gateway', attempts = 600) {
+  for (let i = 0; i < attempts; i += 1) {
+    try { if ((await fetch(url)).status === 200) return; } catch { /* not up yet */ }
+    if (child && child.exitCode !== null) throw new Error(`${what} exited`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready`);
+}
+
+let ticks;
+/** CPU seconds the process has used so far (user + system, every thread: fields 14 and 15 of /proc/<pid>/stat). */
+export function cpuSeconds(pid) {
+  ticks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // The slice starts at field 3.
+  return (Number(fields[11]) + Number(fields[12])) / ticks;
+}
+
+/**
+ * The environment of a production gateway on embedded PGlite and in-process
+ * limits (DATABASE_URL and REDIS_URL removed), logging warnings only, with
+ * its data under `dataDir`; `extra` adds or overrides variables.
+ */
+export function embeddedEnv(port, dataDir, extra = {}) {
+  const env = {
+    ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn',
+    MODEL_REPOSITORY: path.join(ROOT, 'models'), DATA_DIR: dataDir,
+  };
+  delete env.DATABASE_URL; delete env.REDIS_URL;
+  for (const [name, value] of Object.entries(extra)) if (value !== undefined) env[name] = value;
+  return env;
+}
+
+/** Runs `modelgate admin bootstrap` against `env`'s database and returns the admin key it prints. */
+export function bootstrapKey(env, dist = path.join(ROOT, 'dist')) {
+  const boot = spawnSync(process.execPath, [path.join(dist, 'cli/main.js'), 'admin', 'bootstrap'], { env, encoding: 'utf8' });
+  const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout + boot.stderr)?.[0];
+  if (!key) throw new Error(`no bootstrap key: ${boot.stdout}${boot.stderr}`);
+  return key;
+}
+
+/** Starts `node dist/main.js` with `env` (its PORT decides the URL) and waits until /readyz is 200. */
+export async function startGateway(env, { dist = path.join(ROOT, 'dist'), nodeArgs = [], what = 'gateway' } = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(dist, 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `http://127.0.0.1:${env.PORT}`;
+  await waitReady(`${url}/readyz`, child, what);
+  return { child, url };
+}
