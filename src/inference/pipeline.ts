@@ -252,13 +252,13 @@ export class InferencePipeline {
     let limits: LimitDecision | null = null;
     let outcome: PipelineOutcome<T>;
     try {
+      // A call refused before admission (name, allowlist, lookup, a body the front door
+      // could not parse) gets a `validate` span for that check; a plan that passes is
+      // validated (tensors, images) in the engine's own span after admission.
+      const checkedAt = performance.now();
       // Model names are bounded (config.json's rule); anything else is refused
       // before limits and recorded under a placeholder, so a client cannot put
       // arbitrary text into usage records and rollup keys.
-      // Refused before admission (name, allowlist, lookup, a body the front door could not
-      // parse): a `validate` span for what was checked; a plan that passes is validated
-      // (tensors, images) by the engine's own span after admission.
-      const checkedAt = performance.now();
       const allowed = this.guard(() => {
         if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
         assertModelAllowed(principal, model);

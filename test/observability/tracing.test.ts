@@ -76,6 +76,7 @@ describe('tracing of the production build', () => {
     await send('graphql', (h) => gw.graphql(INFER, image([1, 1, 28, 28]), { ...authHeaders(key), ...h }));
     await send('oip', (h) => gw.request('POST', '/v2/models/fashion-cnn/infer', { headers: { ...authHeaders(key), 'content-type': 'application/json', ...h }, body: jsonInfer([0, 1]) }));
     await send('badInput', (h) => gw.graphql(INFER, image([1, 28, 28]), { ...authHeaders(key), ...h }));
+    await send('badBody', (h) => gw.request('POST', '/v2/models/fashion-cnn/infer', { headers: { ...authHeaders(key), 'content-type': 'application/json', ...h }, body: '{"inputs": [' }));
     await send('allowed', (h) => gw.graphql(INFER, image([1, 1, 28, 28]), { ...authHeaders(limited), ...h }));
     await send('rateLimited', (h) => gw.request('POST', '/v2/models/fashion-cnn/infer', { headers: { ...authHeaders(limited), 'content-type': 'application/json', ...h }, body: jsonInfer([0]) }));
     await send('untraced', (h) => untraced.graphql(INFER, image([1, 1, 28, 28]), { ...authHeaders(key), ...h }));
@@ -167,6 +168,14 @@ describe('tracing of the production build', () => {
     expect(validate.status).toEqual({ code: STATUS_ERROR, message: 'BAD_USER_INPUT' });
     expect(validate.attributes['error.type']).toBe('BAD_USER_INPUT');
     expect(bad.spans.map((s) => s.name)).not.toContain('compute');
+
+    // A body that does not parse is refused where the model would be looked up: a failed validate, then the one request it is charged.
+    expect(sent['badBody']!.res.status).toBe(400);
+    const unparsed = serverSpan('badBody');
+    expect(unparsed.server.attributes).toMatchObject({ 'http.response.status_code': 400, 'error.type': 'BAD_USER_INPUT' });
+    expect(unparsed.spans.map((s) => s.name).sort()).toEqual(['POST /v2/models/:model/infer', 'admit', 'authenticate', 'record', 'validate']);
+    expect(unparsed.spans.find((s) => s.name === 'validate')!.status).toEqual({ code: STATUS_ERROR, message: 'BAD_USER_INPUT' });
+    expect(unparsed.spans.find((s) => s.name === 'admit')!.attributes).toMatchObject({ 'modelgate.compute_units': 0, 'modelgate.limit.decision': 'allowed' });
 
     expect(sent['allowed']!.res.status).toBe(200);
     expect(sent['rateLimited']!.res.status).toBe(429);
