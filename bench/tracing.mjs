@@ -159,7 +159,7 @@ async function spanWorkPerRequest() {
     for (let i = 0; i < n; i += 1) {
       await one();
       // Let the exporter's timers and sockets run, as they would between requests.
-      if (i % 32 === 0) await new Promise((r) => setImmediate(r));
+      if (i % 8 === 0) await new Promise((r) => setImmediate(r));
     }
     // A backlog beyond the exporter's concurrent-export limit fails the flush; the count below tells.
     await tracing.shutdown().catch((error) => log(`tracing shutdown: ${error.message}`));
@@ -169,7 +169,7 @@ async function spanWorkPerRequest() {
   const n = 20000;
   const off = await measure({}, n);
   const before = (await sinkCount()).spans;
-  const on = await measure({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`, OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_BSP_MAX_QUEUE_SIZE: '8192' }, n);
+  const on = await measure({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`, OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_BSP_MAX_QUEUE_SIZE: '65536' }, n);
   return { n, off, on, received: (await sinkCount()).spans - before, sent: (n + 2000) * 7 };
 }
 try {
