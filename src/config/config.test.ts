@@ -67,7 +67,7 @@ describe('config', () => {
       samplerRatio: 1,
       batch: { scheduledDelayMs: 5000, maxQueueSize: 2048 },
     });
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing.exporter).toEqual({ url: 'http://collector:4318/v1/traces', headers: {} });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing.exporter).toEqual({ url: 'http://collector:4318/v1/traces', headers: {}, timeoutMs: 10000 });
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/otlp/' }).tracing.exporter?.url).toBe('http://collector:4318/otlp/v1/traces');
     // The signal-specific endpoint is used as given and wins over the base one.
     const both = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/traces' });
@@ -84,9 +84,10 @@ describe('config', () => {
       OTEL_SERVICE_NAME: 'gateway-eu',
       OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
       OTEL_TRACES_SAMPLER_ARG: '0.25',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '2500',
     });
     expect(config.tracing).toEqual({
-      exporter: { url: 'http://a:4318/v1/traces', headers: { authorization: 'Basic abc', 'x-tenant': 'two' } },
+      exporter: { url: 'http://a:4318/v1/traces', headers: { authorization: 'Basic abc', 'x-tenant': 'two' }, timeoutMs: 2500 },
       serviceName: 'gateway-eu',
       sampler: 'parentbased_traceidratio',
       samplerRatio: 0.25,

@@ -141,6 +141,8 @@ const envSchema = z.object({
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http', 'https']).optional(),
   OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders.optional(),
   OTEL_EXPORTER_OTLP_TRACES_HEADERS: otlpHeaders.optional(),
+  // One export's limit, retries included (the exporter retries a refused or failed send with backoff).
+  OTEL_EXPORTER_OTLP_TIMEOUT: int(1, 600_000).default('10000'),
   OTEL_SERVICE_NAME: z.string().min(1).max(256).default('modelgate'),
   OTEL_TRACES_SAMPLER: z.enum(TRACE_SAMPLERS).default('parentbased_always_on'),
   // Batch span processor: how often spans are sent, how many may wait (beyond it new ones are dropped).
@@ -206,7 +208,7 @@ export interface Config {
 
 export interface TracingConfig {
   /** Where spans go (OTLP/HTTP, JSON); null: none are recorded, trace context is still read and answered. */
-  exporter: { url: string; headers: Record<string, string> } | null;
+  exporter: { url: string; headers: Record<string, string>; timeoutMs: number } | null;
   serviceName: string;
   sampler: TraceSamplerName;
   /** The ratio of the *traceidratio samplers (OTEL_TRACES_SAMPLER_ARG, default 1). */
@@ -342,7 +344,7 @@ function exporterConfig(e: z.output<typeof envSchema>): TracingConfig['exporter'
   if (e.OTEL_SDK_DISABLED || e.OTEL_TRACES_EXPORTER === 'none') return null;
   const url = tracesUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   // The signal-specific headers win over the shared ones, key by key.
-  return url ? { url, headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS } } : null;
+  return url ? { url, headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }, timeoutMs: e.OTEL_EXPORTER_OTLP_TIMEOUT } : null;
 }
 
 /** Names of every variable, for documentation checks. */

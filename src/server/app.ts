@@ -141,9 +141,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const app = buildHttpServer(services, apollo, inFlight, tracing);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
-  lifecycle.onShutdown('usage', 'flush', () => usage.close());
-  // After the drain, so the spans of the last requests are ended and go out too.
+  // After the drain (the last requests' spans are ended), and after usage (registered
+  // before it, so it runs after it): an unreachable collector must not hold up metering.
   lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());
+  lifecycle.onShutdown('usage', 'flush', () => usage.close());
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());

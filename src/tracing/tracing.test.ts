@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { Writable } from 'node:stream';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig } from '../config';
@@ -104,6 +106,35 @@ describe('tracing', () => {
     const trace = tracing.startRequest(request({ traceparent: '00-00000000000000000000000000000000-b7ad6b7169203331-01' }));
     expect(trace.traceId).not.toBe('00000000000000000000000000000000');
     expect(trace.traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('with the collector unreachable: requests unaffected, the failure logged once, shutdown completes', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(free));
+      });
+    });
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const config = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: '20', OTEL_EXPORTER_OTLP_TIMEOUT: '300' }).tracing;
+    const tracing = createTracing(config, createLogger({ level: 'info', pretty: false, destination: sink }));
+    for (let i = 0; i < 3; i += 1) {
+      const trace = tracing.startRequest(request());
+      expect(trace.step('validate', () => i)).toBe(i);
+      trace.end(200);
+      // Between requests, so each one's batch is attempted (and fails) on its own.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    await tracing.shutdown();
+    const failures = lines.filter((l) => l.includes('trace export failed'));
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toContain('ECONNREFUSED');
   });
 
   it('traces the inference front doors only', () => {

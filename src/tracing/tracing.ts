@@ -43,6 +43,11 @@ import type { RequestTrace, StepName, StepSpan, TraceAttributes } from './types'
 
 /** Export failures are logged at most this often (a collector outage would otherwise log per batch). */
 const EXPORT_ERROR_LOG_INTERVAL_MS = 60_000;
+/**
+ * How long shutdown waits for the last export: an unreachable collector makes
+ * the exporter retry until its timeout, and the process's shutdown is bounded.
+ */
+const SHUTDOWN_FLUSH_MAX_MS = 5_000;
 
 export interface TracedRequest {
   method: string;
@@ -84,7 +89,7 @@ export interface TracingOptions {
 }
 
 export function createTracing(config: TracingConfig, log: Logger, options: TracingOptions = {}): Tracing {
-  const exporter = options.exporter ?? (config.exporter ? new OTLPTraceExporter({ url: config.exporter.url, headers: config.exporter.headers }) : null);
+  const exporter = options.exporter ?? (config.exporter ? new OTLPTraceExporter({ url: config.exporter.url, headers: config.exporter.headers, timeoutMillis: config.exporter.timeoutMs }) : null);
   const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: VERSION, 'process.pid': process.pid });
   const provider = exporter
     ? new TracerProvider({ resource, sampler: samplerFor(config.sampler, config.samplerRatio), spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: config.batch.scheduledDelayMs, maxQueueSize: config.batch.maxQueueSize, maxExportBatchSize: Math.min(512, config.batch.maxQueueSize) })] })
@@ -118,7 +123,21 @@ export function createTracing(config: TracingConfig, log: Logger, options: Traci
       return new SpanRequestTrace(tracer, span);
     },
     shutdown() {
-      stopped ??= provider.shutdown();
+      stopped ??= (async () => {
+        const boundMs = Math.min(SHUTDOWN_FLUSH_MAX_MS, config.exporter?.timeoutMs ?? SHUTDOWN_FLUSH_MAX_MS);
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), boundMs);
+        });
+        try {
+          const result = await Promise.race([provider.shutdown().then(() => 'done' as const), bound]);
+          if (result === 'timeout') log.warn({ waitedMs: boundMs }, 'shutdown: spans not exported in time were dropped');
+        } catch (error) {
+          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'shutdown: the last spans could not be exported');
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
       return stopped;
     },
   };
