@@ -39,6 +39,12 @@ describe('config', () => {
     ['LOG_LEVEL', 'loud', /LOG_LEVEL:/],
     ['EXECUTION_PROVIDERS', 'tpu', /EXECUTION_PROVIDERS:/],
     ['GRAPHQL_INTROSPECTION', 'maybe', /GRAPHQL_INTROSPECTION: expected true or false/],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'collector:4318', /OTEL_EXPORTER_OTLP_ENDPOINT: expected a URL/],
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'grpc://collector:4317', /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: expected a URL starting with http/],
+    ['OTEL_TRACES_SAMPLER', 'sometimes', /OTEL_TRACES_SAMPLER:/],
+    ['OTEL_TRACES_SAMPLER_ARG', '1.5', /OTEL_TRACES_SAMPLER_ARG: expected a probability between 0 and 1/],
+    ['OTEL_EXPORTER_OTLP_HEADERS', 'no-equals-sign', /OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs/],
+    ['OTEL_SDK_DISABLED', 'perhaps', /OTEL_SDK_DISABLED: expected true or false/],
   ])('rejects %s=%s with a message naming the variable', (name, value, pattern) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(pattern);
@@ -51,6 +57,47 @@ describe('config', () => {
     } catch (error) {
       expect(String(error)).not.toContain('hunter2');
     }
+  });
+
+  it('exports spans only when an OTLP endpoint is set, to the signal path under the base endpoint', () => {
+    expect(loadConfig({}).tracing).toEqual({
+      exporter: null,
+      serviceName: 'modelgate',
+      sampler: 'parentbased_always_on',
+      samplerRatio: 1,
+      batch: { scheduledDelayMs: 5000, maxQueueSize: 2048 },
+    });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing.exporter).toEqual({ url: 'http://collector:4318/v1/traces', headers: {}, timeoutMs: 10000 });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/otlp/' }).tracing.exporter?.url).toBe('http://collector:4318/otlp/v1/traces');
+    // The signal-specific endpoint is used as given and wins over the base one.
+    const both = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/traces' });
+    expect(both.tracing.exporter?.url).toBe('https://b/traces');
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }).tracing.exporter).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' }).tracing.exporter).toBeNull();
+  });
+
+  it('reads OTLP headers (percent-decoded, signal-specific ones winning) and the sampler', () => {
+    const config = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+      OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Basic%20abc, x-tenant=one',
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=two',
+      OTEL_SERVICE_NAME: 'gateway-eu',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '2500',
+    });
+    expect(config.tracing).toEqual({
+      exporter: { url: 'http://a:4318/v1/traces', headers: { authorization: 'Basic abc', 'x-tenant': 'two' }, timeoutMs: 2500 },
+      serviceName: 'gateway-eu',
+      sampler: 'parentbased_traceidratio',
+      samplerRatio: 0.25,
+      batch: { scheduledDelayMs: 5000, maxQueueSize: 2048 },
+    });
+  });
+
+  it('never echoes OTLP headers (they may hold tokens)', () => {
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=%E0%A4%A' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=%E0%A4%A' })).not.toThrow(/%E0/);
   });
 
   it('treats empty strings as unset', () => {

@@ -38,6 +38,31 @@ const providers = z
   .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
   .pipe(z.array(z.enum(EXECUTION_PROVIDER_NAMES)).min(1, 'name at least one provider'));
 
+/** OTEL_TRACES_SAMPLER values (the OpenTelemetry SDK specification's names). */
+export const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type TraceSamplerName = (typeof TRACE_SAMPLERS)[number];
+
+/** OTLP headers: `key=value,key2=value2`, values percent-encoded (the OTLP exporter specification). */
+const otlpHeaders = z.string().transform((v, ctx) => {
+  const headers: Record<string, string> = {};
+  for (const pair of v.split(',')) {
+    if (pair.trim() === '') continue;
+    const at = pair.indexOf('=');
+    const name = at > 0 ? pair.slice(0, at).trim() : '';
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected key=value pairs separated by commas' });
+      return z.NEVER;
+    }
+    try {
+      headers[name.toLowerCase()] = decodeURIComponent(pair.slice(at + 1).trim());
+    } catch {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `the value of ${name} is not valid percent-encoding` });
+      return z.NEVER;
+    }
+  }
+  return headers;
+});
+
 /** Every variable modelgate reads, with its default. `.env.example` documents each. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -108,6 +133,26 @@ const envSchema = z.object({
   GRAPHQL_MAX_COST: int(1, 10_000_000).default('20000'),
   // JSON list values per request (all variables together): each costs event-loop time to coerce.
   GRAPHQL_MAX_LIST_ELEMENTS: int(1, 10_000_000).default('16384'),
+
+  // OpenTelemetry tracing: the SDK's standard variables. Spans are exported only when an endpoint is set.
+  OTEL_SDK_DISABLED: bool.default('false'),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none']).default('otlp'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(['http', 'https']).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['http', 'https']).optional(),
+  OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otlpHeaders.optional(),
+  // One export's limit, retries included (the exporter retries a refused or failed send with backoff).
+  OTEL_EXPORTER_OTLP_TIMEOUT: int(1, 600_000).default('10000'),
+  OTEL_SERVICE_NAME: z.string().min(1).max(256).default('modelgate'),
+  OTEL_TRACES_SAMPLER: z.enum(TRACE_SAMPLERS).default('parentbased_always_on'),
+  // Batch span processor: how often spans are sent, how many may wait (beyond it new ones are dropped).
+  OTEL_BSP_SCHEDULE_DELAY: int(1, 600_000).default('5000'),
+  OTEL_BSP_MAX_QUEUE_SIZE: int(1, 1_000_000).default('2048'),
+  OTEL_TRACES_SAMPLER_ARG: z
+    .string()
+    .regex(/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/, 'expected a probability between 0 and 1')
+    .transform(Number)
+    .optional(),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -158,6 +203,24 @@ export interface Config {
   /** After SIGTERM: how long /readyz says 503 while new requests are still served (load balancers' lag). */
   shutdownReadinessGraceMs: number;
   graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number; maxListElements: number };
+  tracing: TracingConfig;
+}
+
+export interface TracingConfig {
+  /** Where spans go (OTLP/HTTP, JSON); null: none are recorded, trace context is still read and answered. */
+  exporter: { url: string; headers: Record<string, string>; timeoutMs: number } | null;
+  serviceName: string;
+  sampler: TraceSamplerName;
+  /** The ratio of the *traceidratio samplers (OTEL_TRACES_SAMPLER_ARG, default 1). */
+  samplerRatio: number;
+  batch: { scheduledDelayMs: number; maxQueueSize: number };
+}
+
+/** The traces URL: the signal-specific endpoint as given, else the base endpoint + v1/traces (OTLP exporter specification). */
+function tracesUrl(base: string | undefined, traces: string | undefined): string | null {
+  if (traces) return traces;
+  if (!base) return null;
+  return `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
 }
 
 export class ConfigError extends Error {
@@ -180,7 +243,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '?');
-        const shown = name.includes('URL') || name.endsWith('_KEY') ? '' : ` (got ${JSON.stringify(cleaned[name] ?? '')})`;
+        // URLs and headers may carry credentials; keys are secrets.
+        const shown = name.includes('URL') || name.endsWith('_KEY') || name.includes('OTLP') ? '' : ` (got ${JSON.stringify(cleaned[name] ?? '')})`;
         return `${name}: ${issue.message}${shown}`;
       }),
     );
@@ -266,7 +330,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxCost: e.GRAPHQL_MAX_COST,
       maxListElements: e.GRAPHQL_MAX_LIST_ELEMENTS,
     },
+    tracing: {
+      exporter: exporterConfig(e),
+      serviceName: e.OTEL_SERVICE_NAME,
+      sampler: e.OTEL_TRACES_SAMPLER,
+      samplerRatio: e.OTEL_TRACES_SAMPLER_ARG ?? 1,
+      batch: { scheduledDelayMs: e.OTEL_BSP_SCHEDULE_DELAY, maxQueueSize: e.OTEL_BSP_MAX_QUEUE_SIZE },
+    },
   };
+}
+
+function exporterConfig(e: z.output<typeof envSchema>): TracingConfig['exporter'] {
+  if (e.OTEL_SDK_DISABLED || e.OTEL_TRACES_EXPORTER === 'none') return null;
+  const url = tracesUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  // The signal-specific headers win over the shared ones, key by key.
+  return url ? { url, headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }, timeoutMs: e.OTEL_EXPORTER_OTLP_TIMEOUT } : null;
 }
 
 /** Names of every variable, for documentation checks. */

@@ -9,6 +9,7 @@ import type { Principal } from '../auth/principal';
 import type { DomainError } from '../errors';
 import type { LimitDecision } from '../ratelimit/types';
 import type { PendingUsage } from '../usage/pending-usage';
+import type { StepTrace } from '../tracing/types';
 
 export interface GraphQLContext {
   requestId: string;
@@ -30,4 +31,6 @@ export interface GraphQLContext {
   inferenceCalls: number;
   /** Usage records held until the response is known (written, durably, before it is sent). */
   pendingUsage: PendingUsage[];
+  /** The request's server span (child spans for authenticate, admit, validate, queue, compute, record). */
+  trace: StepTrace;
 }

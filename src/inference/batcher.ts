@@ -43,6 +43,10 @@ export interface BatchResult {
   queueMs: number;
   computeMs: number;
   batchSize: number;
+  /** performance.now() when the request was queued, when its batch went to a worker, and when the worker's answer came back (trace spans). */
+  enqueuedAt: number;
+  dispatchedAt: number;
+  completedAt: number;
 }
 
 export interface BatchPolicy {
@@ -221,12 +225,21 @@ export class Batcher {
         return { name: input.name, type: input.type, dims: batching ? [items, ...input.itemShape] : input.itemShape, buffer };
       });
       const reply = await this.pool.run(worker, this.key, inputs, first.outputNames);
+      const completedAt = performance.now();
       this.observer.executed(items);
       let offsetItems = 0;
       for (const entry of batch) {
         const outputs = reply.outputs.map((output) => splitOutput(output, batching ? offsetItems : 0, batching ? entry.request.items : 0, items));
         offsetItems += entry.request.items;
-        entry.resolve({ outputs, queueMs: dispatchedAt - entry.enqueuedAt, computeMs: reply.computeMs, batchSize: items });
+        entry.resolve({
+          outputs,
+          queueMs: dispatchedAt - entry.enqueuedAt,
+          computeMs: reply.computeMs,
+          batchSize: items,
+          enqueuedAt: entry.enqueuedAt,
+          dispatchedAt,
+          completedAt,
+        });
       }
     } catch (error) {
       for (const entry of batch) entry.reject(error instanceof Error ? error : new Error(String(error)));

@@ -81,6 +81,7 @@ function callContext(ctx: GraphQLContext, info: GraphQLResolveInfo): CallContext
     clientChoseRequestId: ctx.request.headers['x-request-id'] === ctx.requestId,
     sequence: ctx.inferenceCalls,
     log: ctx.log,
+    trace: ctx.trace,
   };
 }
 

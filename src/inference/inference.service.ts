@@ -13,10 +13,13 @@ import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
 import { ModelRegistry, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
 import { InferenceMetrics } from './metrics';
-import type { Batcher, BatchInput, BatchResult, OutputTensor } from './batcher';
+import type { Batcher, BatchInput, BatchRequest, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
 import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
+import type { StepTrace, TraceAttributes } from '../tracing/types';
+import { NOOP_STEPS } from '../tracing/noop';
+import { ATTR } from '../tracing/attributes';
 import { EXPLAIN_BOUNDS, attentionMap, heatmapPng, planExplanation, riseMasks, saliencyFrom, writePerturbed, type ExplainMethod, type ExplainOptions, type ExplainPlan } from './explain';
 
 export interface InferTensorInput {
@@ -253,11 +256,11 @@ export class InferenceService {
   }
 
   /** Validates every input, queues, runs; an admitted plan only. */
-  async runInfer(plan: InferencePlan, request: InferRequest): Promise<InferResponse> {
-    const { version, config, batcher } = plan;
+  async runInfer(plan: InferencePlan, request: InferRequest, trace: StepTrace = NOOP_STEPS): Promise<InferResponse> {
+    const { version, config } = plan;
     return this.tracked(plan, async () => {
-      const batchRequest = this.validateTensors(request, config);
-      const result = await batcher.submit({
+      const batchRequest = trace.step('validate', () => this.validateTensors(request, config), { [ATTR.items]: plan.items });
+      const result = await this.submit(plan, trace, {
         ...batchRequest,
         priority: this.priority(request.parameters?.priority),
         timeoutMs: this.timeout(request.parameters?.timeoutMs, config),
@@ -275,36 +278,48 @@ export class InferenceService {
     });
   }
 
-  async runClassify(plan: InferencePlan, args: ClassifyRequest): Promise<ClassifyResponse> {
-    const { version, config, batcher } = plan;
+  async runClassify(plan: InferencePlan, args: ClassifyRequest, trace: StepTrace = NOOP_STEPS): Promise<ClassifyResponse> {
+    const { version, config } = plan;
     return this.tracked(plan, async () => {
       const prep = config.preprocessing;
       const input = config.inputs[0];
+      const validated = { [ATTR.items]: plan.items };
       if (plan.explain && input && !args.tensors) {
         // An explainable model without a preprocessing block (a derived config) takes images as its shape says.
-        return this.runExplained(plan, plan.explain, args, await this.explainImages(plan, plan.explain, args));
+        const images = await trace.step('validate', () => this.explainImages(plan, plan.explain!, args), validated);
+        return this.runExplained(plan, plan.explain, args, images, trace);
       }
-      if (plan.explain && input && args.tensors) return this.runExplained(plan, plan.explain, args, this.tensorImages(args, config));
+      if (plan.explain && input && args.tensors) {
+        return this.runExplained(plan, plan.explain, args, trace.step('validate', () => this.tensorImages(args, config), validated), trace);
+      }
       if (!prep || !input || config.inputs.length !== 1 || input.datatype !== 'FP32') {
         throw new BadInputError(`Model "${config.name}" does not take images (no preprocessing in its config); use infer`, 'model');
       }
-      if (args.images.length === 0) throw new BadInputError('give at least one image', 'images');
-      const limit = Math.min(this.config.models.maxItemsPerRequest, config.maxBatchSize > 0 ? config.maxBatchSize : this.config.models.maxItemsPerRequest);
-      if (args.images.length > limit) throw new BadInputError(`at most ${limit} images per request`, 'images');
-      const classes = config.outputs[0] ? elementCount(config.outputs[0].dims.map((d) => Math.max(d, 1))) : 0;
-      if (!Number.isInteger(args.topK) || args.topK < 1 || args.topK > Math.max(classes, 1)) {
-        throw new BadInputError(`topK must be between 1 and ${classes}`, 'topK');
-      }
-      const pixels = await Promise.all(args.images.map((image, i) => preprocessImage(image, prep, `images[${i}]`)));
-      const perItem = elementCount(input.dims);
-      if (pixels[0]!.length !== perItem) {
-        throw new BadInputError(`Model "${config.name}" preprocessing gives ${pixels[0]!.length} values but its input takes ${perItem}`, 'model');
-      }
+      // Decoding and resizing the images is this call's input validation.
+      const pixels = await trace.step(
+        'validate',
+        async () => {
+          if (args.images.length === 0) throw new BadInputError('give at least one image', 'images');
+          const limit = Math.min(this.config.models.maxItemsPerRequest, config.maxBatchSize > 0 ? config.maxBatchSize : this.config.models.maxItemsPerRequest);
+          if (args.images.length > limit) throw new BadInputError(`at most ${limit} images per request`, 'images');
+          const classes = config.outputs[0] ? elementCount(config.outputs[0].dims.map((d) => Math.max(d, 1))) : 0;
+          if (!Number.isInteger(args.topK) || args.topK < 1 || args.topK > Math.max(classes, 1)) {
+            throw new BadInputError(`topK must be between 1 and ${classes}`, 'topK');
+          }
+          const decoded = await Promise.all(args.images.map((image, i) => preprocessImage(image, prep, `images[${i}]`)));
+          const perItem = elementCount(input.dims);
+          if (decoded[0]!.length !== perItem) {
+            throw new BadInputError(`Model "${config.name}" preprocessing gives ${decoded[0]!.length} values but its input takes ${perItem}`, 'model');
+          }
+          return decoded;
+        },
+        validated,
+      );
       const timeoutMs = this.timeout(args.timeoutMs, config);
       const run = (items: Float32Array[]): Promise<BatchResult> => {
         const bytes = Buffer.concat(items.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
         const batchInput: BatchInput = { name: input.name, type: ORT_TYPE.FP32, itemShape: input.dims, bytes };
-        return batcher.submit({ items: items.length, inputs: [batchInput], outputNames: null, priority: 0, timeoutMs });
+        return this.submit(plan, trace, { items: items.length, inputs: [batchInput], outputNames: null, priority: 0, timeoutMs });
       };
       // Without batching each image runs alone (the graph's batch axis is fixed),
       // one after another, so one request never holds many queue slots at once.
@@ -360,8 +375,8 @@ export class InferenceService {
    * they share batches with other callers without filling the queue), then
    * turns the scores into one saliency map per image.
    */
-  private async runExplained(plan: InferencePlan, explain: ExplainPlan, args: ClassifyRequest, images: Float32Array[]): Promise<ClassifyResponse> {
-    const { config, version, batcher } = plan;
+  private async runExplained(plan: InferencePlan, explain: ExplainPlan, args: ClassifyRequest, images: Float32Array[], trace: StepTrace): Promise<ClassifyResponse> {
+    const { config, version } = plan;
     const input = config.inputs[0]!;
     const classes = classCount(config);
     if (!Number.isInteger(args.topK) || args.topK < 1 || args.topK > Math.max(classes, 1)) throw new BadInputError(`topK must be between 1 and ${classes}`, 'topK');
@@ -392,7 +407,7 @@ export class InferenceService {
         else writePerturbed(explain, image, k, masks, out);
       }
       const bytes = Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength);
-      const result = await batcher.submit({
+      const result = await this.submit(plan, trace, {
         items: n,
         inputs: [{ name: input.name, type: ORT_TYPE.FP32, itemShape: input.dims, bytes }],
         outputNames: null,
@@ -457,6 +472,33 @@ export class InferenceService {
       });
     }
     return { modelName: config.name, modelVersion: String(version.version), results, queueMs, computeMs, executionProvider: version.provider!, batchSize };
+  }
+
+  /**
+   * Queues one batcher request; its wait and its run become `queue` and
+   * `compute` spans with the times the batcher and the worker measured. A
+   * request refused in the queue (deadline, full) gets a failed `queue` span.
+   */
+  private async submit(plan: InferencePlan, trace: StepTrace, request: BatchRequest): Promise<BatchResult> {
+    if (!trace.recording) return plan.batcher.submit(request);
+    const submittedAt = performance.now();
+    const attributes: TraceAttributes = {
+      [ATTR.model]: plan.model,
+      [ATTR.modelVersion]: String(plan.version.version),
+      [ATTR.executionProvider]: plan.version.provider ?? 'none',
+      [ATTR.items]: request.items,
+    };
+    let result: BatchResult;
+    try {
+      result = await plan.batcher.submit(request);
+    } catch (error) {
+      if (error instanceof DomainError && (error.code === 'TIMEOUT' || error.code === 'OVERLOADED')) trace.recorded('queue', submittedAt, performance.now(), attributes, error.code);
+      throw error;
+    }
+    const batch = { ...attributes, [ATTR.batchSize]: result.batchSize };
+    trace.recorded('queue', result.enqueuedAt, result.dispatchedAt, batch);
+    trace.recorded('compute', result.completedAt - result.computeMs, result.completedAt, batch);
+    return result;
   }
 
   /** Counts a request refused after its lookup and before it ran (limits) in the model's stats and metrics. */

@@ -16,6 +16,7 @@ import { VERSION } from '../version';
 import type { PipelineOutcome } from './pipeline';
 import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 import { encodeExplainResponse, parseExplainParameters, restField } from './oip.explain';
+import { NOOP_STEPS } from '../tracing/noop';
 
 /**
  * The protocol extensions this server implements (server metadata
@@ -63,6 +64,7 @@ function restCall(request: FastifyRequest) {
     clientChoseRequestId: request.headers['x-request-id'] === request.id,
     sequence: 1,
     log: request.log as unknown as Logger,
+    trace: request.trace ?? NOOP_STEPS,
   };
 }
 
@@ -91,7 +93,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
      */
     const modelRoute = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => {
       const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-        const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, request.log as unknown as Logger);
+        const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, request.log as unknown as Logger, request.trace ?? NOOP_STEPS);
         const refused = failed(request, reply, admitted);
         if (refused) return refused;
         try {
@@ -131,7 +133,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
 
     // Triton's repository index: every version of every model the key may see, with its state.
     scope.post('/v2/repository/index', async (request, reply) => {
-      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, request.log as unknown as Logger);
+      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, request.log as unknown as Logger, request.trace ?? NOOP_STEPS);
       const refused = failed(request, reply, admitted);
       if (refused || !admitted.ok) return refused;
       const allowed = admitted.principal.allowedModels;

@@ -22,6 +22,9 @@ import { usageModelName } from '../usage/model-label';
 import { usageStatusForCode } from '../usage/pending-usage';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
+import type { StepSpan, StepTrace } from '../tracing/types';
+import { NOOP_STEPS } from '../tracing/noop';
+import { ATTR, admitAttributes, principalAttributes } from '../tracing/attributes';
 
 /** Verifies the key a request presents; null when it presents none. */
 export interface CallerAuthenticator {
@@ -42,8 +45,9 @@ export interface UsageRecorder {
 export interface InferenceEngine {
   planInfer(request: InferRequest): InferencePlan;
   planClassify(request: ClassifyRequest): InferencePlan;
-  runInfer(plan: InferencePlan, request: InferRequest): Promise<InferResponse>;
-  runClassify(plan: InferencePlan, request: ClassifyRequest): Promise<ClassifyResponse>;
+  /** `trace` gets the validate, queue and compute spans of the run. */
+  runInfer(plan: InferencePlan, request: InferRequest, trace?: StepTrace): Promise<InferResponse>;
+  runClassify(plan: InferencePlan, request: ClassifyRequest, trace?: StepTrace): Promise<ClassifyResponse>;
   /** Whether the repository has a model of this name (usage records store only such names). */
   servesModel(name: string): boolean;
   /** Counts a request refused between lookup and run (limits) in the model's stats. */
@@ -77,6 +81,8 @@ export interface CallContext {
   /** 1 for the first inference call of the HTTP request, 2 for a second GraphQL field, … */
   sequence: number;
   log: Logger;
+  /** The HTTP request's span (none: nothing traced). */
+  trace?: StepTrace;
 }
 
 export type PipelineOutcome<T> =
@@ -123,11 +129,11 @@ export class InferencePipeline {
   constructor(private readonly deps: PipelineDeps) {}
 
   infer(call: CallContext, request: InferRequest): Promise<PipelineOutcome<InferResponse>> {
-    return this.run(call, request.model, () => this.deps.engine.planInfer(request), (plan) => this.deps.engine.runInfer(plan, request));
+    return this.run(call, request.model, () => this.deps.engine.planInfer(request), (plan, trace) => this.deps.engine.runInfer(plan, request, trace));
   }
 
   classify(call: CallContext, request: ClassifyRequest): Promise<PipelineOutcome<ClassifyResponse>> {
-    return this.run(call, request.model, () => this.deps.engine.planClassify(request), (plan) => this.deps.engine.runClassify(plan, request));
+    return this.run(call, request.model, () => this.deps.engine.planClassify(request), (plan, trace) => this.deps.engine.runClassify(plan, request, trace));
   }
 
   /**
@@ -149,17 +155,39 @@ export class InferencePipeline {
     return outcome.ok ? { ok: false, error, principal: outcome.principal, limits: outcome.limits } : outcome;
   }
 
-  /** Authenticates the caller (UNAUTHENTICATED without a valid key). */
-  async authenticate(caller: Caller): Promise<Principal> {
-    let principal: Principal | null;
-    if ('headers' in caller) {
-      principal = await this.deps.auth.authenticate(caller.headers);
-    } else {
+  /**
+   * Authenticates the caller (UNAUTHENTICATED without a valid key). Headers
+   * are verified in an `authenticate` span; an outcome the front door brought
+   * was traced where it authenticated.
+   */
+  async authenticate(caller: Caller, trace: StepTrace = NOOP_STEPS): Promise<Principal> {
+    if (!('headers' in caller)) {
       if (caller.authError) throw caller.authError;
-      principal = caller.principal;
+      if (!caller.principal) throw new UnauthenticatedError();
+      return caller.principal;
     }
-    if (!principal) throw new UnauthenticatedError();
-    return principal;
+    return trace.step('authenticate', async (span) => {
+      const principal = await this.deps.auth.authenticate(caller.headers);
+      if (!principal) throw new UnauthenticatedError();
+      if (trace.recording) span.set(principalAttributes(principal));
+      return principal;
+    });
+  }
+
+  /** One limits check in an `admit` span: the decision, and the limit that refused. */
+  private admit(principal: Principal, computeUnits: number, trace: StepTrace): Promise<LimitDecision> {
+    return trace.step(
+      'admit',
+      async (span: StepSpan) => {
+        const decision = await this.deps.limits.check(principal, { computeUnits });
+        if (trace.recording) {
+          span.set(admitAttributes(decision));
+          if (!decision.allowed) span.fail(limitError(decision).code);
+        }
+        return decision;
+      },
+      { [ATTR.computeUnits]: computeUnits },
+    );
   }
 
   /**
@@ -168,12 +196,12 @@ export class InferencePipeline {
    * GraphQL operation does), then the scope and the key's model allowlist
    * (`model` null: a route over every model the key may see).
    */
-  async admitModelRoute(caller: Caller, model: string | null, log: Logger): Promise<PipelineOutcome<null>> {
+  async admitModelRoute(caller: Caller, model: string | null, log: Logger, trace: StepTrace = NOOP_STEPS): Promise<PipelineOutcome<null>> {
     let principal: Principal | null = null;
     let limits: LimitDecision | null = null;
     try {
-      principal = await this.authenticate(caller);
-      limits = await this.deps.limits.check(principal, { computeUnits: 0 });
+      principal = await this.authenticate(caller, trace);
+      limits = await this.admit(principal, 0, trace);
       if (!limits.allowed) throw limitError(limits);
       assertInferenceScope(principal);
       if (model !== null) assertModelAllowed(principal, model);
@@ -188,9 +216,9 @@ export class InferencePipeline {
    * could be sized; the failure stays what the client sees. An error of the
    * limiter itself is logged, not raised over the original failure.
    */
-  async chargeRequest(principal: Principal, log: Logger): Promise<LimitDecision | null> {
+  async chargeRequest(principal: Principal, log: Logger, trace: StepTrace = NOOP_STEPS): Promise<LimitDecision | null> {
     try {
-      return await this.deps.limits.check(principal, { computeUnits: 0 });
+      return await this.admit(principal, 0, trace);
     } catch (error) {
       log.warn({ err: error instanceof Error ? error.message : String(error) }, 'limit check for a refused inference call failed');
       return null;
@@ -201,23 +229,33 @@ export class InferencePipeline {
     call: CallContext,
     model: string,
     plan: () => InferencePlan,
-    execute: (plan: InferencePlan) => Promise<T>,
+    execute: (plan: InferencePlan, trace: StepTrace) => Promise<T>,
   ): Promise<PipelineOutcome<T>> {
     const started = performance.now();
+    const trace = call.trace ?? NOOP_STEPS;
     let principal: Principal;
     try {
-      principal = await this.authenticate(call.caller);
+      principal = await this.authenticate(call.caller, trace);
     } catch (error) {
-      return { ok: false, error: this.domain(error, call), principal: null, limits: null };
+      const failure = this.domain(error, call);
+      trace.annotate({ [ATTR.errorType]: failure.code });
+      return { ok: false, error: failure, principal: null, limits: null };
     }
     const unscoped = this.guard(() => assertInferenceScope(principal), call);
     // A key without the inference scope still costs one request, as it does on every GraphQL operation; no usage record.
-    if (unscoped) return { ok: false, error: unscoped, principal, limits: await this.chargeRequest(principal, call.log) };
+    if (unscoped) {
+      trace.annotate({ [ATTR.errorType]: unscoped.code });
+      return { ok: false, error: unscoped, principal, limits: await this.chargeRequest(principal, call.log, trace) };
+    }
 
     let planned: InferencePlan | null = null;
     let limits: LimitDecision | null = null;
     let outcome: PipelineOutcome<T>;
     try {
+      // A call refused before admission (name, allowlist, lookup, a body the front door
+      // could not parse) gets a `validate` span for that check; a plan that passes is
+      // validated (tensors, images) in the engine's own span after admission.
+      const checkedAt = performance.now();
       // Model names are bounded (config.json's rule); anything else is refused
       // before limits and recorded under a placeholder, so a client cannot put
       // arbitrary text into usage records and rollup keys.
@@ -225,25 +263,30 @@ export class InferencePipeline {
         if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
         assertModelAllowed(principal, model);
       }, call);
-      if (allowed) throw new StepFailure(allowed, await this.chargeRequest(principal, call.log));
+      if (allowed) {
+        trace.recorded('validate', checkedAt, performance.now(), {}, allowed.code);
+        throw new StepFailure(allowed, await this.chargeRequest(principal, call.log, trace));
+      }
 
       try {
         planned = plan();
       } catch (error) {
+        const failure = this.domain(error, call);
+        trace.recorded('validate', checkedAt, performance.now(), {}, failure.code);
         // Unknown, not READY (or a body the front door could not parse): the request
         // still counts against the request limits (order: authenticate, limits,
         // validate), so probing for models is not free; a refusal by them wins.
-        const decision = await this.deps.limits.check(principal, { computeUnits: 0 });
-        throw new StepFailure(decision.allowed ? this.domain(error, call) : limitError(decision), decision);
+        const decision = await this.admit(principal, 0, trace);
+        throw new StepFailure(decision.allowed ? failure : limitError(decision), decision);
       }
 
-      limits = await this.deps.limits.check(principal, { computeUnits: planned.computeUnits });
+      limits = await this.admit(principal, planned.computeUnits, trace);
       if (!limits.allowed) {
         const refusal = limitError(limits);
         this.deps.engine.refused(planned, refusal);
         throw new StepFailure(refusal, limits);
       }
-      const result = await execute(planned);
+      const result = await execute(planned, trace);
       outcome = { ok: true, result, principal, limits };
     } catch (error) {
       outcome =
@@ -270,9 +313,21 @@ export class InferencePipeline {
       executionProvider: planned?.executionProvider ?? null,
       createdAt: new Date(),
     };
+    if (trace.recording) {
+      trace.annotate({
+        // The stored name: a served model's, else a placeholder (never client text).
+        [ATTR.model]: event.model,
+        [ATTR.usageStatus]: event.status,
+        ...(event.modelVersion ? { [ATTR.modelVersion]: event.modelVersion } : {}),
+        ...(outcome.ok ? {} : { [ATTR.errorType]: outcome.error.code }),
+      });
+    }
     try {
       // One record per call, whatever happened; a durable sink is awaited before the answer goes.
-      await (call.usage ?? this.deps.usage).record(event);
+      const sink = call.usage ?? this.deps.usage;
+      // A sink the front door holds (GraphQL) writes later, in its own record span.
+      if (call.usage) await sink.record(event);
+      else await trace.step('record', () => sink.record(event), { [ATTR.usageStatus]: event.status });
     } catch (error) {
       return { ok: false, error: this.domain(error, call), principal, limits: outcome.limits };
     }

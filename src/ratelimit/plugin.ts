@@ -13,6 +13,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { httpStatusFor, type DomainError } from '../errors';
 import { limitError, rateLimitHeaders } from './headers';
 import type { LimitDecision } from './types';
+import { admitAttributes } from '../tracing/attributes';
 
 /** Root fields whose resolvers meter themselves (with compute units). */
 export const SELF_METERED_ROOT_FIELDS = new Set(['infer', 'classify']);
@@ -76,7 +77,12 @@ export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
             contextValue.limitsDeferred = true;
             return;
           }
-          const decision = await contextValue.services.limits.check(principal, { computeUnits: 0 });
+          const decision = await contextValue.trace.step('admit', async (span) => {
+            const made = await contextValue.services.limits.check(principal, { computeUnits: 0 });
+            span.set(admitAttributes(made));
+            if (!made.allowed) span.fail(limitError(made).code);
+            return made;
+          });
           recordLimitDecision(contextValue, decision);
           if (!decision.allowed) throw asGraphQLError(limitError(decision));
         },

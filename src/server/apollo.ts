@@ -14,6 +14,7 @@ import { classifyError, domainErrorOf, httpStatusFor, isDependencyUnavailable, P
 import { inputGuardPlugin } from '../graphql/input-guard';
 import { finalizeUsage } from '../usage/pending-usage';
 import { rateLimitPlugin } from '../ratelimit/plugin';
+import { ATTR } from '../tracing/attributes';
 
 /** Logs unexpected errors with the request id and stamps the id on every error sent. */
 function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
@@ -50,7 +51,10 @@ function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
           // Usage records are written once the answer is known, so their status matches it, and
           // durably before it is sent (the write-ahead log): an answered request survives kill -9.
           try {
-            await finalizeUsage(contextValue.pendingUsage, contextValue.services.usage, sent ?? []);
+            const pending = contextValue.pendingUsage;
+            if (pending.length > 0) {
+              await contextValue.trace.step('record', () => finalizeUsage(pending, contextValue.services.usage, sent ?? []), { [ATTR.usageRecords]: pending.length });
+            }
           } catch (error) {
             // Stored nowhere (log and database both failing): the answer must not go out unmetered.
             contextValue.log.error({ err: error }, 'usage record could not be stored; answering UNAVAILABLE');

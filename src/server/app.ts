@@ -37,6 +37,10 @@ import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
 import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
 import { registerHttpErrorContract, clientErrorHandler } from './http-errors';
+import { createTracing, type Tracing } from '../tracing/tracing';
+import { registerTracing } from '../tracing/http';
+import { NOOP_STEPS } from '../tracing/noop';
+import { principalAttributes } from '../tracing/attributes';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -139,12 +143,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing };
 
+  const tracing = createTracing(config.tracing, log.child({ component: 'tracing' }));
+  if (tracing.exporting) log.info({ tracesUrl: config.tracing.exporter?.url, sampler: config.tracing.sampler }, 'exporting traces over OTLP/HTTP');
+
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);
   const routes: RouteEntry[] = [];
-  const app = buildHttpServer(services, apollo, inFlight, routes);
+  const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  // After the drain (the last requests' spans are ended), and after usage (registered
+  // before it, so it runs after it): an unreachable collector must not hold up metering.
+  lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());
   lifecycle.onShutdown('usage', 'flush', () => usage.close());
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
@@ -196,7 +206,7 @@ async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logg
   }
 }
 
-function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>, inFlight: InFlightRequests, routes: RouteEntry[]): FastifyInstance {
+function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>, inFlight: InFlightRequests, tracing: Tracing, routes: RouteEntry[]): FastifyInstance {
   const { config, log, metrics, readiness } = services;
   const app = Fastify({
     // pino's Logger is what fastify expects at run time; its type differs only in generics.
@@ -217,6 +227,7 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
   });
   registerHttpErrorContract(app, { bodyLimitBytes: config.bodyLimitBytes, maxListElements: config.graphql.maxListElements });
+  registerTracing(app, tracing);
 
   app.addHook('onRequest', async (request, reply) => {
     inFlight.started(reply.raw);
@@ -233,7 +244,8 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
       { method: request.method, route, status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
-    log.debug({ requestId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+    // The request's own logger: it carries the request id (and trace_id/span_id on traced routes).
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
   });
 
   app.get('/healthz', async () => ({ status: 'alive' }));
@@ -267,18 +279,23 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
         principal: null,
         inferenceCalls: 0,
         pendingUsage: [],
+        trace: request.trace ?? NOOP_STEPS,
       };
-      try {
-        context.principal = await services.auth.authenticate(request.headers);
-      } catch (error) {
-        // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status;
-        // a database or Redis outage under authentication is UNAVAILABLE (503), never its driver text.
-        if (error instanceof DomainError) context.authError = error;
-        else if (isDependencyUnavailable(error)) {
-          request.log.warn({ err: error }, 'authentication: dependency unavailable');
-          context.authError = new UnavailableError();
-        } else throw error;
-      }
+      await context.trace.step('authenticate', async (span) => {
+        try {
+          context.principal = await services.auth.authenticate(request.headers);
+          if (context.principal) span.set(principalAttributes(context.principal));
+        } catch (error) {
+          // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status;
+          // a database or Redis outage under authentication is UNAVAILABLE (503), never its driver text.
+          if (error instanceof DomainError) context.authError = error;
+          else if (isDependencyUnavailable(error)) {
+            request.log.warn({ err: error }, 'authentication: dependency unavailable');
+            context.authError = new UnavailableError();
+          } else throw error;
+          span.fail(context.authError.code);
+        }
+      });
       return context;
     },
   });
