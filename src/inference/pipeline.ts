@@ -237,7 +237,7 @@ export class InferencePipeline {
         throw new StepFailure(decision.allowed ? this.domain(error, call) : limitError(decision), decision);
       }
 
-      limits = await this.deps.limits.check(principal, { computeUnits: planned.computeUnits });
+      limits = await this.deps.limits.check(principal, { computeUnits: planned.computeUnits, model });
       if (!limits.allowed) {
         const refusal = limitError(limits);
         this.deps.engine.refused(planned, refusal);
