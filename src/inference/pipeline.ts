@@ -30,7 +30,8 @@ export interface CallerAuthenticator {
 
 /** Checks and consumes every limit of one request atomically (ratelimit domain). */
 export interface LimitChecker {
-  check(principal: Principal, request: { computeUnits: number }): Promise<LimitDecision>;
+  /** model: for the price a money budget charges. */
+  check(principal: Principal, request: { computeUnits: number; model?: string }): Promise<LimitDecision>;
 }
 
 /** Where usage records go. A durable sink returns a promise; the answer waits for it. */

@@ -36,6 +36,41 @@ export enum ApiKeyStatus {
 }
 registerEnumType(ApiKeyStatus, { name: 'ApiKeyStatus', description: 'GRACE: rotated, the old secret works until graceUntil; ROTATED: the grace has ended' });
 
+export enum CreditRefillIntervalValue {
+  DAILY = 'DAILY',
+  MONTHLY = 'MONTHLY',
+}
+registerEnumType(CreditRefillIntervalValue, {
+  name: 'CreditRefillInterval',
+  description: 'When a credit balance is reset to its refill amount',
+  valuesConfig: { DAILY: { description: 'At every UTC midnight' }, MONTHLY: { description: 'At the start of every calendar month (UTC)' } },
+});
+
+@ObjectType('MoneyBudget', { description: 'A monthly money budget: what may be spent per calendar month (UTC), at the price book prices in effect' })
+export class MoneyBudgetType {
+  @Field({ description: 'Integer micro-units of the currency (1 USD = 1000000), a decimal string (exact)' }) amountMicros!: string;
+  @Field({ description: 'ISO 4217 code; a request for a model priced in another currency is refused (QUOTA_EXCEEDED, reason CURRENCY_MISMATCH)' }) currency!: string;
+}
+
+@ObjectType('Credits', { description: 'A credit balance in compute units: consumed by every inference request, reset to refillAmount at each boundary, raised by grantCredits' })
+export class CreditsType {
+  @Field({ description: 'When credits were configured: usage and grants before it do not count' }) since!: Date;
+  @Field(() => Int, { nullable: true, description: 'The balance at each refill boundary; null: no refill (top-ups only)' }) refillAmount!: number | null;
+  @Field(() => CreditRefillIntervalValue, { nullable: true, description: 'null: no refill' }) refillInterval!: CreditRefillIntervalValue | null;
+}
+
+@InputType('MoneyBudgetInput', { description: 'A monthly money budget' })
+export class MoneyBudgetInput {
+  @Field({ description: 'Integer micro-units per calendar month (UTC), a decimal string, at most 10^15' }) amountMicros!: string;
+  @Field({ description: 'ISO 4217 code, e.g. USD; must match the other budgets of the tenant and its keys' }) currency!: string;
+}
+
+@InputType('CreditsInput', { description: 'Configures a credit balance; give refillAmount and refillInterval together, or neither (top-ups only)' })
+export class CreditsInput {
+  @Field(() => Int, { nullable: true, description: 'Compute units the balance is reset to at each boundary' }) refillAmount?: number | null;
+  @Field(() => CreditRefillIntervalValue, { nullable: true, description: 'DAILY or MONTHLY (UTC)' }) refillInterval?: CreditRefillIntervalValue | null;
+}
+
 @ObjectType('Tenant')
 export class TenantType {
   @Field(() => ID) id!: string;
@@ -44,6 +79,8 @@ export class TenantType {
   @Field(() => Int, { nullable: true, description: 'null: the gateway default' }) requestsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'null: the gateway default' }) computeUnitsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'null: the gateway default' }) monthlyComputeUnitQuota!: number | null;
+  @Field(() => MoneyBudgetType, { nullable: true, description: 'Money the whole tenant may spend per month; null: none' }) monthlyBudget!: MoneyBudgetType | null;
+  @Field(() => CreditsType, { nullable: true, description: "The tenant's credit balance settings; null: not limited by credits" }) credits!: CreditsType | null;
   @Field() createdAt!: Date;
   @Field() updatedAt!: Date;
 }
@@ -59,6 +96,8 @@ export class ApiKeyType {
   @Field(() => Int, { nullable: true }) requestsPerMinute!: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC) for this key; null: none of its own' }) monthlyComputeUnitBudget!: number | null;
+  @Field(() => MoneyBudgetType, { nullable: true, description: 'Money this key may spend per month; null: none of its own' }) monthlyBudget!: MoneyBudgetType | null;
+  @Field(() => CreditsType, { nullable: true, description: "The key's credit balance settings; null: not limited by credits" }) credits!: CreditsType | null;
   @Field(() => Date, { nullable: true }) expiresAt!: Date | null;
   @Field(() => Date, { nullable: true }) revokedAt!: Date | null;
   @Field(() => Date, { nullable: true, description: 'Updated coarsely (KEY_LAST_USED_GRANULARITY_MS), not per request' }) lastUsedAt!: Date | null;
@@ -147,6 +186,8 @@ export class CreateTenantInput {
   @Field(() => Int, { nullable: true }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) monthlyComputeUnitQuota?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'Money the tenant may spend per month' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'Give the tenant a credit balance' }) credits?: CreditsInput | null;
 }
 
 @InputType({ description: 'Absent fields stay as they are; null clears a limit back to the gateway default' })
@@ -155,6 +196,8 @@ export class UpdateTenantInput {
   @Field(() => Int, { nullable: true }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) monthlyComputeUnitQuota?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'null: no money budget' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'null: no credit balance (the balance is forgotten); a change applies to the current period at once' }) credits?: CreditsInput | null;
 }
 
 @InputType()
@@ -168,6 +211,8 @@ export class CreateApiKeyInput {
   @Field(() => Int, { nullable: true }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC) for this key' }) monthlyComputeUnitBudget?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'Money this key may spend per month' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'Give the key a credit balance' }) credits?: CreditsInput | null;
 }
 
 @InputType({ description: 'Absent fields stay as they are; null clears a limit back to the default, expiresAt to never, metadata to none' })
@@ -178,6 +223,8 @@ export class UpdateApiKeyInput {
   @Field(() => Int, { nullable: true }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true }) monthlyComputeUnitBudget?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'null: no money budget of its own' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'null: no credit balance (the balance is forgotten); a change applies to the current period at once' }) credits?: CreditsInput | null;
   @Field(() => Date, { nullable: true }) expiresAt?: Date | null;
   @Field(() => GraphQLJSON, { nullable: true, description: 'String values only, at most 32 entries; replaces the whole object' }) metadata?: Record<string, string> | null;
 }

@@ -260,13 +260,14 @@ export class RedisLimiter {
       client.defineCommand('modelgateCreditSeed', { lua: CREDIT_SEED_SCRIPT, numberOfKeys: 1 });
       client.defineCommand('modelgateCreditGrant', { lua: CREDIT_GRANT_SCRIPT, numberOfKeys: 1 });
     }
-    // As above: methods added at run time.
-    const commands = client as unknown as Record<string, (...args: (string | number)[]) => Promise<number | null>>;
-    const seed = commands['modelgateCreditSeed'];
-    const grant = commands['modelgateCreditGrant'];
-    if (!seed || !grant) throw new Error('ioredis did not register the credit scripts');
-    this.creditSeed = (key, period, balance, ttl) => seed.call(client, key, period, balance, ttl) as Promise<number>;
-    this.creditGrant = (key, period, amount, refill, ttl) => grant.call(client, key, period, amount, refill, ttl);
+    // As above: methods added at run time (looked up when first used).
+    const command = (name: string) => {
+      const method = (client as unknown as Record<string, ((...args: (string | number)[]) => Promise<number | null>) | undefined>)[name];
+      if (!method) throw new Error(`ioredis did not register ${name}`);
+      return method;
+    };
+    this.creditSeed = (key, period, balance, ttl) => command('modelgateCreditSeed').call(client, key, period, balance, ttl) as Promise<number>;
+    this.creditGrant = (key, period, amount, refill, ttl) => command('modelgateCreditGrant').call(client, key, period, amount, refill, ttl);
   }
 
   /** Keys passed to the script for these limits (exported for the cluster-slot test). */

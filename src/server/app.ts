@@ -29,6 +29,7 @@ import { registerConsole } from '../console/console.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { PriceBook } from '../billing/price-book';
+import { CreditService, creditBalanceFromLedger } from '../billing/credits';
 import { bootstrapFirstAdminOnStart } from '../keys/first-admin';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
@@ -94,8 +95,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics, pgListenUrl });
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
-  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
-  if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
+  const billing = new PriceBook(db);
   const limits = new RateLimitService({
     config,
     log: log.child({ component: 'ratelimit' }),
@@ -104,7 +104,15 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     redis,
     // A quota counter Redis lost is rebuilt from what Postgres says was billed.
     billedUnits: (tenantId, from, to, apiKeyId) => billedComputeUnits(db, tenantId, from, to, apiKeyId),
+    // Money budgets: charged at the price book's price, rebuilt from the invoice's own sum.
+    priceAt: (tenantId, model, at) => billing.priceAt(tenantId, model, at),
+    spendMicros: (tenantId, from, to, currency, apiKeyId) => billing.spendMicros(tenantId, from, to, currency, apiKeyId),
+    // Credit balances: rebuilt from the ledger and the billed usage.
+    creditBalance: (tenantId, apiKeyId, from, to, refill) => creditBalanceFromLedger(db, tenantId, apiKeyId, from, to, refill),
   });
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits);
+  if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
+  const credits = new CreditService(db, limits);
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();
@@ -125,9 +133,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const billing = new PriceBook(db);
-
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits };
 
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);
