@@ -19,7 +19,7 @@ import type { Database } from '../../src/db/database';
 import type { UsageService } from '../../src/usage/usage.service';
 import type { LimitDecision } from '../../src/ratelimit/types';
 import { drain, makeEvent, openDatabase, quietLogger, startUsage } from '../usage/helpers';
-import { limitsConfig, principal } from './limiter-helpers';
+import { harness, limitsConfig, principal } from './limiter-helpers';
 
 const NOW = new Date('2026-11-10T10:00:00.000Z');
 const roomy = { keyComputeUnitsPerMinute: 1_000_000, tenantComputeUnitsPerMinute: 1_000_000, keyRequestsPerMinute: 100_000, tenantRequestsPerMinute: 100_000 };
@@ -185,5 +185,22 @@ describe('credit balances and money budgets', () => {
     if (mismatch.allowed || mismatch.reason !== 'currency_mismatch') throw new Error(JSON.stringify(mismatch));
     expect(limitError(mismatch)).toMatchObject({ code: 'QUOTA_EXCEEDED', extensions: { reason: 'CURRENCY_MISMATCH', priceCurrency: 'USD', limit: { name: 'tenant_monthly_spend' } } });
     expect((await replicas[0]!.status(eur, NOW)).monthlyQuota.used).toBe(4 * 10 + 4 + 3);
+  });
+
+  it('holds the same balances in the in-process limiter (embedded mode, or Redis down in open mode): exact within one process, refilled at the boundary', async () => {
+    const local = await harness(null, 'unused:');
+    try {
+      const p = principal({ ...roomy, keyCredits: { since: new Date('2026-11-01T00:00:00Z'), refill: { amount: 5, interval: 'DAILY' } }, tenantMonthlyBudget: { micros: 3_000, currency: 'USD' } });
+      const d = await Promise.all(Array.from({ length: 8 }, () => local.service.check(p, { computeUnits: 1 }, NOW)));
+      expect(d.filter((x) => x.allowed)).toHaveLength(5);
+      expect(refusal(d[7]!).hit).toMatchObject({ name: 'key_credits', remaining: 0 });
+      expect(d[0]!.source).toBe('local');
+      const midnight = new Date('2026-11-11T00:00:00.000Z');
+      expect((await local.service.status(p, midnight)).limits.find((l) => l.name === 'key_credits')).toMatchObject({ remaining: 5 });
+      expect((await local.service.check(p, { computeUnits: 5 }, midnight)).allowed).toBe(true);
+      expect((await local.service.check(p, { computeUnits: 1 }, midnight)).allowed).toBe(false);
+    } finally {
+      await local.close();
+    }
   });
 });
