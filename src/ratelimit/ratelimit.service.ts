@@ -14,7 +14,9 @@
  * A tenant's monthly quota counter that Redis lost is rebuilt from the billed
  * units in Postgres before anything is admitted against it (see
  * redis-limiter.ts); while Postgres cannot answer, such a request is refused
- * with UNAVAILABLE rather than admitted against a counter of 0.
+ * with UNAVAILABLE rather than admitted against a counter of 0. The same
+ * holds for money-budget counters (rebuilt from the spend) and credit
+ * balances (rebuilt from the ledger minus the billed units).
  */
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
@@ -69,6 +71,12 @@ export interface RateLimitServiceOptions {
   creditBalance?: (tenantId: string, apiKeyId: string | undefined, from: Date, to: Date, refill: number | null) => Promise<number>;
   /** The price of one compute unit of `model` for the tenant at `at` (null: no price), for money budgets. */
   priceAt?: (tenantId: string, model: string, at: Date) => Promise<{ currency: string; microsPerUnit: number } | null>;
+  /**
+   * Called after every check with its decision, whose states hold each
+   * limit's remaining after it (the hook for threshold and
+   * credits-exhausted events). Synchronous; a throw is logged, never raised.
+   */
+  onDecision?: (principal: Principal, decision: LimitDecision) => void;
 }
 
 /** Whose credit balance: a key's (apiKeyId set) or its tenant's. */
@@ -108,6 +116,7 @@ export class RateLimitService {
   private readonly spendMicros: NonNullable<RateLimitServiceOptions['spendMicros']>;
   private readonly creditBalance: NonNullable<RateLimitServiceOptions['creditBalance']>;
   private readonly priceAt: NonNullable<RateLimitServiceOptions['priceAt']>;
+  private readonly onDecision: RateLimitServiceOptions['onDecision'];
   /** Rebuilds in progress, by store key: concurrent checks of one tenant share one Postgres read. */
   private readonly seeding = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | undefined;
@@ -124,6 +133,7 @@ export class RateLimitService {
     this.spendMicros = options.spendMicros ?? (async () => 0);
     this.creditBalance = options.creditBalance ?? (async (_t, _k, _f, _to, refill) => refill ?? 0);
     this.priceAt = options.priceAt ?? (async () => null);
+    this.onDecision = options.onDecision;
     this.redisLimiter = this.redis ? new RedisLimiter(this.redis.client, this.redis.keyPrefix) : null;
     this.redisHealthy = this.redis?.state === 'up';
     this.everHealthy = this.redisHealthy;
@@ -181,6 +191,18 @@ export class RateLimitService {
    * non-inference operation) consumes only the request limits.
    */
   async check(principal: Principal, request: CheckRequest, now?: Date): Promise<LimitDecision> {
+    const decision = await this.decide(principal, request, now);
+    if (this.onDecision) {
+      try {
+        this.onDecision(principal, decision);
+      } catch (error) {
+        this.log.warn({ reason: error instanceof Error ? error.message : String(error) }, 'limit decision observer failed');
+      }
+    }
+    return decision;
+  }
+
+  private async decide(principal: Principal, request: CheckRequest, now?: Date): Promise<LimitDecision> {
     if (!this.config.limits.enabled) return { allowed: true, states: [], source: 'disabled' };
     const computeUnits = wholeUnits(request.computeUnits);
     const at = now ?? this.clock();

@@ -28,7 +28,14 @@
  * persistence, failed over, evicted the key) is never taken as 0: the script
  * answers "seed" and admits nothing; the service rebuilds the counter from
  * Postgres, sets it with SET NX (so concurrent replicas agree on one value)
- * and runs the check again.
+ * and runs the check again. Money budgets are such month counters too, in
+ * micro-units (cost = units x price, computed by the caller).
+ *
+ * Credit balances (kind "k") are a hash {p: refill period, b: balance} that
+ * must exist like a quota counter; the refill happens inside the script when
+ * the caller's period id is newer than the stored one (see CHECK_SCRIPT), so
+ * a boundary needs no Postgres read. Balances are rebuilt from the ledger by
+ * seedCredits and topped up by grantCredits, each one small script.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { StoreLimit, StoreResult } from './store';

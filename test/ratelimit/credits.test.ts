@@ -19,7 +19,7 @@ import type { Database } from '../../src/db/database';
 import type { UsageService } from '../../src/usage/usage.service';
 import type { LimitDecision } from '../../src/ratelimit/types';
 import { drain, makeEvent, openDatabase, quietLogger, startUsage } from '../usage/helpers';
-import { harness, limitsConfig, principal } from './limiter-helpers';
+import { limitsConfig, principal } from './limiter-helpers';
 
 const NOW = new Date('2026-11-10T10:00:00.000Z');
 const roomy = { keyComputeUnitsPerMinute: 1_000_000, tenantComputeUnitsPerMinute: 1_000_000, keyRequestsPerMinute: 100_000, tenantRequestsPerMinute: 100_000 };
@@ -188,7 +188,10 @@ describe('credit balances and money budgets', () => {
   });
 
   it('holds the same balances in the in-process limiter (embedded mode, or Redis down in open mode): exact within one process, refilled at the boundary', async () => {
-    const local = await harness(null, 'unused:');
+    // The decision observer (the hook for credits.exhausted / threshold events) sees every decision with the state after it.
+    const seen: LimitDecision[] = [];
+    const service = new RateLimitService({ config: limitsConfig(), log, metrics: new Metrics(), readiness: new Readiness(), redis: null, onDecision: (_p, d) => seen.push(d) });
+    const local = { service, close: async () => service.close() };
     try {
       const p = principal({ ...roomy, keyCredits: { since: new Date('2026-11-01T00:00:00Z'), refill: { amount: 5, interval: 'DAILY' } }, tenantMonthlyBudget: { micros: 3_000, currency: 'USD' } });
       const d = await Promise.all(Array.from({ length: 8 }, () => local.service.check(p, { computeUnits: 1 }, NOW)));
@@ -199,6 +202,8 @@ describe('credit balances and money budgets', () => {
       expect((await local.service.status(p, midnight)).limits.find((l) => l.name === 'key_credits')).toMatchObject({ remaining: 5 });
       expect((await local.service.check(p, { computeUnits: 5 }, midnight)).allowed).toBe(true);
       expect((await local.service.check(p, { computeUnits: 1 }, midnight)).allowed).toBe(false);
+      expect(seen).toHaveLength(10);
+      expect(seen[8]!.states.find((st) => st.name === 'key_credits')).toMatchObject({ remaining: 0 });
     } finally {
       await local.close();
     }
