@@ -287,7 +287,8 @@ export class RateLimitService {
           let answer: RedisCheck = await attempt();
           for (let seeds = 0; 'needSeed' in answer; seeds += 1) {
             const missing = limits[answer.needSeed];
-            if (!missing || seeds >= MAX_SEEDS_PER_CHECK) throw new Error('the monthly quota counter kept vanishing from Redis while being rebuilt');
+            // Each seeded limit may need one rebuild; beyond that, counters keep vanishing.
+            if (!missing || seeds >= limits.length + MAX_SEEDS_PER_CHECK) throw new Error('a limit counter kept vanishing from Redis while being rebuilt');
             await this.seedQuota(limiter, principal.tenantId, missing, at);
             answer = await attempt();
           }

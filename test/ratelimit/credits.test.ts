@@ -187,6 +187,26 @@ describe('credit balances and money budgets', () => {
     expect((await replicas[0]!.status(eur, NOW)).monthlyQuota.used).toBe(4 * 10 + 4 + 3);
   });
 
+  it('rebuilds every missing counter of one check in Redis (quota, unit budget, both money budgets, both balances): decided in Redis, not by the fallback', async () => {
+    const credits = { since: new Date('2026-11-01T00:00:00Z'), refill: { amount: 100, interval: 'MONTHLY' as const } };
+    const money = { micros: 1_000_000, currency: 'USD' };
+    const p = principal({ ...roomy, tenantMonthlyComputeUnitQuota: 1000, keyMonthlyComputeUnitBudget: 1000, keyMonthlyBudget: money, tenantMonthlyBudget: money, keyCredits: credits, tenantCredits: credits });
+    const d = await replicas[0]!.check(p, { computeUnits: 2 }, NOW);
+    expect(d).toMatchObject({ allowed: true, source: 'redis' });
+    expect(d.states.map((st) => [st.name, st.remaining])).toEqual([
+      ['key_requests', 99_999],
+      ['tenant_requests', 99_999],
+      ['key_compute_units', 999_998],
+      ['tenant_compute_units', 999_998],
+      ['tenant_monthly_compute_units', 998],
+      ['key_monthly_compute_units', 998],
+      ['key_monthly_spend', 1_000_000],
+      ['tenant_monthly_spend', 1_000_000],
+      ['key_credits', 98],
+      ['tenant_credits', 98],
+    ]);
+  });
+
   it('holds the same balances in the in-process limiter (embedded mode, or Redis down in open mode): exact within one process, refilled at the boundary', async () => {
     // The decision observer (the hook for credits.exhausted / threshold events) sees every decision with the state after it.
     const seen: LimitDecision[] = [];
