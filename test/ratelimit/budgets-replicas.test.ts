@@ -113,5 +113,20 @@ describe('budgets and credits across three production gateways', () => {
     expect(again.grantCredits.balance).toBe(2);
     const more = await Promise.all([0, 1, 2].map((i) => infer(gateways[i]!, t.key)));
     expect(more.filter((r) => r.status === 200).length).toBe(2);
+
+    // A key balance configured on one gateway applies on another from its next request (invalidation), and is audited.
+    const set = await gateways[1]!.graphql<{ updateApiKey: { credits: { refillAmount: number; refillInterval: string } } }>(
+      'mutation($id: ID!) { updateApiKey(id: $id, input: { credits: { refillAmount: 3, refillInterval: DAILY } }) { credits { refillAmount refillInterval } } }',
+      { id: t.apiKeyId },
+      authHeaders(admin),
+    );
+    expect(set.body?.data?.updateApiKey.credits).toEqual({ refillAmount: 3, refillInterval: 'DAILY' });
+    const shown = await until('the key balance on gateway C', async () => {
+      const r = await gateways[2]!.graphql<{ me: { limits: { limits: { name: string; limit: number; remaining: number }[] } } }>('{ me { limits { limits { name limit remaining } } } }', {}, authHeaders(t.key));
+      return r.body?.data?.me.limits.limits.find((l) => l.name === 'key_credits');
+    }, 5_000);
+    expect(shown).toEqual({ name: 'key_credits', limit: 3, remaining: 3 });
+    const audit = await db.prisma.auditEvent.findFirst({ where: { tenantId: t.tenantId, action: 'apikey.update' }, orderBy: { createdAt: 'desc' } });
+    expect(audit?.after).toMatchObject({ creditRefillAmount: 3, creditRefillInterval: 'DAILY' });
   });
 });
