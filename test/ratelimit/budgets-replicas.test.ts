@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { ProductionGateway, productionEnv } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
-import { errorCode, infer, until, usageOf } from '../resilience/helpers';
+import { errorCode, INFER, infer, until, usageOf } from '../resilience/helpers';
+import { imageTensor } from '../inference/fixtures';
 
 jest.setTimeout(120_000);
 
@@ -50,9 +51,16 @@ describe('budgets and credits across three production gateways', () => {
     return { tenantId: t.createTenant.id, tenantName: name, key: k.createApiKey.plaintext, apiKeyId: k.createApiKey.apiKey.id };
   }
 
-  /** Fires REQUESTS concurrent one-unit requests round-robin over the gateways; checks the counts and the refusals' limit. */
-  async function fire(key: string, tenantId: string, limitName: string): Promise<void> {
-    const responses = await Promise.all(Array.from({ length: REQUESTS }, (_, i) => infer(gateways[i % 3]!, key)));
+  /**
+   * Fires REQUESTS concurrent one-item requests round-robin over the gateways
+   * (fashion-cnn: 1 unit each; fashion-attention: cost 1.39, 2 units); checks
+   * the counts and the refusals' limit.
+   */
+  async function fire(key: string, tenantId: string, limitName: string, model = 'fashion-cnn', unitsEach = 1): Promise<void> {
+    const tensor = imageTensor([0]);
+    const responses = await Promise.all(
+      Array.from({ length: REQUESTS }, (_, i) => gateways[i % 3]!.graphql<{ infer: { modelName: string } }>(INFER, { in: { model, inputs: [tensor] } }, authHeaders(key))),
+    );
     const admitted = responses.filter((r) => r.status === 200 && !r.body?.errors);
     const refused = responses.filter((r) => r.status === 429);
     process.stdout.write(`${limitName} across 3 gateways: ${admitted.length} of ${REQUESTS} admitted (budget ${N}), ${refused.length} refused\n`);
@@ -68,7 +76,7 @@ describe('budgets and credits across three production gateways', () => {
       const u = await usageOf(testEnv.databaseUrl, tenantId);
       return u.rows === REQUESTS ? u : undefined;
     });
-    expect(usage).toMatchObject({ rows: REQUESTS, ok: N, units: N });
+    expect(usage).toMatchObject({ rows: REQUESTS, ok: N, units: N * unitsEach });
   }
 
   it(`admits exactly ${N} of ${REQUESTS} under a key budget of ${N} compute units`, async () => {
@@ -76,16 +84,22 @@ describe('budgets and credits across three production gateways', () => {
     await fire(t.key, t.tenantId, 'key_monthly_compute_units');
   });
 
-  it(`admits exactly ${N} of ${REQUESTS} under a money budget of ${N} x the model's price, and me.limits shows it spent`, async () => {
-    const t = await tenantWithKey({}, { monthlyBudget: { amountMicros: String(N * 250), currency: 'USD' } });
-    // The tenant's own price of fashion-cnn, in effect since the start of the previous hour
-    // (written directly: setPrice only accepts future hours, so usage keeps the price it had).
+  it(`admits exactly ${N} of ${REQUESTS} under a money budget of ${N} x the request's price, and me.limits shows it spent`, async () => {
+    // fashion-attention (2 units a request) at 250 micro-USD a unit: 500 a request.
+    const t = await tenantWithKey({}, { monthlyBudget: { amountMicros: String(N * 500), currency: 'USD' } });
+    // The tenant's own price, in effect since the start of the previous hour (written directly:
+    // setPrice only accepts future hours, so usage keeps the price it had). A model no other
+    // test prices, so the shared database's price lists elsewhere are unchanged.
     const { db } = await testKeyService();
     const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
-    await db.prisma.price.create({ data: { model: 'fashion-cnn', tenantId: t.tenantId, currency: 'USD', microsPerUnit: 250n, effectiveFrom: new Date(hour), createdBy: 'test' } });
-    await fire(t.key, t.tenantId, 'key_monthly_spend');
+    const price = await db.prisma.price.create({ data: { model: 'fashion-attention', tenantId: t.tenantId, currency: 'USD', microsPerUnit: 250n, effectiveFrom: new Date(hour), createdBy: 'test' } });
+    try {
+      await fire(t.key, t.tenantId, 'key_monthly_spend', 'fashion-attention', 2);
+    } finally {
+      await db.prisma.price.delete({ where: { id: price.id } });
+    }
     const me = await gql<{ me: { limits: { limits: { name: string; limit: number; remaining: number; currency: string | null }[] } } }>('{ me { limits { limits { name limit remaining currency } } } }', {}, t.key);
-    expect(me.me.limits.limits.find((l) => l.name === 'key_monthly_spend')).toEqual({ name: 'key_monthly_spend', limit: N * 250, remaining: 0, currency: 'USD' });
+    expect(me.me.limits.limits.find((l) => l.name === 'key_monthly_spend')).toEqual({ name: 'key_monthly_spend', limit: N * 500, remaining: 0, currency: 'USD' });
     // A budget in another currency than the tenant's existing ones is refused with a coded error.
     const clash = await gateways[1]!.graphql(
       'mutation($t: ID!, $in: UpdateTenantInput!) { updateTenant(id: $t, input: $in) { id } }',
