@@ -42,7 +42,7 @@ module.exports = tseslint.config(
             suffixes: ['Connection', 'Edge', 'Result', 'Payload'],
             types: [
               'ClassPrediction', 'CreatedApiKey', 'Health', 'ImageClassification', 'InferOutputTensor', 'InferTiming',
-              'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion',
+              'Credits', 'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion', 'MoneyBudget',
               'Money', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TensorSpec', 'UsageSummaryRow',
             ],
           },

@@ -24,5 +24,25 @@ export interface Principal {
     tenantMonthlyComputeUnitQuota: number | null;
     /** The key's own monthly compute-unit budget; null: none. */
     keyMonthlyComputeUnitBudget?: number | null;
+    /** Money budgets per calendar month (UTC); null: none. */
+    keyMonthlyBudget?: MoneyBudget | null;
+    tenantMonthlyBudget?: MoneyBudget | null;
+    /** Credit balances; null: not limited by credits. */
+    keyCredits?: CreditsConfig | null;
+    tenantCredits?: CreditsConfig | null;
   };
+}
+
+/** A monthly money budget: integer micro-units of one currency. */
+export interface MoneyBudget {
+  micros: number;
+  /** ISO 4217. */
+  currency: string;
+}
+
+/** A credit balance in compute units, optionally reset to `refill.amount` at each UTC day or month. */
+export interface CreditsConfig {
+  /** When credits were configured: consumption and grants before it do not count. */
+  since: Date;
+  refill: { amount: number; interval: 'DAILY' | 'MONTHLY' } | null;
 }

@@ -4,7 +4,7 @@ import type { Price } from '../db/generated/client';
 import type { GraphQLContext } from '../graphql/context';
 import { UnauthenticatedError } from '../errors';
 import { formatMicros, type Invoice } from './price-book';
-import { InvoiceType, Money, PriceType, SetPriceInput } from './billing.types';
+import { CreditGrantType, GrantCreditsInput, InvoiceType, Money, PriceType, SetPriceInput } from './billing.types';
 
 export function toMoney(m: { currency: string; amountMicros: bigint }): Money {
   return { currency: m.currency, amountMicros: m.amountMicros.toString(), amount: formatMicros(m.amountMicros) };
@@ -34,6 +34,13 @@ export class BillingResolver {
   @Mutation(() => PriceType, { description: 'Adds a price to the price book from a whole UTC hour on (never in the past). Scope: admin.' })
   async setPrice(@Arg('input', () => SetPriceInput, { description: 'Model, tenant, currency, price and start hour' }) input: SetPriceInput, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
     return toPriceType(await ctx.services.billing.setPrice(principalOf(ctx), input));
+  }
+
+  @Authorized('admin')
+  @Mutation(() => CreditGrantType, { description: "Adds compute units to a key's or tenant's credit balance (which must be configured), recorded in the ledger and the audit trail; answers the new balance. Scope: admin." })
+  async grantCredits(@Arg('input', () => GrantCreditsInput, { description: 'Whose balance, how many compute units, and why' }) input: GrantCreditsInput, @Ctx() ctx: GraphQLContext): Promise<CreditGrantType> {
+    const g = await ctx.services.credits.grant(principalOf(ctx), input);
+    return { id: g.grantId, tenantId: g.tenantId, apiKeyId: g.apiKeyId, amount: g.amount, balance: g.balance };
   }
 
   @Authorized('usage:read')

@@ -1,5 +1,5 @@
 /** GraphQL types of prices, spend and invoices. Money is integer micro-units as decimal strings: exact in any client. */
-import { Field, ID, InputType, ObjectType } from 'type-graphql';
+import { Field, ID, InputType, Int, ObjectType } from 'type-graphql';
 import { Node } from '../graphql/node';
 
 @ObjectType({ description: 'An exact amount: integer micro-units of the currency (1 USD = 1000000), as a string' })
@@ -51,4 +51,21 @@ export class InvoiceType {
   @Field(() => [InvoiceLineType], { description: 'One line per model and price in effect' }) lines!: InvoiceLineType[];
   @Field(() => [Money], { description: 'One total per currency: the exact sum of its lines' }) totals!: Money[];
   @Field({ description: 'Units with no price in effect (in lines with a null price, amount 0)' }) unpricedUnits!: string;
+}
+
+@InputType({ description: 'A one-off top-up of a credit balance (recorded in the ledger)' })
+export class GrantCreditsInput {
+  @Field({ description: 'Tenant id or name' }) tenant!: string;
+  @Field(() => ID, { nullable: true, description: "A key id of that tenant: its balance; absent: the tenant's balance" }) apiKey?: string | null;
+  @Field(() => Int, { description: 'Compute units to add, 1 to 1000000000' }) amount!: number;
+  @Field(() => String, { nullable: true, description: 'Why (kept in the ledger and the audit trail), at most 500 characters' }) reason?: string | null;
+}
+
+@ObjectType('CreditGrant', { description: 'A recorded top-up and the balance right after it' })
+export class CreditGrantType {
+  @Field(() => ID, { description: 'The ledger row' }) id!: string;
+  @Field(() => ID, { description: 'The tenant whose balance (or whose key\'s balance) was topped up' }) tenantId!: string;
+  @Field(() => ID, { nullable: true, description: "null: the tenant's balance" }) apiKeyId!: string | null;
+  @Field(() => Int, { description: 'Compute units added' }) amount!: number;
+  @Field(() => Int, { description: 'The balance in compute units after this grant' }) balance!: number;
 }

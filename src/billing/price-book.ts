@@ -66,12 +66,79 @@ export function priceLateral(src: string, hourExpr: string): string {
       ORDER BY (p."tenantId" IS NULL), p."effectiveFrom" DESC LIMIT 1) price ON true`;
 }
 
+/** How long a replica trusts its cached price history of one (tenant, model); see priceAt. */
+export const PRICE_CACHE_MS = 30_000;
+
+interface CachedPrices {
+  /** Tenant prices first, then list prices; each newest first. */
+  rows: { tenant: boolean; currency: string; micros: number; from: number }[];
+  fetchedAt: number;
+}
+
 export class PriceBook {
+  /** Price histories by tenant and model, for admission (money budgets). */
+  private readonly cache = new Map<string, CachedPrices>();
+
   constructor(
     private readonly db: Database,
     /** Injectable for tests that build a price history. */
     private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * The price of one compute unit of `model` for the tenant at `at`: the
+   * tenant's own price first, else the list price, the latest started at or
+   * before `at` (the rule priceLateral applies to invoices). The history is
+   * cached for PRICE_CACHE_MS per (tenant, model): the answer changes exactly
+   * at a price's effective hour from the cache, and a price set on another
+   * replica is seen within PRICE_CACHE_MS (prices start on a future whole
+   * hour, so one set that far ahead applies exactly on time everywhere).
+   */
+  async priceAt(tenantId: string, model: string, at: Date): Promise<{ currency: string; microsPerUnit: number } | null> {
+    const key = `${tenantId}|${model}`;
+    const nowMs = this.now();
+    let cached = this.cache.get(key);
+    if (!cached || nowMs - cached.fetchedAt >= PRICE_CACHE_MS) {
+      const rows = await this.db.prisma.price.findMany({
+        where: { model, OR: [{ tenantId }, { tenantId: null }] },
+        orderBy: { effectiveFrom: 'desc' },
+        take: 200,
+      });
+      cached = {
+        rows: rows
+          .map((r) => ({ tenant: r.tenantId !== null, currency: r.currency, micros: Number(r.microsPerUnit), from: r.effectiveFrom.getTime() }))
+          .sort((a, b) => Number(b.tenant) - Number(a.tenant) || b.from - a.from),
+        fetchedAt: nowMs,
+      };
+      if (this.cache.size > 10_000) this.cache.clear();
+      this.cache.set(key, cached);
+    }
+    const t = at.getTime();
+    const hit = cached.rows.find((r) => r.from <= t);
+    return hit ? { currency: hit.currency, microsPerUnit: hit.micros } : null;
+  }
+
+  /**
+   * Micro-units of `currency` spent by a tenant (or one of its keys) in
+   * [from, to): the invoice's own sum (hourly rollups × the price in effect
+   * that hour, in Postgres numeric), so a rebuilt money-budget counter equals
+   * what the invoice says. Lines priced in another currency, and unpriced
+   * units, add nothing.
+   */
+  async spendMicros(tenantId: string, from: Date, to: Date, currency: string, apiKeyId?: string): Promise<number> {
+    const rows = await this.db.prismaEvenIfDown.$queryRawUnsafe<{ amount: string }[]>(
+      `SELECT coalesce(sum(round(h."computeUnits")::numeric * price.p_micros), 0)::text AS amount
+         FROM "UsageHourly" h ${priceLateral('h', 'h."hour"')}
+        WHERE h."tenantId" = $1::uuid AND h."hour" >= $2 AND h."hour" < $3 AND h."status" = 'OK' AND h."computeUnits" > 0
+          AND price.p_currency = $4${apiKeyId ? ` AND h."apiKeyId" = $5::uuid` : ''}`,
+      tenantId,
+      from,
+      to,
+      currency,
+      ...(apiKeyId ? [apiKeyId] : []),
+    );
+    return Number(rows[0]?.amount ?? 0);
+  }
 
   async setPrice(principal: Principal | null, input: SetPriceInput): Promise<Price> {
     requireAdmin(principal);
@@ -107,7 +174,7 @@ export class PriceBook {
         },
       });
       return price;
-    });
+    }).finally(() => this.cache.clear());
   }
 
   async listPrices(principal: Principal, filter: { model?: string | null; tenant?: string | null }): Promise<Price[]> {

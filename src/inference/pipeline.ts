@@ -33,7 +33,8 @@ export interface CallerAuthenticator {
 
 /** Checks and consumes every limit of one request atomically (ratelimit domain). */
 export interface LimitChecker {
-  check(principal: Principal, request: { computeUnits: number }): Promise<LimitDecision>;
+  /** model: for the price a money budget charges. */
+  check(principal: Principal, request: { computeUnits: number; model?: string }): Promise<LimitDecision>;
 }
 
 /** Where usage records go. A durable sink returns a promise; the answer waits for it. */
@@ -175,11 +176,11 @@ export class InferencePipeline {
   }
 
   /** One limits check in an `admit` span: the decision, and the limit that refused. */
-  private admit(principal: Principal, computeUnits: number, trace: StepTrace): Promise<LimitDecision> {
+  private admit(principal: Principal, computeUnits: number, trace: StepTrace, model?: string): Promise<LimitDecision> {
     return trace.step(
       'admit',
       async (span: StepSpan) => {
-        const decision = await this.deps.limits.check(principal, { computeUnits });
+        const decision = await this.deps.limits.check(principal, model === undefined ? { computeUnits } : { computeUnits, model });
         if (trace.recording) {
           span.set(admitAttributes(decision));
           if (!decision.allowed) span.fail(limitError(decision).code);
@@ -280,7 +281,7 @@ export class InferencePipeline {
         throw new StepFailure(decision.allowed ? failure : limitError(decision), decision);
       }
 
-      limits = await this.admit(principal, planned.computeUnits, trace);
+      limits = await this.admit(principal, planned.computeUnits, trace, model);
       if (!limits.allowed) {
         const refusal = limitError(limits);
         this.deps.engine.refused(planned, refusal);

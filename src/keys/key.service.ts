@@ -34,6 +34,15 @@ export interface LimitOverrides {
   computeUnitsPerMinute?: number | null;
   /** A key's monthly compute-unit budget (keys only). */
   monthlyComputeUnitBudget?: number | null;
+  /** A monthly money budget; null clears it. */
+  monthlyBudget?: { amountMicros: string; currency: string } | null;
+  /** A credit balance (refill both or neither); null removes it. */
+  credits?: { refillAmount?: number | null; refillInterval?: 'DAILY' | 'MONTHLY' | null } | null;
+}
+
+/** Where live credit balances are held (the rate-limit service): a changed configuration drops the held balance so it is rebuilt. */
+export interface CreditBalanceReset {
+  resetCredits(target: { tenantId: string; apiKeyId?: string }): Promise<void>;
 }
 
 export interface CreateTenantInput extends LimitOverrides {
@@ -89,6 +98,7 @@ export class KeyService {
     private readonly invalidator: KeyInvalidator,
     private readonly log: Logger,
     private readonly environment: KeyEnvironment = 'live',
+    private readonly balances: CreditBalanceReset | null = null,
   ) {}
 
   private get prisma() {
@@ -108,6 +118,8 @@ export class KeyService {
       requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
       computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
       monthlyComputeUnitQuota: limit(input.monthlyComputeUnitQuota, 'monthlyComputeUnitQuota', 0),
+      ...moneyBudget(input.monthlyBudget),
+      ...creditsData(input.credits, null),
     };
     try {
       return await this.prisma.$transaction(async (tx) => {
@@ -130,13 +142,21 @@ export class KeyService {
     if (input.monthlyComputeUnitQuota !== undefined) {
       data.monthlyComputeUnitQuota = limit(input.monthlyComputeUnitQuota, 'monthlyComputeUnitQuota', 0);
     }
+    if (input.monthlyBudget !== undefined) Object.assign(data, moneyBudget(input.monthlyBudget));
     const updated = await this.prisma.$transaction(async (tx) => {
       const before = await findTenant(tx, ref);
+      if (input.credits !== undefined) Object.assign(data, creditsData(input.credits, before.creditsSince));
+      const currency = data.budgetCurrency as string | null | undefined;
+      if (currency) {
+        const other = await tx.apiKey.findFirst({ where: { tenantId: before.id, revokedAt: null, monthlyBudgetMicros: { not: null }, budgetCurrency: { not: currency } } });
+        if (other?.budgetCurrency) throw currencyClash(currency, other.budgetCurrency, 'monthlyBudget');
+      }
       const after = await tx.tenant.update({ where: { id: before.id }, data });
       await this.notify(tx, { tenantIds: [after.id] });
       await audit(tx, caller, input.status && input.status !== before.status ? `tenant.${input.status === 'SUSPENDED' ? 'suspend' : 'resume'}` : 'tenant.update', 'Tenant', after.id, after.id, tenantView(before), tenantView(after));
       return after;
     });
+    if (input.credits !== undefined) await this.resetBalance({ tenantId: updated.id });
     // Status and limits are part of every cached principal of this tenant.
     await this.invalidator.invalidate({ tenantIds: [updated.id] });
     this.log.info({ tenantId: updated.id, status: updated.status, actor: actorLabel(caller) }, 'tenant updated');
@@ -170,8 +190,11 @@ export class KeyService {
     const allowedModels = modelList(input.allowedModels ?? []);
     const expiresAt = expiryFrom(input.expiresAt, input.ttlSeconds);
     const key = generateKey(input.environment ?? this.environment);
+    const budget = moneyBudget(input.monthlyBudget);
+    const credits = creditsData(input.credits, null);
     return this.prisma.$transaction(async (tx) => {
       const tenantId = await this.targetTenantId(tx, caller, input.tenant);
+      await assertSameCurrency(tx, tenantId, budget.budgetCurrency);
       const apiKey = await tx.apiKey.create({
         data: {
           tenantId,
@@ -183,6 +206,8 @@ export class KeyService {
           requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
           computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
           monthlyComputeUnitBudget: limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0),
+          ...budget,
+          ...credits,
           expiresAt,
           createdBy: actorLabel(caller),
         },
@@ -247,9 +272,12 @@ export class KeyService {
     if (input.monthlyComputeUnitBudget !== undefined) data.monthlyComputeUnitBudget = limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0);
     if (input.expiresAt !== undefined) data.expiresAt = input.expiresAt === null ? null : expiryFrom(input.expiresAt, null);
     if (input.metadata !== undefined) data.metadata = input.metadata === null ? Prisma.DbNull : metadataOf(input.metadata);
-    if (Object.keys(data).length === 0) throw new BadInputError('Nothing to change', 'input');
+    if (input.monthlyBudget !== undefined) Object.assign(data, moneyBudget(input.monthlyBudget));
+    if (Object.keys(data).length === 0 && input.credits === undefined) throw new BadInputError('Nothing to change', 'input');
     const updated = await this.prisma.$transaction(async (tx) => {
       const before = await findKey(tx, caller, ref);
+      if (input.credits !== undefined) Object.assign(data, creditsData(input.credits, before.creditsSince));
+      await assertSameCurrency(tx, before.tenantId, data.budgetCurrency as string | null | undefined);
       if (before.revokedAt) throw new BadInputError('A revoked key cannot be changed', 'id');
       if (!isAdmin(caller) && (before.scopes.includes('admin') || (data.scopes as string[] | undefined)?.includes('admin'))) {
         throw new ForbiddenError('Only an admin key may change admin keys or grant admin');
@@ -259,6 +287,7 @@ export class KeyService {
       await audit(tx, caller, 'apikey.update', 'ApiKey', after.id, after.tenantId, keyView(before), keyView(after));
       return after;
     });
+    if (input.credits !== undefined) await this.resetBalance({ tenantId: updated.tenantId, apiKeyId: updated.id });
     await this.invalidator.invalidate({ keyIds: [updated.id] });
     this.log.info({ apiKeyId: updated.id, prefix: updated.prefix, fields: Object.keys(data), actor: actorLabel(caller) }, 'api key updated');
     return updated;
@@ -292,6 +321,12 @@ export class KeyService {
           requestsPerMinute: old.requestsPerMinute,
           computeUnitsPerMinute: old.computeUnitsPerMinute,
           monthlyComputeUnitBudget: old.monthlyComputeUnitBudget,
+          monthlyBudgetMicros: old.monthlyBudgetMicros,
+          budgetCurrency: old.budgetCurrency,
+          // Budgets and balances are counted per key id: the successor starts its own from now.
+          creditsSince: old.creditsSince ? new Date(now) : null,
+          creditRefillAmount: old.creditRefillAmount,
+          creditRefillInterval: old.creditRefillInterval,
           expiresAt: old.expiresAt,
           createdBy: actorLabel(caller),
           rotatedFromId: old.id,
@@ -411,6 +446,19 @@ export class KeyService {
     return null;
   }
 
+  /**
+   * A changed credit configuration drops the held balance (after commit), so
+   * the next check rebuilds it from Postgres under the new settings. Redis
+   * unreachable: logged; the limiter then holds its own (fallback) figures.
+   */
+  private async resetBalance(target: { tenantId: string; apiKeyId?: string }): Promise<void> {
+    try {
+      await this.balances?.resetCredits(target);
+    } catch (error) {
+      this.log.warn({ ...target, reason: error instanceof Error ? error.message : String(error) }, 'credit balance not reset in Redis; it keeps its old figure until it expires or is rebuilt');
+    }
+  }
+
   /** The in-transaction broadcast (Postgres only: embedded PGlite is one process, nobody else caches its keys). */
   private async notify(tx: Tx, target: InvalidationTarget): Promise<void> {
     if (this.db.mode === 'postgres') await notifyInvalidation(tx, target);
@@ -494,6 +542,45 @@ function limit(value: number | null | undefined, field: string, min = 1): number
   return value;
 }
 
+/** 10^15 micro-units: far above any real monthly budget, below 2^53 (the limiter's counters are doubles). */
+const MAX_BUDGET_MICROS = 10n ** 15n;
+
+function moneyBudget(value: LimitOverrides['monthlyBudget']): { monthlyBudgetMicros: bigint | null; budgetCurrency: string | null } {
+  if (value === undefined || value === null) return { monthlyBudgetMicros: null, budgetCurrency: null };
+  if (!/^\d{1,16}$/.test(value.amountMicros)) throw new BadInputError('monthlyBudget.amountMicros must be a whole number of micro-units, as a string', 'monthlyBudget.amountMicros');
+  const micros = BigInt(value.amountMicros);
+  if (micros > MAX_BUDGET_MICROS) throw new BadInputError(`monthlyBudget.amountMicros must be at most ${MAX_BUDGET_MICROS}`, 'monthlyBudget.amountMicros');
+  const currency = value.currency.trim().toUpperCase();
+  if (!/^[A-Z]{3}$/.test(currency)) throw new BadInputError('monthlyBudget.currency must be an ISO 4217 code such as USD', 'monthlyBudget.currency');
+  return { monthlyBudgetMicros: micros, budgetCurrency: currency };
+}
+
+function creditsData(
+  value: LimitOverrides['credits'],
+  since: Date | null,
+): { creditsSince: Date | null; creditRefillAmount: number | null; creditRefillInterval: 'DAILY' | 'MONTHLY' | null } {
+  if (value === undefined || value === null) return { creditsSince: null, creditRefillAmount: null, creditRefillInterval: null };
+  const amount = value.refillAmount ?? null;
+  const interval = value.refillInterval ?? null;
+  if ((amount === null) !== (interval === null)) throw new BadInputError('Give credits.refillAmount and credits.refillInterval together, or neither', 'credits');
+  if (amount !== null && (!Number.isInteger(amount) || amount < 0 || amount > 1_000_000_000)) {
+    throw new BadInputError('credits.refillAmount must be a whole number of compute units from 0 to 1000000000', 'credits.refillAmount');
+  }
+  // Configured once: a later change keeps the start (what was used since still counts).
+  return { creditsSince: since ?? new Date(), creditRefillAmount: amount, creditRefillInterval: interval };
+}
+
+function currencyClash(wanted: string, existing: string, field: string): BadInputError {
+  return new BadInputError(`Budgets of one tenant and its keys must share one currency: this is ${wanted}, an existing budget is in ${existing}`, field, { reason: 'CURRENCY_MISMATCH' });
+}
+
+/** A key's money budget must be in the currency of its tenant's (one tenant, one currency). */
+async function assertSameCurrency(tx: Tx, tenantId: string, currency: string | null | undefined): Promise<void> {
+  if (!currency) return;
+  const tenant = await tx.tenant.findUnique({ where: { id: tenantId } });
+  if (tenant?.budgetCurrency && tenant.monthlyBudgetMicros !== null && tenant.budgetCurrency !== currency) throw currencyClash(currency, tenant.budgetCurrency, 'monthlyBudget');
+}
+
 function expiryFrom(expiresAt: Date | null | undefined, ttlSeconds: number | null | undefined): Date | null {
   if (expiresAt && ttlSeconds !== null && ttlSeconds !== undefined) throw new BadInputError('Give expiresAt or ttlSeconds, not both', 'ttlSeconds');
   if (ttlSeconds !== null && ttlSeconds !== undefined) {
@@ -551,6 +638,7 @@ export function tenantView(t: Tenant): Prisma.InputJsonObject {
     requestsPerMinute: t.requestsPerMinute,
     computeUnitsPerMinute: t.computeUnitsPerMinute,
     monthlyComputeUnitQuota: t.monthlyComputeUnitQuota,
+    ...budgetView(t),
   };
 }
 
@@ -566,11 +654,22 @@ export function keyView(k: ApiKey): Prisma.InputJsonObject {
     requestsPerMinute: k.requestsPerMinute,
     computeUnitsPerMinute: k.computeUnitsPerMinute,
     monthlyComputeUnitBudget: k.monthlyComputeUnitBudget,
+    ...budgetView(k),
     expiresAt: k.expiresAt?.toISOString() ?? null,
     revokedAt: k.revokedAt?.toISOString() ?? null,
     graceUntil: k.graceUntil?.toISOString() ?? null,
     rotatedFromId: k.rotatedFromId,
     metadata: (k.metadata ?? null) as Prisma.InputJsonValue | null,
+  };
+}
+
+function budgetView(r: ApiKey | Tenant): Prisma.InputJsonObject {
+  return {
+    monthlyBudgetMicros: r.monthlyBudgetMicros?.toString() ?? null,
+    budgetCurrency: r.budgetCurrency,
+    creditsSince: r.creditsSince?.toISOString() ?? null,
+    creditRefillAmount: r.creditRefillAmount,
+    creditRefillInterval: r.creditRefillInterval,
   };
 }
 

@@ -14,6 +14,7 @@ import {
   CreateApiKeyInput,
   CreatedApiKey,
   CreateTenantInput,
+  CreditRefillIntervalValue,
   Me,
   RotatedApiKey,
   TenantConnection,
@@ -64,6 +65,7 @@ export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
     requestsPerMinute: row.requestsPerMinute,
     computeUnitsPerMinute: row.computeUnitsPerMinute,
     monthlyComputeUnitBudget: row.monthlyComputeUnitBudget,
+    ...budgetFields(row),
     expiresAt: row.expiresAt,
     revokedAt: row.revokedAt,
     lastUsedAt: row.lastUsedAt,
@@ -77,7 +79,16 @@ export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
 }
 
 export function toTenantType(row: Tenant): TenantType {
-  return { ...row, status: row.status as TenantStatusValue };
+  return { ...row, status: row.status as TenantStatusValue, ...budgetFields(row) };
+}
+
+function budgetFields(row: ApiKey | Tenant): Pick<TenantType, 'monthlyBudget' | 'credits'> {
+  return {
+    monthlyBudget: row.monthlyBudgetMicros !== null && row.budgetCurrency !== null ? { amountMicros: row.monthlyBudgetMicros.toString(), currency: row.budgetCurrency } : null,
+    credits: row.creditsSince
+      ? { since: row.creditsSince, refillAmount: row.creditRefillAmount, refillInterval: row.creditRefillInterval as CreditRefillIntervalValue | null }
+      : null,
+  };
 }
 
 export function toAuditEventType(row: AuditEvent): AuditEventType {

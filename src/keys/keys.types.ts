@@ -54,6 +54,41 @@ registerEnumType(ApiKeyStatus, {
   },
 });
 
+export enum CreditRefillIntervalValue {
+  DAILY = 'DAILY',
+  MONTHLY = 'MONTHLY',
+}
+registerEnumType(CreditRefillIntervalValue, {
+  name: 'CreditRefillInterval',
+  description: 'When a credit balance is reset to its refill amount',
+  valuesConfig: { DAILY: { description: 'At every UTC midnight' }, MONTHLY: { description: 'At the start of every calendar month (UTC)' } },
+});
+
+@ObjectType('MoneyBudget', { description: 'A monthly money budget: what may be spent per calendar month (UTC), at the price book prices in effect' })
+export class MoneyBudgetType {
+  @Field({ description: 'Integer micro-units of the currency (1 USD = 1000000), a decimal string (exact)' }) amountMicros!: string;
+  @Field({ description: 'ISO 4217 code; a request for a model priced in another currency is refused (QUOTA_EXCEEDED, reason CURRENCY_MISMATCH)' }) currency!: string;
+}
+
+@ObjectType('Credits', { description: 'A credit balance in compute units: consumed by every inference request, reset to refillAmount at each boundary, raised by grantCredits' })
+export class CreditsType {
+  @Field({ description: 'When credits were configured: usage and grants before it do not count' }) since!: Date;
+  @Field(() => Int, { nullable: true, description: 'The balance at each refill boundary; null: no refill (top-ups only)' }) refillAmount!: number | null;
+  @Field(() => CreditRefillIntervalValue, { nullable: true, description: 'null: no refill' }) refillInterval!: CreditRefillIntervalValue | null;
+}
+
+@InputType('MoneyBudgetInput', { description: 'A monthly money budget' })
+export class MoneyBudgetInput {
+  @Field({ description: 'Integer micro-units per calendar month (UTC), a decimal string, at most 10^15' }) amountMicros!: string;
+  @Field({ description: 'ISO 4217 code, e.g. USD; must match the other budgets of the tenant and its keys' }) currency!: string;
+}
+
+@InputType('CreditsInput', { description: 'Configures a credit balance; give refillAmount and refillInterval together, or neither (top-ups only)' })
+export class CreditsInput {
+  @Field(() => Int, { nullable: true, description: 'Compute units the balance is reset to at each boundary' }) refillAmount?: number | null;
+  @Field(() => CreditRefillIntervalValue, { nullable: true, description: 'DAILY or MONTHLY (UTC)' }) refillInterval?: CreditRefillIntervalValue | null;
+}
+
 @ObjectType('Tenant', { implements: Node, description: 'A customer of the gateway: owns API keys and usage, and has its own limits and monthly quota' })
 export class TenantType implements Node {
   @Field(() => ID, { description: 'Stable UUID' }) id!: string;
@@ -62,6 +97,8 @@ export class TenantType implements Node {
   @Field(() => Int, { nullable: true, description: 'Requests per rolling minute for the whole tenant; null: the gateway default' }) requestsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per rolling minute for the whole tenant; null: the gateway default' }) computeUnitsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC); null: the gateway default, 0: none allowed' }) monthlyComputeUnitQuota!: number | null;
+  @Field(() => MoneyBudgetType, { nullable: true, description: 'Money the whole tenant may spend per month; null: none' }) monthlyBudget!: MoneyBudgetType | null;
+  @Field(() => CreditsType, { nullable: true, description: "The tenant's credit balance settings; null: not limited by credits" }) credits!: CreditsType | null;
   @Field({ description: 'When the tenant was created' }) createdAt!: Date;
   @Field({ description: 'Last change of status or limits' }) updatedAt!: Date;
 }
@@ -77,6 +114,8 @@ export class ApiKeyType implements Node {
   @Field(() => Int, { nullable: true, description: 'Requests per rolling minute for this key; null: the gateway default' }) requestsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per rolling minute for this key; null: the gateway default' }) computeUnitsPerMinute!: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC) for this key; null: none of its own' }) monthlyComputeUnitBudget!: number | null;
+  @Field(() => MoneyBudgetType, { nullable: true, description: 'Money this key may spend per month; null: none of its own' }) monthlyBudget!: MoneyBudgetType | null;
+  @Field(() => CreditsType, { nullable: true, description: "The key's credit balance settings; null: not limited by credits" }) credits!: CreditsType | null;
   @Field(() => Date, { nullable: true, description: 'When the key stops working; null: never' }) expiresAt!: Date | null;
   @Field(() => Date, { nullable: true, description: 'When it was revoked; null: not revoked' }) revokedAt!: Date | null;
   @Field(() => Date, { nullable: true, description: 'Updated coarsely (KEY_LAST_USED_GRANULARITY_MS), not per request' }) lastUsedAt!: Date | null;
@@ -165,6 +204,8 @@ export class CreateTenantInput {
   @Field(() => Int, { nullable: true, description: 'Requests per rolling minute, at least 1' }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per rolling minute, at least 1' }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC), 0 or more' }) monthlyComputeUnitQuota?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'Money the tenant may spend per month' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'Give the tenant a credit balance' }) credits?: CreditsInput | null;
 }
 
 @InputType({ description: 'Absent fields stay as they are; null clears a limit back to the gateway default' })
@@ -173,6 +214,8 @@ export class UpdateTenantInput {
   @Field(() => Int, { nullable: true, description: 'Requests per rolling minute, at least 1; null: the gateway default' }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per rolling minute, at least 1; null: the gateway default' }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC), 0 or more; null: the gateway default' }) monthlyComputeUnitQuota?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'null: no money budget' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'null: no credit balance (the balance is forgotten); a change applies to the current period at once' }) credits?: CreditsInput | null;
 }
 
 @InputType({ description: 'A new key; absent limits use the gateway defaults' })
@@ -186,6 +229,8 @@ export class CreateApiKeyInput {
   @Field(() => Int, { nullable: true, description: 'Requests per rolling minute for this key, at least 1' }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per rolling minute for this key, at least 1' }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC) for this key, 0 or more' }) monthlyComputeUnitBudget?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'Money this key may spend per month' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'Give the key a credit balance' }) credits?: CreditsInput | null;
 }
 
 @InputType({ description: 'Absent fields stay as they are; null clears a limit back to the default, expiresAt to never, metadata to none' })
@@ -196,6 +241,8 @@ export class UpdateApiKeyInput {
   @Field(() => Int, { nullable: true, description: 'Requests per rolling minute; null: back to the gateway default' }) requestsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per rolling minute; null: back to the gateway default' }) computeUnitsPerMinute?: number | null;
   @Field(() => Int, { nullable: true, description: 'Compute units per calendar month (UTC); null: no budget of its own' }) monthlyComputeUnitBudget?: number | null;
+  @Field(() => MoneyBudgetInput, { nullable: true, description: 'null: no money budget of its own' }) monthlyBudget?: MoneyBudgetInput | null;
+  @Field(() => CreditsInput, { nullable: true, description: 'null: no credit balance (the balance is forgotten); a change applies to the current period at once' }) credits?: CreditsInput | null;
   @Field(() => Date, { nullable: true, description: 'When it stops working; null: never' }) expiresAt?: Date | null;
   @Field(() => GraphQLJSON, { nullable: true, description: 'String values only, at most 32 entries; replaces the whole object' }) metadata?: Record<string, string> | null;
 }

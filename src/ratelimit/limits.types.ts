@@ -3,13 +3,17 @@ import { Field, Float, Int, ObjectType } from 'type-graphql';
 
 @ObjectType('LimitState', { description: 'One limit as it stands for the calling key (nothing is consumed by reading it)' })
 export class LimitStateType {
-  @Field({ description: "key_requests, key_compute_units, tenant_requests, tenant_compute_units, tenant_monthly_compute_units or key_monthly_compute_units (the key's own monthly budget)" })
+  @Field({
+    description:
+      'key_requests, key_compute_units, tenant_requests, tenant_compute_units, tenant_monthly_compute_units, key_monthly_compute_units (the key own monthly budget), key_monthly_spend / tenant_monthly_spend (money budgets, in micro-units of currency) or key_credits / tenant_credits (credit balances in compute units)',
+  })
   name!: string;
-  @Field(() => Float, { description: 'Allowed per window (requests or compute units)' }) limit!: number;
-  @Field(() => Float, { description: 'Left in the current window, 0 or more' }) remaining!: number;
-  @Field(() => Int, { description: 'Seconds until capacity comes back: the oldest counted request leaves the rolling window, or the month ends' })
+  @Field(() => Float, { description: 'Allowed per window (requests, compute units, or micro-units for a money budget); for credits the refill amount, or the balance when higher or without refill' }) limit!: number;
+  @Field(() => Float, { description: 'What is left now; for credits, the balance' }) remaining!: number;
+  @Field(() => Int, { description: 'Seconds until capacity comes back: the oldest counted request leaves the rolling window, the month ends, or the next credit refill (without refill: 3600, a hint only)' })
   resetSeconds!: number;
-  @Field(() => Int, { description: '60 for per-minute limits; the length of the current month for the quota' }) windowSeconds!: number;
+  @Field(() => Int, { description: '60 for per-minute limits; the length of the current month for the quota and budgets; the refill period for credits (0: no refill)' }) windowSeconds!: number;
+  @Field(() => String, { nullable: true, description: 'Money budgets only: the ISO 4217 currency of limit and remaining (micro-units)' }) currency?: string | null;
 }
 
 @ObjectType('MonthlyQuota', { description: "The tenant's compute units this calendar month (UTC)" })
@@ -20,7 +24,7 @@ export class MonthlyQuotaType {
   @Field({ description: 'Start of the next month (UTC), when used returns to 0' }) resetsAt!: Date;
 }
 
-@ObjectType('LimitStatus', { description: 'The limits that apply to the calling key, as they stand now' })
+@ObjectType('LimitStatus', { description: 'Every limit of the calling key as it stands now' })
 export class LimitStatusType {
   @Field(() => [LimitStateType], { description: 'Empty when limits are disabled or cannot be read (Redis down, failure mode closed)' })
   limits!: LimitStateType[];

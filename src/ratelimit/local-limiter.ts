@@ -19,11 +19,25 @@ interface Counter {
   expiresAt: number;
 }
 
+/** A credit balance held here, with the refill period it belongs to. */
+interface Balance {
+  period: string;
+  balance: number;
+}
+
 const SWEEP_EVERY = 1000;
+
+/** Whether a stored credit period must be rebuilt rather than refilled (same rule as the Redis script). */
+export function creditsNeedSeed(stored: string | undefined, period: string): boolean {
+  if (stored === undefined) return true;
+  if (stored === period) return false;
+  return period === 'n' || stored.slice(0, 1) !== period.slice(0, 1);
+}
 
 export class LocalLimiter {
   private readonly logs = new Map<string, Log>();
   private readonly counters = new Map<string, Counter>();
+  private readonly balances = new Map<string, Balance>();
   private checks = 0;
 
   check(limits: StoreLimit[], nowMs: number): StoreResult {
@@ -35,6 +49,15 @@ export class LocalLimiter {
     let retryAfterMs = 0;
     limits.forEach((l, i) => {
       let u: number;
+      if (l.kind === 'credits') {
+        u = this.balanceOf(l);
+        used.push(u);
+        if (refusedIndex === -1 && l.cost > 0 && l.cost > u) {
+          refusedIndex = i;
+          retryAfterMs = l.spanMs;
+        }
+        return;
+      }
       if (l.kind === 'rolling') {
         const log = this.logs.get(l.key);
         if (log) this.trim(log, nowMs - l.spanMs);
@@ -52,6 +75,14 @@ export class LocalLimiter {
     if (refusedIndex === -1) {
       limits.forEach((l, i) => {
         if (l.cost <= 0) return;
+        if (l.kind === 'credits') {
+          const period = l.period ?? 'n';
+          const held = this.balances.get(l.key);
+          const next = { period: held && held.period > period ? held.period : period, balance: (used[i] ?? 0) - l.cost };
+          this.balances.set(l.key, next);
+          used[i] = next.balance;
+          return;
+        }
         if (l.kind === 'rolling') {
           let log = this.logs.get(l.key);
           if (!log) {
@@ -73,7 +104,7 @@ export class LocalLimiter {
     }
 
     const resetMs = limits.map((l) => {
-      if (l.kind === 'month') return l.spanMs;
+      if (l.kind === 'month' || l.kind === 'credits') return l.spanMs;
       const oldest = this.logs.get(l.key)?.entries[0];
       return oldest ? Math.max(0, oldest[0] + l.spanMs - nowMs) : 0;
     });
@@ -89,6 +120,37 @@ export class LocalLimiter {
     if (!existing || existing.value < value) this.counters.set(key, { value, expiresAt });
   }
 
+  /** Whether this process holds a balance it can use for the limit's period (else it must be rebuilt first). */
+  hasBalance(l: StoreLimit): boolean {
+    return !creditsNeedSeed(this.balances.get(l.key)?.period, l.period ?? 'n');
+  }
+
+  /** Sets a balance (rebuilt from Postgres, or the figure Redis last reported) for the limit's period. */
+  seedBalance(l: StoreLimit, balance: number): void {
+    this.balances.set(l.key, { period: l.period ?? 'n', balance });
+  }
+
+  /** Adds a top-up to a held balance (refilling first when the period rolled over); null when none is held. */
+  grant(l: StoreLimit, amount: number): number | null {
+    const held = this.balances.get(l.key);
+    if (!held || creditsNeedSeed(held.period, l.period ?? 'n')) return null;
+    const balance = this.balanceOf(l) + amount;
+    this.balances.set(l.key, { period: held.period > (l.period ?? 'n') ? held.period : (l.period ?? 'n'), balance });
+    return balance;
+  }
+
+  /** Forgets a balance (its configuration changed). */
+  dropBalance(key: string): void {
+    this.balances.delete(key);
+  }
+
+  private balanceOf(l: StoreLimit): number {
+    const held = this.balances.get(l.key);
+    if (!held) return 0;
+    // A period that rolled over reads as the refill amount (l.limit), as in the Redis script.
+    return held.period < (l.period ?? 'n') ? l.limit : held.balance;
+  }
+
   /** Whether a month counter for this key is held (absent: never counted here, or expired). */
   hasCounter(key: string, nowMs: number): boolean {
     const c = this.counters.get(key);
@@ -97,7 +159,7 @@ export class LocalLimiter {
 
   /** Number of keys held (for tests of the sweep). */
   get size(): number {
-    return this.logs.size + this.counters.size;
+    return this.logs.size + this.counters.size + this.balances.size;
   }
 
   private counterValue(key: string, nowMs: number): number {

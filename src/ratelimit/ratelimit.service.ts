@@ -14,7 +14,9 @@
  * A tenant's monthly quota counter that Redis lost is rebuilt from the billed
  * units in Postgres before anything is admitted against it (see
  * redis-limiter.ts); while Postgres cannot answer, such a request is refused
- * with UNAVAILABLE rather than admitted against a counter of 0.
+ * with UNAVAILABLE rather than admitted against a counter of 0. The same
+ * holds for money-budget counters (rebuilt from the spend) and credit
+ * balances (rebuilt from the ledger minus the billed units).
  */
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
@@ -23,11 +25,11 @@ import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import type { RedisConnection } from '../redis/redis';
-import type { Principal } from '../auth/principal';
+import type { CreditsConfig, Principal } from '../auth/principal';
 import { BadInputError } from '../errors';
 import { LocalLimiter } from './local-limiter';
 import { RedisLimiter, type RedisCheck } from './redis-limiter';
-import { nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
+import { creditLimit, nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
 import type { StoreResult } from './store';
 import type { LimitDecision, LimitState, LimitStatus } from './types';
 
@@ -63,6 +65,24 @@ export interface RateLimitServiceOptions {
    */
   /** apiKeyId set: that key's billed units only (a key budget's counter). */
   billedUnits?: (tenantId: string, from: Date, to: Date, apiKeyId?: string) => Promise<number>;
+  /** Micro-units of `currency` spent in [from, to) (units x the price in effect each hour): what a lost spend counter is rebuilt from. */
+  spendMicros?: (tenantId: string, from: Date, to: Date, currency: string, apiKeyId?: string) => Promise<number>;
+  /** A credit balance from Postgres: refill + grants since `from` − units billed since `from`. */
+  creditBalance?: (tenantId: string, apiKeyId: string | undefined, from: Date, to: Date, refill: number | null) => Promise<number>;
+  /** The price of one compute unit of `model` for the tenant at `at` (null: no price), for money budgets. */
+  priceAt?: (tenantId: string, model: string, at: Date) => Promise<{ currency: string; microsPerUnit: number } | null>;
+  /**
+   * Called after every check with its decision, whose states hold each
+   * limit's remaining after it (the hook for threshold and
+   * credits-exhausted events). Synchronous; a throw is logged, never raised.
+   */
+  onDecision?: (principal: Principal, decision: LimitDecision) => void;
+}
+
+/** Whose credit balance: a key's (apiKeyId set) or its tenant's. */
+export interface CreditTarget {
+  tenantId: string;
+  apiKeyId?: string;
 }
 
 /** A rebuilt counter can vanish again before the retry (another restart, eviction): give up after this many rebuilds. */
@@ -74,6 +94,8 @@ class QuotaSeedUnavailable extends Error {}
 export interface CheckRequest {
   /** Compute units this request consumes (items x model cost); 0 for non-inference operations. */
   computeUnits: number;
+  /** The model, for the price a money budget charges (absent: the request costs no money). */
+  model?: string;
 }
 
 export class RateLimitService {
@@ -91,6 +113,10 @@ export class RateLimitService {
   private readonly fallbacks: Counter;
   private readonly seeds: Counter<'result'>;
   private readonly billedUnits: (tenantId: string, from: Date, to: Date, apiKeyId?: string) => Promise<number>;
+  private readonly spendMicros: NonNullable<RateLimitServiceOptions['spendMicros']>;
+  private readonly creditBalance: NonNullable<RateLimitServiceOptions['creditBalance']>;
+  private readonly priceAt: NonNullable<RateLimitServiceOptions['priceAt']>;
+  private readonly onDecision: RateLimitServiceOptions['onDecision'];
   /** Rebuilds in progress, by store key: concurrent checks of one tenant share one Postgres read. */
   private readonly seeding = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | undefined;
@@ -104,6 +130,10 @@ export class RateLimitService {
     this.clock = options.clock ?? (() => new Date());
     this.redisTimeoutMs = options.redisTimeoutMs ?? 2000;
     this.billedUnits = options.billedUnits ?? (async () => 0);
+    this.spendMicros = options.spendMicros ?? (async () => 0);
+    this.creditBalance = options.creditBalance ?? (async (_t, _k, _f, _to, refill) => refill ?? 0);
+    this.priceAt = options.priceAt ?? (async () => null);
+    this.onDecision = options.onDecision;
     this.redisLimiter = this.redis ? new RedisLimiter(this.redis.client, this.redis.keyPrefix) : null;
     this.redisHealthy = this.redis?.state === 'up';
     this.everHealthy = this.redisHealthy;
@@ -161,12 +191,39 @@ export class RateLimitService {
    * non-inference operation) consumes only the request limits.
    */
   async check(principal: Principal, request: CheckRequest, now?: Date): Promise<LimitDecision> {
+    const decision = await this.decide(principal, request, now);
+    if (this.onDecision) {
+      try {
+        this.onDecision(principal, decision);
+      } catch (error) {
+        this.log.warn({ reason: error instanceof Error ? error.message : String(error) }, 'limit decision observer failed');
+      }
+    }
+    return decision;
+  }
+
+  private async decide(principal: Principal, request: CheckRequest, now?: Date): Promise<LimitDecision> {
     if (!this.config.limits.enabled) return { allowed: true, states: [], source: 'disabled' };
     const computeUnits = wholeUnits(request.computeUnits);
     const at = now ?? this.clock();
+    // The price is looked up only when a money budget applies (cached in the price book).
+    const budgets = [principal.limits.keyMonthlyBudget, principal.limits.tenantMonthlyBudget];
+    let price: { currency: string; microsPerUnit: number } | null = null;
+    if (computeUnits > 0 && request.model !== undefined && budgets.some((b) => b)) {
+      price = await this.priceAt(principal.tenantId, request.model, at);
+      const mismatch = price ? budgets.findIndex((b) => b && b.currency !== price?.currency) : -1;
+      const budget = budgets[mismatch];
+      if (price && budget) {
+        // A budget in one currency cannot be charged a price in another: refused before anything is counted.
+        const name = mismatch === 0 ? 'key_monthly_spend' : 'tenant_monthly_spend';
+        this.decisions.inc({ result: 'refused', limit: name, source: 'redis' });
+        const hit: LimitState = { name, limit: budget.micros, remaining: 0, resetSeconds: 0, windowSeconds: 0, currency: budget.currency };
+        return { allowed: false, reason: 'currency_mismatch', hit, priceCurrency: price.currency, retryAfterSeconds: 3600, states: [], source: 'redis' };
+      }
+    }
     // A request without compute units touches only the request limits (its
     // headers describe those); skipping the others keeps the script short.
-    const limits = resolveLimits(principal, this.config.limits, { requests: 1, computeUnits }, at).filter(
+    const limits = resolveLimits(principal, this.config.limits, { requests: 1, computeUnits, price }, at).filter(
       (l) => computeUnits > 0 || (l.kind === 'rolling' && !l.weighted),
     );
     const outcome = await this.run(principal, limits, at, now !== undefined);
@@ -230,8 +287,9 @@ export class RateLimitService {
           let answer: RedisCheck = await attempt();
           for (let seeds = 0; 'needSeed' in answer; seeds += 1) {
             const missing = limits[answer.needSeed];
-            if (!missing || seeds >= MAX_SEEDS_PER_CHECK) throw new Error('the monthly quota counter kept vanishing from Redis while being rebuilt');
-            await this.seedQuota(limiter, principal.tenantId, missing, at, budgetKeyOf(principal, missing));
+            // Each seeded limit may need one rebuild; beyond that, counters keep vanishing.
+            if (!missing || seeds >= limits.length + MAX_SEEDS_PER_CHECK) throw new Error('a limit counter kept vanishing from Redis while being rebuilt');
+            await this.seedQuota(limiter, principal.tenantId, missing, at);
             answer = await attempt();
           }
           const result = answer;
@@ -259,48 +317,94 @@ export class RateLimitService {
   }
 
   /**
-   * Rebuilds a missing month counter: the tenant's billed units of the month
-   * from Postgres, set with SET NX so that replicas rebuilding at once agree
-   * on the first value written (they read the same rows; no request is
-   * admitted against the key before it exists).
+   * Rebuilds a missing month counter or credit balance from Postgres: the
+   * billed units (quota, key budget), the spend (money budgets) or the
+   * ledger (credits), set only if absent (SET NX / same period) so that
+   * replicas rebuilding at once agree on the first value written (they read
+   * the same rows; no request is admitted against the key before it exists).
    */
-  private seedQuota(limiter: RedisLimiter, tenantId: string, limit: ResolvedLimit, at: Date, apiKeyId?: string): Promise<void> {
-    return this.onceFor(`redis:${limit.key}`, async () => {
-      const billed = await this.readBilled(tenantId, at, 'Redis', apiKeyId);
-      const set = await withTimeout(limiter.seed(limit, billed), this.redisTimeoutMs);
+  private seedQuota(limiter: RedisLimiter, tenantId: string, limit: ResolvedLimit, at: Date): Promise<void> {
+    return this.onceFor(`redis:${limit.key}:${limit.period ?? ''}`, async () => {
+      const value = await this.readSeed(tenantId, limit, at, 'Redis');
+      const set = await withTimeout(limit.kind === 'credits' ? limiter.seedCredits(limit, value) : limiter.seed(limit, value), this.redisTimeoutMs);
       this.seeds.inc({ result: set ? 'set' : 'already_set' });
-      this.log.info({ tenantId, month: monthOf(at), billed, set }, 'monthly quota counter rebuilt from billed usage');
+      this.log.info({ tenantId, limit: limit.name, month: monthOf(at), value, set }, 'limit counter rebuilt from Postgres');
     });
   }
 
   /**
-   * The in-process limiter holds its month counters in memory: one this
-   * process does not have (embedded mode after a restart, or a Redis
-   * fallback in a process that never saw the Redis figure) starts from the
-   * billed usage too, never from 0.
+   * The in-process limiter holds its month counters and balances in memory:
+   * one this process does not have (embedded mode after a restart, or a Redis
+   * fallback in a process that never saw the Redis figure) starts from
+   * Postgres too, never from 0.
    */
   private async seedLocalQuota(principal: Principal, limits: ResolvedLimit[], at: Date): Promise<void> {
     const tenantId = principal.tenantId;
     for (const limit of limits) {
+      if (limit.kind === 'credits') {
+        if (this.local.hasBalance(limit)) continue;
+        await this.onceFor(`local:${limit.key}:${limit.period ?? ''}`, async () => {
+          this.local.seedBalance(limit, await this.readSeed(tenantId, limit, at, 'this process'));
+          this.seeds.inc({ result: 'set' });
+        });
+        continue;
+      }
       if (limit.kind !== 'month' || !limit.seeded || this.local.hasCounter(limit.key, at.getTime())) continue;
       await this.onceFor(`local:${limit.key}`, async () => {
-        const billed = await this.readBilled(tenantId, at, 'this process', budgetKeyOf(principal, limit));
-        this.local.seedCounter(limit.key, billed, at.getTime() + limit.spanMs);
+        const value = await this.readSeed(tenantId, limit, at, 'this process');
+        this.local.seedCounter(limit.key, value, at.getTime() + limit.spanMs);
         this.seeds.inc({ result: 'set' });
-        this.log.info({ tenantId, month: monthOf(at), billed, store: 'local' }, 'monthly quota counter rebuilt from billed usage');
+        this.log.info({ tenantId, limit: limit.name, month: monthOf(at), value, store: 'local' }, 'limit counter rebuilt from Postgres');
       });
     }
   }
 
-  private async readBilled(tenantId: string, at: Date, store: string, apiKeyId?: string): Promise<number> {
+  private async readSeed(tenantId: string, limit: ResolvedLimit, at: Date, store: string): Promise<number> {
     const from = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
+    const seed = limit.seed ?? { kind: 'units' as const };
     try {
-      return await this.billedUnits(tenantId, from, nextMonthStart(at), apiKeyId);
+      switch (seed.kind) {
+        case 'units':
+          return await this.billedUnits(tenantId, from, nextMonthStart(at), seed.apiKeyId);
+        case 'spend':
+          return await this.spendMicros(tenantId, from, nextMonthStart(at), seed.currency, seed.apiKeyId);
+        case 'credits':
+          return await this.creditBalance(tenantId, seed.apiKeyId, seed.from, new Date(at.getTime() + 1), seed.refill);
+      }
     } catch (error) {
       this.seeds.inc({ result: 'failed' });
-      this.log.warn({ tenantId, store, reason: error instanceof Error ? error.message : String(error) }, 'monthly quota counter missing and the billed usage cannot be read; refusing until it can');
+      this.log.warn({ tenantId, limit: limit.name, store, reason: error instanceof Error ? error.message : String(error) }, 'limit counter missing and Postgres cannot say what it held; refusing until it can');
       throw new QuotaSeedUnavailable();
     }
+  }
+
+  /**
+   * Adds a top-up (already recorded in the ledger) to the held balance and
+   * answers the new one; where no store holds it, the balance is rebuilt from
+   * Postgres (which includes the grant) and set, so the answer is exact either way.
+   */
+  async grantCredits(target: CreditTarget, credits: CreditsConfig, amount: number, now?: Date): Promise<number> {
+    const at = now ?? this.clock();
+    const limit = creditLimit({ tenantId: target.tenantId, apiKeyId: target.apiKeyId ?? '' }, credits, target.apiKeyId ? 'key' : 'tenant', 0, at);
+    const local = this.local.grant(limit, amount);
+    if (this.redisLimiter && this.redis?.state === 'up') {
+      const held = await withTimeout(this.redisLimiter.grantCredits(limit, amount), this.redisTimeoutMs);
+      if (held !== null) return held;
+      const rebuilt = await this.readSeed(target.tenantId, limit, at, 'Redis');
+      await withTimeout(this.redisLimiter.seedCredits(limit, rebuilt), this.redisTimeoutMs);
+      return rebuilt;
+    }
+    if (local !== null) return local;
+    const rebuilt = await this.readSeed(target.tenantId, limit, at, 'this process');
+    this.local.seedBalance(limit, rebuilt);
+    return rebuilt;
+  }
+
+  /** Forgets a balance whose configuration changed, everywhere it is held: the next check rebuilds it from Postgres. */
+  async resetCredits(target: CreditTarget): Promise<void> {
+    const key = creditLimit({ tenantId: target.tenantId, apiKeyId: target.apiKeyId ?? '' }, { since: new Date(0), refill: null }, target.apiKeyId ? 'key' : 'tenant', 0, new Date()).key;
+    this.local.dropBalance(key);
+    if (this.redisLimiter && this.redis?.state === 'up') await withTimeout(this.redisLimiter.dropCredits(key), this.redisTimeoutMs);
   }
 
   /** Concurrent checks of one tenant share one rebuild. */
@@ -312,10 +416,11 @@ export class RateLimitService {
     return promise;
   }
 
-  /** Keeps the month's counter known locally so a fallback starts from it. */
+  /** Keeps the month's counters and the balances known locally so a fallback starts from them. */
   private rememberQuota(limits: ResolvedLimit[], result: StoreResult, at: Date): void {
     limits.forEach((l, i) => {
       if (l.kind === 'month') this.local.seedCounter(l.key, result.used[i] ?? 0, at.getTime() + l.spanMs);
+      else if (l.kind === 'credits') this.local.seedBalance(l, result.used[i] ?? 0);
     });
   }
 
@@ -346,13 +451,19 @@ function wholeUnits(value: number): number {
 
 /** Per-limit states in the order checked; `visible` leaves out unbounded counters (not limits a client can hit). */
 function toStates(limits: ResolvedLimit[], result: StoreResult, visible = false): LimitState[] {
-  const states = limits.map((l, i) => ({
-    name: l.name,
-    limit: l.limit,
-    remaining: Math.max(0, l.limit - (result.used[i] ?? 0)),
-    resetSeconds: Math.ceil((result.resetMs[i] ?? 0) / 1000),
-    windowSeconds: l.windowSeconds,
-  }));
+  const states = limits.map((l, i): LimitState => {
+    const used = result.used[i] ?? 0;
+    // A credit balance is its own remaining; its limit is the refill amount (or the balance, when higher or without refill).
+    const credits = l.kind === 'credits';
+    return {
+      name: l.name,
+      limit: credits ? Math.max(l.limit, used) : l.limit,
+      remaining: credits ? Math.max(0, used) : Math.max(0, l.limit - used),
+      resetSeconds: Math.ceil((result.resetMs[i] ?? 0) / 1000),
+      windowSeconds: l.windowSeconds,
+      ...(l.currency ? { currency: l.currency } : {}),
+    };
+  });
   return visible ? states.filter((_, i) => !limits[i]?.unbounded) : states;
 }
 
@@ -362,9 +473,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The key whose billed units rebuild this counter: set for a key budget, undefined for the tenant quota. */
-function budgetKeyOf(principal: Principal, limit: ResolvedLimit): string | undefined {
-  return limit.name === 'key_monthly_compute_units' ? principal.apiKeyId : undefined;
 }

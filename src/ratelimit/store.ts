@@ -4,7 +4,7 @@ export interface StoreResult {
   refusedIndex: number;
   /** When refused: ms until the refused limit could admit this request. */
   retryAfterMs: number;
-  /** Per limit, the amount counted after this check (unchanged when refused). */
+  /** Per limit, the amount counted after this check (unchanged when refused); for credits, the balance. */
   used: number[];
   /** Per limit, ms until capacity comes back (oldest entry leaves the window / month ends). */
   resetMs: number[];
@@ -12,8 +12,16 @@ export interface StoreResult {
 
 /** One limit as a store sees it. */
 export interface StoreLimit {
-  /** rolling: a 60-second sliding log; month: a counter for the calendar month (UTC). */
-  kind: 'rolling' | 'month';
+  /**
+   * rolling: a 60-second sliding log; month: a counter for the calendar month (UTC);
+   * credits: a balance that only goes down (by cost) and is reset to `limit` when `period` moves on.
+   */
+  kind: 'rolling' | 'month' | 'credits';
+  /**
+   * Credits only: the refill period holding now ("d:2026-12-01", "m:2026-12"),
+   * or "n" for a balance without refill (top-ups only).
+   */
+  period?: string;
   /** Rolling limits whose requests weigh more than 1 (compute units); request limits count entries. */
   weighted: boolean;
   /** Store key (without the global prefix), hash-tagged by tenant. */

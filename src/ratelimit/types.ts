@@ -2,7 +2,29 @@
  * The contract between the request path and the rate-limit domain (issue #6).
  * One check consumes every applicable limit atomically, or none.
  */
-export type LimitName = 'key_requests' | 'key_compute_units' | 'tenant_requests' | 'tenant_compute_units' | 'tenant_monthly_compute_units' | 'key_monthly_compute_units';
+export type LimitName =
+  | 'key_requests'
+  | 'key_compute_units'
+  | 'tenant_requests'
+  | 'tenant_compute_units'
+  | 'tenant_monthly_compute_units'
+  | 'key_monthly_compute_units'
+  /** Money budgets per calendar month, in micro-units of the budget's currency. */
+  | 'key_monthly_spend'
+  | 'tenant_monthly_spend'
+  /** Credit balances in compute units. */
+  | 'key_credits'
+  | 'tenant_credits';
+
+/** Limits whose refusal is QUOTA_EXCEEDED (they do not come back within a minute). */
+export const QUOTA_LIMITS: ReadonlySet<LimitName> = new Set<LimitName>([
+  'tenant_monthly_compute_units',
+  'key_monthly_compute_units',
+  'key_monthly_spend',
+  'tenant_monthly_spend',
+  'key_credits',
+  'tenant_credits',
+]);
 
 export interface LimitSpec {
   name: LimitName;
@@ -25,6 +47,8 @@ export interface LimitState {
    */
   resetSeconds: number;
   windowSeconds: number;
+  /** Money budgets only: the ISO 4217 currency of limit and remaining (micro-units). */
+  currency?: string;
 }
 
 /** Where a decision was made. */
@@ -48,6 +72,17 @@ export type LimitDecision =
       retryAfterSeconds: number;
       states: [];
       source: 'unavailable';
+    }
+  | {
+      /** A money budget in one currency met a price in another: refused before anything was counted. */
+      allowed: false;
+      reason: 'currency_mismatch';
+      /** The money budget that cannot be charged. */
+      hit: LimitState;
+      priceCurrency: string;
+      retryAfterSeconds: number;
+      states: [];
+      source: LimitSource;
     }
   | {
       /** The monthly quota counter was missing in Redis and Postgres could not say what was billed: refused, nothing counted. */

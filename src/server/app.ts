@@ -31,6 +31,7 @@ import { registerOpenApi } from '../openapi/openapi.routes';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { PriceBook } from '../billing/price-book';
+import { CreditService, creditBalanceFromLedger } from '../billing/credits';
 import { bootstrapFirstAdminOnStart } from '../keys/first-admin';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
@@ -108,8 +109,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics, pgListenUrl });
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
-  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
-  if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
+  const billing = new PriceBook(db);
   const limits = new RateLimitService({
     config,
     log: log.child({ component: 'ratelimit' }),
@@ -118,7 +118,15 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     redis,
     // A quota counter Redis lost is rebuilt from what Postgres says was billed.
     billedUnits: (tenantId, from, to, apiKeyId) => billedComputeUnits(db, tenantId, from, to, apiKeyId),
+    // Money budgets: charged at the price book's price, rebuilt from the invoice's own sum.
+    priceAt: (tenantId, model, at) => billing.priceAt(tenantId, model, at),
+    spendMicros: (tenantId, from, to, currency, apiKeyId) => billing.spendMicros(tenantId, from, to, currency, apiKeyId),
+    // Credit balances: rebuilt from the ledger and the billed usage.
+    creditBalance: (tenantId, apiKeyId, from, to, refill) => creditBalanceFromLedger(db, tenantId, apiKeyId, from, to, refill),
   });
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits);
+  if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
+  const credits = new CreditService(db, limits);
 
   const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
   await usage.start();
@@ -139,9 +147,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const billing = new PriceBook(db);
-
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits };
 
   const tracing = createTracing(config.tracing, log.child({ component: 'tracing' }));
   if (tracing.exporting) log.info({ tracesUrl: config.tracing.exporter?.url, sampler: config.tracing.sampler }, 'exporting traces over OTLP/HTTP');

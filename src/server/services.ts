@@ -16,6 +16,7 @@ import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
 import type { KeyService } from '../keys/key.service';
 import type { PriceBook } from '../billing/price-book';
+import type { CreditService } from '../billing/credits';
 
 export interface Services {
   config: Config;
@@ -40,4 +41,6 @@ export interface Services {
   keys: KeyService;
   /** Prices, spend and invoices (issue #17). */
   billing: PriceBook;
+  /** Credit top-ups (the ledger); the balances live in the limiter. */
+  credits: CreditService;
 }

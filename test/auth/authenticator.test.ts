@@ -43,6 +43,10 @@ describe('Authenticator', () => {
         tenantComputeUnitsPerMinute: 2000,
         tenantMonthlyComputeUnitQuota: 50000,
         keyMonthlyComputeUnitBudget: null,
+        keyMonthlyBudget: null,
+        tenantMonthlyBudget: null,
+        keyCredits: null,
+        tenantCredits: null,
       },
     });
     expect(await auth.authenticate({})).toBeNull();

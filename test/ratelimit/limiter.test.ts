@@ -177,6 +177,12 @@ describe('limit resolution', () => {
     expect(keys.every((k) => k.startsWith(`mg:{t:${p.tenantId}}:`))).toBe(true);
     // Redis Cluster hashes only the first {…} of a key: one tag, one slot.
     expect(new Set(keys.map((k) => /\{([^}]+)\}/.exec(k)?.[1])).size).toBe(1);
+    // Money budgets and credit balances share the tag.
+    const credits = { since: T0, refill: { amount: 5, interval: 'DAILY' as const } };
+    const rich = principal({ keyMonthlyBudget: { micros: 10, currency: 'USD' }, tenantMonthlyBudget: { micros: 10, currency: 'USD' }, keyCredits: credits, tenantCredits: credits });
+    const all = new RedisLimiter(fakeClient as never, 'mg:').keysFor(resolveLimits(rich, limitsConfig().limits, { requests: 1, computeUnits: 1 }, T0));
+    expect(all).toHaveLength(18);
+    expect(new Set(all.map((k) => /\{([^}]+)\}/.exec(k)?.[1]))).toEqual(new Set([`t:${rich.tenantId}`]));
   });
 });
 
