@@ -9,13 +9,14 @@ import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
 import { InferenceResolver } from '../inference/inference.resolver';
 import { KeysResolver } from '../keys/keys.resolver';
+import { ApiKeyTenantResolver } from '../keys/api-key-tenant.resolver';
 import { UsageResolver } from '../usage/usage.resolver';
 import { BillingResolver } from '../billing/billing.resolver';
 import { authChecker } from '../auth/auth-checker';
 import { MeLimitsResolver } from '../ratelimit/limits.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, UsageResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, UsageResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

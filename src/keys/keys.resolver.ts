@@ -76,7 +76,7 @@ export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
   };
 }
 
-function toTenantType(row: Tenant): TenantType {
+export function toTenantType(row: Tenant): TenantType {
   return { ...row, status: row.status as TenantStatusValue };
 }
 
@@ -127,6 +127,12 @@ export class KeysResolver {
     const page = await service(ctx).listApiKeys(callerOf(ctx), { tenant: args.tenant, revoked: args.revoked }, args);
     const now = Date.now();
     return toConnection(page, (row) => toApiKeyType(row, now));
+  }
+
+  @Authorized('keys:manage')
+  @Query(() => ApiKeyType, { description: 'One API key by id or display prefix (never its secret). Scope: keys:manage (own tenant) or admin (any).' })
+  async apiKey(@Arg('id', () => ID, { description: 'Key id or display prefix' }) id: string, @Ctx() ctx: GraphQLContext): Promise<ApiKeyType> {
+    return toApiKeyType(await service(ctx).getApiKey(callerOf(ctx), id));
   }
 
   @Authorized('admin')
