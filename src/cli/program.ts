@@ -46,9 +46,9 @@ interface FieldFlag<I> {
   parse?: (value: string, flag: string) => I[keyof I];
 }
 
-/** The fields a key's `create` and `update` both take. */
-type KeyFieldInput = Pick<CreateApiKeyInput & UpdateApiKeyInput, 'requestsPerMinute' | 'computeUnitsPerMinute' | 'monthlyComputeUnitBudget'>;
-type TenantFieldInput = Pick<CreateTenantInput & UpdateTenantInput, 'requestsPerMinute' | 'computeUnitsPerMinute' | 'monthlyComputeUnitQuota'>;
+/** What a key's (a tenant's) `create` and `update` take: a flag names any field of the service's inputs. */
+type KeyFieldInput = CreateApiKeyInput & UpdateApiKeyInput;
+type TenantFieldInput = CreateTenantInput & UpdateTenantInput;
 
 const KEY_FIELD_FLAGS: FieldFlag<KeyFieldInput>[] = [
   { flag: '--rpm', field: 'requestsPerMinute', description: 'requests per minute for this key' },
