@@ -42,6 +42,8 @@ interface FieldFlag<I> {
   flag: `--${string}`;
   field: keyof I & string;
   description: string;
+  /** What "default" (null) means for this field (default: "the gateway default"). */
+  cleared?: string;
   /** Parses the typed value (default: a whole number, or "default" for null). */
   parse?: (value: string, flag: string) => I[keyof I];
 }
@@ -53,7 +55,7 @@ type TenantFieldInput = CreateTenantInput & UpdateTenantInput;
 const KEY_FIELD_FLAGS: FieldFlag<KeyFieldInput>[] = [
   { flag: '--rpm', field: 'requestsPerMinute', description: 'requests per minute for this key' },
   { flag: '--cu-per-minute', field: 'computeUnitsPerMinute', description: 'compute units per minute for this key' },
-  { flag: '--monthly-budget', field: 'monthlyComputeUnitBudget', description: 'compute units per calendar month (UTC) for this key' },
+  { flag: '--monthly-budget', field: 'monthlyComputeUnitBudget', description: 'compute units per calendar month (UTC) for this key', cleared: 'no budget of its own' },
 ];
 
 const TENANT_FIELD_FLAGS: FieldFlag<TenantFieldInput>[] = [
@@ -70,7 +72,7 @@ function wholeNumberOrDefault(value: string, flag: string): number | null {
 
 function addFieldFlags<I>(command: Command, flags: FieldFlag<I>[]): Command {
   // Values stay strings here (commander drops a parsed null); fieldInput parses them.
-  for (const f of flags) command.option(`${f.flag} <n|default>`, `${f.description} ("default": the gateway default)`);
+  for (const f of flags) command.option(`${f.flag} <n|default>`, `${f.description} ("default": ${f.cleared ?? 'the gateway default'})`);
   return command;
 }
 
@@ -228,13 +230,23 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
   const ctx = new Context(program, io, env);
   program
     .description(
-      'Administer modelgate tenants and API keys, through a running gateway (--url / MODELGATE_URL with MODELGATE_ADMIN_KEY)\n' +
-        'or directly on its database (DATABASE_URL / --database-url, or the embedded DATA_DIR / --data-dir).\n' +
-        'Every command says on stderr which target it uses. --json on any command: one JSON document on stdout.\n' +
-        'Exit codes: 0 done, 1 refused by the target (unknown or duplicate name, a value it does not accept),\n' +
-        '2 usage or configuration error (also: no target or two named), 3 nothing done (admin bootstrap: an admin key exists),\n' +
-        '4 target unreachable within --timeout or unable to serve now (also: DATA_DIR held by a gateway),\n' +
-        '5 admin key missing or refused by the gateway.',
+      'Administer modelgate tenants and API keys, through a running gateway (remote: --url or MODELGATE_URL, ' +
+        'with the admin key in MODELGATE_ADMIN_KEY or --admin-key-file) or directly on its database (direct: ' +
+        '--database-url or DATABASE_URL, --data-dir or DATA_DIR). Every command says on stderr which target it uses; ' +
+        '--json on any command prints one JSON document on stdout.',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit codes:',
+        '  0  done',
+        '  1  refused by the target: unknown tenant or key, a name already taken, a value it does not accept',
+        '  2  usage or configuration error; no target or two targets named; a database-only command against a gateway',
+        '  3  nothing done: admin bootstrap found an admin key',
+        '  4  target unreachable within --timeout or unable to serve now (retry); DATA_DIR held by a running gateway',
+        '  5  admin key missing, malformed or refused by the gateway (unknown, revoked, expired, lacking the scope)',
+      ].join('\n'),
     )
     .version(VERSION, '-V, --version', 'print the modelgate version')
     .option('--url <url>', 'a running gateway to administer through its admin API, e.g. http://127.0.0.1:4000 (default: MODELGATE_URL); the admin key comes from MODELGATE_ADMIN_KEY')
