@@ -54,9 +54,9 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
   }
 
   beforeAll(async () => {
-    gw = await ProductionGateway.start({ ...productionEnv(), KEY_CACHE_TTL_MS: '10000' });
+    const starting = ProductionGateway.start({ ...productionEnv(), KEY_CACHE_TTL_MS: '10000' });
     direct = { DATABASE_URL: testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisPrefix };
-    // The admin key itself is made directly on the database the gateway uses.
+    // The admin key itself is made directly on the database the gateway uses, while the gateway starts.
     const tenant = await cli(direct, 'tenants', 'create', ops);
     expect(tenant.code).toBe(0);
     expect(tenant.stderr).toContain(`modelgate: database ${testEnv.databaseUrl.replace(/\/$/, '')} (direct)`);
@@ -64,6 +64,7 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     expect(created.code).toBe(0);
     adminKey = created.stdout;
     expect(adminKey).toMatch(KEY);
+    gw = await starting;
     remote = { MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: adminKey };
     targetLine = `modelgate: gateway ${gw.url} (remote, key ${adminKey.slice(0, 16)}…)`;
   });
@@ -94,21 +95,23 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     // Made through the gateway: the audit label is the admin key, not a local user.
     expect(rows[0]).toMatchObject({ prefix: key.slice(0, 16), tenant: acme, scopes: ['inference', 'usage:read'], status: 'active', createdBy: `key:${adminKey.slice(0, 16)}` });
 
-    const shown = await cli(remote, 'keys', 'show', key.slice(0, 16));
+    const [shown, shownJson, directShow, human] = await Promise.all([
+      cli(remote, 'keys', 'show', key.slice(0, 16)),
+      cli(remote, 'keys', 'show', key.slice(0, 16), '--json'),
+      cli(direct, 'keys', 'show', key.slice(0, 16), '--json'),
+      cli(remote, 'keys', 'list', '--tenant', acme),
+    ]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toContain(`tenant:    ${acme}`);
     expect(shown.stdout).toMatch(/scopes: +inference,usage:read\n/);
     expect(shown.stdout).toMatch(/models: +fashion-cnn\n/);
-    const shownJson = await cli(remote, 'keys', 'show', key.slice(0, 16), '--json');
     expect(JSON.parse(shownJson.stdout)).toMatchObject({ prefix: key.slice(0, 16), name: 'web', tenant: acme, allowedModels: ['fashion-cnn'] });
 
     // The same records as the direct mode prints them.
-    const directShow = await cli(direct, 'keys', 'show', key.slice(0, 16), '--json');
     const { lastUsedAt: _a, ...remoteView } = JSON.parse(shownJson.stdout) as Record<string, unknown>;
     const { lastUsedAt: _b, ...directView } = JSON.parse(directShow.stdout) as Record<string, unknown>;
     expect(remoteView).toEqual(directView);
 
-    const human = await cli(remote, 'keys', 'list', '--tenant', acme);
     expect(human.stdout.split('\n')[0]).toMatch(/^ID +PREFIX +NAME +TENANT +SCOPES/);
     expect(human.stdout).toContain(key.slice(0, 16));
   });
@@ -161,13 +164,15 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
   });
 
   it('reports the gateway refusing the operation with exit 1 and its message', async () => {
-    const dup = await cli(remote, 'tenants', 'create', acme);
+    const [dup, unknown, badScope] = await Promise.all([
+      cli(remote, 'tenants', 'create', acme),
+      cli(remote, 'keys', 'revoke', 'mg_live_00000000'),
+      cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'superuser'),
+    ]);
     expect(dup).toMatchObject({ code: 1, stdout: '' });
     expect(dup.stderr).toMatch(new RegExp(`Tenant "${acme}" already exists \\(BAD_USER_INPUT, request `));
-    const unknown = await cli(remote, 'keys', 'revoke', 'mg_live_00000000');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/Unknown API key \(NOT_FOUND/);
-    const badScope = await cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'superuser');
     expect(badScope.code).toBe(2);
     expect(badScope.stderr).toMatch(/Unknown scope "superuser"/);
     expect(badScope.stderr).not.toContain('modelgate: gateway'); // refused before any target was touched
@@ -175,25 +180,27 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
   });
 
   it('refuses with exit 5 when the admin key is absent, malformed, unknown or lacks the scope', async () => {
-    const absent = await cli({ MODELGATE_URL: gw.url }, 'tenants', 'list');
+    const stranger = generateKey('live').plaintext;
+    const [absent, malformed, unknown, inferenceKey] = await Promise.all([
+      cli({ MODELGATE_URL: gw.url }, 'tenants', 'list'),
+      cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: 'hunter2' }, 'tenants', 'list'),
+      cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: stranger }, 'keys', 'revoke', 'mg_live_00000000'),
+      cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference'),
+    ]);
     expect(absent).toMatchObject({ code: 5, stdout: '' });
     expect(absent.stderr).toContain(`modelgate: gateway ${gw.url} (remote, key none)`);
     expect(absent.stderr).toMatch(/MODELGATE_ADMIN_KEY is not set/);
 
-    const malformed = await cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: 'hunter2' }, 'tenants', 'list');
     expect(malformed.code).toBe(5);
     expect(malformed.stderr).toMatch(/MODELGATE_ADMIN_KEY is not a modelgate key/);
     expect(malformed.stderr).not.toContain('hunter2');
 
-    const stranger = generateKey('live').plaintext;
-    const unknown = await cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: stranger }, 'keys', 'revoke', 'mg_live_00000000');
     expect(unknown).toMatchObject({ code: 5, stdout: '' });
     expect(unknown.stderr).toMatch(new RegExp(`the gateway refused the admin key ${stranger.slice(0, 16)}…: .*\\(UNAUTHENTICATED`));
     expect(unknown.stderr).not.toContain(stranger.slice(16));
     expectNoStack(unknown);
 
-    const inference = (await cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference')).stdout;
-    const weak = await cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: inference }, 'tenants', 'list', '--json');
+    const weak = await cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: inferenceKey.stdout }, 'tenants', 'list', '--json');
     expect(weak).toMatchObject({ code: 5, stdout: '' });
     expect(weak.stderr).toMatch(/lacks the scope.*\(FORBIDDEN/);
   });
@@ -236,21 +243,23 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
   });
 
   it('never guesses between two targets, and keeps database-only commands off the gateway', async () => {
-    const both = await cli({ ...remote }, '--database-url', testEnv.databaseUrl, '--url', gw.url, 'tenants', 'list');
+    const [both, bothEnv, chosen, bootstrap, env] = await Promise.all([
+      cli({ ...remote }, '--database-url', testEnv.databaseUrl, '--url', gw.url, 'tenants', 'list'),
+      cli({ ...remote, DATABASE_URL: testEnv.databaseUrl }, 'tenants', 'list'),
+      // An option chooses: --url beats DATABASE_URL in the environment, and the line says so.
+      cli({ DATABASE_URL: testEnv.databaseUrl, MODELGATE_ADMIN_KEY: adminKey }, '--url', gw.url, 'tenants', 'list', '--json'),
+      cli(remote, 'admin', 'bootstrap'),
+      cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference', '--env', 'test'),
+    ]);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--url \(a gateway\) and --database-url \(a database\) name two targets/);
-    const bothEnv = await cli({ ...remote, DATABASE_URL: testEnv.databaseUrl }, 'tenants', 'list');
     expect(bothEnv.code).toBe(2);
     expect(bothEnv.stderr).toMatch(/MODELGATE_URL \(a gateway\) and DATABASE_URL \(a database\) are both set/);
-    // An option chooses: --url beats DATABASE_URL in the environment, and the line says so.
-    const chosen = await cli({ DATABASE_URL: testEnv.databaseUrl, MODELGATE_ADMIN_KEY: adminKey }, '--url', gw.url, 'tenants', 'list', '--json');
     expect(chosen.code).toBe(0);
     expect(chosen.stderr.split('\n')[0]).toBe(targetLine);
 
-    const bootstrap = await cli(remote, 'admin', 'bootstrap');
     expect(bootstrap).toMatchObject({ code: 2, stdout: '' });
     expect(bootstrap.stderr).toMatch(/admin bootstrap works on a database only, not through a gateway/);
-    const env = await cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference', '--env', 'test');
     expect(env.code).toBe(2);
     expect(env.stderr).toMatch(/--env works only against a database/);
   });
