@@ -7,7 +7,7 @@
 import os from 'node:os';
 import type { Config } from '../config';
 import { Database } from '../db/database';
-import { DataDirLock } from '../db/data-dir-lock';
+import { DataDirLock, DataDirLockedError } from '../db/data-dir-lock';
 import type { ApiKey, Tenant } from '../db/generated/client';
 import { createLogger, type Logger } from '../log/logger';
 import { RedisConnection } from '../redis/redis';
@@ -56,7 +56,7 @@ export class DirectAdminClient implements AdminClient {
   /** Connects within timeoutMs (UnreachableError naming `target` otherwise). */
   static async open(config: Config, target: string, log: Logger, timeoutMs: number): Promise<DirectAdminClient> {
     // Fails at once (DataDirLockedError names the holder) while a gateway runs on the embedded DATA_DIR.
-    const dataDirLock = config.database.mode === 'embedded' ? await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'cli') : null;
+    const dataDirLock = config.database.mode === 'embedded' ? await lockDataDir(config.database.dataDir, target) : null;
     // The database's retry log lines are noise here: the one outcome is reported once.
     const db = new Database(config, createLogger({ level: 'silent', pretty: false }));
     // start() ends on its own after close(); its retry sleep is unref'd and need not be awaited.
@@ -68,13 +68,21 @@ export class DirectAdminClient implements AdminClient {
       await dataDirLock?.release();
     };
     try {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), timeoutMs);
-      });
-      const outcome = await Promise.race([db.whenReady().then(() => 'up' as const), timedOut]);
-      clearTimeout(timer);
-      if (outcome !== 'up') throw new UnreachableError(`cannot reach ${target} within ${timeoutMs / 1000} s (${db.lastError ?? 'no answer'}); raise --timeout or check the server`);
+      const ready = db.whenReady().then(() => 'up' as const);
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), timeoutMs);
+        });
+        const outcome = await Promise.race([ready, timedOut]);
+        clearTimeout(timer);
+        if (outcome === 'up') break;
+        // An embedded database still starting (PGlite and migrations: local work, slow on a busy machine) is
+        // not unreachable; --timeout cuts it off only once an attempt has failed.
+        if (config.database.mode === 'embedded' && db.lastError === undefined) continue;
+        const verb = config.database.mode === 'embedded' ? 'open' : 'reach';
+        throw new UnreachableError(`cannot ${verb} ${target} within ${timeoutMs / 1000} s (${db.lastError ?? 'no answer'}); raise --timeout or check the server`);
+      }
       if (config.redis) {
         redis = new RedisConnection(config.redis.url, config.redis.keyPrefix, log.child({ component: 'redis' }));
         await redis.waitUntilReady(2000);
@@ -155,6 +163,16 @@ export class DirectAdminClient implements AdminClient {
 
   close(): Promise<void> {
     return this.closeAll();
+  }
+}
+
+/** The embedded directory's lock; a directory that cannot be used at all (a file, no permission) is UnreachableError. */
+async function lockDataDir(dataDir: string, target: string): Promise<DataDirLock> {
+  try {
+    return await DataDirLock.acquire(DataDirLock.dirFor(dataDir), 'cli');
+  } catch (error) {
+    if (error instanceof DataDirLockedError) throw error;
+    throw new UnreachableError(`cannot open ${target}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
