@@ -203,10 +203,13 @@ describe('modelgate CLI on the embedded database', () => {
   it('bootstraps into DATA_DIR, and a gateway on that directory accepts the key; ./.data is a default it announces', async () => {
     const cwd = mkdtempSync(path.join(os.tmpdir(), 'modelgate-cli-'));
     const dataDir = path.join(cwd, '.data');
-    const run = await cli({ DATA_DIR: dataDir }, 'admin', 'bootstrap', '--tenant', 'ops');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(KEY);
-    expect(run.stderr.split('\n')[0]).toBe(`modelgate: embedded data dir ${dataDir} (direct)`);
+    const boot = await cli({ DATA_DIR: dataDir }, 'admin', 'bootstrap', '--tenant', 'ops', '--json');
+    expect(boot.code).toBe(0);
+    const created = JSON.parse(boot.stdout) as { plaintext: string; apiKey: { tenant: string; scopes: string[]; prefix: string } };
+    expect(created.plaintext).toMatch(KEY);
+    expect(created.apiKey).toMatchObject({ tenant: 'ops', scopes: ['admin'], prefix: created.plaintext.slice(0, 16) });
+    expect(boot.stderr.split('\n')[0]).toBe(`modelgate: embedded data dir ${dataDir} (direct)`);
+    const run = { stdout: created.plaintext };
     const gw = await startGateway({ DATA_DIR: dataDir }, { mode: 'embedded' });
     try {
       const me = await graphql<{ me: { tenant: { name: string } } }>(gw.url, ME, {}, authHeaders(run.stdout));
@@ -293,5 +296,10 @@ describe('modelgate CLI conventions', () => {
     const run = await cli({}, 'keys', 'generate', '--env', 'test');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^mg_test_[0-9A-Za-z]{49}$/);
+    expect(run.stderr).toBe('modelgate: no target (keys generate stores nothing)');
+    const json = await cli({}, 'keys', 'generate', '--json');
+    const generated = JSON.parse(json.stdout) as { plaintext: string; prefix: string };
+    expect(generated.plaintext).toMatch(KEY);
+    expect(generated.prefix).toBe(generated.plaintext.slice(0, 16));
   });
 });
