@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '.';
+import { ConfigError, loadCliTargetEnv, loadConfig } from '.';
 
 describe('config', () => {
   it('uses embedded defaults when nothing is set', () => {
@@ -112,5 +112,25 @@ describe('config', () => {
     });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('PORT: expected a whole number');
+  });
+});
+
+describe('the CLI target variables', () => {
+  it('reads MODELGATE_URL and MODELGATE_ADMIN_KEY, empty meaning unset, and whether a database is named', () => {
+    expect(loadCliTargetEnv({})).toEqual({ gatewayUrl: null, adminKey: null, databaseNamed: false });
+    expect(loadCliTargetEnv({ MODELGATE_URL: ' http://gw:4000 ', MODELGATE_ADMIN_KEY: 'k', DATA_DIR: ' ' })).toEqual({ gatewayUrl: 'http://gw:4000', adminKey: 'k', databaseNamed: false });
+    expect(loadCliTargetEnv({ MODELGATE_URL: '', DATABASE_URL: 'postgresql://db/x' }).databaseNamed).toBe(true);
+  });
+
+  it('names a bad MODELGATE_URL without echoing it (it may hold a password)', () => {
+    let error: unknown;
+    try {
+      loadCliTargetEnv({ MODELGATE_URL: 'postgresql://u:hunter2@db/x' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/MODELGATE_URL: expected a URL starting with http:\/\/ or https:\/\//);
+    expect((error as Error).message).not.toContain('hunter2');
   });
 });

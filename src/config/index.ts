@@ -349,3 +349,30 @@ function exporterConfig(e: z.output<typeof envSchema>): TracingConfig['exporter'
 
 /** Names of every variable, for documentation checks. */
 export const CONFIG_VARIABLES = Object.keys(envSchema.shape);
+
+/** What the `modelgate` CLI reads to choose its target: a gateway (remote) or a database (direct). */
+export interface CliTargetEnv {
+  /** MODELGATE_URL: a running gateway's base URL. */
+  gatewayUrl: string | null;
+  /** MODELGATE_ADMIN_KEY: the key the CLI presents to that gateway (never taken from the command line). */
+  adminKey: string | null;
+  /** DATABASE_URL or DATA_DIR is set: the environment also names a database. */
+  databaseNamed: boolean;
+}
+
+const cliEnvSchema = z.object({
+  MODELGATE_URL: url(['http', 'https']).optional(),
+  MODELGATE_ADMIN_KEY: z.string().optional(),
+});
+
+/** The CLI's own variables; throws ConfigError naming a bad one (a URL's value is not echoed: it may hold a password). */
+export function loadCliTargetEnv(env: NodeJS.ProcessEnv = process.env): CliTargetEnv {
+  const value = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const parsed = cliEnvSchema.safeParse({ MODELGATE_URL: value('MODELGATE_URL'), MODELGATE_ADMIN_KEY: value('MODELGATE_ADMIN_KEY') });
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `${String(issue.path[0] ?? '?')}: ${issue.message}`));
+  return {
+    gatewayUrl: parsed.data.MODELGATE_URL ?? null,
+    adminKey: parsed.data.MODELGATE_ADMIN_KEY ?? null,
+    databaseNamed: value('DATABASE_URL') !== undefined || value('DATA_DIR') !== undefined,
+  };
+}

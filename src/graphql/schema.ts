@@ -9,6 +9,7 @@ import { buildSchema, type NonEmptyArray } from 'type-graphql';
 import { HealthResolver } from '../health/health.resolver';
 import { InferenceResolver } from '../inference/inference.resolver';
 import { KeysResolver } from '../keys/keys.resolver';
+import { ApiKeyTenantResolver } from '../keys/api-key-tenant.resolver';
 import { UsageResolver } from '../usage/usage.resolver';
 import { BillingResolver } from '../billing/billing.resolver';
 import { authChecker } from '../auth/auth-checker';
@@ -17,7 +18,7 @@ import { NodeResolver } from './node.resolver';
 import { DateTimeISO } from './scalars';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, UsageResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, UsageResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -140,6 +140,12 @@ export class KeysResolver {
     return toConnection(page, (row) => toApiKeyType(row, now));
   }
 
+  @Authorized('keys:manage')
+  @Query(() => ApiKeyType, { description: 'One API key by id or display prefix (never its secret). Scope: keys:manage (own tenant) or admin (any).' })
+  async apiKey(@Arg('id', () => ID, { description: 'Key id or display prefix' }) id: string, @Ctx() ctx: GraphQLContext): Promise<ApiKeyType> {
+    return toApiKeyType(await service(ctx).getApiKey(callerOf(ctx), id));
+  }
+
   @Authorized('admin')
   @Query(() => AuditEventConnection, { description: 'Audit trail of admin changes, newest first. Scope: admin.' })
   async auditEvents(@Args(() => AuditEventsArgs) args: AuditEventsArgs, @Ctx() ctx: GraphQLContext): Promise<ConnectionShape<AuditEventType>> {

@@ -72,6 +72,9 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(again.code).toBe(3);
     expect(again.stdout).toBe('');
     expect(again.stderr).toMatch(/already exists/);
+    const againJson = await cli(env, 'admin', 'bootstrap', '--json');
+    expect(againJson.code).toBe(3);
+    expect(JSON.parse(againJson.stdout)).toEqual({ created: false });
   });
 
   it('creates a tenant and a scoped, expiring, model-limited key the gateway accepts', async () => {
@@ -197,11 +200,16 @@ describe('modelgate CLI on PostgreSQL', () => {
 });
 
 describe('modelgate CLI on the embedded database', () => {
-  it('bootstraps into DATA_DIR, and a gateway on that directory accepts the key', async () => {
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'modelgate-cli-'));
-    const run = await cli({ DATA_DIR: dataDir }, 'admin', 'bootstrap', '--tenant', 'ops');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(KEY);
+  it('bootstraps into DATA_DIR, and a gateway on that directory accepts the key; ./.data is a default it announces', async () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'modelgate-cli-'));
+    const dataDir = path.join(cwd, '.data');
+    const boot = await cli({ DATA_DIR: dataDir }, 'admin', 'bootstrap', '--tenant', 'ops', '--json');
+    expect(boot.code).toBe(0);
+    const created = JSON.parse(boot.stdout) as { plaintext: string; apiKey: { tenant: string; scopes: string[]; prefix: string } };
+    expect(created.plaintext).toMatch(KEY);
+    expect(created.apiKey).toMatchObject({ tenant: 'ops', scopes: ['admin'], prefix: created.plaintext.slice(0, 16) });
+    expect(boot.stderr.split('\n')[0]).toBe(`modelgate: embedded data dir ${dataDir} (direct)`);
+    const run = { stdout: created.plaintext };
     const gw = await startGateway({ DATA_DIR: dataDir }, { mode: 'embedded' });
     try {
       const me = await graphql<{ me: { tenant: { name: string } } }>(gw.url, ME, {}, authHeaders(run.stdout));
@@ -209,6 +217,16 @@ describe('modelgate CLI on the embedded database', () => {
     } finally {
       await gw.close();
     }
+    // Nothing named, run where ./.data holds that database: used, and the line says it is the default.
+    const byDefault = await new Promise<Run>((resolve) =>
+      execFile(process.execPath, [CLI, 'tenants', 'list', '--json'], { env: { PATH: process.env['PATH'] ?? '' }, cwd }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code) : 0, stdout: stdout.trim(), stderr: stderr.trim() }),
+      ),
+    );
+    expect(byDefault.code).toBe(0);
+    expect(byDefault.stderr.split('\n')[0]).toMatch(/^modelgate: embedded data dir .* \(direct\) — DEFAULT, nothing else named/);
+    expect(byDefault.stderr).toContain(`modelgate: embedded data dir ${dataDir} (direct) — DEFAULT`);
+    expect((JSON.parse(byDefault.stdout) as { name: string }[]).map((t) => t.name)).toEqual(['ops']);
   });
 });
 
@@ -221,8 +239,8 @@ describe('modelgate CLI conventions', () => {
   });
 
   it('describes every subcommand in its help', async () => {
-    for (const group of ['tenants', 'keys', 'admin']) {
-      const help = await cli({}, group, '--help');
+    for (const group of [[], ['tenants'], ['keys'], ['admin']]) {
+      const help = await cli({}, ...group, '--help');
       expect(help.code).toBe(0);
       const commands = help.stdout.split('Commands:')[1]?.split('\n').filter((l) => /^ {2}\S/.test(l) && !l.includes('help [command]')) ?? [];
       expect(commands.length).toBeGreaterThan(0);
@@ -247,7 +265,7 @@ describe('modelgate CLI conventions', () => {
       ),
     );
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/DATABASE_URL is not set and there is no embedded database/);
+    expect(run.stderr).toMatch(/no target named: none of --url \/ MODELGATE_URL .* is set, and there is no embedded database in /);
     expect(existsSync(path.join(dir, '.data'))).toBe(false);
   });
 
@@ -255,13 +273,21 @@ describe('modelgate CLI conventions', () => {
     const ok = await cli({ DATABASE_URL: testEnv.databaseUrl }, 'tenants', 'list', '--json');
     expect(ok.code).toBe(0);
     const u = new URL(testEnv.databaseUrl);
-    expect(ok.stderr).toContain(`modelgate: using PostgreSQL at ${u.hostname}:${u.port || '5432'}${u.pathname}`);
+    expect(ok.stderr).toContain(`modelgate: database postgresql://${u.username}@${u.hostname}:${u.port || '5432'}${u.pathname} (direct)`);
+    // A password in the URL never reaches the terminal.
+    const secret = new URL(testEnv.databaseUrl);
+    secret.password = 'hunter2';
+    const redacted = await cli({ DATABASE_URL: secret.toString() }, 'tenants', 'list', '--json');
+    expect(redacted.code).toBe(0);
+    expect(redacted.stderr).toContain(`modelgate: database postgresql://${u.username}:***@${u.hostname}`);
+    expect(redacted.stderr).not.toContain('hunter2');
     expect(Array.isArray(JSON.parse(ok.stdout))).toBe(true);
 
     const port = await freePort();
     const down = await cli({ DATABASE_URL: `postgresql://postgres@127.0.0.1:${port}/nothing` }, '--timeout', '1s', 'tenants', 'list');
     expect(down.code).toBe(4);
-    expect(down.stderr).toMatch(new RegExp(`cannot reach PostgreSQL at 127.0.0.1:${port}/nothing as postgres within 1 s`));
+    expect(down.stderr).toContain(`modelgate: database postgresql://postgres@127.0.0.1:${port}/nothing (direct)`);
+    expect(down.stderr).toMatch(new RegExp(`cannot reach database postgresql://postgres@127.0.0.1:${port}/nothing within 1 s`));
     // One line of outcome, not a retry log per attempt.
     expect(down.stderr).not.toMatch(/retrying/);
   });
@@ -270,5 +296,10 @@ describe('modelgate CLI conventions', () => {
     const run = await cli({}, 'keys', 'generate', '--env', 'test');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^mg_test_[0-9A-Za-z]{49}$/);
+    expect(run.stderr).toBe('modelgate: no target (keys generate stores nothing)');
+    const json = await cli({}, 'keys', 'generate', '--json');
+    const generated = JSON.parse(json.stdout) as { plaintext: string; prefix: string };
+    expect(generated.plaintext).toMatch(KEY);
+    expect(generated.prefix).toBe(generated.plaintext.slice(0, 16));
   });
 });

@@ -324,6 +324,15 @@ describe('tenant isolation', () => {
     expect(code(await call(managerA.plaintext, CREATE_KEY, { input: { tenant: b, name: 'x', scopes: ['INFERENCE'] } }))).toBe('NOT_FOUND');
     expect(code(await call(managerA.plaintext, CREATE_KEY, { input: { name: 'x', scopes: ['ADMIN'] } }))).toBe('FORBIDDEN');
     expect(code(await call(managerA.plaintext, '{ tenants { edges { cursor } } }'))).toBe('FORBIDDEN');
+    // apiKey(id) and ApiKey.tenant: A's own key and tenant, never B's.
+    const KEY_BY_ID = 'query($id: ID!) { apiKey(id: $id) { id prefix tenant { id name } } }';
+    const ownKey = await call<{ apiKey: { id: string; tenant: { id: string; name: string } } }>(managerA.plaintext, KEY_BY_ID, { id: keyA.apiKey.prefix });
+    expect(ownKey.body.data?.apiKey).toEqual({ id: keyA.apiKey.id, prefix: keyA.apiKey.prefix, tenant: { id: a, name: `iso-a-${stamp}` } });
+    expect(code(await call(managerA.plaintext, KEY_BY_ID, { id: keyB.apiKey.id }))).toBe('NOT_FOUND');
+    expect(code(await call(managerA.plaintext, KEY_BY_ID, { id: keyB.apiKey.prefix }))).toBe('NOT_FOUND');
+    expect(code(await call(keyA.plaintext, KEY_BY_ID, { id: keyA.apiKey.id }))).toBe('FORBIDDEN');
+    const named = await call<{ apiKeys: { edges: { node: { tenant: { id: string } } }[] } }>(adminKey, 'query($t: String) { apiKeys(tenant: $t) { edges { node { tenant { id name } } } } }', { t: b });
+    expect(named.body.data?.apiKeys.edges.map((e) => e.node.tenant)).toEqual([{ id: b, name: `iso-b-${stamp}` }]);
     expect(code(await call(managerA.plaintext, '{ auditEvents { edges { cursor } } }'))).toBe('FORBIDDEN');
     // B's key still works: nothing above touched it.
     expect((await call(keyB.plaintext, ME)).status).toBe(200);

@@ -1,0 +1,197 @@
+/**
+ * The remote target: a running gateway's GraphQL admin API (POST JSON,
+ * `Authorization: Bearer <admin key>`). Each call is bounded by --timeout; an
+ * unreachable or silent gateway, and one that answers with something other
+ * than GraphQL, is UnreachableError (exit 4); GraphQL errors map to exit
+ * codes through the one table in exit.ts, with the gateway's message.
+ */
+import { SCOPES } from '../auth/principal';
+import type { CreateApiKeyInput, CreateTenantInput, ListApiKeysFilter, UpdateApiKeyInput, UpdateTenantInput } from '../keys/key.service';
+import { VERSION } from '../version';
+import { KEY_FIELDS, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
+import { CliError, UnreachableError, UsageError, exitForErrorCode } from './exit';
+
+const TENANT = 'id name status requestsPerMinute computeUnitsPerMinute monthlyComputeUnitQuota createdAt updatedAt';
+const KEY = `${KEY_FIELDS.join(' ')} tenant { name }`;
+
+interface GraphQLAnswer {
+  data?: Record<string, unknown> | null;
+  errors?: { message?: string; extensions?: { code?: string; requestId?: string } }[];
+}
+
+/** GraphQL's enum names for scopes (INFERENCE, USAGE_READ) from the names the CLI takes (inference, usage:read). */
+function scopeEnum(scope: string): string {
+  return scope.toUpperCase().replace(':', '_');
+}
+
+function scopeValue(name: string): string {
+  return SCOPES.find((s) => scopeEnum(s) === name) ?? name.toLowerCase();
+}
+
+interface Connection<T> {
+  edges: { node: T }[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+type RawKey = Record<string, unknown> & { tenant?: { name?: string } | null; scopes?: string[]; status?: string };
+
+function keyRecord(raw: RawKey): KeyRecord {
+  const picked: Record<string, unknown> = {};
+  for (const field of KEY_FIELDS) picked[field] = raw[field] ?? null;
+  picked['scopes'] = (raw.scopes ?? []).map(scopeValue);
+  picked['status'] = String(raw.status ?? '').toLowerCase();
+  return { ...picked, tenant: raw.tenant?.name ?? String(raw['tenantId']) } as KeyRecord;
+}
+
+/** Domain inputs as GraphQL variables: scopes as enum names; the rest is shaped alike. */
+function withScopeEnums<T extends { scopes?: string[] }>(input: T): T {
+  return input.scopes ? { ...input, scopes: input.scopes.map(scopeEnum) } : input;
+}
+
+export class RemoteAdminClient implements AdminClient {
+  /**
+   * @param endpoint the gateway's /graphql URL
+   * @param target the gateway as the target line names it (no credentials), for messages
+   */
+  constructor(
+    private readonly endpoint: string,
+    private readonly target: string,
+    private readonly adminKey: string,
+    private readonly keyLabel: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private async call<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(this.endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.adminKey}`, 'user-agent': `modelgate-cli/${VERSION}` },
+        body: JSON.stringify({ query, variables }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw this.unreachable(error);
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw this.unreachable(error);
+    }
+    let body: GraphQLAnswer;
+    try {
+      body = JSON.parse(text) as GraphQLAnswer;
+    } catch {
+      body = {};
+    }
+    if (response.status === 404 || response.status === 405) {
+      throw new UnreachableError(`${this.target} has no GraphQL endpoint at ${this.endpoint} (HTTP ${response.status}); --url / MODELGATE_URL is the gateway's base URL, e.g. http://host:4000`);
+    }
+    const first = Array.isArray(body.errors) ? body.errors[0] : undefined;
+    if (first) {
+      const code = first.extensions?.code ?? 'UNKNOWN';
+      const message = first.message ?? 'no message';
+      const request = first.extensions?.requestId ? `, request ${first.extensions.requestId}` : '';
+      const detail = `${message} (${code}${request})`;
+      if (code === 'UNAUTHENTICATED') throw new CliError(exitForErrorCode(code), `the gateway refused the admin key ${this.keyLabel}: ${detail}; check MODELGATE_ADMIN_KEY`);
+      if (code === 'FORBIDDEN') throw new CliError(exitForErrorCode(code), `the gateway refused this for the admin key ${this.keyLabel}: ${detail}`);
+      if (code === 'GRAPHQL_VALIDATION_FAILED') throw new CliError(exitForErrorCode(code), `the gateway at ${this.target} does not offer this operation (an older version?): ${detail}`);
+      throw new CliError(exitForErrorCode(code), code === 'INTERNAL' ? `the gateway failed: ${detail}` : detail);
+    }
+    if (!response.ok || !body.data || typeof body.data !== 'object') {
+      throw new UnreachableError(
+        `${this.target} answered HTTP ${response.status} without a GraphQL result: is it a modelgate gateway? (--url / MODELGATE_URL is the base URL, e.g. http://host:4000)`,
+      );
+    }
+    return body.data as T;
+  }
+
+  private unreachable(error: unknown): UnreachableError {
+    const e = error as { name?: string; cause?: { code?: string; message?: string }; message?: string };
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+      return new UnreachableError(`no answer from ${this.target} within ${this.timeoutMs / 1000} s; raise --timeout or check the gateway`);
+    }
+    const reason = e.cause?.code ?? e.cause?.message ?? e.message ?? String(error);
+    return new UnreachableError(`cannot reach ${this.target} (${reason}); check --url / MODELGATE_URL and that the gateway runs`);
+  }
+
+  private async pages<T>(query: string, field: string, variables: Record<string, unknown>): Promise<T[]> {
+    const rows: T[] = [];
+    for (let after: string | null = null; ; ) {
+      const data: Record<string, Connection<T> | undefined> = await this.call<Record<string, Connection<T>>>(query, { ...variables, after });
+      const page: Connection<T> | undefined = data[field];
+      if (!page) return rows;
+      rows.push(...page.edges.map((e) => e.node));
+      if (!page.pageInfo.hasNextPage || !page.pageInfo.endCursor) return rows;
+      after = page.pageInfo.endCursor;
+    }
+  }
+
+  async createTenant(input: CreateTenantInput): Promise<TenantRecord> {
+    const data = await this.call<{ createTenant: TenantRecord }>(`mutation ($input: CreateTenantInput!) { createTenant(input: $input) { ${TENANT} } }`, { input });
+    return data.createTenant;
+  }
+
+  listTenants(): Promise<TenantRecord[]> {
+    return this.pages<TenantRecord>(`query ($after: String) { tenants(first: 100, after: $after) { edges { node { ${TENANT} } } pageInfo { hasNextPage endCursor } } }`, 'tenants', {});
+  }
+
+  async updateTenant(ref: string, input: UpdateTenantInput): Promise<TenantRecord> {
+    const data = await this.call<{ updateTenant: TenantRecord }>(`mutation ($id: ID!, $input: UpdateTenantInput!) { updateTenant(id: $id, input: $input) { ${TENANT} } }`, {
+      id: ref,
+      input,
+    });
+    return data.updateTenant;
+  }
+
+  async createApiKey(input: CreateApiKeyInput): Promise<CreatedKeyRecord> {
+    const { environment, ...rest } = input;
+    // The admin API issues keys of the gateway's own KEY_ENVIRONMENT.
+    if (environment) throw new UsageError('--env works only against a database: over the admin API the gateway issues keys of its own KEY_ENVIRONMENT');
+    const data = await this.call<{ createApiKey: { plaintext: string; apiKey: RawKey } }>(
+      `mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { plaintext apiKey { ${KEY} } } }`,
+      { input: withScopeEnums(rest) },
+    );
+    return { plaintext: data.createApiKey.plaintext, apiKey: keyRecord(data.createApiKey.apiKey) };
+  }
+
+  async listApiKeys(filter: ListApiKeysFilter): Promise<KeyRecord[]> {
+    const rows = await this.pages<RawKey>(
+      `query ($after: String, $tenant: String, $revoked: Boolean) { apiKeys(first: 100, after: $after, tenant: $tenant, revoked: $revoked) { edges { node { ${KEY} } } pageInfo { hasNextPage endCursor } } }`,
+      'apiKeys',
+      { tenant: filter.tenant ?? null, revoked: filter.revoked ?? null },
+    );
+    return rows.map(keyRecord);
+  }
+
+  async getApiKey(ref: string): Promise<KeyRecord> {
+    const data = await this.call<{ apiKey: RawKey }>(`query ($id: ID!) { apiKey(id: $id) { ${KEY} } }`, { id: ref });
+    return keyRecord(data.apiKey);
+  }
+
+  async updateApiKey(ref: string, input: UpdateApiKeyInput): Promise<KeyRecord> {
+    const data = await this.call<{ updateApiKey: RawKey }>(`mutation ($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { ${KEY} } }`, {
+      id: ref,
+      input: withScopeEnums(input),
+    });
+    return keyRecord(data.updateApiKey);
+  }
+
+  async revokeApiKey(ref: string): Promise<KeyRecord> {
+    const data = await this.call<{ revokeApiKey: RawKey }>(`mutation ($id: ID!) { revokeApiKey(id: $id) { ${KEY} } }`, { id: ref });
+    return keyRecord(data.revokeApiKey);
+  }
+
+  async rotateApiKey(ref: string, graceSeconds: number): Promise<RotatedKeyRecord> {
+    const data = await this.call<{ rotateApiKey: { plaintext: string; apiKey: RawKey; previous: RawKey } }>(
+      `mutation ($id: ID!, $grace: Int!) { rotateApiKey(id: $id, gracePeriodSeconds: $grace) { plaintext apiKey { ${KEY} } previous { ${KEY} } } }`,
+      { id: ref, grace: graceSeconds },
+    );
+    return { plaintext: data.rotateApiKey.plaintext, apiKey: keyRecord(data.rotateApiKey.apiKey), previous: keyRecord(data.rotateApiKey.previous) };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The real `modelgate` CLI (node dist/cli/main.js) administering a running
+ * production gateway (node dist/main.js, NODE_ENV=production, real Postgres
+ * and Redis) through its GraphQL admin API with an admin key: every admin
+ * command in remote mode, the key refusals, an unreachable or silent URL,
+ * and the target line. One gateway for the whole file.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ProductionGateway, productionEnv, runCli } from '../harness';
+import { freePort } from '../helpers/capture';
+import { testEnv } from '../helpers/env';
+import { generateKey } from '../../src/keys/key-format';
+
+const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;
+const ME = '{ me { scopes allowedModels tenant { name } } }';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  const run = await runCli(args, env);
+  return { code: run.code, stdout: run.stdout.trim(), stderr: run.stderr.trim() };
+}
+
+/** A failure is one line of message per line of stderr, never a stack trace. */
+function expectNoStack(run: Run): void {
+  expect(run.stderr).not.toMatch(/\n\s+at |Error: |node:internal/);
+}
+
+describe('modelgate CLI through a running gateway (remote mode)', () => {
+  const id = randomBytes(3).toString('hex');
+  const ops = `cliops-${id}`;
+  const acme = `cliacme-${id}`;
+  let gw: ProductionGateway;
+  let direct: Record<string, string>;
+  let remote: Record<string, string>;
+  let adminKey: string;
+  let targetLine: string;
+
+  /** `me` with a key until `done` holds (a change reaches the cache asynchronously; at most 1 s). */
+  async function meUntil(key: string, done: (status: number, scopes: string[] | undefined) => boolean) {
+    let res = await gw.graphql<{ me: { scopes: string[] } }>(ME, {}, { authorization: `Bearer ${key}` });
+    for (const started = Date.now(); !done(res.status, res.body?.data?.me.scopes) && Date.now() - started < 1000; ) {
+      res = await gw.graphql<{ me: { scopes: string[] } }>(ME, {}, { authorization: `Bearer ${key}` });
+    }
+    return res;
+  }
+
+  beforeAll(async () => {
+    const starting = ProductionGateway.start({ ...productionEnv(), KEY_CACHE_TTL_MS: '10000' });
+    direct = { DATABASE_URL: testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisPrefix };
+    // The admin key itself is made directly on the database the gateway uses, while the gateway starts.
+    const tenant = await cli(direct, 'tenants', 'create', ops);
+    expect(tenant.code).toBe(0);
+    expect(tenant.stderr).toContain(`modelgate: database ${testEnv.databaseUrl.replace(/\/$/, '')} (direct)`);
+    const created = await cli(direct, 'keys', 'create', '--tenant', ops, '--scopes', 'admin', '--name', 'remote admin');
+    expect(created.code).toBe(0);
+    adminKey = created.stdout;
+    expect(adminKey).toMatch(KEY);
+    gw = await starting;
+    remote = { MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: adminKey };
+    targetLine = `modelgate: gateway ${gw.url} (remote, key ${adminKey.slice(0, 16)}…)`;
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('creates a tenant and a key (shown once), lists and shows it, and says it talks to the gateway', async () => {
+    const tenant = await cli(remote, 'tenants', 'create', acme, '--rpm', '120', '--json');
+    expect(tenant.code).toBe(0);
+    expect(tenant.stderr.split('\n')[0]).toBe(targetLine);
+    expect(tenant.stdout + tenant.stderr).not.toContain(adminKey.slice(16));
+    expect(JSON.parse(tenant.stdout)).toMatchObject({ name: acme, status: 'ACTIVE', requestsPerMinute: 120, monthlyComputeUnitQuota: null });
+
+    const created = await cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference,usage:read', '--models', 'fashion-cnn', '--expires', '30d', '--name', 'web');
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(KEY);
+    expect(created.stderr).toContain('shown only once');
+    const key = created.stdout;
+    const me = await gw.graphql<{ me: { scopes: string[]; allowedModels: string[]; tenant: { name: string } } }>(ME, {}, { authorization: `Bearer ${key}` });
+    expect(me.body?.data?.me).toEqual({ scopes: ['INFERENCE', 'USAGE_READ'], allowedModels: ['fashion-cnn'], tenant: { name: acme } });
+
+    const listed = await cli(remote, 'keys', 'list', '--tenant', acme, '--json');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toContain(key.slice(16));
+    const rows = JSON.parse(listed.stdout) as Record<string, unknown>[];
+    expect(rows).toHaveLength(1);
+    // Made through the gateway: the audit label is the admin key, not a local user.
+    expect(rows[0]).toMatchObject({ prefix: key.slice(0, 16), tenant: acme, scopes: ['inference', 'usage:read'], status: 'active', createdBy: `key:${adminKey.slice(0, 16)}` });
+
+    const [shown, shownJson, directShow, human] = await Promise.all([
+      cli(remote, 'keys', 'show', key.slice(0, 16)),
+      cli(remote, 'keys', 'show', key.slice(0, 16), '--json'),
+      cli(direct, 'keys', 'show', key.slice(0, 16), '--json'),
+      cli(remote, 'keys', 'list', '--tenant', acme),
+    ]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`tenant:    ${acme}`);
+    expect(shown.stdout).toMatch(/scopes: +inference,usage:read\n/);
+    expect(shown.stdout).toMatch(/models: +fashion-cnn\n/);
+    expect(JSON.parse(shownJson.stdout)).toMatchObject({ prefix: key.slice(0, 16), name: 'web', tenant: acme, allowedModels: ['fashion-cnn'] });
+
+    // The same records as the direct mode prints them.
+    const { lastUsedAt: _a, ...remoteView } = JSON.parse(shownJson.stdout) as Record<string, unknown>;
+    const { lastUsedAt: _b, ...directView } = JSON.parse(directShow.stdout) as Record<string, unknown>;
+    expect(remoteView).toEqual(directView);
+
+    expect(human.stdout.split('\n')[0]).toMatch(/^ID +PREFIX +NAME +TENANT +SCOPES/);
+    expect(human.stdout).toContain(key.slice(0, 16));
+  });
+
+  it('updates scopes, rotates, and revokes: the gateway refuses the revoked key', async () => {
+    const created = await cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference,usage:read', '--name', 'rotating', '--json');
+    expect(created.code).toBe(0);
+    const { plaintext: oldKey, apiKey } = JSON.parse(created.stdout) as { plaintext: string; apiKey: { id: string; prefix: string } };
+    expect(oldKey).toMatch(KEY);
+
+    const updated = await cli(remote, 'keys', 'update', apiKey.prefix, '--scopes', 'inference', '--rpm', '7', '--meta', 'owner=ana', '--json');
+    expect(updated.code).toBe(0);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ id: apiKey.id, scopes: ['inference'], requestsPerMinute: 7, metadata: { owner: 'ana' } });
+    expect((await meUntil(oldKey, (_s, scopes) => scopes?.length === 1)).body?.data?.me.scopes).toEqual(['INFERENCE']);
+
+    const rotated = await cli(remote, 'keys', 'rotate', apiKey.id, '--grace', '1h', '--json');
+    expect(rotated.code).toBe(0);
+    const r = JSON.parse(rotated.stdout) as { plaintext: string; apiKey: { prefix: string; scopes: string[] }; previous: { id: string; status: string; graceUntil: string } };
+    expect(r.plaintext).toMatch(KEY);
+    expect(r.apiKey.scopes).toEqual(['inference']);
+    expect(r.previous).toMatchObject({ id: apiKey.id, status: 'grace' });
+    expect(Date.parse(r.previous.graceUntil)).toBeGreaterThan(Date.now());
+    expect((await gw.graphql(ME, {}, { authorization: `Bearer ${oldKey}` })).status).toBe(200);
+    expect((await gw.graphql(ME, {}, { authorization: `Bearer ${r.plaintext}` })).status).toBe(200);
+
+    const revoked = await cli(remote, 'keys', 'revoke', r.apiKey.prefix);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(/revoked$/);
+    expect((await meUntil(r.plaintext, (status) => status !== 200)).status).toBe(401);
+    const again = await cli(remote, 'keys', 'revoke', r.apiKey.prefix, '--json');
+    expect(JSON.parse(again.stdout)).toMatchObject({ prefix: r.apiKey.prefix, status: 'revoked' });
+    const revokedOnly = await cli(remote, 'keys', 'list', '--tenant', acme, '--revoked', '--json');
+    expect((JSON.parse(revokedOnly.stdout) as { prefix: string }[]).map((k) => k.prefix)).toEqual([r.apiKey.prefix]);
+  });
+
+  it('changes, suspends and resumes a tenant, and lists tenants, with --json parsing each time', async () => {
+    const key = (await cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference')).stdout;
+    const limits = await cli(remote, 'tenants', 'update', acme, '--monthly-quota', '1000', '--rpm', 'default', '--json');
+    expect(limits.code).toBe(0);
+    expect(JSON.parse(limits.stdout)).toMatchObject({ name: acme, requestsPerMinute: null, monthlyComputeUnitQuota: 1000 });
+    const suspended = await cli(remote, 'tenants', 'suspend', acme, '--json');
+    expect(JSON.parse(suspended.stdout)).toMatchObject({ name: acme, status: 'SUSPENDED' });
+    expect((await meUntil(key, (status) => status !== 200)).status).toBe(403);
+    const resumed = await cli(remote, 'tenants', 'resume', acme);
+    expect(resumed.stdout).toMatch(new RegExp(`^tenant ${acme} \\(.*\\) ACTIVE`));
+    expect((await meUntil(key, (status) => status === 200)).status).toBe(200);
+    const all = await cli(remote, 'tenants', 'list', '--json');
+    expect(all.code).toBe(0);
+    expect((JSON.parse(all.stdout) as { name: string }[]).map((t) => t.name)).toEqual(expect.arrayContaining([ops, acme]));
+  });
+
+  it('reports the gateway refusing the operation with exit 1 and its message', async () => {
+    const [dup, unknown, badScope] = await Promise.all([
+      cli(remote, 'tenants', 'create', acme),
+      cli(remote, 'keys', 'revoke', 'mg_live_00000000'),
+      cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'superuser'),
+    ]);
+    expect(dup).toMatchObject({ code: 1, stdout: '' });
+    expect(dup.stderr).toMatch(new RegExp(`Tenant "${acme}" already exists \\(BAD_USER_INPUT, request `));
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/Unknown API key \(NOT_FOUND/);
+    expect(badScope.code).toBe(2);
+    expect(badScope.stderr).toMatch(/Unknown scope "superuser"/);
+    expect(badScope.stderr).not.toContain('modelgate: gateway'); // refused before any target was touched
+    expectNoStack(unknown);
+  });
+
+  it('refuses with exit 5 when the admin key is absent, malformed, unknown or lacks the scope', async () => {
+    const stranger = generateKey('live').plaintext;
+    const [absent, malformed, unknown, inferenceKey] = await Promise.all([
+      cli({ MODELGATE_URL: gw.url }, 'tenants', 'list'),
+      cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: 'hunter2' }, 'tenants', 'list'),
+      cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: stranger }, 'keys', 'revoke', 'mg_live_00000000'),
+      cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference'),
+    ]);
+    expect(absent).toMatchObject({ code: 5, stdout: '' });
+    expect(absent.stderr).toContain(`modelgate: gateway ${gw.url} (remote, key none)`);
+    expect(absent.stderr).toMatch(/MODELGATE_ADMIN_KEY is not set/);
+
+    expect(malformed.code).toBe(5);
+    expect(malformed.stderr).toMatch(/MODELGATE_ADMIN_KEY is not a modelgate key/);
+    expect(malformed.stderr).not.toContain('hunter2');
+
+    expect(unknown).toMatchObject({ code: 5, stdout: '' });
+    expect(unknown.stderr).toMatch(new RegExp(`the gateway refused the admin key ${stranger.slice(0, 16)}…: .*\\(UNAUTHENTICATED`));
+    expect(unknown.stderr).not.toContain(stranger.slice(16));
+    expectNoStack(unknown);
+
+    const weak = await cli({ MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: inferenceKey.stdout }, 'tenants', 'list', '--json');
+    expect(weak).toMatchObject({ code: 5, stdout: '' });
+    expect(weak.stderr).toMatch(/lacks the scope.*\(FORBIDDEN/);
+  });
+
+  it('reads the admin key from --admin-key-file with --url', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-cli-key-'));
+    const file = path.join(dir, 'admin.key');
+    writeFileSync(file, `${adminKey}\n`, { mode: 0o600 });
+    const run = await cli({}, '--url', gw.url, '--admin-key-file', file, 'keys', 'list', '--tenant', acme, '--json');
+    expect(run.code).toBe(0);
+    expect(run.stderr.split('\n')[0]).toBe(targetLine);
+    expect(Array.isArray(JSON.parse(run.stdout))).toBe(true);
+  });
+
+  it('exits 4 without a stack trace when the URL is unreachable, silent or not a gateway', async () => {
+    const port = await freePort();
+    const down = await cli({ MODELGATE_URL: `http://127.0.0.1:${port}`, MODELGATE_ADMIN_KEY: adminKey }, 'tenants', 'list');
+    expect(down).toMatchObject({ code: 4, stdout: '' });
+    expect(down.stderr).toMatch(new RegExp(`cannot reach gateway http://127.0.0.1:${port} \\(ECONNREFUSED\\)`));
+    expectNoStack(down);
+
+    // Accepts connections and never answers: --timeout bounds the wait.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const silentPort = (silent.address() as net.AddressInfo).port;
+      const hung = await cli({ MODELGATE_URL: `http://127.0.0.1:${silentPort}`, MODELGATE_ADMIN_KEY: adminKey }, '--timeout', '1s', 'keys', 'list');
+      expect(hung.code).toBe(4);
+      expect(hung.stderr).toMatch(/no answer from gateway http:\/\/127\.0\.0\.1:\d+ within 1 s/);
+      expectNoStack(hung);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+
+    const wrongPath = await cli({ MODELGATE_URL: `${gw.url}/v2`, MODELGATE_ADMIN_KEY: adminKey }, 'tenants', 'list');
+    expect(wrongPath.code).toBe(4);
+    expect(wrongPath.stderr).toMatch(/has no GraphQL endpoint at .*\/v2\/graphql \(HTTP 404\)/);
+  });
+
+  it('never guesses between two targets, and keeps database-only commands off the gateway', async () => {
+    const [both, bothEnv, chosen, bootstrap, env] = await Promise.all([
+      cli({ ...remote }, '--database-url', testEnv.databaseUrl, '--url', gw.url, 'tenants', 'list'),
+      cli({ ...remote, DATABASE_URL: testEnv.databaseUrl }, 'tenants', 'list'),
+      // An option chooses: --url beats DATABASE_URL in the environment, and the line says so.
+      cli({ DATABASE_URL: testEnv.databaseUrl, MODELGATE_ADMIN_KEY: adminKey }, '--url', gw.url, 'tenants', 'list', '--json'),
+      cli(remote, 'admin', 'bootstrap'),
+      cli(remote, 'keys', 'create', '--tenant', acme, '--scopes', 'inference', '--env', 'test'),
+    ]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--url \(a gateway\) and --database-url \(a database\) name two targets/);
+    expect(bothEnv.code).toBe(2);
+    expect(bothEnv.stderr).toMatch(/MODELGATE_URL \(a gateway\) and DATABASE_URL \(a database\) are both set/);
+    expect(chosen.code).toBe(0);
+    expect(chosen.stderr.split('\n')[0]).toBe(targetLine);
+
+    expect(bootstrap).toMatchObject({ code: 2, stdout: '' });
+    expect(bootstrap.stderr).toMatch(/admin bootstrap works on a database only, not through a gateway/);
+    expect(env.code).toBe(2);
+    expect(env.stderr).toMatch(/--env works only against a database/);
+  });
+});
