@@ -13,9 +13,10 @@ import { UsageResolver } from '../usage/usage.resolver';
 import { BillingResolver } from '../billing/billing.resolver';
 import { authChecker } from '../auth/auth-checker';
 import { MeLimitsResolver } from '../ratelimit/limits.resolver';
+import { WebhooksResolver } from '../webhooks/webhooks.resolver';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, UsageResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, UsageResolver, WebhooksResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

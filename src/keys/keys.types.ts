@@ -123,7 +123,7 @@ export interface ConnectionShape<T> {
 }
 
 /** A Relay connection type for a node type. */
-function connection<T extends object>(node: ClassType<T>, name: string): ClassType<ConnectionShape<T>> {
+export function connection<T extends object>(node: ClassType<T>, name: string): ClassType<ConnectionShape<T>> {
   @ObjectType(`${name}Edge`)
   class Edge {
     @Field() cursor!: string;

@@ -35,6 +35,11 @@ import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
 import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
 import { registerHttpErrorContract, clientErrorHandler } from './http-errors';
+import { loadSecretBox } from '../webhooks/secret-box';
+import { WebhookDispatcher } from '../webhooks/dispatcher';
+import { WebhookService } from '../webhooks/webhook.service';
+import { UsageAlerts } from '../webhooks/usage-alerts';
+import { webhookKeyEvents } from '../webhooks/key-events';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -94,7 +99,24 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics, pgListenUrl });
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
-  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment);
+  // Webhooks: events are written to the outbox by the transactions that cause them; the dispatcher delivers them.
+  const webhookBox = loadSecretBox({ secretKey: config.webhooks.secretKey, keyFile: config.webhooks.keyFile, embedded: config.database.mode === 'embedded' });
+  const dispatcher = webhookBox
+    ? new WebhookDispatcher({ db, box: webhookBox, log: log.child({ component: 'webhooks' }), registry: metrics.registry, ...config.webhooks })
+    : null;
+  if (!dispatcher) log.info('webhook deliveries are off on this gateway: WEBHOOK_SECRET_ENCRYPTION_KEY is not set (events still queue in the outbox)');
+  const wakeDispatcher = () => dispatcher?.kick();
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, webhookKeyEvents(wakeDispatcher));
+  const webhooks = new WebhookService({
+    db,
+    tenants: keys,
+    box: webhookBox,
+    log: log.child({ component: 'webhooks' }),
+    allowPrivateAddresses: config.webhooks.allowPrivateAddresses,
+    keyExpiryDays: config.webhooks.keyExpiryDays,
+    keyExpiryScanIntervalMs: config.webhooks.keyExpiryScanIntervalMs,
+    onEvents: wakeDispatcher,
+  });
   if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
   const limits = new RateLimitService({
     config,
@@ -106,7 +128,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     billedUnits: (tenantId, from, to, apiKeyId) => billedComputeUnits(db, tenantId, from, to, apiKeyId),
   });
 
-  const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
+  const usage = new UsageService({
+    config: config.usage,
+    db,
+    log: log.child({ component: 'usage' }),
+    registry: metrics.registry,
+    // Quota/budget thresholds and rate-limit bursts, in each usage batch's own transaction.
+    commitHook: new UsageAlerts({ defaultMonthlyQuota: config.limits.defaultMonthlyComputeUnitQuota, rateLimitBurst: config.webhooks.rateLimitBurst, onEvents: wakeDispatcher }),
+  });
   await usage.start();
   // Shown, never failing /readyz: while Postgres is down records wait durably in the log (spooled).
   readiness.register(
@@ -127,7 +156,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const billing = new PriceBook(db);
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, webhooks };
 
   const apollo = await createApollo(config);
   const inFlight = new InFlightRequests(metrics);
@@ -135,6 +164,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
   lifecycle.onShutdown('usage', 'flush', () => usage.close());
+  // Stops claiming once requests drained; attempts in flight finish (bounded by WEBHOOK_TIMEOUT_MS), the rest wait for any replica.
+  lifecycle.onShutdown('webhooks', 'drain', async () => {
+    await webhooks.close();
+    await dispatcher?.close();
+  });
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());
@@ -149,6 +183,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Connecting happens in the background: the HTTP server answers /healthz
   // and reports a 503 /readyz while the database is still coming up.
   void db.start();
+  void db.whenReady().then(() => {
+    if (services.lifecycle.isShuttingDown) return;
+    webhooks.start();
+    dispatcher?.start();
+  }, () => undefined);
   // Models load in the background too; /readyz lists each model's status.
   const modelsLoaded = inference.start();
   // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.

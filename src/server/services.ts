@@ -16,6 +16,7 @@ import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
 import type { KeyService } from '../keys/key.service';
 import type { PriceBook } from '../billing/price-book';
+import type { WebhookService } from '../webhooks/webhook.service';
 
 export interface Services {
   config: Config;
@@ -40,4 +41,6 @@ export interface Services {
   keys: KeyService;
   /** Prices, spend and invoices (issue #17). */
   billing: PriceBook;
+  /** Webhook endpoints, the delivery log and key.expiring scans (issue #17). */
+  webhooks: WebhookService;
 }
