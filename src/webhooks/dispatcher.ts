@@ -48,6 +48,7 @@ interface Claimed {
   data: unknown;
   eventCreatedAt: Date;
   url: string;
+  endpointId: string;
   secretCiphertext: string;
 }
 
@@ -55,14 +56,14 @@ const CLAIM_SQL = `
 WITH due AS (
   SELECT d."id" FROM "WebhookDelivery" d
   WHERE d."status" = 'PENDING' AND d."nextAttemptAt" <= now() AND (d."leaseUntil" IS NULL OR d."leaseUntil" < now())
-    AND EXISTS (SELECT 1 FROM "WebhookEndpoint" e WHERE e."id" = d."endpointId" AND e."enabled")
+    AND EXISTS (SELECT 1 FROM "WebhookEndpoint" e WHERE e."id" = d."endpointId" AND e."enabled" AND e."secretCiphertext" <> ALL($3::text[]))
   ORDER BY d."nextAttemptAt" LIMIT $1
   FOR UPDATE SKIP LOCKED
 )
 UPDATE "WebhookDelivery" d SET "leaseUntil" = now() + $2::int * interval '1 millisecond', "attempts" = d."attempts" + 1, "lastAttemptAt" = now()
 FROM due, "WebhookEvent" ev, "WebhookEndpoint" e
 WHERE d."id" = due."id" AND ev."id" = d."eventId" AND e."id" = d."endpointId"
-RETURNING d."id"::text AS "id", d."attempts", ev."id"::text AS "eventId", ev."type", ev."tenantId"::text AS "tenantId", ev."data", ev."createdAt" AS "eventCreatedAt", e."url", e."secretCiphertext"`;
+RETURNING d."id"::text AS "id", d."attempts", ev."id"::text AS "eventId", ev."type", ev."tenantId"::text AS "tenantId", ev."data", ev."createdAt" AS "eventCreatedAt", e."url", e."id"::text AS "endpointId", e."secretCiphertext"`;
 
 /** Lease beyond the request timeout: covers the bookkeeping after the answer. */
 const LEASE_MARGIN_MS = 2_000;
@@ -75,6 +76,7 @@ export class WebhookDispatcher {
   private again = false;
   private closed = false;
   private dbErrorLogged = false;
+  private readonly undecryptable = new Set<string>();
   private readonly outcomes: Counter<'outcome'>;
   private readonly latency: Histogram;
 
@@ -139,7 +141,7 @@ export class WebhookDispatcher {
   private async claimAndSend(): Promise<void> {
     const free = this.options.concurrency - this.inFlight.size;
     if (free <= 0) return;
-    const claimed = await this.options.db.prisma.$queryRawUnsafe<Claimed[]>(CLAIM_SQL, free, this.options.timeoutMs + LEASE_MARGIN_MS);
+    const claimed = await this.options.db.prisma.$queryRawUnsafe<Claimed[]>(CLAIM_SQL, free, this.options.timeoutMs + LEASE_MARGIN_MS, [...this.undecryptable]);
     this.dbErrorLogged = false;
     for (const c of claimed) {
       const p: Promise<void> = this.deliver(c)
@@ -157,12 +159,18 @@ export class WebhookDispatcher {
   private async deliver(c: Claimed): Promise<void> {
     const body: WebhookBody = { id: c.eventId, type: c.type, createdAt: new Date(c.eventCreatedAt).toISOString(), tenantId: c.tenantId, data: c.data };
     const json = JSON.stringify(body);
+    let secret: string;
+    try {
+      secret = this.options.box.decrypt(c.secretCiphertext);
+    } catch {
+      await this.release(c);
+      return;
+    }
     let status: number | null = null;
     let error: string | null = null;
     try {
       const refused = await privateTargetReason(c.url, this.options.allowPrivateAddresses);
       if (refused) throw new Error(refused);
-      const secret = this.options.box.decrypt(c.secretCiphertext);
       const response = await fetch(c.url, {
         method: 'POST',
         headers: {
@@ -208,6 +216,24 @@ export class WebhookDispatcher {
     );
     this.outcomes.inc({ outcome: failed ? 'failed' : 'retry' });
     this.options.log.info({ deliveryId: c.id, eventId: c.eventId, attempts: c.attempts, error: error.slice(0, MAX_ERROR_LENGTH), ...(failed ? {} : { retryInMs: delay }) }, failed ? 'webhook delivery failed; giving up' : 'webhook delivery failed; retrying');
+  }
+
+  /**
+   * This replica's key cannot open the endpoint's secret (WEBHOOK_SECRET_ENCRYPTION_KEY
+   * differs from the replica that stored it): hand the delivery back
+   * uncounted, so a misconfigured replica cannot use up a delivery's attempts.
+   */
+  private async release(c: Claimed): Promise<void> {
+    if (!this.undecryptable.has(c.secretCiphertext)) {
+      // Not claimed again by this replica (a secret stored anew, e.g. rotated, is tried again).
+      this.undecryptable.add(c.secretCiphertext);
+      this.options.log.error({ webhookId: c.endpointId }, 'cannot decrypt this webhook secret: WEBHOOK_SECRET_ENCRYPTION_KEY differs from the key that stored it; leaving its deliveries to other replicas');
+    }
+    await this.options.db.prisma.$executeRawUnsafe(
+      `UPDATE "WebhookDelivery" SET "attempts" = "attempts" - 1, "leaseUntil" = NULL WHERE "id" = $1::uuid AND "attempts" = $2`,
+      c.id,
+      c.attempts,
+    );
   }
 
   /** Exponential with ±50 % jitter, so receivers coming back are not hit by every retry at once. */

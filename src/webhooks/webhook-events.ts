@@ -28,7 +28,7 @@ export interface OutboxEvent {
   /**
    * Unique per occurrence: a second event with the same key is dropped by the
    * database, which is what makes "fires once per period" hold across
-   * replicas, retries and replays (e.g. quota.threshold:<tenant>:tenant_monthly_compute_units:2026-12:80).
+   * replicas, retries and replays (e.g. quota.threshold:<tenant>:tenant_monthly_compute_units:2026-12:<limit>:80).
    */
   dedupeKey: string;
   data: Record<string, unknown>;
@@ -77,7 +77,8 @@ export function thresholdEvents(limits: ThresholdLimit[], thresholdsFor: (tenant
         events.push({
           tenantId: l.tenantId,
           type: l.type,
-          dedupeKey: `${l.type}:${l.apiKeyId ?? l.tenantId}:${l.name}:${l.period}:${t}`,
+          // The limit value is part of the key: a quota changed mid-period re-arms its thresholds.
+          dedupeKey: `${l.type}:${l.apiKeyId ?? l.tenantId}:${l.name}:${l.period}:${l.limit}:${t}`,
           threshold: t,
           data: { limit: l.name, apiKeyId: l.apiKeyId, threshold: t, limitValue: l.limit, used: l.usedAfter, period: l.period },
         });

@@ -25,11 +25,11 @@ describe('thresholdEvents', () => {
   });
   it('keys each event by limit subject, period and percentage (the once-per-period constraint)', () => {
     expect(thresholdEvents([quota(0, 9)], all).map((e) => e.dedupeKey)).toEqual([
-      'quota.threshold:t1:tenant_monthly_compute_units:2026-12:80',
-      'quota.threshold:t1:tenant_monthly_compute_units:2026-12:90',
+      'quota.threshold:t1:tenant_monthly_compute_units:2026-12:10:80',
+      'quota.threshold:t1:tenant_monthly_compute_units:2026-12:10:90',
     ]);
     const budget: ThresholdLimit = { ...quota(0, 5, 5), type: 'budget.threshold', apiKeyId: 'k1', name: 'key_monthly_compute_units' };
-    expect(thresholdEvents([budget], () => [100])[0]).toMatchObject({ dedupeKey: 'budget.threshold:k1:key_monthly_compute_units:2026-12:100', data: { apiKeyId: 'k1', used: 5, limitValue: 5 } });
+    expect(thresholdEvents([budget], () => [100])[0]).toMatchObject({ dedupeKey: 'budget.threshold:k1:key_monthly_compute_units:2026-12:5:100', data: { apiKeyId: 'k1', used: 5, limitValue: 5 } });
   });
   it('ignores a zero limit and uses each tenant its own percentages', () => {
     expect(thresholdEvents([quota(0, 5, 0)], all)).toEqual([]);
