@@ -10,6 +10,8 @@
 //    usage batch runs the threshold check in its transaction) and as one
 //    without, alternating blocks of 250 so drift hits both alike; p50/p99
 //    latency and process CPU per request (client included, same for both).
+// 3. The usage batch insert (1000 records) where the threshold check runs:
+//    without the hook, with it for a tenant without an endpoint, and with one.
 //   BENCH_EVENTS (default 200), BENCH_REQUESTS (default 4000), TEST_ADMIN_DATABASE_URL, TEST_REDIS_URL
 import http from 'node:http';
 import os from 'node:os';
@@ -25,6 +27,8 @@ const { loadConfig } = require(path.join(root, 'dist/config'));
 const { createGateway } = require(path.join(root, 'dist/server/app'));
 const { createLogger } = require(path.join(root, 'dist/log/logger'));
 const { applyMigrations } = require(path.join(root, 'dist/db/migrate'));
+const { UsageService } = require(path.join(root, 'dist/usage/usage.service'));
+const { UsageAlerts } = require(path.join(root, 'dist/webhooks/usage-alerts'));
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 200);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
@@ -127,11 +131,31 @@ try {
     const ms = s.ms.sort((a, b) => a - b);
     return { endpoint: name, requests: s.n, p50Ms: pct(ms, 50).toFixed(3), p99Ms: pct(ms, 99).toFixed(3), cpuMsPerRequest: (s.cpuUs / s.n / 1000).toFixed(3) };
   });
+  // ---- 3. the usage batch insert alone: no hook, hook for a tenant without an endpoint, with one ----
+  const batch = {};
+  for (const [label, tenant, hook] of [['no hook', without, false], ['hook, no endpoint', without, true], ['hook, endpoint', withHook, true]]) {
+    const cfg = loadConfig({ ...env(true), USAGE_SPOOL_DIR: path.join(os.tmpdir(), `mgbench-${runId}-spool-${label.replace(/\W/g, '')}`), USAGE_FLUSH_INTERVAL_MS: '60000' });
+    const usage = new UsageService({ config: cfg.usage, db: deliverer.gw.services.db, log: createLogger({ level: 'silent', pretty: false }),
+      ...(hook ? { commitHook: new UsageAlerts({ defaultMonthlyQuota: null, rateLimitBurst: 100, onEvents: () => undefined }) } : {}) });
+    await usage.start();
+    const ms = [];
+    for (let b = 0; b < 12; b++) {
+      const records = Array.from({ length: 1000 }, (_, i) => ({ id: `${runId}-${label}-${b}-${i}`, tenantId: tenant.id, apiKeyId: null, model: 'fashion-cnn', modelVersion: '1', items: 1, computeUnits: 1, status: 'OK', latencyMs: 1, queueMs: 0, computeMs: 1, executionProvider: 'cpu', createdAt: new Date() }));
+      await Promise.all(records.map((r) => usage.record(r)));
+      const t = performance.now();
+      await usage.flush();
+      if (b >= 2) ms.push(performance.now() - t);
+    }
+    await usage.close();
+    ms.sort((a, b) => a - b);
+    batch[label] = { batches: ms.length, recordsPerBatch: 1000, medianMs: pct(ms, 50).toFixed(2), maxMs: ms[ms.length - 1].toFixed(2) };
+  }
+
   const events = await new pg.Client({ connectionString: dbUrl.toString() });
   await events.connect();
   const outbox = (await events.query('SELECT count(*)::int AS n FROM "WebhookEvent"')).rows[0].n;
   await events.end();
-  console.log(JSON.stringify({ cpus: os.cpus().length, loadAtStart, loadAtEnd: os.loadavg()[0], events: EVENTS, latencyMs: latency, requestPath: rows, outboxEvents: outbox }, null, 2));
+  console.log(JSON.stringify({ cpus: os.cpus().length, loadAtStart, loadAtEnd: os.loadavg()[0], events: EVENTS, latencyMs: latency, requestPath: rows, usageBatchInsert: batch, outboxEvents: outbox }, null, 2));
 } finally {
   for (const { gw } of gateways) await gw.close('bench');
   receiver.close();
