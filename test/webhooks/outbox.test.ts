@@ -62,6 +62,14 @@ describe('webhook outbox and dispatcher', () => {
     expect(await count(tenantId)).toEqual({ events: 1, deliveries: 1 });
   });
 
+  it('refuses to create a webhook with UNAVAILABLE naming WEBHOOK_SECRET_ENCRYPTION_KEY when the gateway has no encryption key', async () => {
+    const { db, keys } = await testKeyService();
+    const { tenantId } = await createTestKey({ scopes: ['inference'] });
+    const keyless = new WebhookService({ db, tenants: keys, box: null, log, allowPrivateAddresses: true, keyExpiryDays: 7, keyExpiryScanIntervalMs: 60_000, onEvents: () => undefined });
+    await expect(keyless.create(CLI, tenantId, { url: receiver.url('/x') })).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('WEBHOOK_SECRET_ENCRYPTION_KEY') });
+    expect(await db.prisma.webhookEndpoint.count({ where: { tenantId } })).toBe(0);
+  });
+
   it('sends a threshold event only to the endpoints that list its percentage', async () => {
     const { db } = await testKeyService();
     const { tenantId } = await createTestKey({ scopes: ['inference'] });
