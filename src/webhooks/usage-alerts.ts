@@ -32,26 +32,38 @@ interface EndpointRow {
 }
 
 interface TotalsRow {
+  kind: 'tenant' | 'key';
   tenantId: string;
   apiKeyId: string | null;
   month: string;
-  quota: number | null;
-  budget: number | null;
-  tenantUsed: number;
-  keyUsed: number | null;
+  limit: number;
+  used: number;
 }
 
+const MONTH_RANGE = `u."day" >= (m."month" || '-01T00:00:00Z')::timestamptz AND u."day" < (m."month" || '-01T00:00:00Z')::timestamptz + interval '1 month'`;
+
+/**
+ * The month totals after the insert: once per tenant and month (tenants with
+ * a quota of their own or the default, $2), and per key only for keys with a
+ * budget, each summed from the daily rollups (primary-key range scans).
+ */
 const TOTALS_SQL = `
-SELECT d."tenantId"::text AS "tenantId", d."apiKeyId"::text AS "apiKeyId", d."month", t."monthlyComputeUnitQuota" AS "quota", k."monthlyComputeUnitBudget" AS "budget",
-  (SELECT coalesce(sum(u."computeUnits"), 0)::float8 FROM "UsageDaily" u
-    WHERE u."tenantId" = d."tenantId" AND u."day" >= (d."month" || '-01T00:00:00Z')::timestamptz
-      AND u."day" < (d."month" || '-01T00:00:00Z')::timestamptz + interval '1 month') AS "tenantUsed",
-  CASE WHEN k."monthlyComputeUnitBudget" IS NULL THEN NULL ELSE
-  (SELECT coalesce(sum(u."computeUnits"), 0)::float8 FROM "UsageDaily" u
-    WHERE u."tenantId" = d."tenantId" AND u."apiKeyId" = d."apiKeyId" AND u."day" >= (d."month" || '-01T00:00:00Z')::timestamptz
-      AND u."day" < (d."month" || '-01T00:00:00Z')::timestamptz + interval '1 month') END AS "keyUsed"
-FROM jsonb_to_recordset($1::jsonb) AS d("tenantId" uuid, "apiKeyId" uuid, "month" text)
-JOIN "Tenant" t ON t."id" = d."tenantId" LEFT JOIN "ApiKey" k ON k."id" = d."apiKeyId"`;
+WITH d AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS d("tenantId" uuid, "apiKeyId" uuid, "month" text)
+), tm AS (
+  SELECT DISTINCT d."tenantId", d."month", coalesce(t."monthlyComputeUnitQuota", $2::int) AS "limit"
+  FROM d JOIN "Tenant" t ON t."id" = d."tenantId"
+), km AS (
+  SELECT d."tenantId", d."apiKeyId", d."month", k."monthlyComputeUnitBudget" AS "limit"
+  FROM d JOIN "ApiKey" k ON k."id" = d."apiKeyId" WHERE k."monthlyComputeUnitBudget" IS NOT NULL
+)
+SELECT 'tenant' AS "kind", m."tenantId"::text AS "tenantId", NULL::text AS "apiKeyId", m."month", m."limit",
+  (SELECT coalesce(sum(u."computeUnits"), 0)::float8 FROM "UsageDaily" u WHERE u."tenantId" = m."tenantId" AND ${MONTH_RANGE}) AS "used"
+FROM tm m WHERE m."limit" IS NOT NULL
+UNION ALL
+SELECT 'key', m."tenantId"::text, m."apiKeyId"::text, m."month", m."limit",
+  (SELECT coalesce(sum(u."computeUnits"), 0)::float8 FROM "UsageDaily" u WHERE u."tenantId" = m."tenantId" AND u."apiKeyId" = m."apiKeyId" AND ${MONTH_RANGE})
+FROM km m`;
 
 const BURST_SQL = `
 SELECT m."tenantId"::text AS "tenantId", m."apiKeyId"::text AS "apiKeyId", m."minute",
@@ -83,7 +95,11 @@ export class UsageAlerts implements UsageCommitHook {
     const events: OutboxEvent[] = [];
     const deltas = added.deltas.filter((d) => thresholdsOf.has(d.tenantId) && d.units > 0);
     if (deltas.length > 0 && deltas.some((d) => subscribed(d.tenantId, 'quota.threshold') || subscribed(d.tenantId, 'budget.threshold'))) {
-      const totals = await tx.$queryRawUnsafe<TotalsRow[]>(TOTALS_SQL, JSON.stringify(deltas.map((d) => ({ tenantId: d.tenantId, apiKeyId: d.apiKeyId, month: d.month }))));
+      const totals = await tx.$queryRawUnsafe<TotalsRow[]>(
+        TOTALS_SQL,
+        JSON.stringify(deltas.map((d) => ({ tenantId: d.tenantId, apiKeyId: d.apiKeyId, month: d.month }))),
+        this.options.defaultMonthlyQuota,
+      );
       events.push(...thresholdEvents(this.limitsFrom(deltas, totals), (t) => thresholdsOf.get(t) ?? []));
     }
     const minutes = added.rateLimited.filter((m) => subscribed(m.tenantId, 'ratelimit.breached'));
@@ -110,24 +126,18 @@ export class UsageAlerts implements UsageCommitHook {
 
   /** The tenant quota and key budget limits the batch moved, as generic (before, after) pairs. */
   private limitsFrom(deltas: UsageAdded['deltas'], totals: TotalsRow[]): ThresholdLimit[] {
-    const limits: ThresholdLimit[] = [];
-    const tenantAdded = new Map<string, number>();
-    for (const d of deltas) tenantAdded.set(`${d.tenantId}|${d.month}`, (tenantAdded.get(`${d.tenantId}|${d.month}`) ?? 0) + d.units);
-    const seenTenant = new Set<string>();
-    for (const row of totals) {
-      const tk = `${row.tenantId}|${row.month}`;
-      const quota = row.quota ?? this.options.defaultMonthlyQuota;
-      if (!seenTenant.has(tk) && quota !== null) {
-        seenTenant.add(tk);
-        const used = Number(row.tenantUsed);
-        limits.push({ type: 'quota.threshold', tenantId: row.tenantId, apiKeyId: null, name: 'tenant_monthly_compute_units', limit: quota, usedBefore: used - (tenantAdded.get(tk) ?? 0), usedAfter: used, period: row.month });
-      }
-      if (row.budget !== null && row.keyUsed !== null && row.apiKeyId) {
-        const units = deltas.find((d) => d.tenantId === row.tenantId && d.apiKeyId === row.apiKeyId && d.month === row.month)?.units ?? 0;
-        const used = Number(row.keyUsed);
-        limits.push({ type: 'budget.threshold', tenantId: row.tenantId, apiKeyId: row.apiKeyId, name: 'key_monthly_compute_units', limit: row.budget, usedBefore: used - units, usedAfter: used, period: row.month });
-      }
+    const added = new Map<string, number>();
+    const add = (k: string, units: number) => added.set(k, (added.get(k) ?? 0) + units);
+    for (const d of deltas) {
+      add(`${d.tenantId}|${d.month}`, d.units);
+      if (d.apiKeyId) add(`${d.tenantId}|${d.month}|${d.apiKeyId}`, d.units);
     }
-    return limits;
+    return totals.map((row) => {
+      const used = Number(row.used);
+      const batch = added.get(row.kind === 'tenant' ? `${row.tenantId}|${row.month}` : `${row.tenantId}|${row.month}|${row.apiKeyId}`) ?? 0;
+      return row.kind === 'tenant'
+        ? { type: 'quota.threshold', tenantId: row.tenantId, apiKeyId: null, name: 'tenant_monthly_compute_units', limit: Number(row.limit), usedBefore: used - batch, usedAfter: used, period: row.month }
+        : { type: 'budget.threshold', tenantId: row.tenantId, apiKeyId: row.apiKeyId, name: 'key_monthly_compute_units', limit: Number(row.limit), usedBefore: used - batch, usedAfter: used, period: row.month };
+    });
   }
 }
