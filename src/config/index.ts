@@ -112,6 +112,8 @@ const envSchema = z.object({
   WEBHOOK_KEY_EXPIRY_SCAN_INTERVAL_MS: int(100, 86_400_000).default('60000'),
   // RATE_LIMITED requests of one key within one UTC minute that make a ratelimit.breached event.
   WEBHOOK_RATE_LIMIT_BURST: int(1, 1_000_000).default('100'),
+  // Outbox rows (events and their delivery log) older than this are deleted; at least 40 so no dedupe key of a live period goes.
+  WEBHOOK_RETENTION_DAYS: int(40, 3650).default('90'),
   // Off: webhook URLs that name or resolve to loopback, private or link-local addresses are refused (SSRF).
   WEBHOOK_ALLOW_PRIVATE_ADDRESSES: bool.default('false'),
 
@@ -186,6 +188,7 @@ export interface Config {
     keyExpiryScanIntervalMs: number;
     rateLimitBurst: number;
     allowPrivateAddresses: boolean;
+    retentionDays: number;
   };
   bodyLimitBytes: number;
   shutdownDrainTimeoutMs: number;
@@ -302,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       keyExpiryScanIntervalMs: e.WEBHOOK_KEY_EXPIRY_SCAN_INTERVAL_MS,
       rateLimitBurst: e.WEBHOOK_RATE_LIMIT_BURST,
       allowPrivateAddresses: e.WEBHOOK_ALLOW_PRIVATE_ADDRESSES,
+      retentionDays: e.WEBHOOK_RETENTION_DAYS,
     },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     shutdownDrainTimeoutMs: e.SHUTDOWN_DRAIN_TIMEOUT_MS,

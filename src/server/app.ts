@@ -115,6 +115,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     allowPrivateAddresses: config.webhooks.allowPrivateAddresses,
     keyExpiryDays: config.webhooks.keyExpiryDays,
     keyExpiryScanIntervalMs: config.webhooks.keyExpiryScanIntervalMs,
+    retentionDays: config.webhooks.retentionDays,
     onEvents: wakeDispatcher,
   });
   if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });

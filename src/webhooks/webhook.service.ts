@@ -51,6 +51,8 @@ export interface WebhookServiceOptions {
   allowPrivateAddresses: boolean;
   keyExpiryDays: number;
   keyExpiryScanIntervalMs: number;
+  /** Events (with their deliveries) older than this are deleted by the periodic scan; absent: kept. */
+  retentionDays?: number;
   /** Wakes the local dispatcher after a commit that wrote events. */
   onEvents: () => void;
 }
@@ -183,6 +185,7 @@ export class WebhookService {
   start(): void {
     const tick = () => {
       this.scanning ??= this.scanExpiringKeys()
+        .then(() => this.prune())
         .catch((error: unknown) => this.options.log.warn({ err: error }, 'key expiry scan failed; retrying at the next interval'))
         .then(() => undefined)
         .finally(() => {
@@ -226,6 +229,25 @@ export class WebhookService {
     const written = await enqueueWebhookEvents(this.prisma, events);
     if (written.events > 0) this.options.onEvents();
     return written.events;
+  }
+
+  /**
+   * Deletes events older than the retention (their deliveries go with them),
+   * at most 1000 per scan so a backlog never makes one long transaction. Safe
+   * for deduplication: every dedupe key names a period (a month, a minute),
+   * an expiry instant within WEBHOOK_KEY_EXPIRY_DAYS, or a revoked key, all
+   * of which are over long before 40 days. A delivery still PENDING keeps its event.
+   */
+  async prune(): Promise<number> {
+    if (!this.options.retentionDays) return 0;
+    return this.prisma.$executeRawUnsafe(
+      `DELETE FROM "WebhookEvent" WHERE "id" IN (
+         SELECT ev."id" FROM "WebhookEvent" ev
+         WHERE ev."createdAt" < now() - $1::int * interval '1 day'
+           AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" d WHERE d."eventId" = ev."id" AND d."status" = 'PENDING')
+         LIMIT 1000)`,
+      this.options.retentionDays,
+    );
   }
 
   // ---- access -------------------------------------------------------------

@@ -28,7 +28,7 @@ describe('webhook outbox and dispatcher', () => {
   beforeAll(async () => {
     await receiver.start();
     const { db, keys } = await testKeyService();
-    service = new WebhookService({ db, tenants: keys, box, log, allowPrivateAddresses: true, keyExpiryDays: 7, keyExpiryScanIntervalMs: 60_000, onEvents: () => undefined });
+    service = new WebhookService({ db, tenants: keys, box, log, allowPrivateAddresses: true, keyExpiryDays: 7, keyExpiryScanIntervalMs: 60_000, retentionDays: 90, onEvents: () => undefined });
   });
   afterAll(async () => {
     await Promise.all(dispatchers.map((d) => d.close()));
@@ -68,6 +68,24 @@ describe('webhook outbox and dispatcher', () => {
     const keyless = new WebhookService({ db, tenants: keys, box: null, log, allowPrivateAddresses: true, keyExpiryDays: 7, keyExpiryScanIntervalMs: 60_000, onEvents: () => undefined });
     await expect(keyless.create(CLI, tenantId, { url: receiver.url('/x') })).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('WEBHOOK_SECRET_ENCRYPTION_KEY') });
     expect(await db.prisma.webhookEndpoint.count({ where: { tenantId } })).toBe(0);
+  });
+
+  it('prunes events past the retention with their delivery log, but keeps one whose delivery is still pending', async () => {
+    const { db } = await testKeyService();
+    const { tenantId } = await createTestKey({ scopes: ['inference'] });
+    await service.create(CLI, tenantId, { url: receiver.url('/old'), events: ['key.revoked'] });
+    const mk = (i: number) => ({ tenantId, type: 'key.revoked' as const, dedupeKey: `old:${tenantId}:${i}`, data: {} });
+    expect(await enqueueWebhookEvents(db.prisma, [mk(1), mk(2), mk(3)])).toEqual({ events: 3, deliveries: 3 });
+    const [done, pending] = await db.prisma.webhookEvent.findMany({ where: { tenantId, dedupeKey: { in: [`old:${tenantId}:1`, `old:${tenantId}:2`] } }, orderBy: { dedupeKey: 'asc' } });
+    await db.prisma.webhookDelivery.updateMany({ where: { eventId: { in: [done!.id, pending!.id] } }, data: { status: 'DELIVERED' } });
+    await db.prisma.webhookDelivery.updateMany({ where: { eventId: pending!.id }, data: { status: 'PENDING', nextAttemptAt: new Date(Date.now() + 86_400_000) } });
+    await db.prisma.webhookEvent.updateMany({ where: { id: { in: [done!.id, pending!.id] } }, data: { createdAt: new Date(Date.now() - 91 * 86_400_000) } });
+    // Any gateway of the run may prune it first (each scan prunes); what is left is what counts.
+    await service.prune();
+    const left = await db.prisma.webhookEvent.findMany({ where: { tenantId }, select: { dedupeKey: true }, orderBy: { dedupeKey: 'asc' } });
+    expect(left.map((e) => e.dedupeKey)).toEqual([`old:${tenantId}:2`, `old:${tenantId}:3`]);
+    expect(await db.prisma.webhookDelivery.count({ where: { tenantId } })).toBe(2);
+    await db.prisma.webhookEndpoint.updateMany({ where: { tenantId }, data: { enabled: false } });
   });
 
   it('sends a threshold event only to the endpoints that list its percentage', async () => {
