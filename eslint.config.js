@@ -41,7 +41,7 @@ module.exports = tseslint.config(
           exceptions: {
             suffixes: ['Connection', 'Edge', 'Result', 'Payload'],
             types: [
-              'ClassPrediction', 'CreatedApiKey', 'Health', 'ImageClassification', 'InferOutputTensor', 'InferTiming',
+              'ClassPrediction', 'CreatedApiKey', 'CreatedWebhook', 'Health', 'ImageClassification', 'InferOutputTensor', 'InferTiming',
               'Credits', 'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion', 'MoneyBudget',
               'Money', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TensorSpec', 'UsageSummaryRow',
             ],

@@ -12,6 +12,7 @@ import type { ApiKey, Tenant } from '../db/generated/client';
 import { createLogger, type Logger } from '../log/logger';
 import { RedisConnection } from '../redis/redis';
 import { RedisKeyInvalidator } from '../auth/invalidation';
+import { webhookKeyEvents } from '../webhooks/key-events';
 import { KeyService, type Caller, type CreateApiKeyInput, type CreateTenantInput, type ListApiKeysFilter, type UpdateApiKeyInput, type UpdateTenantInput } from '../keys/key.service';
 import { KEY_FIELDS, isoOrNull, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
 import { UnreachableError } from './exit';
@@ -91,7 +92,8 @@ export class DirectAdminClient implements AdminClient {
       await closeAll();
       throw error;
     }
-    const keys = new KeyService(db, new RedisKeyInvalidator(redis, log), log, config.keys.environment);
+    // No limiter here to drop a held credit balance (the gateway rebuilds it when its settings change hash); key.revoked goes to the outbox in the revoking transaction, delivered by a running gateway.
+    const keys = new KeyService(db, new RedisKeyInvalidator(redis, log), log, config.keys.environment, null, webhookKeyEvents());
     return new DirectAdminClient(keys, { principal: null, actor: `cli:${safeUser()}` }, closeAll);
   }
 

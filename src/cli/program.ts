@@ -56,13 +56,32 @@ const KEY_FIELD_FLAGS: FieldFlag<KeyFieldInput>[] = [
   { flag: '--rpm', field: 'requestsPerMinute', description: 'requests per minute for this key' },
   { flag: '--cu-per-minute', field: 'computeUnitsPerMinute', description: 'compute units per minute for this key' },
   { flag: '--monthly-budget', field: 'monthlyComputeUnitBudget', description: 'compute units per calendar month (UTC) for this key', cleared: 'no budget of its own' },
+  { flag: '--monthly-spend', field: 'monthlyBudget', description: 'money per calendar month (UTC) for this key, as <micro-units>:<ISO 4217>, e.g. 5000000:USD', cleared: 'no money budget of its own', parse: moneyBudgetOrDefault },
+  { flag: '--credits', field: 'credits', description: 'a credit balance in compute units: <n>/daily or <n>/monthly (refilled to n), or topup (grants only)', cleared: 'no credit balance', parse: creditsOrDefault },
 ];
 
 const TENANT_FIELD_FLAGS: FieldFlag<TenantFieldInput>[] = [
   { flag: '--rpm', field: 'requestsPerMinute', description: 'requests per minute for the tenant' },
   { flag: '--cu-per-minute', field: 'computeUnitsPerMinute', description: 'compute units per minute for the tenant' },
   { flag: '--monthly-quota', field: 'monthlyComputeUnitQuota', description: 'compute units per calendar month (UTC) for the tenant' },
+  { flag: '--monthly-spend', field: 'monthlyBudget', description: 'money per calendar month (UTC) for the tenant, as <micro-units>:<ISO 4217>, e.g. 5000000:USD', cleared: 'no money budget', parse: moneyBudgetOrDefault },
+  { flag: '--credits', field: 'credits', description: 'a credit balance in compute units: <n>/daily or <n>/monthly (refilled to n), or topup (grants only)', cleared: 'no credit balance', parse: creditsOrDefault },
 ];
+
+function moneyBudgetOrDefault(value: string, flag: string): { amountMicros: string; currency: string } | null {
+  if (value === 'default') return null;
+  const m = /^(\d{1,16}):([A-Za-z]{3})$/.exec(value);
+  if (!m?.[1] || !m[2]) throw new UsageError(`${flag} must be <micro-units>:<currency> such as 5000000:USD, or "default" (got "${value}")`);
+  return { amountMicros: m[1], currency: m[2].toUpperCase() };
+}
+
+function creditsOrDefault(value: string, flag: string): { refillAmount: number | null; refillInterval: 'DAILY' | 'MONTHLY' | null } | null {
+  if (value === 'default') return null;
+  if (value === 'topup') return { refillAmount: null, refillInterval: null };
+  const m = /^(\d+)\/(daily|monthly)$/i.exec(value);
+  if (!m?.[1] || !m[2]) throw new UsageError(`${flag} must be <n>/daily, <n>/monthly, topup or "default" (got "${value}")`);
+  return { refillAmount: Number(m[1]), refillInterval: m[2].toUpperCase() as 'DAILY' | 'MONTHLY' };
+}
 
 function wholeNumberOrDefault(value: string, flag: string): number | null {
   if (value === 'default') return null;

@@ -18,6 +18,24 @@ describe('config', () => {
     expect(loadConfig({ INFERENCE_WORKERS: '3', INFERENCE_IDLE_LOOP_WORKERS: '2' }).models.idleLoopWorkers).toBe(2);
   });
 
+  it('reads the webhook encryption key as hex or base64 and refuses anything else without echoing it', () => {
+    const bytes = Buffer.alloc(32, 9);
+    expect(loadConfig({ WEBHOOK_SECRET_ENCRYPTION_KEY: bytes.toString('hex') }).webhooks.secretKey).toEqual(bytes);
+    expect(loadConfig({ WEBHOOK_SECRET_ENCRYPTION_KEY: bytes.toString('base64') }).webhooks.secretKey).toEqual(bytes);
+    expect(loadConfig({}, '/srv/app').webhooks).toMatchObject({ secretKey: null, keyFile: '/srv/app/.data/webhook-secret.key', allowPrivateAddresses: false, pollIntervalMs: 1000 });
+    for (const bad of ['short', Buffer.alloc(16).toString('hex'), Buffer.alloc(31).toString('base64')]) {
+      let error: unknown;
+      try {
+        loadConfig({ WEBHOOK_SECRET_ENCRYPTION_KEY: bad });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(String(error)).toContain('WEBHOOK_SECRET_ENCRYPTION_KEY: expected 32 bytes');
+      expect(String(error)).not.toContain(bad);
+    }
+  });
+
   it('reads real servers and turns introspection off in production', () => {
     const config = loadConfig({
       NODE_ENV: 'production',

@@ -122,6 +122,26 @@ const envSchema = z.object({
   USAGE_SPOOL_DIR: z.string().min(1).optional(),
   USAGE_WAL_SEGMENT_MAX_RECORDS: int(100, 10_000_000).default('50000'),
 
+  // Webhooks (issue #17): 32 bytes, base64 or hex, the same on every replica; unset in embedded mode: a key file in DATA_DIR.
+  WEBHOOK_SECRET_ENCRYPTION_KEY: z
+    .string()
+    .refine((v) => secretKeyBytes(v) !== null, 'expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)')
+    .optional(),
+  WEBHOOK_POLL_INTERVAL_MS: int(10, 600_000).default('1000'),
+  WEBHOOK_TIMEOUT_MS: int(100, 120_000).default('10000'),
+  WEBHOOK_MAX_ATTEMPTS: int(1, 100).default('12'),
+  WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default('5000'),
+  WEBHOOK_RETRY_MAX_MS: int(10, 86_400_000).default('3600000'),
+  WEBHOOK_DISPATCH_CONCURRENCY: int(1, 1000).default('16'),
+  WEBHOOK_KEY_EXPIRY_DAYS: int(1, 365).default('7'),
+  WEBHOOK_KEY_EXPIRY_SCAN_INTERVAL_MS: int(100, 86_400_000).default('60000'),
+  // RATE_LIMITED requests of one key within one UTC minute that make a ratelimit.breached event.
+  WEBHOOK_RATE_LIMIT_BURST: int(1, 1_000_000).default('100'),
+  // Outbox rows (events and their delivery log) older than this are deleted; at least 40 so no dedupe key of a live period goes.
+  WEBHOOK_RETENTION_DAYS: int(40, 3650).default('90'),
+  // Off: webhook URLs that name or resolve to loopback, private or link-local addresses are refused (SSRF).
+  WEBHOOK_ALLOW_PRIVATE_ADDRESSES: bool.default('false'),
+
   BODY_LIMIT_BYTES: int(1024, 1_073_741_824).default('20971520'),
   SHUTDOWN_DRAIN_TIMEOUT_MS: int(0, 600_000).default('10000'),
   SHUTDOWN_READINESS_GRACE_MS: int(0, 600_000).default('5000'),
@@ -198,6 +218,23 @@ export interface Config {
     defaultMonthlyComputeUnitQuota: number | null;
   };
   usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string; walSegmentMaxRecords: number };
+  webhooks: {
+    /** The AES-256-GCM key for stored endpoint secrets; null: embedded mode uses keyFile, Postgres mode cannot create or deliver webhooks. */
+    secretKey: Buffer | null;
+    /** Where embedded mode keeps a generated key when WEBHOOK_SECRET_ENCRYPTION_KEY is unset. */
+    keyFile: string;
+    pollIntervalMs: number;
+    timeoutMs: number;
+    maxAttempts: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    concurrency: number;
+    keyExpiryDays: number;
+    keyExpiryScanIntervalMs: number;
+    rateLimitBurst: number;
+    allowPrivateAddresses: boolean;
+    retentionDays: number;
+  };
   bodyLimitBytes: number;
   shutdownDrainTimeoutMs: number;
   /** After SIGTERM: how long /readyz says 503 while new requests are still served (load balancers' lag). */
@@ -319,6 +356,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       spoolDir: path.resolve(cwd, e.USAGE_SPOOL_DIR ?? path.join(e.DATA_DIR, 'usage-spool')),
       walSegmentMaxRecords: e.USAGE_WAL_SEGMENT_MAX_RECORDS,
     },
+    webhooks: {
+      secretKey: e.WEBHOOK_SECRET_ENCRYPTION_KEY ? secretKeyBytes(e.WEBHOOK_SECRET_ENCRYPTION_KEY) : null,
+      keyFile: path.resolve(cwd, e.DATA_DIR, 'webhook-secret.key'),
+      pollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: Math.max(e.WEBHOOK_RETRY_BASE_MS, e.WEBHOOK_RETRY_MAX_MS),
+      concurrency: e.WEBHOOK_DISPATCH_CONCURRENCY,
+      keyExpiryDays: e.WEBHOOK_KEY_EXPIRY_DAYS,
+      keyExpiryScanIntervalMs: e.WEBHOOK_KEY_EXPIRY_SCAN_INTERVAL_MS,
+      rateLimitBurst: e.WEBHOOK_RATE_LIMIT_BURST,
+      allowPrivateAddresses: e.WEBHOOK_ALLOW_PRIVATE_ADDRESSES,
+      retentionDays: e.WEBHOOK_RETENTION_DAYS,
+    },
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     shutdownDrainTimeoutMs: e.SHUTDOWN_DRAIN_TIMEOUT_MS,
     shutdownReadinessGraceMs: e.SHUTDOWN_READINESS_GRACE_MS,
@@ -345,6 +397,16 @@ function exporterConfig(e: z.output<typeof envSchema>): TracingConfig['exporter'
   const url = tracesUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   // The signal-specific headers win over the shared ones, key by key.
   return url ? { url, headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }, timeoutMs: e.OTEL_EXPORTER_OTLP_TIMEOUT } : null;
+}
+
+/** 32 key bytes from 64 hex digits or base64; null when it is neither. */
+function secretKeyBytes(value: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(value)) {
+    const bytes = Buffer.from(value, 'base64');
+    return bytes.length === 32 ? bytes : null;
+  }
+  return null;
 }
 
 /** Names of every variable, for documentation checks. */

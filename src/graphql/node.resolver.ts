@@ -13,8 +13,10 @@ import { PriceType } from '../billing/billing.types';
 import { toPriceType } from '../billing/billing.resolver';
 import { UsageRecordType } from '../usage/usage.types';
 import { hasScope } from '../auth/scopes';
+import { WebhookDeliveryType, WebhookType } from '../webhooks/webhooks.types';
+import { toDeliveryType, toWebhookType } from '../webhooks/webhooks.resolver';
 
-/** Most ids one nodes() call takes (each is up to six primary-key lookups). */
+/** Most ids one nodes() call takes (each is up to eight primary-key lookups). */
 export const MAX_NODE_IDS = 100;
 
 async function resolveNode(ctx: GraphQLContext, id: string): Promise<Node | null> {
@@ -26,6 +28,9 @@ async function resolveNode(ctx: GraphQLContext, id: string): Promise<Node | null
   if (found?.kind === 'Tenant') return Object.assign(new TenantType(), toTenantType(found.row));
   if (found?.kind === 'ApiKey') return Object.assign(new ApiKeyType(), toApiKeyType(found.row));
   if (found?.kind === 'AuditEvent') return Object.assign(new AuditEventType(), toAuditEventType(found.row));
+  const hook = await ctx.services.webhooks.nodeById(caller, id);
+  if (hook?.kind === 'Webhook') return Object.assign(new WebhookType(), toWebhookType(hook.row));
+  if (hook?.kind === 'WebhookDelivery') return Object.assign(new WebhookDeliveryType(), toDeliveryType(hook.row));
   const price = await ctx.services.billing.priceById(principal, id);
   if (price) return Object.assign(new PriceType(), toPriceType(price));
   if (!hasScope(principal, 'usage:read')) return null;

@@ -14,11 +14,12 @@ import { UsageResolver } from '../usage/usage.resolver';
 import { BillingResolver } from '../billing/billing.resolver';
 import { authChecker } from '../auth/auth-checker';
 import { MeLimitsResolver } from '../ratelimit/limits.resolver';
+import { WebhooksResolver } from '../webhooks/webhooks.resolver';
 import { NodeResolver } from './node.resolver';
 import { DateTimeISO } from './scalars';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, UsageResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, UsageResolver, WebhooksResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -88,6 +88,16 @@ export interface ListApiKeysFilter {
   revoked?: boolean | null;
 }
 
+/**
+ * Where key events go inside the change's own transaction (the webhooks
+ * outbox: a key.revoked event exists exactly when the revocation committed),
+ * and a nudge once it committed.
+ */
+export interface KeyEventSink {
+  keyRevoked(tx: Tx, key: ApiKey): Promise<void>;
+  committed(): void;
+}
+
 const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -99,6 +109,7 @@ export class KeyService {
     private readonly log: Logger,
     private readonly environment: KeyEnvironment = 'live',
     private readonly balances: CreditBalanceReset | null = null,
+    private readonly events: KeyEventSink | null = null,
   ) {}
 
   private get prisma() {
@@ -250,8 +261,10 @@ export class KeyService {
       const after = await tx.apiKey.update({ where: { id: before.id }, data: { revokedAt: new Date() } });
       await this.notify(tx, { keyIds: [after.id] });
       await audit(tx, caller, 'apikey.revoke', 'ApiKey', after.id, after.tenantId, keyView(before), keyView(after));
+      await this.events?.keyRevoked(tx, after);
       return after;
     });
+    this.events?.committed();
     await this.invalidator.invalidate({ keyIds: [revoked.id] });
     this.log.info({ apiKeyId: revoked.id, prefix: revoked.prefix, actor: actorLabel(caller) }, 'api key revoked');
     return revoked;

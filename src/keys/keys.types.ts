@@ -180,7 +180,7 @@ export interface ConnectionShape<T> {
 }
 
 /** A Relay connection type for a node type. */
-function connection<T extends object>(node: ClassType<T>, name: string): ClassType<ConnectionShape<T>> {
+export function connection<T extends object>(node: ClassType<T>, name: string): ClassType<ConnectionShape<T>> {
   @ObjectType(`${name}Edge`, { description: `One ${name} in a page, with its cursor` })
   class Edge {
     @Field({ description: 'Opaque keyset cursor of this edge, for after' }) cursor!: string;

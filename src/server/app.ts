@@ -42,6 +42,11 @@ import { createTracing, type Tracing } from '../tracing/tracing';
 import { registerTracing } from '../tracing/http';
 import { NOOP_STEPS } from '../tracing/noop';
 import { principalAttributes } from '../tracing/attributes';
+import { loadSecretBox } from '../webhooks/secret-box';
+import { WebhookDispatcher } from '../webhooks/dispatcher';
+import { WebhookService } from '../webhooks/webhook.service';
+import { UsageAlerts } from '../webhooks/usage-alerts';
+import { webhookKeyEvents } from '../webhooks/key-events';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -110,6 +115,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
   const billing = new PriceBook(db);
+  // Webhooks: events are written to the outbox by the transactions that cause them; the dispatcher delivers them.
+  const webhookBox = loadSecretBox({ secretKey: config.webhooks.secretKey, keyFile: config.webhooks.keyFile, embedded: config.database.mode === 'embedded' });
+  const dispatcher = webhookBox
+    ? new WebhookDispatcher({ db, box: webhookBox, log: log.child({ component: 'webhooks' }), registry: metrics.registry, ...config.webhooks })
+    : null;
+  if (!dispatcher) log.info('webhook deliveries are off on this gateway: WEBHOOK_SECRET_ENCRYPTION_KEY is not set (events still queue in the outbox)');
+  const wakeDispatcher = () => dispatcher?.kick();
   const limits = new RateLimitService({
     config,
     log: log.child({ component: 'ratelimit' }),
@@ -124,11 +136,29 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     // Credit balances: rebuilt from the ledger and the billed usage.
     creditBalance: (tenantId, apiKeyId, from, to, refill) => creditBalanceFromLedger(db, tenantId, apiKeyId, from, to, refill),
   });
-  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits);
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits, webhookKeyEvents(wakeDispatcher));
+  const webhooks = new WebhookService({
+    db,
+    tenants: keys,
+    box: webhookBox,
+    log: log.child({ component: 'webhooks' }),
+    allowPrivateAddresses: config.webhooks.allowPrivateAddresses,
+    keyExpiryDays: config.webhooks.keyExpiryDays,
+    keyExpiryScanIntervalMs: config.webhooks.keyExpiryScanIntervalMs,
+    retentionDays: config.webhooks.retentionDays,
+    onEvents: wakeDispatcher,
+  });
   if (config.bootstrap.enabled) bootstrapFirstAdminOnStart({ config, db, keys, readiness, log: log.child({ component: 'bootstrap' }) });
   const credits = new CreditService(db, limits);
 
-  const usage = new UsageService({ config: config.usage, db, log: log.child({ component: 'usage' }), registry: metrics.registry });
+  const usage = new UsageService({
+    config: config.usage,
+    db,
+    log: log.child({ component: 'usage' }),
+    registry: metrics.registry,
+    // Quota/budget thresholds and rate-limit bursts, in each usage batch's own transaction.
+    commitHook: new UsageAlerts({ defaultMonthlyQuota: config.limits.defaultMonthlyComputeUnitQuota, rateLimitBurst: config.webhooks.rateLimitBurst, onEvents: wakeDispatcher }),
+  });
   await usage.start();
   // Shown, never failing /readyz: while Postgres is down records wait durably in the log (spooled).
   readiness.register(
@@ -147,7 +177,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
 
   const tracing = createTracing(config.tracing, log.child({ component: 'tracing' }));
   if (tracing.exporting) log.info({ tracesUrl: config.tracing.exporter?.url, sampler: config.tracing.sampler }, 'exporting traces over OTLP/HTTP');
@@ -162,6 +192,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // before it, so it runs after it): an unreachable collector must not hold up metering.
   lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());
   lifecycle.onShutdown('usage', 'flush', () => usage.close());
+  // Stops claiming once requests drained; attempts in flight finish (bounded by WEBHOOK_TIMEOUT_MS), the rest wait for any replica.
+  lifecycle.onShutdown('webhooks', 'drain', async () => {
+    await webhooks.close();
+    await dispatcher?.close();
+  });
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
   lifecycle.onShutdown('inference', 'close', () => inference.close());
@@ -176,6 +211,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Connecting happens in the background: the HTTP server answers /healthz
   // and reports a 503 /readyz while the database is still coming up.
   void db.start();
+  void db.whenReady().then(() => {
+    if (services.lifecycle.isShuttingDown) return;
+    webhooks.start();
+    dispatcher?.start();
+  }, () => undefined);
   // Models load in the background too; /readyz lists each model's status.
   const modelsLoaded = inference.start();
   // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.

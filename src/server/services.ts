@@ -17,6 +17,7 @@ import type { Authenticator } from '../auth/authenticator';
 import type { KeyService } from '../keys/key.service';
 import type { PriceBook } from '../billing/price-book';
 import type { CreditService } from '../billing/credits';
+import type { WebhookService } from '../webhooks/webhook.service';
 
 export interface Services {
   config: Config;
@@ -43,4 +44,6 @@ export interface Services {
   billing: PriceBook;
   /** Credit top-ups (the ledger); the balances live in the limiter. */
   credits: CreditService;
+  /** Webhook endpoints, the delivery log and key.expiring scans (issue #17). */
+  webhooks: WebhookService;
 }

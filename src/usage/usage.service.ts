@@ -23,7 +23,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
-import { UnavailableError } from '../errors';
+import type { Prisma } from '../db/generated/client';
+import { UnavailableError, isDependencyUnavailable } from '../errors';
 import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
 import { UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
@@ -88,6 +89,43 @@ WITH ins AS (
 )
 SELECT (SELECT count(*) FROM ins)::int AS inserted`;
 
+/**
+ * INSERT_SQL, also returning what the inserted rows added (per tenant, key
+ * and UTC month) and the RATE_LIMITED records per key and UTC minute, for a
+ * UsageCommitHook to act on in the same transaction.
+ */
+export const INSERT_WITH_ADDED_SQL = INSERT_SQL.replace(
+  /SELECT \(SELECT count\(\*\) FROM ins\)::int AS inserted$/,
+  `SELECT (SELECT count(*) FROM ins)::int AS inserted,
+  (SELECT coalesce(json_agg(d), '[]'::json) FROM (SELECT "tenantId", "apiKeyId", to_char("createdAt" AT TIME ZONE 'UTC', 'YYYY-MM') AS month, sum("computeUnits")::float8 AS units
+     FROM ins GROUP BY 1, 2, 3) d)::text AS deltas,
+  (SELECT coalesce(json_agg(m), '[]'::json) FROM (SELECT "tenantId", "apiKeyId", to_char(date_trunc('minute', "createdAt", 'UTC') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS minute, count(*)::int AS n
+     FROM ins WHERE "status" = 'RATE_LIMITED' GROUP BY 1, 2, 3) m)::text AS limited`,
+);
+
+if (INSERT_WITH_ADDED_SQL === INSERT_SQL) throw new Error('INSERT_WITH_ADDED_SQL: INSERT_SQL no longer ends as expected');
+
+/** What one batch insert added (only rows actually inserted, never a replayed duplicate). */
+export interface UsageAdded {
+  /** Compute units added per tenant, key and UTC month (YYYY-MM). */
+  deltas: { tenantId: string; apiKeyId: string | null; month: string; units: number }[];
+  /** RATE_LIMITED records added per tenant, key and UTC minute (ISO start of the minute). */
+  rateLimited: { tenantId: string; apiKeyId: string | null; minute: string; n: number }[];
+}
+
+/**
+ * Work that must commit with the usage it is about (the webhooks outbox:
+ * threshold crossings, rate-limit bursts). afterInsert runs inside the
+ * batch's transaction, behind a savepoint: if it fails for any reason but
+ * the connection, its writes are rolled back, the error logged, and the
+ * records still commit, so a bug there can never stop billing.
+ */
+export interface UsageCommitHook {
+  /** Returns whether it wrote anything, handed to afterCommit. */
+  afterInsert(tx: Prisma.TransactionClient, added: UsageAdded): Promise<boolean>;
+  afterCommit(wrote: boolean): void;
+}
+
 /** Why an event cannot be stored (a bug upstream), or null when it is fine. */
 export function invalidReason(e: UsageEvent): string | null {
   if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
@@ -131,6 +169,8 @@ export interface UsageServiceOptions {
   log: Logger;
   /** Where the usage metrics go; a private registry when omitted. */
   registry?: Registry;
+  /** Runs in each batch's transaction (the webhooks outbox); absent: one plain statement per batch. */
+  commitHook?: UsageCommitHook;
 }
 
 /** A durable event and the log segment that holds it. */
@@ -146,6 +186,7 @@ export class UsageService implements UsageSink {
   private readonly config: Config['usage'];
   private readonly log: Logger;
   private readonly db: { readonly prisma: PrismaClient };
+  private readonly commitHook: UsageCommitHook | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
@@ -166,6 +207,7 @@ export class UsageService implements UsageSink {
     this.config = options.config;
     this.db = options.db;
     this.log = options.log;
+    this.commitHook = options.commitHook;
     this.wal = new UsageWal({
       dir: options.config.spoolDir,
       log: options.log,
@@ -438,10 +480,41 @@ export class UsageService implements UsageSink {
     // Sorted by id so concurrent writers meet duplicate ids in the same order (no unique-index deadlock).
     const sorted = [...events].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const payload = JSON.stringify(sorted.map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
-    const rows = await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload);
-    const inserted = Number(rows[0]?.inserted ?? 0);
+    const inserted = this.commitHook ? await this.insertWithHook(prisma, this.commitHook, payload) : Number((await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload))[0]?.inserted ?? 0);
     this.counters.written += inserted;
     this.writtenTotal.inc(inserted);
+    return inserted;
+  }
+
+  /** The insert and the hook's writes in one transaction (the hook behind a savepoint). */
+  private async insertWithHook(prisma: PrismaClient, hook: UsageCommitHook, payload: string): Promise<number> {
+    let wrote = false;
+    const inserted = await prisma.$transaction(
+      async (tx) => {
+        const rows = await tx.$queryRawUnsafe<{ inserted: number; deltas: string; limited: string }[]>(INSERT_WITH_ADDED_SQL, payload);
+        const row = rows[0];
+        const count = Number(row?.inserted ?? 0);
+        if (count === 0 || !row) return 0;
+        const added: UsageAdded = {
+          deltas: (JSON.parse(row.deltas) as UsageAdded['deltas']).map((d) => ({ ...d, apiKeyId: d.apiKeyId === NO_KEY ? null : d.apiKeyId })),
+          rateLimited: JSON.parse(row.limited) as UsageAdded['rateLimited'],
+        };
+        await tx.$executeRawUnsafe('SAVEPOINT usage_hook');
+        try {
+          wrote = await hook.afterInsert(tx, added);
+          await tx.$executeRawUnsafe('RELEASE SAVEPOINT usage_hook');
+        } catch (error) {
+          if (isDependencyUnavailable(error)) throw error;
+          this.log.error({ err: error }, 'usage commit hook failed; its writes are rolled back, the usage records commit');
+          await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT usage_hook');
+          wrote = false;
+        }
+        return count;
+      },
+      // A big batch under load may take a while; the default 5 s would abort a healthy insert.
+      { maxWait: 30_000, timeout: 120_000 },
+    );
+    hook.afterCommit(wrote);
     return inserted;
   }
 }

@@ -205,6 +205,8 @@ export type NodeQuery = { node:
     | { __typename: 'Price', id: string }
     | { __typename: 'Tenant', name: string, id: string, tenantStatus: TenantStatus }
     | { __typename: 'UsageRecord', id: string }
+    | { __typename: 'Webhook', id: string }
+    | { __typename: 'WebhookDelivery', id: string }
    | null };
 
 export type TenantsQueryVariables = Exact<{
