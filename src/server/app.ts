@@ -47,6 +47,7 @@ import { WebhookDispatcher } from '../webhooks/dispatcher';
 import { WebhookService } from '../webhooks/webhook.service';
 import { UsageAlerts } from '../webhooks/usage-alerts';
 import { webhookKeyEvents } from '../webhooks/key-events';
+import { creditAlerts } from '../webhooks/credit-alerts';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -135,6 +136,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     spendMicros: (tenantId, from, to, currency, apiKeyId) => billing.spendMicros(tenantId, from, to, currency, apiKeyId),
     // Credit balances: rebuilt from the ledger and the billed usage.
     creditBalance: (tenantId, apiKeyId, from, to, refill) => creditBalanceFromLedger(db, tenantId, apiKeyId, from, to, refill),
+    // credits.exhausted webhooks: written to the outbox off the request path when a balance reaches 0.
+    onDecision: creditAlerts({ db, log: log.child({ component: 'webhooks' }), onEvents: wakeDispatcher }),
   });
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits, webhookKeyEvents(wakeDispatcher));
   const webhooks = new WebhookService({

@@ -13,6 +13,7 @@
  */
 import type { Prisma } from '../db/generated/client';
 import type { UsageAdded, UsageCommitHook } from '../usage/usage.service';
+import { priceLateral } from '../billing/price-book';
 import { enqueueWebhookEvents } from './outbox';
 import { thresholdEvents, type OutboxEvent, type ThresholdLimit } from './webhook-events';
 
@@ -65,6 +66,29 @@ SELECT 'key', m."tenantId"::text, m."apiKeyId"::text, m."month", m."limit",
   (SELECT coalesce(sum(u."computeUnits"), 0)::float8 FROM "UsageDaily" u WHERE u."tenantId" = m."tenantId" AND u."apiKeyId" = m."apiKeyId" AND ${MONTH_RANGE})
 FROM km m`;
 
+/**
+ * Money budgets (tenant and key) the batch touched: the month's spend in the
+ * budget's currency, priced as the invoice prices it (hourly rollups, the
+ * price in effect each hour, OK requests).
+ */
+const SPEND_SQL = `
+WITH d AS (
+  SELECT DISTINCT * FROM jsonb_to_recordset($1::jsonb) AS d("tenantId" uuid, "apiKeyId" uuid, "month" text)
+), b AS (
+  SELECT DISTINCT 'tenant' AS "kind", d."tenantId", NULL::uuid AS "apiKeyId", d."month", t."monthlyBudgetMicros" AS "limit", t."budgetCurrency" AS "currency"
+  FROM d JOIN "Tenant" t ON t."id" = d."tenantId" WHERE t."monthlyBudgetMicros" IS NOT NULL
+  UNION
+  SELECT 'key', d."tenantId", d."apiKeyId", d."month", k."monthlyBudgetMicros", k."budgetCurrency"
+  FROM d JOIN "ApiKey" k ON k."id" = d."apiKeyId" WHERE k."monthlyBudgetMicros" IS NOT NULL
+)
+SELECT b."kind", b."tenantId"::text AS "tenantId", b."apiKeyId"::text AS "apiKeyId", b."month", b."limit"::text AS "limit",
+  (SELECT coalesce(sum(round(h."computeUnits")::numeric * price.p_micros), 0)::text
+     FROM "UsageHourly" h ${priceLateral('h', 'h."hour"')}
+    WHERE h."tenantId" = b."tenantId" AND (b."apiKeyId" IS NULL OR h."apiKeyId" = b."apiKeyId")
+      AND h."hour" >= (b."month" || '-01T00:00:00Z')::timestamptz AND h."hour" < (b."month" || '-01T00:00:00Z')::timestamptz + interval '1 month'
+      AND h."status" = 'OK' AND h."computeUnits" > 0 AND price.p_currency = b."currency") AS "used"
+FROM b`;
+
 const BURST_SQL = `
 SELECT m."tenantId"::text AS "tenantId", m."apiKeyId"::text AS "apiKeyId", m."minute",
   (SELECT count(*) FROM "UsageRecord" r WHERE r."tenantId" = m."tenantId" AND r."apiKeyId" IS NOT DISTINCT FROM m."apiKeyId" AND r."status" = 'RATE_LIMITED'
@@ -101,6 +125,25 @@ export class UsageAlerts implements UsageCommitHook {
         this.options.defaultMonthlyQuota,
       );
       events.push(...thresholdEvents(this.limitsFrom(deltas, totals), (t) => thresholdsOf.get(t) ?? []));
+      if (deltas.some((d) => subscribed(d.tenantId, 'budget.threshold'))) {
+        const spend = await tx.$queryRawUnsafe<{ kind: 'tenant' | 'key'; tenantId: string; apiKeyId: string | null; month: string; limit: string; used: string }[]>(
+          SPEND_SQL,
+          JSON.stringify(deltas.map((d) => ({ tenantId: d.tenantId, apiKeyId: d.apiKeyId, month: d.month }))),
+        );
+        // The batch's own money is not known per record here, so usedBefore is -1: every
+        // crossed percentage is offered each time and the outbox's dedupe key keeps one.
+        const money: ThresholdLimit[] = spend.map((row) => ({
+          type: 'budget.threshold',
+          tenantId: row.tenantId,
+          apiKeyId: row.kind === 'key' ? row.apiKeyId : null,
+          name: row.kind === 'key' ? 'key_monthly_spend' : 'tenant_monthly_spend',
+          limit: Number(row.limit),
+          usedBefore: -1,
+          usedAfter: Number(row.used),
+          period: row.month,
+        }));
+        events.push(...thresholdEvents(money, (t) => thresholdsOf.get(t) ?? []));
+      }
     }
     const minutes = added.rateLimited.filter((m) => subscribed(m.tenantId, 'ratelimit.breached'));
     if (minutes.length > 0) {

@@ -132,6 +132,50 @@ describe('webhooks (production gateway)', () => {
     expect(new Set(got.map((r) => r.body.id)).size).toBe(3);
   });
 
+  it('fires budget.threshold for a money budget (80, 90, 100 once each) and credits.exhausted once for an emptied balance', async () => {
+    const key = await createTestKey({ scopes: ['inference'] });
+    const other = await createTestKey({ scopes: ['inference'] });
+    // fashion-attention: 2 units a request. The tenant's own price, in effect since the previous
+    // hour (written directly: setPrice only takes future hours); no other test prices this model for these tenants.
+    const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+    await pool.query(
+      `INSERT INTO "Price" ("id", "model", "tenantId", "currency", "microsPerUnit", "effectiveFrom", "createdBy") VALUES (gen_random_uuid(), 'fashion-attention', $1, 'USD', 100, $2, 'test')`,
+      [key.tenantId, new Date(hour)],
+    );
+    try {
+      await createWebhook(key.tenantId, receiver.url('/money'), ['budget.threshold', 'credits.exhausted']);
+      await createWebhook(other.tenantId, receiver.url('/credits'), ['credits.exhausted']);
+      // 1000 micro-USD a month: five requests at 200 each.
+      const budget = await gql('mutation($id: ID!) { updateApiKey(id: $id, input: {monthlyBudget: {amountMicros: "1000", currency: "USD"}}) { id } }', { id: key.apiKeyId });
+      expect(budget.errors).toBeUndefined();
+      // A daily balance of 4 units: two requests.
+      const credits = await gql('mutation($id: ID!) { updateApiKey(id: $id, input: {credits: {refillAmount: 4, refillInterval: DAILY}}) { id } }', { id: other.apiKeyId });
+      expect(credits.errors).toBeUndefined();
+      const attention = INFER.replace('"fashion-cnn"', '"fashion-attention"');
+      const spend: number[] = [];
+      for (let i = 0; i < 7; i++) spend.push((await gw.graphql(attention, {}, authHeaders(key.key))).status);
+      expect(spend.filter((s) => s === 200)).toHaveLength(5);
+      const drain: number[] = [];
+      for (let i = 0; i < 5; i++) drain.push((await gw.graphql(attention, {}, authHeaders(other.key))).status);
+      expect(drain.filter((s) => s === 200)).toHaveLength(2);
+
+      await receiver.until(() => receiver.at('/money').length >= 3 && receiver.at('/credits').length >= 1, 15_000, 'money thresholds and credits.exhausted');
+      // More refused requests, and the records of all of them flushed: nothing more.
+      for (let i = 0; i < 3; i++) await gw.graphql(attention, {}, authHeaders(key.key));
+      for (let i = 0; i < 3; i++) await gw.graphql(attention, {}, authHeaders(other.key));
+      for (let n = 0; n < 10; n = Number((await pool.query('SELECT count(*) FROM "UsageRecord" WHERE "tenantId" = $1', [key.tenantId])).rows[0].count)) await sleep(50);
+      await sleep(800);
+      const money = receiver.at('/money');
+      expect(money.map((r) => Number(r.body.data['threshold'])).sort((a, b) => a - b)).toEqual([80, 90, 100]);
+      for (const r of money) expect(r.body).toMatchObject({ type: 'budget.threshold', data: { limit: 'key_monthly_spend', apiKeyId: key.apiKeyId, limitValue: 1000 } });
+      const exhausted = receiver.at('/credits');
+      expect(exhausted).toHaveLength(1);
+      expect(exhausted[0]!.body).toMatchObject({ type: 'credits.exhausted', tenantId: other.tenantId, data: { limit: 'key_credits', apiKeyId: other.apiKeyId, refillAmount: 4 } });
+    } finally {
+      await pool.query(`DELETE FROM "Price" WHERE "tenantId" = $1`, [key.tenantId]);
+    }
+  });
+
   it('sends key.revoked when a key is revoked and key.expiring once for a key expiring within 7 days', async () => {
     const tenantName = `wh-keys-${randomBytes(4).toString('hex')}`;
     const victim = await createTestKey({ tenantName, scopes: ['inference'] });
