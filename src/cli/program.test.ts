@@ -19,6 +19,7 @@ describe('the modelgate command tree', () => {
     expect(all.map((l) => l.path).sort()).toEqual(
       [
         'admin bootstrap',
+        'credits grant',
         'keys create',
         'keys generate',
         'keys list',

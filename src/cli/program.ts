@@ -211,6 +211,20 @@ class Context {
     }
   }
 
+  /** Runs `work` against a gateway only; a database target is a usage error saying why. */
+  async remote<T>(command: string, why: string, work: (client: RemoteAdminClient) => Promise<T>): Promise<T> {
+    const timeoutMs = this.timeoutMs();
+    const target = this.resolve();
+    if (target.kind !== 'remote') throw new UsageError(`${command} works through a gateway only, not on a database: ${why}. Name the gateway with --url or MODELGATE_URL (and MODELGATE_ADMIN_KEY)`);
+    requireAdminKey(target);
+    const client = new RemoteAdminClient(target.endpoint, target.name, target.adminKey, target.keyLabel, timeoutMs);
+    try {
+      return await work(client);
+    } finally {
+      await client.close();
+    }
+  }
+
   /** Runs `work` against a database only; a gateway target is a usage error saying why. */
   async direct<T>(command: string, why: string, work: (client: DirectAdminClient) => Promise<T>): Promise<T> {
     const timeoutMs = this.timeoutMs();
@@ -279,6 +293,24 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
 
   addTenantCommands(program.command('tenants').description('Create, list, change, suspend and resume tenants'), ctx);
   addKeyCommands(program.command('keys').description('Create, list, show, change, revoke and rotate API keys'), ctx);
+
+  program
+    .command('credits')
+    .description('Credit balances (gateway only)')
+    .command('grant')
+    .description("Add compute units to a tenant's or a key's credit balance (which must be configured with --credits), recorded in the ledger and the audit trail; prints the new balance")
+    .requiredOption('--tenant <id|name>', 'the tenant')
+    .option('--key <id>', "a key of that tenant: its balance (default: the tenant's)")
+    .requiredOption('--amount <n>', 'compute units to add, 1 to 1000000000')
+    .option('--reason <text>', 'why, kept in the ledger and the audit trail')
+    .option('--json', JSON_HELP)
+    .action(async (opts: { tenant: string; key?: string; amount: string; reason?: string; json?: boolean }) => {
+      if (!/^\d+$/.test(opts.amount)) throw new UsageError(`--amount must be a whole number (got "${opts.amount}")`);
+      const grant = await ctx.remote('credits grant', "a balance lives in the gateways' Redis, which the gateway updates atomically with the ledger row", (c) =>
+        c.grantCredits({ tenant: opts.tenant, apiKey: opts.key ?? null, amount: Number(opts.amount), reason: opts.reason ?? null }),
+      );
+      ctx.emit(opts.json, grant, `granted ${grant.amount} compute units to ${grant.apiKeyId ? `key ${grant.apiKeyId}` : `tenant ${grant.tenantId}`}; balance now ${grant.balance}`);
+    });
 
   program
     .command('admin')

@@ -48,6 +48,15 @@ function withScopeEnums<T extends { scopes?: string[] }>(input: T): T {
   return input.scopes ? { ...input, scopes: input.scopes.map(scopeEnum) } : input;
 }
 
+/** A top-up as the gateway answers it. */
+export interface CreditGrantRecord {
+  id: string;
+  tenantId: string;
+  apiKeyId: string | null;
+  amount: number;
+  balance: number;
+}
+
 export class RemoteAdminClient implements AdminClient {
   /**
    * @param endpoint the gateway's /graphql URL
@@ -189,6 +198,15 @@ export class RemoteAdminClient implements AdminClient {
       { id: ref, grace: graceSeconds },
     );
     return { plaintext: data.rotateApiKey.plaintext, apiKey: keyRecord(data.rotateApiKey.apiKey), previous: keyRecord(data.rotateApiKey.previous) };
+  }
+
+  /** Gateway only (see `credits grant`): the balance is in the gateways' Redis. */
+  async grantCredits(input: { tenant: string; apiKey: string | null; amount: number; reason: string | null }): Promise<CreditGrantRecord> {
+    const data = await this.call<{ grantCredits: CreditGrantRecord }>(
+      'mutation ($input: GrantCreditsInput!) { grantCredits(input: $input) { id tenantId apiKeyId amount balance } }',
+      { input },
+    );
+    return data.grantCredits;
   }
 
   close(): Promise<void> {

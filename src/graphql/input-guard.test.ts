@@ -7,7 +7,7 @@ describe('input guard', () => {
     const over = checkVariables({ a: [1, 2, 3], b: { inputs: [{ data: [4, 5, 6] }] } }, 5);
     expect(over?.field).toBe('$b.inputs[0].data');
     expect(over?.message).toMatch(/dataBase64/);
-    expect(checkVariables({ images: [{ pixels: new Array(10).fill(0) }] }, 5)?.message).toMatch(/png/);
+    expect(checkVariables({ images: [{ pixels: new Array(10).fill(0) }] }, 5)?.message).toMatch(/send the image as image \(base64 of an encoded PNG/);
   });
 
   it('refuses NUL and unpaired surrogates wherever a string sits', () => {

@@ -263,4 +263,35 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     expect(env.code).toBe(2);
     expect(env.stderr).toMatch(/--env works only against a database/);
   });
+  it('sets money budgets and credit balances with field flags, grants credits through the gateway, and refuses a grant on a database', async () => {
+    const tenant = `clicredits-${id}`;
+    const made = await cli(remote, 'tenants', 'create', tenant, '--monthly-spend', '5000000:usd', '--json');
+    expect(made.code).toBe(0);
+    const created = await cli(remote, 'keys', 'create', '--tenant', tenant, '--scopes', 'inference', '--name', 'prepaid', '--credits', '10/daily', '--monthly-spend', '1000000:USD', '--json');
+    expect(created.code).toBe(0);
+    const key = JSON.parse(created.stdout) as { plaintext: string; apiKey: { id: string } };
+    const grant = await cli(remote, 'credits', 'grant', '--tenant', tenant, '--key', key.apiKey.id, '--amount', '25', '--reason', 'cli test', '--json');
+    expect(grant.code).toBe(0);
+    expect(JSON.parse(grant.stdout)).toMatchObject({ apiKeyId: key.apiKey.id, amount: 25, balance: 35 });
+    // The key's own view: the balance and the money budget, as the limiter holds them.
+    const me = await gw.graphql<{ me: { limits: { limits: { name: string; remaining: number; currency: string | null }[] } } }>(
+      '{ me { limits { limits { name remaining currency } } } }', {}, { authorization: `Bearer ${key.plaintext}` });
+    const limits = me.body!.data!.me.limits.limits;
+    expect(limits.find((l) => l.name === 'key_credits')).toMatchObject({ remaining: 35 });
+    expect(limits.find((l) => l.name === 'key_monthly_spend')).toMatchObject({ remaining: 1000000, currency: 'USD' });
+    expect(limits.find((l) => l.name === 'tenant_monthly_spend')).toMatchObject({ remaining: 5000000, currency: 'USD' });
+
+    const [badSpend, badCredits, onDatabase] = await Promise.all([
+      cli(remote, 'keys', 'update', key.apiKey.id, '--monthly-spend', '12.5USD'),
+      cli(remote, 'keys', 'update', key.apiKey.id, '--credits', '10/weekly'),
+      cli(direct, 'credits', 'grant', '--tenant', tenant, '--amount', '5'),
+    ]);
+    expect(badSpend.code).toBe(2);
+    expect(badSpend.stderr).toMatch(/--monthly-spend must be <micro-units>:<currency>/);
+    expect(badCredits.code).toBe(2);
+    expect(badCredits.stderr).toMatch(/--credits must be <n>\/daily, <n>\/monthly, topup/);
+    expect(onDatabase.code).toBe(2);
+    expect(onDatabase.stderr).toMatch(/credits grant works through a gateway only/);
+    expectNoStack(onDatabase);
+  });
 });
