@@ -17,12 +17,12 @@
 //   BENCH_BASELINE_DIST=/path/to/other/dist adds a "baseline" column: the same full path on
 //   another build (e.g. main's), measured in the same run, rows interleaved, for before/after.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import * as ort from 'onnxruntime-node';
-import { ROOT, cpuSeconds, fixtureImages, freePort, log, waitReady } from './lib.mjs';
+import { ROOT, cpuSeconds, fixtureImages, freePort, log, waitReady, writeResultsSection } from './lib.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const MODELS = (process.env.BENCH_MODELS ?? 'fashion-cnn,fashion-hybrid').split(',');
@@ -203,11 +203,4 @@ const lines = [
 ];
 const section = lines.join('\n');
 console.log(section);
-const resultsFile = path.join(ROOT, 'bench/RESULTS.md');
-let results = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmark results\n';
-const begin = '<!-- inference:begin -->';
-const end = '<!-- inference:end -->';
-const block = `${begin}\n## Inference (\`npm run bench:inference\`)\n\n${section}\n${end}`;
-results = results.includes(begin) ? results.replace(new RegExp(`${begin}[\\s\\S]*${end}`), block) : `${results.trimEnd()}\n\n${block}\n`;
-writeFileSync(resultsFile, results);
-log(`wrote ${path.relative(process.cwd(), resultsFile)}`);
+writeResultsSection('inference', `Inference (\`npm run bench:inference\`)`, section);

@@ -3,7 +3,7 @@
 // fixture images, and a production gateway (`node dist/main.js`) started on
 // the embedded defaults with the admin key `modelgate admin bootstrap` prints.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -69,4 +69,20 @@ export async function startGateway(env, { dist = path.join(ROOT, 'dist'), nodeAr
   const url = `http://127.0.0.1:${env.PORT}`;
   await waitReady(`${url}/readyz`, child, what);
   return { child, url };
+}
+
+/**
+ * Replaces (or appends) one bench's section of bench/RESULTS.md, between
+ * `<!-- <name>:begin -->` and `<!-- <name>:end -->`, so each bench rewrites
+ * only its own figures.
+ */
+export function writeResultsSection(name, title, section) {
+  const resultsFile = path.join(ROOT, 'bench/RESULTS.md');
+  let results = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmark results\n';
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${begin}\n## ${title}\n\n${section}\n${end}`;
+  results = results.includes(begin) ? results.replace(new RegExp(`${begin}[\\s\\S]*${end}`), block) : `${results.trimEnd()}\n\n${block}\n`;
+  writeFileSync(resultsFile, results);
+  log(`wrote ${path.relative(process.cwd(), resultsFile)}`);
 }

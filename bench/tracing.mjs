@@ -11,47 +11,24 @@
 // and each gateway's idle CPU (timers, flushes), which a low request rate spreads over fewer requests.
 // Every request carries a sampled traceparent, as a traced client would send.
 // Usage: npm run bench:tracing   (BENCH_SECONDS=5 per cell, BENCH_ROUNDS=3, BENCH_CONCURRENCY=32)
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import pg from 'pg';
 import { createRequire } from 'node:module';
+import { ROOT, cpuSeconds, fixtureImages, freePort, log, waitReady, writeResultsSection } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ADMIN_DB = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-const images = readFileSync(path.join(ROOT, 'test/fixtures/fashion-mnist-test-1000.bin'));
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const images = fixtureImages();
 
 if (spawnSync('wrk', ['--version']).error) {
   console.error('bench:tracing needs wrk (apt-get install wrk)');
   process.exit(2);
-}
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-
-async function waitReady(url, what, child) {
-  for (let i = 0; i < 900; i += 1) {
-    try { if ((await fetch(url)).status === 200) return; } catch { /* not up yet */ }
-    if (child.exitCode !== null) throw new Error(`${what} exited`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} not ready`);
-}
-
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-bench-tracing-'));
@@ -112,7 +89,7 @@ const sinkCount = async () => (await fetch(`http://127.0.0.1:${sinkPort}/count`)
 async function startGateway(name, env) {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env: { ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitReady(`http://127.0.0.1:${port}/readyz`, name, child);
+  await waitReady(`http://127.0.0.1:${port}/readyz`, child, name, 900);
   return { name, child, url: `http://127.0.0.1:${port}` };
 }
 
@@ -230,11 +207,4 @@ const lines = [
 ];
 const section = lines.join('\n');
 console.log(section);
-const resultsFile = path.join(ROOT, 'bench/RESULTS.md');
-let results = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmark results\n';
-const begin = '<!-- tracing:begin -->';
-const end = '<!-- tracing:end -->';
-const block = `${begin}\n## Tracing (\`npm run bench:tracing\`)\n\n${section}\n${end}`;
-results = results.includes(begin) ? results.replace(new RegExp(`${begin}[\\s\\S]*${end}`), block) : `${results.trimEnd()}\n\n${block}\n`;
-writeFileSync(resultsFile, results);
-log(`wrote ${path.relative(process.cwd(), resultsFile)}`);
+writeResultsSection('tracing', `Tracing (\`npm run bench:tracing\`)`, section);

@@ -18,6 +18,7 @@ import type { CreditsConfig, Principal } from '../auth/principal';
 import { creditsOf } from '../auth/principal-from-rows';
 import { hasScope } from '../auth/scopes';
 import { billedUnitsBetween } from '../usage/billed-units';
+import { findTenant } from './price-book';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** One grant at most; a balance stays far below 2^53 (the limiter's counters are doubles). */
@@ -109,11 +110,3 @@ export class CreditService {
   }
 }
 
-async function findTenant(db: Pick<Database['prisma'], 'tenant'>, ref: string): Promise<Tenant> {
-  const trimmed = ref.trim();
-  const tenant = UUID.test(trimmed)
-    ? await db.tenant.findFirst({ where: { OR: [{ id: trimmed }, { name: trimmed }] } })
-    : await db.tenant.findUnique({ where: { name: trimmed } });
-  if (!tenant) throw new NotFoundError(`Unknown tenant "${trimmed}"`, { tenant: trimmed });
-  return tenant;
-}

@@ -9,7 +9,7 @@
  * exact sum of its lines.
  */
 import type { Database } from '../db/database';
-import type { Price, Prisma } from '../db/generated/client';
+import type { Price, Prisma, Tenant } from '../db/generated/client';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Principal } from '../auth/principal';
 import { hasScope } from '../auth/scopes';
@@ -266,7 +266,8 @@ function requireAdmin(principal: Principal | null): void {
   if (principal && !hasScope(principal, 'admin')) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
 }
 
-async function findTenant(db: Pick<Prisma.TransactionClient, 'tenant'>, ref: string) {
+/** A tenant by id or name (a name that looks like a UUID is found too); NOT_FOUND otherwise. */
+export async function findTenant(db: Pick<Prisma.TransactionClient, 'tenant'>, ref: string): Promise<Tenant> {
   const trimmed = ref.trim();
   const tenant = UUID.test(trimmed)
     ? await db.tenant.findFirst({ where: { OR: [{ id: trimmed }, { name: trimmed }] } })

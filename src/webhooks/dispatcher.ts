@@ -20,23 +20,20 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { PrismaClient } from '../db/database';
 import type { Logger } from '../log/logger';
+import type { Config } from '../config';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './signing';
 import type { SecretBox } from './secret-box';
 import { privateTargetReason } from './url-guard';
 import type { WebhookBody } from './webhook-events';
 
-export interface DispatcherOptions {
+/** The WEBHOOK_* settings it uses, as the config module parsed them. */
+type DispatchSettings = Pick<Config['webhooks'], 'pollIntervalMs' | 'timeoutMs' | 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs' | 'concurrency' | 'allowPrivateAddresses'>;
+
+export interface DispatcherOptions extends DispatchSettings {
   db: { readonly prisma: PrismaClient };
   box: SecretBox;
   log: Logger;
   registry: Registry;
-  pollIntervalMs: number;
-  timeoutMs: number;
-  maxAttempts: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  concurrency: number;
-  allowPrivateAddresses: boolean;
 }
 
 interface Claimed {
