@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../log/logger';
 import { RedisConnection } from '../redis/redis';
 import { RedisKeyInvalidator } from '../auth/invalidation';
 import { webhookKeyEvents } from '../webhooks/key-events';
+import { redisCreditReset } from '../ratelimit/ratelimit.service';
 import { KeyService, type Caller, type CreateApiKeyInput, type CreateTenantInput, type ListApiKeysFilter, type UpdateApiKeyInput, type UpdateTenantInput } from '../keys/key.service';
 import { KEY_FIELDS, isoOrNull, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
 import { UnreachableError } from './exit';
@@ -92,8 +93,9 @@ export class DirectAdminClient implements AdminClient {
       await closeAll();
       throw error;
     }
-    // No limiter here to drop a held credit balance (the gateway rebuilds it when its settings change hash); key.revoked goes to the outbox in the revoking transaction, delivered by a running gateway.
-    const keys = new KeyService(db, new RedisKeyInvalidator(redis, log), log, config.keys.environment, null, webhookKeyEvents());
+    // A changed credit configuration drops the balance held in the gateways' Redis (they rebuild it from
+    // Postgres); key.revoked goes to the outbox in the revoking transaction, delivered by a running gateway.
+    const keys = new KeyService(db, new RedisKeyInvalidator(redis, log), log, config.keys.environment, redis ? redisCreditReset(redis) : null, webhookKeyEvents());
     return new DirectAdminClient(keys, { principal: null, actor: `cli:${safeUser()}` }, closeAll);
   }
 

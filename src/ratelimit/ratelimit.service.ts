@@ -79,6 +79,22 @@ export interface RateLimitServiceOptions {
   onDecision?: (principal: Principal, decision: LimitDecision) => void;
 }
 
+/** The store key of a credit balance (the same whatever its configuration). */
+export function creditBalanceKey(target: CreditTarget): string {
+  return creditLimit({ tenantId: target.tenantId, apiKeyId: target.apiKeyId ?? '' }, { since: new Date(0), refill: null }, target.apiKeyId ? 'key' : 'tenant', 0, new Date()).key;
+}
+
+/**
+ * Drops held balances in Redis only, for a process without a limiter (the
+ * CLI on a database): a changed credit configuration must not keep the old
+ * balance in the gateways' Redis. A gateway's in-process fallback figures
+ * (held only while Redis is down) are not reached from here.
+ */
+export function redisCreditReset(redis: RedisConnection): { resetCredits(target: CreditTarget): Promise<void> } {
+  const limiter = new RedisLimiter(redis.client, redis.keyPrefix);
+  return { resetCredits: (target) => limiter.dropCredits(creditBalanceKey(target)) };
+}
+
 /** Whose credit balance: a key's (apiKeyId set) or its tenant's. */
 export interface CreditTarget {
   tenantId: string;
@@ -402,7 +418,7 @@ export class RateLimitService {
 
   /** Forgets a balance whose configuration changed, everywhere it is held: the next check rebuilds it from Postgres. */
   async resetCredits(target: CreditTarget): Promise<void> {
-    const key = creditLimit({ tenantId: target.tenantId, apiKeyId: target.apiKeyId ?? '' }, { since: new Date(0), refill: null }, target.apiKeyId ? 'key' : 'tenant', 0, new Date()).key;
+    const key = creditBalanceKey(target);
     this.local.dropBalance(key);
     if (this.redisLimiter && this.redis?.state === 'up') await withTimeout(this.redisLimiter.dropCredits(key), this.redisTimeoutMs);
   }

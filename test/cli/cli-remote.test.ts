@@ -281,6 +281,18 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     expect(limits.find((l) => l.name === 'key_monthly_spend')).toMatchObject({ remaining: 1000000, currency: 'USD' });
     expect(limits.find((l) => l.name === 'tenant_monthly_spend')).toMatchObject({ remaining: 5000000, currency: 'USD' });
 
+    // A change made on the database drops the balance the gateways hold in Redis: the next check
+    // rebuilds it under the new refill (50 + the 25 granted today), where the old figure was 35.
+    const changed = await cli(direct, 'keys', 'update', key.apiKey.id, '--credits', '50/daily', '--json');
+    expect(changed.code).toBe(0);
+    let credits: { remaining: number } | undefined;
+    for (const started = Date.now(); Date.now() - started < 2000; ) {
+      const now = await gw.graphql<{ me: { limits: { limits: { name: string; remaining: number }[] } } }>('{ me { limits { limits { name remaining } } } }', {}, { authorization: `Bearer ${key.plaintext}` });
+      credits = now.body!.data!.me.limits.limits.find((l) => l.name === 'key_credits');
+      if (credits?.remaining !== 35) break;
+    }
+    expect(credits).toMatchObject({ remaining: 75 });
+
     const [badSpend, badCredits, onDatabase] = await Promise.all([
       cli(remote, 'keys', 'update', key.apiKey.id, '--monthly-spend', '12.5USD'),
       cli(remote, 'keys', 'update', key.apiKey.id, '--credits', '10/weekly'),
