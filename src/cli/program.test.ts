@@ -32,6 +32,12 @@ describe('the modelgate command tree', () => {
         'tenants resume',
         'tenants suspend',
         'tenants update',
+        'webhooks create',
+        'webhooks delete',
+        'webhooks deliveries',
+        'webhooks list',
+        'webhooks redeliver',
+        'webhooks rotate-secret',
       ].map((p) => `modelgate ${p}`),
     );
   });

@@ -294,6 +294,8 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
   addTenantCommands(program.command('tenants').description('Create, list, change, suspend and resume tenants'), ctx);
   addKeyCommands(program.command('keys').description('Create, list, show, change, revoke and rotate API keys'), ctx);
 
+  addWebhookCommands(program.command('webhooks').description("A tenant's webhooks and their delivery log (gateway only)"), ctx);
+
   program
     .command('credits')
     .description('Credit balances (gateway only)')
@@ -538,4 +540,91 @@ export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv =
     io.err(`modelgate: ${message}${hint}`);
     return exitCodeOf(error);
   }
+}
+
+/** Why webhook commands need a gateway: the signing secrets are encrypted with the gateways' key. */
+const WEBHOOKS_NEED_GATEWAY = "signing secrets are encrypted with the gateways' WEBHOOK_SECRET_ENCRYPTION_KEY, and deliveries are made by the gateways";
+
+function csvList(value: string | undefined): string[] | null {
+  return value === undefined ? null : value.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+}
+
+function addWebhookCommands(webhooks: Command, ctx: Context): void {
+  webhooks
+    .command('create')
+    .description('Add a webhook for a tenant; prints its signing secret once (stdout), the details on stderr')
+    .argument('<url>', 'http:// or https:// URL the events are POSTed to (an argument: --url names the gateway)')
+    .requiredOption('--tenant <id|name>', 'the tenant whose events it receives')
+    .option('--events <list>', 'event types, comma-separated (quota.threshold, budget.threshold, credits.exhausted, key.expiring, key.revoked, ratelimit.breached); default: all')
+    .option('--thresholds <list>', 'percentages of a quota or budget that fire, comma-separated; default 80,90,100')
+    .option('--json', JSON_HELP)
+    .action(async (url: string, opts: { tenant: string; events?: string; thresholds?: string; json?: boolean }) => {
+      const thresholds = csvList(opts.thresholds);
+      if (thresholds?.some((t) => !/^\d+$/.test(t))) throw new UsageError(`--thresholds must be whole percentages, comma-separated (got "${opts.thresholds}")`);
+      const created = await ctx.remote('webhooks create', WEBHOOKS_NEED_GATEWAY, (c) =>
+        c.createWebhook({ tenant: opts.tenant, url, events: csvList(opts.events), thresholds: thresholds?.map(Number) ?? null }),
+      );
+      if (opts.json) return ctx.emit(true, created, '');
+      ctx.io.out(created.secret);
+      ctx.io.err(`webhook ${created.webhook.id} → ${created.webhook.url}; events: ${created.webhook.events.join(',') || 'all'}; thresholds: ${created.webhook.thresholds.join(',')}\nStore the secret now: it is shown only once (rotate-secret makes a new one).`);
+    });
+  webhooks
+    .command('list')
+    .description("List a tenant's webhooks (admin: every tenant's when none is named)")
+    .option('--tenant <id|name>', 'the tenant')
+    .option('--json', JSON_HELP)
+    .action(async (opts: { tenant?: string; json?: boolean }) => {
+      const all = await ctx.remote('webhooks list', WEBHOOKS_NEED_GATEWAY, (c) => c.listWebhooks(opts.tenant ?? null));
+      ctx.emit(opts.json, all, all.map((w) => `${w.id}  ${w.enabled ? 'enabled ' : 'disabled'}  ${w.url}  events: ${w.events.join(',') || 'all'}  thresholds: ${w.thresholds.join(',')}`).join('\n') || 'no webhooks');
+    });
+  webhooks
+    .command('delete')
+    .description('Delete a webhook and its delivery log')
+    .argument('<id>', 'webhook id')
+    .option('--json', JSON_HELP)
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const deleted = await ctx.remote('webhooks delete', WEBHOOKS_NEED_GATEWAY, (c) => c.deleteWebhook(id));
+      ctx.emit(opts.json, { id, deleted }, `webhook ${id} deleted`);
+    });
+  webhooks
+    .command('rotate-secret')
+    .description('Replace the signing secret at once; prints the new one once')
+    .argument('<id>', 'webhook id')
+    .option('--json', JSON_HELP)
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const rotated = await ctx.remote('webhooks rotate-secret', WEBHOOKS_NEED_GATEWAY, (c) => c.rotateWebhookSecret(id));
+      if (opts.json) return ctx.emit(true, rotated, '');
+      ctx.io.out(rotated.secret);
+      ctx.io.err(`webhook ${id}: new secret (${rotated.webhook.secretPrefix}…); the old one no longer signs`);
+    });
+  webhooks
+    .command('deliveries')
+    .description('The delivery log, newest first: status, attempts and the last answer per event and webhook')
+    .option('--tenant <id|name>', 'the tenant')
+    .option('--webhook <id>', 'only this webhook')
+    .option('--status <status>', 'only PENDING, DELIVERED or FAILED')
+    .option('--first <n>', 'how many, 1-100', '20')
+    .option('--json', JSON_HELP)
+    .action(async (opts: { tenant?: string; webhook?: string; status?: string; first: string; json?: boolean }) => {
+      const status = opts.status?.toUpperCase() ?? null;
+      if (status !== null && !['PENDING', 'DELIVERED', 'FAILED'].includes(status)) throw new UsageError(`--status must be PENDING, DELIVERED or FAILED (got "${opts.status}")`);
+      if (!/^\d+$/.test(opts.first) || Number(opts.first) < 1 || Number(opts.first) > 100) throw new UsageError(`--first must be a whole number from 1 to 100 (got "${opts.first}")`);
+      const rows = await ctx.remote('webhooks deliveries', WEBHOOKS_NEED_GATEWAY, (c) =>
+        c.webhookDeliveries({ tenant: opts.tenant ?? null, webhookId: opts.webhook ?? null, status, first: Number(opts.first) }),
+      );
+      ctx.emit(
+        opts.json,
+        rows,
+        rows.map((d) => `${d.id}  ${d.status.padEnd(9)}  ${d.eventType}  attempts ${d.attempts}  ${d.lastStatusCode ?? d.lastError ?? ''}  ${d.createdAt}`).join('\n') || 'no deliveries',
+      );
+    });
+  webhooks
+    .command('redeliver')
+    .description('Send a delivery again now (same event id), e.g. after it FAILED')
+    .argument('<delivery-id>', 'delivery id from webhooks deliveries')
+    .option('--json', JSON_HELP)
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const d = await ctx.remote('webhooks redeliver', WEBHOOKS_NEED_GATEWAY, (c) => c.redeliverWebhookEvent(id));
+      ctx.emit(opts.json, d, `delivery ${d.id} (${d.eventType}) scheduled again`);
+    });
 }

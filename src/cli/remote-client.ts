@@ -48,6 +48,34 @@ function withScopeEnums<T extends { scopes?: string[] }>(input: T): T {
   return input.scopes ? { ...input, scopes: input.scopes.map(scopeEnum) } : input;
 }
 
+/** A webhook as the gateway answers it (never its secret). */
+export interface WebhookRecord {
+  id: string;
+  tenantId: string;
+  url: string;
+  events: string[];
+  thresholds: number[];
+  enabled: boolean;
+  secretPrefix: string;
+  createdAt: string;
+}
+const WEBHOOK = 'id tenantId url events thresholds enabled secretPrefix createdAt';
+
+/** One entry of the delivery log. */
+export interface WebhookDeliveryRecord {
+  id: string;
+  eventId: string;
+  eventType: string;
+  webhookId: string;
+  status: string;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  deliveredAt: string | null;
+  createdAt: string;
+}
+const DELIVERY = 'id eventId eventType webhookId status attempts lastStatusCode lastError deliveredAt createdAt';
+
 /** A top-up as the gateway answers it. */
 export interface CreditGrantRecord {
   id: string;
@@ -198,6 +226,44 @@ export class RemoteAdminClient implements AdminClient {
       { id: ref, grace: graceSeconds },
     );
     return { plaintext: data.rotateApiKey.plaintext, apiKey: keyRecord(data.rotateApiKey.apiKey), previous: keyRecord(data.rotateApiKey.previous) };
+  }
+
+  /** Gateway only (see `webhooks`): endpoint secrets are encrypted with the gateways' key. */
+  async createWebhook(input: { tenant: string; url: string; events: string[] | null; thresholds: number[] | null }): Promise<{ webhook: WebhookRecord; secret: string }> {
+    const data = await this.call<{ createWebhook: { webhook: WebhookRecord; secret: string } }>(
+      `mutation ($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { ${WEBHOOK} } } }`,
+      { input },
+    );
+    return data.createWebhook;
+  }
+
+  async listWebhooks(tenant: string | null): Promise<WebhookRecord[]> {
+    const data = await this.call<{ webhooks: WebhookRecord[] }>(`query ($tenant: String) { webhooks(tenant: $tenant) { ${WEBHOOK} } }`, { tenant });
+    return data.webhooks;
+  }
+
+  async deleteWebhook(id: string): Promise<boolean> {
+    const data = await this.call<{ deleteWebhook: boolean }>('mutation ($id: ID!) { deleteWebhook(id: $id) }', { id });
+    return data.deleteWebhook;
+  }
+
+  async rotateWebhookSecret(id: string): Promise<{ webhook: WebhookRecord; secret: string }> {
+    const data = await this.call<{ rotateWebhookSecret: { webhook: WebhookRecord; secret: string } }>(`mutation ($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { ${WEBHOOK} } } }`, { id });
+    return data.rotateWebhookSecret;
+  }
+
+  /** The newest `first` deliveries (at most 100), optionally of one webhook or in one state. */
+  async webhookDeliveries(filter: { tenant: string | null; webhookId: string | null; status: string | null; first: number }): Promise<WebhookDeliveryRecord[]> {
+    const data = await this.call<{ webhookDeliveries: { edges: { node: WebhookDeliveryRecord }[] } }>(
+      `query ($tenant: String, $webhookId: ID, $status: WebhookDeliveryStatus, $first: Int) { webhookDeliveries(tenant: $tenant, webhookId: $webhookId, status: $status, first: $first) { edges { node { ${DELIVERY} } } } }`,
+      filter,
+    );
+    return data.webhookDeliveries.edges.map((e) => e.node);
+  }
+
+  async redeliverWebhookEvent(deliveryId: string): Promise<WebhookDeliveryRecord> {
+    const data = await this.call<{ redeliverWebhookEvent: WebhookDeliveryRecord }>(`mutation ($id: ID!) { redeliverWebhookEvent(deliveryId: $id) { ${DELIVERY} } }`, { id: deliveryId });
+    return data.redeliverWebhookEvent;
   }
 
   /** Gateway only (see `credits grant`): the balance is in the gateways' Redis. */

@@ -54,7 +54,16 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
   }
 
   beforeAll(async () => {
-    const starting = ProductionGateway.start({ ...productionEnv(), KEY_CACHE_TTL_MS: '10000' });
+    const starting = ProductionGateway.start({
+      ...productionEnv(),
+      KEY_CACHE_TTL_MS: '10000',
+      WEBHOOK_SECRET_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
+      WEBHOOK_POLL_INTERVAL_MS: '100',
+      WEBHOOK_RETRY_BASE_MS: '100',
+      WEBHOOK_RETRY_MAX_MS: '200',
+      WEBHOOK_MAX_ATTEMPTS: '2',
+    });
     direct = { DATABASE_URL: testEnv.databaseUrl, REDIS_URL: testEnv.redisUrl, REDIS_KEY_PREFIX: testEnv.redisPrefix };
     // The admin key itself is made directly on the database the gateway uses, while the gateway starts.
     const tenant = await cli(direct, 'tenants', 'create', ops);
@@ -305,5 +314,52 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     expect(onDatabase.code).toBe(2);
     expect(onDatabase.stderr).toMatch(/credits grant works through a gateway only/);
     expectNoStack(onDatabase);
+  });
+  it('manages webhooks through the gateway: secret shown once, list, delivery log, redeliver, rotate, delete; refused on a database', async () => {
+    const tenant = `cliwebhooks-${id}`;
+    expect((await cli(remote, 'tenants', 'create', tenant)).code).toBe(0);
+    // Nothing listens on port 1: every attempt fails, so the log has something to show.
+    const created = await cli(remote, 'webhooks', 'create', 'http://127.0.0.1:1/hook', '--tenant', tenant, '--events', 'key.revoked', '--thresholds', '50,100');
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toMatch(/shown only once/);
+    const list = await cli(remote, 'webhooks', 'list', '--tenant', tenant, '--json');
+    const hooks = JSON.parse(list.stdout) as { id: string; events: string[]; thresholds: number[]; secretPrefix: string }[];
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0]).toMatchObject({ events: ['key.revoked'], thresholds: [50, 100] });
+    expect(created.stdout.startsWith(hooks[0]!.secretPrefix)).toBe(true);
+    expect(list.stdout).not.toContain(created.stdout);
+
+    const key = JSON.parse((await cli(remote, 'keys', 'create', '--tenant', tenant, '--scopes', 'inference', '--name', 'soon revoked', '--json')).stdout) as { apiKey: { id: string } };
+    expect((await cli(remote, 'keys', 'revoke', key.apiKey.id)).code).toBe(0);
+    let deliveries: { id: string; eventType: string; status: string; attempts: number; lastError: string | null }[] = [];
+    for (const started = Date.now(); Date.now() - started < 10_000; ) {
+      deliveries = JSON.parse((await cli(remote, 'webhooks', 'deliveries', '--tenant', tenant, '--json')).stdout);
+      if (deliveries[0]?.status === 'FAILED') break;
+    }
+    expect(deliveries).toHaveLength(1);
+    expect(deliveries[0]).toMatchObject({ eventType: 'key.revoked', status: 'FAILED', attempts: 2 });
+    expect(deliveries[0]!.lastError).toBeTruthy();
+    const failed = await cli(remote, 'webhooks', 'deliveries', '--tenant', tenant, '--status', 'failed');
+    expect(failed.stdout).toContain(deliveries[0]!.id);
+    const again = await cli(remote, 'webhooks', 'redeliver', deliveries[0]!.id, '--json');
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ id: deliveries[0]!.id, status: 'PENDING' });
+
+    const rotated = await cli(remote, 'webhooks', 'rotate-secret', hooks[0]!.id);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toMatch(/^whsec_/);
+    expect(rotated.stdout).not.toBe(created.stdout);
+    expect((await cli(remote, 'webhooks', 'delete', hooks[0]!.id)).code).toBe(0);
+    expect(JSON.parse((await cli(remote, 'webhooks', 'list', '--tenant', tenant, '--json')).stdout)).toEqual([]);
+
+    const [onDatabase, badStatus] = await Promise.all([
+      cli(direct, 'webhooks', 'list', '--tenant', tenant),
+      cli(remote, 'webhooks', 'deliveries', '--status', 'lost'),
+    ]);
+    expect(onDatabase.code).toBe(2);
+    expect(onDatabase.stderr).toMatch(/webhooks list works through a gateway only/);
+    expect(badStatus.code).toBe(2);
+    expect(badStatus.stderr).toMatch(/--status must be PENDING, DELIVERED or FAILED/);
   });
 });
