@@ -66,6 +66,15 @@ export function priceLateral(src: string, hourExpr: string): string {
       ORDER BY (p."tenantId" IS NULL), p."effectiveFrom" DESC LIMIT 1) price ON true`;
 }
 
+/**
+ * SQL for the money of the rows of alias `src` priced by priceLateral, in
+ * micro-units: each row's whole units (rounded, as billed) × its hour's price.
+ * One rule for invoices, spend, usage summaries and budget thresholds.
+ */
+export function amountMicrosSql(src: string): string {
+  return `coalesce(sum(round(${src}."computeUnits")::numeric * price.p_micros), 0)`;
+}
+
 /** How long a replica trusts its cached price history of one (tenant, model); see priceAt. */
 export const PRICE_CACHE_MS = 30_000;
 
@@ -127,7 +136,7 @@ export class PriceBook {
    */
   async spendMicros(tenantId: string, from: Date, to: Date, currency: string, apiKeyId?: string): Promise<number> {
     const rows = await this.db.prismaEvenIfDown.$queryRawUnsafe<{ amount: string }[]>(
-      `SELECT coalesce(sum(round(h."computeUnits")::numeric * price.p_micros), 0)::text AS amount
+      `SELECT ${amountMicrosSql('h')}::text AS amount
          FROM "UsageHourly" h ${priceLateral('h', 'h."hour"')}
         WHERE h."tenantId" = $1::uuid AND h."hour" >= $2 AND h."hour" < $3 AND h."status" = 'OK' AND h."computeUnits" > 0
           AND price.p_currency = $4${apiKeyId ? ` AND h."apiKeyId" = $5::uuid` : ''}`,
@@ -211,7 +220,7 @@ export class PriceBook {
     >(
       `SELECT h."model", price.p_currency AS currency, price.p_micros::text AS micros,
               sum(round(h."computeUnits")::numeric)::text AS units,
-              coalesce(sum(round(h."computeUnits")::numeric * price.p_micros), 0)::text AS amount,
+              ${amountMicrosSql('h')}::text AS amount,
               min(h."hour") AS first, max(h."hour") AS last
          FROM "UsageHourly" h ${priceLateral('h', 'h."hour"')}
         WHERE h."tenantId" = $1::uuid AND h."hour" >= $2 AND h."hour" < $3 AND h."status" = 'OK' AND h."computeUnits" > 0

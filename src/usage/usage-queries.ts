@@ -14,7 +14,7 @@ import { BadInputError } from '../errors';
 import type { PrismaClient } from '../db/database';
 import type { UsageEvent, UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
-import { priceLateral } from '../billing/price-book';
+import { amountMicrosSql, priceLateral } from '../billing/price-book';
 
 export const USAGE_GROUP_BY = ['HOUR', 'DAY', 'MODEL', 'API_KEY', 'STATUS'] as const;
 export type UsageGroupBy = (typeof USAGE_GROUP_BY)[number];
@@ -249,7 +249,7 @@ export class UsageQueries {
     const sql = `SELECT ${[...select,
       'price.p_currency AS currency',
       'sum(round(src."computeUnits"))::float8 AS units',
-      'coalesce(sum(round(src."computeUnits")::numeric * price.p_micros), 0)::text AS amount'].join(', ')}
+      `${amountMicrosSql('src')}::text AS amount`].join(', ')}
       FROM "${source === 'hour' ? 'UsageHourly' : 'UsageRecord'}" src ${priceLateral('src', hourExpr)}
       WHERE ${where}
       GROUP BY ${[...cols.map((_, i) => i + 1), cols.length + 1].join(', ')}`;

@@ -13,7 +13,7 @@
  */
 import type { Prisma } from '../db/generated/client';
 import type { UsageAdded, UsageCommitHook } from '../usage/usage.service';
-import { priceLateral } from '../billing/price-book';
+import { amountMicrosSql, priceLateral } from '../billing/price-book';
 import { enqueueWebhookEvents } from './outbox';
 import { thresholdEvents, type OutboxEvent, type ThresholdLimit } from './webhook-events';
 
@@ -82,7 +82,7 @@ WITH d AS (
   FROM d JOIN "ApiKey" k ON k."id" = d."apiKeyId" WHERE k."monthlyBudgetMicros" IS NOT NULL
 )
 SELECT b."kind", b."tenantId"::text AS "tenantId", b."apiKeyId"::text AS "apiKeyId", b."month", b."limit"::text AS "limit",
-  (SELECT coalesce(sum(round(h."computeUnits")::numeric * price.p_micros), 0)::text
+  (SELECT ${amountMicrosSql('h')}::text
      FROM "UsageHourly" h ${priceLateral('h', 'h."hour"')}
     WHERE h."tenantId" = b."tenantId" AND (b."apiKeyId" IS NULL OR h."apiKeyId" = b."apiKeyId")
       AND h."hour" >= (b."month" || '-01T00:00:00Z')::timestamptz AND h."hour" < (b."month" || '-01T00:00:00Z')::timestamptz + interval '1 month'
