@@ -9,7 +9,8 @@
  * balance refuses.
  */
 import type { Principal } from '../auth/principal';
-import type { LimitDecision, LimitState } from '../ratelimit/types';
+import type { LimitDecision } from '../ratelimit/types';
+import { creditPeriod } from '../ratelimit/limits';
 import type { Logger } from '../log/logger';
 import { enqueueWebhookEvents, type SqlTx } from './outbox';
 import type { OutboxEvent } from './webhook-events';
@@ -25,15 +26,6 @@ export interface CreditAlertsOptions {
 /** Dedupe keys this process already wrote (or is writing): an empty balance refuses many requests, the outbox needs one insert. */
 const REMEMBERED = 10_000;
 
-/**
- * The period an exhaustion belongs to: the refill period (UTC day or month);
- * a balance without refill (top-ups only) fires at most once per UTC day.
- */
-export function creditPeriod(state: Pick<LimitState, 'windowSeconds'>, now: Date): string {
-  const iso = now.toISOString();
-  return state.windowSeconds > 0 && state.windowSeconds !== 86_400 ? iso.slice(0, 7) : iso.slice(0, 10);
-}
-
 export function creditAlerts(options: CreditAlertsOptions): (principal: Principal, decision: LimitDecision) => void {
   const written = new Set<string>();
   const now = options.now ?? (() => new Date());
@@ -41,7 +33,12 @@ export function creditAlerts(options: CreditAlertsOptions): (principal: Principa
     for (const state of decision.states) {
       if ((state.name !== 'key_credits' && state.name !== 'tenant_credits') || state.remaining > 0) continue;
       const key = state.name === 'key_credits';
-      const period = creditPeriod(state, now());
+      const credits = key ? principal.limits.keyCredits : principal.limits.tenantCredits;
+      if (!credits) continue;
+      const at = now();
+      // The limiter's own refill period (d:YYYY-MM-DD, m:YYYY-MM); a balance without refill
+      // (top-ups only) has one endless period, so it fires at most once per UTC day instead.
+      const period = credits.refill ? creditPeriod(credits, at).id : `n:${at.toISOString().slice(0, 10)}`;
       const dedupeKey = `credits.exhausted:${key ? principal.apiKeyId : principal.tenantId}:${state.name}:${period}`;
       if (written.has(dedupeKey)) continue;
       if (written.size >= REMEMBERED) written.clear();
@@ -50,7 +47,7 @@ export function creditAlerts(options: CreditAlertsOptions): (principal: Principa
         tenantId: principal.tenantId,
         type: 'credits.exhausted',
         dedupeKey,
-        data: { limit: state.name, apiKeyId: key ? principal.apiKeyId : null, period, refillAmount: state.windowSeconds > 0 ? state.limit : null, refillInSeconds: state.windowSeconds > 0 ? state.resetSeconds : null },
+        data: { limit: state.name, apiKeyId: key ? principal.apiKeyId : null, period, refillAmount: credits.refill?.amount ?? null, refillInSeconds: credits.refill ? state.resetSeconds : null },
       };
       enqueueWebhookEvents(options.db.prisma, [event]).then(
         (r) => {
