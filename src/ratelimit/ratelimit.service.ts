@@ -29,7 +29,7 @@ import type { CreditsConfig, Principal } from '../auth/principal';
 import { BadInputError } from '../errors';
 import { LocalLimiter } from './local-limiter';
 import { RedisLimiter, type RedisCheck } from './redis-limiter';
-import { creditLimit, nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
+import { creditLimit, limitKey, nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
 import type { StoreResult } from './store';
 import type { LimitDecision, LimitState, LimitStatus } from './types';
 
@@ -79,9 +79,9 @@ export interface RateLimitServiceOptions {
   onDecision?: (principal: Principal, decision: LimitDecision) => void;
 }
 
-/** The store key of a credit balance (the same whatever its configuration). */
+/** The store key of a credit balance (the same whatever its configuration or the time). */
 export function creditBalanceKey(target: CreditTarget): string {
-  return creditLimit({ tenantId: target.tenantId, apiKeyId: target.apiKeyId ?? '' }, { since: new Date(0), refill: null }, target.apiKeyId ? 'key' : 'tenant', 0, new Date()).key;
+  return limitKey({ tenantId: target.tenantId, apiKeyId: target.apiKeyId ?? '' }, target.apiKeyId ? 'key_credits' : 'tenant_credits', new Date());
 }
 
 /**
