@@ -117,9 +117,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
   const billing = new PriceBook(db);
   // Webhooks: events are written to the outbox by the transactions that cause them; the dispatcher delivers them.
+  const webhookLog = log.child({ component: 'webhooks' });
   const webhookBox = loadSecretBox({ secretKey: config.webhooks.secretKey, keyFile: config.webhooks.keyFile, embedded: config.database.mode === 'embedded' });
   const dispatcher = webhookBox
-    ? new WebhookDispatcher({ db, box: webhookBox, log: log.child({ component: 'webhooks' }), registry: metrics.registry, ...config.webhooks })
+    ? new WebhookDispatcher({ db, box: webhookBox, log: webhookLog, registry: metrics.registry, ...config.webhooks })
     : null;
   if (!dispatcher) log.info('webhook deliveries are off on this gateway: WEBHOOK_SECRET_ENCRYPTION_KEY is not set (events still queue in the outbox)');
   const wakeDispatcher = () => dispatcher?.kick();
@@ -137,14 +138,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     // Credit balances: rebuilt from the ledger and the billed usage.
     creditBalance: (tenantId, apiKeyId, from, to, refill) => creditBalanceFromLedger(db, tenantId, apiKeyId, from, to, refill),
     // credits.exhausted webhooks: written to the outbox off the request path when a balance reaches 0.
-    onDecision: creditAlerts({ db, log: log.child({ component: 'webhooks' }), onEvents: wakeDispatcher }),
+    onDecision: creditAlerts({ db, log: webhookLog, onEvents: wakeDispatcher }),
   });
   const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits, webhookKeyEvents(wakeDispatcher));
   const webhooks = new WebhookService({
     db,
     tenants: keys,
     box: webhookBox,
-    log: log.child({ component: 'webhooks' }),
+    log: webhookLog,
     allowPrivateAddresses: config.webhooks.allowPrivateAddresses,
     keyExpiryDays: config.webhooks.keyExpiryDays,
     keyExpiryScanIntervalMs: config.webhooks.keyExpiryScanIntervalMs,
