@@ -20,7 +20,7 @@ import type { DirectAdminClient } from './direct-client';
 import { RemoteAdminClient } from './remote-client';
 import { parseDuration } from './duration';
 import { EXIT, UsageError, exitCodeOf } from './exit';
-import { requireAdminKey, resolveTarget, type Target, type TargetOptions } from './target';
+import { requireAdminKey, resolveTarget, type RemoteTarget, type Target, type TargetOptions } from './target';
 
 export { EXIT } from './exit';
 
@@ -197,18 +197,7 @@ class Context {
   async run<T>(work: (client: AdminClient) => Promise<T>): Promise<T> {
     const timeoutMs = this.timeoutMs();
     const target = this.resolve();
-    let client: AdminClient;
-    if (target.kind === 'remote') {
-      requireAdminKey(target);
-      client = new RemoteAdminClient(target.endpoint, target.name, target.adminKey, target.keyLabel, timeoutMs);
-    } else {
-      client = await openDirect(target.config, target.name, this.logger(), timeoutMs);
-    }
-    try {
-      return await work(client);
-    } finally {
-      await client.close();
-    }
+    return withClient(target.kind === 'remote' ? remoteClient(target, timeoutMs) : await openDirect(target.config, target.name, this.logger(), timeoutMs), work);
   }
 
   /** Runs `work` against a gateway only; a database target is a usage error saying why. */
@@ -216,13 +205,7 @@ class Context {
     const timeoutMs = this.timeoutMs();
     const target = this.resolve();
     if (target.kind !== 'remote') throw new UsageError(`${command} works through a gateway only, not on a database: ${why}. Name the gateway with --url or MODELGATE_URL (and MODELGATE_ADMIN_KEY)`);
-    requireAdminKey(target);
-    const client = new RemoteAdminClient(target.endpoint, target.name, target.adminKey, target.keyLabel, timeoutMs);
-    try {
-      return await work(client);
-    } finally {
-      await client.close();
-    }
+    return withClient(remoteClient(target, timeoutMs), work);
   }
 
   /** Runs `work` against a database only; a gateway target is a usage error saying why. */
@@ -230,12 +213,7 @@ class Context {
     const timeoutMs = this.timeoutMs();
     const target = this.resolve();
     if (target.kind === 'remote') throw new UsageError(`${command} works on a database only, not through a gateway: ${why}. Drop --url / unset MODELGATE_URL and name the database (DATABASE_URL, --database-url or --data-dir)`);
-    const client = await openDirect(target.config, target.name, this.logger(), timeoutMs);
-    try {
-      return await work(client);
-    } finally {
-      await client.close();
-    }
+    return withClient(await openDirect(target.config, target.name, this.logger(), timeoutMs), work);
   }
 
   /** One JSON document on stdout, or the human text. */
@@ -255,6 +233,21 @@ class Context {
         'Store the key now: it is shown only once.',
       ].join('\n'),
     );
+  }
+}
+
+/** The gateway's admin API, with the admin key the target names (exit 5 without one). */
+function remoteClient(target: RemoteTarget, timeoutMs: number): RemoteAdminClient {
+  requireAdminKey(target);
+  return new RemoteAdminClient(target.endpoint, target.name, target.adminKey, target.keyLabel, timeoutMs);
+}
+
+/** Runs `work`, then closes the client whatever happened. */
+async function withClient<C extends AdminClient, T>(client: C, work: (client: C) => Promise<T>): Promise<T> {
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
   }
 }
 
