@@ -17,10 +17,11 @@ import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { CreditsConfig, Principal } from '../auth/principal';
 import { creditsOf } from '../auth/principal-from-rows';
 import { hasScope } from '../auth/scopes';
+import { auditActor } from '../auth/actor';
 import { billedUnitsBetween } from '../usage/billed-units';
 import { findTenant } from './price-book';
+import { UUID } from '../db/ids';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** One grant at most; a balance stays far below 2^53 (the limiter's counters are doubles). */
 export const MAX_GRANT = 1_000_000_000;
 
@@ -76,7 +77,7 @@ export class CreditService {
     }
     const reason = input.reason?.trim() || null;
     if (reason && reason.length > 500) throw new BadInputError('reason must be at most 500 characters', 'reason');
-    const actor = principal ? `key:${principal.keyPrefix}` : 'cli';
+    const actor = auditActor({ principal });
     const { grant, credits } = await this.db.prisma.$transaction(async (tx) => {
       const tenant = await findTenant(tx, input.tenant);
       let key: ApiKey | null = null;
@@ -90,11 +91,10 @@ export class CreditService {
       if (!credits) {
         throw new BadInputError(`${key ? 'This key' : 'This tenant'} has no credit balance: configure credits (updateApiKey / updateTenant, credits) first`, key ? 'apiKey' : 'tenant');
       }
-      const grant = await tx.creditGrant.create({ data: { tenantId: tenant.id, apiKeyId: key?.id ?? null, amount: input.amount, reason, actor } });
+      const grant = await tx.creditGrant.create({ data: { tenantId: tenant.id, apiKeyId: key?.id ?? null, amount: input.amount, reason, actor: actor.actor } });
       await tx.auditEvent.create({
         data: {
-          actorKeyId: principal?.apiKeyId ?? null,
-          actor,
+          ...actor,
           action: 'credits.grant',
           targetType: key ? 'ApiKey' : 'Tenant',
           targetId: owner.id,

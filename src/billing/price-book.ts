@@ -13,10 +13,11 @@ import type { Price, Prisma, Tenant } from '../db/generated/client';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Principal } from '../auth/principal';
 import { hasScope } from '../auth/scopes';
+import { auditActor } from '../auth/actor';
+import { UUID } from '../db/ids';
 
 const HOUR_MS = 3_600_000;
 const CURRENCY = /^[A-Z]{3}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** 10^15 micro-units (a billion per unit in a 3-decimal currency): far above any real price, far below numeric limits. */
 const MAX_MICROS = 10n ** 15n;
 
@@ -168,13 +169,13 @@ export class PriceBook {
       await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727017, hashtext($1))::text', model);
       const clash = await tx.price.findFirst({ where: { model, tenantId, effectiveFrom: input.effectiveFrom } });
       if (clash) throw new BadInputError('A price for this model and tenant already starts at that hour', 'effectiveFrom');
+      const actor = auditActor({ principal });
       const price = await tx.price.create({
-        data: { model, tenantId, currency, microsPerUnit: micros, effectiveFrom: input.effectiveFrom, createdBy: principal ? `key:${principal.keyPrefix}` : 'cli' },
+        data: { model, tenantId, currency, microsPerUnit: micros, effectiveFrom: input.effectiveFrom, createdBy: actor.actor },
       });
       await tx.auditEvent.create({
         data: {
-          actorKeyId: principal?.apiKeyId ?? null,
-          actor: principal ? `key:${principal.keyPrefix}` : 'cli',
+          ...actor,
           action: 'price.set',
           targetType: 'Price',
           targetId: price.id,

@@ -10,24 +10,20 @@ import type { Database } from '../db/database';
 import { Prisma, type ApiKey, type AuditEvent, type Tenant } from '../db/generated/client';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
-import { SCOPES, type Principal, type Scope } from '../auth/principal';
+import { SCOPES, type Scope } from '../auth/principal';
 import { hasScope, isScope } from '../auth/scopes';
+import { actorLabel, auditActor, isAdmin, type Actor } from '../auth/actor';
 import type { InvalidationTarget, KeyInvalidator } from '../auth/invalidation';
 import { notifyInvalidation } from '../auth/pg-invalidation';
 import { displayPrefix, generateKey, hashKey, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from './key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
+import { UUID } from '../db/ids';
 
 type Tx = Prisma.TransactionClient;
 
 /** Who acts, for access checks and the audit trail. principal null: the CLI (operator at the database). */
-export interface Caller {
-  principal: Principal | null;
-  ip?: string | null;
-  userAgent?: string | null;
-  requestId?: string | null;
-  /** Audit label when there is no principal ("cli"). */
-  actor?: string;
-}
+/** Who is asking: a key through the API, or the CLI on the database (principal null). */
+export type Caller = Actor;
 
 export interface LimitOverrides {
   requestsPerMinute?: number | null;
@@ -99,7 +95,6 @@ export interface KeyEventSink {
 }
 
 const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
 export class KeyService {
@@ -505,14 +500,6 @@ export class KeyService {
 
 // ---- helpers --------------------------------------------------------------
 
-function isAdmin(caller: Caller): boolean {
-  return caller.principal === null || hasScope(caller.principal, 'admin');
-}
-
-function actorLabel(caller: Caller): string {
-  return caller.principal ? `key:${caller.principal.keyPrefix}` : (caller.actor ?? 'cli');
-}
-
 export function parseScopes(values: string[]): Scope[] {
   const scopes = [...new Set(values.map((s) => s.trim()).filter(Boolean))];
   if (scopes.length === 0) throw new BadInputError(`Name at least one scope (${SCOPES.join(', ')})`, 'scopes');
@@ -698,17 +685,13 @@ async function audit(
 ): Promise<void> {
   await tx.auditEvent.create({
     data: {
-      actorKeyId: caller.principal?.apiKeyId ?? null,
-      actor: actorLabel(caller),
+      ...auditActor(caller),
       action,
       targetType,
       targetId,
       tenantId,
       ...(before ? { before } : {}),
       ...(after ? { after } : {}),
-      ip: caller.ip ?? null,
-      userAgent: caller.userAgent ?? null,
-      requestId: caller.requestId ?? null,
     },
   });
 }

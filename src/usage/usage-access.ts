@@ -1,8 +1,8 @@
 /** Who may read which tenant's usage: `usage:read` its own tenant only, `admin` any (or all). */
 import type { Principal } from '../auth/principal';
 import { BadInputError, ForbiddenError } from '../errors';
+import { UUID } from '../db/ids';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function checkUuid(value: string, field: string): void {
   if (!UUID.test(value)) throw new BadInputError(`${field} must be a UUID`, field);

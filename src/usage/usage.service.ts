@@ -29,11 +29,11 @@ import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
 import { UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
+import { UUID } from '../db/ids';
 
 /** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
 export const NO_KEY = '00000000-0000-0000-0000-000000000000';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STATUSES = new Set<string>(USAGE_STATUSES);
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;

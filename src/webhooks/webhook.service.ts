@@ -12,6 +12,7 @@ import type { Prisma, Tenant, WebhookDelivery, WebhookEndpoint } from '../db/gen
 import { BadInputError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import { hasScope } from '../auth/scopes';
+import { auditActor, isAdmin } from '../auth/actor';
 import type { Caller } from '../keys/key.service';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from '../keys/pagination';
 import { enqueueWebhookEvents } from './outbox';
@@ -19,6 +20,7 @@ import { generateSecret } from './signing';
 import { missingKeyError, type SecretBox } from './secret-box';
 import { validateWebhookUrl } from './url-guard';
 import { DEFAULT_THRESHOLDS, WEBHOOK_EVENT_TYPES, isWebhookEventType, type OutboxEvent } from './webhook-events';
+import { UUID } from '../db/ids';
 
 /** Resolves a tenant reference the caller may reach (KeyService.getTenant). */
 export interface TenantLookup {
@@ -57,7 +59,6 @@ export interface WebhookServiceOptions {
   onEvents: () => void;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_ENDPOINTS_PER_TENANT = 20;
 
 export class WebhookService {
@@ -185,7 +186,7 @@ export class WebhookService {
         data: { status: 'PENDING', nextAttemptAt: new Date(), leaseUntil: null },
         include: { event: { select: { type: true } }, endpoint: { select: { url: true } } },
       });
-      await tx.auditEvent.create({ data: { ...actorOf(caller), action: 'webhook.redeliver', targetType: 'WebhookDelivery', targetId: id, tenantId: found.tenantId } });
+      await tx.auditEvent.create({ data: { ...auditActor(caller), action: 'webhook.redeliver', targetType: 'WebhookDelivery', targetId: id, tenantId: found.tenantId } });
       return updated;
     });
     this.options.onEvents();
@@ -290,10 +291,6 @@ export class WebhookService {
   }
 }
 
-function isAdmin(caller: Caller): boolean {
-  return caller.principal === null || hasScope(caller.principal, 'admin');
-}
-
 function uuid(value: string, field: string): string {
   const v = value.trim();
   if (!UUID.test(v)) throw new BadInputError(`${field} must be a UUID`, field);
@@ -322,18 +319,8 @@ function view(e: WebhookEndpoint): Prisma.InputJsonObject {
   return { id: e.id, tenantId: e.tenantId, url: e.url, events: e.events, thresholds: e.thresholds, enabled: e.enabled, secretPrefix: e.secretPrefix };
 }
 
-function actorOf(caller: Caller) {
-  return {
-    actorKeyId: caller.principal?.apiKeyId ?? null,
-    actor: caller.principal ? `key:${caller.principal.keyPrefix}` : (caller.actor ?? 'cli'),
-    ip: caller.ip ?? null,
-    userAgent: caller.userAgent ?? null,
-    requestId: caller.requestId ?? null,
-  };
-}
-
 async function audit(tx: Prisma.TransactionClient, caller: Caller, action: string, e: WebhookEndpoint, before: Prisma.InputJsonObject | null, after: Prisma.InputJsonObject | null): Promise<void> {
   await tx.auditEvent.create({
-    data: { ...actorOf(caller), action, targetType: 'WebhookEndpoint', targetId: e.id, tenantId: e.tenantId, ...(before ? { before } : {}), ...(after ? { after } : {}) },
+    data: { ...auditActor(caller), action, targetType: 'WebhookEndpoint', targetId: e.id, tenantId: e.tenantId, ...(before ? { before } : {}), ...(after ? { after } : {}) },
   });
 }
