@@ -102,13 +102,17 @@ describe('TypeScript client against a live gateway', () => {
 
   it('iterates usage records across pages, newest first, each once', async () => {
     for (let i = 0; i < 3; i += 1) await client.infer({ model: 'fashion-cnn', inputs: [toTensor('image', new Float32Array(784), [1, 1, 28, 28])] });
-    const ids: string[] = [];
-    let last = Infinity;
-    for await (const record of client.usageRecords({ model: 'fashion-cnn' }, 2)) {
-      ids.push(record.id);
-      const at = Date.parse(record.createdAt);
-      expect(at).toBeLessThanOrEqual(last);
-      last = at;
+    // Records reach Postgres with the next usage flush (USAGE_FLUSH_INTERVAL_MS), not with the answer: walk again until they are there.
+    let ids: string[] = [];
+    for (const started = Date.now(); ids.length < 3 && Date.now() - started < 10_000; ) {
+      ids = [];
+      let last = Infinity;
+      for await (const record of client.usageRecords({ model: 'fashion-cnn' }, 2)) {
+        ids.push(record.id);
+        const at = Date.parse(record.createdAt);
+        expect(at).toBeLessThanOrEqual(last);
+        last = at;
+      }
     }
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBeGreaterThanOrEqual(3);
