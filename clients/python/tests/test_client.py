@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import sys
+import time
 import unittest
 import zlib
 
@@ -101,7 +102,12 @@ class LiveGatewayTest(unittest.TestCase):
     def test_usage_records_page_newest_first_each_once(self):
         for _ in range(3):
             self.client.infer("fashion-cnn", {"image": Tensor.fp32([1, 1, 28, 28], [0.0] * 784)})
+        # Records reach Postgres with the next usage flush, not with the answer: walk again until they are there.
+        deadline = time.monotonic() + 10
         records = list(self.client.usage_records(model="fashion-cnn", page_size=2))
+        while len(records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            records = list(self.client.usage_records(model="fashion-cnn", page_size=2))
         ids = [r["id"] for r in records]
         self.assertEqual(len(ids), len(set(ids)))
         self.assertGreaterEqual(len(ids), 3)
