@@ -3,8 +3,10 @@
  * Every change writes its AuditEvent in the same transaction, and changes
  * that must stop a key from working are broadcast to every gateway's cache
  * twice: a Postgres NOTIFY queued in the same transaction (delivered at
- * commit, needs no Redis) and a Redis publish after commit. Access rules live here, not in resolvers: a caller without
- * `admin` reaches only its own tenant, and only admins grant `admin`.
+ * commit, needs no Redis) and a Redis publish after commit. Access rules
+ * live here, not in resolvers: a caller without `admin` reaches only its own
+ * tenant, never changes, rotates or revokes an admin key, never grants
+ * `admin`, and only tightens a key's limits (operator-limits.ts).
  */
 import type { Database } from '../db/database';
 import { Prisma, type ApiKey, type AuditEvent, type Tenant } from '../db/generated/client';
@@ -18,6 +20,7 @@ import { notifyInvalidation } from '../auth/pg-invalidation';
 import { displayPrefix, generateKey, hashKey, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from './key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
 import { UUID } from '../db/ids';
+import { NO_LIMITS, operatorLimitsJson, readOperatorLimits, tightenOnly, type KeyLimitValues, type PerMinuteDefaults } from './operator-limits';
 
 type Tx = Prisma.TransactionClient;
 
@@ -105,6 +108,8 @@ export class KeyService {
     private readonly environment: KeyEnvironment = 'live',
     private readonly balances: CreditBalanceReset | null = null,
     private readonly events: KeyEventSink | null = null,
+    /** The gateway's per-minute defaults: the ceiling of a keys:manage key's rate where no admin set one (null: only admins set rates). */
+    private readonly perMinuteDefaults: PerMinuteDefaults | null = null,
   ) {}
 
   private get prisma() {
@@ -196,11 +201,13 @@ export class KeyService {
     const allowedModels = modelList(input.allowedModels ?? []);
     const expiresAt = expiryFrom(input.expiresAt, input.ttlSeconds);
     const key = generateKey(input.environment ?? this.environment);
-    const budget = moneyBudget(input.monthlyBudget);
-    const credits = creditsData(input.credits, null);
+    const given = keyLimitValues(input);
+    // A keys:manage key's new key: limits no looser than the gateway defaults, and no admin values to record.
+    const applied: KeyLimitValues = { ...NO_LIMITS, ...given, ...(isAdmin(caller) ? {} : tightenOnly(given, NO_LIMITS, this.perMinuteDefaults)) };
+    const columns = keyLimitColumns(applied, null);
     return this.prisma.$transaction(async (tx) => {
       const tenantId = await this.targetTenantId(tx, caller, input.tenant);
-      await assertSameCurrency(tx, tenantId, budget.budgetCurrency);
+      await assertSameCurrency(tx, tenantId, columns.budgetCurrency);
       const apiKey = await tx.apiKey.create({
         data: {
           tenantId,
@@ -209,11 +216,8 @@ export class KeyService {
           hash: key.hash,
           scopes,
           allowedModels,
-          requestsPerMinute: limit(input.requestsPerMinute, 'requestsPerMinute'),
-          computeUnitsPerMinute: limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute'),
-          monthlyComputeUnitBudget: limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0),
-          ...budget,
-          ...credits,
+          ...columns,
+          operatorLimits: isAdmin(caller) ? operatorLimitsJson(applied) : Prisma.DbNull,
           expiresAt,
           createdBy: actorLabel(caller),
         },
@@ -252,6 +256,7 @@ export class KeyService {
   async revokeApiKey(caller: Caller, ref: string): Promise<ApiKey> {
     const revoked = await this.prisma.$transaction(async (tx) => {
       const before = await findKey(tx, caller, ref);
+      if (before.scopes.includes('admin') && !isAdmin(caller)) throw new ForbiddenError('Only an admin key may revoke admin keys');
       if (before.revokedAt) return before;
       const after = await tx.apiKey.update({ where: { id: before.id }, data: { revokedAt: new Date() } });
       await this.notify(tx, { keyIds: [after.id] });
@@ -275,27 +280,33 @@ export class KeyService {
     if (input.name !== undefined) data.name = keyName(input.name);
     if (input.scopes !== undefined) data.scopes = parseScopes(input.scopes);
     if (input.allowedModels !== undefined) data.allowedModels = modelList(input.allowedModels);
-    if (input.requestsPerMinute !== undefined) data.requestsPerMinute = limit(input.requestsPerMinute, 'requestsPerMinute');
-    if (input.computeUnitsPerMinute !== undefined) data.computeUnitsPerMinute = limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute');
-    if (input.monthlyComputeUnitBudget !== undefined) data.monthlyComputeUnitBudget = limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0);
     if (input.expiresAt !== undefined) data.expiresAt = input.expiresAt === null ? null : expiryFrom(input.expiresAt, null);
     if (input.metadata !== undefined) data.metadata = input.metadata === null ? Prisma.DbNull : metadataOf(input.metadata);
-    if (input.monthlyBudget !== undefined) Object.assign(data, moneyBudget(input.monthlyBudget));
-    if (Object.keys(data).length === 0 && input.credits === undefined) throw new BadInputError('Nothing to change', 'input');
+    const given = keyLimitValues(input);
+    if (Object.keys(data).length === 0 && Object.keys(given).length === 0) throw new BadInputError('Nothing to change', 'input');
     const updated = await this.prisma.$transaction(async (tx) => {
       const before = await findKey(tx, caller, ref);
-      if (input.credits !== undefined) Object.assign(data, creditsData(input.credits, before.creditsSince));
-      await assertSameCurrency(tx, before.tenantId, data.budgetCurrency as string | null | undefined);
       if (before.revokedAt) throw new BadInputError('A revoked key cannot be changed', 'id');
       if (!isAdmin(caller) && (before.scopes.includes('admin') || (data.scopes as string[] | undefined)?.includes('admin'))) {
         throw new ForbiddenError('Only an admin key may change admin keys or grant admin');
       }
+      if (Object.keys(given).length > 0) {
+        const operator = readOperatorLimits(before.operatorLimits, keyLimitsOf(before));
+        if (isAdmin(caller)) {
+          // What an admin writes becomes the ceiling of those fields; the others keep theirs.
+          Object.assign(data, keyLimitColumns(given, before.creditsSince));
+          data.operatorLimits = operatorLimitsJson({ ...operator, ...given });
+        } else {
+          Object.assign(data, keyLimitColumns(tightenOnly(given, operator, this.perMinuteDefaults), before.creditsSince));
+        }
+      }
+      await assertSameCurrency(tx, before.tenantId, data.budgetCurrency as string | null | undefined);
       const after = await tx.apiKey.update({ where: { id: before.id }, data });
       await this.notify(tx, { keyIds: [after.id] });
       await audit(tx, caller, 'apikey.update', 'ApiKey', after.id, after.tenantId, keyView(before), keyView(after));
       return after;
     });
-    if (input.credits !== undefined) await this.resetBalance({ tenantId: updated.tenantId, apiKeyId: updated.id });
+    if (given.credits !== undefined) await this.resetBalance({ tenantId: updated.tenantId, apiKeyId: updated.id });
     await this.invalidator.invalidate({ keyIds: [updated.id] });
     this.log.info({ apiKeyId: updated.id, prefix: updated.prefix, fields: Object.keys(data), actor: actorLabel(caller) }, 'api key updated');
     return updated;
@@ -335,6 +346,7 @@ export class KeyService {
           creditsSince: old.creditsSince ? new Date(now) : null,
           creditRefillAmount: old.creditRefillAmount,
           creditRefillInterval: old.creditRefillInterval,
+          operatorLimits: old.operatorLimits ?? Prisma.DbNull,
           expiresAt: old.expiresAt,
           createdBy: actorLabel(caller),
           rotatedFromId: old.id,
@@ -555,19 +567,74 @@ function moneyBudget(value: LimitOverrides['monthlyBudget']): { monthlyBudgetMic
   return { monthlyBudgetMicros: micros, budgetCurrency: currency };
 }
 
-function creditsData(
-  value: LimitOverrides['credits'],
-  since: Date | null,
-): { creditsSince: Date | null; creditRefillAmount: number | null; creditRefillInterval: 'DAILY' | 'MONTHLY' | null } {
-  if (value === undefined || value === null) return { creditsSince: null, creditRefillAmount: null, creditRefillInterval: null };
+function creditsValue(value: LimitOverrides['credits']): KeyLimitValues['credits'] {
+  if (value === undefined || value === null) return null;
   const amount = value.refillAmount ?? null;
   const interval = value.refillInterval ?? null;
   if ((amount === null) !== (interval === null)) throw new BadInputError('Give credits.refillAmount and credits.refillInterval together, or neither', 'credits');
   if (amount !== null && (!Number.isInteger(amount) || amount < 0 || amount > 1_000_000_000)) {
     throw new BadInputError('credits.refillAmount must be a whole number of compute units from 0 to 1000000000', 'credits.refillAmount');
   }
+  return { refill: amount !== null && interval !== null ? { amount, interval } : null };
+}
+
+type CreditColumns = { creditsSince: Date | null; creditRefillAmount: number | null; creditRefillInterval: 'DAILY' | 'MONTHLY' | null };
+
+function creditColumns(value: KeyLimitValues['credits'], since: Date | null): CreditColumns {
+  if (value === null) return { creditsSince: null, creditRefillAmount: null, creditRefillInterval: null };
   // Configured once: a later change keeps the start (what was used since still counts).
-  return { creditsSince: since ?? new Date(), creditRefillAmount: amount, creditRefillInterval: interval };
+  return { creditsSince: since ?? new Date(), creditRefillAmount: value.refill?.amount ?? null, creditRefillInterval: value.refill?.interval ?? null };
+}
+
+function creditsData(value: LimitOverrides['credits'], since: Date | null): CreditColumns {
+  return creditColumns(creditsValue(value), since);
+}
+
+/** The limit fields given (absent ones left out), checked and normalised as they are stored. */
+function keyLimitValues(input: LimitOverrides): Partial<KeyLimitValues> {
+  const out: Partial<KeyLimitValues> = {};
+  if (input.requestsPerMinute !== undefined) out.requestsPerMinute = limit(input.requestsPerMinute, 'requestsPerMinute');
+  if (input.computeUnitsPerMinute !== undefined) out.computeUnitsPerMinute = limit(input.computeUnitsPerMinute, 'computeUnitsPerMinute');
+  if (input.monthlyComputeUnitBudget !== undefined) out.monthlyComputeUnitBudget = limit(input.monthlyComputeUnitBudget, 'monthlyComputeUnitBudget', 0);
+  if (input.monthlyBudget !== undefined) {
+    const { monthlyBudgetMicros: micros, budgetCurrency: currency } = moneyBudget(input.monthlyBudget);
+    out.monthlyBudget = micros !== null && currency !== null ? { amountMicros: micros.toString(), currency } : null;
+  }
+  if (input.credits !== undefined) out.credits = creditsValue(input.credits);
+  return out;
+}
+
+interface KeyLimitColumns extends Partial<CreditColumns> {
+  requestsPerMinute?: number | null;
+  computeUnitsPerMinute?: number | null;
+  monthlyComputeUnitBudget?: number | null;
+  monthlyBudgetMicros?: bigint | null;
+  budgetCurrency?: string | null;
+}
+
+/** The columns of the given limit fields. */
+function keyLimitColumns(values: Partial<KeyLimitValues>, creditsSince: Date | null): KeyLimitColumns {
+  const { requestsPerMinute, computeUnitsPerMinute, monthlyComputeUnitBudget, monthlyBudget, credits } = values;
+  return {
+    ...(requestsPerMinute !== undefined ? { requestsPerMinute } : {}),
+    ...(computeUnitsPerMinute !== undefined ? { computeUnitsPerMinute } : {}),
+    ...(monthlyComputeUnitBudget !== undefined ? { monthlyComputeUnitBudget } : {}),
+    ...(monthlyBudget !== undefined ? { monthlyBudgetMicros: monthlyBudget ? BigInt(monthlyBudget.amountMicros) : null, budgetCurrency: monthlyBudget?.currency ?? null } : {}),
+    ...(credits !== undefined ? creditColumns(credits, creditsSince) : {}),
+  };
+}
+
+/** A key's limits as they are now. */
+function keyLimitsOf(k: ApiKey): KeyLimitValues {
+  return {
+    requestsPerMinute: k.requestsPerMinute,
+    computeUnitsPerMinute: k.computeUnitsPerMinute,
+    monthlyComputeUnitBudget: k.monthlyComputeUnitBudget,
+    monthlyBudget: k.monthlyBudgetMicros !== null && k.budgetCurrency !== null ? { amountMicros: k.monthlyBudgetMicros.toString(), currency: k.budgetCurrency } : null,
+    credits: k.creditsSince
+      ? { refill: k.creditRefillAmount !== null && k.creditRefillInterval !== null ? { amount: k.creditRefillAmount, interval: k.creditRefillInterval } : null }
+      : null,
+  };
 }
 
 function currencyClash(wanted: string, existing: string, field: string): BadInputError {
@@ -660,6 +727,7 @@ export function keyView(k: ApiKey): Prisma.InputJsonObject {
     graceUntil: k.graceUntil?.toISOString() ?? null,
     rotatedFromId: k.rotatedFromId,
     metadata: (k.metadata ?? null) as Prisma.InputJsonValue | null,
+    operatorLimits: (k.operatorLimits ?? null) as Prisma.InputJsonValue | null,
   };
 }
 

@@ -140,7 +140,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     // credits.exhausted webhooks: written to the outbox off the request path when a balance reaches 0.
     onDecision: creditAlerts({ db, log: webhookLog, onEvents: wakeDispatcher }),
   });
-  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits, webhookKeyEvents(wakeDispatcher));
+  const keys = new KeyService(db, auth, log.child({ component: 'keys' }), config.keys.environment, limits, webhookKeyEvents(wakeDispatcher), {
+    requestsPerMinute: config.limits.defaultRequestsPerMinute,
+    computeUnitsPerMinute: config.limits.defaultComputeUnitsPerMinute,
+  });
   const webhooks = new WebhookService({
     db,
     tenants: keys,

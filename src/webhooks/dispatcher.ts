@@ -15,7 +15,9 @@
  * Outcome: a 2xx answer marks it DELIVERED; anything else (status, timeout,
  * refused connection) schedules the next attempt after
  * min(WEBHOOK_RETRY_MAX_MS, WEBHOOK_RETRY_BASE_MS × 2^(attempts−1)) with ±50 %
- * jitter, up to WEBHOOK_MAX_ATTEMPTS, then FAILED.
+ * jitter, up to WEBHOOK_MAX_ATTEMPTS, then FAILED. The delivery log, which
+ * the tenant reads, records why as a class (failureClass); the operator's log
+ * line has the error's own text.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { PrismaClient } from '../db/database';
@@ -23,7 +25,7 @@ import type { Logger } from '../log/logger';
 import type { Config } from '../config';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './signing';
 import type { SecretBox } from './secret-box';
-import { privateTargetReason } from './url-guard';
+import { assertPublicTarget, PrivateTargetError } from './url-guard';
 import type { WebhookBody } from './webhook-events';
 
 /** The WEBHOOK_* settings it uses, as the config module parsed them. */
@@ -64,7 +66,7 @@ RETURNING d."id"::text AS "id", d."attempts", ev."id"::text AS "eventId", ev."ty
 
 /** Lease beyond the request timeout: covers the bookkeeping after the answer. */
 const LEASE_MARGIN_MS = 2_000;
-const MAX_ERROR_LENGTH = 300;
+const MAX_DETAIL_LENGTH = 300;
 
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
@@ -165,9 +167,9 @@ export class WebhookDispatcher {
     }
     let status: number | null = null;
     let error: string | null = null;
+    let detail: string | null = null;
     try {
-      const refused = await privateTargetReason(c.url, this.options.allowPrivateAddresses);
-      if (refused) throw new Error(refused);
+      await assertPublicTarget(c.url, this.options.allowPrivateAddresses);
       const response = await fetch(c.url, {
         method: 'POST',
         headers: {
@@ -185,7 +187,8 @@ export class WebhookDispatcher {
       await response.body?.cancel().catch(() => undefined);
       if (status < 200 || status > 299) error = `HTTP ${status}`;
     } catch (e) {
-      error = describe(e);
+      error = failureClass(e);
+      detail = describe(e);
     }
     const prisma = this.options.db.prisma;
     if (error === null) {
@@ -208,11 +211,14 @@ export class WebhookDispatcher {
       failed ? 'FAILED' : 'PENDING',
       delay,
       status,
-      error.slice(0, MAX_ERROR_LENGTH),
+      error,
       c.attempts,
     );
     this.outcomes.inc({ outcome: failed ? 'failed' : 'retry' });
-    this.options.log.info({ deliveryId: c.id, eventId: c.eventId, attempts: c.attempts, error: error.slice(0, MAX_ERROR_LENGTH), ...(failed ? {} : { retryInMs: delay }) }, failed ? 'webhook delivery failed; giving up' : 'webhook delivery failed; retrying');
+    this.options.log.info(
+      { deliveryId: c.id, eventId: c.eventId, webhookId: c.endpointId, attempts: c.attempts, error, ...(detail ? { detail: detail.slice(0, MAX_DETAIL_LENGTH) } : {}), ...(failed ? {} : { retryInMs: delay }) },
+      failed ? 'webhook delivery failed; giving up' : 'webhook delivery failed; retrying',
+    );
   }
 
   /**
@@ -240,6 +246,35 @@ export class WebhookDispatcher {
   }
 }
 
+const FAILURE_CLASSES: [RegExp, string][] = [
+  [/^(ENOTFOUND|EAI_AGAIN|EAI_FAIL|EAI_NONAME|EAI_NODATA|ENODATA|ESERVFAIL|ENONAME)$/, 'DNS lookup failed'],
+  [/^ECONNREFUSED$/, 'connection refused'],
+  [/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/, 'connection reset'],
+  [/^(ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)$/, 'timed out'],
+  [/^(EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|ENETDOWN|EADDRNOTAVAIL)$/, 'host unreachable'],
+  [/^ERR_(TLS|SSL)_|CERT|^UNABLE_TO_|^DEPTH_ZERO|SELF_SIGNED/, 'TLS handshake failed'],
+];
+
+/**
+ * Why an attempt failed, as the tenant's delivery log says it: one of a few
+ * classes (README, "Webhooks"), never the error's own text, which can carry
+ * what the gateway's resolver answered or addresses inside its network.
+ */
+export function failureClass(error: unknown): string {
+  if (error instanceof PrivateTargetError) return 'address not allowed';
+  // Read by shape, not instanceof: AbortSignal's TimeoutError is a DOMException.
+  for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth += 1) {
+    const { name, code } = e as { name?: unknown; code?: unknown };
+    if (name === 'TimeoutError') return 'timed out';
+    if (typeof code === 'string') {
+      const known = FAILURE_CLASSES.find(([pattern]) => pattern.test(code));
+      if (known) return known[1];
+    }
+  }
+  return 'connection failed';
+}
+
+/** The error's own text, for the operator's log. */
 function describe(error: unknown): string {
   if (error instanceof Error) {
     const cause = (error as { cause?: unknown }).cause;

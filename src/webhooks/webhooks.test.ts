@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { SecretBox } from './secret-box';
 import { generateSecret, signatureHeader, verifySignature } from './signing';
-import { isPrivateAddress, validateWebhookUrl } from './url-guard';
+import { assertPublicTarget, isPrivateAddress, PrivateTargetError, validateWebhookUrl } from './url-guard';
+import { failureClass } from './dispatcher';
 import { thresholdEvents, type ThresholdLimit } from './webhook-events';
 
 const quota = (usedBefore: number, usedAfter: number, limit = 10): ThresholdLimit => ({
@@ -79,5 +80,57 @@ describe('webhook URLs', () => {
     }
     expect(isPrivateAddress('::ffff:127.0.0.1')).toBe(true);
     expect(isPrivateAddress('93.184.216.34')).toBe(false);
+  });
+  it('judges NAT64 (64:ff9b::/96) and IPv4-mapped addresses by the IPv4 address inside', () => {
+    for (const inner of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0']) {
+      expect({ inner, nat64: isPrivateAddress(`64:ff9b::${inner}`), mapped: isPrivateAddress(`::ffff:${inner}`) }).toEqual({ inner, nat64: true, mapped: true });
+    }
+    expect(isPrivateAddress('64:ff9b::a9fe:a9fe')).toBe(true); // 169.254.169.254 in hex groups
+    expect(isPrivateAddress('::ffff:7f00:1')).toBe(true);
+    // A public IPv4 host reached through DNS64/NAT64 stays deliverable.
+    expect(isPrivateAddress('64:ff9b::93.184.216.34')).toBe(false);
+    expect(isPrivateAddress('64:ff9b::5db8:d822')).toBe(false);
+  });
+  it('refuses outright the other forms that embed an IPv4 address, whatever they embed', () => {
+    const forms: Record<string, string[]> = {
+      'local-use NAT64 64:ff9b:1::/48': ['64:ff9b:1::a00:1', '64:ff9b:1::5db8:d822'],
+      '6to4 2002::/16': ['2002:a00:1::1', '2002:7f00:1::', '2002:5db8:d822::1'],
+      'Teredo 2001::/32': ['2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001::1'],
+      'IPv4-compatible ::/96': ['::10.0.0.1', '::93.184.216.34', '::', '::1'],
+      'IPv4-translated ::ffff:0:0:0/96': ['::ffff:0:a00:1', '::ffff:0:93.184.216.34'],
+    };
+    for (const [form, addresses] of Object.entries(forms)) {
+      for (const address of addresses) expect({ form, address, refused: isPrivateAddress(address) }).toEqual({ form, address, refused: true });
+      expect(() => validateWebhookUrl(`http://[${addresses[0]}]/x`, false)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
+    }
+    expect(isPrivateAddress('fe80::1%eth0')).toBe(true);
+    expect(isPrivateAddress('2606:4700::1111')).toBe(false);
+    expect(() => validateWebhookUrl('http://[64:ff9b::10.0.0.1]/x', false)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
+    expect(() => validateWebhookUrl('http://localhost./x', false)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }));
+    expect(validateWebhookUrl('http://[64:ff9b::93.184.216.34]/x', false)).toBe('http://[64:ff9b::5db8:d822]/x');
+  });
+});
+
+describe('delivery failure classes', () => {
+  const fetchFailed = (code: string, message = `connect ${code} 10.9.8.7:443`) => new TypeError('fetch failed', { cause: Object.assign(new Error(message), { code }) });
+  it('names a class, never the error text with its hosts and addresses', async () => {
+    const refused = await assertPublicTarget('http://[64:ff9b::a00:1]:8080/x', false).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PrivateTargetError);
+    expect(String(refused)).toContain('a00:1'); // the detail, for the operator's log
+    expect(failureClass(refused)).toBe('address not allowed');
+    expect(failureClass(Object.assign(new Error('getaddrinfo ENOTFOUND db.internal.corp'), { code: 'ENOTFOUND' }))).toBe('DNS lookup failed');
+    expect(failureClass(fetchFailed('EAI_AGAIN', 'getaddrinfo EAI_AGAIN hooks.example'))).toBe('DNS lookup failed');
+    expect(failureClass(fetchFailed('ECONNREFUSED'))).toBe('connection refused');
+    expect(failureClass(fetchFailed('ECONNRESET'))).toBe('connection reset');
+    expect(failureClass(fetchFailed('UND_ERR_CONNECT_TIMEOUT'))).toBe('timed out');
+    expect(failureClass(new DOMException('The operation was aborted due to timeout', 'TimeoutError'))).toBe('timed out');
+    expect(failureClass(fetchFailed('EHOSTUNREACH'))).toBe('host unreachable');
+    expect(failureClass(fetchFailed('CERT_HAS_EXPIRED', 'certificate has expired'))).toBe('TLS handshake failed');
+    expect(failureClass(fetchFailed('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames: IP: 10.0.0.1"))).toBe('TLS handshake failed');
+    expect(failureClass(new Error('something else at 10.0.0.1'))).toBe('connection failed');
+  });
+  it('skips the DNS lookup when private addresses are allowed', async () => {
+    await expect(assertPublicTarget('http://no-such-host.invalid/x', true)).resolves.toBeUndefined();
+    await expect(assertPublicTarget('http://no-such-host.invalid/x', false)).rejects.toMatchObject({ code: 'ENOTFOUND' });
   });
 });

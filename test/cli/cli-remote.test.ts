@@ -214,6 +214,39 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     expect(weak.stderr).toMatch(/lacks the scope.*\(FORBIDDEN/);
   });
 
+  it("with a keys:manage key, refuses (exit 5, naming the field) raising an admin-set limit or credits and revoking the tenant's admin key", async () => {
+    const tenant = `clipriv-${id}`;
+    expect((await cli(remote, 'tenants', 'create', tenant)).code).toBe(0);
+    const [manager, target, tenantAdmin] = await Promise.all([
+      cli(remote, 'keys', 'create', '--tenant', tenant, '--scopes', 'keys:manage', '--name', 'manager'),
+      cli(remote, 'keys', 'create', '--tenant', tenant, '--scopes', 'inference', '--name', 'limited', '--rpm', '10', '--credits', '10/daily', '--json'),
+      cli(remote, 'keys', 'create', '--tenant', tenant, '--scopes', 'admin', '--name', 'tenant admin', '--json'),
+    ]);
+    const managed = { MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: manager.stdout };
+    const targetId = (JSON.parse(target.stdout) as { apiKey: { id: string } }).apiKey.id;
+    const adminId = (JSON.parse(tenantAdmin.stdout) as { apiKey: { id: string } }).apiKey.id;
+    const [rpm, credits, revokeAdmin] = await Promise.all([
+      cli(managed, 'keys', 'update', targetId, '--rpm', '1000'),
+      cli(managed, 'keys', 'update', targetId, '--credits', '1000000000/daily'),
+      cli(managed, 'keys', 'revoke', adminId),
+    ]);
+    expect(rpm).toMatchObject({ code: 5, stdout: '' });
+    expect(rpm.stderr).toMatch(/Only an admin may set requestsPerMinute above 10 .*\(FORBIDDEN/);
+    expect(credits).toMatchObject({ code: 5, stdout: '' });
+    expect(credits.stderr).toMatch(/Only an admin may raise or change credits.*\(FORBIDDEN/);
+    expect(revokeAdmin).toMatchObject({ code: 5, stdout: '' });
+    expect(revokeAdmin.stderr).toMatch(/Only an admin key may revoke admin keys \(FORBIDDEN/);
+    expectNoStack(rpm);
+    // Tightening goes through; the admin key was not revoked.
+    const lower = await cli(managed, 'keys', 'update', targetId, '--rpm', '5', '--json');
+    expect(lower.code).toBe(0);
+    const [shown, admin] = await Promise.all([cli(remote, 'keys', 'show', targetId, '--json'), cli(remote, 'keys', 'show', adminId, '--json')]);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ requestsPerMinute: 5 });
+    expect(JSON.parse(admin.stdout)).toMatchObject({ status: 'active' });
+    const stored = await gw.graphql<{ apiKey: { credits: unknown } }>('query($id: ID!) { apiKey(id: $id) { credits { refillAmount refillInterval } } }', { id: targetId }, { authorization: `Bearer ${adminKey}` });
+    expect(stored.body?.data?.apiKey.credits).toEqual({ refillAmount: 10, refillInterval: 'DAILY' });
+  });
+
   it('reads the admin key from --admin-key-file with --url', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-cli-key-'));
     const file = path.join(dir, 'admin.key');

@@ -225,6 +225,79 @@ describe('keys:manage', () => {
   });
 });
 
+describe('a key refused during a session', () => {
+  const KEY_WATCH = '{ me { apiKey { id } } }';
+
+  /** The GraphQL documents the page sends, in order. */
+  function recordCalls(page: Page): string[] {
+    const sent: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/graphql')) sent.push((JSON.parse(r.postData() ?? '{}') as { query?: string }).query ?? '');
+    });
+    return sent;
+  }
+
+  async function tryCreateKey(page: Page, name: string): Promise<void> {
+    await page.getByTestId('key-name').fill(name);
+    await page.getByRole('checkbox', { name: 'inference' }).check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+  }
+
+  it('signs out on the first call answered 401 once the key is revoked, not at the next re-check', async () => {
+    const manager = await createTestKey({ scopes: ['keys:manage'], name: 'doomed manager' });
+    const session = await openConsole();
+    const { page } = session;
+    const sent = recordCalls(page);
+    await signIn(page, manager.key);
+    await page.getByTestId('table-keys').locator('tbody tr', { hasText: 'doomed manager' }).waitFor();
+
+    const revoked = await graphql(gw.url, 'mutation($id: ID!) { revokeApiKey(id: $id) { status } }', { id: manager.apiKeyId }, authHeaders(admin.key));
+    expect(revoked.body.errors).toBeUndefined();
+    const mark = sent.length;
+    await tryCreateKey(page, 'after revoke');
+    await expect(page.getByTestId('signin-error').textContent()).resolves.toContain('This key was refused');
+    await expect(page.getByTestId('view-title').count()).resolves.toBe(0);
+    // The createApiKey call ended it: the 30 s re-check never ran in between.
+    const after = sent.slice(mark);
+    expect(after.some((q) => q.includes('createApiKey'))).toBe(true);
+    expect(after.filter((q) => q === KEY_WATCH)).toEqual([]);
+    expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length)).toBe(0);
+    expect(session.problems).toEqual([]);
+    await session.context.close();
+  });
+
+  it('keeps the session when a 403 refuses only that call, and ends it when the tenant is suspended', async () => {
+    const manager = await createTestKey({ scopes: ['keys:manage'], name: 'manager' });
+    const { name: tenantName } = await tenantOf(manager);
+    const tenantAdmin = await createTestKey({ tenantName, scopes: ['admin'], name: 'tenant admin' });
+    const session = await openConsole();
+    const { page } = session;
+    const sent = recordCalls(page);
+    await signIn(page, manager.key);
+    await page.getByTestId('table-keys').locator('tbody tr', { hasText: 'tenant admin' }).waitFor();
+
+    // Revoking the tenant's admin key is refused (403) for this call only: `me` still answers, the session stays.
+    const adminPrefix = tenantAdmin.key.slice(0, 16);
+    await page.getByRole('button', { name: `Revoke ${adminPrefix}` }).click();
+    const recheck = page.waitForResponse((r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('me { scopes expiresAt'));
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke key' }).click();
+    expect((await recheck).status()).toBe(200);
+    await expect(page.getByRole('alert').filter({ hasText: 'Only an admin key may revoke admin keys' }).count()).resolves.toBe(1);
+    await expect(page.getByTestId('view-title').textContent()).resolves.toBe('Keys');
+    expect((await graphql(gw.url, '{ me { scopes } }', {}, authHeaders(tenantAdmin.key))).status).toBe(200);
+
+    const suspended = await graphql(gw.url, 'mutation($id: ID!) { updateTenant(id: $id, input: { status: SUSPENDED }) { status } }', { id: manager.tenantId }, authHeaders(admin.key));
+    expect(suspended.body.errors).toBeUndefined();
+    const mark = sent.length;
+    await tryCreateKey(page, 'while suspended');
+    await expect(page.getByTestId('signin-error').textContent()).resolves.toContain('suspended');
+    await expect(page.getByTestId('view-title').count()).resolves.toBe(0);
+    expect(sent.slice(mark).filter((q) => q === KEY_WATCH)).toEqual([]);
+    expect(session.problems).toEqual([]);
+    await session.context.close();
+  });
+});
+
 describe('usage', () => {
   it("shows a usage:read key its own tenant only, with table numbers equal to usageSummary", async () => {
     const mine = await createTestKey({ scopes: ['inference'] });

@@ -21,6 +21,31 @@ export interface GqlResult<T> {
   requestId: string | null;
 }
 
+/** The signed-in key was refused on some call: 401 (unknown, revoked, expired) or 403 (this call, or the key or its tenant as a whole). */
+export interface KeyRefusal {
+  key: string;
+  error: ApiError;
+}
+
+let refusalListener: ((refusal: KeyRefusal) => void) | null = null;
+
+/**
+ * Hears every 401/403 answer to any call (the signed-in session listens, so
+ * a key revoked or suspended meanwhile ends it on its next call, not at the
+ * next periodic re-check). One listener; returns its removal.
+ */
+export function onKeyRefused(listener: (refusal: KeyRefusal) => void): () => void {
+  refusalListener = listener;
+  return () => {
+    if (refusalListener === listener) refusalListener = null;
+  };
+}
+
+function refused(key: string, error: ApiError): ApiError {
+  if (error.status === 401 || error.status === 403 || error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN') refusalListener?.({ key, error });
+  return error;
+}
+
 interface GqlBody<T> {
   data?: T | null;
   errors?: { message: string; extensions?: { code?: string } }[];
@@ -43,10 +68,10 @@ export async function gql<T>(key: string, query: string, variables: Record<strin
   try {
     body = (await res.json()) as GqlBody<T>;
   } catch {
-    throw new ApiError(`The gateway answered HTTP ${res.status} without a GraphQL body.`, 'HTTP', res.status);
+    throw refused(key, new ApiError(`The gateway answered HTTP ${res.status} without a GraphQL body.`, 'HTTP', res.status));
   }
   const first = body.errors?.[0];
-  if (first) throw new ApiError(first.message, first.extensions?.code ?? 'UNKNOWN', res.status);
+  if (first) throw refused(key, new ApiError(first.message, first.extensions?.code ?? 'UNKNOWN', res.status));
   if (!body.data) throw new ApiError('The gateway answered without data.', 'UNKNOWN', res.status);
   return { data: body.data, requestId: res.headers.get('x-request-id') };
 }

@@ -5,7 +5,7 @@
  */
 import { render, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, explain, gql, hasScope, ME_QUERY, type Me, type Scope } from './api';
+import { ApiError, explain, gql, hasScope, ME_QUERY, onKeyRefused, type Me, type Scope } from './api';
 import { Message } from './components';
 import { KeysView, TenantsView } from './keys';
 import { ModelsView } from './models';
@@ -99,6 +99,27 @@ function App() {
     setMessage(why);
   };
 
+  // Any call refused with 401 ends the session at once. A 403 may refuse only that call (a scope, a
+  // model, a change only an admin may make), so it asks `me` whether the key itself still works: a
+  // suspended tenant or a revoked key ends the session; narrowed scopes update the views.
+  const scopes = me ? me.scopes.join(',') : '';
+  useEffect(() => {
+    if (!key) return;
+    let checking = false;
+    return onKeyRefused(({ key: used, error }) => {
+      if (used !== key || checking) return;
+      if (error.status === 401 || error.code === 'UNAUTHENTICATED') {
+        signOut(explain(error));
+        return;
+      }
+      checking = true;
+      gql<{ me: Me }>(key, ME_QUERY)
+        .then((r) => { if (r.data.me.scopes.join(',') !== scopes) setMe(r.data.me); })
+        .catch((e: unknown) => { if (e instanceof ApiError && (e.status === 401 || e.status === 403 || e.code === 'UNAUTHENTICATED' || e.code === 'FORBIDDEN')) signOut(explain(e)); })
+        .finally(() => { checking = false; });
+    });
+  }, [key, scopes]);
+
   useEffect(() => {
     const saved = storedKey();
     (saved ? signIn(saved, true) : Promise.resolve()).finally(() => setBooting(false));
@@ -158,7 +179,7 @@ function App() {
   );
 }
 
-/** Re-checks the key every 30 s, so a key revoked or suspended meanwhile ends the session with a reason. */
+/** Re-checks the key every 30 s, so a key revoked or suspended meanwhile ends an idle session too (a call ends it at once: see App). */
 function KeyWatch(props: { apiKey: string; onAuthLost: (why: string) => void; children: ComponentChildren }) {
   useEffect(() => {
     const timer = setInterval(() => {
