@@ -20,7 +20,7 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 require('reflect-metadata');
 const { loadConfig } = require(path.join(root, 'dist/config'));
-const { createGateway } = require(path.join(root, 'dist/server/app'));
+const { createGateway } = require(path.join(root, 'dist/app/gateway'));
 const { createLogger } = require(path.join(root, 'dist/log/logger'));
 const { applyMigrations } = require(path.join(root, 'dist/db/migrate'));
 

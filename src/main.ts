@@ -10,8 +10,8 @@
 import 'reflect-metadata';
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config';
-import { createGateway } from './server/app';
-import { runPrimary, SHUTDOWN_MESSAGE, type ShutdownMessage } from './server/cluster';
+import { createGateway } from './app/gateway';
+import { runPrimary, SHUTDOWN_MESSAGE, type ShutdownMessage } from './app/cluster';
 import { createLogger } from './log/logger';
 
 import { DataDirLockedError } from './db/data-dir-lock';

@@ -22,7 +22,7 @@ import { ForbiddenError, UnauthenticatedError, UnavailableError } from '../error
 import type { Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { RedisConnection } from '../redis/redis';
-import { hashesEqual, hashKey, isWellFormedKey } from '../keys/key-format';
+import { hashesEqual, hashKey, isWellFormedKey } from '../ids/key-format';
 import type { Principal } from './principal';
 import { principalFromRows } from './principal-from-rows';
 import { invalidationChannel, parseInvalidation, publishInvalidation, type InvalidationTarget, type KeyInvalidator } from './invalidation';

@@ -20,7 +20,7 @@ import { hasScope } from '../auth/scopes';
 import { auditActor } from '../auth/actor';
 import { billedUnitsBetween } from '../usage/billed-units';
 import { findTenant } from './price-book';
-import { UUID } from '../db/ids';
+import { UUID } from '../ids/ids';
 
 /** One grant at most; a balance stays far below 2^53 (the limiter's counters are doubles). */
 export const MAX_GRANT = 1_000_000_000;

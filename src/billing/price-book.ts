@@ -14,7 +14,7 @@ import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Principal } from '../auth/principal';
 import { hasScope } from '../auth/scopes';
 import { auditActor } from '../auth/actor';
-import { UUID } from '../db/ids';
+import { UUID } from '../ids/ids';
 
 const HOUR_MS = 3_600_000;
 const CURRENCY = /^[A-Z]{3}$/;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { buildProgram } from './program';
 import { redactUrl, resolveTarget } from './target';
 import { UsageError } from './exit';
-import { generateKey } from '../keys/key-format';
+import { generateKey } from '../ids/key-format';
 
 function leaves(command: Command, prefix = ''): { path: string; command: Command }[] {
   const path = `${prefix} ${command.name()}`.trim();

@@ -13,7 +13,7 @@ import { DataDirLockedError } from '../db/data-dir-lock';
 import { createLogger, type Logger } from '../log/logger';
 import { SCOPES } from '../auth/principal';
 import type { CreateApiKeyInput, CreateTenantInput, UpdateApiKeyInput, UpdateTenantInput } from '../keys/key.service';
-import { generateKey } from '../keys/key-format';
+import { generateKey } from '../ids/key-format';
 import { VERSION } from '../version';
 import type { AdminClient, CreatedKeyRecord, KeyRecord, TenantRecord } from './admin-client';
 import type { DirectAdminClient } from './direct-client';

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadCliTargetEnv, loadConfig, type Config } from '../config';
-import { displayPrefix, isWellFormedKey } from '../keys/key-format';
+import { displayPrefix, isWellFormedKey } from '../ids/key-format';
 import { CliError, EXIT, UsageError } from './exit';
 
 export interface TargetOptions {

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
-import { isWellFormedKey } from '../keys/key-format';
+import { isWellFormedKey } from '../ids/key-format';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {

@@ -1,6 +1,6 @@
 import { buildSchema, graphqlSync, GraphQLError } from 'graphql';
 import { BadInputError, classifyError, domainErrorOf, httpStatusFor, RateLimitedError, toGraphQLError } from '.';
-import { formatError } from '../server/apollo';
+import { formatError } from '../server/graphql/apollo';
 
 describe('error mapping', () => {
   it('maps domain errors to codes and HTTP statuses', () => {

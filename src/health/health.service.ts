@@ -1,5 +1,5 @@
 import type { Services } from '../server/services';
-import { DatabaseMode, DependencyStatus, type Health } from './health.resolver';
+import { DatabaseMode, DependencyStatus, type Health } from '../server/graphql/health/health.resolver';
 import { VERSION } from '../version';
 
 export function healthSnapshot(services: Services): Health {

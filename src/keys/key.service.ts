@@ -17,9 +17,9 @@ import { hasScope, isScope } from '../auth/scopes';
 import { actorLabel, auditActor, isAdmin, type Actor } from '../auth/actor';
 import type { InvalidationTarget, KeyInvalidator } from '../auth/invalidation';
 import { notifyInvalidation } from '../auth/pg-invalidation';
-import { displayPrefix, generateKey, hashKey, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from './key-format';
+import { displayPrefix, generateKey, hashKey, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from '../ids/key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
-import { UUID } from '../db/ids';
+import { UUID } from '../ids/ids';
 import { NO_LIMITS, operatorLimitsJson, readOperatorLimits, tightenOnly, type KeyLimitValues, type PerMinuteDefaults } from './operator-limits';
 
 type Tx = Prisma.TransactionClient;

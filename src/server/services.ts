@@ -8,7 +8,7 @@ import type { Database } from '../db/database';
 import type { RedisConnection } from '../redis/redis';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
-import type { Lifecycle } from './lifecycle';
+import type { Lifecycle } from '../app/lifecycle';
 import type { InferenceService } from '../inference/inference.service';
 import type { InferencePipeline } from '../inference/pipeline';
 import type { RateLimitService } from '../ratelimit/ratelimit.service';

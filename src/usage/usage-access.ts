@@ -1,7 +1,7 @@
 /** Who may read which tenant's usage: `usage:read` its own tenant only, `admin` any (or all). */
 import type { Principal } from '../auth/principal';
 import { BadInputError, ForbiddenError } from '../errors';
-import { UUID } from '../db/ids';
+import { UUID } from '../ids/ids';
 
 
 export function checkUuid(value: string, field: string): void {

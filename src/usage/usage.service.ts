@@ -29,7 +29,7 @@ import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
 import { UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
-import { UUID } from '../db/ids';
+import { UUID } from '../ids/ids';
 
 /** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
 export const NO_KEY = '00000000-0000-0000-0000-000000000000';

@@ -20,7 +20,7 @@ import { generateSecret } from './signing';
 import { missingKeyError, type SecretBox } from './secret-box';
 import { validateWebhookUrl } from './url-guard';
 import { DEFAULT_THRESHOLDS, WEBHOOK_EVENT_TYPES, isWebhookEventType, type OutboxEvent } from './webhook-events';
-import { UUID } from '../db/ids';
+import { UUID } from '../ids/ids';
 
 /** Resolves a tenant reference the caller may reach (KeyService.getTenant). */
 export interface TenantLookup {

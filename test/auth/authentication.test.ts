@@ -1,6 +1,6 @@
 import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
-import { generateKey } from '../../src/keys/key-format';
+import { generateKey } from '../../src/ids/key-format';
 
 const ME = '{ me { scopes allowedModels expiresAt tenant { name status } apiKey { prefix status } } }';
 

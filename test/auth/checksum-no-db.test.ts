@@ -1,7 +1,7 @@
 /** A key with a wrong checksum is refused before any database lookup. */
 import { freePort, graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
-import { generateKey } from '../../src/keys/key-format';
+import { generateKey } from '../../src/ids/key-format';
 
 const ME = '{ me { apiKey { id } } }';
 

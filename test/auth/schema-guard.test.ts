@@ -22,9 +22,9 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { getMetadataStorage } from 'type-graphql';
-import { getSchema } from '../../src/graphql/schema';
+import { getSchema } from '../../src/server/graphql/schema';
 import { SCOPES, type Principal, type Scope } from '../../src/auth/principal';
-import type { GraphQLContext } from '../../src/graphql/context';
+import type { GraphQLContext } from '../../src/server/graphql/context';
 
 /** Fields anyone may call without a key. Adding a field here is a security decision. */
 const PUBLIC = new Set(['Query.health']);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ProductionGateway, productionEnv, runCli } from '../harness';
 import { freePort } from '../helpers/capture';
 import { testEnv } from '../helpers/env';
-import { generateKey } from '../../src/keys/key-format';
+import { generateKey } from '../../src/ids/key-format';
 
 const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;
 const ME = '{ me { scopes allowedModels tenant { name } } }';

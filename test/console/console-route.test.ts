@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
-import { registerConsole } from '../../src/console/console.routes';
+import { registerConsole } from '../../src/server/rest/console.routes';
 import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
 import { screenshotDir } from './browser';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { printSdl } from '../../src/graphql/schema';
+import { printSdl } from '../../src/server/graphql/schema';
 
 describe('schema.graphql', () => {
   it('matches what the code emits (run `npm run build` and commit schema.graphql)', async () => {

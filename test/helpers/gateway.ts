@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../../src/config';
-import { createGateway, type Gateway } from '../../src/server/app';
+import { createGateway, type Gateway } from '../../src/app/gateway';
 import { createLogger } from '../../src/log/logger';
 import { testEnv } from './env';
 import { LogCapture, freePort } from './capture';

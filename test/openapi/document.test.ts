@@ -6,7 +6,7 @@
  * every operation says its security and scope.
  */
 import { SCOPES } from '../../src/auth/principal';
-import { openApiDocument } from '../../src/openapi/openapi.document';
+import { openApiDocument } from '../../src/server/rest/openapi/openapi.document';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { Contract, openApiPath } from './contract';
 

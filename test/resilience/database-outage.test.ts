@@ -9,7 +9,7 @@
  * record once the database is back (the spool, as before).
  */
 import Redis from 'ioredis';
-import { generateKey } from '../../src/keys/key-format';
+import { generateKey } from '../../src/ids/key-format';
 import { PrivatePostgres, ProductionGateway, productionEnv, sleep } from '../harness';
 import { testEnv } from '../helpers/env';
 import { errorCode, infer, KeyFactory, metric, readyz, until, usageOf, type MadeKey } from './helpers';

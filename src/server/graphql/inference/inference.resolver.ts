@@ -1,0 +1,199 @@
+/**
+ * The inference API: models, model, infer, classify, and the model admin
+ * mutations. Thin: parse, call the inference pipeline (the service's model
+ * views for the queries, the registry for the admin mutations), shape the result.
+ */
+import { performance } from 'node:perf_hooks';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Authorized, Ctx, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
+import { assertModelAllowed } from '../../../auth';
+import type { GraphQLContext } from '../context';
+import type { RegisteredModel, ModelRegistry } from '../../../inference/registry';
+import type { ModelView } from '../../../inference/inference.service';
+import {
+  ClassifyResult,
+  ExplainInput,
+  ImageInput,
+  SaliencyMap,
+  InferInput,
+  InferOutputTensor,
+  InferResult,
+  ModelConfigSource,
+  ModelType,
+  toModelStatus,
+  type TensorDatatype,
+} from './inference.types';
+import type { CallContext, PipelineOutcome } from '../../../inference/pipeline';
+import { recordLimitDecision } from '../limits-plugin';
+import { deferUsage } from '../pending-usage';
+
+function toModelType(view: ModelView): ModelType {
+  const config = view.config;
+  const batching = (config?.maxBatchSize ?? 0) > 0;
+  const spec = (t: { name: string; datatype: string; dims: number[] }) => ({
+    name: t.name,
+    datatype: t.datatype as TensorDatatype,
+    shape: batching ? [-1, ...t.dims] : t.dims,
+  });
+  const s = view.stats;
+  return {
+    name: view.name,
+    version: view.version,
+    versions: view.versions.map((v) => ({ version: v.version, status: toModelStatus(v.status), reason: v.reason, executionProvider: v.executionProvider })),
+    platform: config?.platform ?? 'onnxruntime_onnx',
+    status: toModelStatus(view.status),
+    statusReason: view.reason,
+    executionProvider: view.executionProvider,
+    inputs: config?.inputs.map(spec) ?? [],
+    outputs: config?.outputs.map(spec) ?? [],
+    maxBatchSize: config?.maxBatchSize ?? 0,
+    labels: config?.labels ?? [],
+    description: config?.description ?? '',
+    cost: config?.cost ?? 1,
+    configSource: config ? ModelConfigSource[config.source] : null,
+    stats: {
+      requests: s.requests,
+      failures: s.failures,
+      inferences: s.inferences,
+      executions: s.executions,
+      meanBatchSize: s.executions > 0 ? s.batchedItems / s.executions : 0,
+      meanQueueMs: s.requests > 0 ? s.queueMsTotal / s.requests : 0,
+      meanComputeMs: s.requests > 0 ? s.computeMsTotal / s.requests : 0,
+      pending: s.pending,
+    },
+  };
+}
+
+/**
+ * The protocol-neutral facts of this operation's next inference call. Its
+ * usage record is held until the response is complete (pending-usage), so an
+ * answer that fails after the resolver returned (an output that cannot be
+ * serialized) is not billed as served.
+ */
+function callContext(ctx: GraphQLContext, info: GraphQLResolveInfo): CallContext {
+  ctx.inferenceCalls += 1;
+  const responseKey = String(info.path.key);
+  return {
+    usage: { record: (event) => deferUsage(ctx.pendingUsage, responseKey, event) },
+    // Authenticated once per operation when the context was built.
+    caller: { principal: ctx.principal, authError: ctx.authError },
+    requestId: ctx.requestId,
+    clientChoseRequestId: ctx.request.headers['x-request-id'] === ctx.requestId,
+    sequence: ctx.inferenceCalls,
+    log: ctx.log,
+    trace: ctx.trace,
+  };
+}
+
+/** Puts the call's limit decision on the context (for the response headers) and unwraps the outcome. */
+function settle<T>(ctx: GraphQLContext, outcome: PipelineOutcome<T>): T {
+  recordLimitDecision(ctx, outcome.limits);
+  if (!outcome.ok) throw outcome.error;
+  return outcome.result;
+}
+
+/** Runs a model admin operation and answers with the model at the version it touched. */
+async function adminOperation(
+  ctx: GraphQLContext,
+  name: string,
+  version: string | null | undefined,
+  run: (registry: ModelRegistry) => Promise<RegisteredModel>,
+): Promise<ModelType> {
+  await run(ctx.services.inference.registry);
+  return toModelType(ctx.services.inference.describe(name, version));
+}
+
+@Resolver()
+export class InferenceResolver {
+  @Authorized('inference')
+  @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
+  models(@Ctx() ctx: GraphQLContext): ModelType[] {
+    const inference = ctx.services.inference;
+    const allowed = ctx.principal!.allowedModels;
+    return inference
+      .modelNames()
+      .filter((name) => allowed.length === 0 || allowed.includes(name))
+      .map((name) => toModelType(inference.describe(name)));
+  }
+
+  @Authorized('inference')
+  @Query(() => ModelType, { description: 'One model at a version (default: the latest READY one); NOT_FOUND if unknown' })
+  model(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Version folder name; absent: the latest READY one' }) version?: string | null,
+  ): ModelType {
+    assertModelAllowed(ctx.principal!, name);
+    return toModelType(ctx.services.inference.describe(name, version));
+  }
+
+  @Authorized('inference')
+  @Mutation(() => InferResult, { description: 'Runs a model on tensors (Open Inference Protocol shape); batched with other callers' })
+  async infer(@Ctx() ctx: GraphQLContext, @Info() info: GraphQLResolveInfo, @Arg('input', () => InferInput, { description: 'Model, tensors and options' }) input: InferInput): Promise<InferResult> {
+    const started = performance.now();
+    const result = settle(ctx, await ctx.services.pipeline.infer(callContext(ctx, info), input));
+    return {
+      modelName: result.modelName,
+      modelVersion: result.modelVersion,
+      id: result.id,
+      outputs: result.outputs.map((o) => new InferOutputTensor(o.name, o.datatype, o.shape, o.bytes)),
+      timing: { queueMs: result.queueMs, computeMs: result.computeMs, totalMs: performance.now() - started },
+      executionProvider: result.executionProvider,
+      batchSize: result.batchSize,
+    };
+  }
+
+  @Authorized('inference')
+  @Mutation(() => ClassifyResult, { description: 'Classifies images (PNG, JPEG or WebP as base64, or raw pixels) with top-K labels, attention maps and, with explain, saliency maps' })
+  async classify(
+    @Ctx() ctx: GraphQLContext,
+    @Info() info: GraphQLResolveInfo,
+    @Arg('model', { description: 'Model name (one that has labels and preprocessing in its config.json)' }) model: string,
+    @Arg('images', () => [ImageInput], { description: 'The images, each an encoded file (image) or raw pixels; batched together' }) images: ImageInput[],
+    @Arg('topK', () => Int, { defaultValue: 3, description: 'Classes to return per image, 1..the number of classes' }) topK: number,
+    @Arg('version', () => String, { nullable: true, description: 'Version folder name; absent: the latest READY one' }) version?: string | null,
+    @Arg('timeoutMs', () => Int, { nullable: true, description: 'Deadline in the queue in milliseconds; dropped with TIMEOUT if still queued then (default INFERENCE_DEFAULT_TIMEOUT_MS)' }) timeoutMs?: number | null,
+    @Arg('explain', () => ExplainInput, { nullable: true, description: 'Saliency maps; OCCLUSION/RISE bill 1 + perturbations items per image' }) explain?: ExplainInput | null,
+  ): Promise<ClassifyResult> {
+    const started = performance.now();
+    const result = settle(ctx, await ctx.services.pipeline.classify(callContext(ctx, info), { model, version, images, topK, timeoutMs, explain }));
+    return {
+      modelName: result.modelName,
+      modelVersion: result.modelVersion,
+      results: result.results.map((r) => ({ ...r, explanation: r.explanation ? new SaliencyMap(r.explanation) : null })),
+      timing: { queueMs: result.queueMs, computeMs: result.computeMs, totalMs: performance.now() - started },
+      executionProvider: result.executionProvider,
+      batchSize: result.batchSize,
+    };
+  }
+
+  @Authorized('admin')
+  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) from the repository, including ones added since start' })
+  async loadModel(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
+  ): Promise<ModelType> {
+    return adminOperation(ctx, name, version, (registry) => registry.load(name, version));
+  }
+
+  @Authorized('admin')
+  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); new requests are refused at once, queued and running ones finish first' })
+  async unloadModel(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
+  ): Promise<ModelType> {
+    return adminOperation(ctx, name, version, (registry) => registry.unload(name, version));
+  }
+
+  @Authorized('admin')
+  @Mutation(() => ModelType, { description: 'Re-reads config.json and weights; a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
+  async reloadModel(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
+  ): Promise<ModelType> {
+    return adminOperation(ctx, name, version, (registry) => registry.reload(name, version));
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The error contract for everything the HTTP layer answers itself: unknown
+ * routes (404), wrong methods (405), bodies too large (413), of a type we do
+ * not parse (415) or not valid JSON / UTF-8 (400), Node's own refusals
+ * (400/408/431), and anything a route throws. Every such body has the
+ * GraphQL error shape, a code from the public list (src/errors) and the
+ * request id; messages are fixed or ours, never a library's (fastify, Node,
+ * Prisma), which go to the log.
+ */
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  DomainError,
+  INTERNALS_PATTERN,
+  PUBLIC_ERROR_CODES,
+  UnavailableError,
+  domainErrorOf,
+  errorBody,
+  httpCodeForStatus,
+  httpStatusFor,
+  isDependencyUnavailable,
+  type HttpErrorCode,
+} from '../../errors';
+
+/** A refusal decided by the HTTP layer, carried through fastify's error path. */
+export class HttpRefusal extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly publicCode: HttpErrorCode | 'BAD_USER_INPUT',
+    message: string,
+    readonly extensions: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'HttpRefusal';
+  }
+}
+
+const FIXED_MESSAGES: Record<number, string> = {
+  400: 'Bad request',
+  404: 'Not found',
+  405: 'Method not allowed',
+  408: 'Request timeout',
+  413: 'Request body too large',
+  415: 'Unsupported content type; send application/json',
+  431: 'Request headers too large',
+  500: 'Internal server error',
+  503: 'Service unavailable',
+};
+
+function fixedMessage(status: number): string {
+  return FIXED_MESSAGES[status] ?? STATUS_CODES[status] ?? 'Error';
+}
+
+/** Commas in one chunk of a body (a JSON body's values are at most its commas plus its lists): ~1 ns a byte. */
+export function countCommas(chunk: Buffer): number {
+  let count = 0;
+  for (let i = 0; i < chunk.length; i += 1) if (chunk[i] === 44) count += 1;
+  return count;
+}
+
+export interface HttpErrorOptions {
+  bodyLimitBytes: number;
+  maxListElements: number;
+}
+
+export function registerHttpErrorContract(app: FastifyInstance, options: HttpErrorOptions): void {
+  // Static routes and their methods, for 405 with Allow instead of a 404.
+  const methodsByUrl = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const methods = methodsByUrl.get(route.url) ?? new Set<string>();
+    for (const m of Array.isArray(route.method) ? route.method : [route.method]) methods.add(m);
+    methodsByUrl.set(route.url, methods);
+  });
+
+  // The body is read chunk by chunk: UTF-8 is checked and decoded as it
+  // arrives (TextDecoder, fatal) and commas are counted, so no single event
+  // handles more than one chunk (~64 KiB) until JSON.parse, and a body that
+  // could hold far more values than any request may use is refused before it
+  // is parsed — or even read whole (4 M numbers took ~100 ms to parse here).
+  // The exact per-field check is the GraphQL input guard; this only caps the parse.
+  const maxCommas = options.maxListElements + 10_000;
+  const secureParse = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', (request, payload, done) => {
+    const tooLarge = () => new HttpRefusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${options.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`);
+    if (Number(request.headers['content-length']) > options.bodyLimitBytes) {
+      done(tooLarge(), undefined);
+      return;
+    }
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const invalidUtf8 = () => new HttpRefusal(400, 'BAD_USER_INPUT', 'Request body is not valid UTF-8', { field: 'body' });
+    let text = '';
+    let received = 0;
+    let commas = 0;
+    let settled = false;
+    // A refusal decided mid-body is answered once the body is in (draining costs no parsing), so the
+    // client reads the coded answer instead of a reset; beyond BODY_LIMIT_BYTES it is a 413 at once.
+    let refusal: HttpRefusal | undefined;
+    const finish = (error: Error | null, value?: unknown) => {
+      if (settled) return;
+      settled = true;
+      payload.removeListener('data', onData);
+      payload.removeListener('end', onEnd);
+      done(error, value);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > options.bodyLimitBytes) return finish(tooLarge());
+      if (refusal) return;
+      commas += countCommas(chunk);
+      if (commas > maxCommas) {
+        refusal = new HttpRefusal(400, 'BAD_USER_INPUT', `Request body holds more than ${maxCommas} JSON values; send tensors as dataBase64 and images as image (base64 of the file)`, { field: 'variables' });
+        text = '';
+        return;
+      }
+      try {
+        text += decoder.decode(chunk, { stream: true });
+      } catch {
+        refusal = invalidUtf8();
+        text = '';
+      }
+    };
+    const onEnd = () => {
+      if (refusal) return finish(refusal);
+      try {
+        text += decoder.decode();
+      } catch {
+        return finish(invalidUtf8());
+      }
+      if (text.length === 0) return finish(new HttpRefusal(400, 'BAD_REQUEST', 'Request body is empty'));
+      secureParse(request, text, (error, parsed) => {
+        if (error) finish(new HttpRefusal(400, 'BAD_REQUEST', 'Request body is not valid JSON'));
+        else finish(null, parsed);
+      });
+    };
+    payload.on('data', onData);
+    payload.on('end', onEnd);
+    payload.on('error', (error: Error) => finish(error));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const url = request.url.split('?')[0] ?? request.url;
+    const allowed = methodsByUrl.get(url);
+    if (allowed && !allowed.has(request.method)) {
+      const allow = [...allowed].sort().join(', ');
+      return reply.code(405).header('allow', allow).send(errorBody('METHOD_NOT_ALLOWED', `${request.method} is not allowed on this route (allowed: ${allow})`, request.id));
+    }
+    return reply.code(404).send(errorBody('NOT_FOUND', 'No such route', request.id));
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (error instanceof HttpRefusal) {
+      return reply.code(error.statusCode).send(errorBody(error.publicCode, error.message, request.id, error.extensions));
+    }
+    const domain = domainErrorOf(error);
+    if (domain) return sendDomainError(reply, request, domain);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${options.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`, request.id));
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', fixedMessage(415), request.id));
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      request.log.debug({ err: error }, 'request refused by the HTTP layer');
+      return reply.code(status).send(errorBody(httpCodeForStatus(status), fixedMessage(status), request.id));
+    }
+    if (isDependencyUnavailable(error)) {
+      request.log.warn({ err: error }, 'dependency unavailable');
+      return sendDomainError(reply, request, new UnavailableError());
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return reply.code(500).send(errorBody('INTERNAL', fixedMessage(500), request.id));
+  });
+
+  // The last word on every error body: whatever produced it (Apollo's own HTTP
+  // errors, a plugin, a route), a client sees the contract's shape, a public
+  // code and the request id. /readyz's 503 is its report, not an error body.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode < 400 || request.routeOptions.url === '/readyz') return payload;
+    if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
+    const text = payload.toString();
+    // The Open Inference Protocol's own error shape ({"error": ...}) on its routes, with the same code and request id.
+    const protocol = request.url.startsWith('/v2') ? 'oip' : 'graphql';
+    const normalized = normalizeErrorBody(text, reply.statusCode, request.id, protocol);
+    if (normalized.status !== reply.statusCode) reply.code(normalized.status);
+    reply.header('content-type', 'application/json; charset=utf-8');
+    return normalized.body;
+  });
+}
+
+function sendDomainError(reply: FastifyReply, request: FastifyRequest, domain: DomainError): FastifyReply {
+  const http = (domain.extensions['http'] as { status?: number } | undefined)?.status;
+  const status = http ?? httpStatusFor(domain.code) ?? (domain.code === 'INTERNAL' ? 500 : 400);
+  const { http: _http, ...extensions } = domain.extensions;
+  return reply.code(status).send(errorBody(domain.code, domain.message, request.id, extensions));
+}
+
+interface ErrorEntry {
+  message?: unknown;
+  extensions?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/**
+ * Rewrites an error response body into the contract; exported for tests.
+ * `oip`: the Open Inference Protocol's shape, `{error, code, requestId, …}`
+ * (KServe/Triton clients read `error`), with the same public codes.
+ */
+export function normalizeErrorBody(text: string, status: number, requestId: string, protocol: 'graphql' | 'oip' = 'graphql'): { status: number; body: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (protocol === 'oip') {
+    const oip = parsed as { error?: unknown; code?: unknown } | undefined;
+    if (oip && typeof oip.error === 'string' && typeof oip.code === 'string' && PUBLIC_ERROR_CODES.has(oip.code)) {
+      const message = INTERNALS_PATTERN.test(oip.error) ? fixedMessage(status) : oip.error;
+      return { status, body: JSON.stringify({ ...oip, error: message, requestId }) };
+    }
+    const contract = normalizeErrorBody(text, status, requestId);
+    const first = (JSON.parse(contract.body) as { errors: ErrorEntry[] }).errors[0];
+    const { code, requestId: _id, ...extensions } = first?.extensions ?? {};
+    return { status: contract.status, body: JSON.stringify({ error: first?.message ?? fixedMessage(status), code, ...extensions, requestId }) };
+  }
+  const errors = (parsed as { errors?: unknown } | undefined)?.errors;
+  if (Array.isArray(errors) && errors.length > 0) {
+    const fixed = (errors as ErrorEntry[]).map((e) => {
+      const code = e.extensions?.['code'];
+      const publicCode = typeof code === 'string' && PUBLIC_ERROR_CODES.has(code) ? code : httpCodeForStatus(status);
+      const message = typeof e.message === 'string' && !INTERNALS_PATTERN.test(e.message) ? e.message : fixedMessage(status);
+      return { ...e, message, extensions: { ...e.extensions, code: publicCode, requestId } };
+    });
+    // A dependency outage reported from outside the pipeline (context creation) is a 503, not a 500.
+    const newStatus = status === 500 && fixed.every((e) => e.extensions.code === 'UNAVAILABLE') ? 503 : status;
+    return { status: newStatus, body: JSON.stringify({ ...(parsed as object), errors: fixed }) };
+  }
+  // Plain text (Apollo's CSRF refusal, fastify's 503 while closing) or a foreign JSON shape.
+  const own = !parsed && text.length > 0 && text.length < 1000 && !INTERNALS_PATTERN.test(text) ? text.trim() : fixedMessage(status);
+  const code = httpCodeForStatus(status);
+  return { status, body: JSON.stringify(errorBody(code, status >= 500 ? fixedMessage(status) : own, requestId)) };
+}
+
+/** fastify's clientErrorHandler: Node's parser refused the request before any route ran. */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const requestId = randomUUID();
+  const body = JSON.stringify(errorBody(httpCodeForStatus(status), fixedMessage(status), requestId));
+  // Write only when nothing of a response went out on this socket yet.
+  if (socket.writable && socket.bytesWritten === 0) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}

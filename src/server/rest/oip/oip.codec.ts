@@ -1,0 +1,219 @@
+/**
+ * The Open Inference Protocol (KServe v2) REST body, both ways: an inference
+ * request (JSON, or JSON followed by raw tensor bytes per Triton's binary
+ * tensor data extension) into the pipeline's protocol-neutral request, and a
+ * result into the OIP response. Pure functions: no I/O, easy to test against
+ * malformed bodies.
+ */
+import { gunzipSync, inflateSync } from 'node:zlib';
+import { z } from 'zod';
+import { BadInputError } from '../../../errors';
+import type { InferRequest, InferResponse, InferTensorInput } from '../../../inference/inference.service';
+import { DATATYPES, type Datatype } from '../../../inference/model-config';
+import { decodeNumbers } from '../../../inference/tensor';
+
+/** The datatypes of the protocol; the engine runs the subset in DATATYPES. */
+const OIP_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
+
+const parameters = z.record(z.unknown()).optional();
+
+const requestSchema = z.object({
+  id: z.string().optional(),
+  parameters,
+  inputs: z
+    .array(
+      z.object({
+        name: z.string(),
+        shape: z.array(z.number()),
+        datatype: z.string(),
+        parameters,
+        data: z.unknown().optional(),
+      }),
+    )
+    .min(1),
+  outputs: z.array(z.object({ name: z.string(), parameters })).optional(),
+});
+
+export interface OipRequest {
+  request: InferRequest;
+  /** Every output as binary unless an output says otherwise (`binary_data_output`). */
+  binaryByDefault: boolean;
+  /** Outputs the client named with an explicit `binary_data`. */
+  explicit: Map<string, boolean>;
+  /** The request's `parameters` as sent (the explain extension reads its own from here). */
+  parameters?: Record<string, unknown>;
+}
+
+/**
+ * Undoes Content-Encoding gzip/deflate (tritonclient's request compression),
+ * never inflating past `limit` bytes (the body limit), so a small compressed
+ * body cannot expand into an unbounded one.
+ */
+export function decodeBody(body: Buffer, encoding: string | string[] | undefined, limit: number): Buffer {
+  const value = (Array.isArray(encoding) ? encoding[0] : encoding)?.trim().toLowerCase();
+  if (value === undefined || value === '' || value === 'identity') return body;
+  try {
+    if (value === 'gzip') return gunzipSync(body, { maxOutputLength: limit });
+    if (value === 'deflate') return inflateSync(body, { maxOutputLength: limit });
+  } catch (error) {
+    const tooLarge = error instanceof RangeError || (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new BadInputError(tooLarge ? `the decompressed body exceeds ${limit} bytes (BODY_LIMIT_BYTES)` : `the body is not valid ${value} data`, 'Content-Encoding');
+  }
+  throw new BadInputError(`Content-Encoding ${value} is not supported (gzip, deflate)`, 'Content-Encoding');
+}
+
+function fieldOf(path: (string | number)[]): string {
+  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part), '');
+}
+
+/** Reads `Inference-Header-Content-Length`: null when absent (the whole body is JSON). */
+export function headerLength(value: string | string[] | undefined): number | null {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (raw === undefined) return null;
+  if (!/^\d{1,15}$/.test(raw.trim())) throw new BadInputError('Inference-Header-Content-Length must be a whole number of bytes', 'Inference-Header-Content-Length');
+  return Number(raw.trim());
+}
+
+/** Flattens `data` (flat or nested, row major) into numbers; BOOL accepts true/false. */
+function flatten(data: unknown, field: string): number[] {
+  const out: number[] = [];
+  const visit = (value: unknown, depth: number): void => {
+    if (typeof value === 'number') out.push(value);
+    else if (typeof value === 'boolean') out.push(value ? 1 : 0);
+    else if (Array.isArray(value) && depth < 32) for (const v of value) visit(v, depth + 1);
+    else throw new BadInputError('data must hold numbers (or booleans for BOOL), flat or nested in arrays', field);
+  };
+  visit(data, 0);
+  return out;
+}
+
+function boolParam(params: Record<string, unknown> | undefined, name: string, field: string): boolean | undefined {
+  const value = params?.[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw new BadInputError(`${name} must be true or false`, `${field}.parameters.${name}`);
+  return value;
+}
+
+function intParam(params: Record<string, unknown> | undefined, name: string, field: string): number | undefined {
+  const value = params?.[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new BadInputError(`${name} must be a whole number`, `${field}.parameters.${name}`);
+  return value;
+}
+
+/**
+ * Parses an inference request body. `header`: the JSON's length from
+ * Inference-Header-Content-Length (null: the whole body); the bytes after it
+ * are the inputs that carry `binary_data_size`, in input order, with nothing
+ * missing and nothing left over.
+ */
+export function parseInferRequest(body: Buffer, header: number | null, target: { model: string; version: string | null }): OipRequest {
+  if (header !== null && header > body.length) {
+    throw new BadInputError(`Inference-Header-Content-Length is ${header} but the body has ${body.length} bytes`, 'Inference-Header-Content-Length');
+  }
+  const jsonLength = header ?? body.length;
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8', 0, jsonLength));
+  } catch {
+    throw new BadInputError('the inference request is not valid JSON', 'body');
+  }
+  const parsed = requestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new BadInputError(`${fieldOf(issue.path) || 'body'}: ${issue.message}`, fieldOf(issue.path) || 'body');
+  }
+  const body0 = parsed.data;
+  const binary = body.subarray(jsonLength);
+  let offset = 0;
+  const inputs: InferTensorInput[] = body0.inputs.map((input, i) => {
+    const field = `inputs[${i}]`;
+    if (!(OIP_DATATYPES as readonly string[]).includes(input.datatype)) {
+      throw new BadInputError(`datatype "${input.datatype}" is not an Open Inference Protocol datatype`, `${field}.datatype`);
+    }
+    if (!(DATATYPES as readonly string[]).includes(input.datatype)) {
+      throw new BadInputError(`datatype ${input.datatype} is not supported by this server (supported: ${DATATYPES.join(', ')})`, `${field}.datatype`);
+    }
+    const tensor: InferTensorInput = { name: input.name, datatype: input.datatype as Datatype, shape: input.shape };
+    const size = intParam(input.parameters, 'binary_data_size', field);
+    if (size !== undefined) {
+      if (input.data !== undefined) throw new BadInputError('give either data or binary_data_size, not both', `${field}.data`);
+      if (size < 0) throw new BadInputError('binary_data_size must not be negative', `${field}.parameters.binary_data_size`);
+      if (offset + size > binary.length) {
+        throw new BadInputError(
+          `binary_data_size ${size} runs past the end of the body (${binary.length - offset} bytes of binary data left)`,
+          `${field}.parameters.binary_data_size`,
+        );
+      }
+      tensor.bytes = binary.subarray(offset, offset + size);
+      offset += size;
+    } else if (input.data === undefined) {
+      throw new BadInputError('give data or parameters.binary_data_size', `${field}.data`);
+    } else {
+      tensor.data = flatten(input.data, `${field}.data`);
+    }
+    return tensor;
+  });
+  if (offset !== binary.length) {
+    throw new BadInputError(`the body has ${binary.length - offset} bytes after the inputs' binary data (binary_data_size adds up to ${offset})`, 'body');
+  }
+
+  // Extensions a client may ask for that this server does not implement are refused, not ignored.
+  for (const name of ['sequence_id', 'sequence_start', 'sequence_end']) {
+    if (body0.parameters?.[name] !== undefined) throw new BadInputError(`parameter ${name}: the sequence extension is not supported`, `parameters.${name}`);
+  }
+  const binaryByDefault = boolParam(body0.parameters, 'binary_data_output', 'request') ?? false;
+  const explicit = new Map<string, boolean>();
+  body0.outputs?.forEach((o, i) => {
+    const classes = o.parameters?.['classification'];
+    if (classes !== undefined && classes !== 0) {
+      throw new BadInputError('parameter classification: the classification extension is not supported (use the classify GraphQL mutation)', `outputs[${i}].parameters.classification`);
+    }
+    const flag = boolParam(o.parameters, 'binary_data', `outputs[${i}]`);
+    if (flag !== undefined) explicit.set(o.name, flag);
+  });
+  const timeout = intParam(body0.parameters, 'timeout', 'request');
+  const request: InferRequest = {
+    model: target.model,
+    version: target.version,
+    id: body0.id ?? null,
+    inputs,
+    outputs: body0.outputs?.map((o) => o.name) ?? null,
+    parameters: {
+      priority: intParam(body0.parameters, 'priority', 'request') ?? null,
+      // Triton's `timeout` is in microseconds; the engine counts milliseconds.
+      timeoutMs: timeout === undefined ? null : Math.ceil(timeout / 1000),
+    },
+  };
+  return { request, binaryByDefault, explicit, parameters: body0.parameters ?? {} };
+}
+
+export interface EncodedResponse {
+  contentType: 'application/json' | 'application/octet-stream';
+  /** Set when binary outputs follow the JSON. */
+  headerLength: number | null;
+  body: Buffer;
+}
+
+/** The OIP inference response: JSON outputs as flat `data`, binary ones as bytes after the JSON in output order. */
+export function encodeInferResponse(parsed: OipRequest, result: InferResponse): EncodedResponse {
+  const binaries: Buffer[] = [];
+  const outputs = result.outputs.map((o) => {
+    const binary = parsed.explicit.get(o.name) ?? parsed.binaryByDefault;
+    if (binary) {
+      binaries.push(o.bytes);
+      return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: o.bytes.length } };
+    }
+    return { name: o.name, datatype: o.datatype, shape: o.shape, data: decodeNumbers(o.datatype, o.bytes) };
+  });
+  const json = Buffer.from(
+    JSON.stringify({
+      model_name: result.modelName,
+      model_version: result.modelVersion,
+      ...(result.id !== null ? { id: result.id } : {}),
+      outputs,
+    }),
+  );
+  if (binaries.length === 0) return { contentType: 'application/json', headerLength: null, body: json };
+  return { contentType: 'application/octet-stream', headerLength: json.length, body: Buffer.concat([json, ...binaries]) };
+}
