@@ -184,7 +184,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
 
   const tracing = createTracing(config.tracing, log.child({ component: 'tracing' }));
   if (tracing.exporting) log.info({ tracesUrl: config.tracing.exporter?.url, sampler: config.tracing.sampler }, 'exporting traces over OTLP/HTTP');
@@ -317,7 +317,12 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
   registerConsole(app);
   registerOpenApi(app);
   registerUsageRoutes(app, services);
-  registerOipRoutes(app, services);
+  registerOipRoutes(app, {
+    pipeline: services.pipeline,
+    models: services.models,
+    ready: () => services.readiness.report().ready && !services.lifecycle.isShuttingDown,
+    bodyLimitBytes: services.config.bodyLimitBytes,
+  });
   const apolloHandler = fastifyApolloHandler(apollo, {
     context: async (request: FastifyRequest, reply): Promise<GraphQLContext> => {
       const context: GraphQLContext = {

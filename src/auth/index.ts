@@ -1,6 +1,5 @@
 /** What other domains use from auth. */
 export { SCOPES, type Scope, type Principal } from './principal';
 export { hasScope, isScope, assertModelAllowed } from './scopes';
-export { authChecker } from '../server/graphql/auth-checker';
 export { Authenticator, credentialFrom, INVALID_KEY_MESSAGE } from './authenticator';
 export type { KeyInvalidator, InvalidationTarget } from './invalidation';

@@ -17,9 +17,8 @@ import { BadInputError, DomainError, ForbiddenError, UnauthenticatedError } from
 import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
 import type { LimitDecision } from '../ratelimit/types';
-import type { UsageEvent, UsageStatusName } from '../usage/usage-event';
+import { usageStatusForCode, type UsageEvent, type UsageStatusName } from '../usage/usage-event';
 import { usageModelName } from '../usage/model-label';
-import { usageStatusForCode } from '../server/graphql/pending-usage';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
 import type { StepSpan, StepTrace } from '../tracing/types';

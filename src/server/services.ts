@@ -8,9 +8,9 @@ import type { Database } from '../db/database';
 import type { RedisConnection } from '../redis/redis';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
-import type { Lifecycle } from '../app/lifecycle';
 import type { InferenceService } from '../inference/inference.service';
 import type { InferencePipeline } from '../inference/pipeline';
+import type { ModelCatalog } from '../inference/model-catalog';
 import type { RateLimitService } from '../ratelimit/ratelimit.service';
 import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
@@ -27,8 +27,11 @@ export interface Services {
   redis: RedisConnection | null;
   metrics: Metrics;
   readiness: Readiness;
-  lifecycle: Lifecycle;
+  /** The process's shutdown state (the composition root's Lifecycle). */
+  lifecycle: ShutdownState;
   inference: InferenceService;
+  /** The served models, as the doors read them (the inference service). */
+  models: ModelCatalog;
   /** The one inference request path (authenticate, limits, validate, run, usage) every front door calls. */
   pipeline: InferencePipeline;
   /** Rate limits and quotas (issue #6). */
@@ -46,4 +49,10 @@ export interface Services {
   credits: CreditService;
   /** Webhook endpoints, the delivery log and key.expiring scans (issue #17). */
   webhooks: WebhookService;
+}
+
+/** What a door reads of the process lifecycle (src/app/lifecycle.ts owns it). */
+export interface ShutdownState {
+  readonly isShuttingDown: boolean;
+  readonly state: string;
 }

@@ -31,3 +31,24 @@ export interface UsageEvent {
 export interface UsageSink {
   record(event: UsageEvent): Promise<void>;
 }
+
+/** The usage status for the code a client received (README, "Usage and billing API"). */
+export function usageStatusForCode(code: string): UsageStatusName {
+  switch (code) {
+    case 'BAD_USER_INPUT':
+    case 'NOT_FOUND':
+    case 'FORBIDDEN':
+      return 'BAD_INPUT';
+    case 'RATE_LIMITED':
+      return 'RATE_LIMITED';
+    case 'QUOTA_EXCEEDED':
+      return 'QUOTA_EXCEEDED';
+    case 'TIMEOUT':
+      return 'TIMEOUT';
+    case 'OVERLOADED':
+    case 'MODEL_UNAVAILABLE':
+      return 'OVERLOADED';
+    default:
+      return 'ERROR';
+  }
+}

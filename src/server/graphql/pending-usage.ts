@@ -6,7 +6,7 @@
  * received: an inference field with an error under it is recorded with that
  * error's status and 0 units.
  */
-import type { UsageEvent, UsageSink, UsageStatusName } from '../../usage/usage-event';
+import { usageStatusForCode, type UsageEvent, type UsageSink } from '../../usage/usage-event';
 
 /** A record held on the request's context, with the response key of the field it meters. */
 export interface PendingUsage {
@@ -40,25 +40,4 @@ export async function finalizeUsage(pending: PendingUsage[], sink: UsageSink, se
   const results = await Promise.allSettled(writes);
   const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected) throw rejected.reason;
-}
-
-/** The usage status for the code a client received (README, "Usage and billing API"). */
-export function usageStatusForCode(code: string): UsageStatusName {
-  switch (code) {
-    case 'BAD_USER_INPUT':
-    case 'NOT_FOUND':
-    case 'FORBIDDEN':
-      return 'BAD_INPUT';
-    case 'RATE_LIMITED':
-      return 'RATE_LIMITED';
-    case 'QUOTA_EXCEEDED':
-      return 'QUOTA_EXCEEDED';
-    case 'TIMEOUT':
-      return 'TIMEOUT';
-    case 'OVERLOADED':
-    case 'MODEL_UNAVAILABLE':
-      return 'OVERLOADED';
-    default:
-      return 'ERROR';
-  }
 }

@@ -100,7 +100,7 @@ async function adminOperation(
   run: (registry: ModelRegistry) => Promise<RegisteredModel>,
 ): Promise<ModelType> {
   await run(ctx.services.inference.registry);
-  return toModelType(ctx.services.inference.describe(name, version));
+  return toModelType(ctx.services.models.describe(name, version));
 }
 
 @Resolver()
@@ -108,12 +108,12 @@ export class InferenceResolver {
   @Authorized('inference')
   @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
   models(@Ctx() ctx: GraphQLContext): ModelType[] {
-    const inference = ctx.services.inference;
+    const models = ctx.services.models;
     const allowed = ctx.principal!.allowedModels;
-    return inference
+    return models
       .modelNames()
       .filter((name) => allowed.length === 0 || allowed.includes(name))
-      .map((name) => toModelType(inference.describe(name)));
+      .map((name) => toModelType(models.describe(name)));
   }
 
   @Authorized('inference')
@@ -124,7 +124,7 @@ export class InferenceResolver {
     @Arg('version', () => String, { nullable: true, description: 'Version folder name; absent: the latest READY one' }) version?: string | null,
   ): ModelType {
     assertModelAllowed(ctx.principal!, name);
-    return toModelType(ctx.services.inference.describe(name, version));
+    return toModelType(ctx.services.models.describe(name, version));
   }
 
   @Authorized('inference')

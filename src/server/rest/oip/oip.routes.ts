@@ -7,13 +7,13 @@
  * modelgate's `code` and `requestId`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../../services';
 import { DomainError, httpStatusFor } from '../../../errors';
 import type { Logger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
 import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
-import type { PipelineOutcome } from '../../../inference/pipeline';
+import type { InferencePipeline, PipelineOutcome } from '../../../inference/pipeline';
+import type { ModelCatalog } from '../../../inference/model-catalog';
 import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 import { encodeExplainResponse, parseExplainParameters, restField } from './oip.explain';
 import { NOOP_STEPS } from '../../../tracing/noop';
@@ -68,8 +68,16 @@ function restCall(request: FastifyRequest) {
   };
 }
 
-export function registerOipRoutes(app: FastifyInstance, services: Services): void {
-  const { pipeline, readiness, lifecycle, inference } = services;
+/** What the OIP door needs: the request pipeline, the model catalog, readiness, and the body limit. */
+export interface OipDependencies {
+  pipeline: InferencePipeline;
+  models: ModelCatalog;
+  /** True while the gateway takes requests (ready and not shutting down). */
+  ready(): boolean;
+  bodyLimitBytes: number;
+}
+
+export function registerOipRoutes(app: FastifyInstance, { pipeline, models: inference, ready: takesRequests, bodyLimitBytes }: OipDependencies): void {
 
   void app.register(async (scope) => {
     // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
@@ -80,7 +88,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
 
     scope.get('/v2/health/live', async () => ({ live: true }));
     scope.get('/v2/health/ready', async (_request, reply) => {
-      const ready = readiness.report().ready && !lifecycle.isShuttingDown;
+      const ready = takesRequests();
       return reply.code(ready ? 200 : 503).send({ ready });
     });
     scope.get('/v2', async () => ({ name: 'modelgate', version: VERSION, extensions: OIP_EXTENSIONS }));
@@ -191,7 +199,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       let parsed: ReturnType<typeof parseInferRequest>;
       try {
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
+        const body = decodeBody(raw, request.headers['content-encoding'], bodyLimitBytes);
         parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
@@ -218,7 +226,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       let options: ReturnType<typeof parseExplainParameters>;
       try {
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
+        const body = decodeBody(raw, request.headers['content-encoding'], bodyLimitBytes);
         parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
         options = parseExplainParameters(parsed.parameters ?? {});
       } catch (error) {
