@@ -35,7 +35,7 @@ import { CreditService, creditBalanceFromLedger } from '../billing/credits';
 import { bootstrapFirstAdminOnStart } from '../keys/first-admin';
 import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
-import { billedComputeUnits } from '../usage/billed-units';
+import { billedComputeUnits } from '../billing/billed-units';
 import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
 import { registerHttpErrorContract, clientErrorHandler } from '../server/rest/http-errors';
 import { createTracing, type Tracing } from '../tracing/tracing';

@@ -18,7 +18,7 @@ import type { CreditsConfig, Principal } from '../auth/principal';
 import { creditsOf } from '../auth/principal-from-rows';
 import { hasScope } from '../auth/scopes';
 import { auditActor } from '../auth/actor';
-import { billedUnitsBetween } from '../usage/billed-units';
+import { billedUnitsBetween } from './billed-units';
 import { findTenant } from './price-book';
 import { UUID } from '../ids/ids';
 

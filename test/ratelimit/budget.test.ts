@@ -12,7 +12,7 @@ import { RateLimitService } from '../../src/ratelimit/ratelimit.service';
 import { RedisConnection } from '../../src/redis/redis';
 import { Metrics } from '../../src/metrics/metrics';
 import { Readiness } from '../../src/health/readiness';
-import { billedComputeUnits } from '../../src/usage/billed-units';
+import { billedComputeUnits } from '../../src/billing/billed-units';
 import { drain, makeEvent, openDatabase, quietLogger, startUsage } from '../usage/helpers';
 import { harness, limitsConfig, principal, type Harness } from './limiter-helpers';
 

@@ -12,7 +12,7 @@ import { RateLimitService } from '../../src/ratelimit/ratelimit.service';
 import { RedisConnection } from '../../src/redis/redis';
 import { Metrics } from '../../src/metrics/metrics';
 import { Readiness } from '../../src/health/readiness';
-import { billedComputeUnits } from '../../src/usage/billed-units';
+import { billedComputeUnits } from '../../src/billing/billed-units';
 import { CreditService, creditBalanceFromLedger } from '../../src/billing/credits';
 import { PriceBook } from '../../src/billing/price-book';
 import type { Database } from '../../src/db/database';
