@@ -6,6 +6,7 @@
  * gets the whole error.
  */
 import { GraphQLError } from 'graphql';
+import { DOMAIN_CONTRACT, GRAPHQL_CLIENT_CONTRACT, HTTP_CONTRACT, graphqlErrorFor, httpLayerCodeFor, jsonErrorBody, requestStatusFor, type ContractEntry, type DomainCode, type HttpLayerCode } from './contract';
 
 export const ERROR_CODES = [
   'UNAUTHENTICATED',
@@ -22,19 +23,15 @@ export const ERROR_CODES = [
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  RATE_LIMITED: 429,
-  QUOTA_EXCEEDED: 429,
-  OVERLOADED: 503,
-  MODEL_UNAVAILABLE: 503,
-  TIMEOUT: 504,
-  UNAVAILABLE: 503,
-};
+// Every code has its row in the contract (src/errors/contract.ts), and the contract no other code.
+const _everyCodeInContract: Record<ErrorCode, ContractEntry> = DOMAIN_CONTRACT;
+const _noOtherCodeInContract: readonly ErrorCode[] = Object.keys(DOMAIN_CONTRACT) as DomainCode[];
+void _everyCodeInContract;
+void _noOtherCodeInContract;
 
+/** The status a code sets on any answer it appears in (request-scoped codes only; see the contract). */
 export function httpStatusFor(code: string): number | undefined {
-  return HTTP_STATUS[code as ErrorCode];
+  return requestStatusFor(code);
 }
 
 /**
@@ -42,29 +39,13 @@ export function httpStatusFor(code: string): number | undefined {
  * route, wrong method, body too large or not JSON, header overflow), each
  * with its one status.
  */
-export const HTTP_ERROR_CODES = {
-  BAD_REQUEST: 400,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  REQUEST_TIMEOUT: 408,
-  PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  REQUEST_HEADER_FIELDS_TOO_LARGE: 431,
-  INTERNAL: 500,
-  UNAVAILABLE: 503,
-} as const;
-export type HttpErrorCode = keyof typeof HTTP_ERROR_CODES;
+export const HTTP_ERROR_CODES = Object.fromEntries(Object.entries(HTTP_CONTRACT).map(([code, entry]) => [code, entry.status])) as {
+  readonly [K in HttpLayerCode]: (typeof HTTP_CONTRACT)[K]['status'];
+};
+export type HttpErrorCode = HttpLayerCode;
 
 /** GraphQL codes that graphql-js, Apollo and type-graphql produce for client mistakes; passed through as they are. */
-const CLIENT_CODES = new Set([
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_USER_INPUT',
-  'BAD_REQUEST',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-  'OPERATION_RESOLUTION_FAILURE',
-]);
+const CLIENT_CODES: ReadonlySet<string> = new Set(Object.keys(GRAPHQL_CLIENT_CONTRACT));
 
 /**
  * The closed list of codes any response body may carry (README, "Errors").
@@ -74,13 +55,12 @@ export const PUBLIC_ERROR_CODES: ReadonlySet<string> = new Set<string>([...ERROR
 
 /** The body of every non-GraphQL error response: the GraphQL error shape, so clients parse one shape. */
 export function errorBody(code: HttpErrorCode | ErrorCode, message: string, requestId: string, extensions: Record<string, unknown> = {}): { errors: { message: string; extensions: Record<string, unknown> }[] } {
-  return { errors: [{ message, extensions: { ...extensions, code, requestId } }] };
+  return jsonErrorBody(code, message, requestId, extensions);
 }
 
 /** The HTTP-layer code for a status fastify or Node chose. */
 export function httpCodeForStatus(status: number): HttpErrorCode {
-  for (const [code, s] of Object.entries(HTTP_ERROR_CODES)) if (s === status) return code as HttpErrorCode;
-  return status >= 500 ? 'INTERNAL' : 'BAD_REQUEST';
+  return httpLayerCodeFor(status);
 }
 
 /**
@@ -185,10 +165,7 @@ export class QuotaExceededError extends DomainError {
 
 /** Turns a domain error into the GraphQL error a client sees. */
 export function toGraphQLError(error: DomainError): GraphQLError {
-  const status = httpStatusFor(error.code);
-  return new GraphQLError(error.message, {
-    extensions: { ...error.extensions, code: error.code, ...(status ? { http: { status } } : {}) },
-  });
+  return graphqlErrorFor(error);
 }
 
 /** Finds the DomainError behind a GraphQL error (resolvers' errors arrive wrapped). */

@@ -78,8 +78,8 @@ describe('usage records and limits across both front doors', () => {
       const gql = await graphql(gw.url, INFER, { input: variables }, { ...headers, 'x-request-id': `${run}-${name}-gql` });
       statuses[name] = [restStatus, gql.status];
     }
-    // Same HTTP statuses where GraphQL has one (GraphQL answers bad input and NOT_FOUND inside a 200).
-    expect(statuses).toEqual({ ok: [200, 200], bad: [400, 200], unknown: [404, 200], limited: [429, 429] });
+    // The same HTTP status through both doors (src/errors/contract.ts): the failed infer is the operation's whole answer.
+    expect(statuses).toEqual({ ok: [200, 200], bad: [400, 400], unknown: [404, 404], limited: [429, 429] });
 
     await gw.gateway.services.usage.flush();
     const records = await usageRecords(gw.url, authHeaders(reader.key), run);

@@ -10,7 +10,8 @@ import type { Config } from '../../config';
 import type { GraphQLContext } from './context';
 import { getSchema } from './schema';
 import { authPlugin } from './auth-plugin';
-import { classifyError, domainErrorOf, httpStatusFor, isDependencyUnavailable, PUBLIC_ERROR_CODES, toGraphQLError, UnavailableError } from '../../errors';
+import { classifyError, domainErrorOf, isDependencyUnavailable, PUBLIC_ERROR_CODES, toGraphQLError, UnavailableError } from '../../errors';
+import { graphqlStatusFor, statusFor } from '../../errors/contract';
 import { inputGuardPlugin } from './input-guard';
 import { finalizeUsage } from './pending-usage';
 import { rateLimitPlugin } from './limits-plugin';
@@ -37,16 +38,9 @@ function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
               extensions: { ...e.extensions, requestId: contextValue.requestId },
             }));
           }
-          // The HTTP status follows the most significant coded error (401/403/429/503/504), as sent.
+          // The HTTP status follows the error contract (src/errors/contract.ts), as sent.
           if (sent && response.http.status === undefined) {
-            for (const error of sent) {
-              const code = error.extensions?.['code'];
-              const status = typeof code === 'string' ? httpStatusFor(code) : undefined;
-              if (status) {
-                response.http.status = status;
-                break;
-              }
-            }
+            response.http.status = graphqlStatusFor(sent, response.body.singleResult.data != null);
           }
           // Usage records are written once the answer is known, so their status matches it, and
           // durably before it is sent (the write-ahead log): an answered request survives kill -9.
@@ -63,7 +57,7 @@ function errorPlugin(): ApolloServerPlugin<GraphQLContext> {
             response.body.singleResult.errors = [
               { message: unavailable.message, extensions: { code: unavailable.code, requestId: contextValue.requestId } },
             ];
-            response.http.status = httpStatusFor(unavailable.code);
+            response.http.status = statusFor(unavailable.code);
           }
         },
       };

@@ -4,8 +4,7 @@
  * learn so rather than get a partial answer.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError } from 'graphql';
-import { toGraphQLError } from '../../errors';
+import { graphqlErrorFor } from '../../errors/contract';
 import type { GraphQLContext } from './context';
 
 export function authPlugin(): ApolloServerPlugin<GraphQLContext> {
@@ -15,8 +14,7 @@ export function authPlugin(): ApolloServerPlugin<GraphQLContext> {
         async didResolveOperation({ contextValue }) {
           const error = contextValue.authError;
           if (!error) return;
-          const mapped = toGraphQLError(error);
-          throw new GraphQLError(mapped.message, { originalError: error, extensions: mapped.extensions });
+          throw graphqlErrorFor(error, { refusesRequest: true, originalError: error });
         },
       };
     },

@@ -17,8 +17,9 @@
  * `tenant` or `filter.model` for an argument written in the query.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, visit, type DocumentNode } from 'graphql';
-import { BadInputError, toGraphQLError, type DomainError } from '../../errors';
+import { visit, type GraphQLError, type DocumentNode } from 'graphql';
+import { BadInputError, type DomainError } from '../../errors';
+import { graphqlErrorFor } from '../../errors/contract';
 import type { GraphQLContext } from './context';
 
 interface Problem {
@@ -114,9 +115,8 @@ function walkDocumentStrings(document: DocumentNode): Problem | null {
 }
 
 function refusal(error: DomainError): GraphQLError {
-  const mapped = toGraphQLError(error);
-  // Refused before execution: a client error status, as for variables graphql-js rejects.
-  return new GraphQLError(mapped.message, { originalError: error, extensions: { ...mapped.extensions, http: { status: 400 } } });
+  // Refused before execution: the code's status (400), as for variables graphql-js rejects.
+  return graphqlErrorFor(error, { refusesRequest: true, originalError: error });
 }
 
 export function inputGuardPlugin(options: { maxListElements: number }): ApolloServerPlugin<GraphQLContext> {
@@ -125,9 +125,7 @@ export function inputGuardPlugin(options: { maxListElements: number }): ApolloSe
       return {
         async didResolveOperation({ request, document, operation }) {
           if (operation?.operation === 'subscription') {
-            throw new GraphQLError('This API has no subscriptions; use a query or a mutation', {
-              extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
-            });
+            throw graphqlErrorFor({ code: 'GRAPHQL_VALIDATION_FAILED', message: 'This API has no subscriptions; use a query or a mutation', extensions: {} }, { refusesRequest: true });
           }
           const problem = checkVariables(request.variables, options.maxListElements) ?? checkDocumentStrings(document);
           if (problem) throw refusal(new BadInputError(problem.message, problem.field));

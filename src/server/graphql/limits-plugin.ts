@@ -8,9 +8,10 @@
  * response carries the RateLimit headers of the decision made for it.
  */
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, Kind, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { Kind, type GraphQLError, type DocumentNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import type { GraphQLContext } from './context';
-import { httpStatusFor, type DomainError } from '../../errors';
+import type { DomainError } from '../../errors';
+import { graphqlErrorFor } from '../../errors/contract';
 import { limitError, rateLimitHeaders } from '../../ratelimit/headers';
 import type { LimitDecision } from '../../ratelimit/types';
 import { admitAttributes } from '../../tracing/attributes';
@@ -61,8 +62,7 @@ function walkSelfMetered(document: DocumentNode, operation: OperationDefinitionN
 
 /** A GraphQL error that keeps the domain error (for formatError) and its HTTP status. */
 function asGraphQLError(error: DomainError): GraphQLError {
-  const status = httpStatusFor(error.code);
-  return new GraphQLError(error.message, { originalError: error, extensions: status ? { http: { status } } : {} });
+  return graphqlErrorFor(error, { refusesRequest: true, originalError: error });
 }
 
 export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {

@@ -19,10 +19,10 @@ import {
   domainErrorOf,
   errorBody,
   httpCodeForStatus,
-  httpStatusFor,
   isDependencyUnavailable,
   type HttpErrorCode,
 } from '../../errors';
+import { statusFor } from '../../errors/contract';
 
 /** A refusal decided by the HTTP layer, carried through fastify's error path. */
 export class HttpRefusal extends Error {
@@ -193,7 +193,7 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
 
 function sendDomainError(reply: FastifyReply, request: FastifyRequest, domain: DomainError): FastifyReply {
   const http = (domain.extensions['http'] as { status?: number } | undefined)?.status;
-  const status = http ?? httpStatusFor(domain.code) ?? (domain.code === 'INTERNAL' ? 500 : 400);
+  const status = http ?? statusFor(domain.code);
   const { http: _http, ...extensions } = domain.extensions;
   return reply.code(status).send(errorBody(domain.code, domain.message, request.id, extensions));
 }

@@ -6,7 +6,8 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services';
-import { BadInputError, ForbiddenError, UnauthenticatedError, domainErrorOf, errorBody, httpStatusFor } from '../../errors';
+import { BadInputError, ForbiddenError, UnauthenticatedError, domainErrorOf, errorBody } from '../../errors';
+import { statusFor } from '../../errors/contract';
 import { hasScope } from '../../auth/scopes';
 import { readableTenant } from '../../usage/usage-access';
 import { checkRange } from '../../usage/usage-queries';
@@ -48,7 +49,7 @@ export function registerUsageRoutes(app: FastifyInstance, services: Services): v
       const domain = domainErrorOf(error);
       if (!domain) throw error;
       const http = (domain.extensions['http'] as { status?: number } | undefined)?.status;
-      const status = http ?? httpStatusFor(domain.code) ?? (domain.code === 'INTERNAL' ? 500 : 400);
+      const status = http ?? statusFor(domain.code);
       const { http: _http, ...extensions } = domain.extensions;
       return reply.code(status).send(errorBody(domain.code, domain.message, request.id, extensions));
     }

@@ -7,7 +7,8 @@
  * modelgate's `code` and `requestId`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, httpStatusFor } from '../../../errors';
+import { DomainError } from '../../../errors';
+import { oipErrorBody, statusFor } from '../../../errors/contract';
 import type { Logger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
 import type { LimitDecision } from '../../../ratelimit/types';
@@ -28,15 +29,6 @@ export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'sta
 
 type ModelParams = { model: string; version?: string };
 
-/** OIP's statuses: the gateway's own where it has one (401, 403, 429, 503, 504), else 404 / 400 / 500. */
-export function oipStatusFor(code: string): number {
-  const status = httpStatusFor(code);
-  if (status) return status;
-  if (code === 'NOT_FOUND') return 404;
-  if (code === 'INTERNAL') return 500;
-  return 400;
-}
-
 function setLimitHeaders(reply: FastifyReply, decision: LimitDecision | null): void {
   if (decision) for (const [name, value] of Object.entries(rateLimitHeaders(decision))) void reply.header(name, value);
 }
@@ -44,7 +36,7 @@ function setLimitHeaders(reply: FastifyReply, decision: LimitDecision | null): v
 function sendError(request: FastifyRequest, reply: FastifyReply, error: DomainError, decision: LimitDecision | null): FastifyReply {
   setLimitHeaders(reply, decision);
   const { http: _http, ...extensions } = error.extensions;
-  return reply.code(oipStatusFor(error.code)).send({ error: error.message, code: error.code, ...extensions, requestId: request.id });
+  return reply.code(statusFor(error.code)).send(oipErrorBody(error.code, error.message, request.id, extensions));
 }
 
 /** Settles a pipeline outcome: limit headers always, the error in OIP shape, else null for the caller to answer. */
