@@ -11,9 +11,24 @@ export function hasScope(principal: Pick<Principal, 'scopes'>, scope: Scope): bo
   return principal.scopes.includes('admin') || principal.scopes.includes(scope);
 }
 
+/** The one FORBIDDEN for a missing scope (any of `scopes` would do), naming them in `requiredScopes`. */
+export function missingScope(scopes: readonly string[]): ForbiddenError {
+  return new ForbiddenError(`This API key lacks the scope ${scopes.join(' or ')}`, { requiredScopes: [...scopes] });
+}
+
+/** Throws FORBIDDEN (missingScope) unless the key has the scope; `admin` implies every scope. */
+export function requireScope(principal: Pick<Principal, 'scopes'>, scope: Scope): void {
+  if (!hasScope(principal, scope)) throw missingScope([scope]);
+}
+
+/** Whether the key's model allowlist (empty: every model) admits the model. */
+export function modelAllowed(principal: Pick<Principal, 'allowedModels'>, modelName: string): boolean {
+  return principal.allowedModels.length === 0 || principal.allowedModels.includes(modelName);
+}
+
 /** Throws FORBIDDEN when the key's model allowlist (empty: every model) excludes the model. */
 export function assertModelAllowed(principal: Pick<Principal, 'allowedModels' | 'keyPrefix'>, modelName: string): void {
-  if (principal.allowedModels.length > 0 && !principal.allowedModels.includes(modelName)) {
+  if (!modelAllowed(principal, modelName)) {
     throw new ForbiddenError(`This API key may not use model "${modelName}"`, { model: modelName });
   }
 }

@@ -13,10 +13,10 @@
  */
 import type { Database } from '../db/database';
 import type { ApiKey, Tenant } from '../db/generated/client';
-import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
+import { BadInputError, NotFoundError } from '../errors';
 import type { CreditsConfig, Principal } from '../auth/principal';
 import { creditsOf } from '../auth/principal-from-rows';
-import { hasScope } from '../auth/scopes';
+import { requireScope } from '../auth/scopes';
 import { auditActor } from '../auth/actor';
 import { billedUnitsBetween } from './billed-units';
 import { findTenant } from './price-book';
@@ -71,7 +71,7 @@ export class CreditService {
 
   /** Records a top-up (with its audit event, one transaction) and answers the new balance. Scope: admin. */
   async grant(principal: Principal | null, input: GrantCreditsInput): Promise<GrantResult> {
-    if (principal && !hasScope(principal, 'admin')) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
+    if (principal) requireScope(principal, 'admin');
     if (!Number.isInteger(input.amount) || input.amount < 1 || input.amount > MAX_GRANT) {
       throw new BadInputError(`amount must be a whole number of compute units from 1 to ${MAX_GRANT}`, 'amount');
     }

@@ -12,7 +12,7 @@ import type { Database } from '../db/database';
 import type { Price, Prisma, Tenant } from '../db/generated/client';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Principal } from '../auth/principal';
-import { hasScope } from '../auth/scopes';
+import { hasScope, requireScope } from '../auth/scopes';
 import { auditActor } from '../auth/actor';
 import { UUID } from '../ids/ids';
 
@@ -273,7 +273,7 @@ export function priceView(p: Price): Prisma.InputJsonObject {
 }
 
 function requireAdmin(principal: Principal | null): void {
-  if (principal && !hasScope(principal, 'admin')) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
+  if (principal) requireScope(principal, 'admin');
 }
 
 /** A tenant by id or name (a name that looks like a UUID is found too); NOT_FOUND otherwise. */

@@ -18,6 +18,13 @@ const CHECKSUM_LENGTH = 6;
 /** Characters of the random part shown in listings (the display prefix). */
 const DISPLAY_CHARS = 8;
 const KEY_SHAPE = /^mg_(live|test)_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/;
+/** A key's start: the display prefix, or any longer part of a key. */
+const KEY_START = /^mg_(live|test)_[0-9A-Za-z]+$/;
+
+/** Whether the text is the start of a modelgate key (a display prefix or more), as listings and the CLI name keys. */
+export function isKeyStart(text: string): boolean {
+  return KEY_START.test(text);
+}
 
 export const KEY_LENGTH = 'mg_live_'.length + BODY_LENGTH + CHECKSUM_LENGTH;
 

@@ -11,9 +11,9 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Principal } from '../auth/principal';
-import { assertModelAllowed, hasScope } from '../auth/scopes';
+import { assertModelAllowed, requireScope } from '../auth/scopes';
 import type { HeaderBag } from '../auth/authenticator';
-import { BadInputError, DomainError, ForbiddenError, UnauthenticatedError } from '../errors';
+import { BadInputError, DomainError, UnauthenticatedError } from '../errors';
 import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
 import type { LimitDecision } from '../ratelimit/types';
@@ -97,7 +97,7 @@ export type PipelineOutcome<T> =
     };
 
 function assertInferenceScope(principal: Principal): void {
-  if (!hasScope(principal, 'inference')) throw new ForbiddenError('This API key lacks the scope inference', { requiredScopes: ['inference'] });
+  requireScope(principal, 'inference');
 }
 
 

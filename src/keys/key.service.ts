@@ -13,11 +13,11 @@ import { Prisma, type ApiKey, type AuditEvent, type Tenant } from '../db/generat
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import { SCOPES, type Scope } from '../auth/principal';
-import { hasScope, isScope } from '../auth/scopes';
+import { hasScope, isScope, missingScope } from '../auth/scopes';
 import { actorLabel, auditActor, isAdmin, type Actor } from '../auth/actor';
 import type { InvalidationTarget, KeyInvalidator } from '../auth/invalidation';
 import { notifyInvalidation } from '../auth/pg-invalidation';
-import { displayPrefix, generateKey, hashKey, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from '../ids/key-format';
+import { displayPrefix, generateKey, hashKey, isKeyStart, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from '../ids/key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
 import { UUID } from '../ids/ids';
 import { NO_LIMITS, operatorLimitsJson, readOperatorLimits, tightenOnly, type KeyLimitValues, type PerMinuteDefaults } from './operator-limits';
@@ -487,7 +487,7 @@ export class KeyService {
   // ---- access -------------------------------------------------------------
 
   private requireAdmin(caller: Caller): void {
-    if (!isAdmin(caller)) throw new ForbiddenError('This API key lacks the scope admin', { requiredScopes: ['admin'] });
+    if (!isAdmin(caller)) throw missingScope(['admin']);
   }
 
   /**
@@ -683,7 +683,7 @@ async function findKey(db: Reader, caller: Caller, ref: string): Promise<ApiKey>
   let rows: ApiKey[];
   if (UUID.test(trimmed)) {
     rows = await db.apiKey.findMany({ where: { ...scope, id: trimmed }, take: 1 });
-  } else if (/^mg_(live|test)_[0-9A-Za-z]{1,}$/.test(trimmed)) {
+  } else if (isKeyStart(trimmed)) {
     // A display prefix (or a longer part of the key): match on the stored prefix.
     rows = await db.apiKey.findMany({ where: { ...scope, prefix: trimmed.slice(0, 16) }, take: 2 });
   } else {

@@ -2,6 +2,9 @@
  * One metered request, as the inference path hands it to the usage domain
  * (issue #7). Holds no inputs or outputs by design.
  */
+/** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
+export const NO_KEY = '00000000-0000-0000-0000-000000000000';
+
 export const USAGE_STATUSES = ['OK', 'BAD_INPUT', 'RATE_LIMITED', 'QUOTA_EXCEEDED', 'TIMEOUT', 'OVERLOADED', 'ERROR'] as const;
 export type UsageStatusName = (typeof USAGE_STATUSES)[number];
 

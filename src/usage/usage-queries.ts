@@ -12,7 +12,7 @@
  */
 import { BadInputError } from '../errors';
 import type { PrismaClient } from '../db/database';
-import type { UsageEvent, UsageStatusName } from './usage-event';
+import { NO_KEY, type UsageEvent, type UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
 import { amountMicrosSql, priceLateral } from '../billing/price-book';
 
@@ -24,7 +24,6 @@ const HOUR_MS = 3_600_000;
 export const MAX_RANGE_DAYS = 400;
 export const MAX_HOURLY_RANGE_DAYS = 93;
 export const MAX_PAGE_SIZE = 1000;
-const NO_KEY = '00000000-0000-0000-0000-000000000000';
 
 export interface UsageSummaryRow {
   hour: Date | null;

@@ -25,14 +25,13 @@ import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
 import type { Prisma } from '../db/generated/client';
 import { UnavailableError, isDependencyUnavailable } from '../errors';
-import { USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
+import { NO_KEY, USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
 import { UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
 import { UUID } from '../ids/ids';
 
-/** The rollup key for records without an API key (the rollup primary key cannot hold NULL). */
-export const NO_KEY = '00000000-0000-0000-0000-000000000000';
+export { NO_KEY };
 
 const STATUSES = new Set<string>(USAGE_STATUSES);
 const RETRY_MIN_MS = 250;

@@ -4,9 +4,9 @@
  * errors so the client gets UNAUTHENTICATED (401) or FORBIDDEN (403).
  */
 import type { AuthCheckerFn } from 'type-graphql';
-import { ForbiddenError, UnauthenticatedError } from '../../errors';
+import { UnauthenticatedError } from '../../errors';
 import type { GraphQLContext } from './context';
-import { hasScope, isScope } from '../../auth/scopes';
+import { hasScope, isScope, missingScope } from '../../auth/scopes';
 
 export const authChecker: AuthCheckerFn<GraphQLContext> = ({ context }, roles) => {
   const principal = context.principal;
@@ -16,5 +16,5 @@ export const authChecker: AuthCheckerFn<GraphQLContext> = ({ context }, roles) =
     if (!isScope(role)) throw new Error(`@Authorized names an unknown scope "${role}"`);
     if (hasScope(principal, role)) return true;
   }
-  throw new ForbiddenError(`This API key lacks the scope ${roles.join(' or ')}`, { requiredScopes: roles });
+  throw missingScope(roles);
 };

@@ -6,9 +6,9 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services';
-import { BadInputError, ForbiddenError, UnauthenticatedError, domainErrorOf, errorBody } from '../../errors';
+import { BadInputError, UnauthenticatedError, domainErrorOf, errorBody } from '../../errors';
 import { statusFor } from '../../errors/contract';
-import { hasScope } from '../../auth/scopes';
+import { requireScope } from '../../auth/scopes';
 import { readableTenant } from '../../usage/usage-access';
 import { checkRange } from '../../usage/usage-queries';
 
@@ -24,7 +24,7 @@ export function registerUsageRoutes(app: FastifyInstance, services: Services): v
     try {
       const principal = await services.auth.authenticate(request.headers);
       if (!principal) throw new UnauthenticatedError();
-      if (!hasScope(principal, 'usage:read')) throw new ForbiddenError('This API key lacks the scope usage:read', { requiredScopes: ['usage:read'] });
+      requireScope(principal, 'usage:read');
       const query = request.query as Record<string, unknown>;
       const from = dateParam(query['from'], 'from');
       const to = dateParam(query['to'], 'to');

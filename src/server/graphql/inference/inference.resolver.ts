@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, Authorized, Ctx, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
-import { assertModelAllowed } from '../../../auth';
+import { assertModelAllowed, modelAllowed } from '../../../auth';
 import type { GraphQLContext } from '../context';
 import type { RegisteredModel, ModelRegistry } from '../../../inference/registry';
 import type { ModelView } from '../../../inference/inference.service';
@@ -109,10 +109,10 @@ export class InferenceResolver {
   @Query(() => [ModelType], { description: 'Every model in the repository, each at its latest version' })
   models(@Ctx() ctx: GraphQLContext): ModelType[] {
     const models = ctx.services.models;
-    const allowed = ctx.principal!.allowedModels;
+    const principal = ctx.principal!;
     return models
       .modelNames()
-      .filter((name) => allowed.length === 0 || allowed.includes(name))
+      .filter((name) => modelAllowed(principal, name))
       .map((name) => toModelType(models.describe(name)));
   }
 

@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../../errors';
+import { modelAllowed } from '../../../auth/scopes';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
 import type { Logger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
@@ -136,10 +137,9 @@ export function registerOipRoutes(app: FastifyInstance, { pipeline, models: infe
       const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, request.log as unknown as Logger, request.trace ?? NOOP_STEPS);
       const refused = failed(request, reply, admitted);
       if (refused || !admitted.ok) return refused;
-      const allowed = admitted.principal.allowedModels;
       const index = inference
         .modelNames()
-        .filter((name) => allowed.length === 0 || allowed.includes(name))
+        .filter((name) => modelAllowed(admitted.principal, name))
         .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, ...(v.reason ? { reason: v.reason } : {}) })));
       return reply.send(index);
     });
