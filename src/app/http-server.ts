@@ -1,0 +1,170 @@
+/**
+ * The HTTP server of one gateway process: fastify with the error contract,
+ * tracing and request hooks, the operational routes (/healthz, /readyz,
+ * /metrics), and both doors (GraphQL at /graphql, REST under /v2, /usage.csv,
+ * /openapi.json, /console, GraphiQL).
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { fastifyApolloHandler } from '@as-integrations/fastify';
+import type { ApolloServer } from '@apollo/server';
+import type { Logger } from '../log/logger';
+import type { Services } from '../server/services';
+import type { GraphQLContext } from '../server/graphql/context';
+import type { InFlightRequests } from './in-flight';
+import { registerOipRoutes } from '../server/rest/oip/oip.routes';
+import { registerUsageRoutes } from '../server/rest/usage-csv.routes';
+import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../server/graphql/graphiql';
+import { registerConsole } from '../server/rest/console.routes';
+import { registerOpenApi } from '../server/rest/openapi/openapi.routes';
+import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
+import { registerHttpErrorContract, clientErrorHandler } from '../server/rest/http-errors';
+import type { Tracing } from '../tracing/tracing';
+import { registerTracing } from '../tracing/http';
+import { NOOP_STEPS } from '../tracing/noop';
+import { principalAttributes } from '../tracing/attributes';
+
+export interface RouteEntry {
+  method: string;
+  /** fastify's form: /v2/models/:model */
+  url: string;
+}
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Uses the caller's x-request-id when it is sane, otherwise makes one. */
+export function requestIdFor(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value && REQUEST_ID_PATTERN.test(value) ? value : randomUUID();
+}
+
+/** Stops accepting connections, lets in-flight requests finish, and cuts what is left at the drain timeout. */
+export async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), drainTimeoutMs);
+  });
+  const result = await Promise.race([app.close().then(() => 'drained' as const), timedOut]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    log.warn({ drainTimeoutMs }, 'drain timeout reached; closing remaining connections');
+    app.server.closeAllConnections();
+  }
+}
+
+export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext>, inFlight: InFlightRequests, tracing: Tracing, routes: RouteEntry[]): FastifyInstance {
+  const { config, log, metrics } = services;
+  const app = Fastify({
+    // pino's Logger is what fastify expects at run time; its type differs only in generics.
+    loggerInstance: log as FastifyBaseLogger,
+    // Per-request lines are logged by our onResponse hook (debug), with the request id.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: (req) => requestIdFor(req.headers['x-request-id']),
+    // Requests that reach an open connection while draining are still answered:
+    // refusing them would fail clients that did nothing wrong.
+    return503OnClosing: false,
+    // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly.
+    forceCloseConnections: 'idle',
+    // Node's own refusals (400 bad request line, 431 header overflow, 408) in the error contract's shape.
+    clientErrorHandler,
+  });
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
+  });
+  registerHttpErrorContract(app, { bodyLimitBytes: config.bodyLimitBytes, maxListElements: config.graphql.maxListElements });
+  registerTracing(app, tracing);
+
+  app.addHook('onRequest', async (request, reply) => {
+    inFlight.started(reply.raw);
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    // While shutting down, ask every client to reconnect (to another replica) after this answer.
+    if (services.lifecycle.isShuttingDown) reply.header('connection', 'close');
+    return payload;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe(
+      { method: request.method, route, status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    // The request's own logger: it carries the request id (and trace_id/span_id on traced routes).
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  });
+
+  registerOperationalRoutes(app, services, inFlight);
+  registerGraphiql(app);
+  registerConsole(app);
+  registerOpenApi(app);
+  registerUsageRoutes(app, services);
+  registerOipRoutes(app, {
+    pipeline: services.pipeline,
+    models: services.models,
+    ready: () => services.readiness.report().ready && !services.lifecycle.isShuttingDown,
+    bodyLimitBytes: services.config.bodyLimitBytes,
+  });
+  const apolloHandler = fastifyApolloHandler(apollo, { context: (request: FastifyRequest, reply) => graphqlContext(services, request, reply) });
+  app.route<{ Reply: string }>({
+    url: '/graphql',
+    method: ['GET', 'POST', 'OPTIONS'],
+    handler: async function (request, reply) {
+      if (wantsGraphiql(request.method, request.headers.accept, request.query)) {
+        return reply.type('text/html; charset=utf-8').send(GRAPHIQL_HTML);
+      }
+      return apolloHandler.call(this, request, reply);
+    },
+  });
+  return app;
+}
+
+/** /healthz (alive), /readyz (the readiness report; 503 while starting or shutting down) and /metrics. */
+function registerOperationalRoutes(app: FastifyInstance, services: Services, inFlight: InFlightRequests): void {
+  const { metrics, readiness } = services;
+  app.get('/healthz', async () => ({ status: 'alive' }));
+  app.get('/readyz', async (_request, reply) => {
+    const report = readiness.report();
+    if (services.lifecycle.isShuttingDown) {
+      return reply.code(503).send({ ...report, ready: false, shuttingDown: true, shutdown: { state: services.lifecycle.state, inFlightRequests: inFlight.count } });
+    }
+    return reply.code(report.ready ? 200 : 503).send(report);
+  });
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+}
+
+/** The GraphQL context of one request: ids, services, the request's logger and span, and the verified caller. */
+async function graphqlContext(services: Services, request: FastifyRequest, reply: FastifyReply): Promise<GraphQLContext> {
+  const context: GraphQLContext = {
+    requestId: request.id,
+    // request.log is a pino child logger carrying the request id.
+    log: request.log as unknown as Logger,
+    services,
+    request,
+    reply,
+    ip: request.ip,
+    userAgent: request.headers['user-agent'],
+    principal: null,
+    inferenceCalls: 0,
+    pendingUsage: [],
+    trace: request.trace ?? NOOP_STEPS,
+  };
+  await context.trace.step('authenticate', async (span) => {
+    try {
+      context.principal = await services.auth.authenticate(request.headers);
+      if (context.principal) span.set(principalAttributes(context.principal));
+    } catch (error) {
+      // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status;
+      // a database or Redis outage under authentication is UNAVAILABLE (503), never its driver text.
+      if (error instanceof DomainError) context.authError = error;
+      else if (isDependencyUnavailable(error)) {
+        request.log.warn({ err: error }, 'authentication: dependency unavailable');
+        context.authError = new UnavailableError();
+      } else throw error;
+      span.fail(context.authError.code);
+    }
+  });
+  return context;
+}
