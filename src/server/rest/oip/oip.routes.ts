@@ -49,6 +49,19 @@ function failed<T>(request: FastifyRequest, reply: FastifyReply, outcome: Pipeli
   return sendError(request, reply, outcome.error, outcome.limits);
 }
 
+/** request.log is the pino child logger fastify made for the request (it carries the request id); pino's Logger is its run-time type. */
+function requestLog(request: FastifyRequest): Logger {
+  return request.log as unknown as Logger;
+}
+
+/** The decoded body (Content-Encoding, the body limit) parsed as an OIP inference request for the route's model and version. */
+function parseRestInfer(request: FastifyRequest<{ Params: ModelParams }>, bodyLimitBytes: number): ReturnType<typeof parseInferRequest> {
+  const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+  const body = decodeBody(raw, request.headers['content-encoding'], bodyLimitBytes);
+  const { model, version } = request.params;
+  return parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
+}
+
 /** The pipeline's view of a REST inference call: one call per HTTP request. */
 function restCall(request: FastifyRequest) {
   return {
@@ -56,7 +69,7 @@ function restCall(request: FastifyRequest) {
     requestId: request.id,
     clientChoseRequestId: request.headers['x-request-id'] === request.id,
     sequence: 1,
-    log: request.log as unknown as Logger,
+    log: requestLog(request),
     trace: request.trace ?? NOOP_STEPS,
   };
 }
@@ -70,180 +83,199 @@ export interface OipDependencies {
   bodyLimitBytes: number;
 }
 
-export function registerOipRoutes(app: FastifyInstance, { pipeline, models: inference, ready: takesRequests, bodyLimitBytes }: OipDependencies): void {
-
+export function registerOipRoutes(app: FastifyInstance, dependencies: OipDependencies): void {
   void app.register(async (scope) => {
     // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
     // content type, usually application/octet-stream): read them whole and
     // parse here, where Inference-Header-Content-Length says where the JSON ends.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-
-    scope.get('/v2/health/live', async () => ({ live: true }));
-    scope.get('/v2/health/ready', async (_request, reply) => {
-      const ready = takesRequests();
-      return reply.code(ready ? 200 : 503).send({ ready });
-    });
-    scope.get('/v2', async () => ({ name: 'modelgate', version: VERSION, extensions: OIP_EXTENSIONS }));
-
-    /**
-     * A GET route about one model, at /v2/models/{m}<suffix> and
-     * /v2/models/{m}/versions/{v}<suffix>: the key is admitted for that model
-     * (scope, allowlist, one request of limits) and domain errors answer in the
-     * OIP shape, so each route only says what it answers.
-     */
-    const modelRoute = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => {
-      const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-        const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, request.log as unknown as Logger, request.trace ?? NOOP_STEPS);
-        const refused = failed(request, reply, admitted);
-        if (refused) return refused;
-        try {
-          return await answer(reply, request.params);
-        } catch (error) {
-          if (error instanceof DomainError) return sendError(request, reply, error, null);
-          throw error;
-        }
-      };
-      scope.get(`/v2/models/:model${suffix}`, handler);
-      scope.get(`/v2/models/:model/versions/:version${suffix}`, handler);
-    };
-
-    modelRoute('', async (reply, { model, version }) => {
-      const v = inference.describe(model, version ?? null);
-      const batching = (v.config?.maxBatchSize ?? 0) > 0;
-      const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
-        name: t.name,
-        datatype: t.datatype,
-        shape: batching ? [-1, ...t.dims] : t.dims,
-      });
-      return reply.send({
-        name: v.name,
-        versions: v.versions.map((x) => x.version),
-        platform: v.config?.platform ?? 'onnxruntime_onnx',
-        inputs: v.config?.inputs.map(tensor) ?? [],
-        outputs: v.config?.outputs.map(tensor) ?? [],
-      });
-    });
-
-    // Ready: 200 when the version takes requests; otherwise 503 (Triton's clients read any non-200 as not ready).
-    modelRoute('/ready', async (reply, { model, version }) => {
-      const v = inference.describe(model, version ?? null);
-      const isReady = v.status === 'READY';
-      return reply.code(isReady ? 200 : 503).send({ name: v.name, version: v.version, ready: isReady });
-    });
-
-    // Triton's repository index: every version of every model the key may see, with its state.
-    scope.post('/v2/repository/index', async (request, reply) => {
-      const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, request.log as unknown as Logger, request.trace ?? NOOP_STEPS);
-      const refused = failed(request, reply, admitted);
-      if (refused || !admitted.ok) return refused;
-      const index = inference
-        .modelNames()
-        .filter((name) => modelAllowed(admitted.principal, name))
-        .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, ...(v.reason ? { reason: v.reason } : {}) })));
-      return reply.send(index);
-    });
-
-    // Triton's model configuration extension, in its JSON form (the fields modelgate serves with).
-    modelRoute('/config', async (reply, { model, version }) => {
-      const config = inference.describe(model, version ?? null).config;
-      if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
-      const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
-      return reply.send({
-        name: config.name,
-        platform: config.platform,
-        backend: 'onnxruntime',
-        max_batch_size: config.maxBatchSize,
-        input: config.inputs.map(tensor),
-        output: config.outputs.map(tensor),
-        ...(config.maxBatchSize > 0
-          ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
-          : {}),
-        parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
-      });
-    });
-
-    // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
-    modelRoute('/stats', async (reply, { model, version }) => {
-      const found = inference.describe(model, version ?? null);
-      const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
-      const ns = (ms: number) => Math.round(ms * 1e6);
-      return reply.send({
-        model_stats: versions.map((v) => ({
-          name: v.name,
-          version: v.version,
-          inference_count: v.stats.inferences,
-          execution_count: v.stats.executions,
-          inference_stats: {
-            // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
-            success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
-            fail: { count: v.stats.failures, ns: 0 },
-            queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
-            compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
-          },
-        })),
-      });
-    });
-
-    const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-      const { model, version } = request.params;
-      const call = restCall(request);
-      let parsed: ReturnType<typeof parseInferRequest>;
-      try {
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const body = decodeBody(raw, request.headers['content-encoding'], bodyLimitBytes);
-        parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        // A body that does not parse is still an inference call of this key: the pipeline
-        // authenticates, charges and records it like any other bad input.
-        const outcome = await pipeline.rejected(call, model, error);
-        return sendError(request, reply, outcome.error, outcome.limits);
-      }
-      const outcome = await pipeline.infer(call, parsed.request);
-      const refused = failed(request, reply, outcome);
-      if (refused || !outcome.ok) return refused;
-      const encoded = encodeInferResponse(parsed, outcome.result);
-      if (encoded.headerLength !== null) void reply.header('inference-header-content-length', String(encoded.headerLength));
-      return reply.type(encoded.contentType).send(encoded.body);
-    };
-    scope.post('/v2/models/:model/infer', infer);
-    scope.post('/v2/models/:model/versions/:version/infer', infer);
-
-    // modelgate extension: saliency maps, the same pipeline step as GraphQL classify(explain: …).
-    const explain = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-      const { model, version } = request.params;
-      const call = restCall(request);
-      let parsed: ReturnType<typeof parseInferRequest>;
-      let options: ReturnType<typeof parseExplainParameters>;
-      try {
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const body = decodeBody(raw, request.headers['content-encoding'], bodyLimitBytes);
-        parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
-        options = parseExplainParameters(parsed.parameters ?? {});
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        const outcome = await pipeline.rejected(call, model, error);
-        return sendError(request, reply, outcome.error, outcome.limits);
-      }
-      const outcome = await pipeline.classify(call, {
-        model,
-        version: version ?? null,
-        images: [],
-        tensors: parsed.request.inputs,
-        topK: 1,
-        timeoutMs: parsed.request.parameters?.timeoutMs ?? null,
-        explain: options,
-      });
-      if (!outcome.ok && outcome.error.code === 'BAD_USER_INPUT' && outcome.error.extensions['field'] !== undefined) {
-        const error = new DomainError(outcome.error.code, outcome.error.message, { ...outcome.error.extensions, field: restField(outcome.error.extensions['field']) });
-        return sendError(request, reply, error, outcome.limits);
-      }
-      const refused = failed(request, reply, outcome);
-      if (refused || !outcome.ok) return refused;
-      return reply.send(encodeExplainResponse(outcome.result, parsed.request.id ?? null));
-    };
-    scope.post('/v2/models/:model/explain', explain);
-    scope.post('/v2/models/:model/versions/:version/explain', explain);
+    registerServerRoutes(scope, dependencies);
+    registerModelRoutes(scope, dependencies);
+    registerModelExtensionRoutes(scope, dependencies);
+    registerInferRoutes(scope, dependencies);
+    registerExplainRoutes(scope, dependencies);
   });
+}
+
+/** Server liveness, readiness and metadata. */
+function registerServerRoutes(scope: FastifyInstance, { ready: takesRequests }: OipDependencies): void {
+  scope.get('/v2/health/live', async () => ({ live: true }));
+  scope.get('/v2/health/ready', async (_request, reply) => {
+    const ready = takesRequests();
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+  scope.get('/v2', async () => ({ name: 'modelgate', version: VERSION, extensions: OIP_EXTENSIONS }));
+}
+
+/**
+ * A GET route about one model, at /v2/models/{m}<suffix> and
+ * /v2/models/{m}/versions/{v}<suffix>: the key is admitted for that model
+ * (scope, allowlist, one request of limits) and domain errors answer in the
+ * OIP shape, so each route only says what it answers.
+ */
+function modelRoute(scope: FastifyInstance, pipeline: InferencePipeline, suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>): void {
+  const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLog(request), request.trace ?? NOOP_STEPS);
+    const refused = failed(request, reply, admitted);
+    if (refused) return refused;
+    try {
+      return await answer(reply, request.params);
+    } catch (error) {
+      if (error instanceof DomainError) return sendError(request, reply, error, null);
+      throw error;
+    }
+  };
+  scope.get(`/v2/models/:model${suffix}`, handler);
+  scope.get(`/v2/models/:model/versions/:version${suffix}`, handler);
+}
+
+/** Model metadata and readiness, and the repository index. */
+function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inference }: OipDependencies): void {
+  const route = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => modelRoute(scope, pipeline, suffix, answer);
+  route('', async (reply, { model, version }) => {
+    const v = inference.describe(model, version ?? null);
+    const batching = (v.config?.maxBatchSize ?? 0) > 0;
+    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: batching ? [-1, ...t.dims] : t.dims,
+    });
+    return reply.send({
+      name: v.name,
+      versions: v.versions.map((x) => x.version),
+      platform: v.config?.platform ?? 'onnxruntime_onnx',
+      inputs: v.config?.inputs.map(tensor) ?? [],
+      outputs: v.config?.outputs.map(tensor) ?? [],
+    });
+  });
+
+  // Ready: 200 when the version takes requests; otherwise 503 (Triton's clients read any non-200 as not ready).
+  route('/ready', async (reply, { model, version }) => {
+    const v = inference.describe(model, version ?? null);
+    const isReady = v.status === 'READY';
+    return reply.code(isReady ? 200 : 503).send({ name: v.name, version: v.version, ready: isReady });
+  });
+
+  // Triton's repository index: every version of every model the key may see, with its state.
+  scope.post('/v2/repository/index', async (request, reply) => {
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS);
+    const refused = failed(request, reply, admitted);
+    if (refused || !admitted.ok) return refused;
+    const index = inference
+      .modelNames()
+      .filter((name) => modelAllowed(admitted.principal, name))
+      .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, ...(v.reason ? { reason: v.reason } : {}) })));
+    return reply.send(index);
+  });
+
+}
+
+/** Triton's model configuration and statistics extensions. */
+function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models: inference }: OipDependencies): void {
+  const route = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => modelRoute(scope, pipeline, suffix, answer);
+
+  // Triton's model configuration extension, in its JSON form (the fields modelgate serves with).
+  route('/config', async (reply, { model, version }) => {
+    const config = inference.describe(model, version ?? null).config;
+    if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
+    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+    return reply.send({
+      name: config.name,
+      platform: config.platform,
+      backend: 'onnxruntime',
+      max_batch_size: config.maxBatchSize,
+      input: config.inputs.map(tensor),
+      output: config.outputs.map(tensor),
+      ...(config.maxBatchSize > 0
+        ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
+        : {}),
+      parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+    });
+  });
+
+  // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
+  route('/stats', async (reply, { model, version }) => {
+    const found = inference.describe(model, version ?? null);
+    const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
+    const ns = (ms: number) => Math.round(ms * 1e6);
+    return reply.send({
+      model_stats: versions.map((v) => ({
+        name: v.name,
+        version: v.version,
+        inference_count: v.stats.inferences,
+        execution_count: v.stats.executions,
+        inference_stats: {
+          // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
+          success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
+          fail: { count: v.stats.failures, ns: 0 },
+          queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
+          compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
+        },
+      })),
+    });
+  });
+}
+
+/** Triton's inference route, JSON or binary tensors. */
+function registerInferRoutes(scope: FastifyInstance, { pipeline, bodyLimitBytes }: OipDependencies): void {
+  const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    const { model } = request.params;
+    const call = restCall(request);
+    let parsed: ReturnType<typeof parseInferRequest>;
+    try {
+      parsed = parseRestInfer(request, bodyLimitBytes);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      // A body that does not parse is still an inference call of this key: the pipeline
+      // authenticates, charges and records it like any other bad input.
+      const outcome = await pipeline.rejected(call, model, error);
+      return sendError(request, reply, outcome.error, outcome.limits);
+    }
+    const outcome = await pipeline.infer(call, parsed.request);
+    const refused = failed(request, reply, outcome);
+    if (refused || !outcome.ok) return refused;
+    const encoded = encodeInferResponse(parsed, outcome.result);
+    if (encoded.headerLength !== null) void reply.header('inference-header-content-length', String(encoded.headerLength));
+    return reply.type(encoded.contentType).send(encoded.body);
+  };
+  scope.post('/v2/models/:model/infer', infer);
+  scope.post('/v2/models/:model/versions/:version/infer', infer);
+}
+
+/** modelgate's explain extension. */
+function registerExplainRoutes(scope: FastifyInstance, { pipeline, bodyLimitBytes }: OipDependencies): void {
+  // modelgate extension: saliency maps, the same pipeline step as GraphQL classify(explain: …).
+  const explain = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    const { model, version } = request.params;
+    const call = restCall(request);
+    let parsed: ReturnType<typeof parseInferRequest>;
+    let options: ReturnType<typeof parseExplainParameters>;
+    try {
+      parsed = parseRestInfer(request, bodyLimitBytes);
+      options = parseExplainParameters(parsed.parameters ?? {});
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      const outcome = await pipeline.rejected(call, model, error);
+      return sendError(request, reply, outcome.error, outcome.limits);
+    }
+    const outcome = await pipeline.classify(call, {
+      model,
+      version: version ?? null,
+      images: [],
+      tensors: parsed.request.inputs,
+      topK: 1,
+      timeoutMs: parsed.request.parameters?.timeoutMs ?? null,
+      explain: options,
+    });
+    if (!outcome.ok && outcome.error.code === 'BAD_USER_INPUT' && outcome.error.extensions['field'] !== undefined) {
+      const error = new DomainError(outcome.error.code, outcome.error.message, { ...outcome.error.extensions, field: restField(outcome.error.extensions['field']) });
+      return sendError(request, reply, error, outcome.limits);
+    }
+    const refused = failed(request, reply, outcome);
+    if (refused || !outcome.ok) return refused;
+    return reply.send(encodeExplainResponse(outcome.result, parsed.request.id ?? null));
+  };
+  scope.post('/v2/models/:model/explain', explain);
+  scope.post('/v2/models/:model/versions/:version/explain', explain);
 }
