@@ -225,6 +225,7 @@ export class InferencePipeline {
     }
   }
 
+  /** Why over 80 lines: the request path's steps in order (authenticate, admit, validate, run, record), each under its span; the one place the order is written. */
   private async run<T extends { queueMs: number; computeMs: number }>(
     call: CallContext,
     model: string,

@@ -39,6 +39,7 @@ function useTenants(apiKey: string, me: Me, reload: number): Tenant[] {
   return tenants;
 }
 
+/** Why over 80 lines: one view's hooks (list, create, revoke dialogs) and markup read top to bottom; hooks cannot move into helpers without lifting their state. */
 export function KeysView(props: { apiKey: string; me: Me }) {
   const { apiKey, me } = props;
   const isAdmin = hasScope(me, 'ADMIN');

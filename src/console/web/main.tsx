@@ -68,6 +68,7 @@ function SignIn(props: { message: string | null; onSignIn: (key: string, remembe
   );
 }
 
+/** Why over 80 lines: the sign-in state, the tab router and the shell's markup share one set of hooks. */
 function App() {
   const [key, setKey] = useState<string | null>(null);
   const [me, setMe] = useState<Me | null>(null);

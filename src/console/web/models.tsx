@@ -36,6 +36,7 @@ function samplePng(pixelsB64: string): string {
   return canvas.toDataURL('image/png');
 }
 
+/** Why over 80 lines: one view's hooks (models, sample, explain) and markup read top to bottom; hooks cannot move into helpers without lifting their state. */
 export function ModelsView(props: { apiKey: string }) {
   const { apiKey } = props;
   const [models, setModels] = useState<Model[]>([]);

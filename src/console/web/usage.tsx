@@ -59,6 +59,7 @@ function rangeFor(span: Span, g: Granularity, nowMs: number): { from: number; to
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
 const bucketOf = (r: Row) => Date.parse((r.hour ?? r.day) as string) / 1000;
 
+/** Why over 80 lines: one view's hooks (filters, fetch, chart) and markup read top to bottom; hooks cannot move into helpers without lifting their state. */
 export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
   const { apiKey, me } = props;
   const isAdmin = hasScope(me, 'ADMIN');

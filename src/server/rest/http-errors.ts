@@ -65,6 +65,7 @@ export interface HttpErrorOptions {
   maxListElements: number;
 }
 
+/** Why over 80 lines: fastify's not-found, error and onSend hooks share the contract's closure (options, fixed messages) and are read as one answer table. */
 export function registerHttpErrorContract(app: FastifyInstance, options: HttpErrorOptions): void {
   // Static routes and their methods, for 405 with Allow instead of a 404.
   const methodsByUrl = new Map<string, Set<string>>();
