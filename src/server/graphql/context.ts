@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../log/logger';
 import type { Services } from '../services';
 import type { Principal } from '../../auth/principal';
+import type { Actor } from '../../auth/actor';
 import type { DomainError } from '../../errors';
 import type { LimitDecision } from '../../ratelimit/types';
 import type { PendingUsage } from './pending-usage';
@@ -33,4 +34,9 @@ export interface GraphQLContext {
   pendingUsage: PendingUsage[];
   /** The request's server span (child spans for authenticate, admit, validate, queue, compute, record). */
   trace: StepTrace;
+}
+
+/** The caller an admin change is made for (audit actor columns): the request's key, address, user agent and id. */
+export function callerOf(ctx: GraphQLContext, principal: Principal | null = ctx.principal): Actor {
+  return { principal, ip: ctx.ip, userAgent: ctx.userAgent ?? null, requestId: ctx.requestId };
 }

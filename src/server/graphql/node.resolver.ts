@@ -4,7 +4,7 @@
  * object the caller may not read answers null, exactly like an unknown id.
  */
 import { Arg, Authorized, Ctx, ID, Query, Resolver } from 'type-graphql';
-import type { GraphQLContext } from './context';
+import { callerOf, type GraphQLContext } from './context';
 import { Node } from './node';
 import { BadInputError, UnauthenticatedError } from '../../errors';
 import { ApiKeyType, AuditEventType, TenantType } from './keys/keys.types';
@@ -22,7 +22,7 @@ export const MAX_NODE_IDS = 100;
 async function resolveNode(ctx: GraphQLContext, id: string): Promise<Node | null> {
   const principal = ctx.principal;
   if (!principal) throw new UnauthenticatedError();
-  const caller = { principal, ip: ctx.ip, userAgent: ctx.userAgent ?? null, requestId: ctx.requestId };
+  const caller = callerOf(ctx, principal);
   const found = await ctx.services.keys.nodeById(caller, id);
   // Instances, so the Node interface resolves each value to its object type.
   if (found?.kind === 'Tenant') return Object.assign(new TenantType(), toTenantType(found.row));

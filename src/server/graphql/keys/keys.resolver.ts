@@ -1,10 +1,10 @@
 /** The admin API. Resolvers parse, authorize (scope), call KeyService and shape; access rules live in the service. */
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import type { ApiKey, AuditEvent, Tenant } from '../../../db/generated/client';
-import type { GraphQLContext } from '../context';
+import { callerOf, type GraphQLContext } from '../context';
 import { BadInputError, UnauthenticatedError } from '../../../errors';
 import type { Page } from '../../../keys/pagination';
-import type { Caller, KeyService } from '../../../keys/key.service';
+import type { KeyService } from '../../../keys/key.service';
 import {
   ApiKeyConnection,
   ApiKeyStatus,
@@ -42,9 +42,6 @@ class AuditEventsArgs extends PageArgsType {
   @Field(() => String, { nullable: true, description: 'Tenant id or name' }) tenant?: string | null;
 }
 
-function callerOf(ctx: GraphQLContext): Caller {
-  return { principal: ctx.principal, ip: ctx.ip, userAgent: ctx.userAgent ?? null, requestId: ctx.requestId };
-}
 
 function service(ctx: GraphQLContext): KeyService {
   return ctx.services.keys;

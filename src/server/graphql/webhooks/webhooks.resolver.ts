@@ -1,8 +1,7 @@
 /** The webhooks API. Resolvers parse and shape; access rules live in WebhookService. */
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import type { WebhookEndpoint } from '../../../db/generated/client';
-import type { GraphQLContext } from '../context';
-import type { Caller } from '../../../keys/key.service';
+import { callerOf, type GraphQLContext } from '../context';
 import type { ConnectionShape } from '../keys/keys.types';
 import type { DeliveryRow, WebhookInput, WebhookService } from '../../../webhooks/webhook.service';
 import {
@@ -25,9 +24,6 @@ class WebhookDeliveriesArgs {
   @Field(() => WebhookDeliveryStatusValue, { nullable: true, description: 'Only deliveries in this state' }) status?: WebhookDeliveryStatusValue | null;
 }
 
-function callerOf(ctx: GraphQLContext): Caller {
-  return { principal: ctx.principal, ip: ctx.ip, userAgent: ctx.userAgent ?? null, requestId: ctx.requestId };
-}
 
 function service(ctx: GraphQLContext): WebhookService {
   return ctx.services.webhooks;
