@@ -16,14 +16,15 @@ import type { HeaderBag } from '../auth/authenticator';
 import { BadInputError, DomainError, UnauthenticatedError } from '../errors';
 import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
+import { admitInSpan, type LimitChecker } from '../ratelimit/admit';
 import type { LimitDecision } from '../ratelimit/types';
 import { usageStatusForCode, type UsageEvent, type UsageStatusName } from '../usage/usage-event';
 import { usageModelName } from '../usage/model-label';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
-import type { StepSpan, StepTrace } from '../tracing/types';
+import type { StepTrace } from '../tracing/types';
 import { NOOP_STEPS } from '../tracing/noop';
-import { ATTR, admitAttributes, principalAttributes } from '../tracing/attributes';
+import { ATTR, principalAttributes } from '../tracing/attributes';
 
 /** Verifies the key a request presents; null when it presents none. */
 export interface CallerAuthenticator {
@@ -31,10 +32,7 @@ export interface CallerAuthenticator {
 }
 
 /** Checks and consumes every limit of one request atomically (ratelimit domain). */
-export interface LimitChecker {
-  /** model: for the price a money budget charges. */
-  check(principal: Principal, request: { computeUnits: number; model?: string }): Promise<LimitDecision>;
-}
+export type { LimitChecker };
 
 /** Where usage records go. A durable sink returns a promise; the answer waits for it. */
 export interface UsageRecorder {
@@ -176,18 +174,7 @@ export class InferencePipeline {
 
   /** One limits check in an `admit` span: the decision, and the limit that refused. */
   private admit(principal: Principal, computeUnits: number, trace: StepTrace, model?: string): Promise<LimitDecision> {
-    return trace.step(
-      'admit',
-      async (span: StepSpan) => {
-        const decision = await this.deps.limits.check(principal, model === undefined ? { computeUnits } : { computeUnits, model });
-        if (trace.recording) {
-          span.set(admitAttributes(decision));
-          if (!decision.allowed) span.fail(limitError(decision).code);
-        }
-        return decision;
-      },
-      { [ATTR.computeUnits]: computeUnits },
-    );
+    return admitInSpan(this.deps.limits, principal, model === undefined ? { computeUnits } : { computeUnits, model }, trace);
   }
 
   /**

@@ -3,7 +3,6 @@
  * semantic conventions). Identifiers only: never a key, a message or input.
  */
 import type { Principal } from '../auth/principal';
-import type { LimitDecision } from '../ratelimit/types';
 import type { TraceAttributes } from './types';
 
 export const ATTR = {
@@ -32,11 +31,4 @@ export const ATTR = {
 
 export function principalAttributes(principal: Principal): TraceAttributes {
   return { [ATTR.tenantId]: principal.tenantId, [ATTR.apiKeyId]: principal.apiKeyId, [ATTR.apiKeyPrefix]: principal.keyPrefix };
-}
-
-/** An `admit` span's facts: the decision, where it was made, and the limit that refused. */
-export function admitAttributes(decision: LimitDecision): TraceAttributes {
-  const attributes: TraceAttributes = { [ATTR.limitDecision]: decision.allowed ? 'allowed' : decision.reason, [ATTR.limitSource]: decision.source };
-  if (!decision.allowed && decision.reason === 'limit') attributes[ATTR.limitName] = decision.hit.name;
-  return attributes;
 }

@@ -14,7 +14,7 @@ import type { DomainError } from '../../errors';
 import { graphqlErrorFor } from '../../errors/contract';
 import { limitError, rateLimitHeaders } from '../../ratelimit/headers';
 import type { LimitDecision } from '../../ratelimit/types';
-import { admitAttributes } from '../../tracing/attributes';
+import { admitInSpan } from '../../ratelimit/admit';
 
 /** Root fields whose resolvers meter themselves (with compute units). */
 export const SELF_METERED_ROOT_FIELDS = new Set(['infer', 'classify']);
@@ -77,12 +77,7 @@ export function rateLimitPlugin(): ApolloServerPlugin<GraphQLContext> {
             contextValue.limitsDeferred = true;
             return;
           }
-          const decision = await contextValue.trace.step('admit', async (span) => {
-            const made = await contextValue.services.limits.check(principal, { computeUnits: 0 });
-            span.set(admitAttributes(made));
-            if (!made.allowed) span.fail(limitError(made).code);
-            return made;
-          });
+          const decision = await admitInSpan(contextValue.services.limits, principal, { computeUnits: 0 }, contextValue.trace);
           recordLimitDecision(contextValue, decision);
           if (!decision.allowed) throw asGraphQLError(limitError(decision));
         },
