@@ -33,6 +33,9 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   UNAVAILABLE: 503,
 };
 
+/** The Retry-After (seconds) of a 503 that names no other: the database's recovery probe runs every 250 ms. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
+
 export function httpStatusFor(code: string): number | undefined {
   return HTTP_STATUS[code as ErrorCode];
 }

@@ -20,6 +20,7 @@ import {
   errorBody,
   httpCodeForStatus,
   httpStatusFor,
+  UNAVAILABLE_RETRY_AFTER_SECONDS,
   isDependencyUnavailable,
   type HttpErrorCode,
 } from '../errors';
@@ -187,6 +188,8 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
     const normalized = normalizeErrorBody(text, reply.statusCode, request.id, protocol);
     if (normalized.status !== reply.statusCode) reply.code(normalized.status);
     reply.header('content-type', 'application/json; charset=utf-8');
+    // A 503 (a dependency out, too many database clients, a closed-mode limiter) is worth retrying: say when.
+    if (normalized.status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     return normalized.body;
   });
 }
