@@ -4,6 +4,7 @@
  * `createGateway` does not listen;
  * `Gateway.listen` does, so tests can start as many as they need.
  */
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
@@ -174,7 +175,17 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       const s = usage.stats();
       return {
         ready: true,
-        detail: { spooledRecords: s.spooled, walUncommittedRecords: s.walUncommitted, walLagMs: Math.round(s.walLagMs), walSegments: s.walSegments },
+        detail: {
+          spooledRecords: s.spooled,
+          walUncommittedRecords: s.walUncommitted,
+          walLagMs: Math.round(s.walLagMs),
+          walSegments: s.walSegments,
+          quarantinedLines: s.quarantinedLines,
+          // A segment the replay cannot write while the database answers: metering of its records waits for a person.
+          ...(s.stuck.length > 0
+            ? { stuckSegments: s.stuck.map((x) => ({ file: path.basename(x.file), attempts: x.attempts, stuckForMs: Date.now() - x.since, error: x.error })) }
+            : {}),
+        },
       };
     },
     { required: false },
