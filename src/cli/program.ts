@@ -293,7 +293,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
   addTenantCommands(program.command('tenants').description('Create, list, change, suspend and resume tenants'), ctx);
   addKeyCommands(program.command('keys').description('Create, list, show, change, revoke and rotate API keys'), ctx);
 
-  addWebhookCommands(program.command('webhooks').description("A tenant's webhooks and their delivery log (gateway only)"), ctx);
+  addWebhookCommands(program.command('webhooks').description("A tenant's webhooks and their delivery log (gateway only); re-encrypting their secrets for a new key (database only)"), ctx);
 
   program
     .command('credits')
