@@ -201,6 +201,7 @@ export class UsageService implements UsageSink {
   private readonly stuck = new Map<WalSegment, StuckSegment & { retryAt: number }>();
   private readonly counters = { written: 0, failures: 0, rejected: 0, quarantinedLines: 0, quarantinedSegments: 0 };
   private readonly writtenTotal: Counter;
+  private readonly computeUnitsTotal: Counter<'model'>;
   private readonly failuresTotal: Counter;
   private readonly rejectedTotal: Counter;
   private readonly walFailuresTotal: Counter;
@@ -238,6 +239,12 @@ export class UsageService implements UsageSink {
     gauge('modelgate_usage_wal_lag_seconds', 'Age of the oldest write-ahead log segment holding records not yet in Postgres', (s) => s.walLagMs / 1000);
     gauge('modelgate_usage_wal_segments', 'Files in the usage write-ahead log', (s) => s.walSegments);
     this.writtenTotal = new Counter({ name: 'modelgate_usage_records_written_total', help: 'Usage records inserted into the database', registers });
+    this.computeUnitsTotal = new Counter({
+      name: 'modelgate_usage_compute_units_total',
+      help: 'Compute units in usage records inserted into the database, by model (what billing prices; a replayed batch that was partly stored already is not counted)',
+      labelNames: ['model'],
+      registers,
+    });
     this.failuresTotal = new Counter({ name: 'modelgate_usage_write_failures_total', help: 'Failed usage batch inserts (the records are replayed from the log)', registers });
     this.rejectedTotal = new Counter({ name: 'modelgate_usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
     this.durableSeconds = new Histogram({
@@ -551,6 +558,12 @@ export class UsageService implements UsageSink {
     const inserted = this.commitHook ? await this.insertWithHook(prisma, this.commitHook, payload) : Number((await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload))[0]?.inserted ?? 0);
     this.counters.written += inserted;
     this.writtenTotal.inc(inserted);
+    // Off the request path (one pass per batch). Which rows of a partly stored replay were new is not returned, so only whole batches count.
+    if (inserted === sorted.length) {
+      const units = new Map<string, number>();
+      for (const e of sorted) if (e.computeUnits > 0) units.set(e.model, (units.get(e.model) ?? 0) + e.computeUnits);
+      for (const [model, n] of units) this.computeUnitsTotal.inc({ model }, n);
+    }
     return inserted;
   }
 
