@@ -6,7 +6,7 @@ const graphql = require('@graphql-eslint/eslint-plugin');
 
 module.exports = tseslint.config(
   // Generated code (Prisma, graphql-codegen) is checked by its drift tests, not linted.
-  { ignores: ['dist/**', 'node_modules/**', 'src/db/generated/**', 'clients/typescript/src/generated/**', 'models/**', 'coverage/**', '**/*.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'src/db/generated/**', 'clients/typescript/src/generated/**', 'clients/typescript/dist/**', 'models/**', 'coverage/**', '**/*.js'] },
   {
     files: ['**/*.ts', '**/*.tsx', '**/*.mjs'],
     extends: [js.configs.recommended, ...tseslint.configs.recommended],

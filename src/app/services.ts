@@ -3,6 +3,7 @@
  * half): database, Redis, auth, limits, keys, billing, webhooks, usage,
  * inference and the request pipeline, each given its collaborators here.
  */
+import path from 'node:path';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
 import { Database } from '../db/database';
@@ -121,7 +122,17 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
       const s = usage.stats();
       return {
         ready: true,
-        detail: { spooledRecords: s.spooled, walUncommittedRecords: s.walUncommitted, walLagMs: Math.round(s.walLagMs), walSegments: s.walSegments },
+        detail: {
+          spooledRecords: s.spooled,
+          walUncommittedRecords: s.walUncommitted,
+          walLagMs: Math.round(s.walLagMs),
+          walSegments: s.walSegments,
+          quarantinedLines: s.quarantinedLines,
+          // A segment the replay cannot write while the database answers: metering of its records waits for a person.
+          ...(s.stuck.length > 0
+            ? { stuckSegments: s.stuck.map((x) => ({ file: path.basename(x.file), attempts: x.attempts, stuckForMs: Date.now() - x.since, error: x.error })) }
+            : {}),
+        },
       };
     },
     { required: false },

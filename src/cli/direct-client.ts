@@ -15,6 +15,8 @@ import { RedisKeyInvalidator } from '../auth/invalidation';
 import { webhookKeyEvents } from '../webhooks/key-events';
 import { redisCreditReset } from '../ratelimit/ratelimit.service';
 import { KeyService, type Caller, type CreateApiKeyInput, type CreateTenantInput, type ListApiKeysFilter, type UpdateApiKeyInput, type UpdateTenantInput } from '../keys/key.service';
+import { SecretBox } from '../webhooks/secret-box';
+import { reencryptWebhookSecrets, type ReencryptProgress, type ReencryptSummary } from '../webhooks/reencrypt-secrets';
 import { KEY_FIELDS, isoOrNull, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
 import { UnreachableError } from './exit';
 
@@ -52,6 +54,7 @@ export class DirectAdminClient implements AdminClient {
   private constructor(
     readonly keys: KeyService,
     readonly caller: Caller,
+    private readonly db: Database,
     private readonly closeAll: () => Promise<void>,
   ) {}
 
@@ -96,7 +99,7 @@ export class DirectAdminClient implements AdminClient {
     // A changed credit configuration drops the balance held in the gateways' Redis (they rebuild it from
     // Postgres); key.revoked goes to the outbox in the revoking transaction, delivered by a running gateway.
     const keys = new KeyService(db, new RedisKeyInvalidator(redis, log), log, config.keys.environment, redis ? redisCreditReset(redis) : null, webhookKeyEvents());
-    return new DirectAdminClient(keys, { principal: null, actor: `cli:${safeUser()}` }, closeAll);
+    return new DirectAdminClient(keys, { principal: null, actor: `cli:${safeUser()}` }, db, closeAll);
   }
 
   private async tenantName(id: string): Promise<string> {
@@ -163,6 +166,11 @@ export class DirectAdminClient implements AdminClient {
   async bootstrapAdmin(tenantName: string): Promise<CreatedKeyRecord | null> {
     const created = await this.keys.bootstrapAdmin(this.caller, tenantName);
     return created ? { plaintext: created.plaintext, apiKey: await this.key(created.apiKey) } : null;
+  }
+
+  /** Direct only: every stored webhook secret from one encryption key to another, in one transaction. */
+  reencryptWebhookSecrets(fromKey: Buffer, toKey: Buffer, onProgress: (p: ReencryptProgress) => void): Promise<ReencryptSummary> {
+    return reencryptWebhookSecrets(this.db.prisma, new SecretBox(fromKey), new SecretBox(toKey), { actor: this.caller.actor ?? 'cli', onProgress });
   }
 
   close(): Promise<void> {

@@ -37,6 +37,7 @@ describe('the modelgate command tree', () => {
         'webhooks deliveries',
         'webhooks list',
         'webhooks redeliver',
+        'webhooks reencrypt-secrets',
         'webhooks rotate-secret',
       ].map((p) => `modelgate ${p}`),
     );

@@ -9,6 +9,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import pino from 'pino';
+import { loadNamedSecretKey } from '../config';
 import { DataDirLockedError } from '../db/data-dir-lock';
 import { createLogger, type Logger } from '../log/logger';
 import { SCOPES } from '../auth/principal';
@@ -216,6 +217,11 @@ class Context {
     return withClient(await openDirect(target.config, target.name, this.logger(), timeoutMs), work);
   }
 
+  /** A webhook encryption key from the variable the operator named (ConfigError naming it otherwise). */
+  secretKeyFrom(name: string, strict: boolean): Buffer {
+    return loadNamedSecretKey(this.env, name, strict);
+  }
+
   /** One JSON document on stdout, or the human text. */
   emit(json: boolean | undefined, value: unknown, human: string): void {
     this.io.out(json ? JSON.stringify(value, null, 2) : human);
@@ -287,7 +293,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
   addTenantCommands(program.command('tenants').description('Create, list, change, suspend and resume tenants'), ctx);
   addKeyCommands(program.command('keys').description('Create, list, show, change, revoke and rotate API keys'), ctx);
 
-  addWebhookCommands(program.command('webhooks').description("A tenant's webhooks and their delivery log (gateway only)"), ctx);
+  addWebhookCommands(program.command('webhooks').description("A tenant's webhooks and their delivery log (gateway only); re-encrypting their secrets for a new key (database only)"), ctx);
 
   program
     .command('credits')
@@ -620,5 +626,29 @@ function addWebhookCommands(webhooks: Command, ctx: Context): void {
     .action(async (id: string, opts: { json?: boolean }) => {
       const d = await ctx.remote('webhooks redeliver', WEBHOOKS_NEED_GATEWAY, (c) => c.redeliverWebhookEvent(id));
       ctx.emit(opts.json, d, `delivery ${d.id} (${d.eventType}) scheduled again`);
+    });
+  webhooks
+    .command('reencrypt-secrets')
+    .description(
+      'Rotate WEBHOOK_SECRET_ENCRYPTION_KEY (database only): re-encrypt every stored webhook secret from the old key to the new one in one transaction. ' +
+        'The keys are read from the environment variables you name, never from the command line. Safe to run again: secrets already under the new key are left as they are. ' +
+        'Then give every gateway the new key.',
+    )
+    .requiredOption('--from-key-env <VAR>', 'the variable holding the current (old) key, e.g. OLD_WEBHOOK_KEY')
+    .requiredOption('--to-key-env <VAR>', 'the variable holding the new key (64 hex digits or base64 of 32 random bytes: `openssl rand -hex 32`)')
+    .option('--json', JSON_HELP)
+    .action(async (opts: { fromKeyEnv: string; toKeyEnv: string; json?: boolean }) => {
+      if (opts.fromKeyEnv === opts.toKeyEnv) throw new UsageError('--from-key-env and --to-key-env name the same variable; name the old key and the new one');
+      const fromKey = ctx.secretKeyFrom(opts.fromKeyEnv, false);
+      const toKey = ctx.secretKeyFrom(opts.toKeyEnv, true);
+      if (fromKey.equals(toKey)) throw new UsageError(`${opts.fromKeyEnv} and ${opts.toKeyEnv} hold the same key; nothing to rotate`);
+      const summary = await ctx.direct('webhooks reencrypt-secrets', 'the gateways hold only one key, and the secrets are rewritten in the database', (c) =>
+        c.reencryptWebhookSecrets(fromKey, toKey, (p) => ctx.io.err(`re-encrypting webhook secrets: ${p.done}/${p.total}`)),
+      );
+      ctx.emit(
+        opts.json,
+        summary,
+        `webhook secrets: ${summary.reencrypted} re-encrypted, ${summary.alreadyNewKey} already under the new key, ${summary.total} in all. Now set WEBHOOK_SECRET_ENCRYPTION_KEY to the new key on every gateway.`,
+      );
     });
 }

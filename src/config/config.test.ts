@@ -151,4 +151,23 @@ describe('the CLI target variables', () => {
     expect((error as Error).message).toMatch(/MODELGATE_URL: expected a URL starting with http:\/\/ or https:\/\//);
     expect((error as Error).message).not.toContain('hunter2');
   });
+
+  it('refuses an all-zero, patterned or counting WEBHOOK_SECRET_ENCRYPTION_KEY in production only, and accepts random bytes', () => {
+    const zero = '0'.repeat(64);
+    const weak = [zero, 'ab'.repeat(32), '0123456789abcdef'.repeat(4), Buffer.from(Array.from({ length: 32 }, (_, i) => i * 3)).toString('base64')];
+    for (const key of weak) {
+      expect(() => loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRET_ENCRYPTION_KEY: key })).toThrow(/^Invalid configuration:\n {2}- WEBHOOK_SECRET_ENCRYPTION_KEY: .*production refuses it.*openssl rand -hex 32/);
+      expect(loadConfig({ NODE_ENV: 'development', WEBHOOK_SECRET_ENCRYPTION_KEY: key }).webhooks.secretKey?.length).toBe(32);
+    }
+    const random = '3f9c1be07a5d24e8c61f0b93d47a28e5c0b17f6e9a3d52c84e01b76fa9c3d25e';
+    expect(loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRET_ENCRYPTION_KEY: random }).webhooks.secretKey?.toString('hex')).toBe(random);
+    let message = '';
+    try {
+      loadConfig({ NODE_ENV: 'production', WEBHOOK_SECRET_ENCRYPTION_KEY: zero });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('all zeros');
+    expect(message).not.toContain(zero);
+  });
 });

@@ -125,7 +125,7 @@ const envSchema = z.object({
   // Webhooks (issue #17): 32 bytes, base64 or hex, the same on every replica; unset in embedded mode: a key file in DATA_DIR.
   WEBHOOK_SECRET_ENCRYPTION_KEY: z
     .string()
-    .refine((v) => secretKeyBytes(v) !== null, 'expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)')
+    .refine((v) => secretKeyBytes(v) !== null, 'expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)')
     .optional(),
   WEBHOOK_POLL_INTERVAL_MS: int(10, 600_000).default('1000'),
   WEBHOOK_TIMEOUT_MS: int(100, 120_000).default('10000'),
@@ -290,6 +290,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     );
   }
   const e = parsed.data;
+  if (e.NODE_ENV === 'production' && e.WEBHOOK_SECRET_ENCRYPTION_KEY) {
+    const weak = weakSecretKeyReason(e.WEBHOOK_SECRET_ENCRYPTION_KEY);
+    if (weak) throw new ConfigError([`WEBHOOK_SECRET_ENCRYPTION_KEY: ${weak}; production refuses it. ${SECRET_KEY_HOW_TO}`]);
+  }
   if (e.INFERENCE_DEFAULT_TIMEOUT_MS > e.INFERENCE_MAX_TIMEOUT_MS) {
     throw new ConfigError([
       `INFERENCE_DEFAULT_TIMEOUT_MS: must not exceed INFERENCE_MAX_TIMEOUT_MS (${e.INFERENCE_MAX_TIMEOUT_MS})`,
@@ -400,6 +404,40 @@ function exporterConfig(e: z.output<typeof envSchema>): TracingConfig['exporter'
   const url = tracesUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   // The signal-specific headers win over the shared ones, key by key.
   return url ? { url, headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }, timeoutMs: e.OTEL_EXPORTER_OTLP_TIMEOUT } : null;
+}
+
+/** How an operator makes a good key (named in every refusal). */
+const SECRET_KEY_HOW_TO = 'Generate one with `openssl rand -hex 32` (the same on every replica; rotate with `modelgate webhooks reencrypt-secrets`)';
+
+/**
+ * Why a well-formed 32-byte key is still not a secret, or null. A key from a
+ * random source has ~30 distinct byte values out of 32 (fewer than 16 has a
+ * probability below 10^-20); an all-zero placeholder, a repeated pattern
+ * (`0123…cdef` twice, `abab…`) or a sequence has far fewer, or a constant step.
+ */
+export function weakSecretKeyReason(value: string): string | null {
+  const bytes = secretKeyBytes(value);
+  if (!bytes) return 'expected 32 bytes as 64 hex digits or base64';
+  if (bytes.every((b) => b === 0)) return 'is all zeros (an example placeholder, not a secret)';
+  if (new Set(bytes).size < 16) return `has only ${new Set(bytes).size} distinct byte values of 32 (a pattern, not random bytes)`;
+  const step = (bytes[1]! - bytes[0]! + 256) % 256;
+  if (bytes.every((b, i) => i === 0 || (b - bytes[i - 1]! + 256) % 256 === step)) return 'is a counting sequence, not random bytes';
+  return null;
+}
+
+/**
+ * A webhook encryption key read from the variable an operator names (the
+ * rotation command's --from-key-env / --to-key-env): present, 32 bytes, and
+ * (for the new key, `strict`) not a weak one. Throws ConfigError naming it.
+ */
+export function loadNamedSecretKey(env: NodeJS.ProcessEnv, name: string, strict: boolean): Buffer {
+  const value = env[name]?.trim();
+  if (!value) throw new ConfigError([`${name}: not set (it should hold a 32-byte WEBHOOK_SECRET_ENCRYPTION_KEY, hex or base64)`]);
+  const bytes = secretKeyBytes(value);
+  if (!bytes) throw new ConfigError([`${name}: expected 32 bytes as 64 hex digits or base64 (e.g. \`openssl rand -hex 32\`)`]);
+  const weak = strict ? weakSecretKeyReason(value) : null;
+  if (weak) throw new ConfigError([`${name}: ${weak}. ${SECRET_KEY_HOW_TO}`]);
+  return bytes;
 }
 
 /** 32 key bytes from 64 hex digits or base64; null when it is neither. */

@@ -25,7 +25,7 @@ import { PrismaClient } from './generated/client';
 import { applyMigrations, type MigrationTarget } from './migrate';
 import type { Config } from '../config';
 import type { Logger } from '../log/logger';
-import { UnavailableError } from '../errors';
+import { UnavailableError, isDependencyUnavailable } from '../errors';
 
 export type { PrismaClient } from './generated/client';
 export type DatabaseState = 'starting' | 'up' | 'down';
@@ -40,25 +40,6 @@ export class DatabaseUnavailableError extends UnavailableError {
 /** While down, how often a probe checks whether the database answers again (well under the 1 s recovery target). */
 export const RECOVERY_PROBE_MS = 250;
 const HEALTH_CHECK_MS = 5000;
-
-/** SQLSTATE classes and Node errors that mean "the connection or the server", not "this statement". */
-const CONNECTION_SQLSTATE = /^(08|53|57P)/;
-const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-const CONNECTION_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|server closed the connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection|Can't reach database server/i;
-
-/** Whether an error (pg, Prisma's driver adapter, or ours) says the database could not be reached. */
-export function isConnectionError(error: unknown): boolean {
-  if (error instanceof DatabaseUnavailableError) return true;
-  for (let e: unknown = error, depth = 0; e && depth < 6; depth += 1) {
-    const o = e as { code?: unknown; originalCode?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: unknown } } };
-    for (const c of [o.code, o.originalCode]) {
-      if (typeof c === 'string' && (CONNECTION_ERRNO.has(c) || (/^[0-9A-Z]{5}$/.test(c) && CONNECTION_SQLSTATE.test(c)))) return true;
-    }
-    if (typeof o.message === 'string' && CONNECTION_MESSAGE.test(o.message)) return true;
-    e = o.meta?.driverAdapterError?.cause ?? o.cause;
-  }
-  return false;
-}
 
 export class Database {
   state: DatabaseState = 'starting';
@@ -102,7 +83,7 @@ export class Database {
 
   /** A caller's query failed: when the cause is the connection, the database counts as down from now. */
   noteFailure(error: unknown): void {
-    if (this.closed || !this.everUp || !isConnectionError(error)) return;
+    if (this.closed || !this.everUp || !isDependencyUnavailable(error)) return; // the one classifier (errors/): what answers 503 also marks the database down
     this.markDown(error);
   }
 

@@ -29,6 +29,9 @@ const _noOtherCodeInContract: readonly ErrorCode[] = Object.keys(DOMAIN_CONTRACT
 void _everyCodeInContract;
 void _noOtherCodeInContract;
 
+/** The Retry-After (seconds) of a 503 that names no other: the database's recovery probe runs every 250 ms. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
+
 /** The status a code sets on any answer it appears in (request-scoped codes only; see the contract). */
 export function httpStatusFor(code: string): number | undefined {
   return requestStatusFor(code);
@@ -64,34 +67,58 @@ export function httpCodeForStatus(status: number): HttpErrorCode {
 }
 
 /**
- * Whether an unexpected error means a dependency (Postgres, Redis) cannot be
- * reached rather than a bug: Prisma's connection codes, the driver adapter's
- * "database not reachable", Postgres's connection-class SQLSTATEs, and
- * socket errors, anywhere in the cause chain. Such a failure is UNAVAILABLE
- * (503, retry) for the client; the text stays in the log.
+ * The one classifier of "a dependency (Postgres, Redis) cannot take this
+ * request now" versus "this request or the code is wrong". Used for the
+ * client's answer (UNAVAILABLE: 503 and Retry-After, the text stays in the
+ * log) and by the database's own state (a failure of this kind marks it
+ * down), so the two never disagree. It looks anywhere in the cause chain
+ * (`cause`, `originalError`, and Prisma's `meta.driverAdapterError.cause`)
+ * for: Prisma's connection codes (P1001 can't reach, P1002 timed out, P1008
+ * operation timeout, P1017 server closed the connection, P2024 pool
+ * timeout, P2037 too many connections), the driver adapter's connection
+ * kinds, Postgres SQLSTATE class 08 (connection exception), 53 (insufficient
+ * resources: too many clients, out of memory, disk full) and 57P (operator
+ * intervention: shutdown, cannot connect now), Node socket and DNS errors,
+ * and the drivers' connection messages.
  */
 export function isDependencyUnavailable(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; depth < 8 && current && typeof current === 'object'; depth += 1) {
-    const e = current as { code?: unknown; kind?: unknown; name?: unknown; message?: unknown; cause?: unknown; originalError?: unknown };
-    if (typeof e.code === 'string' && UNAVAILABLE_ERROR_CODES.has(e.code)) return true;
-    if (typeof e.code === 'string' && /^(08|57P0)/.test(e.code)) return true;
+    if (current instanceof UnavailableError) return true;
+    const e = current as {
+      code?: unknown;
+      originalCode?: unknown;
+      kind?: unknown;
+      name?: unknown;
+      message?: unknown;
+      cause?: unknown;
+      originalError?: unknown;
+      meta?: { driverAdapterError?: { cause?: unknown } };
+    };
+    for (const code of [e.code, e.originalCode]) {
+      if (typeof code !== 'string') continue;
+      if (UNAVAILABLE_ERROR_CODES.has(code)) return true;
+      if (/^[0-9A-Z]{5}$/.test(code) && UNAVAILABLE_SQLSTATE.test(code)) return true;
+    }
     if (typeof e.kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(e.kind)) return true;
     if (e.name === 'PrismaClientInitializationError') return true;
     if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
-    current = e.cause ?? e.originalError;
+    current = e.meta?.driverAdapterError?.cause ?? e.cause ?? e.originalError;
   }
   return false;
 }
 
 const UNAVAILABLE_ERROR_CODES = new Set([
-  // Prisma: can't reach, timed out, closed, pool timeout, server closed the connection.
-  'P1001', 'P1002', 'P1008', 'P1017', 'P2024',
+  // Prisma: can't reach, timed out, operation timed out, closed, pool timeout, too many connections.
+  'P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037',
   // Node sockets and DNS.
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
 ]);
+/** SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and 57P (shutdown, cannot connect now). */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P)/;
 const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'DatabaseDoesNotExist', 'SocketTimeout', 'ConnectionClosed', 'TooManyConnections']);
-const UNAVAILABLE_MESSAGE = /Can't reach database server|Connection terminated|Connection is closed|connect ECONNREFUSED|Client has encountered a connection error|timeout exceeded when trying to connect|Stream isn't writeable|MaxRetriesPerRequestError|Reached the max retries per request limit/i;
+const UNAVAILABLE_MESSAGE =
+  /Can't reach database server|Connection terminated|Connection is closed|connect ECONNREFUSED|Client has encountered a connection error|timeout exceeded when trying to connect|connection timeout|server closed the connection|the database system is (starting up|shutting down|in recovery mode)|terminating connection|sorry, too many clients|Stream isn't writeable|MaxRetriesPerRequestError|Reached the max retries per request limit/i;
 
 /**
  * Strings a client must never see: SQL, Prisma, driver and decoder text,

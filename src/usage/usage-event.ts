@@ -1,3 +1,5 @@
+import { UUID } from '../ids/ids';
+
 /**
  * One metered request, as the inference path hands it to the usage domain
  * (issue #7). Holds no inputs or outputs by design.
@@ -54,4 +56,25 @@ export function usageStatusForCode(code: string): UsageStatusName {
     default:
       return 'ERROR';
   }
+}
+
+const STATUSES = new Set<string>(USAGE_STATUSES);
+
+/** Why an event cannot be stored (a bug upstream), or null when it is fine. */
+export function invalidReason(e: UsageEvent): string | null {
+  if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
+  if (typeof e.tenantId !== 'string' || !UUID.test(e.tenantId)) return 'tenantId';
+  if (e.apiKeyId !== null && (typeof e.apiKeyId !== 'string' || !UUID.test(e.apiKeyId))) return 'apiKeyId';
+  if (typeof e.model !== 'string' || e.model.length === 0 || e.model.length > 200 || e.model.includes('\u0000')) return 'model';
+  for (const f of ['id', 'modelVersion', 'executionProvider'] as const) {
+    const v = e[f];
+    if (v !== null && (typeof v !== 'string' || v.includes('\u0000'))) return f; // Postgres text cannot hold NUL
+  }
+  if (!STATUSES.has(e.status)) return 'status';
+  if (!Number.isInteger(e.items) || e.items < 0 || e.items > 2_147_483_647) return 'items';
+  for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
+    if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;
+  }
+  if (!(e.createdAt instanceof Date) || Number.isNaN(e.createdAt.getTime())) return 'createdAt';
+  return null;
 }

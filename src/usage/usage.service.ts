@@ -25,15 +25,15 @@ import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
 import type { Prisma } from '../db/generated/client';
 import { UnavailableError, isDependencyUnavailable } from '../errors';
-import { NO_KEY, USAGE_STATUSES, type UsageEvent, type UsageSink } from './usage-event';
+import { NO_KEY, invalidReason, type UsageEvent, type UsageSink } from './usage-event';
+
+export { invalidReason } from './usage-event';
 import { UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
-import { UUID } from '../ids/ids';
 
 export { NO_KEY };
 
-const STATUSES = new Set<string>(USAGE_STATUSES);
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
 /** Batch inserts in flight at once (rollup rows are locked in key order, so they cannot deadlock). */
@@ -125,25 +125,6 @@ export interface UsageCommitHook {
   afterCommit(wrote: boolean): void;
 }
 
-/** Why an event cannot be stored (a bug upstream), or null when it is fine. */
-export function invalidReason(e: UsageEvent): string | null {
-  if (typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 200) return 'id';
-  if (typeof e.tenantId !== 'string' || !UUID.test(e.tenantId)) return 'tenantId';
-  if (e.apiKeyId !== null && (typeof e.apiKeyId !== 'string' || !UUID.test(e.apiKeyId))) return 'apiKeyId';
-  if (typeof e.model !== 'string' || e.model.length === 0 || e.model.length > 200 || e.model.includes('\u0000')) return 'model';
-  for (const f of ['id', 'modelVersion', 'executionProvider'] as const) {
-    const v = e[f];
-    if (v !== null && (typeof v !== 'string' || v.includes('\u0000'))) return f; // Postgres text cannot hold NUL
-  }
-  if (!STATUSES.has(e.status)) return 'status';
-  if (!Number.isInteger(e.items) || e.items < 0 || e.items > 2_147_483_647) return 'items';
-  for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
-    if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;
-  }
-  if (!(e.createdAt instanceof Date) || Number.isNaN(e.createdAt.getTime())) return 'createdAt';
-  return null;
-}
-
 export interface UsageStats {
   /** Durable records in memory waiting for a batch insert (or in one). */
   buffered: number;
@@ -159,12 +140,31 @@ export interface UsageStats {
   written: number;
   failures: number;
   rejected: number;
+  /** Log lines that could not be read back as records (damage, a bug); kept in quarantined segments. */
+  quarantinedLines: number;
+  /** Segments renamed aside because they held unreadable lines. */
+  quarantinedSegments: number;
+  /** Segments whose replay fails for a reason other than the database being unreachable (each retried with backoff). */
+  stuck: StuckSegment[];
+}
+
+/** A segment whose replay failed while the database answered: not a spool waiting for an outage to end. */
+export interface StuckSegment {
+  file: string;
+  attempts: number;
+  since: number;
+  error: string;
 }
 
 export interface UsageServiceOptions {
   config: Config['usage'];
-  /** Anything with a `prisma` getter that throws while the database is unavailable (Database does). */
-  db: { readonly prisma: PrismaClient };
+  /**
+   * Anything with a `prisma` getter that throws while the database is
+   * unavailable (Database does). With `whenReady`, no insert or replay is
+   * tried before it resolves (a start after a crash does not log the
+   * database it is still connecting to as an outage).
+   */
+  db: { readonly prisma: PrismaClient; whenReady?: () => Promise<void> };
   log: Logger;
   /** Where the usage metrics go; a private registry when omitted. */
   registry?: Registry;
@@ -184,7 +184,7 @@ export class UsageService implements UsageSink {
   private readonly wal: UsageWal;
   private readonly config: Config['usage'];
   private readonly log: Logger;
-  private readonly db: { readonly prisma: PrismaClient };
+  private readonly db: UsageServiceOptions['db'];
   private readonly commitHook: UsageCommitHook | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
@@ -195,11 +195,16 @@ export class UsageService implements UsageSink {
   private retryAt = 0;
   private retryDelay = RETRY_MIN_MS;
   private walFailing = false;
-  private readonly counters = { written: 0, failures: 0, rejected: 0 };
+  /** False until the database first answers (when the db says when: whenReady). */
+  private dbReady: boolean;
+  private readonly stuck = new Map<WalSegment, StuckSegment & { retryAt: number }>();
+  private readonly counters = { written: 0, failures: 0, rejected: 0, quarantinedLines: 0, quarantinedSegments: 0 };
   private readonly writtenTotal: Counter;
+  private readonly computeUnitsTotal: Counter<'model'>;
   private readonly failuresTotal: Counter;
   private readonly rejectedTotal: Counter;
   private readonly walFailuresTotal: Counter;
+  private readonly quarantinedLinesTotal: Counter;
   private readonly durableSeconds: Histogram;
 
   constructor(options: UsageServiceOptions) {
@@ -207,6 +212,7 @@ export class UsageService implements UsageSink {
     this.db = options.db;
     this.log = options.log;
     this.commitHook = options.commitHook;
+    this.dbReady = options.db.whenReady === undefined;
     this.wal = new UsageWal({
       dir: options.config.spoolDir,
       log: options.log,
@@ -232,6 +238,12 @@ export class UsageService implements UsageSink {
     gauge('modelgate_usage_wal_lag_seconds', 'Age of the oldest write-ahead log segment holding records not yet in Postgres', (s) => s.walLagMs / 1000);
     gauge('modelgate_usage_wal_segments', 'Files in the usage write-ahead log', (s) => s.walSegments);
     this.writtenTotal = new Counter({ name: 'modelgate_usage_records_written_total', help: 'Usage records inserted into the database', registers });
+    this.computeUnitsTotal = new Counter({
+      name: 'modelgate_usage_compute_units_total',
+      help: 'Compute units in usage records inserted into the database, by model (what billing prices; a replayed batch that was partly stored already is not counted)',
+      labelNames: ['model'],
+      registers,
+    });
     this.failuresTotal = new Counter({ name: 'modelgate_usage_write_failures_total', help: 'Failed usage batch inserts (the records are replayed from the log)', registers });
     this.rejectedTotal = new Counter({ name: 'modelgate_usage_records_rejected_total', help: 'Usage events refused: malformed at record(), or refused by Postgres for their data (set aside in rejected-*.jsonl; logged)', registers });
     this.durableSeconds = new Histogram({
@@ -240,12 +252,24 @@ export class UsageService implements UsageSink {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
+    gauge('modelgate_usage_wal_stuck_segments', 'Usage log segments whose replay fails while the database answers (see /readyz usage.detail.stuckSegments and the log)', (s) => s.stuck.length);
+    this.quarantinedLinesTotal = new Counter({
+      name: 'modelgate_usage_wal_quarantined_lines_total',
+      help: 'Usage log lines that could not be read back as records; their segments are renamed quarantined-* in the spool directory (logged)',
+      registers,
+    });
     this.walFailuresTotal = new Counter({ name: 'modelgate_usage_wal_write_failures_total', help: 'Group commits the write-ahead log could not write (the records went straight to Postgres instead)', registers });
   }
 
   /** Adopts log segments left by an earlier process and starts the interval flush. */
   async start(): Promise<void> {
     await this.wal.init();
+    if (!this.dbReady) {
+      void this.db.whenReady?.().then(() => {
+        this.dbReady = true;
+        if (!this.closed) void this.flush();
+      });
+    }
     this.timer = setInterval(() => {
       if (this.buffer.length > 0 || this.wal.needsReplay || this.wal.stats().segments > 0) void this.flush();
     }, this.config.flushIntervalMs);
@@ -267,6 +291,7 @@ export class UsageService implements UsageSink {
       walLagMs: wal.oldestUncommittedMs,
       walSegments: wal.segments,
       ...this.counters,
+      stuck: [...this.stuck.values()].map(({ file, attempts, since, error }) => ({ file, attempts, since, error })),
     };
   }
 
@@ -375,7 +400,7 @@ export class UsageService implements UsageSink {
   }
 
   private canTryDatabase(): boolean {
-    return !this.dbDown || Date.now() >= this.retryAt;
+    return this.dbReady && (!this.dbDown || Date.now() >= this.retryAt);
   }
 
   private markDown(error: unknown, records: number): void {
@@ -426,26 +451,62 @@ export class UsageService implements UsageSink {
     await this.wal.retireCommitted();
   }
 
-  /** Writes the segments marked for replay, oldest first; each is deleted only once all of it is committed. */
+  /**
+   * Writes the segments marked for replay, oldest first; each is deleted only
+   * once all of it is committed (or quarantined, when some lines could not be
+   * read). The database unreachable stops the replay (the log waits); any
+   * other failure holds only that segment back (stuck: retried with backoff,
+   * shown in /readyz and a metric) and the rest of the log goes on.
+   */
   private async replayLog(): Promise<void> {
     for (const segment of await this.wal.replayable()) {
-      const events = await this.wal.read(segment);
-      if (events === null) {
+      const held = this.stuck.get(segment);
+      if (held && Date.now() < held.retryAt) continue;
+      const contents = await this.wal.read(segment);
+      if (contents === null) {
+        this.stuck.delete(segment);
         await this.wal.replayed(segment);
         continue;
       }
+      const { events } = contents;
       try {
         for (let i = 0; i < events.length; i += this.config.flushBatchSize) {
           await this.write(events.slice(i, i + this.config.flushBatchSize));
         }
         this.markUp();
       } catch (error) {
-        this.markDown(error, events.length);
-        return;
+        if (isDependencyUnavailable(error)) {
+          this.markDown(error, events.length);
+          return;
+        }
+        this.holdStuck(segment, error);
+        continue;
+      }
+      this.stuck.delete(segment);
+      if (contents.unreadable.length > 0 || contents.skippedBytes > 0) {
+        const target = await this.wal.quarantine(segment);
+        this.counters.quarantinedLines += contents.unreadable.length;
+        this.counters.quarantinedSegments += 1;
+        this.quarantinedLinesTotal.inc(contents.unreadable.length);
+        this.log.warn(
+          { file: target, records: events.length, unreadableLines: contents.unreadable.length, skippedBytes: contents.skippedBytes },
+          'usage log segment quarantined: its readable records are in the database, the file is kept for a person to look at',
+        );
+        continue;
       }
       await this.wal.replayed(segment);
       this.log.info({ file: segment.file, records: events.length }, 'usage log segment written to the database');
     }
+  }
+
+  /** A segment's replay failed while the database answered: retried with backoff, logged once, shown in /readyz. */
+  private holdStuck(segment: WalSegment, error: unknown): void {
+    const now = Date.now();
+    const previous = this.stuck.get(segment);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(attempts, 10), 60_000);
+    this.stuck.set(segment, { file: segment.file, attempts, since: previous?.since ?? now, error: describe(error).slice(0, 300), retryAt: now + delay });
+    if (!previous) this.log.error({ file: segment.file, reason: describe(error) }, 'usage log segment cannot be replayed (not a database outage); retrying it with backoff, the rest of the log goes on');
   }
 
   /**
@@ -454,7 +515,21 @@ export class UsageService implements UsageSink {
    * the batch and set aside in the spool directory's rejected-*.jsonl, with
    * an error logged. Connection failures propagate (the caller spools).
    */
-  private async write(events: UsageEvent[]): Promise<void> {
+  private async write(all: UsageEvent[]): Promise<void> {
+    const events: UsageEvent[] = [];
+    for (const event of all) {
+      const bad = invalidReason(event);
+      if (!bad) {
+        events.push(event);
+        continue;
+      }
+      // Never sent: a record that cannot be serialized would fail the batch for every record in it.
+      this.counters.rejected += 1;
+      this.rejectedTotal.inc();
+      this.log.error({ requestId: String(event.id), field: bad }, 'malformed usage record; kept in the spool directory as rejected');
+      await this.wal.reject([event]);
+    }
+    if (events.length === 0) return;
     try {
       await this.insert(events);
     } catch (error) {
@@ -482,6 +557,12 @@ export class UsageService implements UsageSink {
     const inserted = this.commitHook ? await this.insertWithHook(prisma, this.commitHook, payload) : Number((await prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, payload))[0]?.inserted ?? 0);
     this.counters.written += inserted;
     this.writtenTotal.inc(inserted);
+    // Off the request path (one pass per batch). Which rows of a partly stored replay were new is not returned, so only whole batches count.
+    if (inserted === sorted.length) {
+      const units = new Map<string, number>();
+      for (const e of sorted) if (e.computeUnits > 0) units.set(e.model, (units.get(e.model) ?? 0) + e.computeUnits);
+      for (const [model, n] of units) this.computeUnitsTotal.inc({ model }, n);
+    }
     return inserted;
   }
 

@@ -5,6 +5,7 @@
  * is one the config module reads, the grace periods cover the gateway's own
  * bounded shutdown, and the probes point at routes that exist.
  */
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,6 +46,12 @@ it('rejects a document that breaks its schema (the check can fail)', () => {
   expect(result?.error).toMatch(/replicas|name/);
 });
 
+/** The example's key is a placeholder (never an all-zero key a careless copy would run with): production refuses it, naming it. */
+function expectRefusedPlaceholderKey(env: Record<string, string>): void {
+  expect(env['WEBHOOK_SECRET_ENCRYPTION_KEY']).toMatch(/^CHANGE-ME/);
+  expect(() => loadConfig({ ...env, NODE_ENV: 'production' } as NodeJS.ProcessEnv)).toThrow(/WEBHOOK_SECRET_ENCRYPTION_KEY: /);
+}
+
 it('sets only variables the config module reads, with values it accepts', () => {
   const configMap = byKind('ConfigMap')[0]!.data ?? {};
   const secret = byKind('Secret')[0]!.stringData ?? {};
@@ -53,7 +60,8 @@ it('sets only variables the config module reads, with values it accepts', () => 
   const env: Record<string, string> = { ...secret, ...configMap };
   for (const e of container.env ?? []) env[e.name] = e.value ?? '';
   expect(Object.keys(env).filter((name) => !CONFIG_VARIABLES.includes(name))).toEqual([]);
-  const config = loadConfig(env as NodeJS.ProcessEnv);
+  expectRefusedPlaceholderKey(env);
+  const config = loadConfig({ ...env, WEBHOOK_SECRET_ENCRYPTION_KEY: randomBytes(32).toString('hex') } as NodeJS.ProcessEnv);
   expect(config.processes).toBe(2);
 
   const grace = (deployment.spec!['template'] as { spec: { terminationGracePeriodSeconds: number } }).spec.terminationGracePeriodSeconds;
@@ -71,7 +79,10 @@ it('keeps docker-compose.yml on variables the config module reads and a stop gra
   const gateway = compose.services['gateway']!;
   const env = gateway.environment ?? {};
   expect(Object.keys(env).filter((name) => !CONFIG_VARIABLES.includes(name))).toEqual([]);
-  const config = loadConfig(env as NodeJS.ProcessEnv);
+  // Compose substitutes ${WEBHOOK_SECRET_ENCRYPTION_KEY:-placeholder}: unset, the gateway gets the placeholder.
+  const key = /^\$\{WEBHOOK_SECRET_ENCRYPTION_KEY:-([^}]+)\}$/.exec(env['WEBHOOK_SECRET_ENCRYPTION_KEY'] ?? '')?.[1];
+  expectRefusedPlaceholderKey({ ...env, WEBHOOK_SECRET_ENCRYPTION_KEY: key ?? '(not the documented substitution)' });
+  const config = loadConfig({ ...env, WEBHOOK_SECRET_ENCRYPTION_KEY: randomBytes(32).toString('hex') } as NodeJS.ProcessEnv);
   const grace = Number(/^(\d+)s$/.exec(gateway.stop_grace_period ?? '')?.[1]);
   expect(grace).toBeGreaterThanOrEqual((config.shutdownReadinessGraceMs + config.shutdownDrainTimeoutMs) / 1000 + FLUSH_AND_CLOSE_MARGIN_S);
   expect(compose.services['migrate']?.command).toEqual(['node', 'dist/db/migrate-cli.js', 'deploy']);

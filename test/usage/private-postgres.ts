@@ -35,8 +35,9 @@ export class PrivatePostgres {
     await this.pg('initdb', ['-D', this.data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   }
 
-  async start(): Promise<void> {
-    const opts = `-p ${this.port} -k ${this.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=30`;
+  /** `maxConnections`: a small value lets a test exhaust the server's connection slots ("too many clients"). */
+  async start(options: { maxConnections?: number } = {}): Promise<void> {
+    const opts = `-p ${this.port} -k ${this.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=${options.maxConnections ?? 30}`;
     await this.pg('pg_ctl', ['-D', this.data, '-o', opts, '-l', path.join(this.root, 'log'), '-w', '-t', '30', 'start']);
     this.running = true;
   }

@@ -190,8 +190,60 @@ describe('UsageService on PostgreSQL', () => {
     const stored = await storedTotals(testEnv.databaseUrl, tenant);
     expect(stored.rows).toBe(40);
     expect(stored.rollupRequests).toBe(40);
-    expect(capture.text).toContain('unreadable usage log line skipped');
+    expect(capture.text).toContain('usage log ends in a line torn by a crash');
     expect(readdirSync(spoolDir)).toEqual([]);
+  });
+
+  it('replays every record outside a zeroed 4 KiB page in the middle of a segment, and quarantines the segment instead of deleting it', async () => {
+    const tenant = randomUUID();
+    const events = Array.from({ length: 806 }, (_, i) => makeEvent(tenant, i));
+    const lines = events.map((e) => serializeEvent(e) + '\n');
+    const data = Buffer.concat([Buffer.from(lines.join('')), Buffer.alloc(8192)]);
+    // A page the disk zeroed, in the middle of the records: lines wholly inside it are lost, the two it cuts are unreadable.
+    const pageStart = 4096 * Math.floor(data.indexOf(Buffer.from(lines[400]!)) / 4096);
+    data.fill(0, pageStart, pageStart + 4096);
+    const pageEnd = pageStart + 4096;
+    let offset = 0;
+    let outside = 0;
+    let cut = 0;
+    for (const line of lines) {
+      const textEnd = offset + Buffer.byteLength(line) - 1; // the record's bytes, without its newline
+      if (textEnd <= pageStart || offset >= pageEnd) outside += 1;
+      else if (offset < pageStart || textEnd > pageEnd) cut += 1; // part of it outside the page: an unreadable line
+      offset = textEnd + 1;
+    }
+    const spoolDir = mkdtempSync(path.join(os.tmpdir(), 'mg-usage-nul-'));
+    const name = `usage-${String(Date.now()).padStart(15, '0')}-${deadPid()}-000000001.jsonl`;
+    writeFileSync(path.join(spoolDir, name), data);
+    const svc = await usage({ spoolDir });
+    await drain(svc);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    if (process.env['MG_TEST_COUNTS']) process.stderr.write(`zeroed page: ${events.length} records, ${outside} outside the page, ${stored.rows} replayed\n`);
+    expect(outside).toBeGreaterThan(700);
+    expect(cut).toBeGreaterThanOrEqual(1);
+    expect(stored.rows).toBe(outside);
+    expect(stored.rollupRequests).toBe(outside);
+    expect(svc.stats()).toMatchObject({ quarantinedSegments: 1, quarantinedLines: cut, spooled: 0, walUncommitted: 0 });
+    expect(readdirSync(spoolDir)).toEqual([`quarantined-${name}`]);
+    expect(capture.text).toContain('usage log segment quarantined');
+  });
+
+  it('sets a WAL line that is no valid record aside (quarantined) and meters the rest without marking the database down', async () => {
+    const tenant = randomUUID();
+    const events = Array.from({ length: 30 }, (_, i) => makeEvent(tenant, i));
+    const bad = serializeEvent(makeEvent(tenant, 99)).replace(/"createdAt":"[^"]*"/, '"createdAt":"not a date"');
+    const text = [...events.slice(0, 10).map(serializeEvent), bad, ...events.slice(10).map(serializeEvent)].join('\n') + '\n';
+    const spoolDir = mkdtempSync(path.join(os.tmpdir(), 'mg-usage-bad-'));
+    const name = `usage-${String(Date.now()).padStart(15, '0')}-${deadPid()}-000000001.jsonl`;
+    writeFileSync(path.join(spoolDir, name), text);
+    const svc = await usage({ spoolDir });
+    await drain(svc);
+    for (let i = 0; i < 25; i += 1) await svc.record(makeEvent(tenant, 100 + i));
+    await drain(svc);
+    expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(55);
+    expect(svc.stats()).toMatchObject({ failures: 0, quarantinedLines: 1, quarantinedSegments: 1, stuck: [] });
+    expect(readFileSync(path.join(spoolDir, `quarantined-${name}`), 'utf8')).toContain('"createdAt":"not a date"');
+    expect(capture.text).not.toContain('spooling records until the database answers');
   });
 
   it('writes straight to Postgres when the log cannot be written, and fails the record (UNAVAILABLE) when neither can', async () => {
@@ -214,6 +266,13 @@ describe('UsageService on PostgreSQL', () => {
     expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(1);
   });
 });
+
+/** A pid no process has: the log of a gateway that is gone. */
+function deadPid(): number {
+  let pid = 4_194_000;
+  while (isAlive(pid)) pid -= 1;
+  return pid;
+}
 
 function isAlive(pid: number): boolean {
   try {

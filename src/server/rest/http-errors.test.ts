@@ -25,6 +25,14 @@ describe('the HTTP error contract', () => {
     expect(isDependencyUnavailable(new TypeError('undefined is not a function'))).toBe(false);
     expect(isDependencyUnavailable(Object.assign(new Error('duplicate key'), { code: 'P2002' }))).toBe(false);
   });
+
+  it('counts "too many clients" and the driver adapter\'s cause chain as unavailable, a data error not (one classifier for errors/ and db/)', () => {
+    expect(isDependencyUnavailable(Object.assign(new Error('Too many database connections opened'), { code: 'P2037' }))).toBe(true);
+    expect(isDependencyUnavailable(Object.assign(new Error('x'), { code: 'P2010', meta: { driverAdapterError: { cause: { originalCode: '53300', kind: 'postgres' } } } }))).toBe(true);
+    expect(isDependencyUnavailable(Object.assign(new Error('sorry, too many clients already'), { code: '53300' }))).toBe(true);
+    expect(isDependencyUnavailable(Object.assign(new Error('x'), { code: 'P2010', meta: { driverAdapterError: { cause: { originalCode: '22007', kind: 'postgres' } } } }))).toBe(false);
+    expect(isDependencyUnavailable(new RangeError('Invalid time value'))).toBe(false);
+  });
 });
 
 describe('the error contract on Open Inference Protocol routes', () => {

@@ -19,6 +19,7 @@ import {
   domainErrorOf,
   errorBody,
   httpCodeForStatus,
+  UNAVAILABLE_RETRY_AFTER_SECONDS,
   isDependencyUnavailable,
   type HttpErrorCode,
 } from '../../errors';
@@ -188,8 +189,16 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
     const normalized = normalizeErrorBody(text, reply.statusCode, request.id, protocol);
     if (normalized.status !== reply.statusCode) reply.code(normalized.status);
     reply.header('content-type', 'application/json; charset=utf-8');
+    // UNAVAILABLE (a dependency out, too many database clients) is worth retrying shortly: say when.
+    if (normalized.status === 503 && !reply.hasHeader('retry-after') && firstCode(normalized.body) === 'UNAVAILABLE') reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
     return normalized.body;
   });
+}
+
+/** The code of the first error in a normalized body (either shape). */
+function firstCode(body: string): unknown {
+  const parsed = JSON.parse(body) as { code?: unknown; errors?: { extensions?: { code?: unknown } }[] };
+  return parsed.errors?.[0]?.extensions?.code ?? parsed.code;
 }
 
 function sendDomainError(reply: FastifyReply, request: FastifyRequest, domain: DomainError): FastifyReply {
