@@ -37,7 +37,7 @@ import { KeyService } from '../keys/key.service';
 import { registerOutageReadiness } from '../health/outage-readiness';
 import { billedComputeUnits } from '../usage/billed-units';
 import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
-import { registerHttpErrorContract, clientErrorHandler } from './http-errors';
+import { registerHttpErrorContract, clientErrorHandler, frameworkErrorHandler } from './http-errors';
 import { createTracing, type Tracing } from '../tracing/tracing';
 import { registerTracing } from '../tracing/http';
 import { NOOP_STEPS } from '../tracing/noop';
@@ -77,10 +77,18 @@ export interface GatewayOptions {
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Uses the caller's x-request-id when it is sane, otherwise makes one. */
+/** A modelgate key's shape anywhere in a value (mg_live_… / mg_test_…). */
+const KEY_SHAPED = /mg_(live|test)_/i;
+
+/**
+ * Uses the caller's x-request-id when it is sane, otherwise makes one. A
+ * key-shaped id is never taken: it would be echoed, logged, traced and
+ * stored as the usage record's id (a client that put its key there by
+ * mistake would leak it everywhere).
+ */
 export function requestIdFor(header: string | string[] | undefined): string {
   const value = Array.isArray(header) ? header[0] : header;
-  return value && REQUEST_ID_PATTERN.test(value) ? value : randomUUID();
+  return value && REQUEST_ID_PATTERN.test(value) && !KEY_SHAPED.test(value) ? value : randomUUID();
 }
 
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
@@ -275,6 +283,11 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
     forceCloseConnections: 'idle',
     // Node's own refusals (400 bad request line, 431 header overflow, 408) in the error contract's shape.
     clientErrorHandler,
+    // The router's own refusals (bad percent-encoding, an over-long path parameter) in the contract's shape.
+    frameworkErrors: frameworkErrorHandler,
+    // Model names run to 128 characters (MODEL_NAME); versions are shorter. Twice that leaves room
+    // for percent-encoding while a longer parameter is still refused by the router (414 URI_TOO_LONG).
+    maxParamLength: 256,
   });
   app.addHook('onRoute', (route) => {
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
