@@ -17,6 +17,7 @@ import { Metrics } from '../metrics/metrics';
 import { Readiness } from '../health/readiness';
 import { Lifecycle, type ShutdownOptions } from './lifecycle';
 import { InFlightRequests } from './in-flight';
+import { ConnectionDrain } from './connection-drain';
 import type { Services } from './services';
 import type { GraphQLContext } from '../graphql/context';
 import { createApollo } from './apollo';
@@ -202,7 +203,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const routes: RouteEntry[] = [];
   const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
-  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  const drain = new ConnectionDrain(app.server);
+  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, drain, config.shutdownDrainTimeoutMs, log));
   // After the drain (the last requests' spans are ended), and after usage (registered
   // before it, so it runs after it): an unreachable collector must not hold up metering.
   lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());
@@ -253,13 +255,21 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   };
 }
 
-/** Stops accepting connections, lets in-flight requests finish, and cuts what is left at the drain timeout. */
-async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logger): Promise<void> {
+/** How long idle connections are held after the listener closes, for requests already on their way (connection-drain.ts). */
+const IDLE_CONNECTION_WINDOW_MS = 1000;
+
+/**
+ * Stops accepting connections, answers requests already on their way and lets
+ * in-flight ones finish (each answer says Connection: close), and cuts what is
+ * left at the drain timeout.
+ */
+async function closeHttp(app: FastifyInstance, drain: ConnectionDrain, drainTimeoutMs: number, log: Logger): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), drainTimeoutMs);
   });
-  const result = await Promise.race([app.close().then(() => 'drained' as const), timedOut]);
+  const closed = drain.close(app.server, () => app.close(), Math.min(IDLE_CONNECTION_WINDOW_MS, drainTimeoutMs), log);
+  const result = await Promise.race([closed.then(() => 'drained' as const), timedOut]);
   clearTimeout(timer);
   if (result === 'timeout') {
     log.warn({ drainTimeoutMs }, 'drain timeout reached; closing remaining connections');
@@ -279,7 +289,8 @@ function buildHttpServer(services: Services, apollo: ApolloServer<GraphQLContext
     // Requests that reach an open connection while draining are still answered:
     // refusing them would fail clients that did nothing wrong.
     return503OnClosing: false,
-    // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly.
+    // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly
+    // (after a short hold for requests already on their way: connection-drain.ts).
     forceCloseConnections: 'idle',
     // Node's own refusals (400 bad request line, 431 header overflow, 408) in the error contract's shape.
     clientErrorHandler,

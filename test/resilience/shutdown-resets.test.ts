@@ -30,9 +30,11 @@ function classify(error: unknown): 'reset' | 'refused' | string {
 
 describe('requests racing the listener close (issue #28 item 8), production build', () => {
   it('answers or cleanly refuses every request during a SIGTERM, resetting none', async () => {
-    const gw = await ProductionGateway.start({ ...productionEnv(), SHUTDOWN_READINESS_GRACE_MS: '300', LOG_LEVEL: 'warn' });
+    const gw = await ProductionGateway.start({ ...productionEnv(), SHUTDOWN_READINESS_GRACE_MS: '300', LOG_LEVEL: 'info' });
     const tally: Tally = { ok: 0, coded503: 0, uncoded: [], resets: 0, refused: 0, other: [] };
     let signalled = false;
+    let signalledAt = 0;
+    const resetNotes: string[] = [];
     let afterSignal = 0;
     const client = async (n: number): Promise<void> => {
       for (let i = 0; ; i += 1) {
@@ -52,7 +54,10 @@ describe('requests racing the listener close (issue #28 item 8), production buil
             tally.refused += 1;
             return;
           }
-          if (kind === 'reset') tally.resets += 1;
+          if (kind === 'reset') {
+            tally.resets += 1;
+            resetNotes.push(`${signalledAt ? Math.round(performance.now() - signalledAt) : 'before'} ms after SIGTERM: ${String((error as { cause?: unknown }).cause ?? error)}`);
+          }
           else tally.other.push(kind);
           if (!gw.running) return;
         }
@@ -61,10 +66,12 @@ describe('requests racing the listener close (issue #28 item 8), production buil
     const clients = Array.from({ length: CLIENTS }, (_, n) => client(n));
     await sleep(1500);
     signalled = true;
+    signalledAt = performance.now();
     gw.signal('SIGTERM');
     const exit = await gw.waitExit(60_000);
     await Promise.all(clients);
     console.log(`shutdown under a request stream: ${JSON.stringify({ ...tally, uncoded: tally.uncoded.length, other: tally.other.length, answeredAfterSignal: afterSignal, exit: exit.code })}`);
+    if (resetNotes.length > 0) console.log(`resets:\n${resetNotes.slice(0, 20).join('\n')}\n${gw.output.split('\n').filter((l) => /shut|drain|listener|idle|exit/.test(l)).join('\n')}`);
     expect(exit.code).toBe(0);
     expect(tally.ok).toBeGreaterThan(0);
     expect(afterSignal).toBeGreaterThan(0);
