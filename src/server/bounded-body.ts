@@ -64,6 +64,7 @@ export function readBoundedBody(payload: Readable, options: BoundedBodyOptions):
     let received = 0;
     let produced = 0;
     let values = 0;
+    let counting = false;
     let rawEnded = false;
     let inflated = inflater === null;
     let settled = false;
@@ -112,15 +113,23 @@ export function readBoundedBody(payload: Readable, options: BoundedBodyOptions):
         stopInflating();
         return maybeFinish();
       }
-      if (start < jsonBytes) {
-        values += countJsonSeparators(chunk, Math.min(chunk.length, jsonBytes - start));
+      chunks.push(chunk);
+      // A JSON text holds at most one separator per byte: nothing to count until it is longer than the cap
+      // (a single-image request never is), then everything so far at once and each chunk as it comes.
+      if (start < jsonBytes && produced > maxValues) {
+        const pending = counting ? [chunk] : chunks;
+        let offset = counting ? start : 0;
+        counting = true;
+        for (const c of pending) {
+          if (offset < jsonBytes) values += countJsonSeparators(c, Math.min(c.length, jsonBytes - offset));
+          offset += c.length;
+        }
         if (values > maxValues) {
           refusal = tooManyValues();
           stopInflating();
           return maybeFinish();
         }
       }
-      chunks.push(chunk);
     };
 
     if (inflater) {
