@@ -81,7 +81,7 @@ export function createLogger(options: LoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     serializers: { err: scrubError, error: scrubError },
     // Every field, not only the message: a key may sit in a URL, a header value or a child's bindings.
-    formatters: { log: (object) => scrubFields(object), bindings: (bindings) => scrubFields(bindings) },
+    formatters: { log: (object) => scrubFields(object) },
     hooks: {
       // Masks key-shaped strings in the message arguments themselves.
       logMethod(args, method) {
@@ -112,7 +112,9 @@ function withUniqueBindings(root: Logger): Logger {
   // pino's generics over custom levels do not survive a plain function type; the call is the same.
   const pinoChild = root.child as unknown as ChildFn;
   const rootKeys = new Set(Object.keys(root.bindings()));
-  const child = function (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
+  const child = function (this: Logger, raw: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
+    // pino does not pass a child's bindings through formatters.bindings: scrubbed here (a request id, a URL).
+    const bindings = scrubFields(raw);
     const own = this === root ? {} : this.bindings();
     if (!Object.keys(bindings).some((k) => k in own || rootKeys.has(k))) return pinoChild.call(this, bindings, childOptions);
     const merged: pino.Bindings = { ...own, ...bindings };
