@@ -187,7 +187,7 @@ function oipCase(keys: FuzzKeys): fc.Arbitrary<FuzzCase> {
   const body = fc.oneof({ weight: 6, arbitrary: request.map((b) => JSON.stringify(b)) }, { weight: 1, arbitrary: fc.string({ maxLength: 200 }) });
   return fc
     .record({
-      model: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...MODELS) }, hostileString(keys).map((m) => encodeURIComponent(m))),
+      model: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...MODELS) }, hostileString(keys).map((m) => [...Buffer.from(m)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')), fc.constantFrom('%E0%A4%A', 'm'.repeat(128), 'm'.repeat(300))),
       route: fc.constantFrom('infer', 'explain'),
       body,
       encoding: fc.constantFrom('', '', 'gzip', 'deflate', 'gzip-wrong', 'br'),
