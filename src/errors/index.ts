@@ -42,7 +42,8 @@ export function httpStatusFor(code: string): number | undefined {
 
 /**
  * Codes of refusals made by the HTTP layer before any GraphQL runs (unknown
- * route, wrong method, body too large or not JSON, header overflow), each
+ * route, wrong method, body too large or not JSON, a path parameter longer
+ * than any name, header overflow), each
  * with its one status.
  */
 export const HTTP_ERROR_CODES = {
@@ -51,6 +52,7 @@ export const HTTP_ERROR_CODES = {
   METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
+  URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   REQUEST_HEADER_FIELDS_TOO_LARGE: 431,
   INTERNAL: 500,

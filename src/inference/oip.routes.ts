@@ -14,7 +14,9 @@ import { rateLimitHeaders } from '../ratelimit/headers';
 import type { LimitDecision } from '../ratelimit/types';
 import { VERSION } from '../version';
 import type { PipelineOutcome } from './pipeline';
-import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { readBoundedBody, type BoundedBody } from '../server/bounded-body';
+import { HttpRefusal, maxJsonValues } from '../server/http-errors';
 import { encodeExplainResponse, parseExplainParameters, restField } from './oip.explain';
 import { NOOP_STEPS } from '../tracing/noop';
 
@@ -56,6 +58,13 @@ function failed<T>(request: FastifyRequest, reply: FastifyReply, outcome: Pipeli
   return sendError(request, reply, outcome.error, outcome.limits);
 }
 
+/** The bytes the bounded reader kept (inflated), or its refusal of their encoding. */
+function bodyBytes(body: unknown): Buffer {
+  const read = body as BoundedBody | undefined;
+  if (read?.error) throw read.error;
+  return read?.bytes ?? Buffer.alloc(0);
+}
+
 /** The pipeline's view of a REST inference call: one call per HTTP request. */
 function restCall(request: FastifyRequest) {
   return {
@@ -75,8 +84,22 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
     // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
     // content type, usually application/octet-stream): read them whole and
     // parse here, where Inference-Header-Content-Length says where the JSON ends.
+    // The read is bounded as it happens: wire bytes, inflated bytes, JSON values (bounded-body.ts).
+    const { bodyLimitBytes } = services.config;
+    const maxValues = maxJsonValues(services.config.graphql.maxListElements);
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser('*', (request, payload, done) => {
+      if (Number(request.headers['content-length']) > bodyLimitBytes) {
+        done(new HttpRefusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`), undefined);
+        return;
+      }
+      const header = request.headers['inference-header-content-length'];
+      const jsonBytes = typeof header === 'string' && /^\s*\d{1,15}\s*$/.test(header) ? Number(header) : null;
+      readBoundedBody(payload, { encoding: request.headers['content-encoding'], limitBytes: bodyLimitBytes, maxValues, jsonBytes }).then(
+        (body) => done(null, body),
+        (error: Error) => done(error, undefined),
+      );
+    });
 
     scope.get('/v2/health/live', async () => ({ live: true }));
     scope.get('/v2/health/ready', async (_request, reply) => {
@@ -190,8 +213,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       const call = restCall(request);
       let parsed: ReturnType<typeof parseInferRequest>;
       try {
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
+        const body = bodyBytes(request.body);
         parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
@@ -217,8 +239,7 @@ export function registerOipRoutes(app: FastifyInstance, services: Services): voi
       let parsed: ReturnType<typeof parseInferRequest>;
       let options: ReturnType<typeof parseExplainParameters>;
       try {
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const body = decodeBody(raw, request.headers['content-encoding'], services.config.bodyLimitBytes);
+        const body = bodyBytes(request.body);
         parsed = parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
         options = parseExplainParameters(parsed.parameters ?? {});
       } catch (error) {
