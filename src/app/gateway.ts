@@ -13,6 +13,7 @@ import { Metrics } from '../metrics/metrics';
 import { Readiness } from '../health/readiness';
 import { Lifecycle, type ShutdownOptions } from './lifecycle';
 import { InFlightRequests } from './in-flight';
+import { ConnectionDrain } from './connection-drain';
 import { buildServices } from './services';
 import { buildHttpServer, closeHttp, type RouteEntry } from './http-server';
 import type { Services } from '../server/services';
@@ -61,7 +62,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const routes: RouteEntry[] = [];
   const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
-  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  const drain = new ConnectionDrain(app.server);
+  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, drain, config.shutdownDrainTimeoutMs, log));
   // After the drain (the last requests' spans are ended), and after usage (registered
   // before it, so it runs after it): an unreachable collector must not hold up metering.
   lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());

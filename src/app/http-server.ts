@@ -18,7 +18,8 @@ import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../server/graphq
 import { registerConsole } from '../server/rest/console.routes';
 import { registerOpenApi } from '../server/rest/openapi/openapi.routes';
 import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
-import { registerHttpErrorContract, clientErrorHandler } from '../server/rest/http-errors';
+import { registerHttpErrorContract, clientErrorHandler, frameworkErrorHandler } from '../server/rest/http-errors';
+import type { ConnectionDrain } from './connection-drain';
 import type { Tracing } from '../tracing/tracing';
 import { registerTracing } from '../tracing/http';
 import { NOOP_STEPS } from '../tracing/noop';
@@ -32,19 +33,35 @@ export interface RouteEntry {
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Uses the caller's x-request-id when it is sane, otherwise makes one. */
+/** A modelgate key's shape anywhere in a value (mg_live_… / mg_test_…). */
+const KEY_SHAPED = /mg_(live|test)_/i;
+
+/**
+ * Uses the caller's x-request-id when it is sane, otherwise makes one. A
+ * key-shaped id is never taken: it would be echoed, logged, traced and
+ * stored as the usage record's id (a client that put its key there by
+ * mistake would leak it everywhere).
+ */
 export function requestIdFor(header: string | string[] | undefined): string {
   const value = Array.isArray(header) ? header[0] : header;
-  return value && REQUEST_ID_PATTERN.test(value) ? value : randomUUID();
+  return value && REQUEST_ID_PATTERN.test(value) && !KEY_SHAPED.test(value) ? value : randomUUID();
 }
 
-/** Stops accepting connections, lets in-flight requests finish, and cuts what is left at the drain timeout. */
-export async function closeHttp(app: FastifyInstance, drainTimeoutMs: number, log: Logger): Promise<void> {
+/** How long idle connections are held after the listener closes, for requests already on their way (connection-drain.ts). */
+const IDLE_CONNECTION_WINDOW_MS = 1000;
+
+/**
+ * Stops accepting connections, answers requests already on their way and lets
+ * in-flight ones finish (each answer says Connection: close), and cuts what is
+ * left at the drain timeout.
+ */
+export async function closeHttp(app: FastifyInstance, drain: ConnectionDrain, drainTimeoutMs: number, log: Logger): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), drainTimeoutMs);
   });
-  const result = await Promise.race([app.close().then(() => 'drained' as const), timedOut]);
+  const closed = drain.close(app.server, () => app.close(), Math.min(IDLE_CONNECTION_WINDOW_MS, drainTimeoutMs), log);
+  const result = await Promise.race([closed.then(() => 'drained' as const), timedOut]);
   clearTimeout(timer);
   if (result === 'timeout') {
     log.warn({ drainTimeoutMs }, 'drain timeout reached; closing remaining connections');
@@ -64,10 +81,16 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
     // Requests that reach an open connection while draining are still answered:
     // refusing them would fail clients that did nothing wrong.
     return503OnClosing: false,
-    // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly.
+    // Keep-alive sockets are closed when idle during shutdown so drain finishes promptly
+    // (after a short hold for requests already on their way: connection-drain.ts).
     forceCloseConnections: 'idle',
     // Node's own refusals (400 bad request line, 431 header overflow, 408) in the error contract's shape.
     clientErrorHandler,
+    // The router's own refusals (bad percent-encoding, an over-long path parameter) in the contract's shape.
+    frameworkErrors: frameworkErrorHandler,
+    // Model names run to 128 characters (MODEL_NAME); versions are shorter. Twice that leaves room
+    // for percent-encoding while a longer parameter is still refused by the router (414 URI_TOO_LONG).
+    maxParamLength: 256,
   });
   app.addHook('onRoute', (route) => {
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });
@@ -104,6 +127,7 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
     models: services.models,
     ready: () => services.readiness.report().ready && !services.lifecycle.isShuttingDown,
     bodyLimitBytes: services.config.bodyLimitBytes,
+    maxListElements: services.config.graphql.maxListElements,
   });
   const apolloHandler = fastifyApolloHandler(apollo, { context: (request: FastifyRequest, reply) => graphqlContext(services, request, reply) });
   app.route<{ Reply: string }>({

@@ -47,6 +47,7 @@ export const HTTP_CONTRACT = {
   METHOD_NOT_ALLOWED: { status: 405, scope: 'request', grpc: 'UNIMPLEMENTED' },
   REQUEST_TIMEOUT: { status: 408, scope: 'request', grpc: 'DEADLINE_EXCEEDED' },
   PAYLOAD_TOO_LARGE: { status: 413, scope: 'request', grpc: 'RESOURCE_EXHAUSTED' },
+  URI_TOO_LONG: { status: 414, scope: 'request', grpc: 'INVALID_ARGUMENT' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, scope: 'request', grpc: 'INVALID_ARGUMENT' },
   REQUEST_HEADER_FIELDS_TOO_LARGE: { status: 431, scope: 'request', grpc: 'RESOURCE_EXHAUSTED' },
   INTERNAL: { status: 500, scope: 'request', grpc: 'INTERNAL' },

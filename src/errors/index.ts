@@ -39,7 +39,8 @@ export function httpStatusFor(code: string): number | undefined {
 
 /**
  * Codes of refusals made by the HTTP layer before any GraphQL runs (unknown
- * route, wrong method, body too large or not JSON, header overflow), each
+ * route, wrong method, body too large or not JSON, a path parameter longer
+ * than any name, header overflow), each
  * with its one status.
  */
 export const HTTP_ERROR_CODES = Object.fromEntries(Object.entries(HTTP_CONTRACT).map(([code, entry]) => [code, entry.status])) as {

@@ -33,6 +33,16 @@ describe('logger', () => {
     expect(text).toContain('[REDACTED]');
   });
 
+  // Issue #28 item 7: a key in a URL, a header echoed into a field, or a child's bindings was written as is.
+  it('masks keys in every string field and binding, at any depth', () => {
+    const { stream, lines } = capture();
+    const log = createLogger({ level: 'debug', pretty: false, destination: stream });
+    log.child({ requestId: `x${key}` }).debug({ url: `/v2/models/${key}/ready?k=${key}`, deep: { list: [{ v: `id_${key}` }] }, n: 3 }, 'request');
+    const line = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+    expect(lines.join('')).not.toContain(key.slice(8));
+    expect(line).toMatchObject({ url: '/v2/models/mg_live_[REDACTED]/ready?k=mg_live_[REDACTED]', requestId: 'xmg_live_[REDACTED]', deep: { list: [{ v: 'id_mg_live_[REDACTED]' }] }, n: 3 });
+  });
+
   it('writes each key once in a line from a child of a child', () => {
     const { stream, lines } = capture();
     const log = createLogger({ level: 'info', pretty: false, destination: stream });

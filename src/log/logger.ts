@@ -9,7 +9,7 @@ import pino, { type Logger } from 'pino';
 export type { Logger } from 'pino';
 
 /** Matches modelgate keys (mg_live_… / mg_test_…) and bearer tokens in free text. */
-const KEY_PATTERN = /\bmg_(live|test)_[A-Za-z0-9]{8,}/g;
+const KEY_PATTERN = /mg_(live|test)_[A-Za-z0-9]{8,}/g;
 const BEARER_PATTERN = /(bearer\s+)[^\s"',]+/gi;
 
 export function scrubSecrets(text: string): string {
@@ -34,6 +34,30 @@ const REDACT_PATHS = [
   '*.password',
 ];
 
+/**
+ * Every string of a log line's own fields, at any depth (bounded), through
+ * scrubSecrets: a key in a URL, a header echoed into a field, a request id.
+ * Objects are copied only where a string changed.
+ */
+export function scrubFields<T>(value: T, depth = 0): T {
+  if (typeof value === 'string') return scrubSecrets(value) as T;
+  if (depth > 6 || value === null || typeof value !== 'object' || value instanceof Error || Buffer.isBuffer(value)) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    value.forEach((v, i) => {
+      const s = scrubFields(v, depth + 1);
+      if (s !== v) (out ??= [...value])[i] = s;
+    });
+    return (out ?? value) as T;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const s = scrubFields(v, depth + 1);
+    if (s !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = s;
+  }
+  return (out ?? value) as T;
+}
+
 function scrubError(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const serialized = pino.stdSerializers.err(err);
@@ -56,6 +80,8 @@ export function createLogger(options: LoggerOptions): Logger {
     base: { service: 'modelgate', pid: process.pid },
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     serializers: { err: scrubError, error: scrubError },
+    // Every field, not only the message: a key may sit in a URL, a header value or a child's bindings.
+    formatters: { log: (object) => scrubFields(object) },
     hooks: {
       // Masks key-shaped strings in the message arguments themselves.
       logMethod(args, method) {
@@ -86,7 +112,9 @@ function withUniqueBindings(root: Logger): Logger {
   // pino's generics over custom levels do not survive a plain function type; the call is the same.
   const pinoChild = root.child as unknown as ChildFn;
   const rootKeys = new Set(Object.keys(root.bindings()));
-  const child = function (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
+  const child = function (this: Logger, raw: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
+    // pino does not pass a child's bindings through formatters.bindings: scrubbed here (a request id, a URL).
+    const bindings = scrubFields(raw);
     const own = this === root ? {} : this.bindings();
     if (!Object.keys(bindings).some((k) => k in own || rootKeys.has(k))) return pinoChild.call(this, bindings, childOptions);
     const merged: pino.Bindings = { ...own, ...bindings };

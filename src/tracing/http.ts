@@ -7,7 +7,7 @@
  * scrapes would bury the traces worth reading.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from '../log/logger';
+import { scrubSecrets, type Logger } from '../log/logger';
 import type { Tracing } from './tracing';
 import type { RequestTrace } from './types';
 
@@ -28,7 +28,7 @@ export function registerTracing(app: FastifyInstance, tracing: Tracing): void {
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
     if (!isTracedRoute(route) || request.method === 'OPTIONS') return;
-    const trace = tracing.startRequest({ method: request.method, route: route!, path: request.url.split('?', 1)[0]!, headers: request.headers, requestId: request.id });
+    const trace = tracing.startRequest({ method: request.method, route: route!, path: scrubSecrets(request.url.split('?', 1)[0]!), headers: request.headers, requestId: request.id });
     request.trace = trace;
     // fastify's request logger is a pino child: this one adds the trace, every later line of the request has it.
     request.log = (request.log as unknown as Logger).child({ trace_id: trace.traceId, span_id: trace.spanId });

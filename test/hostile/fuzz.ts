@@ -10,6 +10,7 @@
  * volume and concurrency against one process, and a failing request is
  * reported as it was sent (replay it with the same seed).
  */
+import { deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { contractViolations, metricValue } from './helpers';
@@ -159,6 +160,70 @@ function gql(query: string, variables: unknown, headers: Record<string, string>,
   return { kind, method: 'POST', route: '/graphql', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query, variables }) };
 }
 
+/**
+ * The Open Inference Protocol's JSON door (/v2): the same tensors as OIP JSON,
+ * sent plain, gzip'd or deflated (or with a wrong or unknown Content-Encoding),
+ * with or without an Inference-Header-Content-Length.
+ */
+function oipCase(keys: FuzzKeys): fc.Arbitrary<FuzzCase> {
+  const input = fc.record(
+    {
+      name: fc.oneof(fc.constantFrom('image'), hostileString(keys)),
+      datatype: fc.oneof({ weight: 5, arbitrary: fc.constantFrom('FP32') }, fc.constantFrom(...DATATYPES, 'BYTES', 'x')),
+      shape: shape(),
+      data: fc.oneof(
+        fc.array(numbers(), { maxLength: 50 }),
+        fc.constantFrom(784, 1568, 16_000, 30_000, 70_000).map((n) => new Array<number>(n).fill(0)),
+        fc.constant([[[['x']]]]),
+      ),
+      parameters: fc.record({ binary_data_size: fc.integer({ min: -4, max: 5000 }) }, { requiredKeys: [] }),
+    },
+    { requiredKeys: ['name', 'datatype', 'shape'] },
+  );
+  const request = fc.record(
+    { id: hostileString(keys), inputs: fc.array(input, { maxLength: 3 }), parameters: fc.record({ binary_data_output: fc.boolean(), timeout: fc.integer({ min: -5, max: 10_000_000 }) }, { requiredKeys: [] }) },
+    { requiredKeys: ['inputs'] },
+  );
+  const body = fc.oneof({ weight: 6, arbitrary: request.map((b) => JSON.stringify(b)) }, { weight: 1, arbitrary: fc.string({ maxLength: 200 }) });
+  return fc
+    .record({
+      model: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...MODELS) }, hostileString(keys).map((m) => [...Buffer.from(m)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')), fc.constantFrom('%E0%A4%A', 'm'.repeat(128), 'm'.repeat(300))),
+      route: fc.constantFrom('infer', 'explain'),
+      body,
+      encoding: fc.constantFrom('', '', 'gzip', 'deflate', 'gzip-wrong', 'br'),
+      header: fc.oneof(fc.constant(null), fc.constantFrom('0', '5', '-1', 'x', '999999999')),
+    })
+    .map(({ model, route, body, encoding, header }): FuzzCase => {
+      const bytes = Buffer.from(body);
+      const encoded = encoding === 'gzip' ? gzipSync(bytes) : encoding === 'deflate' ? deflateSync(bytes) : bytes;
+      return {
+        kind: `oip-${encoding || 'plain'}`,
+        method: 'POST',
+        route: `/v2/models/${model}/${route}`,
+        headers: {
+          'content-type': 'application/json',
+          ...(encoding ? { 'content-encoding': encoding === 'gzip-wrong' ? 'gzip' : encoding } : {}),
+          ...(header !== null ? { 'inference-header-content-length': header } : {}),
+        },
+        body: encoded,
+      };
+    });
+}
+
+/** The issue #28 bombs: 10 M zeros as OIP JSON (~20 MB) gzip'd and deflated, a body inflating past the limit, and 2 M values plain. */
+function oipBombs(keys: FuzzKeys): FuzzCase[] {
+  const values = (n: number) => Buffer.from(`{"inputs":[{"name":"image","datatype":"FP32","shape":[1,1,28,28],"data":[${'0,'.repeat(n - 1)}0]}]}`);
+  const json = values(10_000_000);
+  const headers = (encoding: string) => ({ authorization: `Bearer ${keys.user}`, 'content-type': 'application/json', 'content-encoding': encoding });
+  const route = '/v2/models/fashion-cnn/infer';
+  return [
+    { kind: 'fixed:oip-gzip-bomb', method: 'POST', route, headers: headers('gzip'), body: gzipSync(json, { level: 9 }) },
+    { kind: 'fixed:oip-deflate-bomb', method: 'POST', route, headers: headers('deflate'), body: deflateSync(json, { level: 9 }) },
+    { kind: 'fixed:oip-inflates-past-limit', method: 'POST', route, headers: headers('gzip'), body: gzipSync(Buffer.alloc(21 * 1024 * 1024, 32)) },
+    { kind: 'fixed:oip-plain-values', method: 'POST', route, headers: headers('identity'), body: values(2_000_000) },
+  ];
+}
+
 /** Every generated request, weighted towards the inference inputs. */
 export function fuzzCase(keys: FuzzKeys): fc.Arbitrary<FuzzCase> {
   const auth = fc.oneof(
@@ -211,7 +276,8 @@ export function fuzzCase(keys: FuzzKeys): fc.Arbitrary<FuzzCase> {
       weight: 2,
       arbitrary: fc.tuple(fc.oneof(fc.string({ maxLength: 300 }), fc.constantFrom('subscription { x }', '{ __schema { types { name } } }', '{ me { tenant { name } } }', '{ health { status } }', 'query { '.repeat(50), '{ a: health { status } b: health { status } }', `{ ${'health { status } '.repeat(3)}}`, '{ models { name stats { requests } } }', 'mutation { loadModel(name: "no-such-model") { name } }', '{ tenants { edges { cursor } } }', '{ auditEvents { edges { cursor } } }')), headers).map(([query, h]) => gql(query, {}, h, 'graphql-text')),
     },
-{
+    { weight: 4, arbitrary: fc.tuple(oipCase(keys), headers).map(([c, h]) => ({ ...c, headers: { ...c.headers, ...h } })) },
+    {
           weight: 2,
           arbitrary: fc
             .record({
@@ -264,6 +330,7 @@ export async function fixedCases(keys: FuzzKeys, tenantOfOther: string): Promise
     gql(CLASSIFY, { model: 'fashion-cnn', images: [{ png: jpeg.toString('base64') }], topK: 3 }, user, 'fixed:corrupt-jpeg'),
     gql('query($t: String) { apiKeys(tenant: $t) { edges { cursor } } }', { t: tenantOfOther }, user, 'fixed:foreign-tenant'),
     gql('query($t: String) { apiKeys(tenant: $t) { edges { cursor } } }', { t: 'no-such-tenant' }, user, 'fixed:unknown-tenant'),
+    ...oipBombs(keys),
   ];
 }
 
@@ -368,7 +435,8 @@ export async function runFuzz(target: FuzzTarget, keys: FuzzKeys, options: FuzzO
 
 function codesIn(text: string): string[] {
   try {
-    const body = JSON.parse(text) as { errors?: { extensions?: { code?: unknown } }[] };
+    const body = JSON.parse(text) as { errors?: { extensions?: { code?: unknown } }[]; error?: unknown; code?: unknown };
+    if (typeof body.error === 'string') return [String(body.code)];
     return (body.errors ?? []).map((e) => String(e.extensions?.code));
   } catch {
     return [];

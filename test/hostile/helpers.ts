@@ -14,12 +14,16 @@ export interface ErrorEntry {
 export function contractViolations(status: number, text: string, requestIdHeader: string | null): string[] {
   const problems: string[] = [];
   if (INTERNALS_PATTERN.test(text)) problems.push(`internals in body: ${text.match(INTERNALS_PATTERN)?.[0]}`);
-  let body: { errors?: ErrorEntry[] } | null = null;
+  let body: { errors?: ErrorEntry[]; error?: unknown; code?: unknown; requestId?: unknown } | null = null;
   try {
     body = JSON.parse(text) as { errors?: ErrorEntry[] };
   } catch {
     if (status >= 400) problems.push(`status ${status} without a JSON body`);
     return problems;
+  }
+  // The Open Inference Protocol's shape (/v2): {error, code, requestId, …}, read as one error.
+  if (body && !Array.isArray(body) && typeof body.error === 'string') {
+    body = { errors: [{ message: body.error, extensions: { code: body.code, requestId: body.requestId } }] };
   }
   if (status >= 400 && !(Array.isArray(body?.errors) && body.errors.length > 0)) problems.push(`status ${status} without errors`);
   for (const e of body?.errors ?? []) {

@@ -44,6 +44,7 @@ const FIXED_MESSAGES: Record<number, string> = {
   405: 'Method not allowed',
   408: 'Request timeout',
   413: 'Request body too large',
+  414: 'A path parameter is longer than any name this server accepts',
   415: 'Unsupported content type; send application/json',
   431: 'Request headers too large',
   500: 'Internal server error',
@@ -59,6 +60,15 @@ export function countCommas(chunk: Buffer): number {
   let count = 0;
   for (let i = 0; i < chunk.length; i += 1) if (chunk[i] === 44) count += 1;
   return count;
+}
+
+/**
+ * The most JSON values a request body may hold, in any door that parses JSON
+ * (GraphQL, OIP): GRAPHQL_MAX_LIST_ELEMENTS plus room for the request's own
+ * structure. Counted while the body is read, before any parse.
+ */
+export function maxJsonValues(maxListElements: number): number {
+  return maxListElements + 10_000;
 }
 
 export interface HttpErrorOptions {
@@ -82,7 +92,7 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
   // could hold far more values than any request may use is refused before it
   // is parsed — or even read whole (4 M numbers took ~100 ms to parse here).
   // The exact per-field check is the GraphQL input guard; this only caps the parse.
-  const maxCommas = options.maxListElements + 10_000;
+  const maxCommas = maxJsonValues(options.maxListElements);
   const secureParse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', (request, payload, done) => {
@@ -253,6 +263,22 @@ export function normalizeErrorBody(text: string, status: number, requestId: stri
   const own = !parsed && text.length > 0 && text.length < 1000 && !INTERNALS_PATTERN.test(text) ? text.trim() : fixedMessage(status);
   const code = httpCodeForStatus(status);
   return { status, body: JSON.stringify(errorBody(code, status >= 500 ? fixedMessage(status) : own, requestId)) };
+}
+
+/**
+ * fastify's `frameworkErrors`: what its router refuses before any route or
+ * hook runs (a path that is not valid percent-encoding, FST_ERR_BAD_URL; a
+ * path parameter over maxParamLength, FST_ERR_MAX_PARAM_LENGTH). Answered
+ * here in the contract's shape (OIP's on /v2), with a public code and the
+ * request id; fastify's own code and text go to the debug log.
+ */
+export function frameworkErrorHandler(error: Error & { code?: string; statusCode?: number }, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : error.code === 'FST_ERR_BAD_URL' ? 400 : (error.statusCode ?? 400);
+  const code = httpCodeForStatus(status);
+  request.log.debug({ err: error }, 'request refused by the router');
+  const message = status === 400 ? 'The request path is not valid percent-encoding' : fixedMessage(status);
+  const body = request.url.startsWith('/v2') ? { error: message, code, requestId: request.id } : errorBody(code, message, request.id);
+  void reply.code(status).header('x-request-id', request.id).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
 }
 
 /** fastify's clientErrorHandler: Node's parser refused the request before any route ran. */

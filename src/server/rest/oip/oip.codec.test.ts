@@ -1,6 +1,5 @@
-import { gzipSync } from 'node:zlib';
 import { DomainError } from '../../../errors';
-import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 
 const target = { model: 'm', version: null };
 
@@ -68,13 +67,12 @@ describe('OIP request parsing', () => {
     for (const bad of ['-1', '4.2', '0x10', '', '1e3']) expect(fieldOf(() => headerLength(bad))).toBe('Inference-Header-Content-Length');
   });
 
-  it('inflates gzip and deflate bodies, refusing unknown encodings and bodies that inflate past the limit', () => {
-    const plain = Buffer.from('{"inputs": []}');
-    expect(decodeBody(gzipSync(plain), 'gzip', 1000).equals(plain)).toBe(true);
-    expect(decodeBody(plain, undefined, 1000)).toBe(plain);
-    expect(fieldOf(() => decodeBody(gzipSync(Buffer.alloc(5000)), 'gzip', 1000))).toBe('Content-Encoding');
-    expect(fieldOf(() => decodeBody(plain, 'gzip', 1000))).toBe('Content-Encoding');
-    expect(fieldOf(() => decodeBody(plain, 'br', 1000))).toBe('Content-Encoding');
+  it('stops walking data at the first element past what the shape declares', () => {
+    const body = (data: unknown) => Buffer.from(JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 2], data }] }));
+    expect(parseInferRequest(body([1, 2]), null, target).request.inputs[0]!.data).toEqual([1, 2]);
+    expect(parseInferRequest(body([[1, 2]]), null, target).request.inputs[0]!.data).toEqual([1, 2]);
+    expect(fieldOf(() => parseInferRequest(body([1, 2, 3]), null, target))).toBe('inputs[0].data');
+    expect(fieldOf(() => parseInferRequest(body([[1, 2], [3]]), null, target))).toBe('inputs[0].data');
   });
 });
 

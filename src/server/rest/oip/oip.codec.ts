@@ -3,9 +3,9 @@
  * request (JSON, or JSON followed by raw tensor bytes per Triton's binary
  * tensor data extension) into the pipeline's protocol-neutral request, and a
  * result into the OIP response. Pure functions: no I/O, easy to test against
- * malformed bodies.
+ * malformed bodies. Content-Encoding is undone, and the body's size and JSON
+ * value count bounded, while it is read (server/bounded-body.ts).
  */
-import { gunzipSync, inflateSync } from 'node:zlib';
 import { z } from 'zod';
 import { BadInputError } from '../../../errors';
 import type { InferRequest, InferResponse, InferTensorInput } from '../../../inference/inference.service';
@@ -44,24 +44,6 @@ export interface OipRequest {
   parameters?: Record<string, unknown>;
 }
 
-/**
- * Undoes Content-Encoding gzip/deflate (tritonclient's request compression),
- * never inflating past `limit` bytes (the body limit), so a small compressed
- * body cannot expand into an unbounded one.
- */
-export function decodeBody(body: Buffer, encoding: string | string[] | undefined, limit: number): Buffer {
-  const value = (Array.isArray(encoding) ? encoding[0] : encoding)?.trim().toLowerCase();
-  if (value === undefined || value === '' || value === 'identity') return body;
-  try {
-    if (value === 'gzip') return gunzipSync(body, { maxOutputLength: limit });
-    if (value === 'deflate') return inflateSync(body, { maxOutputLength: limit });
-  } catch (error) {
-    const tooLarge = error instanceof RangeError || (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
-    throw new BadInputError(tooLarge ? `the decompressed body exceeds ${limit} bytes (BODY_LIMIT_BYTES)` : `the body is not valid ${value} data`, 'Content-Encoding');
-  }
-  throw new BadInputError(`Content-Encoding ${value} is not supported (gzip, deflate)`, 'Content-Encoding');
-}
-
 function fieldOf(path: (string | number)[]): string {
   return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part), '');
 }
@@ -74,14 +56,33 @@ export function headerLength(value: string | string[] | undefined): number | nul
   return Number(raw.trim());
 }
 
-/** Flattens `data` (flat or nested, row major) into numbers; BOOL accepts true/false. */
-function flatten(data: unknown, field: string): number[] {
+/** The element count a shape declares, or null when the shape is not one (the engine names that fault). */
+function declaredCount(shape: number[]): number | null {
+  let count = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) return null;
+    count *= d;
+    if (!Number.isSafeInteger(count)) return null;
+  }
+  return count;
+}
+
+/**
+ * Flattens `data` (flat or nested, row major) into numbers; BOOL accepts
+ * true/false. Stops at the first value past what the shape declares, so a
+ * body never pays for walking more elements than its own shape allows.
+ */
+function flatten(data: unknown, field: string, shape: number[]): number[] {
+  const expected = declaredCount(shape);
   const out: number[] = [];
+  const tooMany = () => new BadInputError(`data has more than ${expected} elements; shape [${shape.join(',')}] needs ${expected}`, field);
+  const limit = expected ?? Number.POSITIVE_INFINITY;
   const visit = (value: unknown, depth: number): void => {
     if (typeof value === 'number') out.push(value);
     else if (typeof value === 'boolean') out.push(value ? 1 : 0);
     else if (Array.isArray(value) && depth < 32) for (const v of value) visit(v, depth + 1);
     else throw new BadInputError('data must hold numbers (or booleans for BOOL), flat or nested in arrays', field);
+    if (out.length > limit) throw tooMany();
   };
   visit(data, 0);
   return out;
@@ -150,7 +151,7 @@ export function parseInferRequest(body: Buffer, header: number | null, target: {
     } else if (input.data === undefined) {
       throw new BadInputError('give data or parameters.binary_data_size', `${field}.data`);
     } else {
-      tensor.data = flatten(input.data, `${field}.data`);
+      tensor.data = flatten(input.data, `${field}.data`, input.shape);
     }
     return tensor;
   });

@@ -16,7 +16,9 @@ import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
 import type { InferencePipeline, PipelineOutcome } from '../../../inference/pipeline';
 import type { ModelCatalog } from '../../../inference/model-catalog';
-import { decodeBody, encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
+import { readBoundedBody, type BoundedBody } from '../bounded-body';
+import { HttpRefusal, maxJsonValues } from '../http-errors';
 import { encodeExplainResponse, parseExplainParameters, restField } from './oip.explain';
 import { NOOP_STEPS } from '../../../tracing/noop';
 
@@ -54,10 +56,16 @@ function requestLog(request: FastifyRequest): Logger {
   return request.log as unknown as Logger;
 }
 
-/** The decoded body (Content-Encoding, the body limit) parsed as an OIP inference request for the route's model and version. */
-function parseRestInfer(request: FastifyRequest<{ Params: ModelParams }>, bodyLimitBytes: number): ReturnType<typeof parseInferRequest> {
-  const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-  const body = decodeBody(raw, request.headers['content-encoding'], bodyLimitBytes);
+/** The bytes the bounded reader kept (inflated), or its refusal of their encoding. */
+function bodyBytes(body: unknown): Buffer {
+  const read = body as BoundedBody | undefined;
+  if (read?.error) throw read.error;
+  return read?.bytes ?? Buffer.alloc(0);
+}
+
+/** The body the bounded reader kept, parsed as an OIP inference request for the route's model and version. */
+function parseRestInfer(request: FastifyRequest<{ Params: ModelParams }>): ReturnType<typeof parseInferRequest> {
+  const body = bodyBytes(request.body);
   const { model, version } = request.params;
   return parseInferRequest(body, headerLength(request.headers['inference-header-content-length']), { model, version: version ?? null });
 }
@@ -81,6 +89,8 @@ export interface OipDependencies {
   /** True while the gateway takes requests (ready and not shutting down). */
   ready(): boolean;
   bodyLimitBytes: number;
+  /** GraphQL's list-element cap; JSON bodies are bounded by the same count of values (maxJsonValues). */
+  maxListElements: number;
 }
 
 export function registerOipRoutes(app: FastifyInstance, dependencies: OipDependencies): void {
@@ -88,8 +98,22 @@ export function registerOipRoutes(app: FastifyInstance, dependencies: OipDepende
     // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
     // content type, usually application/octet-stream): read them whole and
     // parse here, where Inference-Header-Content-Length says where the JSON ends.
+    // The read is bounded as it happens: wire bytes, inflated bytes, JSON values (bounded-body.ts).
+    const { bodyLimitBytes } = dependencies;
+    const maxValues = maxJsonValues(dependencies.maxListElements);
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser('*', (request, payload, done) => {
+      if (Number(request.headers['content-length']) > bodyLimitBytes) {
+        done(new HttpRefusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`), undefined);
+        return;
+      }
+      const header = request.headers['inference-header-content-length'];
+      const jsonBytes = typeof header === 'string' && /^\s*\d{1,15}\s*$/.test(header) ? Number(header) : null;
+      readBoundedBody(payload, { encoding: request.headers['content-encoding'], limitBytes: bodyLimitBytes, maxValues, jsonBytes }).then(
+        (body) => done(null, body),
+        (error: Error) => done(error, undefined),
+      );
+    });
     registerServerRoutes(scope, dependencies);
     registerModelRoutes(scope, dependencies);
     registerModelExtensionRoutes(scope, dependencies);
@@ -224,7 +248,7 @@ function registerInferRoutes(scope: FastifyInstance, { pipeline, bodyLimitBytes 
     const call = restCall(request);
     let parsed: ReturnType<typeof parseInferRequest>;
     try {
-      parsed = parseRestInfer(request, bodyLimitBytes);
+      parsed = parseRestInfer(request);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       // A body that does not parse is still an inference call of this key: the pipeline
@@ -252,7 +276,7 @@ function registerExplainRoutes(scope: FastifyInstance, { pipeline, bodyLimitByte
     let parsed: ReturnType<typeof parseInferRequest>;
     let options: ReturnType<typeof parseExplainParameters>;
     try {
-      parsed = parseRestInfer(request, bodyLimitBytes);
+      parsed = parseRestInfer(request);
       options = parseExplainParameters(parsed.parameters ?? {});
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
