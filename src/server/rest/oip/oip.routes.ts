@@ -242,7 +242,7 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
 }
 
 /** Triton's inference route, JSON or binary tensors. */
-function registerInferRoutes(scope: FastifyInstance, { pipeline, bodyLimitBytes }: OipDependencies): void {
+function registerInferRoutes(scope: FastifyInstance, { pipeline }: OipDependencies): void {
   const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
     const { model } = request.params;
     const call = restCall(request);
@@ -268,7 +268,7 @@ function registerInferRoutes(scope: FastifyInstance, { pipeline, bodyLimitBytes 
 }
 
 /** modelgate's explain extension. */
-function registerExplainRoutes(scope: FastifyInstance, { pipeline, bodyLimitBytes }: OipDependencies): void {
+function registerExplainRoutes(scope: FastifyInstance, { pipeline }: OipDependencies): void {
   // modelgate extension: saliency maps, the same pipeline step as GraphQL classify(explain: …).
   const explain = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
     const { model, version } = request.params;
