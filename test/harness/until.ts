@@ -73,3 +73,13 @@ export async function until<T>(what: string, read: () => T | Promise<T>, options
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
+
+/**
+ * The wait left before a cache entry made at `cachedAtMs` (a Date.now()
+ * reading) expires after `ttlMs`, less a margin: the bound for a wait that
+ * must be won by a broadcast, since past expiry a reread alone would win it.
+ * Its size comes from the cache, not from a speed budget.
+ */
+export function beforeExpiry(cachedAtMs: number, ttlMs: number, marginMs = 250): number {
+  return Math.max(1, cachedAtMs + ttlMs - marginMs - Date.now());
+}
