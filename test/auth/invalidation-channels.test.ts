@@ -13,9 +13,9 @@ import { TestRedisServer } from '../ratelimit/redis-server';
 import { closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { baseEnv } from '../helpers/gateway';
-import { until } from '../harness/until';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
 
-jest.setTimeout(60_000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const log = createLogger({ level: 'silent', pretty: false });
 const CLI = { principal: null, actor: 'test' };

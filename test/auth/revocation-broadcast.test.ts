@@ -5,6 +5,10 @@
  */
 import { baseEnv, graphql, spawnGateway, startGateway, type GatewayProcess } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const ME = '{ me { apiKey { id } } }';
 const REVOKE = 'mutation($id: ID!) { revokeApiKey(id: $id) { status } }';

@@ -13,7 +13,10 @@ import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/g
 import { authHeaders } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { freePort } from '../helpers/capture';
-import { beforeExpiry, until } from '../harness/until';
+import { beforeExpiry, STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const CLI = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
 const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;

@@ -8,8 +8,9 @@ import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { imagePng } from '../inference/fixtures';
 import { launchBrowser, screenshot, seriousViolations } from './browser';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
 
-jest.setTimeout(120000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 let gw: TestGateway;
 let browser: Browser;

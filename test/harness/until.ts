@@ -46,6 +46,8 @@ function arrived(value: unknown): boolean {
  * value. A read that throws counts as not yet (the error is the last thing
  * seen). On timeout it rejects with `what` and the last value or error seen.
  */
+export function until<T>(what: string, read: () => T | Promise<T>, options?: UntilOptions<T> & { accept?: undefined }): Promise<Exclude<T, undefined | null | false>>;
+export function until<T>(what: string, read: () => T | Promise<T>, options: UntilOptions<T>): Promise<T>;
 export async function until<T>(what: string, read: () => T | Promise<T>, options: UntilOptions<T> = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? WAIT_TIMEOUT_MS;
   const everyMs = options.everyMs ?? 50;

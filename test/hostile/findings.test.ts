@@ -4,11 +4,14 @@
  * Each failed on main before the fix (noted per test).
  */
 import sharp from 'sharp';
-import { ProductionGateway, productionEnv, sleep } from '../harness';
+import { ProductionGateway, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, testKeyService, type TestKey } from '../helpers/auth';
 import { freePort } from '../helpers/capture';
 import { imageTensor } from '../inference/fixtures';
 import { contractViolations, metricValue, parseRawResponse, rawHttp } from './helpers';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = `mutation($input: InferInput!) { infer(input: $input) { outputs { name data } } }`;
 const INFER_B64 = `mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }`;

@@ -6,9 +6,12 @@
  * no internals, the event-loop delay under a budget, and a ready gateway
  * afterwards. The report (with the seed, to replay) is printed.
  */
-import { ProductionGateway, productionEnv } from '../harness';
+import { ProductionGateway, productionEnv, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { fixedCases, runFuzz, type FuzzKeys } from './fuzz';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const REQUESTS = Number(process.env['FUZZ_REQUESTS'] ?? 400);
 const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 2 ** 31);
@@ -30,7 +33,7 @@ describe(`fuzz: ${REQUESTS} hostile requests against the production build`, () =
     keys = { user: user.key, admin: admin.key, foreign: foreign.key };
     const { db } = await testKeyService();
     otherTenant = (await db.prisma.tenant.findUniqueOrThrow({ where: { id: foreign.tenantId } })).name;
-  }, 120_000);
+  }, STARTUP_TEST_TIMEOUT_MS);
   afterAll(async () => {
     await gw.stop();
     await closeTestKeys();

@@ -13,6 +13,10 @@ import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/g
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import sharp from 'sharp';
 import { argmax, decodeFloats, imageFloats, imageLabel, imagePng, imagePixels, imageTensor, INFER } from './fixtures';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 type InferData = {
   infer: {

@@ -6,7 +6,10 @@
  */
 import { baseEnv, graphql, spawnGateway, type GatewayProcess } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
-import { beforeExpiry, until } from '../harness/until';
+import { beforeExpiry, STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = `mutation { infer(input: {model: "fashion-cnn", inputs: [{name: "image", datatype: FP32, shape: [1,1,28,28], data: [${new Array(784).fill(0).join(',')}]}]}) { outputs { name } } }`;
 

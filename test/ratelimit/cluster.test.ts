@@ -16,6 +16,10 @@ import { limitsConfig, principal } from './limiter-helpers';
 import { graphql, startGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { parseRedisUrl } from '../../src/redis/redis';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 describe('check script on Redis Cluster', () => {
   let server: TestRedisServer;

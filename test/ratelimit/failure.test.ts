@@ -7,7 +7,10 @@
 import { TestRedisServer } from './redis-server';
 import { harness, principal, type Harness } from './limiter-helpers';
 import type { LimitDecision } from '../../src/ratelimit/types';
-import { until } from '../harness/until';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 async function gauge(h: Harness): Promise<number | undefined> {
   const metric = await h.metrics.registry.getSingleMetric('modelgate_rate_limit_store_up')?.get();

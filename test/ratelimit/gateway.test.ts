@@ -8,7 +8,10 @@
 import { baseEnv, graphql, spawnGateway, startGateway, type GatewayProcess, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { TestRedisServer } from './redis-server';
-import { until } from '../harness/until';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const ME = '{ me { scopes } }';
 const ME_LIMITS = '{ me { limits { source limits { name limit remaining resetSeconds windowSeconds } monthlyQuota { limit used remaining resetsAt } } } }';

@@ -6,11 +6,11 @@
  * KEY_CACHE_TTL_MS = 10 s, through the Postgres NOTIFY sent in the
  * revoking transaction.
  */
-import { ProductionGateway, TestRedisServer, productionEnv, sleep } from '../harness';
+import { ProductionGateway, TestRedisServer, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { closeTestKeys, createTestKey } from '../helpers/auth';
 import { errorCode, infer, metric, readyz, until } from './helpers';
 
-jest.setTimeout(120_000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const TTL_MS = 10_000;
 /**

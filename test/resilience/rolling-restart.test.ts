@@ -6,14 +6,15 @@
  * endpoints update races the signal; the readiness grace covers that lag).
  * Clients see no failed request; every answered request has one usage record.
  */
-import { NginxBalancer, ProductionGateway, productionEnv, sleep } from '../harness';
+import { NginxBalancer, ProductionGateway, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { INFER, imageTensor } from '../inference/fixtures';
 import { storedTotals } from '../usage/helpers';
 import { SLOW_MODEL, slowModelRepository } from './slow-model-repository';
 
-jest.setTimeout(150_000);
+// Three replicas start together, then each is replaced in turn: four readiness waits in a row.
+jest.setTimeout(4 * STARTUP_TEST_TIMEOUT_MS);
 
 const CLIENTS = 6;
 let key: TestKey;

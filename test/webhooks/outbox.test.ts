@@ -109,7 +109,7 @@ describe('webhook outbox and dispatcher', () => {
       dispatchers.push(new WebhookDispatcher({ db, box: b, log, registry: new Registry(), pollIntervalMs: 50, timeoutMs: 2000, maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 200, concurrency: 8, allowPrivateAddresses: true }));
     }
     for (const d of dispatchers) d.start();
-    await receiver.until(() => receiver.at('/two').length >= 40, 20_000, '40 deliveries');
+    await receiver.until('40 deliveries', () => receiver.at('/two').length >= 40);
     const rows = () => db.prisma.webhookDelivery.findMany({ where: { tenantId } });
     for (let r = await rows(); r.some((d) => d.status !== 'DELIVERED'); r = await rows()) await new Promise((resolve) => setTimeout(resolve, 50));
     await new Promise((resolve) => setTimeout(resolve, 300)); // a few more polls by both
