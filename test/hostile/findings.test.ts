@@ -9,6 +9,7 @@ import { authHeaders, closeTestKeys, createTestKey, testKeyService, type TestKey
 import { freePort } from '../helpers/capture';
 import { imageTensor } from '../inference/fixtures';
 import { contractViolations, metricValue, parseRawResponse, rawHttp } from './helpers';
+import { LOOP_HUNG_S } from './loop-liveness';
 
 // Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
 jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
@@ -69,8 +70,8 @@ describe('hostile input (issue #12), production build', () => {
       expect(classify.body?.errors?.[0]?.message).toMatch(/send the image as image \(base64/);
     });
 
-    // Main: 12 such bodies at once held an unrelated { health } for 14.3 s. The bound here is
-    // generous for 2 shared cores (bench/ measures the real figure).
+    // Main: 12 such bodies at once held an unrelated { health } for 14.3 s. Only a hang fails here
+    // (LOOP_HUNG_S); bench/hostile-latency.mjs measures the real figure against its budget.
     it('keeps the event loop answering while 12 clients send the largest bodies, and exposes the delay', async () => {
       const pixels = new Array<number>(1024 * 1024 * 4).fill(7);
       const body = JSON.stringify({ query: CLASSIFY, variables: { images: [{ pixels, width: 1024, height: 1024, channels: 4 }] } });
@@ -83,8 +84,8 @@ describe('hostile input (issue #12), production build', () => {
       expect(results.map((r) => r.status)).toEqual(new Array(12).fill(400));
       const after = await gw.request('GET', '/metrics');
       const maxDelay = metricValue(after.text, 'modelgate_event_loop_delay_max_seconds')!;
-      // Generous: an idle gateway here showed up to 0.25 s at load average 9 (other work on 2 cores).
-      expect(maxDelay).toBeLessThan(1.0);
+      process.stdout.write(`findings: event-loop delay max ${maxDelay.toFixed(3)} s while 12 clients sent the largest bodies (a figure)\n`);
+      expect(maxDelay).toBeLessThan(LOOP_HUNG_S);
     });
   });
 
