@@ -4,7 +4,7 @@
  * Each failed on main before the fix (noted per test).
  */
 import sharp from 'sharp';
-import { ProductionGateway, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
+import { ProductionGateway, productionEnv, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, testKeyService, type TestKey } from '../helpers/auth';
 import { freePort } from '../helpers/capture';
 import { imageTensor } from '../inference/fixtures';
@@ -26,12 +26,7 @@ interface Body {
 async function usageOf(tenantId: string, expected: number): Promise<{ model: string; status: string; computeUnits: number; items: number }[]> {
   const { db } = await testKeyService();
   // The writer flushes every USAGE_FLUSH_INTERVAL_MS (250 ms); poll for the count, not for a time.
-  for (let i = 0; i < 200; i += 1) {
-    const rows = await db.prisma.usageRecord.findMany({ where: { tenantId }, orderBy: { createdAt: 'asc' } });
-    if (rows.length >= expected) return rows;
-    await sleep(50);
-  }
-  throw new Error(`fewer than ${expected} usage records for ${tenantId}`);
+  return until(`${expected} usage records for ${tenantId}`, () => db.prisma.usageRecord.findMany({ where: { tenantId }, orderBy: { createdAt: 'asc' } }), { accept: (rows) => rows.length >= expected });
 }
 
 describe('hostile input (issue #12), production build', () => {
