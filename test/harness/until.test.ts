@@ -42,6 +42,20 @@ describe('until', () => {
     ).rejects.toThrow(/waiting for nginx to answer; last seen: Error: ECONNREFUSED 127\.0\.0\.1:1/);
   });
 
+  it('gives up at the guard even while a read hangs', async () => {
+    let reads = 0;
+    await expect(
+      until(
+        '/readyz 200',
+        () => {
+          reads += 1;
+          return reads === 1 ? { status: 503 } : new Promise<{ status: number }>(() => undefined);
+        },
+        { accept: (r) => r.status === 200, timeoutMs: 50, everyMs: 1 },
+      ),
+    ).rejects.toThrow(/\(1 reads, the last still unanswered\) waiting for \/readyz 200; last seen: \{ status: 503 \}/);
+  });
+
   it('stops at once when failIf gives a reason', async () => {
     let reads = 0;
     await expect(

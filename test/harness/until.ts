@@ -37,6 +37,21 @@ function describe(value: unknown): string {
   return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
 }
 
+class ReadStillPending extends Error {}
+
+/** A read that hangs (a starved server, a connection that never answers) must not outlast the guard. */
+async function withinGuard<T>(read: Promise<T>, leftMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ReadStillPending()), Math.max(0, leftMs));
+  });
+  try {
+    return await Promise.race([read, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function arrived(value: unknown): boolean {
   return value !== undefined && value !== null && value !== false;
 }
@@ -59,7 +74,7 @@ export async function until<T>(what: string, read: () => T | Promise<T>, options
     const reason = options.failIf?.();
     if (reason !== undefined) throw new Error(`gave up waiting for ${what}: ${reason}; last seen: ${describe(last)}`);
     try {
-      const value = await read();
+      const value = await withinGuard(Promise.resolve().then(read), timeoutMs - (performance.now() - started));
       reads += 1;
       last = value;
       if (accept(value)) {
@@ -67,6 +82,9 @@ export async function until<T>(what: string, read: () => T | Promise<T>, options
         return value;
       }
     } catch (error) {
+      if (error instanceof ReadStillPending) {
+        throw new Error(`timed out after ${Math.round(performance.now() - started)} ms (${reads} reads, the last still unanswered) waiting for ${what}; last seen: ${describe(last)}`);
+      }
       reads += 1;
       last = error;
     }
