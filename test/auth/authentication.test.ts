@@ -1,6 +1,10 @@
 import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { generateKey } from '../../src/ids/key-format';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const ME = '{ me { scopes allowedModels expiresAt tenant { name status } apiKey { prefix status } } }';
 

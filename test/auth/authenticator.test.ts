@@ -6,6 +6,7 @@ import { RedisConnection } from '../../src/redis/redis';
 import { closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { baseEnv } from '../helpers/gateway';
+import { until } from '../harness/until';
 
 const log = createLogger({ level: 'silent', pretty: false });
 
@@ -73,23 +74,22 @@ describe('Authenticator', () => {
       const one = await createTestKey({ scopes: ['inference'] });
       const two = await createTestKey({ scopes: ['inference'] });
       // Wait until B's subscription is live (the subscriber connects on its own).
-      const eventually = async (check: () => boolean) => {
-        for (let i = 0; i < 100 && !check(); i += 1) await new Promise((r) => setTimeout(r, 20));
-        return check();
-      };
       await b.verify(one.key);
       await b.verify(two.key);
       expect(b.cacheSize).toBe(2);
       let published = false;
-      expect(
-        await eventually(() => {
+      const afterKey = await until(
+        'B to drop the invalidated key (republished until its subscription is live)',
+        () => {
           if (!published || b.cacheSize === 2) void a.invalidate({ keyIds: [one.apiKeyId] });
           published = true;
-          return b.cacheSize === 1;
-        }),
-      ).toBe(true);
+          return b.cacheSize;
+        },
+        { accept: (size) => size === 1, everyMs: 20 },
+      );
+      expect(afterKey).toBe(1);
       await a.invalidate({ tenantIds: [two.tenantId] });
-      expect(await eventually(() => b.cacheSize === 0)).toBe(true);
+      expect(await until('B to drop the invalidated tenant', () => b.cacheSize, { accept: (size) => size === 0, everyMs: 20 })).toBe(0);
     } finally {
       await Promise.all([a.close(), b.close()]);
       await Promise.all([redisA.close(), redisB.close()]);

@@ -13,19 +13,12 @@ import { TestRedisServer } from '../ratelimit/redis-server';
 import { closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { baseEnv } from '../helpers/gateway';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
 
-jest.setTimeout(60_000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const log = createLogger({ level: 'silent', pretty: false });
 const CLI = { principal: null, actor: 'test' };
-
-async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function lookups(metrics: Metrics): Promise<number> {
   const metric = await metrics.registry.getSingleMetric('modelgate_auth_key_lookups_total')?.get();
@@ -50,7 +43,7 @@ describe('invalidation channels', () => {
     const auth = new Authenticator({ config, db, redis, log, metrics, ...(pgListen ? { pgListenUrl: testEnv.databaseUrl } : {}) });
     auth.start();
     try {
-      await eventually('channels up', () => auth.channelStates().redis_pubsub === 'up' && (!pgListen || auth.channelStates().pg_notify === 'up'));
+      await until('both invalidation channels up', () => auth.channelStates(), { accept: (c) => c.redis_pubsub === 'up' && (!pgListen || c.pg_notify === 'up'), everyMs: 20 });
       await body(auth, metrics);
     } finally {
       await auth.close();
@@ -60,10 +53,10 @@ describe('invalidation channels', () => {
 
   async function redisGap(auth: Authenticator, during: () => Promise<void> = async () => undefined): Promise<void> {
     await redisServer.kill();
-    await eventually('pub/sub down', () => auth.channelStates().redis_pubsub === 'down');
+    await until('pub/sub down', () => auth.channelStates(), { accept: (c) => c.redis_pubsub === 'down', everyMs: 20 });
     await during();
     await redisServer.restart();
-    await eventually('pub/sub back', () => auth.channelStates().redis_pubsub === 'up');
+    await until('pub/sub back', () => auth.channelStates(), { accept: (c) => c.redis_pubsub === 'up', everyMs: 20 });
   }
 
   it('keeps cached keys through a Redis gap that Postgres NOTIFY covered, and NOTIFY alone delivers a revocation', async () => {
@@ -78,7 +71,13 @@ describe('invalidation channels', () => {
       // The helpers' KeyService broadcasts nothing itself; the NOTIFY in its transaction is the only message.
       const { keys } = await testKeyService();
       await keys.revokeApiKey(CLI, k.apiKeyId);
-      await eventually('the revocation', async () => auth.verify(k.key).then(() => false, (e: { code?: string }) => e.code === 'UNAUTHENTICATED'));
+      // Bounded by the cache TTL (KEY_CACHE_TTL_MS, 10 s by default), not by speed: past it, expiry alone would refuse the key.
+      await until('the revocation to reach the cache', () => auth.verify(k.key).then(() => 'still accepted', (e: { code?: string }) => e.code ?? 'no code'), {
+        accept: (code) => code === 'UNAUTHENTICATED',
+        everyMs: 20,
+        timeoutMs: 10_000,
+        onArrived: (ms) => process.stdout.write(`invalidation-channels: NOTIFY alone revoked the cached key ${Math.round(ms)} ms after the revoke committed\n`),
+      });
     });
   });
 

@@ -10,10 +10,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ProductionGateway, productionEnv, runCli } from '../harness';
+import { beforeExpiry, ProductionGateway, productionEnv, runCli, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { freePort } from '../helpers/capture';
 import { testEnv } from '../helpers/env';
 import { generateKey } from '../../src/ids/key-format';
+
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;
 const ME = '{ me { scopes allowedModels tenant { name } } }';
@@ -44,13 +46,21 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
   let adminKey: string;
   let targetLine: string;
 
-  /** `me` with a key until `done` holds (a change reaches the cache asynchronously; at most 1 s). */
-  async function meUntil(key: string, done: (status: number, scopes: string[] | undefined) => boolean) {
-    let res = await gw.graphql<{ me: { scopes: string[] } }>(ME, {}, { authorization: `Bearer ${key}` });
-    for (const started = Date.now(); !done(res.status, res.body?.data?.me.scopes) && Date.now() - started < 1000; ) {
-      res = await gw.graphql<{ me: { scopes: string[] } }>(ME, {}, { authorization: `Bearer ${key}` });
-    }
-    return res;
+  /** When the last `meUntil` read was sent (at or before the lookup it may have cached). */
+  let lastMeReadAt = 0;
+  /**
+   * `me` with a key until `done` holds (a change reaches the cache asynchronously). Given when the key
+   * was cached, the wait ends before that entry's TTL (KEY_CACHE_TTL_MS 10 s) would: expiry must not win it.
+   */
+  function meUntil(key: string, done: (status: number, scopes: string[] | undefined) => boolean, cachedAt?: number) {
+    return until(
+      `me with key ${key.slice(0, 16)} to show the change`,
+      () => {
+        lastMeReadAt = Date.now();
+        return gw.graphql<{ me: { scopes: string[] } }>(ME, {}, { authorization: `Bearer ${key}` });
+      },
+      { accept: (res) => done(res.status, res.body?.data?.me.scopes), ...(cachedAt === undefined ? {} : { timeoutMs: beforeExpiry(cachedAt, 10_000) }) },
+    );
   }
 
   beforeAll(async () => {
@@ -144,12 +154,13 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     expect(r.previous).toMatchObject({ id: apiKey.id, status: 'grace' });
     expect(Date.parse(r.previous.graceUntil)).toBeGreaterThan(Date.now());
     expect((await gw.graphql(ME, {}, { authorization: `Bearer ${oldKey}` })).status).toBe(200);
+    const newKeyCachedAt = Date.now();
     expect((await gw.graphql(ME, {}, { authorization: `Bearer ${r.plaintext}` })).status).toBe(200);
 
     const revoked = await cli(remote, 'keys', 'revoke', r.apiKey.prefix);
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toMatch(/revoked$/);
-    expect((await meUntil(r.plaintext, (status) => status !== 200)).status).toBe(401);
+    expect((await meUntil(r.plaintext, (status) => status !== 200, newKeyCachedAt)).status).toBe(401);
     const again = await cli(remote, 'keys', 'revoke', r.apiKey.prefix, '--json');
     expect(JSON.parse(again.stdout)).toMatchObject({ prefix: r.apiKey.prefix, status: 'revoked' });
     const revokedOnly = await cli(remote, 'keys', 'list', '--tenant', acme, '--revoked', '--json');
@@ -164,9 +175,10 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     const suspended = await cli(remote, 'tenants', 'suspend', acme, '--json');
     expect(JSON.parse(suspended.stdout)).toMatchObject({ name: acme, status: 'SUSPENDED' });
     expect((await meUntil(key, (status) => status !== 200)).status).toBe(403);
+    const suspendedCachedAt = lastMeReadAt;
     const resumed = await cli(remote, 'tenants', 'resume', acme);
     expect(resumed.stdout).toMatch(new RegExp(`^tenant ${acme} \\(.*\\) ACTIVE`));
-    expect((await meUntil(key, (status) => status === 200)).status).toBe(200);
+    expect((await meUntil(key, (status) => status === 200, suspendedCachedAt)).status).toBe(200);
     const all = await cli(remote, 'tenants', 'list', '--json');
     expect(all.code).toBe(0);
     expect((JSON.parse(all.stdout) as { name: string }[]).map((t) => t.name)).toEqual(expect.arrayContaining([ops, acme]));
@@ -327,12 +339,14 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     // rebuilds it under the new refill (50 + the 25 granted today), where the old figure was 35.
     const changed = await cli(direct, 'keys', 'update', key.apiKey.id, '--credits', '50/daily', '--json');
     expect(changed.code).toBe(0);
-    let credits: { remaining: number } | undefined;
-    for (const started = Date.now(); Date.now() - started < 2000; ) {
-      const now = await gw.graphql<{ me: { limits: { limits: { name: string; remaining: number }[] } } }>('{ me { limits { limits { name remaining } } } }', {}, { authorization: `Bearer ${key.plaintext}` });
-      credits = now.body!.data!.me.limits.limits.find((l) => l.name === 'key_credits');
-      if (credits?.remaining !== 35) break;
-    }
+    const credits = await until(
+      'the key_credits balance to be rebuilt',
+      async () =>
+        (await gw.graphql<{ me: { limits: { limits: { name: string; remaining: number }[] } } }>('{ me { limits { limits { name remaining } } } }', {}, { authorization: `Bearer ${key.plaintext}` })).body?.data?.me.limits.limits.find(
+          (l) => l.name === 'key_credits',
+        ),
+      { accept: (c) => c !== undefined && c.remaining !== 35 },
+    );
     expect(credits).toMatchObject({ remaining: 75 });
 
     const [badSpend, badCredits, onDatabase] = await Promise.all([
@@ -365,11 +379,11 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
 
     const key = JSON.parse((await cli(remote, 'keys', 'create', '--tenant', tenant, '--scopes', 'inference', '--name', 'soon revoked', '--json')).stdout) as { apiKey: { id: string } };
     expect((await cli(remote, 'keys', 'revoke', key.apiKey.id)).code).toBe(0);
-    let deliveries: { id: string; eventType: string; status: string; attempts: number; lastError: string | null }[] = [];
-    for (const started = Date.now(); Date.now() - started < 10_000; ) {
-      deliveries = JSON.parse((await cli(remote, 'webhooks', 'deliveries', '--tenant', tenant, '--json')).stdout);
-      if (deliveries[0]?.status === 'FAILED') break;
-    }
+    const deliveries = await until(
+      'the key.revoked delivery to be FAILED',
+      async () => JSON.parse((await cli(remote, 'webhooks', 'deliveries', '--tenant', tenant, '--json')).stdout) as { id: string; eventType: string; status: string; attempts: number; lastError: string | null }[],
+      { accept: (d) => d[0]?.status === 'FAILED', everyMs: 100 },
+    );
     expect(deliveries).toHaveLength(1);
     expect(deliveries[0]).toMatchObject({ eventType: 'key.revoked', status: 'FAILED', attempts: 2 });
     expect(deliveries[0]!.lastError).toBeTruthy();

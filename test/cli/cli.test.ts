@@ -13,6 +13,10 @@ import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/g
 import { authHeaders } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { freePort } from '../helpers/capture';
+import { beforeExpiry, STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const CLI = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
 const KEY = /^mg_(live|test)_[0-9A-Za-z]{49}$/;
@@ -130,16 +134,17 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(newKey).toMatch(KEY);
     expect(rotated.stderr).toMatch(/works until/);
     expect((await graphql(gw.url, ME, {}, authHeaders(oldKey))).status).toBe(200);
+    const newKeyCachedAt = Date.now(); // at or before the read that caches it
     expect((await graphql(gw.url, ME, {}, authHeaders(newKey))).status).toBe(200);
 
     const revoked = await cli(env, 'keys', 'revoke', newKey.slice(0, 16));
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toMatch(/revoked/);
-    // The gateway's cache would hold the key for 10 s; the CLI's broadcast drops it (delivery is asynchronous: poll up to 1 s).
-    let status = 200;
-    for (const started = Date.now(); status === 200 && Date.now() - started < 1000; ) {
-      status = (await graphql(gw.url, ME, {}, authHeaders(newKey))).status;
-    }
+    // The gateway's cache would hold the key for 10 s; the CLI's broadcast drops it before that (delivery is asynchronous: poll).
+    const status = await until('the gateway to refuse the revoked key', async () => (await graphql(gw.url, ME, {}, authHeaders(newKey))).status, {
+      accept: (s) => s !== 200,
+      timeoutMs: beforeExpiry(newKeyCachedAt, 10_000),
+    });
     expect(status).toBe(401);
     const missing = await cli(env, 'keys', 'revoke', 'mg_live_00000000');
     expect(missing.code).toBe(1);
@@ -152,13 +157,18 @@ describe('modelgate CLI on PostgreSQL', () => {
     const created = await cli(env, 'keys', 'create', '--tenant', 'lifecycle', '--scopes', 'inference,usage:read', '--name', 'lc');
     const key = created.stdout;
     const prefix = key.slice(0, 16);
-    expect((await graphql(gw.url, ME, {}, authHeaders(key))).status).toBe(200);
+    // Each wait below is bounded by the key cache's TTL (10 s) counted from the read that cached the entry, not by speed.
+    let cachedAt = Date.now();
+    const meRead = () => {
+      cachedAt = Date.now();
+      return graphql<{ me: { scopes: string[]; allowedModels: string[] } }>(gw.url, ME, {}, authHeaders(key));
+    };
+    expect((await meRead()).status).toBe(200);
 
     const updated = await cli(env, 'keys', 'update', prefix, '--scopes', 'inference', '--models', 'fashion-cnn', '--rpm', '7', '--meta', 'owner=ana,team=ml', '--json');
     expect(updated.code).toBe(0);
     expect(JSON.parse(updated.stdout)).toMatchObject({ prefix, scopes: ['inference'], allowedModels: ['fashion-cnn'], requestsPerMinute: 7, metadata: { owner: 'ana', team: 'ml' } });
-    let me = await graphql<{ me: { scopes: string[]; allowedModels: string[] } }>(gw.url, ME, {}, authHeaders(key));
-    for (const started = Date.now(); me.body.data?.me.scopes.length !== 1 && Date.now() - started < 1000; ) me = await graphql(gw.url, ME, {}, authHeaders(key));
+    const me = await until('the gateway to apply the key update', meRead, { accept: (r) => r.body.data?.me.scopes.length === 1, timeoutMs: beforeExpiry(cachedAt, 10_000) });
     expect(me.body.data?.me).toMatchObject({ scopes: ['INFERENCE'], allowedModels: ['fashion-cnn'] });
 
     const shown = await cli(env, 'keys', 'show', prefix);
@@ -181,11 +191,11 @@ describe('modelgate CLI on PostgreSQL', () => {
     const suspended = await cli(env, 'tenants', 'suspend', 'lifecycle');
     expect(suspended).toMatchObject({ code: 0 });
     expect(suspended.stdout).toMatch(/SUSPENDED/);
-    let status = 200;
-    for (const started = Date.now(); status === 200 && Date.now() - started < 1000; ) status = (await graphql(gw.url, ME, {}, authHeaders(key))).status;
+    const meStatus = async () => (await meRead()).status;
+    let status = await until('the gateway to apply the suspension', meStatus, { accept: (s) => s !== 200, timeoutMs: beforeExpiry(cachedAt, 10_000) });
     expect(status).toBe(403);
     expect((await cli(env, 'tenants', 'resume', 'lifecycle')).code).toBe(0);
-    for (const started = Date.now(); status === 403 && Date.now() - started < 1000; ) status = (await graphql(gw.url, ME, {}, authHeaders(key))).status;
+    status = await until('the gateway to apply the resume', meStatus, { accept: (s) => s !== 403, timeoutMs: beforeExpiry(cachedAt, 10_000) });
     expect(status).toBe(200);
 
     const db = new pg.Client({ connectionString: env['DATABASE_URL'] });

@@ -1,8 +1,11 @@
 /** clients/python's unittest suite, run with Debian's /usr/bin/python3 against a live production-build gateway. */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { REPO_ROOT } from '../harness';
+import { REPO_ROOT, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { startLiveGateway, type LiveGateway } from './live-gateway';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 describe('Python client (clients/python)', () => {
   let live: LiveGateway;

@@ -14,8 +14,11 @@ import sharp from 'sharp';
 import { ALL_OPERATIONS, ERROR_CODES, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
 import { PUBLIC_ERROR_CODES } from '../../src/errors';
 import { GENERATED_FILE } from '../../clients/typescript/codegen';
-import { REPO_ROOT } from '../harness';
+import { REPO_ROOT, until, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { startLiveGateway, type LiveGateway } from './live-gateway';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const image0 = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'fashion-mnist-test-1000.bin')).subarray(0, 784);
 const reference = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'reference', 'fashion-cnn.json'), 'utf8')) as { probabilities: number[][] }).probabilities[0] as number[];
@@ -103,17 +106,18 @@ describe('TypeScript client against a live gateway', () => {
   it('iterates usage records across pages, newest first, each once', async () => {
     for (let i = 0; i < 3; i += 1) await client.infer({ model: 'fashion-cnn', inputs: [toTensor('image', new Float32Array(784), [1, 1, 28, 28])] });
     // Records reach Postgres with the next usage flush (USAGE_FLUSH_INTERVAL_MS), not with the answer: walk again until they are there.
-    let ids: string[] = [];
-    for (const started = Date.now(); ids.length < 3 && Date.now() - started < 10_000; ) {
-      ids = [];
-      let last = Infinity;
-      for await (const record of client.usageRecords({ model: 'fashion-cnn' }, 2)) {
-        ids.push(record.id);
-        const at = Date.parse(record.createdAt);
-        expect(at).toBeLessThanOrEqual(last);
-        last = at;
-      }
-    }
+    const walked = await until(
+      '3 usage records to walk',
+      async () => {
+        const records: { id: string; at: number }[] = [];
+        for await (const record of client.usageRecords({ model: 'fashion-cnn' }, 2)) records.push({ id: record.id, at: Date.parse(record.createdAt) });
+        return records;
+      },
+      { accept: (records) => records.length >= 3, everyMs: 100 },
+    );
+    const ids = walked.map((r) => r.id);
+    const times = walked.map((r) => r.at);
+    expect(times).toEqual([...times].sort((x, y) => y - x));
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBeGreaterThanOrEqual(3);
   });

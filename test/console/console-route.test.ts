@@ -6,6 +6,10 @@ import Fastify from 'fastify';
 import { registerConsole } from '../../src/server/rest/console.routes';
 import { REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
 import { screenshotDir } from './browser';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 let gw: TestGateway;
 beforeAll(async () => {

@@ -8,8 +8,9 @@ import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { imagePng } from '../inference/fixtures';
 import { launchBrowser, screenshot, seriousViolations } from './browser';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
 
-jest.setTimeout(120000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 let gw: TestGateway;
 let browser: Browser;
@@ -477,10 +478,5 @@ async function tenantOf(key: TestKey): Promise<{ name: string }> {
 async function untilRecorded(key: string, requests: number, tenantId?: string): Promise<void> {
   const from = new Date(Date.now() - 86400000).toISOString();
   const to = new Date(Date.now() + 86400000).toISOString();
-  for (let i = 0; i < 100; i++) {
-    const rows = await summary(key, from, to, [], tenantId);
-    if ((rows[0]?.requests ?? 0) >= requests) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`usage records not written: wanted ${requests}`);
+  await until(`${requests} usage records in the summary`, () => summary(key, from, to, [], tenantId), { accept: (rows) => (rows[0]?.requests ?? 0) >= requests, everyMs: 100 });
 }

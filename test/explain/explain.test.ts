@@ -14,6 +14,10 @@ import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../help
 import { decodeFloats, imageFloats, imagePixels, imageTensor, INFER } from '../inference/fixtures';
 import { areaUnderCurve, deletionSeries, randomOrder, saliencyOrder } from '../../src/inference/explain-faithfulness';
 import { regionProbeModel, vectorModel } from './onnx-bytes';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const MODELS = ['fashion-cnn', 'fashion-lstm', 'fashion-attention', 'fashion-hybrid'];
 const GEOMETRY = { layout: 'NCHW' as const, channels: 1, height: 28, width: 28 };

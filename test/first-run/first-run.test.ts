@@ -9,8 +9,11 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ProductionGateway, REPO_ROOT, runCli } from '../harness';
+import { ProductionGateway, REPO_ROOT, runCli, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { testEnv } from '../helpers/env';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const PRINTED_KEY = /^ {3}(mg_(?:live|test)_[0-9A-Za-z]{49})$/gm;
 

@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { graphql, startGateway, spawnGateway, baseEnv, freePort, type TestGateway } from '../helpers/gateway';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const HEALTH = '{ health { status version uptimeSeconds database databaseMode redis } }';
 

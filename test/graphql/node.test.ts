@@ -8,6 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { imageTensor, INFER } from '../inference/fixtures';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 let gw: TestGateway;
 let admin: TestKey;

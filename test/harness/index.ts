@@ -4,3 +4,5 @@ export type { Exit, GraphQLBody, HttpResult, StartOptions } from './production-g
 export { PrivatePostgres } from '../usage/private-postgres';
 export { TestRedisServer } from '../ratelimit/redis-server';
 export { NginxBalancer } from './nginx';
+export { beforeExpiry, until, READY_TIMEOUT_MS, STARTUP_TEST_TIMEOUT_MS, WAIT_TIMEOUT_MS } from './until';
+export type { UntilOptions } from './until';

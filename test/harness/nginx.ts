@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/capture';
 import { sleep } from './production-gateway';
+import { until, WAIT_TIMEOUT_MS } from './until';
 
 const NGINX = process.env['NGINX_BIN'] ?? '/usr/sbin/nginx';
 
@@ -31,16 +32,11 @@ export class NginxBalancer {
     balancer.child = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
     balancer.child.stdout?.on('data', (d: Buffer) => (balancer.out += d.toString()));
     balancer.child.stderr?.on('data', (d: Buffer) => (balancer.out += d.toString()));
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        await fetch(`${balancer.url}/healthz`);
-        return balancer;
-      } catch {
-        if (Date.now() > deadline || balancer.child.exitCode !== null) throw new Error(`nginx did not start: ${balancer.out}`);
-        await sleep(50);
-      }
-    }
+    await until(`nginx on ${balancer.url} to answer`, () => fetch(`${balancer.url}/healthz`), {
+      timeoutMs: WAIT_TIMEOUT_MS,
+      failIf: () => (balancer.child?.exitCode === null ? undefined : `nginx exited: ${balancer.out}`),
+    });
+    return balancer;
   }
 
   /** Replaces the upstream set with a graceful reload; resolves once new workers had time to take over. */

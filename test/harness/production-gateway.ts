@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/capture';
 import { testEnv } from '../helpers/env';
+import { READY_TIMEOUT_MS, until, WAIT_TIMEOUT_MS } from './until';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN_JS = path.join(REPO_ROOT, 'dist', 'main.js');
@@ -72,6 +73,7 @@ export interface Exit {
 export interface StartOptions {
   /** Wait until /readyz answers 200 (default true). */
   waitReady?: boolean;
+  /** Liveness guard on the readiness wait (default READY_TIMEOUT_MS). */
   readyTimeoutMs?: number;
   /** Port to listen on (default: a free one). A restart keeps the port. */
   port?: number;
@@ -102,7 +104,7 @@ export class ProductionGateway {
     const gateway = new ProductionGateway(child, port, fullEnv, options.name ?? `gateway:${port}`);
     if (options.waitReady !== false) {
       try {
-        await gateway.waitReady(options.readyTimeoutMs ?? 45_000);
+        await gateway.waitReady(options.readyTimeoutMs ?? READY_TIMEOUT_MS);
       } catch (error) {
         await gateway.kill();
         throw new Error(`${gateway.name}: ${String(error)}\n--- process output ---\n${gateway.output}`);
@@ -148,30 +150,34 @@ export class ProductionGateway {
   }
 
   /** Resolves when a log line's msg contains `text`. */
-  async waitForLog(text: string, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.out.includes(text)) {
-      if (Date.now() > deadline) throw new Error(`${this.name}: no log line with "${text}" after ${timeoutMs} ms\n${this.out}`);
-      if (!this.running) throw new Error(`${this.name}: exited before logging "${text}"\n${this.out}`);
-      await sleep(25);
+  async waitForLog(text: string, timeoutMs = WAIT_TIMEOUT_MS): Promise<void> {
+    try {
+      await until(`a log line with "${text}"`, () => this.out.includes(text), {
+        timeoutMs,
+        everyMs: 25,
+        failIf: () => (this.running ? undefined : `exited (${this.child.exitCode ?? this.child.signalCode})`),
+      });
+    } catch (error) {
+      throw new Error(`${this.name}: ${(error as Error).message}\n${this.out}`);
     }
   }
 
-  async waitReady(timeoutMs = 45_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`exited (${this.child.exitCode ?? this.child.signalCode}) before ready: ${last}`);
-      try {
+  /** Resolves once /readyz answers 200; prints how long it took (a figure, not a bound). */
+  async waitReady(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+    await until(
+      `${this.name} /readyz 200`,
+      async () => {
         const res = await fetch(`${this.url}/readyz`);
-        last = await res.text();
-        if (res.status === 200) return;
-      } catch (error) {
-        last = String(error);
-      }
-      await sleep(100);
-    }
-    throw new Error(`not ready after ${timeoutMs} ms: ${last}`);
+        return { status: res.status, body: await res.text() };
+      },
+      {
+        accept: (r) => r.status === 200,
+        timeoutMs,
+        everyMs: 100,
+        failIf: () => (this.running ? undefined : `exited (${this.child.exitCode ?? this.child.signalCode}) before ready`),
+        onArrived: (ms) => process.stdout.write(`${this.name}: ready ${Math.round(ms)} ms after spawn\n`),
+      },
+    );
   }
 
   async request<T = unknown>(method: string, route: string, init: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<HttpResult<T>> {

@@ -13,6 +13,7 @@ import { createGateway, type Gateway } from '../../src/app/gateway';
 import { createLogger } from '../../src/log/logger';
 import { testEnv } from './env';
 import { LogCapture, freePort } from './capture';
+import { READY_TIMEOUT_MS, until } from '../harness/until';
 
 export { LogCapture, freePort };
 
@@ -94,20 +95,16 @@ export async function startGateway(
   return { url, gateway, logs, close: () => gateway.close('test') };
 }
 
-export async function waitForReady(url: string, timeoutMs = 30000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
+/** Resolves once /readyz answers 200; prints how long it took (a figure, not a bound). */
+export async function waitForReady(url: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  await until(
+    `gateway at ${url}: /readyz 200`,
+    async () => {
       const res = await fetch(`${url}/readyz`);
-      last = await res.text();
-      if (res.status === 200) return;
-    } catch (error) {
-      last = String(error);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gateway at ${url} not ready after ${timeoutMs} ms: ${last}`);
+      return { status: res.status, body: await res.text() };
+    },
+    { accept: (r) => r.status === 200, timeoutMs, everyMs: 100, onArrived: (ms) => process.stdout.write(`gateway at ${url}: ready after ${Math.round(ms)} ms\n`) },
+  );
 }
 
 export interface GatewayProcess {

@@ -6,9 +6,12 @@
  * (the database is marked down). Main answered INTERNAL, then
  * "Database unavailable: P2010 … Can't reach database server at 127.0.0.1:…".
  */
-import { PrivatePostgres, ProductionGateway, productionEnv, runCli, sleep } from '../harness';
+import { PrivatePostgres, ProductionGateway, productionEnv, runCli, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { authHeaders } from '../helpers/auth';
 import { contractViolations } from './helpers';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const NEEDS_DB = '{ tenants(first: 5) { edges { node { name } } } }';
 
@@ -25,7 +28,7 @@ describe('a database outage, production build', () => {
     const boot = await runCli(['admin', 'bootstrap'], env);
     admin = boot.stdout.trim();
     expect(admin).toMatch(/^mg_/);
-  }, 120_000);
+  }, STARTUP_TEST_TIMEOUT_MS);
   afterAll(async () => {
     await gw?.stop();
     await pg.destroy();
@@ -50,5 +53,5 @@ describe('a database outage, production build', () => {
       expect(a.text).not.toMatch(/P\d{4}|prisma|reach database|127\.0\.0\.1|ECONNREFUSED|terminat/i);
     }
     expect(gw.running).toBe(true);
-  }, 60_000);
+  }, STARTUP_TEST_TIMEOUT_MS);
 });

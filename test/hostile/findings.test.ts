@@ -4,11 +4,15 @@
  * Each failed on main before the fix (noted per test).
  */
 import sharp from 'sharp';
-import { ProductionGateway, productionEnv, sleep } from '../harness';
+import { ProductionGateway, productionEnv, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, testKeyService, type TestKey } from '../helpers/auth';
 import { freePort } from '../helpers/capture';
 import { imageTensor } from '../inference/fixtures';
 import { contractViolations, metricValue, parseRawResponse, rawHttp } from './helpers';
+import { LOOP_HUNG_S } from './loop-liveness';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = `mutation($input: InferInput!) { infer(input: $input) { outputs { name data } } }`;
 const INFER_B64 = `mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }`;
@@ -22,12 +26,7 @@ interface Body {
 async function usageOf(tenantId: string, expected: number): Promise<{ model: string; status: string; computeUnits: number; items: number }[]> {
   const { db } = await testKeyService();
   // The writer flushes every USAGE_FLUSH_INTERVAL_MS (250 ms); poll for the count, not for a time.
-  for (let i = 0; i < 200; i += 1) {
-    const rows = await db.prisma.usageRecord.findMany({ where: { tenantId }, orderBy: { createdAt: 'asc' } });
-    if (rows.length >= expected) return rows;
-    await sleep(50);
-  }
-  throw new Error(`fewer than ${expected} usage records for ${tenantId}`);
+  return until(`${expected} usage records for ${tenantId}`, () => db.prisma.usageRecord.findMany({ where: { tenantId }, orderBy: { createdAt: 'asc' } }), { accept: (rows) => rows.length >= expected });
 }
 
 describe('hostile input (issue #12), production build', () => {
@@ -66,8 +65,8 @@ describe('hostile input (issue #12), production build', () => {
       expect(classify.body?.errors?.[0]?.message).toMatch(/send the image as image \(base64/);
     });
 
-    // Main: 12 such bodies at once held an unrelated { health } for 14.3 s. The bound here is
-    // generous for 2 shared cores (bench/ measures the real figure).
+    // Main: 12 such bodies at once held an unrelated { health } for 14.3 s. Only a hang fails here
+    // (LOOP_HUNG_S); bench/hostile-latency.mjs measures the real figure against its budget.
     it('keeps the event loop answering while 12 clients send the largest bodies, and exposes the delay', async () => {
       const pixels = new Array<number>(1024 * 1024 * 4).fill(7);
       const body = JSON.stringify({ query: CLASSIFY, variables: { images: [{ pixels, width: 1024, height: 1024, channels: 4 }] } });
@@ -80,8 +79,8 @@ describe('hostile input (issue #12), production build', () => {
       expect(results.map((r) => r.status)).toEqual(new Array(12).fill(400));
       const after = await gw.request('GET', '/metrics');
       const maxDelay = metricValue(after.text, 'modelgate_event_loop_delay_max_seconds')!;
-      // Generous: an idle gateway here showed up to 0.25 s at load average 9 (other work on 2 cores).
-      expect(maxDelay).toBeLessThan(1.0);
+      process.stdout.write(`findings: event-loop delay max ${maxDelay.toFixed(3)} s while 12 clients sent the largest bodies (a figure)\n`);
+      expect(maxDelay).toBeLessThan(LOOP_HUNG_S);
     });
   });
 

@@ -3,19 +3,21 @@
  * under `npm test` (FUZZ_REQUESTS, default 400), a long one with
  * `npm run fuzz` (10,000). Asserts no unanswered request, no 5xx other than
  * 503/504, every error body coded from the public list with the request id,
- * no internals, the event-loop delay under a budget, and a ready gateway
- * afterwards. The report (with the seed, to replay) is printed.
+ * no internals, an event loop that never hung, and a ready gateway
+ * afterwards. The report (with the seed, to replay, and the event-loop delay)
+ * is printed; the delay's budget lives in bench/hostile-latency.mjs.
  */
-import { ProductionGateway, productionEnv } from '../harness';
+import { ProductionGateway, productionEnv, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { fixedCases, runFuzz, type FuzzKeys } from './fuzz';
+import { LOOP_HUNG_S } from './loop-liveness';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const REQUESTS = Number(process.env['FUZZ_REQUESTS'] ?? 400);
 const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 2 ** 31);
-// Generous: an idle gateway on this 2-core machine shared with other work showed 0.25 s at load 9.
-// bench/ has the measured figure. Main before the fix: 1.2 s for one request, 14 s for 12.
 const TRACE = process.env['FUZZ_TRACE_LOOP'] === '1';
-const LOOP_DELAY_BUDGET_S = Number(process.env['FUZZ_LOOP_DELAY_BUDGET_S'] ?? 1.0);
 
 describe(`fuzz: ${REQUESTS} hostile requests against the production build`, () => {
   let gw: ProductionGateway;
@@ -30,7 +32,7 @@ describe(`fuzz: ${REQUESTS} hostile requests against the production build`, () =
     keys = { user: user.key, admin: admin.key, foreign: foreign.key };
     const { db } = await testKeyService();
     otherTenant = (await db.prisma.tenant.findUniqueOrThrow({ where: { id: foreign.tenantId } })).name;
-  }, 120_000);
+  }, STARTUP_TEST_TIMEOUT_MS);
   afterAll(async () => {
     await gw.stop();
     await closeTestKeys();
@@ -51,7 +53,8 @@ describe(`fuzz: ${REQUESTS} hostile requests against the production build`, () =
         uncoded: 0,
       });
       expect(report.maxLoopDelaySeconds).toBeDefined();
-      expect(report.maxLoopDelaySeconds!).toBeLessThan(LOOP_DELAY_BUDGET_S);
+      process.stdout.write(`fuzz: event-loop delay max ${report.maxLoopDelaySeconds!.toFixed(3)} s (a figure; bench/hostile-latency.mjs holds the budget)\n`);
+      expect(report.maxLoopDelaySeconds!).toBeLessThan(LOOP_HUNG_S);
       expect(report.healthyAfter).toBe(true);
       // The gateway logged no crash-class line (unhandled rejection, uncaught exception).
       expect(gw.output).not.toMatch(/uncaught|unhandled rejection/i);

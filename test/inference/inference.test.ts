@@ -13,6 +13,10 @@ import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/g
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import sharp from 'sharp';
 import { argmax, decodeFloats, imageFloats, imageLabel, imagePng, imagePixels, imageTensor, INFER } from './fixtures';
+import { READY_TIMEOUT_MS, STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 type InferData = {
   infer: {
@@ -469,13 +473,13 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
 
     // A worker that dies is replaced and loads every model again.
     await pool.workers[0]!.thread.terminate();
-    let served = false;
-    for (let attempt = 0; attempt < 100 && !served; attempt += 1) {
-      const res = await infer(gw.url, { model: 'fashion-cnn', inputs: [imageTensor([1])] });
-      served = res.body.data != null;
-      if (!served) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(served).toBe(true);
+    // The replacement loads every model before it serves: sized like a start.
+    const served = await until('a replacement worker to serve fashion-cnn', () => infer(gw.url, { model: 'fashion-cnn', inputs: [imageTensor([1])] }), {
+      accept: (res) => res.body.data != null,
+      everyMs: 100,
+      timeoutMs: READY_TIMEOUT_MS,
+    });
+    expect(served.body.data).toBeTruthy();
     expect(gw.logs.text).toContain('inference worker died');
   });
 

@@ -3,6 +3,10 @@ import pg from 'pg';
 import { graphql, startGateway, type GraphQLResponse, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 let gw: TestGateway;
 let adminKey: string;
@@ -199,11 +203,7 @@ describe('API keys', () => {
     };
     expect(await read()).toBeNull();
     await call(created.plaintext, ME);
-    let first: string | null = null;
-    for (let i = 0; i < 50 && !first; i += 1) {
-      first = await read();
-      if (!first) await sleep(50);
-    }
+    const first = await until('lastUsedAt to be written', read);
     expect(first).not.toBeNull();
     for (let i = 0; i < 5; i += 1) await call(created.plaintext, ME);
     await sleep(200);

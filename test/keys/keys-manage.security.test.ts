@@ -10,6 +10,10 @@ import pg from 'pg';
 import { graphql, startGateway, type GraphQLResponse, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 /** The gateway defaults this file starts with: the ceiling of a rate no admin set. */
 const DEFAULT_RPM = 700;

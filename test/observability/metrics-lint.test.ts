@@ -8,7 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ProductionGateway, REPO_ROOT } from '../harness';
+import { ProductionGateway, REPO_ROOT, STARTUP_TEST_TIMEOUT_MS } from '../harness';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const PROMTOOL = '/usr/bin/promtool';
 const zeros = Buffer.alloc(784 * 4).toString('base64');

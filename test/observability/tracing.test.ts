@@ -8,10 +8,13 @@
  * still continuing and answering `traceparent`.
  */
 import { randomBytes } from 'node:crypto';
-import { ProductionGateway, productionEnv, type HttpResult, type GraphQLBody } from '../harness';
+import { ProductionGateway, productionEnv, type HttpResult, type GraphQLBody, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { jsonInfer } from '../oip/helpers';
 import { OtlpReceiver, type ReceivedSpan } from './otlp-receiver';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = 'mutation($input: InferInput!) { infer(input: $input) { modelName batchSize } }';
 const zeros = Buffer.alloc(784 * 4).toString('base64');
@@ -84,7 +87,7 @@ describe('tracing of the production build', () => {
 
     exportedBeforeStop = receiver.spans.length;
     [exit] = await Promise.all([gw.stop(), untraced.stop()]);
-  }, 60_000);
+  }, STARTUP_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
     await gw?.kill();

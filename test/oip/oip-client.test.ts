@@ -13,6 +13,10 @@ import { gzipSync } from 'node:zlib';
 import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { imageFloats, imageTensor, INFER } from '../inference/fixtures';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 let gw: TestGateway;
 let apiKey: string;

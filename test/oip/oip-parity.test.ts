@@ -11,6 +11,10 @@ import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/g
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { imageTensor, INFER } from '../inference/fixtures';
 import { binaryInfer, jsonInfer, oip } from './helpers';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 interface RecordNode {
   id: string;

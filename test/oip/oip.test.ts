@@ -8,6 +8,10 @@ import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { imageTensor, INFER } from '../inference/fixtures';
 import { binaryInfer, fp32Bytes, jsonInfer, oip } from './helpers';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 type GqlInfer = { infer: { modelName: string; modelVersion: string; id: string | null; outputs: { name: string; datatype: string; shape: number[]; dataBase64: string }[] } };
 type OipOutput = { name: string; datatype: string; shape: number[]; data?: number[]; parameters?: { binary_data_size: number } };

@@ -10,6 +10,10 @@ import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { binaryInfer, jsonInfer } from '../oip/helpers';
 import { Contract, type ActualResponse, type Operation } from './contract';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const contract = new Contract();
 const exercised = new Set<string>();

@@ -9,6 +9,10 @@ import { SCOPES } from '../../src/auth/principal';
 import { openApiDocument } from '../../src/server/rest/openapi/openapi.document';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { Contract, openApiPath } from './contract';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 /** Not in the document: GraphQL has schema.graphql; the static assets are the IDE's and the console's files. */
 const UNDOCUMENTED = new Set(['/graphql', '/graphiql/:asset', '/console/assets/:asset']);

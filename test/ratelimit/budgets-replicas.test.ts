@@ -7,13 +7,13 @@
  * Postgres holds exactly as many served usage records.
  */
 import { randomBytes } from 'node:crypto';
-import { ProductionGateway, productionEnv } from '../harness';
+import { ProductionGateway, productionEnv, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { errorCode, INFER, infer, until, usageOf } from '../resilience/helpers';
 import { imageTensor } from '../inference/fixtures';
 
-jest.setTimeout(120_000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const N = 12;
 const REQUESTS = 40;
@@ -138,7 +138,8 @@ describe('budgets and credits across three production gateways', () => {
     const shown = await until('the key balance on gateway C', async () => {
       const r = await gateways[2]!.graphql<{ me: { limits: { limits: { name: string; limit: number; remaining: number }[] } } }>('{ me { limits { limits { name limit remaining } } } }', {}, authHeaders(t.key));
       return r.body?.data?.me.limits.limits.find((l) => l.name === 'key_credits');
-    }, 5_000);
+      // Kept below KEY_CACHE_TTL_MS (10 s): past it, expiry alone would show the balance.
+    }, { timeoutMs: 5_000 });
     expect(shown).toEqual({ name: 'key_credits', limit: 3, remaining: 3 });
     const audit = await db.prisma.auditEvent.findFirst({ where: { tenantId: t.tenantId, action: 'apikey.update' }, orderBy: { createdAt: 'desc' } });
     expect(audit?.after).toMatchObject({ creditRefillAmount: 3, creditRefillInterval: 'DAILY' });

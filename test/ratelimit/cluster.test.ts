@@ -16,6 +16,10 @@ import { limitsConfig, principal } from './limiter-helpers';
 import { graphql, startGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { parseRedisUrl } from '../../src/redis/redis';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 describe('check script on Redis Cluster', () => {
   let server: TestRedisServer;
@@ -25,9 +29,7 @@ describe('check script on Redis Cluster', () => {
     server = await TestRedisServer.start(['--cluster-enabled', 'yes', '--cluster-announce-ip', '127.0.0.1', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--dir', dir]);
     const admin = new Redis(server.url);
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    for (let i = 0; i < 100 && !String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'); i += 1) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until('cluster_state:ok', async () => String(await admin.call('CLUSTER', 'INFO')), { accept: (info) => info.includes('cluster_state:ok'), everyMs: 100 });
     admin.disconnect();
     cluster = new Cluster([{ host: '127.0.0.1', port: server.port }]);
   });

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import { freePort } from '../helpers/gateway';
+import { until } from '../harness/until';
 
 export class TestRedisServer {
   private child: ChildProcess | null = null;
@@ -26,20 +27,19 @@ export class TestRedisServer {
       stdio: 'ignore',
     });
     this.child = child;
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      try {
-        await probe.connect();
-        if ((await probe.ping()) === 'PONG') return;
-      } catch {
-        // not up yet
-      } finally {
-        probe.disconnect();
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-server on port ${this.port} did not start`);
+    await until(
+      `redis-server on port ${this.port} to answer PING`,
+      async () => {
+        const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        try {
+          await probe.connect();
+          return await probe.ping();
+        } finally {
+          probe.disconnect();
+        }
+      },
+      { accept: (pong) => pong === 'PONG', failIf: () => (child.exitCode === null ? undefined : `redis-server exited with ${child.exitCode}`) },
+    );
   }
 
   /** SIGKILL: Redis vanishes as in a crash. Resolves when the process is gone. */

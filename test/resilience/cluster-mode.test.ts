@@ -4,14 +4,14 @@
  * is replaced while the other keeps serving, every answered inference has its
  * usage record, and SIGTERM to the primary stops all of them gracefully (exit 0).
  */
-import { ProductionGateway, productionEnv, sleep } from '../harness';
+import { ProductionGateway, productionEnv, READY_TIMEOUT_MS, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { INFER, imageTensor } from '../inference/fixtures';
 import { storedTotals } from '../usage/helpers';
 import { SLOW_MODEL, slowModelRepository } from './slow-model-repository';
 
-jest.setTimeout(120_000);
+jest.setTimeout(2 * STARTUP_TEST_TIMEOUT_MS);
 
 const ME = '{ me { scopes } }';
 
@@ -24,14 +24,6 @@ function listeningPids(gateway: ProductionGateway): number[] {
     .map((l) => Number(l['pid']));
 }
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 it('serves one port from two processes with exact limits, replaces a killed one, stops all on SIGTERM', async () => {
   const gateway = await ProductionGateway.start({
     ...productionEnv(),
@@ -41,7 +33,7 @@ it('serves one port from two processes with exact limits, replaces a killed one,
     SHUTDOWN_READINESS_GRACE_MS: '200',
   });
   try {
-    await waitFor(() => listeningPids(gateway).length === 2, 'two gateway processes');
+    await until('two gateway processes listening', () => listeningPids(gateway), { accept: (pids) => pids.length === 2 });
     const [first, second] = listeningPids(gateway);
     expect(first).not.toBe(second);
     expect([first, second]).not.toContain(gateway.pid);
@@ -61,7 +53,7 @@ it('serves one port from two processes with exact limits, replaces a killed one,
 
     process.kill(first!, 'SIGKILL');
     // The replacement takes connections only once its models are loaded, so no request meets a loading process.
-    await waitFor(() => listeningPids(gateway).length === 3, 'a replacement process');
+    await until('a replacement process listening (3 listening lines in all)', () => listeningPids(gateway), { accept: (pids) => pids.length === 3, timeoutMs: READY_TIMEOUT_MS });
     const after = await Promise.all(Array.from({ length: 20 }, infer));
     expect(after.map((r) => r.status)).toEqual(Array(20).fill(200));
 

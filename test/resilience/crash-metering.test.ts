@@ -7,12 +7,13 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { ProductionGateway, productionEnv, sleep } from '../harness';
+import { ProductionGateway, productionEnv, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { createTestKey, testKeyService } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { imageTensor } from '../inference/fixtures';
 
-jest.setTimeout(120_000);
+// Two starts (the first and the restart) plus the load between them.
+jest.setTimeout(2 * STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = 'mutation($input: InferInput!) { infer(input: $input) { modelName } }';
 const CLIENTS = 24;
@@ -26,12 +27,12 @@ interface LoadResult {
   other: { status: number; text: string }[];
 }
 
-/** CLIENTS loops sending one-image infer requests back to back until `until` says stop (or the server is gone). */
-async function load(gateway: ProductionGateway, key: string, result: LoadResult, until: () => boolean): Promise<void> {
+/** CLIENTS loops sending one-image infer requests back to back until `stop` says so (or the server is gone). */
+async function load(gateway: ProductionGateway, key: string, result: LoadResult, stop: () => boolean): Promise<void> {
   const input = { model: 'fashion-cnn', inputs: [imageTensor([7])] };
   let n = 0;
   const client = async (c: number): Promise<void> => {
-    while (!until()) {
+    while (!stop()) {
       const id = `crash-${c}-${n++}`;
       try {
         const res = await gateway.graphql<{ infer: { modelName: string } }>(INFER, { input }, { authorization: `Bearer ${key}`, 'x-request-id': id });
@@ -69,7 +70,11 @@ describe('usage records survive kill -9 (production build)', () => {
     // Kill once a few hundred requests were answered, while CLIENTS more are in flight.
     const result: LoadResult = { answered: [], unanswered: 0, other: [] };
     const running = load(first, key, result, () => !first.running);
-    while (result.answered.length < 400 && result.other.length === 0) await sleep(10);
+    await until('400 answered requests (or an unexpected answer)', () => ({ answered: result.answered.length, other: result.other.length, unanswered: result.unanswered }), {
+      accept: (r) => r.answered >= 400 || r.other > 0,
+      everyMs: 10,
+      failIf: () => (first.running ? undefined : 'the gateway exited before the kill'),
+    });
     await first.kill();
     await running;
     expect(result.other).toEqual([]);
@@ -77,11 +82,15 @@ describe('usage records survive kill -9 (production build)', () => {
 
     gateway = await first.restart();
     // The restarted process adopts the dead one's log and replays it; wait until nothing is left uncommitted.
-    for (let i = 0; ; i += 1) {
-      if ((await metric(gateway, 'modelgate_usage_wal_uncommitted_records')) === 0 && (await metric(gateway, 'modelgate_usage_spooled_records')) === 0) break;
-      if (i > 300) throw new Error(`log not replayed:\n${gateway.output}`);
-      await sleep(100);
-    }
+    const restarted = gateway;
+    await until(
+      'the restarted gateway to replay the log (0 uncommitted, 0 spooled)',
+      async () => ({
+        uncommitted: await metric(restarted, 'modelgate_usage_wal_uncommitted_records'),
+        spooled: await metric(restarted, 'modelgate_usage_spooled_records'),
+      }),
+      { accept: (m) => m.uncommitted === 0 && m.spooled === 0, everyMs: 100, failIf: () => (restarted.running ? undefined : `exited:\n${restarted.output}`) },
+    );
 
     const ready = await gateway.request<{ components: { usage: { detail: Record<string, number> } } }>('GET', '/readyz');
     expect(ready.body?.components.usage.detail).toMatchObject({ spooledRecords: 0, walUncommittedRecords: 0 });

@@ -8,14 +8,23 @@
  * tries after Postgres answers again. Every answered inference has its usage
  * record once the database is back (the spool, as before).
  */
+import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { generateKey } from '../../src/ids/key-format';
-import { PrivatePostgres, ProductionGateway, productionEnv, sleep } from '../harness';
+import { PrivatePostgres, ProductionGateway, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { testEnv } from '../helpers/env';
 import { errorCode, infer, KeyFactory, metric, readyz, until, usageOf, type MadeKey } from './helpers';
 
-jest.setTimeout(180_000);
+// A gateway start, then a second one and a Postgres restart within one test.
+jest.setTimeout(2 * STARTUP_TEST_TIMEOUT_MS);
 
+/**
+ * A Redis key prefix of this file's own. Every process on a prefix hears every key invalidation
+ * published on it, and any invalidation (even for another tenant) keeps a key lookup that raced
+ * with it out of the cache: on the run's shared prefix, other test files' revocations left these
+ * keys uncached, so a refusal came from authentication instead of the path under test.
+ */
+const REDIS_PREFIX = `${testEnv.redisPrefix}dbout-${randomBytes(4).toString('hex')}:`;
 const TTL_MS = 1000;
 const OUTAGE_MS = 6000;
 const LOAD_WORKERS = 3;
@@ -50,7 +59,7 @@ describe('Postgres outage under load', () => {
 
   it('serves known keys throughout, refuses unknown ones with UNAVAILABLE, and recovers on the next query', async () => {
     gw = await ProductionGateway.start({
-      ...productionEnv({ databaseUrl: pg.url }),
+      ...productionEnv({ databaseUrl: pg.url, redisKeyPrefix: REDIS_PREFIX }),
       KEY_CACHE_TTL_MS: String(TTL_MS),
       DEFAULT_REQUESTS_PER_MINUTE: '100000000',
       DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
@@ -80,9 +89,10 @@ describe('Postgres outage under load', () => {
     await pg.stop('immediate');
     const stoppedAt = performance.now();
     // Until the gateway has noticed (a failed query or a lost pooled connection), then well past the TTL.
-    await until('the gateway to see the outage', async () => ((await readyz(gateway)).body.components['database']?.detail['state'] === 'down' ? true : undefined));
+    await until('the gateway to see the outage', () => readyz(gateway), { accept: (r) => r.body.components['database']?.detail['state'] === 'down' });
+    const noticedAt = performance.now();
     const unknownDuring: Outcome[] = [];
-    while (performance.now() - stoppedAt < OUTAGE_MS) {
+    while (performance.now() - noticedAt < OUTAGE_MS) {
       for (const key of [neverSeen.key, forged]) {
         const res = await infer(gateway, key);
         unknownDuring.push({ key, status: res.status, code: errorCode(res.body), at: performance.now(), text: res.text });
@@ -107,7 +117,7 @@ describe('Postgres outage under load', () => {
       if (res.status === 200) recovered = o;
       else await sleep(RECOVERY_SPACING_MS);
     }
-    const upAt = await until('/readyz database up', async () => ((await readyz(gateway)).body.components['database']?.detail['state'] === 'up' ? performance.now() : undefined), 10_000, 10);
+    const upAt = await until('/readyz database up', async () => ((await readyz(gateway)).body.components['database']?.detail['state'] === 'up' ? performance.now() : undefined), { everyMs: 10 });
     await sleep(500);
     loading = false;
     await Promise.all(workers);
@@ -143,7 +153,7 @@ describe('Postgres outage under load', () => {
     const usage = await until(`${served} usage records`, async () => {
       const u = await usageOf(pg.url, tenantId);
       return u.ok >= served ? u : undefined;
-    }, 60_000, 200);
+    }, { everyMs: 200 });
     expect(usage.ok).toBe(served);
     expect(gateway.output).not.toContain(neverSeen.key);
     for (const k of known) expect(gateway.output).not.toContain(k.key);
@@ -151,7 +161,7 @@ describe('Postgres outage under load', () => {
 
   it('admits nothing against a quota counter Redis lost while Postgres cannot say what was billed', async () => {
     const quota = 3;
-    const second = await ProductionGateway.start({ ...productionEnv({ databaseUrl: pg.url }), USAGE_FLUSH_INTERVAL_MS: '50' }, { name: 'quota' });
+    const second = await ProductionGateway.start({ ...productionEnv({ databaseUrl: pg.url, redisKeyPrefix: REDIS_PREFIX }), USAGE_FLUSH_INTERVAL_MS: '50' }, { name: 'quota' });
     const redis = new Redis(testEnv.redisUrl);
     try {
       factory ??= await KeyFactory.open(pg.url);
@@ -162,7 +172,7 @@ describe('Postgres outage under load', () => {
 
       await pg.stop('immediate');
       // The counter vanishes (eviction, failover) while the database is away.
-      const counterKey = `${testEnv.redisPrefix}{t:${tenantId}}:rl:t:quota:${new Date().toISOString().slice(0, 7)}`;
+      const counterKey = `${REDIS_PREFIX}{t:${tenantId}}:rl:t:quota:${new Date().toISOString().slice(0, 7)}`;
       expect(await redis.del(counterKey)).toBe(1);
       const during = await infer(second, caller.key);
       await pg.start();

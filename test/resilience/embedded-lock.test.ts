@@ -6,9 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ProductionGateway, productionEnv, runCli } from '../harness';
+import { ProductionGateway, productionEnv, runCli, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 
-jest.setTimeout(180_000);
+// Embedded first starts (PGlite migrations), up to two per test.
+jest.setTimeout(2 * STARTUP_TEST_TIMEOUT_MS);
 
 const TENANTS = 'query { tenants(first: 100) { edges { node { name } } } }';
 const CREATE_TENANT = 'mutation($name: String!) { createTenant(input: { name: $name }) { name } }';

@@ -6,7 +6,7 @@ import { createLogger } from '../../src/log/logger';
 import { KeyService, type Caller } from '../../src/keys/key.service';
 import type { Scope } from '../../src/auth/principal';
 import { imageTensor } from '../inference/fixtures';
-import { sleep, type ProductionGateway } from '../harness';
+import type { ProductionGateway } from '../harness';
 
 const CLI: Caller = { principal: null, actor: 'test' };
 
@@ -57,16 +57,8 @@ export function errorCode(body: { errors?: { extensions?: Record<string, unknown
   return body?.errors?.[0]?.extensions?.['code'];
 }
 
-/** Polls until `probe` returns a value that is not undefined, or throws after timeoutMs. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+/** The suite's one wait (test/harness/until.ts), re-exported for the resilience tests. */
+export { until } from '../harness';
 
 /** /readyz as JSON. */
 export async function readyz(gw: ProductionGateway): Promise<{ status: number; body: { ready: boolean; components: Record<string, { ready: boolean; detail: Record<string, unknown> }> } }> {

@@ -8,12 +8,13 @@
  * redis-server the test restarts, the run's Postgres database.
  */
 import Redis from 'ioredis';
-import { ProductionGateway, TestRedisServer, productionEnv, runCli, sleep } from '../harness';
+import { ProductionGateway, TestRedisServer, productionEnv, runCli, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { closeTestKeys, createTestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { errorCode, infer, metric, readyz, until, usageOf } from './helpers';
 
-jest.setTimeout(120_000);
+// Two rounds of gateway starts.
+jest.setTimeout(2 * STARTUP_TEST_TIMEOUT_MS);
 
 const QUOTA = 5;
 

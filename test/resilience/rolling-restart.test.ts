@@ -6,14 +6,15 @@
  * endpoints update races the signal; the readiness grace covers that lag).
  * Clients see no failed request; every answered request has one usage record.
  */
-import { NginxBalancer, ProductionGateway, productionEnv, sleep } from '../harness';
+import { NginxBalancer, ProductionGateway, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS, WAIT_TIMEOUT_MS } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { INFER, imageTensor } from '../inference/fixtures';
 import { storedTotals } from '../usage/helpers';
 import { SLOW_MODEL, slowModelRepository } from './slow-model-repository';
 
-jest.setTimeout(150_000);
+// Three replicas start together, then each is replaced in turn: four readiness waits in a row.
+jest.setTimeout(4 * STARTUP_TEST_TIMEOUT_MS);
 
 const CLIENTS = 6;
 let key: TestKey;
@@ -62,7 +63,7 @@ it('restarts 2 of 3 replicas under load with 0 failed requests and 0 lost usage 
       old.signal('SIGTERM');
       await sleep(200);
       await balancer.setUpstreams(replicas.map((r) => r.port));
-      const exit = await old.waitExit(30_000);
+      const exit = await old.waitExit(WAIT_TIMEOUT_MS);
       expect({ replica: index, exit }).toEqual({ replica: index, exit: { code: 0, signal: null } });
     }
     await sleep(1_000);
@@ -70,7 +71,7 @@ it('restarts 2 of 3 replicas under load with 0 failed requests and 0 lost usage 
     await Promise.all(clients);
     expect(failures).toEqual([]);
     expect(answered).toBeGreaterThan(beforeRestarts);
-    for (const replica of replicas) expect(await replica.stop(30_000)).toEqual({ code: 0, signal: null });
+    for (const replica of replicas) expect(await replica.stop(WAIT_TIMEOUT_MS)).toEqual({ code: 0, signal: null });
   } finally {
     running = false;
     await balancer.stop();

@@ -50,8 +50,7 @@ describe('Postgres out of connection slots', () => {
         const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query NOT ILIKE 'LISTEN%'`);
         return rows[0]!.n <= 1 ? true : undefined;
       },
-      30_000,
-      250,
+      { timeoutMs: 30_000, everyMs: 250 },
     );
     // Take every free slot.
     let refused = '';

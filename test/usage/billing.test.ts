@@ -13,6 +13,10 @@ import { testPrincipal } from '../helpers/principal';
 import { drain, makeEvent, openDatabase, quietLogger, startUsage } from './helpers';
 import { graphql, startGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const H = 3_600_000;
 const NOV = Date.UTC(2026, 10, 1);

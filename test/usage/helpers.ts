@@ -10,6 +10,7 @@ import { USAGE_STATUSES, type UsageEvent, type UsageStatusName } from '../../src
 import { UsageService } from '../../src/usage/usage.service';
 import type { Config } from '../../src/config';
 import { LogCapture, freePort } from '../helpers/capture';
+import { until, WAIT_TIMEOUT_MS } from '../harness/until';
 
 export { LogCapture, freePort };
 
@@ -68,16 +69,16 @@ export async function startUsage(db: Database, log: Logger, overrides: Partial<C
   return usage;
 }
 
-/** Flushes until nothing is buffered or spooled (or the deadline passes). */
-export async function drain(usage: UsageService, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await usage.flush();
-    const s = usage.stats();
-    if (s.buffered === 0 && s.spooled === 0) return;
-    if (Date.now() > deadline) throw new Error(`usage not drained: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Flushes until nothing is buffered or spooled. */
+export async function drain(usage: UsageService, timeoutMs = WAIT_TIMEOUT_MS): Promise<void> {
+  await until(
+    'usage to drain (nothing buffered or spooled)',
+    async () => {
+      await usage.flush();
+      return usage.stats();
+    },
+    { accept: (s) => s.buffered === 0 && s.spooled === 0, timeoutMs, everyMs: 100 },
+  );
 }
 
 export interface TenantTotals {

@@ -8,6 +8,10 @@ import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import type { UsageEvent } from '../../src/usage/usage-event';
 import { drain, expectedTotals, makeEvent } from './helpers';
+import { STARTUP_TEST_TIMEOUT_MS } from '../harness/until';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const SUMMARY = `query($from: DateTimeISO!, $to: DateTimeISO!, $groupBy: [UsageGroupBy!]! = [], $tenantId: ID) {
   usageSummary(from: $from, to: $to, groupBy: $groupBy, tenantId: $tenantId) {

@@ -10,8 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { testEnv } from '../helpers/env';
 import { storedTotals } from './helpers';
+import { READY_TIMEOUT_MS, STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
 
-jest.setTimeout(60_000);
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 it('flushes every buffered record before exit on SIGTERM', async () => {
   const tenant = randomUUID();
@@ -40,11 +41,10 @@ it('flushes every buffered record before exit on SIGTERM', async () => {
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
-    const deadline = Date.now() + 30_000;
-    while (!out.includes('LOADING')) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`gateway did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until('the load child to print LOADING', () => out.includes('LOADING'), {
+      timeoutMs: READY_TIMEOUT_MS,
+      failIf: () => (child.exitCode === null ? undefined : `it exited with ${child.exitCode}:\n${out}`),
+    });
     child.kill('SIGTERM');
     const code = await exited;
     expect({ code, out: code === 0 ? '' : out }).toEqual({ code: 0, out: '' });

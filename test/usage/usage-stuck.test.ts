@@ -16,6 +16,7 @@ import type { Database } from '../../src/db/database';
 import { UsageService } from '../../src/usage/usage.service';
 import { serializeEvent } from '../../src/usage/wal';
 import { PrivatePostgres } from './private-postgres';
+import { until } from '../harness/until';
 import { makeEvent, openDatabase, quietLogger, storedTotals, usageConfig } from './helpers';
 
 jest.setTimeout(120_000);
@@ -30,14 +31,6 @@ function deadPid(): number {
       if ((error as NodeJS.ErrnoException).code !== 'EPERM') return pid;
       pid -= 1;
     }
-  }
-}
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -13,8 +13,12 @@ import pg from 'pg';
 import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
+import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
 import { SecretBox } from '../../src/webhooks/secret-box';
 import { isPrivateAddress } from '../../src/webhooks/url-guard';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const secretKey = randomBytes(32);
 let gw: TestGateway;
@@ -69,11 +73,11 @@ it("shows the tenant a failure class, not its gateway's DNS answers, and logs th
 
   await gql(manager, 'mutation($id: ID!) { revokeApiKey(id: $id) { status } }', { id: doomed.apiKeyId });
   const LOG = '{ webhookDeliveries(first: 10) { edges { node { url status attempts lastError lastStatusCode } } } }';
-  let deliveries: Delivery[] = [];
-  for (const started = Date.now(); Date.now() - started < 20_000; await new Promise((r) => setTimeout(r, 100))) {
-    deliveries = (await gql<{ webhookDeliveries: { edges: { node: Delivery }[] } }>(manager, LOG)).webhookDeliveries.edges.map((e) => e.node);
-    if (deliveries.length === 3 && deliveries.every((d) => d.status === 'FAILED')) break;
-  }
+  const deliveries = await until(
+    '3 FAILED deliveries in the log',
+    async () => (await gql<{ webhookDeliveries: { edges: { node: Delivery }[] } }>(manager, LOG)).webhookDeliveries.edges.map((e) => e.node),
+    { accept: (d) => d.length === 3 && d.every((x) => x.status === 'FAILED'), everyMs: 100 },
+  );
   const byUrl = Object.fromEntries(deliveries.map((d) => [d.url, { status: d.status, attempts: d.attempts, lastError: d.lastError, lastStatusCode: d.lastStatusCode }]));
   expect(byUrl).toEqual({
     [`http://${internal}:9/hook`]: { status: 'FAILED', attempts: 2, lastError: 'address not allowed', lastStatusCode: null },

@@ -15,6 +15,7 @@ import { WebhookDispatcher } from '../../src/webhooks/dispatcher';
 import { WebhookService } from '../../src/webhooks/webhook.service';
 import { closeTestKeys, createTestKey, testKeyService } from '../helpers/auth';
 import { Receiver } from './receiver';
+import { until } from '../harness/until';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const CLI = { principal: null, actor: 'test' };
@@ -109,9 +110,9 @@ describe('webhook outbox and dispatcher', () => {
       dispatchers.push(new WebhookDispatcher({ db, box: b, log, registry: new Registry(), pollIntervalMs: 50, timeoutMs: 2000, maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 200, concurrency: 8, allowPrivateAddresses: true }));
     }
     for (const d of dispatchers) d.start();
-    await receiver.until(() => receiver.at('/two').length >= 40, 20_000, '40 deliveries');
+    await receiver.until('40 deliveries', () => receiver.at('/two').length >= 40);
     const rows = () => db.prisma.webhookDelivery.findMany({ where: { tenantId } });
-    for (let r = await rows(); r.some((d) => d.status !== 'DELIVERED'); r = await rows()) await new Promise((resolve) => setTimeout(resolve, 50));
+    await until('every delivery row DELIVERED', () => rows().then((r) => r.map((d) => d.status)), { accept: (statuses) => statuses.every((s) => s === 'DELIVERED') });
     await new Promise((resolve) => setTimeout(resolve, 300)); // a few more polls by both
     const got = receiver.at('/two');
     expect(got).toHaveLength(40);

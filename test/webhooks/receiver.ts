@@ -1,6 +1,7 @@
 /** A webhook receiver the tests run: records every request, answers per route as the test says. */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { until, WAIT_TIMEOUT_MS } from '../harness/until';
 
 export interface Received {
   path: string;
@@ -17,7 +18,6 @@ export class Receiver {
   readonly received: Received[] = [];
   private readonly modes = new Map<string, Mode>();
   private readonly held = new Set<http.ServerResponse>();
-  private readonly waiters: (() => void)[] = [];
   private server: http.Server | null = null;
 
   constructor(private port = 0) {}
@@ -30,7 +30,6 @@ export class Receiver {
         const raw = Buffer.concat(chunks).toString('utf8');
         const path = req.url ?? '/';
         this.received.push({ path, headers: req.headers, raw, body: JSON.parse(raw) as Received['body'], at: Date.now() });
-        for (const w of this.waiters.splice(0)) w();
         const mode = this.modes.get(path) ?? { kind: 'ok' };
         if (mode.kind === 'hold') {
           this.held.add(res);
@@ -60,20 +59,9 @@ export class Receiver {
     return this.received.filter((r) => r.path === path);
   }
 
-  /** Resolves once `predicate` holds over what arrived (checked on each arrival), or rejects after timeoutMs. */
-  async until(predicate: () => boolean, timeoutMs = 15_000, what = 'deliveries'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`receiver: timed out waiting for ${what}; got ${JSON.stringify(this.received.map((r) => [r.path, r.body.type, r.body.id]))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  /** Resolves once `predicate` holds over what arrived; on timeout the error lists every delivery received. */
+  async until(what: string, predicate: () => boolean, timeoutMs = WAIT_TIMEOUT_MS): Promise<void> {
+    await until(`receiver: ${what}`, () => this.received.map((r) => [r.path, r.body.type, r.body.id]), { accept: () => predicate(), timeoutMs, everyMs: 20 });
   }
 
   async close(): Promise<void> {

@@ -148,7 +148,7 @@ describe('WEBHOOK_SECRET_ENCRYPTION_KEY: production refusal and rotation', () =>
     expect(victim.code).toBe(0);
     const victimId = (JSON.parse(victim.stdout) as { apiKey: { id: string } }).apiKey.id;
     expect((await runCli(['keys', 'revoke', victimId], env)).code).toBe(0);
-    await receiver.until(() => receiver.at('/a').length >= 1 && receiver.at('/b').length >= 1, 20_000, 'key.revoked at /a and /b');
+    await receiver.until('key.revoked at /a and /b', () => receiver.at('/a').length >= 1 && receiver.at('/b').length >= 1);
     for (const [id, ct] of after) {
       const path = (await pool.query<{ url: string }>('SELECT url FROM "WebhookEndpoint" WHERE id = $1', [id])).rows[0]!.url.endsWith('/a') ? '/a' : '/b';
       const got = receiver.at(path)[0]!;

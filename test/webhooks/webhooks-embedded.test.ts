@@ -8,9 +8,12 @@
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ProductionGateway, REPO_ROOT, sleep } from '../harness';
+import { ProductionGateway, REPO_ROOT, sleep, STARTUP_TEST_TIMEOUT_MS } from '../harness';
 import { authHeaders } from '../helpers/auth';
 import { Receiver } from './receiver';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = `mutation { infer(input: {model: "fashion-cnn", inputs: [{name: "image", datatype: FP32, shape: [1,1,28,28], data: [${new Array(784).fill(0).join(',')}]}]}) { outputs { name } } }`;
 
@@ -73,7 +76,7 @@ describe('webhooks on the embedded database', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(6);
 
     const of = (type: string) => receiver.at('/e').filter((r) => r.body.type === type);
-    await receiver.until(() => of('budget.threshold').length >= 3 && of('ratelimit.breached').length >= 1, 15_000, 'budget and burst events');
+    await receiver.until('budget and burst events', () => of('budget.threshold').length >= 3 && of('ratelimit.breached').length >= 1);
     // More of the same: refused budget requests, more rate-limited ones in the same minute.
     for (let i = 0; i < 3; i++) await gw.graphql(INFER, {}, authHeaders(budgeted));
     for (let i = 0; i < 3; i++) await gw.graphql(INFER, {}, authHeaders(limited));

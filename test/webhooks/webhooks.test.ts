@@ -8,11 +8,14 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Pool } from 'pg';
-import { ProductionGateway, productionEnv, sleep } from '../harness';
+import { ProductionGateway, productionEnv, sleep, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { freePort } from '../helpers/capture';
 import { testEnv } from '../helpers/env';
 import { Receiver } from './receiver';
+
+// Gateway starts wait up to READY_TIMEOUT_MS (a first start on a busy machine).
+jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const INFER = `mutation { infer(input: {model: "fashion-cnn", inputs: [{name: "image", datatype: FP32, shape: [1,1,28,28], data: [${new Array(784).fill(0).join(',')}]}]}) { outputs { name } } }`;
 
@@ -109,11 +112,11 @@ describe('webhooks (production gateway)', () => {
     for (let i = 0; i < 12; i++) statuses.push((await gw.graphql(INFER, {}, authHeaders(key.key))).status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(10);
     expect(statuses.filter((s) => s === 429)).toHaveLength(2);
-    await receiver.until(() => receiver.at('/quota').length >= 3, 15_000, 'three threshold events');
+    await receiver.until('three threshold events', () => receiver.at('/quota').length >= 3);
 
     // More requests (refused, 0 units) after the records of the first 12 are in: no further event.
     for (let i = 0; i < 3; i++) await gw.graphql(INFER, {}, authHeaders(key.key));
-    for (let n = 0; n < 15; n = Number((await pool.query('SELECT count(*) FROM "UsageRecord" WHERE "tenantId" = $1', [key.tenantId])).rows[0].count)) await sleep(50);
+    await until('15 usage records', async () => Number((await pool.query('SELECT count(*) FROM "UsageRecord" WHERE "tenantId" = $1', [key.tenantId])).rows[0].count), { accept: (n) => n >= 15 });
     const events = await pool.query('SELECT "type", "data" FROM "WebhookEvent" WHERE "tenantId" = $1 ORDER BY "createdAt"', [key.tenantId]);
     // Crossings in one usage batch share a statement (their order there is the dedupe key's), so compare as a set.
     expect(events.rows.map((r: { data: { threshold: number } }) => r.data.threshold).sort((a: number, b: number) => a - b)).toEqual([80, 90, 100]);
@@ -159,11 +162,11 @@ describe('webhooks (production gateway)', () => {
       for (let i = 0; i < 5; i++) drain.push((await gw.graphql(attention, {}, authHeaders(other.key))).status);
       expect(drain.filter((s) => s === 200)).toHaveLength(2);
 
-      await receiver.until(() => receiver.at('/money').length >= 3 && receiver.at('/credits').length >= 1, 15_000, 'money thresholds and credits.exhausted');
+      await receiver.until('money thresholds and credits.exhausted', () => receiver.at('/money').length >= 3 && receiver.at('/credits').length >= 1);
       // More refused requests, and the records of all of them flushed: nothing more.
       for (let i = 0; i < 3; i++) await gw.graphql(attention, {}, authHeaders(key.key));
       for (let i = 0; i < 3; i++) await gw.graphql(attention, {}, authHeaders(other.key));
-      for (let n = 0; n < 10; n = Number((await pool.query('SELECT count(*) FROM "UsageRecord" WHERE "tenantId" = $1', [key.tenantId])).rows[0].count)) await sleep(50);
+      await until('10 usage records', async () => Number((await pool.query('SELECT count(*) FROM "UsageRecord" WHERE "tenantId" = $1', [key.tenantId])).rows[0].count), { accept: (n) => n >= 10 });
       await sleep(800);
       const money = receiver.at('/money');
       expect(money.map((r) => Number(r.body.data['threshold'])).sort((a, b) => a - b)).toEqual([80, 90, 100]);
@@ -183,7 +186,7 @@ describe('webhooks (production gateway)', () => {
     const expiring = await createTestKey({ tenantName, scopes: ['inference'], expiresAt: new Date(Date.now() + 2 * 86_400_000) });
     const revoked = await gql('mutation($id: ID!) { revokeApiKey(id: $id) { status } }', { id: victim.apiKeyId });
     expect(revoked.errors).toBeUndefined();
-    await receiver.until(() => receiver.at('/keys').some((r) => r.body.type === 'key.revoked') && receiver.at('/keys').some((r) => r.body.type === 'key.expiring'), 15_000, 'key events');
+    await receiver.until('key events', () => receiver.at('/keys').some((r) => r.body.type === 'key.revoked') && receiver.at('/keys').some((r) => r.body.type === 'key.expiring'));
     const revokedEvent = receiver.at('/keys').find((r) => r.body.type === 'key.revoked')!;
     expect(revokedEvent.body.data).toMatchObject({ apiKeyId: victim.apiKeyId });
     expect(verify(hook.secret, revokedEvent.raw, String(revokedEvent.headers['modelgate-signature']))).toBe(true);
@@ -206,17 +209,17 @@ describe('webhooks (production gateway)', () => {
           'query($t: String) { webhookDeliveries(tenant: $t) { edges { node { eventId status attempts lastError lastStatusCode } } } }',
           { t: victim.tenantId },
         );
-      let node = (await log()).data!.webhookDeliveries.edges[0]?.node;
-      for (; !node || node.attempts < 2; node = (await log()).data!.webhookDeliveries.edges[0]?.node) await sleep(100);
+      const delivery = async () => (await log()).data?.webhookDeliveries.edges[0]?.node ?? Promise.reject(new Error('no delivery in the log yet'));
+      let node = await until('2 failed attempts in the delivery log', delivery, { accept: (n) => n.attempts >= 2, everyMs: 100 });
       expect(node).toMatchObject({ status: 'PENDING', lastStatusCode: null });
       expect(node.lastError).toBe('connection refused');
 
       late.mode('/down', { kind: 'fail', status: 503 });
       await late.start();
-      await late.until(() => late.at('/down').length >= 1, 10_000, 'an attempt on the revived port');
+      await late.until('an attempt on the revived port', () => late.at('/down').length >= 1);
       late.mode('/down', { kind: 'ok' });
-      await late.until(() => late.at('/down').length >= 2, 10_000, 'the retry after 503');
-      for (node = (await log()).data!.webhookDeliveries.edges[0]!.node; node.status !== 'DELIVERED'; node = (await log()).data!.webhookDeliveries.edges[0]!.node) await sleep(50);
+      await late.until('the retry after 503', () => late.at('/down').length >= 2);
+      node = await until('the delivery to be DELIVERED', delivery, { accept: (n) => n.status === 'DELIVERED' });
       const ids = new Set(late.at('/down').map((r) => r.body.id));
       expect([...ids]).toEqual([node.eventId]);
       expect(node.attempts).toBeGreaterThanOrEqual(4);
@@ -232,17 +235,20 @@ describe('webhooks (production gateway)', () => {
     await createWebhook(victim.tenantId, receiver.url('/kill'), ['key.revoked']);
     receiver.mode('/kill', { kind: 'hold' });
     await gql('mutation($id: ID!) { revokeApiKey(id: $id) { status } }', { id: victim.apiKeyId });
-    await receiver.until(() => receiver.at('/kill').length >= 1, 10_000, 'the held delivery');
+    await receiver.until('the held delivery', () => receiver.at('/kill').length >= 1);
     const exit = await gw.kill();
     expect(exit.signal).toBe('SIGKILL');
     receiver.mode('/kill', { kind: 'ok' });
     gw = await gw.restart();
-    await receiver.until(() => receiver.at('/kill').length >= 2, 20_000, 'the delivery after restart');
+    await receiver.until('the delivery after restart', () => receiver.at('/kill').length >= 2);
     const got = receiver.at('/kill');
     expect(got[1]!.body.id).toBe(got[0]!.body.id);
     expect(got[1]!.body.data).toMatchObject({ apiKeyId: victim.apiKeyId });
-    let row = (await pool.query('SELECT "status", "attempts" FROM "WebhookDelivery" WHERE "eventId" = $1', [got[0]!.body.id])).rows[0];
-    for (; row.status !== 'DELIVERED'; row = (await pool.query('SELECT "status", "attempts" FROM "WebhookDelivery" WHERE "eventId" = $1', [got[0]!.body.id])).rows[0]) await sleep(50);
+    const row = await until(
+      'the delivery row to be DELIVERED',
+      async () => (await pool.query<{ status: string; attempts: number }>('SELECT "status", "attempts" FROM "WebhookDelivery" WHERE "eventId" = $1', [got[0]!.body.id])).rows[0] ?? Promise.reject(new Error('no delivery row yet')),
+      { accept: (r) => r.status === 'DELIVERED' },
+    );
     expect(row.attempts).toBe(2);
   });
 });
