@@ -19,6 +19,7 @@ import type { Services } from '../server/services';
 import type { GraphQLContext } from '../server/graphql/context';
 import { createApollo } from '../server/graphql/apollo';
 import { createTracing } from '../tracing/tracing';
+import { GrpcDoor } from '../server/grpc/grpc.server';
 
 export { requestIdFor, type RouteEntry } from './http-server';
 
@@ -26,8 +27,10 @@ export interface Gateway {
   app: FastifyInstance;
   services: Services;
   apollo: ApolloServer<GraphQLContext>;
-  /** Starts listening; resolves with the base URL. */
+  /** Starts listening (HTTP, and gRPC unless GRPC_PORT=0); resolves with the HTTP base URL. */
   listen(): Promise<string>;
+  /** The port the gRPC door listens on once listening; null when GRPC_PORT=0. */
+  grpcPort(): number | null;
   /** Graceful shutdown: readiness off (grace), stop accepting, drain, flush, close. */
   close(reason?: string, options?: ShutdownOptions): Promise<void>;
   /** Resolves once every required component is ready (what /readyz would say). */
@@ -61,7 +64,24 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const routes: RouteEntry[] = [];
   const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
-  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, config.shutdownDrainTimeoutMs, log));
+  // The gRPC door on its own port: same pipeline, readiness and drain as HTTP.
+  const grpc =
+    config.grpcPort > 0
+      ? new GrpcDoor({
+          pipeline: services.pipeline,
+          models: services.models,
+          ready: () => readiness.report().ready && !lifecycle.isShuttingDown,
+          bodyLimitBytes: config.bodyLimitBytes,
+          maxTimeoutMs: config.models.maxTimeoutMs,
+          log: log.child({ component: 'grpc' }),
+        })
+      : null;
+  let grpcPort: number | null = null;
+
+  // Both doors stop taking new calls at once and drain together.
+  lifecycle.onShutdown('http', 'stopAccepting', async () => {
+    await Promise.all([closeHttp(app, config.shutdownDrainTimeoutMs, log), grpc?.close(config.shutdownDrainTimeoutMs)]);
+  });
   // After the drain (the last requests' spans are ended), and after usage (registered
   // before it, so it runs after it): an unreachable collector must not hold up metering.
   lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());
@@ -100,8 +120,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     services,
     apollo,
     async listen() {
-      return app.listen({ port: config.port, host: config.host });
+      const url = await app.listen({ port: config.port, host: config.host });
+      if (grpc) {
+        grpcPort = await grpc.listen(config.host, config.grpcPort);
+        log.info({ host: config.host, port: grpcPort }, `gRPC (Open Inference Protocol) listening on ${config.host}:${grpcPort}`);
+      }
+      return url;
     },
+    grpcPort: () => grpcPort,
     close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
     untilReady: async () => {
       while (!readiness.report().ready) await new Promise((resolve) => setTimeout(resolve, 100));
