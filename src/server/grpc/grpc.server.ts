@@ -95,6 +95,7 @@ export class GrpcDoor implements StreamHost {
    */
   async close(drainTimeoutMs: number): Promise<void> {
     this.draining = true;
+    this.deps.log.info({ openStreams: this.streams.size }, 'gRPC door draining: no new calls; calls in flight and open streams finish');
     for (const stream of this.streams) stream.drain();
     let timer: NodeJS.Timeout | undefined;
     const drained = new Promise<'drained'>((resolve) => this.server.tryShutdown(() => resolve('drained')));
