@@ -3,11 +3,12 @@
  * each request is authenticated, admitted, metered and answered on its own
  * (in completion order; clients match answers by `id`). A refused request
  * answers `error_message` and the stream goes on, except when the key itself
- * is refused (revoked, expired, scope gone): then the stream ends with that
- * status, so a stream outlives no revocation. On drain the stream takes no
+ * is refused (revoked, expired): the requests already admitted are answered,
+ * later ones are not read, and the stream ends with that status, so a stream
+ * outlives no revocation. On drain the stream takes no
  * new requests, answers the pending ones and ends OK.
  */
-import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
+import type { Metadata, ServerDuplexStream, StatusObject } from '@grpc/grpc-js';
 import type { CallContext, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelInferRequestMessage, ModelInferResponseMessage } from './grpc.codec';
 import { grpcStatus } from './grpc.errors';
@@ -18,8 +19,8 @@ export interface StreamHost {
   infer(call: CallContext, message: ModelInferRequestMessage, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>>;
 }
 
-/** Codes that refuse the key rather than one request: the stream ends on them. */
-const KEY_REFUSALS = new Set(['UNAUTHENTICATED', 'FORBIDDEN']);
+/** Codes that refuse the key rather than one request (revoked, expired, unknown): the stream ends on them. */
+const KEY_REFUSALS = new Set(['UNAUTHENTICATED']);
 
 export class StreamInfer {
   private readonly base: CallContext;
@@ -27,6 +28,8 @@ export class StreamInfer {
   private sequence = 0;
   private closing = false;
   private done = false;
+  /** The status the stream ends with once its pending requests are answered (a refused key); null: OK. */
+  private failure: StatusObject | null = null;
 
   constructor(
     private readonly call: ServerDuplexStream<ModelInferRequestMessage, unknown>,
@@ -48,6 +51,7 @@ export class StreamInfer {
 
   private onRequest(message: ModelInferRequestMessage): void {
     if (this.done) return;
+    if (this.failure) return;
     if (this.closing) {
       this.call.write({ error_message: 'the server is shutting down; send this request again on a new stream', infer_response: { id: message.id, model_name: message.model_name } });
       return;
@@ -75,9 +79,9 @@ export class StreamInfer {
     if (outcome.ok) {
       this.call.write({ error_message: '', infer_response: outcome.result });
     } else if (KEY_REFUSALS.has(outcome.error.code)) {
-      this.done = true;
-      this.call.emit('error', grpcStatus(outcome.error, outcome.limits, requestId));
-      this.onClosed();
+      // Requests admitted before the refusal were metered: they are answered, then the stream ends with the refusal.
+      this.failure ??= grpcStatus(outcome.error, outcome.limits, requestId);
+      this.closing = true;
     } else {
       this.call.write({ error_message: `${outcome.error.code}: ${outcome.error.message}`, infer_response: { id: message.id, model_name: message.model_name, model_version: message.model_version } });
     }
@@ -86,7 +90,8 @@ export class StreamInfer {
   private endIfIdle(): void {
     if (this.done || !this.closing || this.pending > 0) return;
     this.done = true;
-    this.call.end();
+    if (this.failure) this.call.emit('error', this.failure);
+    else this.call.end();
     this.onClosed();
   }
 
