@@ -89,14 +89,14 @@ export class GrpcDoor implements StreamHost {
   }
 
   /**
-   * Graceful drain: no new calls (grpc-js sends GOAWAY), calls in flight and
-   * streams' pending requests answered, then each stream ends OK; whatever is
-   * left at the drain timeout is cut.
+   * Graceful drain, as gRPC's graceful stop: no new calls (grpc-js sends
+   * GOAWAY and closes the listener), calls in flight answered, open streams
+   * served until their clients close them; whatever is left at the drain
+   * timeout is cut.
    */
   async close(drainTimeoutMs: number): Promise<void> {
     this.draining = true;
     this.deps.log.info({ openStreams: this.streams.size }, 'gRPC door draining: no new calls; calls in flight and open streams finish');
-    for (const stream of this.streams) stream.drain();
     let timer: NodeJS.Timeout | undefined;
     const drained = new Promise<'drained'>((resolve) => this.server.tryShutdown(() => resolve('drained')));
     const timedOut = new Promise<'timeout'>((resolve) => {

@@ -5,8 +5,9 @@
  * answers `error_message` and the stream goes on, except when the key itself
  * is refused (revoked, expired): the requests already admitted are answered,
  * later ones are not read, and the stream ends with that status, so a stream
- * outlives no revocation. On drain the stream takes no
- * new requests, answers the pending ones and ends OK.
+ * outlives no revocation. On drain (SIGTERM) an open stream is served
+ * until its client half-closes it, as gRPC's graceful stop does; the drain
+ * timeout cuts what is still open then.
  */
 import type { Metadata, ServerDuplexStream, StatusObject } from '@grpc/grpc-js';
 import type { CallContext, PipelineOutcome } from '../../inference/pipeline';
@@ -38,24 +39,21 @@ export class StreamInfer {
   ) {
     this.base = host.callContext(call.metadata);
     call.on('data', (message: ModelInferRequestMessage) => this.onRequest(message));
-    call.on('end', () => this.drain());
+    call.on('end', () => this.clientDone());
     call.on('cancelled', () => this.finish());
     call.on('error', () => this.finish());
   }
 
-  /** No new requests; the stream ends OK once the pending ones are answered. */
-  drain(): void {
+  /** The client sent its last request: the stream ends OK once the pending ones are answered. */
+  private clientDone(): void {
     this.closing = true;
     this.endIfIdle();
   }
 
   private onRequest(message: ModelInferRequestMessage): void {
     if (this.done) return;
+    // After a refused key nothing more is read.
     if (this.failure) return;
-    if (this.closing) {
-      this.call.write({ error_message: 'the server is shutting down; send this request again on a new stream', infer_response: { id: message.id, model_name: message.model_name } });
-      return;
-    }
     this.pending += 1;
     this.sequence += 1;
     const context: CallContext = { ...this.base, sequence: this.sequence };
