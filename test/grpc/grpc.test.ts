@@ -156,7 +156,13 @@ describe('gRPC door: the error contract', () => {
   it('answers NOT_FOUND for an unknown model and INVALID_ARGUMENT for malformed tensors, each recorded', async () => {
     const { key, tenantId } = await createTestKey({ scopes: ['inference'] });
     expect((await client.call('ModelInfer', rawInfer([0], 'no-such-model'), key)).status.code).toBe(status.NOT_FOUND);
-    expect((await client.call('ModelMetadata', { name: 'no-such-model' }, key)).status.code).toBe(status.NOT_FOUND);
+    const unknown = await client.call('ModelMetadata', { name: 'no-such-model' }, key, { metadata: { 'x-request-id': 'grpc-unknown-1' } });
+    expect(unknown.status.code).toBe(status.NOT_FOUND);
+    expect(metadataValue(unknown.status, 'x-request-id')).toBe('grpc-unknown-1');
+    expect(metadataValue(unknown.status, 'modelgate-code')).toBe('NOT_FOUND');
+    // What is not served is UNIMPLEMENTED, not silently answered.
+    expect((await client.call('SystemSharedMemoryStatus', {}, key)).status.code).toBe(status.UNIMPLEMENTED);
+    expect((await client.call('RepositoryModelLoad', { model_name: 'fashion-cnn' }, key)).status.code).toBe(status.UNIMPLEMENTED);
 
     const short = rawInfer([0, 1]);
     (short['raw_input_contents'] as Buffer[])[0] = (short['raw_input_contents'] as Buffer[])[0]!.subarray(4);

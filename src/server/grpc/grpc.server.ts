@@ -65,6 +65,9 @@ function deadlineLeft(deadline: Date | number): number | null {
   return Number.isFinite(at) ? at - Date.now() : null;
 }
 
+/** Throws a refused outcome as its gRPC status; keeps an admitted one's RateLimit fields for the trailer. */
+type Refuse = (outcome: PipelineOutcome<unknown>) => void;
+
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
 export class GrpcDoor implements StreamHost {
@@ -125,36 +128,37 @@ export class GrpcDoor implements StreamHost {
   }
 
   /**
-   * A unary handler: `answer` resolves with the response, or with a pipeline
-   * outcome's refusal thrown as a GrpcRefusal; domain errors become their
-   * status, anything else INTERNAL without its text (logged whole).
+   * A unary handler: `answer` gets the call's pipeline context and resolves
+   * with the response; `refuse` throws a pipeline outcome's refusal and keeps
+   * an admitted outcome's RateLimit fields for the trailer. Domain errors
+   * become their status, anything else INTERNAL without its text (logged whole).
    */
-  private unary<Req, Res>(answer: (call: ServerUnaryCall<Req, Res>, refuse: (o: PipelineOutcome<unknown>, requestId: string) => void) => Promise<Res> | Res): Unary<Req, Res> {
+  private unary<Req, Res>(answer: (call: ServerUnaryCall<Req, Res>, refuse: Refuse, context: CallContext) => Promise<Res> | Res): Unary<Req, Res> {
     return (call, callback) => {
-      let trailer: Metadata | undefined;
-      const refuse = (outcome: PipelineOutcome<unknown>, requestId: string): void => {
-        if (!outcome.ok) throw new GrpcRefusal(grpcStatus(outcome.error, outcome.limits, requestId));
-        trailer = limitMetadata(outcome.limits, requestId);
+      const context = this.callContext(call.metadata);
+      let trailer = limitMetadata(null, context.requestId);
+      const refuse: Refuse = (outcome) => {
+        if (!outcome.ok) throw new GrpcRefusal(grpcStatus(outcome.error, outcome.limits, context.requestId));
+        trailer = limitMetadata(outcome.limits, context.requestId);
       };
       Promise.resolve()
-        .then(() => answer(call, refuse))
+        .then(() => answer(call, refuse, context))
         .then(
           (response) => callback(null, response, trailer),
           (error: unknown) => {
             if (error instanceof GrpcRefusal) return callback(error.status);
-            if (error instanceof DomainError) return callback(grpcStatus(error, null, ''));
-            this.deps.log.error({ err: error }, 'unexpected error in a gRPC call');
-            return callback({ code: status.INTERNAL, details: 'Internal server error' });
+            if (error instanceof DomainError) return callback(grpcStatus(error, null, context.requestId));
+            context.log.error({ err: error }, 'unexpected error in a gRPC call');
+            return callback({ code: status.INTERNAL, details: 'Internal server error', metadata: limitMetadata(null, context.requestId) });
           },
         );
     };
   }
 
   /** Admits a model route's caller (scope, allowlist, one request of limits) as REST's model routes do. */
-  private async admitted(metadata: Metadata, model: string | null, refuse: (o: PipelineOutcome<unknown>, requestId: string) => void) {
-    const call = this.callContext(metadata);
-    const outcome = await this.deps.pipeline.admitModelRoute(call.caller, model, call.log);
-    refuse(outcome, call.requestId);
+  private async admitted(context: CallContext, model: string | null, refuse: Refuse) {
+    const outcome = await this.deps.pipeline.admitModelRoute(context.caller, model, context.log);
+    refuse(outcome);
     // refuse threw unless the outcome is ok.
     return (outcome as Extract<typeof outcome, { ok: true }>).principal;
   }
@@ -181,23 +185,23 @@ export class GrpcDoor implements StreamHost {
       ServerLive: this.unary(() => ({ live: true })),
       ServerReady: this.unary(() => ({ ready: this.deps.ready() })),
       ServerMetadata: this.unary(() => ({ name: 'modelgate', version: VERSION, extensions: GRPC_EXTENSIONS })),
-      ModelReady: this.unary<{ name: string; version: string }, { ready: boolean }>(async (call, refuse) => {
-        await this.admitted(call.metadata, call.request.name, refuse);
+      ModelReady: this.unary<{ name: string; version: string }, { ready: boolean }>(async (call, refuse, context) => {
+        await this.admitted(context, call.request.name, refuse);
         return { ready: describe(call.request.name, call.request.version).status === 'READY' };
       }),
-      ModelMetadata: this.unary<{ name: string; version: string }, unknown>(async (call, refuse) => {
-        await this.admitted(call.metadata, call.request.name, refuse);
+      ModelMetadata: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
+        await this.admitted(context, call.request.name, refuse);
         return modelMetadata(describe(call.request.name, call.request.version));
       }),
-      ModelConfig: this.unary<{ name: string; version: string }, unknown>(async (call, refuse) => {
-        await this.admitted(call.metadata, call.request.name, refuse);
+      ModelConfig: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
+        await this.admitted(context, call.request.name, refuse);
         const config = describe(call.request.name, call.request.version).config;
         if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${call.request.name}" has no served configuration (it failed to load)`);
         return { config: modelConfig(config) };
       }),
-      ModelStatistics: this.unary<{ name: string; version: string }, unknown>(async (call, refuse) => {
+      ModelStatistics: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
         const { name, version } = call.request;
-        const principal = await this.admitted(call.metadata, name === '' ? null : name, refuse);
+        const principal = await this.admitted(context, name === '' ? null : name, refuse);
         const names = name === '' ? models.modelNames().filter((n) => modelAllowed(principal, n)) : [name];
         const views = names.flatMap((n) => {
           const found = describe(n, version);
@@ -205,8 +209,8 @@ export class GrpcDoor implements StreamHost {
         });
         return { model_stats: views.map(modelStatistics) };
       }),
-      RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, unknown>(async (call, refuse) => {
-        const principal = await this.admitted(call.metadata, null, refuse);
+      RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, unknown>(async (call, refuse, context) => {
+        const principal = await this.admitted(context, null, refuse);
         const index = models
           .modelNames()
           .filter((name) => modelAllowed(principal, name))
@@ -214,10 +218,9 @@ export class GrpcDoor implements StreamHost {
           .filter((entry) => !call.request.ready || entry.state === 'READY');
         return { models: index };
       }),
-      ModelInfer: this.unary<ModelInferRequestMessage, unknown>(async (call, refuse) => {
-        const context = this.callContext(call.metadata);
+      ModelInfer: this.unary<ModelInferRequestMessage, unknown>(async (call, refuse, context) => {
         const outcome = await this.infer(context, call.request, call.getDeadline());
-        refuse(outcome, context.requestId);
+        refuse(outcome);
         return (outcome as Extract<typeof outcome, { ok: true }>).result;
       }),
       ModelStreamInfer: (call: ServerDuplexStream<ModelInferRequestMessage, unknown>) => this.openStream(call),
