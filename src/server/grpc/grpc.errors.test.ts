@@ -24,7 +24,7 @@ describe('gRPC statuses from the error contract', () => {
     expect(grpcCode('SOMETHING_ELSE')).toBe(status.INTERNAL);
   });
 
-  it('gives UNAVAILABLE a retry hint: the error's own, else one second', () => {
+  it("gives UNAVAILABLE a retry hint: the error's own, else one second", () => {
     const overloaded = grpcStatus(new OverloadedError('queue full', { retryAfterSeconds: 3 }), null, 'r1');
     expect(overloaded.code).toBe(status.UNAVAILABLE);
     expect([meta(overloaded, 'retry-after'), meta(overloaded, 'grpc-retry-pushback-ms'), meta(overloaded, 'modelgate-code'), meta(overloaded, 'x-request-id')]).toEqual(['3', '3000', 'OVERLOADED', 'r1']);
