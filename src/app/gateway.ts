@@ -29,8 +29,6 @@ export interface Gateway {
   apollo: ApolloServer<GraphQLContext>;
   /** Starts listening (HTTP, and gRPC unless GRPC_PORT=0); resolves with the HTTP base URL. */
   listen(): Promise<string>;
-  /** The port the gRPC door listens on once listening; null when GRPC_PORT=0. */
-  grpcPort(): number | null;
   /** Graceful shutdown: readiness off (grace), stop accepting, drain, flush, close. */
   close(reason?: string, options?: ShutdownOptions): Promise<void>;
   /** Resolves once every required component is ready (what /readyz would say). */
@@ -64,19 +62,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const routes: RouteEntry[] = [];
   const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
-  // The gRPC door on its own port: same pipeline, readiness and drain as HTTP.
-  const grpc =
-    config.grpcPort > 0
-      ? new GrpcDoor({
-          pipeline: services.pipeline,
-          models: services.models,
-          ready: () => readiness.report().ready && !lifecycle.isShuttingDown,
-          bodyLimitBytes: config.bodyLimitBytes,
-          maxTimeoutMs: config.models.maxTimeoutMs,
-          log: log.child({ component: 'grpc' }),
-        })
-      : null;
-  let grpcPort: number | null = null;
+  const grpc = buildGrpcDoor(services);
 
   // Both doors stop taking new calls at once and drain together.
   lifecycle.onShutdown('http', 'stopAccepting', async () => {
@@ -122,12 +108,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     async listen() {
       const url = await app.listen({ port: config.port, host: config.host });
       if (grpc) {
-        grpcPort = await grpc.listen(config.host, config.grpcPort);
-        log.info({ host: config.host, port: grpcPort }, `gRPC (Open Inference Protocol) listening on ${config.host}:${grpcPort}`);
+        const port = await grpc.listen(config.host, config.grpcPort);
+        log.info({ host: config.host, port }, `gRPC (Open Inference Protocol) listening on ${config.host}:${port}`);
       }
       return url;
     },
-    grpcPort: () => grpcPort,
     close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
     untilReady: async () => {
       while (!readiness.report().ready) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -138,3 +123,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   };
 }
 
+/** The gRPC door on its own port (null when GRPC_PORT=0): the same pipeline, readiness and drain as HTTP. */
+function buildGrpcDoor(services: Services): GrpcDoor | null {
+  const { config, readiness, lifecycle } = services;
+  if (config.grpcPort === 0) return null;
+  return new GrpcDoor({
+    pipeline: services.pipeline,
+    models: services.models,
+    ready: () => readiness.report().ready && !lifecycle.isShuttingDown,
+    bodyLimitBytes: config.bodyLimitBytes,
+    maxTimeoutMs: config.models.maxTimeoutMs,
+    log: services.log.child({ component: 'grpc' }),
+  });
+}
