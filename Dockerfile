@@ -14,18 +14,20 @@ RUN npm run build:ts && npm prune --omit=dev
 # Runtime stage: compiled code, production deps, migrations and models.
 FROM node:20-bookworm-slim
 WORKDIR /app
-ENV NODE_ENV=production PORT=4000 HOST=0.0.0.0
+ENV NODE_ENV=production PORT=4000 GRPC_PORT=8001 HOST=0.0.0.0
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY prisma ./prisma
 COPY models ./models
+# Triton's .proto files the gRPC door loads at start.
+COPY proto ./proto
 # DATA_DIR: the usage spool (records kept while Postgres is down) and, without
 # DATABASE_URL, the embedded database. Mount a volume there to keep it across
 # container replacement.
 RUN mkdir -p /app/.data && chown node:node /app/.data
 VOLUME ["/app/.data"]
 USER node
-EXPOSE 4000
+EXPOSE 4000 8001
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD node -e "fetch('http://127.0.0.1:4000/readyz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
 CMD ["node", "dist/main.js"]

@@ -28,7 +28,7 @@ await admin.connect();
 await admin.query(`CREATE DATABASE "${dbName}"`);
 let gateway;
 try {
-  gateway = spawn(process.execPath, ['dist/main.js'], { env: { ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  gateway = spawn(process.execPath, ['dist/main.js'], { env: { GRPC_PORT: '0', ...env, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/readyz`, gateway);
   const cli = (...args) => execFileSync(process.execPath, ['dist/cli/main.js', ...args], { env, encoding: 'utf8' }).trim();

@@ -115,7 +115,7 @@ const baseEnv = {
 
 async function startGateway(name, env, dist = path.join(ROOT, 'dist')) {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(dist, 'main.js')], { env: { ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(dist, 'main.js')], { env: { GRPC_PORT: '0', ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
   await waitReady(`http://127.0.0.1:${port}/readyz`, child, name, 900);
   return { name, child, url: `http://127.0.0.1:${port}` };
 }

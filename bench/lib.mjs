@@ -47,7 +47,8 @@ export function cpuSeconds(pid) {
  */
 export function embeddedEnv(port, dataDir, extra = {}) {
   const env = {
-    ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn',
+    // No gRPC listener unless the caller's environment names a port: gateways side by side would collide on 8001.
+    GRPC_PORT: '0', ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn',
     MODEL_REPOSITORY: path.join(ROOT, 'models'), DATA_DIR: dataDir,
   };
   delete env.DATABASE_URL; delete env.REDIS_URL;

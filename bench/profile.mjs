@@ -53,7 +53,7 @@ const dbUrl = new URL(ADMIN_DB);
 dbUrl.pathname = `/${dbName}`;
 const port = await freePort();
 const env = {
-  PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_PRETTY: 'false',
+  PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), GRPC_PORT: '0', LOG_LEVEL: 'warn', LOG_PRETTY: 'false',
   MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, 'data'),
   REDIS_URL, REDIS_KEY_PREFIX: `mgprofile:${runId}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
   DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',

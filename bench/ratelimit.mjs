@@ -43,7 +43,7 @@ const gateways = [];
 try {
   await applyMigrations({ kind: 'postgres', url: dbUrl.toString() });
   const env = (enabled, redis = true) => ({
-    NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', LOG_PRETTY: 'false',
+    NODE_ENV: 'production', PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', LOG_PRETTY: 'false',
     DATABASE_URL: dbUrl.toString(), ...(redis ? { REDIS_URL: redisUrl } : {}), REDIS_KEY_PREFIX: prefix, MODEL_REPOSITORY: path.join(root, 'models'),
     MIGRATE_ON_START: 'false', RATE_LIMITS_ENABLED: enabled ? 'true' : 'false',
     // The bench makes its own key; a first-run admin key would only be printed and thrown away.

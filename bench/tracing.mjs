@@ -88,7 +88,7 @@ const sinkCount = async () => (await fetch(`http://127.0.0.1:${sinkPort}/count`)
 
 async function startGateway(name, env) {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env: { ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], { env: { GRPC_PORT: '0', ...baseEnv, ...env, PORT: String(port), DATA_DIR: path.join(work, `data-${name}`) }, stdio: ['ignore', 'inherit', 'inherit'] });
   await waitReady(`http://127.0.0.1:${port}/readyz`, child, name, 900);
   return { name, child, url: `http://127.0.0.1:${port}` };
 }

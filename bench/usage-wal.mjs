@@ -140,7 +140,7 @@ try {
       cwd: distRoot,
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
-        PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_PRETTY: 'false',
+        PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOG_PRETTY: 'false',
         DATABASE_URL: dbUrl.toString(), MODEL_REPOSITORY: path.join(root, 'models'), MIGRATE_ON_START: 'false', RATE_LIMITS_ENABLED: 'false', DATA_DIR: dataDir,
       },
     });

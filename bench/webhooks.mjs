@@ -62,7 +62,7 @@ const gateways = [];
 try {
   await applyMigrations({ kind: 'postgres', url: dbUrl.toString() });
   const env = (withKey) => ({
-    NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', LOG_PRETTY: 'false',
+    NODE_ENV: 'production', PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', LOG_PRETTY: 'false',
     DATABASE_URL: dbUrl.toString(), REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `mgbench:${runId}:`, MODEL_REPOSITORY: path.join(root, 'models'),
     MIGRATE_ON_START: 'false', BOOTSTRAP_ADMIN: 'false', DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
     WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true', DATA_DIR: path.join(os.tmpdir(), `mgbench-${runId}-${withKey}`),

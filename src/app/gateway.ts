@@ -20,6 +20,7 @@ import type { Services } from '../server/services';
 import type { GraphQLContext } from '../server/graphql/context';
 import { createApollo } from '../server/graphql/apollo';
 import { createTracing } from '../tracing/tracing';
+import { GrpcDoor } from '../server/grpc/grpc.server';
 
 export { requestIdFor, type RouteEntry } from './http-server';
 
@@ -27,7 +28,7 @@ export interface Gateway {
   app: FastifyInstance;
   services: Services;
   apollo: ApolloServer<GraphQLContext>;
-  /** Starts listening; resolves with the base URL. */
+  /** Starts listening (HTTP, and gRPC unless GRPC_PORT=0); resolves with the HTTP base URL. */
   listen(): Promise<string>;
   /** Graceful shutdown: readiness off (grace), stop accepting, drain, flush, close. */
   close(reason?: string, options?: ShutdownOptions): Promise<void>;
@@ -63,7 +64,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
   const drain = new ConnectionDrain(app.server);
-  lifecycle.onShutdown('http', 'stopAccepting', () => closeHttp(app, drain, config.shutdownDrainTimeoutMs, log));
+  const grpc = buildGrpcDoor(services);
+
+  // Both doors stop taking new calls at once and drain together.
+  lifecycle.onShutdown('http', 'stopAccepting', async () => {
+    await Promise.all([closeHttp(app, drain, config.shutdownDrainTimeoutMs, log), grpc?.close(config.shutdownDrainTimeoutMs)]);
+  });
   // After the drain (the last requests' spans are ended), and after usage (registered
   // before it, so it runs after it): an unreachable collector must not hold up metering.
   lifecycle.onShutdown('tracing', 'flush', () => tracing.shutdown());
@@ -102,7 +108,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     services,
     apollo,
     async listen() {
-      return app.listen({ port: config.port, host: config.host });
+      const url = await app.listen({ port: config.port, host: config.host });
+      if (grpc) {
+        const port = await grpc.listen(config.host, config.grpcPort);
+        log.info({ host: config.host, port }, `gRPC (Open Inference Protocol) listening on ${config.host}:${port}`);
+      }
+      return url;
     },
     close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
     untilReady: async () => {
@@ -114,3 +125,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   };
 }
 
+/** The gRPC door on its own port (null when GRPC_PORT=0): the same pipeline, readiness and drain as HTTP. */
+function buildGrpcDoor(services: Services): GrpcDoor | null {
+  const { config, readiness, lifecycle } = services;
+  if (config.grpcPort === 0) return null;
+  return new GrpcDoor({
+    pipeline: services.pipeline,
+    models: services.models,
+    ready: () => readiness.report().ready && !lifecycle.isShuttingDown,
+    bodyLimitBytes: config.bodyLimitBytes,
+    maxTimeoutMs: config.models.maxTimeoutMs,
+    log: services.log.child({ component: 'grpc' }),
+  });
+}

@@ -68,6 +68,8 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default('4000'),
   HOST: z.string().min(1).default('0.0.0.0'),
+  // The Open Inference Protocol over gRPC (Triton's port); 0 serves no gRPC.
+  GRPC_PORT: int(0, 65535).default('8001'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: bool.optional(),
 
@@ -185,6 +187,8 @@ export interface Config {
   listenWhenReady: boolean;
   port: number;
   host: string;
+  /** The gRPC door's port (on `host`); 0: no gRPC listener. */
+  grpcPort: number;
   logLevel: string;
   logPretty: boolean;
   database: { mode: 'postgres'; url: string; poolSize: number } | { mode: 'embedded'; dataDir: string };
@@ -320,6 +324,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     listenWhenReady: e.GATEWAY_LISTEN_WHEN_READY,
     port: e.PORT,
     host: e.HOST,
+    grpcPort: e.GRPC_PORT,
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
     database: e.DATABASE_URL

@@ -99,7 +99,8 @@ export class ProductionGateway {
 
   static async start(env: Record<string, string>, options: StartOptions = {}): Promise<ProductionGateway> {
     const port = options.port ?? (await freePort());
-    const fullEnv = { PATH: process.env['PATH'] ?? '', ...env, PORT: String(port) };
+    // No gRPC listener unless a test asks for one (GRPC_PORT in env): parallel tests would collide on 8001.
+    const fullEnv = { PATH: process.env['PATH'] ?? '', GRPC_PORT: '0', ...env, PORT: String(port) };
     const child = spawn(process.execPath, [MAIN_JS], { env: fullEnv, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const gateway = new ProductionGateway(child, port, fullEnv, options.name ?? `gateway:${port}`);
     if (options.waitReady !== false) {

@@ -53,6 +53,8 @@ export function baseEnv(mode: TestMode = 'postgres'): Record<string, string> {
   const common = {
     NODE_ENV: 'test',
     PORT: '0',
+    // No gRPC listener unless a test asks for one: parallel tests would collide on 8001.
+    GRPC_PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
     LOG_PRETTY: 'false',
@@ -125,7 +127,7 @@ export interface GatewayProcess {
 export async function spawnGateway(env: Record<string, string>, options: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist', 'main.js')], {
-    env: { PATH: process.env['PATH'] ?? '', SHUTDOWN_READINESS_GRACE_MS: '200', ...env, NODE_ENV: 'production', PORT: String(port) },
+    env: { PATH: process.env['PATH'] ?? '', SHUTDOWN_READINESS_GRACE_MS: '200', GRPC_PORT: '0', ...env, NODE_ENV: 'production', PORT: String(port) },
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

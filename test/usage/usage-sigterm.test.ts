@@ -22,6 +22,7 @@ it('flushes every buffered record before exit on SIGTERM', async () => {
       PATH: process.env['PATH'] ?? '',
       NODE_ENV: 'test',
       PORT: '0',
+      GRPC_PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       LOG_PRETTY: 'false',

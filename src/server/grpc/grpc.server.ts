@@ -1,0 +1,298 @@
+/**
+ * The Open Inference Protocol over gRPC (Triton's GRPCInferenceService and
+ * grpc.health.v1) as a third front door onto the inference pipeline: same
+ * keys (metadata `authorization: Bearer …`), limits, batching, timeouts
+ * (the call's deadline bounds the run), usage records and error contract as
+ * REST and GraphQL. Thin: parse, call the pipeline, shape. It listens on its
+ * own port (GRPC_PORT), apart from the HTTP server, so the HTTP path carries
+ * none of it.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type StatusObject,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { DomainError } from '../../errors';
+import { modelAllowed } from '../../auth/scopes';
+import type { HeaderBag } from '../../auth/authenticator';
+import type { Logger } from '../../log/logger';
+import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
+import type { ModelCatalog } from '../../inference/model-catalog';
+import type { ModelView } from '../../inference/inference.service';
+import { VERSION } from '../../version';
+import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
+import { grpcStatus, limitMetadata } from './grpc.errors';
+import { loadOipServices } from './grpc.protos';
+import { StreamInfer, type StreamHost } from './grpc.stream';
+
+/** Extensions this door implements (ServerMetadata): Triton's model configuration and statistics. */
+export const GRPC_EXTENSIONS = ['model_configuration', 'statistics'];
+
+/** The fully qualified name health checks may ask about, besides '' (the whole server). */
+const SERVICE_NAME = 'inference.GRPCInferenceService';
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface GrpcDoorDependencies {
+  pipeline: InferencePipeline;
+  models: ModelCatalog;
+  /** True while the gateway takes requests (ready and not shutting down). */
+  ready(): boolean;
+  /** The largest message accepted, from BODY_LIMIT_BYTES (a larger one is RESOURCE_EXHAUSTED). */
+  bodyLimitBytes: number;
+  /** INFERENCE_MAX_TIMEOUT_MS: a longer deadline runs under this bound. */
+  maxTimeoutMs: number;
+  log: Logger;
+}
+
+/** The metadata's text values as headers (binary `-bin` entries are not headers). */
+export function headersOf(metadata: Metadata): HeaderBag {
+  const headers: HeaderBag = {};
+  for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === 'string') headers[key] = value;
+  return headers;
+}
+
+/** Milliseconds left of a call's deadline; null when it has none. */
+function deadlineLeft(deadline: Date | number): number | null {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? at - Date.now() : null;
+}
+
+/** Throws a refused outcome as its gRPC status; keeps an admitted one's RateLimit fields for the trailer. */
+type Refuse = (outcome: PipelineOutcome<unknown>) => void;
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
+
+export class GrpcDoor implements StreamHost {
+  private readonly server: Server;
+  private readonly streams = new Set<StreamInfer>();
+  private draining = false;
+
+  constructor(private readonly deps: GrpcDoorDependencies) {
+    // The message bound is the HTTP body bound: grpc-js refuses a larger message with RESOURCE_EXHAUSTED before it is parsed.
+    this.server = new Server({ 'grpc.max_receive_message_length': deps.bodyLimitBytes });
+    const { inference, health } = loadOipServices();
+    this.server.addService(inference, this.inferenceService());
+    this.server.addService(health, { Check: this.unary<{ service: string }, { status: string }>(async (call) => this.healthCheck(call.request.service)) });
+  }
+
+  /** Binds host:port (0: any free port) and resolves with the port bound. */
+  listen(host: string, port: number): Promise<number> {
+    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+  }
+
+  /**
+   * Graceful drain, as gRPC's graceful stop: no new calls (grpc-js sends
+   * GOAWAY and closes the listener), calls in flight answered, open streams
+   * served until their clients close them; whatever is left at the drain
+   * timeout is cut.
+   */
+  async close(drainTimeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.deps.log.info({ openStreams: this.streams.size }, 'gRPC door draining: no new calls; calls in flight and open streams finish');
+    let timer: NodeJS.Timeout | undefined;
+    const drained = new Promise<'drained'>((resolve) => this.server.tryShutdown(() => resolve('drained')));
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), drainTimeoutMs);
+    });
+    const result = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      this.deps.log.warn({ drainTimeoutMs }, 'gRPC drain timeout reached; cutting the calls left');
+      this.server.forceShutdown();
+    }
+  }
+
+  private healthCheck(service: string): { status: string } {
+    if (service !== '' && service !== SERVICE_NAME) throw new DomainError('NOT_FOUND', `unknown service "${service}"`);
+    return { status: this.deps.ready() ? 'SERVING' : 'NOT_SERVING' };
+  }
+
+  /** The pipeline's view of one gRPC call (a stream's requests each get their own sequence). */
+  callContext(metadata: Metadata, sequence = 1): CallContext {
+    const headers = headersOf(metadata);
+    const given = headers['x-request-id'];
+    const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
+    const requestId = clientChose ? given : randomUUID();
+    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
+  }
+
+  /**
+   * A unary handler: `answer` gets the call's pipeline context and resolves
+   * with the response; `refuse` throws a pipeline outcome's refusal and keeps
+   * an admitted outcome's RateLimit fields for the trailer. Domain errors
+   * become their status, anything else INTERNAL without its text (logged whole).
+   */
+  private unary<Req, Res>(answer: (call: ServerUnaryCall<Req, Res>, refuse: Refuse, context: CallContext) => Promise<Res> | Res): Unary<Req, Res> {
+    return (call, callback) => {
+      const context = this.callContext(call.metadata);
+      let trailer = limitMetadata(null, context.requestId);
+      const refuse: Refuse = (outcome) => {
+        if (!outcome.ok) throw new GrpcRefusal(grpcStatus(outcome.error, outcome.limits, context.requestId));
+        trailer = limitMetadata(outcome.limits, context.requestId);
+      };
+      Promise.resolve()
+        .then(() => answer(call, refuse, context))
+        .then(
+          (response) => callback(null, response, trailer),
+          (error: unknown) => {
+            if (error instanceof GrpcRefusal) return callback(error.status);
+            if (error instanceof DomainError) return callback(grpcStatus(error, null, context.requestId));
+            context.log.error({ err: error }, 'unexpected error in a gRPC call');
+            return callback({ code: status.INTERNAL, details: 'Internal server error', metadata: limitMetadata(null, context.requestId) });
+          },
+        );
+    };
+  }
+
+  /** Admits a model route's caller (scope, allowlist, one request of limits) as REST's model routes do. */
+  private async admitted(context: CallContext, model: string | null, refuse: Refuse) {
+    const outcome = await this.deps.pipeline.admitModelRoute(context.caller, model, context.log);
+    refuse(outcome);
+    // refuse threw unless the outcome is ok.
+    return (outcome as Extract<typeof outcome, { ok: true }>).principal;
+  }
+
+  /** One ModelInfer through the pipeline: a message that does not parse is still charged and recorded. */
+  async infer(call: CallContext, message: ModelInferRequestMessage, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>> {
+    const left = deadlineLeft(deadline);
+    let request;
+    try {
+      request = parseModelInfer(message, left === null ? null : Math.min(left, this.deps.maxTimeoutMs));
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      return this.deps.pipeline.rejected(call, message.model_name, error);
+    }
+    const outcome = await this.deps.pipeline.infer(call, request);
+    return outcome.ok ? { ...outcome, result: encodeModelInfer(outcome.result) } : outcome;
+  }
+
+  /** Why over 80 lines: the service's handler table, one short entry per RPC, kept together so what is served reads in one place. */
+  private inferenceService(): UntypedServiceImplementation {
+    const { models } = this.deps;
+    const describe = (name: string, version: string) => models.describe(name, version === '' ? null : version);
+    return {
+      ServerLive: this.unary(() => ({ live: true })),
+      ServerReady: this.unary(() => ({ ready: this.deps.ready() })),
+      ServerMetadata: this.unary(() => ({ name: 'modelgate', version: VERSION, extensions: GRPC_EXTENSIONS })),
+      ModelReady: this.unary<{ name: string; version: string }, { ready: boolean }>(async (call, refuse, context) => {
+        await this.admitted(context, call.request.name, refuse);
+        return { ready: describe(call.request.name, call.request.version).status === 'READY' };
+      }),
+      ModelMetadata: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
+        await this.admitted(context, call.request.name, refuse);
+        return modelMetadata(describe(call.request.name, call.request.version));
+      }),
+      ModelConfig: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
+        await this.admitted(context, call.request.name, refuse);
+        const config = describe(call.request.name, call.request.version).config;
+        if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${call.request.name}" has no served configuration (it failed to load)`);
+        return { config: modelConfig(config) };
+      }),
+      ModelStatistics: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
+        const { name, version } = call.request;
+        const principal = await this.admitted(context, name === '' ? null : name, refuse);
+        const names = name === '' ? models.modelNames().filter((n) => modelAllowed(principal, n)) : [name];
+        const views = names.flatMap((n) => {
+          const found = describe(n, version);
+          return version !== '' ? [found] : found.versions.map((v) => models.describe(n, v.version));
+        });
+        return { model_stats: views.map(modelStatistics) };
+      }),
+      RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, unknown>(async (call, refuse, context) => {
+        const principal = await this.admitted(context, null, refuse);
+        const index = models
+          .modelNames()
+          .filter((name) => modelAllowed(principal, name))
+          .flatMap((name) => models.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, reason: v.reason ?? '' })))
+          .filter((entry) => !call.request.ready || entry.state === 'READY');
+        return { models: index };
+      }),
+      ModelInfer: this.unary<ModelInferRequestMessage, unknown>(async (call, refuse, context) => {
+        const outcome = await this.infer(context, call.request, call.getDeadline());
+        refuse(outcome);
+        return (outcome as Extract<typeof outcome, { ok: true }>).result;
+      }),
+      ModelStreamInfer: (call: ServerDuplexStream<ModelInferRequestMessage, unknown>) => this.openStream(call),
+    };
+  }
+
+  private openStream(call: ServerDuplexStream<ModelInferRequestMessage, unknown>): void {
+    if (this.draining) {
+      call.emit('error', { code: status.UNAVAILABLE, details: 'the server is shutting down; reconnect', metadata: new Metadata() } satisfies StatusObject);
+      return;
+    }
+    const stream = new StreamInfer(call, this, () => this.streams.delete(stream));
+    this.streams.add(stream);
+  }
+}
+
+/** A pipeline refusal on its way to the unary callback. */
+class GrpcRefusal extends Error {
+  constructor(readonly status: StatusObject) {
+    super(status.details);
+  }
+}
+
+function modelMetadata(v: ModelView) {
+  const batching = (v.config?.maxBatchSize ?? 0) > 0;
+  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, datatype: t.datatype, shape: batching ? [-1, ...t.dims] : t.dims });
+  return {
+    name: v.name,
+    versions: v.versions.map((x) => x.version),
+    platform: v.config?.platform ?? 'onnxruntime_onnx',
+    inputs: v.config?.inputs.map(tensor) ?? [],
+    outputs: v.config?.outputs.map(tensor) ?? [],
+  };
+}
+
+/** Triton's ModelConfig message, for the fields modelgate serves with (as REST's /config). */
+function modelConfig(config: NonNullable<ModelView['config']>) {
+  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+  return {
+    name: config.name,
+    platform: config.platform,
+    backend: 'onnxruntime',
+    max_batch_size: config.maxBatchSize,
+    input: config.inputs.map(tensor),
+    output: config.outputs.map(tensor),
+    ...(config.maxBatchSize > 0
+      ? {
+          dynamic_batching: {
+            preferred_batch_size: config.preferredBatchSizes,
+            max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000),
+            default_queue_policy: { max_queue_size: config.maxQueueSize },
+          },
+        }
+      : {}),
+    parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+  };
+}
+
+/** Triton's ModelStatistics, from the same per-version counters as REST's /stats. */
+function modelStatistics(v: ModelView) {
+  const ns = (ms: number) => Math.round(ms * 1e6);
+  return {
+    name: v.name,
+    version: v.version,
+    inference_count: v.stats.inferences,
+    execution_count: v.stats.executions,
+    inference_stats: {
+      // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
+      success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
+      fail: { count: v.stats.failures, ns: 0 },
+      queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
+      compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
+    },
+  };
+}

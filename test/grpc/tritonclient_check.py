@@ -1,0 +1,98 @@
+"""Drives modelgate's gRPC door with Triton's own, unmodified Python client
+(tritonclient.grpc): metadata, config, index, statistics, infer, async_infer
+and a stream, the key added by a client plugin (register_plugin), as the
+README tells Triton users to. Prints one JSON object of what it saw; the Jest
+test (tritonclient.test.ts) asserts on it. Env: GRPC_URL, KEY, IMAGES (hex of
+the FP32 input bytes, N x 1 x 28 x 28).
+"""
+import json
+import os
+import queue
+import sys
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient._plugin import InferenceServerClientPlugin
+from tritonclient.utils import InferenceServerException
+
+
+class BearerKey(InferenceServerClientPlugin):
+    """Adds the modelgate key to every call's metadata."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, request):
+        request.headers["authorization"] = "Bearer " + self.key
+
+
+def status_of(call):
+    try:
+        call()
+        return "OK"
+    except InferenceServerException as error:
+        return str(error.status())
+
+
+def main():
+    url = os.environ["GRPC_URL"]
+    images = np.frombuffer(bytes.fromhex(os.environ["IMAGES"]), dtype=np.float32).reshape(-1, 1, 28, 28)
+    out = {}
+
+    anonymous = grpcclient.InferenceServerClient(url=url)
+    out["live"] = anonymous.is_server_live()
+    out["ready"] = anonymous.is_server_ready()
+    out["server_name"] = anonymous.get_server_metadata().name
+    out["anonymous_infer"] = status_of(lambda: anonymous.infer("fashion-cnn", [input_of(images)]))
+
+    client = grpcclient.InferenceServerClient(url=url)
+    client.register_plugin(BearerKey(os.environ["KEY"]))
+    out["model_ready"] = client.is_model_ready("fashion-cnn")
+    metadata = client.get_model_metadata("fashion-cnn", as_json=True)
+    out["metadata_inputs"] = metadata["inputs"]
+    config = client.get_model_config("fashion-cnn", as_json=True)
+    out["config_max_batch_size"] = config["config"]["max_batch_size"]
+    out["index"] = sorted({m["name"] for m in client.get_model_repository_index(as_json=True)["models"]})
+    out["unknown_model"] = status_of(lambda: client.get_model_metadata("no-such-model"))
+
+    result = client.infer("fashion-cnn", [input_of(images)], outputs=[grpcclient.InferRequestedOutput("probabilities")], request_id="sync")
+    out["infer_hex"] = result.as_numpy("probabilities").astype(np.float32).tobytes().hex()
+    out["infer_shape"] = list(result.as_numpy("probabilities").shape)
+
+    done = queue.Queue()
+    client.async_infer("fashion-cnn", [input_of(images)], callback=lambda result, error: done.put((result, error)), request_id="async")
+    answer, error = done.get(timeout=30)
+    out["async_error"] = None if error is None else str(error)
+    out["async_hex"] = answer.as_numpy("probabilities").astype(np.float32).tobytes().hex() if answer else None
+
+    streamed = queue.Queue()
+    client.start_stream(callback=lambda result, error: streamed.put((result, error)))
+    for i in range(3):
+        client.async_stream_infer("fashion-cnn", [input_of(images[i : i + 1])], request_id="stream-%d" % i)
+    client.async_stream_infer("no-such-model", [input_of(images[:1])], request_id="stream-bad")
+    answers = []
+    try:
+        for _ in range(4):
+            answers.append(streamed.get(timeout=30))
+    except queue.Empty:
+        sys.stderr.write("stream answers received before the timeout: %r\n" % [(r and r.get_response().id, str(e)) for r, e in answers])
+        raise
+    client.stop_stream()
+    out["stream_ok"] = sorted(r.get_response().id for r, e in answers if e is None)
+    out["stream_errors"] = [str(e) for r, e in answers if e is not None]
+
+    stats = client.get_inference_statistics("fashion-cnn", as_json=True)
+    out["stats_names"] = sorted({s["name"] for s in stats["model_stats"]})
+    client.close()
+    anonymous.close()
+    json.dump(out, sys.stdout)
+
+
+def input_of(images):
+    tensor = grpcclient.InferInput("image", list(images.shape), "FP32")
+    tensor.set_data_from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    return tensor
+
+
+if __name__ == "__main__":
+    main()
