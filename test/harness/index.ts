@@ -4,3 +4,4 @@ export type { Exit, GraphQLBody, HttpResult, StartOptions } from './production-g
 export { PrivatePostgres } from '../usage/private-postgres';
 export { TestRedisServer } from '../ratelimit/redis-server';
 export { NginxBalancer } from './nginx';
+export type { SiteConfig } from './nginx';
