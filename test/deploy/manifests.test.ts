@@ -72,8 +72,7 @@ interface K8sObject {
   spec?: any;
 }
 
-const OVERLAYS = ['base', 'overlays/gpu', 'overlays/monitoring'] as const;
-type Overlay = (typeof OVERLAYS)[number];
+type Overlay = 'base' | 'overlays/gpu' | 'overlays/monitoring';
 
 const rendered = new Map<Overlay, { file: string; docs: K8sObject[] }>();
 /** `kubectl kustomize DIR`: client-side, no cluster. Cached per overlay. */
