@@ -94,6 +94,7 @@ it('serves through the compose nginx.conf, round robin over 2 production gateway
       const failure = await infer();
       if (failure) failures.push(failure);
     }
+    if (failures.length > 0) failures.push(`nginx error.log: ${readFileSync(path.join(balancer.dir, 'error.log'), 'utf8')}`);
     expect(failures).toEqual([]);
     expect(await succeeded(replicas[0]!)).toBe(survivorBefore + 10);
     process.stdout.write(`compose topology: 40 requests split ${after.map((n, i) => n - before[i]!).join('/')}, ${duringStop} during a replica's stop, 10 after, 0 failed\n`);
