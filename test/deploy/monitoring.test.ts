@@ -147,8 +147,8 @@ describe('dashboard and alerts against a real /metrics scrape of the production 
 
 describe('ServiceMonitor', () => {
   it("selects the gateway Service and scrapes its named port's /metrics", () => {
-    const [monitor] = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'kubernetes', 'servicemonitor.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any -- a CRD kubernetes-models has no schema for
-    const services = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'kubernetes', 'modelgate.yaml'), 'utf8'))
+    const [monitor] = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'kubernetes', 'overlays', 'monitoring', 'servicemonitor.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any -- a CRD kubernetes-models has no schema for
+    const services = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'kubernetes', 'base', 'modelgate.yaml'), 'utf8'))
       .map((d) => d.toJS() as { kind: string; metadata: { labels?: Record<string, string> }; spec: { ports: { name: string }[] } })
       .filter((d) => d.kind === 'Service');
     expect(monitor).toMatchObject({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' });

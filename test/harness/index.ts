@@ -6,3 +6,4 @@ export { TestRedisServer } from '../ratelimit/redis-server';
 export { NginxBalancer } from './nginx';
 export { beforeExpiry, until, READY_TIMEOUT_MS, STARTUP_TEST_TIMEOUT_MS, WAIT_TIMEOUT_MS } from './until';
 export type { UntilOptions } from './until';
+export type { SiteConfig } from './nginx';

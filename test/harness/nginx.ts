@@ -15,6 +15,9 @@ import { until, WAIT_TIMEOUT_MS } from './until';
 
 const NGINX = process.env['NGINX_BIN'] ?? '/usr/sbin/nginx';
 
+/** The `http {}`-level site configuration for these upstream ports, listening on 127.0.0.1:listenPort. */
+export type SiteConfig = (upstreamPorts: number[], listenPort: number) => string;
+
 export class NginxBalancer {
   private child: ChildProcess | null = null;
   private out = '';
@@ -22,11 +25,12 @@ export class NginxBalancer {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    private readonly site: SiteConfig | null,
   ) {}
 
-  static async start(upstreamPorts: number[]): Promise<NginxBalancer> {
+  static async start(upstreamPorts: number[], options: { site?: SiteConfig } = {}): Promise<NginxBalancer> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-nginx-'));
-    const balancer = new NginxBalancer(dir, await freePort());
+    const balancer = new NginxBalancer(dir, await freePort(), options.site ?? null);
     for (const sub of ['client', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub));
     balancer.writeConfig(upstreamPorts);
     balancer.child = spawn(NGINX, ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -48,6 +52,28 @@ export class NginxBalancer {
 
   private writeConfig(upstreamPorts: number[]): void {
     const dir = this.dir;
+    if (this.site) {
+      // As the nginx image does: the site file is included inside `http {}`; only process paths are this harness's.
+      writeFileSync(path.join(dir, 'site.conf'), this.site(upstreamPorts, this.port));
+      writeFileSync(
+        path.join(dir, 'nginx.conf'),
+        `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  include ${dir}/site.conf;
+}
+`,
+      );
+      return;
+    }
     writeFileSync(
       path.join(dir, 'nginx.conf'),
       `worker_processes 1;
