@@ -90,7 +90,7 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
     frameworkErrors: frameworkErrorHandler,
     // Model names run to 128 characters (MODEL_NAME); versions are shorter. Twice that leaves room
     // for percent-encoding while a longer parameter is still refused by the router (414 URI_TOO_LONG).
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
   });
   app.addHook('onRoute', (route) => {
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) routes.push({ method, url: route.url });

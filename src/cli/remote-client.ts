@@ -122,10 +122,12 @@ export class RemoteAdminClient implements AdminClient {
     } catch {
       body = {};
     }
-    if (response.status === 404 || response.status === 405) {
+    const first = Array.isArray(body.errors) ? body.errors[0] : undefined;
+    // A GraphQL answer whose data is null carries its code's status (404 for NOT_FOUND, errors/contract.ts):
+    // only a 404/405 without a coded GraphQL error means the URL is not a GraphQL endpoint.
+    if ((response.status === 404 || response.status === 405) && first?.extensions?.code === undefined) {
       throw new UnreachableError(`${this.target} has no GraphQL endpoint at ${this.endpoint} (HTTP ${response.status}); --url / MODELGATE_URL is the gateway's base URL, e.g. http://host:4000`);
     }
-    const first = Array.isArray(body.errors) ? body.errors[0] : undefined;
     if (first) {
       const code = first.extensions?.code ?? 'UNKNOWN';
       const message = first.message ?? 'no message';

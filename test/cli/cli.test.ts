@@ -188,6 +188,9 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(cleared.code).toBe(0);
     expect(JSON.parse(cleared.stdout)).toMatchObject({ requestsPerMinute: null, monthlyComputeUnitQuota: 1000 });
 
+    // Cache the principal afresh (the commands above took longer than its TTL on a busy machine), so seeing the
+    // suspension before that entry expires proves the CLI's invalidation reached the gateway.
+    expect((await meRead()).status).toBe(200);
     const suspended = await cli(env, 'tenants', 'suspend', 'lifecycle');
     expect(suspended).toMatchObject({ code: 0 });
     expect(suspended.stdout).toMatch(/SUSPENDED/);

@@ -19,7 +19,7 @@ import path from 'node:path';
 import Ajv from 'ajv';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../src/config';
-import { openApiDocument } from '../../src/openapi/openapi.document';
+import { openApiDocument } from '../../src/server/rest/openapi/openapi.document';
 import { POD_SECURITY_CHECKS, podSecurityViolations, type PodSecurityCheck, type PodSpec } from './pod-security';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -269,8 +269,10 @@ describe('Kubernetes: the pieces fit', () => {
       egress: { ports: { protocol: string; port: number }[]; to?: { ipBlock?: { cidr: string; except: string[] } }[] }[];
     };
     expect(policy.policyTypes).toEqual(['Ingress', 'Egress']);
-    const containerPort = gatewayPod('base').spec.containers[0]!.ports![0]!.containerPort;
-    expect(policy.ingress.flatMap((r) => r.ports.map((p) => p.port))).toEqual([containerPort]);
+    // The gateway's own ports (HTTP and gRPC), nothing else.
+    const containerPorts = gatewayPod('base').spec.containers[0]!.ports!.map((p) => p.containerPort);
+    expect(containerPorts).toEqual([4000, 8001]);
+    expect(policy.ingress.flatMap((r) => r.ports.map((p) => p.port))).toEqual(containerPorts);
     expect(policy.egress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`)).sort()).toEqual(['TCP/443', 'TCP/53', 'TCP/5432', 'TCP/6379', 'TCP/80', 'UDP/53'].sort());
     const webhook = policy.egress.find((r) => r.to?.some((t) => t.ipBlock))!;
     expect(webhook.to![0]!.ipBlock!.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16']));
