@@ -74,7 +74,9 @@ export async function until<T>(what: string, read: () => T | Promise<T>, options
     const reason = options.failIf?.();
     if (reason !== undefined) throw new Error(`gave up waiting for ${what}: ${reason}; last seen: ${describe(last)}`);
     try {
-      const value = await withinGuard(Promise.resolve().then(read), timeoutMs - (performance.now() - started));
+      // The first read always gets a full WAIT_TIMEOUT_MS: a short guard (beforeExpiry near its end) still sees one answer.
+      const left = timeoutMs - (performance.now() - started);
+      const value = await withinGuard(Promise.resolve().then(read), reads === 0 ? Math.max(left, WAIT_TIMEOUT_MS) : left);
       reads += 1;
       last = value;
       if (accept(value)) {
