@@ -83,7 +83,7 @@ describe('inference on the model repository', () => {
     expect(ready.components.models.detail.models['fashion-cnn/1']).toEqual({ status: 'READY', executionProvider: 'cpu' });
   });
 
-  it('batches concurrent single-image requests on the shipped config (max_queue_delay 2 ms) with results identical to unbatched runs', async () => {
+  it('answers concurrent single-image requests on the shipped config (max_queue_delay 2 ms) exactly as unbatched runs, whatever batches form', async () => {
     const indices = Array.from({ length: 64 }, (_, i) => i);
     // Unbatched: one request at a time, so each runs alone.
     const alone: number[][] = [];
@@ -97,10 +97,11 @@ describe('inference on the model repository', () => {
     const after = await stats(gw.url, 'fashion-hybrid');
     const executions = after.stats['executions']! - before.stats['executions']!;
     expect(after.stats['inferences']! - before.stats['inferences']!).toBe(64);
-    // How many batches form at 2 ms depends on arrival timing; the deterministic
-    // "far fewer" check is the patient-config test below.
-    expect(executions).toBeLessThan(64);
-    expect(together.some((r) => r.body.data!.infer.batchSize > 1)).toBe(true);
+    // How many batches form at 2 ms depends on arrival timing (on a busy machine all 64 can arrive
+    // more than 2 ms apart and run alone: seen once in CI): a figure, not an assertion. The
+    // deterministic "far fewer executions" check is the patient-config test below.
+    const largest = Math.max(...together.map((r) => r.body.data!.infer.batchSize));
+    console.log(`shipped config (2 ms): 64 concurrent requests ran in ${executions} executions, largest batch ${largest}`);
     together.forEach((res, i) => {
       const out = res.body.data!.infer;
       expect(out.id).toBe(`img-${i}`);
