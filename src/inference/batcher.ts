@@ -1,7 +1,11 @@
 /**
- * Dynamic batching for one model version, with Triton's semantics: requests
- * queue; a batch is sent when it reaches max_batch_size or a preferred size,
- * or when its oldest request has waited max_queue_delay; requests with several
+ * Dynamic batching for one model version, adaptive: while none of this
+ * model's batches is running, whatever is queued goes to the first free worker
+ * at once (a lone request never waits for company); requests that arrive while
+ * a batch runs queue up and form the next batch, which is sent when that batch
+ * finishes, when it reaches max_batch_size or a preferred size, or when its
+ * oldest request has waited max_queue_delay (so under load the delay is an
+ * upper bound on the wait, never a fixed one). Requests with several
  * items are concatenated along the batch axis and split back afterwards. The
  * queue is bounded (OVERLOADED at once beyond it) and every request has a
  * deadline: one still queued at its deadline is dropped with TIMEOUT and
@@ -159,8 +163,14 @@ export class Batcher {
         judged.add(signature);
         const { batch, items } = this.formBatch(start);
         const waitedMs = now - Math.min(...batch.map((entry) => entry.enqueuedAt));
+        // Nothing of this model running: waiting could only add latency, so it goes now.
         const due =
-          maxBatchSize === 0 || items >= maxBatchSize || preferredBatchSizes.includes(items) || items >= largestPreferred || waitedMs >= maxQueueDelayMs;
+          this.inFlight === 0 ||
+          maxBatchSize === 0 ||
+          items >= maxBatchSize ||
+          preferredBatchSizes.includes(items) ||
+          items >= largestPreferred ||
+          waitedMs >= maxQueueDelayMs;
         if (!due) {
           soonestDueInMs = Math.min(soonestDueInMs, maxQueueDelayMs - waitedMs);
           continue;
@@ -202,6 +212,9 @@ export class Batcher {
     } finally {
       this.inFlight -= 1;
       this.checkDrained();
+      // The requests that queued while this batch ran form the next one now
+      // (the pool's idle wake-up came before inFlight dropped).
+      if (this.queue.length > 0 && !this.closed) this.pump();
     }
   }
 

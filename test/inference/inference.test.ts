@@ -327,6 +327,12 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
       path.join(repo, 'patient-hybrid', 'config.json'),
       JSON.stringify({ ...hybrid, name: 'patient-hybrid', dynamic_batching: { max_queue_delay_microseconds: 500_000, preferred_batch_size: [64], max_queue_size: 128 } }),
     );
+    // fashion-cnn with a 5 s queue delay: a lone request must still run at once (adaptive batching).
+    cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'eager-cnn'), { recursive: true });
+    writeFileSync(
+      path.join(repo, 'eager-cnn', 'config.json'),
+      JSON.stringify({ ...reloadable, name: 'eager-cnn', dynamic_batching: { max_queue_delay_microseconds: 5_000_000, preferred_batch_size: [32, 64] } }),
+    );
     writeFileSync(path.join(repo, 'broken', 'config.json'), JSON.stringify({ ...reloadable, name: 'broken', max_batch_size: -3 }));
     gw = await startGateway(
       { MODEL_REPOSITORY: repo, EXECUTION_PROVIDERS: 'cuda,cpu', INFERENCE_WORKERS: '1', INFERENCE_MAX_QUEUE_SIZE: '4' },
@@ -369,7 +375,19 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     await session.release();
   });
 
-  it('64 concurrent single-image requests run in far fewer executions, each result identical to a direct batch-1 onnxruntime run', async () => {
+  it('a lone request runs at once on an idle model, whatever its queue delay (adaptive batching)', async () => {
+    const before = await stats(gw.url, 'eager-cnn');
+    const res = await infer(gw.url, { model: 'eager-cnn', inputs: [imageTensor([0])] });
+    expect(res.body.errors).toBeUndefined();
+    const out = res.body.data!.infer;
+    expect(out.batchSize).toBe(1);
+    // Dispatched inside the submitting call, not by the 5 s delay timer (which a fixed wait would need).
+    expect(out.timing.queueMs).toBeLessThan(5000);
+    const after = await stats(gw.url, 'eager-cnn');
+    expect(after.stats['executions']! - before.stats['executions']!).toBe(1);
+  });
+
+  it('64 concurrent single-image requests with a long queue delay and one worker: each result identical to a direct batch-1 onnxruntime run, whatever batches form', async () => {
     const indices = Array.from({ length: 64 }, (_, i) => 100 + i);
     const session = await ort.InferenceSession.create(path.join(repo, 'patient-hybrid', '1', 'model.onnx'), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
     const alone: number[][] = [];
@@ -383,7 +401,11 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     const after = await stats(gw.url, 'patient-hybrid');
     const executions = after.stats['executions']! - before.stats['executions']!;
     expect(after.stats['inferences']! - before.stats['inferences']!).toBe(64);
-    expect(executions).toBeLessThanOrEqual(4);
+    // With one worker, requests that arrive while a batch runs form the next batch when it
+    // finishes; how many batches that makes depends on arrival timing, so it is printed. The
+    // deterministic batching rules are pinned in src/inference/batcher.test.ts.
+    console.log(`patient config (500 ms, preferred 64): 64 concurrent requests ran in ${executions} executions`);
+    expect(results.reduce((sum, res) => sum + (res.body.data ? 1 : 0), 0)).toBe(64);
     results.forEach((res, n) => {
       expect(res.body.errors).toBeUndefined();
       const out = res.body.data!.infer;
