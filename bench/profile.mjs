@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // CPU profile of the full-path gateway under wrk load (bench/PROFILE.md):
+// PROFILE_MODEL=fashion-cnn picks the model (default fashion-hybrid).
 // `node --cpu-prof dist/main.js` on Postgres + Redis, limits and usage on, an
 // admin key; wrk runs one scenario, then SIGTERM writes the profiles (the main
 // thread's and each inference worker's) and this prints a summary: self time
@@ -115,15 +116,20 @@ function summarize(file) {
   }
   const buckets = new Map();
   const fns = new Map();
+  const own = new Map();
   for (const [id, ms] of self) {
     const { callFrame: cf } = byId.get(id);
     const b = bucket(cf.url, cf.functionName);
     buckets.set(b, (buckets.get(b) ?? 0) + ms);
     const fn = `${cf.functionName || '(anonymous)'} ${cf.url ? `${bucket(cf.url)}:${path.basename(cf.url)}:${cf.lineNumber + 1}` : ''}`.trim();
     fns.set(fn, (fns.get(fn) ?? 0) + ms);
+    if (b.startsWith('modelgate ')) own.set(fn, (own.get(fn) ?? 0) + ms);
   }
   const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${(100 * v / total).toFixed(1).padStart(5)} %  ${k}`);
-  return { total, text: ['by area (self time):', ...top(buckets, 18), 'top functions (self time):', ...top(fns, 25)].join('\n') };
+  return {
+    total,
+    text: ['by area (self time):', ...top(buckets, 18), 'top functions (self time):', ...top(fns, 25), "the gateway's own code, top functions (self time):", ...top(own, 20)].join('\n'),
+  };
 }
 
 const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f));

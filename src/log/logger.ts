@@ -11,8 +11,11 @@ export type { Logger } from 'pino';
 /** Matches modelgate keys (mg_live_… / mg_test_…) and bearer tokens in free text. */
 const KEY_PATTERN = /mg_(live|test)_[A-Za-z0-9]{8,}/g;
 const BEARER_PATTERN = /(bearer\s+)[^\s"',]+/gi;
+/** Either pattern's start: one scan answers the common case (nothing to mask) without two replaces. */
+const MAYBE_SECRET = /mg_(?:live|test)_|bearer\s/i;
 
 export function scrubSecrets(text: string): string {
+  if (!MAYBE_SECRET.test(text)) return text;
   return text.replace(KEY_PATTERN, 'mg_$1_[REDACTED]').replace(BEARER_PATTERN, '$1[REDACTED]');
 }
 
@@ -112,17 +115,37 @@ function withUniqueBindings(root: Logger): Logger {
   // pino's generics over custom levels do not survive a plain function type; the call is the same.
   const pinoChild = root.child as unknown as ChildFn;
   const rootKeys = new Set(Object.keys(root.bindings()));
+  // The binding keys of every logger made here, so a child (one or two per request: fastify's
+  // request logger, the trace ids) is checked for a repeated key without pino's bindings(),
+  // which parses the parent's serialized bindings back from JSON.
+  const keysOf = new WeakMap<Logger, ReadonlySet<string>>();
+  keysOf.set(root, new Set());
+  const ownKeys = (logger: Logger): ReadonlySet<string> => {
+    let keys = keysOf.get(logger);
+    if (!keys) {
+      keys = new Set(Object.keys(logger.bindings()).filter((k) => !rootKeys.has(k)));
+      keysOf.set(logger, keys);
+    }
+    return keys;
+  };
   const child = function (this: Logger, raw: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
     // pino does not pass a child's bindings through formatters.bindings: scrubbed here (a request id, a URL).
     const bindings = scrubFields(raw);
+    const parentKeys = ownKeys(this);
+    const keys = Object.keys(bindings);
+    if (!keys.some((k) => parentKeys.has(k) || rootKeys.has(k))) {
+      const made = pinoChild.call(this, bindings, childOptions);
+      keysOf.set(made, parentKeys.size === 0 ? new Set(keys) : new Set([...parentKeys, ...keys]));
+      return made;
+    }
     const own = this === root ? {} : this.bindings();
-    if (!Object.keys(bindings).some((k) => k in own || rootKeys.has(k))) return pinoChild.call(this, bindings, childOptions);
     const merged: pino.Bindings = { ...own, ...bindings };
     if (typeof own['component'] === 'string' && typeof bindings['component'] === 'string') merged['component'] = `${own['component']}.${bindings['component']}`;
     // The root's own keys (service, pid) name the process and are already in its part of each line.
     for (const k of rootKeys) delete merged[k];
     const made = pinoChild.call(root, merged, childOptions);
     if (childOptions?.level === undefined) made.level = this.level;
+    keysOf.set(made, new Set(Object.keys(merged)));
     return made;
   };
   (root as unknown as { child: ChildFn }).child = child;

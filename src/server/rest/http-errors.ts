@@ -55,10 +55,18 @@ function fixedMessage(status: number): string {
   return FIXED_MESSAGES[status] ?? STATUS_CODES[status] ?? 'Error';
 }
 
-/** Commas in one chunk of a body (a JSON body's values are at most its commas plus its lists): ~1 ns a byte. */
+/**
+ * Commas in one chunk of a body (a JSON body's values are at most its commas plus its lists).
+ * Buffer#indexOf is a native memchr: a base64 tensor, which holds no commas, is crossed in one
+ * call instead of a JavaScript step per byte; where commas are dense (a JSON list of numbers) a
+ * call per comma would cost more than the byte loop (~1 ns a byte), which then counts the rest.
+ */
 export function countCommas(chunk: Buffer): number {
   let count = 0;
-  for (let i = 0; i < chunk.length; i += 1) if (chunk[i] === 44) count += 1;
+  let at = chunk.indexOf(44);
+  for (; at !== -1 && count < 64; at = chunk.indexOf(44, at + 1)) count += 1;
+  if (at === -1) return count;
+  for (let i = at; i < chunk.length; i += 1) if (chunk[i] === 44) count += 1;
   return count;
 }
 
