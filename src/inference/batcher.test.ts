@@ -169,4 +169,16 @@ describe('Batcher dispatch', () => {
     await Promise.all([first, ...waiting]);
     batcher.close();
   });
+
+  it('with delayWhenIdle (Triton\'s delayed batching) a lone request waits out the delay even on an idle model', async () => {
+    const pool = new FakePool();
+    const batcher = new Batcher('m', pool as unknown as WorkerPool, { maxBatchSize: 64, preferredBatchSizes: [], maxQueueDelayMs: 100, delayWhenIdle: true, maxQueueSize: 100 }, observer);
+    const alone = batcher.submit(request([3]));
+    jest.advanceTimersByTime(99);
+    expect(pool.runs).toHaveLength(0);
+    jest.advanceTimersByTime(1);
+    expect(pool.runs).toEqual([{ items: 1, dims: [1, 3] }]);
+    await alone;
+    batcher.close();
+  });
 });

@@ -5,7 +5,9 @@
  * a batch runs queue up and form the next batch, which is sent when that batch
  * finishes, when it reaches max_batch_size or a preferred size, or when its
  * oldest request has waited max_queue_delay (so under load the delay is an
- * upper bound on the wait, never a fixed one). Requests with several
+ * upper bound on the wait, never a fixed one). A model whose config sets
+ * `delay_when_idle` keeps Triton's delayed batching: its requests wait up to
+ * the delay for company even while it is idle. Requests with several
  * items are concatenated along the batch axis and split back afterwards. The
  * queue is bounded (OVERLOADED at once beyond it) and every request has a
  * deadline: one still queued at its deadline is dropped with TIMEOUT and
@@ -58,6 +60,8 @@ export interface BatchPolicy {
   maxBatchSize: number;
   preferredBatchSizes: number[];
   maxQueueDelayMs: number;
+  /** Triton's delayed batching: wait out the delay even while no batch of this model runs (config `delay_when_idle`). */
+  delayWhenIdle?: boolean;
   maxQueueSize: number;
 }
 
@@ -163,9 +167,10 @@ export class Batcher {
         judged.add(signature);
         const { batch, items } = this.formBatch(start);
         const waitedMs = now - Math.min(...batch.map((entry) => entry.enqueuedAt));
-        // Nothing of this model running: waiting could only add latency, so it goes now.
+        // Nothing of this model running: waiting could only add latency, so it goes now
+        // (unless the model asks for Triton's delayed batching).
         const due =
-          this.inFlight === 0 ||
+          (this.inFlight === 0 && !this.policy.delayWhenIdle) ||
           maxBatchSize === 0 ||
           items >= maxBatchSize ||
           preferredBatchSizes.includes(items) ||

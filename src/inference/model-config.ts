@@ -36,6 +36,9 @@ export const modelConfigSchema = z
         preferred_batch_size: z.array(z.number().int().min(1)).default([]),
         max_queue_size: z.number().int().min(1).optional(),
         default_timeout_ms: z.number().int().min(1).optional(),
+        // modelgate's own: true keeps Triton's delayed batching exactly (a request waits up to
+        // the delay for company even while the model is idle); false (default) runs it at once.
+        delay_when_idle: z.boolean().default(false),
       })
       .strict()
       .optional(),

@@ -33,6 +33,8 @@ export interface ServedConfig {
   maxBatchSize: number;
   preferredBatchSizes: number[];
   maxQueueDelayMs: number;
+  /** Wait out the queue delay even while no batch of the model runs (Triton's delayed batching); false: adaptive. */
+  delayWhenIdle: boolean;
   maxQueueSize: number;
   defaultTimeoutMs: number | null;
   inputs: TensorSpec[];
@@ -302,6 +304,7 @@ export class ModelRegistry {
         maxBatchSize: config.maxBatchSize,
         preferredBatchSizes: config.preferredBatchSizes,
         maxQueueDelayMs: config.maxQueueDelayMs,
+        delayWhenIdle: config.delayWhenIdle,
         maxQueueSize: config.maxQueueSize,
       }, this.observerFor(state));
       state.status = 'READY';
@@ -353,6 +356,7 @@ function servedFromFile(config: ModelConfig, defaultMaxQueueSize: number): Serve
     maxBatchSize: config.max_batch_size,
     preferredBatchSizes: config.dynamic_batching?.preferred_batch_size ?? [],
     maxQueueDelayMs: (config.dynamic_batching?.max_queue_delay_microseconds ?? 0) / 1000,
+    delayWhenIdle: config.dynamic_batching?.delay_when_idle ?? false,
     maxQueueSize: config.dynamic_batching?.max_queue_size ?? defaultMaxQueueSize,
     defaultTimeoutMs: config.dynamic_batching?.default_timeout_ms ?? null,
     inputs: config.inputs.map((t) => ({ name: t.name, datatype: t.datatype, dims: t.dims })),
@@ -389,6 +393,7 @@ export function deriveConfig(
     maxBatchSize: batching ? DERIVED_MAX_BATCH_SIZE : 0,
     preferredBatchSizes: [],
     maxQueueDelayMs: batching ? DERIVED_QUEUE_DELAY_MS : 0,
+    delayWhenIdle: false,
     maxQueueSize,
     defaultTimeoutMs: null,
     inputs: inputs.map((m) => specFromGraph(m, batching, 'input')),

@@ -320,12 +320,13 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-hybrid'), path.join(repo, 'fashion-hybrid-copy'), { recursive: true });
     const hybridCopy = JSON.parse(readFileSync(path.join(repo, 'fashion-hybrid-copy', 'config.json'), 'utf8'));
     writeFileSync(path.join(repo, 'fashion-hybrid-copy', 'config.json'), JSON.stringify({ ...hybridCopy, name: 'fashion-hybrid-copy' }));
-    // fashion-hybrid with a long queue delay: a burst of requests is certain to share batches.
+    // fashion-hybrid with a long queue delay waited out even while idle (delay_when_idle, Triton's
+    // delayed batching): a burst of requests is certain to share batches.
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-hybrid'), path.join(repo, 'patient-hybrid'), { recursive: true });
     const hybrid = JSON.parse(readFileSync(path.join(repo, 'patient-hybrid', 'config.json'), 'utf8'));
     writeFileSync(
       path.join(repo, 'patient-hybrid', 'config.json'),
-      JSON.stringify({ ...hybrid, name: 'patient-hybrid', dynamic_batching: { max_queue_delay_microseconds: 500_000, preferred_batch_size: [64], max_queue_size: 128 } }),
+      JSON.stringify({ ...hybrid, name: 'patient-hybrid', dynamic_batching: { max_queue_delay_microseconds: 500_000, preferred_batch_size: [64], max_queue_size: 128, delay_when_idle: true } }),
     );
     // fashion-cnn with a 5 s queue delay: a lone request must still run at once (adaptive batching).
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'eager-cnn'), { recursive: true });
@@ -387,7 +388,7 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     expect(after.stats['executions']! - before.stats['executions']!).toBe(1);
   });
 
-  it('64 concurrent single-image requests with a long queue delay and one worker: each result identical to a direct batch-1 onnxruntime run, whatever batches form', async () => {
+  it('64 concurrent single-image requests run in far fewer executions (delay_when_idle), each result identical to a direct batch-1 onnxruntime run', async () => {
     const indices = Array.from({ length: 64 }, (_, i) => 100 + i);
     const session = await ort.InferenceSession.create(path.join(repo, 'patient-hybrid', '1', 'model.onnx'), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
     const alone: number[][] = [];
@@ -401,11 +402,7 @@ describe('a repository of its own: provider fallback, bare ONNX, overload, deadl
     const after = await stats(gw.url, 'patient-hybrid');
     const executions = after.stats['executions']! - before.stats['executions']!;
     expect(after.stats['inferences']! - before.stats['inferences']!).toBe(64);
-    // With one worker, requests that arrive while a batch runs form the next batch when it
-    // finishes; how many batches that makes depends on arrival timing, so it is printed. The
-    // deterministic batching rules are pinned in src/inference/batcher.test.ts.
-    console.log(`patient config (500 ms, preferred 64): 64 concurrent requests ran in ${executions} executions`);
-    expect(results.reduce((sum, res) => sum + (res.body.data ? 1 : 0), 0)).toBe(64);
+    expect(executions).toBeLessThanOrEqual(4);
     results.forEach((res, n) => {
       expect(res.body.errors).toBeUndefined();
       const out = res.body.data!.infer;

@@ -165,10 +165,11 @@ describe('REST and GraphQL requests batch together', () => {
     repo = mkdtempSync(path.join(os.tmpdir(), 'modelgate-oip-repo-'));
     cpSync(path.join(REPO_ROOT, 'models', 'fashion-cnn'), path.join(repo, 'pairs'), { recursive: true });
     const config = JSON.parse(readFileSync(path.join(repo, 'pairs', 'config.json'), 'utf8')) as Record<string, unknown>;
-    // A batch goes only at 2 items (or after 10 s, the longest delay config.json allows): two single-item requests run as one execution.
+    // A batch goes only at 2 items (or after 10 s, the longest delay config.json allows), even while the
+    // model is idle (delay_when_idle: Triton's delayed batching): two single-item requests run as one execution.
     writeFileSync(
       path.join(repo, 'pairs', 'config.json'),
-      JSON.stringify({ ...config, name: 'pairs', dynamic_batching: { max_queue_delay_microseconds: 10_000_000, preferred_batch_size: [2] } }),
+      JSON.stringify({ ...config, name: 'pairs', dynamic_batching: { max_queue_delay_microseconds: 10_000_000, preferred_batch_size: [2], delay_when_idle: true } }),
     );
     gw = await startGateway({ MODEL_REPOSITORY: repo, INFERENCE_WORKERS: '1', INFERENCE_MAX_TIMEOUT_MS: '60000', INFERENCE_DEFAULT_TIMEOUT_MS: '60000' });
   });
