@@ -49,13 +49,16 @@ describe('logger', () => {
     const models = log.child({ component: 'inference' }).child({ component: 'models' }).child({ model: 'cnn' });
     models.info({ version: 1 }, 'ready');
     log.child({ component: 'http' }).child({ requestId: 'r1' }).child({ requestId: 'r2', service: 'other' }).warn('x');
-    expect(lines).toHaveLength(2);
+    // A key repeated from two generations up, past a child that added other keys (a request's trace ids).
+    models.child({ requestId: 'r3' }).child({ trace_id: 't' }).child({ component: 'batcher', requestId: 'r4' }).info('deep');
+    expect(lines).toHaveLength(3);
     for (const line of lines) {
       const keys = [...line.matchAll(/"([A-Za-z]+)":/g)].map((m) => m[1]);
       expect(keys.length).toBe(new Set(keys).size);
     }
     expect(JSON.parse(lines[0] ?? '')).toMatchObject({ component: 'inference.models', model: 'cnn', version: 1, service: 'modelgate', msg: 'ready' });
     expect(JSON.parse(lines[1] ?? '')).toMatchObject({ component: 'http', requestId: 'r2', service: 'modelgate', level: 40 });
+    expect(JSON.parse(lines[2] ?? '')).toMatchObject({ component: 'inference.models.batcher', model: 'cnn', requestId: 'r4', trace_id: 't', msg: 'deep' });
   });
 
   it('keeps a parent level on a child made from the root', () => {

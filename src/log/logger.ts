@@ -115,27 +115,38 @@ function withUniqueBindings(root: Logger): Logger {
   // pino's generics over custom levels do not survive a plain function type; the call is the same.
   const pinoChild = root.child as unknown as ChildFn;
   const rootKeys = new Set(Object.keys(root.bindings()));
-  // The binding keys of every logger made here, so a child (one or two per request: fastify's
-  // request logger, the trace ids) is checked for a repeated key without pino's bindings(),
-  // which parses the parent's serialized bindings back from JSON.
-  const keysOf = new WeakMap<Logger, ReadonlySet<string>>();
-  keysOf.set(root, new Set());
-  const ownKeys = (logger: Logger): ReadonlySet<string> => {
+  // The binding keys of every logger made here (its own, and its parent's entry), so a child (one
+  // or two per request: fastify's request logger, the trace ids) is checked for a repeated key
+  // without pino's bindings(), which parses the parent's serialized bindings back from JSON.
+  interface Keys {
+    own: readonly string[];
+    parent: Keys | null;
+  }
+  const keysOf = new WeakMap<Logger, Keys>();
+  keysOf.set(root, { own: [], parent: null });
+  const keysFor = (logger: Logger): Keys => {
     let keys = keysOf.get(logger);
     if (!keys) {
-      keys = new Set(Object.keys(logger.bindings()).filter((k) => !rootKeys.has(k)));
+      keys = { own: Object.keys(logger.bindings()).filter((k) => !rootKeys.has(k)), parent: null };
       keysOf.set(logger, keys);
     }
     return keys;
   };
+  const repeats = (keys: readonly string[], chain: Keys | null): boolean => {
+    for (const k of keys) {
+      if (rootKeys.has(k)) return true;
+      for (let at = chain; at; at = at.parent) if (at.own.includes(k)) return true;
+    }
+    return false;
+  };
   const child = function (this: Logger, raw: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
     // pino does not pass a child's bindings through formatters.bindings: scrubbed here (a request id, a URL).
     const bindings = scrubFields(raw);
-    const parentKeys = ownKeys(this);
+    const parent = keysFor(this);
     const keys = Object.keys(bindings);
-    if (!keys.some((k) => parentKeys.has(k) || rootKeys.has(k))) {
+    if (!repeats(keys, parent)) {
       const made = pinoChild.call(this, bindings, childOptions);
-      keysOf.set(made, parentKeys.size === 0 ? new Set(keys) : new Set([...parentKeys, ...keys]));
+      keysOf.set(made, { own: keys, parent });
       return made;
     }
     const own = this === root ? {} : this.bindings();
@@ -145,7 +156,7 @@ function withUniqueBindings(root: Logger): Logger {
     for (const k of rootKeys) delete merged[k];
     const made = pinoChild.call(root, merged, childOptions);
     if (childOptions?.level === undefined) made.level = this.level;
-    keysOf.set(made, new Set(Object.keys(merged)));
+    keysOf.set(made, { own: Object.keys(merged), parent: null });
     return made;
   };
   (root as unknown as { child: ChildFn }).child = child;
