@@ -66,6 +66,7 @@ export class SyntheticUsage {
       items,
       computeUnits: items * 1.25,
       status,
+      protocol: (['GRAPHQL', 'REST', 'GRPC'] as const)[i % 3] ?? 'REST',
       latencyMs,
       queueMs: latencyMs * 0.1,
       computeMs: status === 'OK' ? latencyMs * 0.8 : 0,

@@ -18,7 +18,7 @@ import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
 import { admitInSpan, type LimitChecker } from '../ratelimit/admit';
 import type { LimitDecision } from '../ratelimit/types';
-import { usageStatusForCode, type UsageEvent, type UsageStatusName } from '../usage/usage-event';
+import { usageStatusForCode, type UsageEvent, type UsageProtocolName, type UsageStatusName } from '../usage/usage-event';
 import { usageModelName } from '../usage/model-label';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
@@ -76,6 +76,8 @@ export interface CallContext {
   clientChoseRequestId: boolean;
   /** Where this call's usage record goes instead of the pipeline's sink (GraphQL holds it until the response is known). */
   usage?: UsageRecorder;
+  /** The front door, stored on the usage record. */
+  protocol: Exclude<UsageProtocolName, 'UNKNOWN'>;
   /** 1 for the first inference call of the HTTP request, 2 for a second GraphQL field, … */
   sequence: number;
   log: Logger;
@@ -299,6 +301,7 @@ export class InferencePipeline {
       queueMs: served?.queueMs ?? 0,
       computeMs: served?.computeMs ?? 0,
       executionProvider: planned?.executionProvider ?? null,
+      protocol: call.protocol,
       createdAt: new Date(),
     };
     if (trace.recording) {

@@ -215,5 +215,11 @@ describe('gRPC door: the error contract', () => {
     expect(Number(metadataValue(refused.status, 'retry-after'))).toBeGreaterThan(0);
     expect((await restCall()).status).toBe(429);
     expect(await recordsOf(tenantId, 6)).toEqual({ OK: 4, RATE_LIMITED: 2 });
+    // Each record names the door it came through (issue #24 item 2).
+    const doors = await pool.query<{ protocol: string; status: string; n: string }>(
+      'SELECT protocol::text, status::text, count(*) AS n FROM "UsageRecord" WHERE "tenantId" = $1 GROUP BY 1, 2 ORDER BY 1, 2',
+      [tenantId],
+    );
+    expect(doors.rows.map((r) => `${r.protocol} ${r.status} ${r.n}`)).toEqual(['GRPC OK 2', 'GRPC RATE_LIMITED 1', 'REST OK 2', 'REST RATE_LIMITED 1']);
   });
 });

@@ -124,7 +124,7 @@ export class GrpcDoor implements StreamHost {
     const given = headers['x-request-id'];
     const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
     const requestId = clientChose ? given : randomUUID();
-    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
+    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
   }
 
   /**

@@ -79,6 +79,7 @@ function callContext(ctx: GraphQLContext, info: GraphQLResolveInfo): CallContext
     caller: { principal: ctx.principal, authError: ctx.authError },
     requestId: ctx.requestId,
     clientChoseRequestId: ctx.request.headers['x-request-id'] === ctx.requestId,
+    protocol: 'GRAPHQL',
     sequence: ctx.inferenceCalls,
     log: ctx.log,
     trace: ctx.trace,

@@ -76,6 +76,7 @@ function restCall(request: FastifyRequest) {
     caller: { headers: request.headers },
     requestId: request.id,
     clientChoseRequestId: request.headers['x-request-id'] === request.id,
+    protocol: 'REST' as const,
     sequence: 1,
     log: requestLog(request),
     trace: request.trace ?? NOOP_STEPS,
