@@ -124,6 +124,17 @@ export type TensorDatatype =
   /** Unsigned 8-bit integer */
   | 'UINT8';
 
+/** The front door a metered request came through */
+export type UsageProtocol =
+  /** POST /graphql (infer, classify, explain) */
+  | 'GRAPHQL'
+  /** The Open Inference Protocol over gRPC (GRPC_PORT) */
+  | 'GRPC'
+  /** The Open Inference Protocol over HTTP (/v2/…) */
+  | 'REST'
+  /** Recorded before usage records carried their protocol */
+  | 'UNKNOWN';
+
 /** Which usage records to list; absent fields do not filter */
 export type UsageRecordFilter = {
   /** Only this key (a UUID) */
@@ -132,6 +143,8 @@ export type UsageRecordFilter = {
   from?: string | null | undefined;
   /** Only this model */
   model?: string | null | undefined;
+  /** Only this front door */
+  protocol?: UsageProtocol | null | undefined;
   /** Only this outcome */
   status?: UsageStatus | null | undefined;
   /** Tenant to read (admin only for another tenant); default: the caller’s tenant */
