@@ -176,6 +176,16 @@ describe('gRPC door: the error contract', () => {
     expect(unknownAnswer.status.code).toBe(status.INVALID_ARGUMENT);
     expect(unknownAnswer.status.details).toMatch(/not an Open Inference Protocol datatype/);
 
+    // Served datatypes other than the model's are refused by the engine, naming both; BYTES is refused as unserved.
+    const uint16 = { model_name: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'UINT16', shape: ['1', '1', '28', '28'], contents: { uint_contents: Array<number>(784).fill(1) } }] };
+    const uint16Answer = await client.call('ModelInfer', uint16, key);
+    expect([uint16Answer.status.code, uint16Answer.status.details]).toEqual([status.INVALID_ARGUMENT, 'input "image" is FP32, got UINT16']);
+    const bytesType = rawInfer([0]);
+    (bytesType['inputs'] as { datatype: string }[])[0]!.datatype = 'BYTES';
+    const bytesAnswer = await client.call('ModelInfer', bytesType, key);
+    expect(bytesAnswer.status.code).toBe(status.INVALID_ARGUMENT);
+    expect(bytesAnswer.status.details).toMatch(/datatype BYTES is not supported by this server/);
+
     const overflow = rawInfer([0]);
     (overflow['inputs'] as { shape: string[] }[])[0]!.shape = ['4294967296', '4294967296', '28', '28'];
     const overflowAnswer = await client.call('ModelInfer', overflow, key);
@@ -186,8 +196,8 @@ describe('gRPC door: the error contract', () => {
     (typedWrong['inputs'] as { contents: Record<string, number[]> }[])[0]!.contents = { int_contents: [1, 2, 3] };
     expect((await client.call('ModelInfer', typedWrong, key)).status.code).toBe(status.INVALID_ARGUMENT);
 
-    // One record per inference call (1 NOT_FOUND, 4 BAD_USER_INPUT, all BAD_INPUT); metadata calls record nothing, as on REST.
-    expect(await recordsOf(tenantId, 5)).toEqual({ BAD_INPUT: 5 });
+    // One record per inference call (1 NOT_FOUND, 6 BAD_USER_INPUT, all BAD_INPUT); metadata calls record nothing, as on REST.
+    expect(await recordsOf(tenantId, 7)).toEqual({ BAD_INPUT: 7 });
   });
 
   it('refuses a message over the body bound with RESOURCE_EXHAUSTED and keeps serving', async () => {

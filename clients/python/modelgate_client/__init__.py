@@ -23,7 +23,8 @@ __all__ = ["Client", "Tensor", "ModelgateError", "__version__"]
 __version__ = "0.1.0"
 
 # GraphQL datatype -> array.array typecode (little-endian on the wire).
-_TYPECODES = {"BOOL": "B", "UINT8": "B", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
+_TYPECODES = {"BOOL": "B", "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q",
+              "FP32": "f", "FP64": "d"}
 
 
 class ModelgateError(Exception):
@@ -71,7 +72,8 @@ class Tensor:
     @classmethod
     def from_numpy(cls, ndarray: Any) -> "Tensor":
         """From a numpy array (numpy is optional: only this and to_numpy need it)."""
-        names = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
+        names = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8",
+                 "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64", "bool": "BOOL"}
         datatype = names[str(ndarray.dtype)]
         return cls(datatype, ndarray.shape, ndarray.astype(ndarray.dtype.newbyteorder("<")).tobytes())
 

@@ -78,7 +78,7 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array;
+export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
 
 const DATATYPE_OF: [new (...args: never[]) => TypedArray, TensorDatatype][] = [
   [Float32Array, 'FP32'],
@@ -88,6 +88,9 @@ const DATATYPE_OF: [new (...args: never[]) => TypedArray, TensorDatatype][] = [
   [Int32Array, 'INT32'],
   [BigInt64Array, 'INT64'],
   [Uint8Array, 'UINT8'],
+  [Uint16Array, 'UINT16'],
+  [Uint32Array, 'UINT32'],
+  [BigUint64Array, 'UINT64'],
 ];
 
 function littleEndian(): boolean {
@@ -124,6 +127,14 @@ export function fromTensor(output: Pick<InferOutputTensor, 'datatype' | 'dataBas
     case 'UINT8':
     case 'BOOL':
       return new Uint8Array(copy);
+    case 'UINT16':
+    case 'FP16':
+      // FP16 as its raw bits: JavaScript has no half-float array (use @petamoriken/float16 to read them).
+      return new Uint16Array(copy);
+    case 'UINT32':
+      return new Uint32Array(copy);
+    case 'UINT64':
+      return new BigUint64Array(copy);
     default:
       throw new TypeError(`datatype ${output.datatype} has no typed array here`);
   }
