@@ -75,7 +75,11 @@ describe('gRPC door: happy path per RPC', () => {
     const index = await client.call<{ models: { name: string; state: string }[] }>('RepositoryIndex', {}, key);
     expect(new Set(index.response?.models.map((m) => m.name))).toEqual(new Set(['fashion-cnn']));
     expect(index.response?.models.every((m) => m.state === 'READY')).toBe(true);
-    const stats = await client.call<{ model_stats: { name: string; inference_stats: { success: { count: string } } }[] }>('ModelStatistics', { name: '' }, key);
+    // Statistics count every tenant's traffic: admin keys only (README, "Who may read model statistics").
+    const denied = await client.call('ModelStatistics', { name: '' }, key);
+    expect([denied.status.code, metadataValue(denied.status, 'modelgate-code')]).toEqual([status.PERMISSION_DENIED, 'FORBIDDEN']);
+    const admin = await createTestKey({ scopes: ['admin'], allowedModels: ['fashion-cnn'] });
+    const stats = await client.call<{ model_stats: { name: string; inference_stats: { success: { count: string } } }[] }>('ModelStatistics', { name: '' }, admin.key);
     expect(stats.response?.model_stats.map((s) => s.name)).toEqual(['fashion-cnn']);
   });
 

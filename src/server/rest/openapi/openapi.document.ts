@@ -505,8 +505,8 @@ const paths: Record<string, Json> = {
   ...modelPaths('/stats', 'get', (v) => ({
     operationId: opId('modelStats', v),
     tags: ['oip'],
-    summary: `Triton's statistics extension: ${v ? 'the given version' : 'every version'}.`,
-    ...keyed('inference'),
+    summary: `Triton's statistics extension: ${v ? 'the given version' : 'every version'}. Admin keys only: the counters sum every tenant's traffic.`,
+    ...keyed('admin'),
     responses: { '200': ok('Statistics.', ref('ModelStats')), ...keyedOipErrors },
   })),
   ...modelPaths('/infer', 'post', (v) => ({
@@ -545,6 +545,15 @@ const paths: Record<string, Json> = {
     requestBody: { required: true, content: { ...json(ref('ExplainRequest')), ...binaryBody } },
     responses: { '200': ok('The explanation as OIP output tensors.', ref('ExplainResponse')), ...keyedOipErrors, '413': response('OipPayloadTooLarge'), '504': response('OipTimeout') },
   })),
+  '/v2/models/stats': {
+    get: {
+      operationId: 'allModelStats',
+      tags: ['oip'],
+      summary: "Triton's statistics extension for every version of every model the key may see. Admin keys only: the counters sum every tenant's traffic.",
+      ...keyed('admin'),
+      responses: { '200': ok('Statistics.', ref('ModelStats')), ...keyedOipErrors },
+    },
+  },
   '/v2/repository/index': {
     post: {
       operationId: 'repositoryIndex',
