@@ -129,6 +129,13 @@ describe('Triton extensions: repository index, model configuration, statistics',
       expect({ url, status: refused.status, code: refused.json['code'], scopes: refused.json['requiredScopes'] }).toEqual({ url, status: 403, code: 'FORBIDDEN', scopes: ['admin'] });
     }
     expect((await oip(`${gw.url}/v2/models/stats`)).status).toBe(401);
+
+    // GraphQL follows the same rule: Model.stats is null for a tenant's key, the counters for an admin's.
+    const statsQuery = '{ model(name: "fashion-lstm") { name stats { requests } } }';
+    const tenantView = await graphql<{ model: { name: string; stats: { requests: number } | null } }>(gw.url, statsQuery, {}, key);
+    expect(tenantView.body).toEqual({ data: { model: { name: 'fashion-lstm', stats: null } } });
+    const adminView = await graphql<{ model: { stats: { requests: number } | null } }>(gw.url, statsQuery, {}, admin);
+    expect(adminView.body.data?.model.stats?.requests).toBe(one[0]!.inference_stats['success']!.count);
   });
 });
 

@@ -174,8 +174,11 @@ export class ModelType {
   @Field(() => ModelConfigSource, { nullable: true, description: 'Where the contract comes from; null until the version is read' })
   configSource!: ModelConfigSource | null;
 
-  @Field(() => ModelStatsType, { description: 'Counters of this version in this gateway process' })
-  stats!: ModelStatsType;
+  @Field(() => ModelStatsType, {
+    nullable: true,
+    description: "Counters of this version in this gateway process, summed over every tenant's traffic: null unless the key has the admin scope (tenants read their own traffic in usageSummary)",
+  })
+  stats!: ModelStatsType | null;
 }
 
 @InputType({ description: 'One input tensor. Give data (JSON numbers) or dataBase64 (raw little-endian bytes), not both.' })
