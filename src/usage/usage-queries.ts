@@ -359,7 +359,7 @@ export class UsageQueries {
   }
 }
 
-export const CSV_COLUMNS = ['id', 'tenantId', 'apiKeyId', 'model', 'modelVersion', 'items', 'computeUnits', 'status', 'latencyMs', 'queueMs', 'computeMs', 'executionProvider', 'createdAt'] as const;
+export const CSV_COLUMNS = ['id', 'tenantId', 'apiKeyId', 'model', 'modelVersion', 'items', 'computeUnits', 'status', 'latencyMs', 'queueMs', 'computeMs', 'executionProvider', 'createdAt', 'protocol'] as const;
 
 function csvField(value: unknown): string {
   if (value === null || value === undefined) return '';
@@ -372,12 +372,11 @@ function csvField(value: unknown): string {
 /** Appended after CSV_COLUMNS: the record's price at its hour and its amount (integer micro-units); empty when unpriced. */
 export const CSV_PRICE_COLUMNS = ['currency', 'unitPriceMicros', 'amountMicros'] as const;
 
-/** Appended last (after the price columns, so positional readers of the older layout keep working): the front door. */
-export const CSV_TAIL_COLUMNS = ['protocol'] as const;
-export const CSV_HEADER = [...CSV_COLUMNS, ...CSV_PRICE_COLUMNS, ...CSV_TAIL_COLUMNS] as const;
+/** Every CSV column: the record's (protocol, the front door, last of them), then the price columns, which stay last. */
+export const CSV_HEADER = [...CSV_COLUMNS, ...CSV_PRICE_COLUMNS] as const;
 
 function csvLine(row: UsageRecordRow, suffix = ''): string {
-  return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + suffix + ',' + CSV_TAIL_COLUMNS.map((c) => csvField(row[c])).join(',') + '\n';
+  return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + suffix + '\n';
 }
 
 /** The same rule as priceLateral: the tenant's own price first, then the list price; prices sorted newest first. */
