@@ -41,7 +41,7 @@ try {
   const { rows: [tenant] } = await db.query(`SELECT id FROM "Tenant" WHERE name = 'bench-tenant'`);
   const { rows: keys } = await db.query(`SELECT id FROM "ApiKey" WHERE "tenantId" = $1 AND name IN ('a', 'b')`, [tenant.id]);
   if (keys.length !== keyIds.length) throw new Error('keys not found');
-  const cols = `"id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt"`;
+  const cols = `"id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","protocol","createdAt"`;
   const fillStarted = performance.now();
   for (let from = 0; from < RECORDS; from += CHUNK) {
     const to = Math.min(RECORDS, from + CHUNK);
@@ -52,7 +52,7 @@ try {
       SELECT 'bench-' || i, $1::uuid, (ARRAY[$2, $3]::uuid[])[1 + (i % 2)],
              (ARRAY['fashion-cnn','fashion-lstm','fashion-attention','fashion-hybrid'])[1 + (i % 4)], '1',
              CASE WHEN st = 'OK' THEN 1 ELSE 0 END, CASE WHEN st = 'OK' THEN 2 ELSE 0 END, st::"UsageStatus",
-             lat, lat * 0.1, lat * 0.8, 'cpu', v.start + random() * (now() - v.start)
+             lat, lat * 0.1, lat * 0.8, 'cpu', (ARRAY['GRAPHQL','REST','GRPC']::"UsageProtocol"[])[1 + (i % 3)], v.start + random() * (now() - v.start)
       FROM (SELECT i, exp(ln(2) + random() * 4) AS lat,
                    CASE WHEN random() < 0.9 THEN 'OK' WHEN random() < 0.5 THEN 'RATE_LIMITED' ELSE 'BAD_INPUT' END AS st
             FROM generate_series(${from}, ${to - 1}) AS i) g,

@@ -52,6 +52,7 @@ function event(i) {
     queueMs: 0.2,
     computeMs: 0.4,
     executionProvider: 'cpu',
+    protocol: 'GRAPHQL',
     createdAt: new Date(),
   };
 }

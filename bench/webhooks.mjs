@@ -142,7 +142,7 @@ try {
     await usage.start();
     const ms = [];
     for (let b = 0; b < 12; b++) {
-      const records = Array.from({ length: 1000 }, (_, i) => ({ id: `${runId}-${label}-${b}-${i}`, tenantId: tenant.id, apiKeyId: null, model: 'fashion-cnn', modelVersion: '1', items: 1, computeUnits: 1, status: 'OK', latencyMs: 1, queueMs: 0, computeMs: 1, executionProvider: 'cpu', createdAt: new Date() }));
+      const records = Array.from({ length: 1000 }, (_, i) => ({ id: `${runId}-${label}-${b}-${i}`, tenantId: tenant.id, apiKeyId: null, model: 'fashion-cnn', modelVersion: '1', items: 1, computeUnits: 1, status: 'OK', latencyMs: 1, queueMs: 0, computeMs: 1, executionProvider: 'cpu', protocol: 'GRAPHQL', createdAt: new Date() }));
       await Promise.all(records.map((r) => usage.record(r)));
       const t = performance.now();
       await usage.flush();

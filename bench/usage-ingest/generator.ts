@@ -66,6 +66,7 @@ export class SyntheticUsage {
       items,
       computeUnits: items * 1.25,
       status,
+      protocol: (['GRAPHQL', 'REST', 'GRPC'] as const)[i % 3] ?? 'REST',
       latencyMs,
       queueMs: latencyMs * 0.1,
       computeMs: status === 'OK' ? latencyMs * 0.8 : 0,
@@ -75,7 +76,7 @@ export class SyntheticUsage {
   }
 }
 
-const STAGE_COLUMNS = `"id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt"`;
+const STAGE_COLUMNS = `"id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","protocol","createdAt"`;
 
 /** Statements that add rows [from, to) of the synthetic population server-side. Run in order, in one transaction. */
 export function bulkSql(prefix: string, from: number, to: number): string[] {
@@ -94,6 +95,7 @@ export function bulkSql(prefix: string, from: number, to: number): string[] {
             st::"UsageStatus",
             lat, lat * 0.1, CASE WHEN st = 'OK' THEN lat * 0.8 ELSE 0 END,
             CASE WHEN st = 'OK' THEN 'cpu' END,
+            (ARRAY['GRAPHQL','REST','GRPC']::"UsageProtocol"[])[1 + (i % 3)],
             timestamptz '${MONTH_START.toISOString()}' + (r4 * ${MONTH_MS / 1000}) * interval '1 second'
      FROM (
        SELECT i, t, k, r3, r4, lat, st, CASE WHEN st = 'OK' THEN 1 + floor(r5 * 32)::int ELSE 0 END AS items

@@ -32,3 +32,12 @@ export function assertModelAllowed(principal: Pick<Principal, 'allowedModels' | 
     throw new ForbiddenError(`This API key may not use model "${modelName}"`, { model: modelName });
   }
 }
+
+/**
+ * Who may read model statistics (Triton's statistics extension over REST and
+ * gRPC): they are the counters of this gateway process, summed over every
+ * tenant's traffic (requests, failures, batches, queue and compute time), so
+ * one tenant's key would learn about the others'. Only `admin` keys read
+ * them; tenants see their own traffic in usageSummary / usageRecords.
+ */
+export const MODEL_STATISTICS_SCOPE: Scope = 'admin';

@@ -23,6 +23,13 @@ export interface ContractEntry {
   scope: StatusScope;
   /** The gRPC status name (google.rpc.Code) the code maps to. */
   grpc: string;
+  /**
+   * Worth retrying: the Retry-After (seconds) an answer with this code
+   * carries when the error names no hint of its own (HTTP `Retry-After`,
+   * gRPC trailing metadata `retry-after` and `grpc-retry-pushback-ms`).
+   * Every 503 and 504 code has one.
+   */
+  retryAfterSeconds?: number;
 }
 
 /** Codes the core raises (DomainError). */
@@ -33,10 +40,12 @@ export const DOMAIN_CONTRACT = {
   NOT_FOUND: { status: 404, scope: 'answer', grpc: 'NOT_FOUND' },
   RATE_LIMITED: { status: 429, scope: 'request', grpc: 'RESOURCE_EXHAUSTED' },
   QUOTA_EXCEEDED: { status: 429, scope: 'request', grpc: 'RESOURCE_EXHAUSTED' },
-  MODEL_UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE' },
-  OVERLOADED: { status: 503, scope: 'request', grpc: 'UNAVAILABLE' },
-  TIMEOUT: { status: 504, scope: 'request', grpc: 'DEADLINE_EXCEEDED' },
-  UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE' },
+  // A model loading or reloading takes seconds, not milliseconds.
+  MODEL_UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE', retryAfterSeconds: 5 },
+  OVERLOADED: { status: 503, scope: 'request', grpc: 'UNAVAILABLE', retryAfterSeconds: 1 },
+  TIMEOUT: { status: 504, scope: 'request', grpc: 'DEADLINE_EXCEEDED', retryAfterSeconds: 1 },
+  // The database's recovery probe runs every 250 ms.
+  UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE', retryAfterSeconds: 1 },
   INTERNAL: { status: 500, scope: 'answer', grpc: 'INTERNAL' },
 } as const satisfies Record<string, ContractEntry>;
 
@@ -51,7 +60,7 @@ export const HTTP_CONTRACT = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, scope: 'request', grpc: 'INVALID_ARGUMENT' },
   REQUEST_HEADER_FIELDS_TOO_LARGE: { status: 431, scope: 'request', grpc: 'RESOURCE_EXHAUSTED' },
   INTERNAL: { status: 500, scope: 'request', grpc: 'INTERNAL' },
-  UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE' },
+  UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE', retryAfterSeconds: 1 },
 } as const satisfies Record<string, ContractEntry>;
 
 /** Codes graphql-js, Apollo and type-graphql produce for client mistakes; passed through as they are. */
@@ -87,6 +96,23 @@ export function requestStatusFor(code: string): number | undefined {
 /** The gRPC status name for a code. */
 export function grpcStatusFor(code: string): string {
   return entryOf(code)?.grpc ?? 'INTERNAL';
+}
+
+/** The hint for a 503 or 504 whose code is outside the contract (a plain-text refusal, say). */
+export const FALLBACK_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * The Retry-After (whole seconds) of an answer: the error's own hint
+ * (`retryAfterSeconds` in its extensions, e.g. a limit's reset) when it has
+ * one, else the code's from the contract, else — for any 503 or 504 —
+ * FALLBACK_RETRY_AFTER_SECONDS; undefined when the answer is not worth retrying.
+ */
+export function retryAfterFor(code: string | undefined, options: { hint?: unknown; status?: number } = {}): number | undefined {
+  if (typeof options.hint === 'number' && Number.isFinite(options.hint) && options.hint >= 0) return Math.ceil(options.hint);
+  const entry = code === undefined ? undefined : entryOf(code);
+  if (entry?.retryAfterSeconds !== undefined) return entry.retryAfterSeconds;
+  const status = options.status ?? entry?.status;
+  return status === 503 || status === 504 ? FALLBACK_RETRY_AFTER_SECONDS : undefined;
 }
 
 /** The HTTP-layer code for a status fastify or Node chose. */

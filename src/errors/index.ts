@@ -29,9 +29,6 @@ const _noOtherCodeInContract: readonly ErrorCode[] = Object.keys(DOMAIN_CONTRACT
 void _everyCodeInContract;
 void _noOtherCodeInContract;
 
-/** The Retry-After (seconds) of a 503 that names no other: the database's recovery probe runs every 250 ms. */
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
-
 /** The status a code sets on any answer it appears in (request-scoped codes only; see the contract). */
 export function httpStatusFor(code: string): number | undefined {
   return requestStatusFor(code);

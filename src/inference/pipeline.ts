@@ -12,13 +12,14 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Principal } from '../auth/principal';
 import { assertModelAllowed, requireScope } from '../auth/scopes';
+import type { Scope } from '../auth/principal';
 import type { HeaderBag } from '../auth/authenticator';
 import { BadInputError, DomainError, UnauthenticatedError } from '../errors';
 import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
 import { admitInSpan, type LimitChecker } from '../ratelimit/admit';
 import type { LimitDecision } from '../ratelimit/types';
-import { usageStatusForCode, type UsageEvent, type UsageStatusName } from '../usage/usage-event';
+import { usageStatusForCode, type UsageEvent, type UsageProtocolName, type UsageStatusName } from '../usage/usage-event';
 import { usageModelName } from '../usage/model-label';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
@@ -76,6 +77,8 @@ export interface CallContext {
   clientChoseRequestId: boolean;
   /** Where this call's usage record goes instead of the pipeline's sink (GraphQL holds it until the response is known). */
   usage?: UsageRecorder;
+  /** The front door, stored on the usage record. */
+  protocol: Exclude<UsageProtocolName, 'UNKNOWN'>;
   /** 1 for the first inference call of the HTTP request, 2 for a second GraphQL field, … */
   sequence: number;
   log: Logger;
@@ -180,17 +183,19 @@ export class InferencePipeline {
   /**
    * For a front door's model routes that run nothing (metadata, readiness):
    * authenticate, consume one request of limits (as every authenticated
-   * GraphQL operation does), then the scope and the key's model allowlist
+   * GraphQL operation does), then the scope (`inference`, or the one the
+   * route needs, e.g. MODEL_STATISTICS_SCOPE) and the key's model allowlist
    * (`model` null: a route over every model the key may see).
    */
-  async admitModelRoute(caller: Caller, model: string | null, log: Logger, trace: StepTrace = NOOP_STEPS): Promise<PipelineOutcome<null>> {
+  async admitModelRoute(caller: Caller, model: string | null, log: Logger, trace: StepTrace = NOOP_STEPS, scope: Scope = 'inference'): Promise<PipelineOutcome<null>> {
     let principal: Principal | null = null;
     let limits: LimitDecision | null = null;
     try {
       principal = await this.authenticate(caller, trace);
       limits = await this.admit(principal, 0, trace);
       if (!limits.allowed) throw limitError(limits);
-      assertInferenceScope(principal);
+      if (scope === 'inference') assertInferenceScope(principal);
+      else requireScope(principal, scope);
       if (model !== null) assertModelAllowed(principal, model);
       return { ok: true, result: null, principal, limits };
     } catch (error) {
@@ -299,6 +304,7 @@ export class InferencePipeline {
       queueMs: served?.queueMs ?? 0,
       computeMs: served?.computeMs ?? 0,
       executionProvider: planned?.executionProvider ?? null,
+      protocol: call.protocol,
       createdAt: new Date(),
     };
     if (trace.recording) {

@@ -4,11 +4,15 @@
  * onnxruntime runs. JSON `data` arrays are encoded here once, validated for
  * range and finiteness, so nothing malformed reaches onnxruntime.
  */
+import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { Datatype } from './model-config';
 
 export const BYTES_PER_ELEMENT: Record<Datatype, number> = {
   BOOL: 1,
   UINT8: 1,
+  UINT16: 2,
+  UINT32: 4,
+  UINT64: 8,
   INT8: 1,
   INT16: 2,
   INT32: 4,
@@ -22,6 +26,9 @@ export const BYTES_PER_ELEMENT: Record<Datatype, number> = {
 export const ORT_TYPE: Record<Datatype, string> = {
   BOOL: 'bool',
   UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
   INT8: 'int8',
   INT16: 'int16',
   INT32: 'int32',
@@ -65,6 +72,10 @@ function elementProblem(datatype: Datatype, value: number): string | null {
 
 const INTEGER_RANGE: Record<Exclude<Datatype, 'FP16' | 'FP32' | 'FP64' | 'BOOL'>, [number, number]> = {
   UINT8: [0, 255],
+  UINT16: [0, 65535],
+  UINT32: [0, 4294967295],
+  // As INT64: JSON numbers are exact only to 2^53; larger values travel as bytes.
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
   INT8: [-128, 127],
   INT16: [-32768, 32767],
   INT32: [-2147483648, 2147483647],
@@ -108,6 +119,15 @@ export function encodeNumbers(datatype: Datatype, values: readonly number[]): Bu
         break;
       case 'INT64':
         out.writeBigInt64LE(BigInt(v), at);
+        break;
+      case 'UINT16':
+        out.writeUInt16LE(v, at);
+        break;
+      case 'UINT32':
+        out.writeUInt32LE(v, at);
+        break;
+      case 'UINT64':
+        out.writeBigUInt64LE(BigInt(v), at);
         break;
     }
   }
@@ -166,6 +186,15 @@ export function decodeNumbers(datatype: Datatype, bytes: Buffer): number[] {
       case 'INT64':
         out[i] = Number(bytes.readBigInt64LE(at));
         break;
+      case 'UINT16':
+        out[i] = bytes.readUInt16LE(at);
+        break;
+      case 'UINT32':
+        out[i] = bytes.readUInt32LE(at);
+        break;
+      case 'UINT64':
+        out[i] = Number(bytes.readBigUInt64LE(at));
+        break;
     }
   }
   return out;
@@ -206,25 +235,21 @@ export function base64LengthFits(text: string, bytes: number): boolean {
   return text.length >= want && text.length <= want + Math.ceil(want / 8) + 8;
 }
 
-function toHalf(value: number): number {
-  const f32 = new Float32Array([value]);
-  const bits = new Uint32Array(f32.buffer)[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
-  const mantissa = bits & 0x7fffff;
-  if (exponent <= 0) {
-    if (exponent < -10) return sign;
-    return sign | ((mantissa | 0x800000) >> (1 - exponent + 13));
-  }
-  if (exponent >= 31) return sign | 0x7c00;
-  return sign | (exponent << 10) | (mantissa >> 13);
+/**
+ * FP16 through @petamoriken/float16 (a maintained codec, the Float16Array
+ * polyfill): rounds to nearest, ties to even, from the double itself, as
+ * numpy's float64 → float16 does (test/inference/fp16-numpy.test.ts checks
+ * both agree on random values). The earlier hand-written conversion
+ * truncated (0.7 gave 0x3999, numpy 0x399a).
+ */
+const HALF = new DataView(new ArrayBuffer(2));
+
+export function toHalf(value: number): number {
+  setFloat16(HALF, 0, value, true);
+  return HALF.getUint16(0, true);
 }
 
-function fromHalf(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (mantissa / 1024);
-  if (exponent === 31) return mantissa ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + mantissa / 1024);
+export function fromHalf(bits: number): number {
+  HALF.setUint16(0, bits, true);
+  return getFloat16(HALF, 0, true);
 }

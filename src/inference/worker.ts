@@ -16,7 +16,7 @@ if (!parentPort) throw new Error('worker.ts must run as a worker thread');
 const port = parentPort;
 const sessions = new Map<string, ort.InferenceSession>();
 
-type TypedArrayOf = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array;
+type TypedArrayOf = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array | BigUint64Array;
 
 function typedArray(type: string, buffer: ArrayBuffer): TypedArrayOf {
   switch (type) {
@@ -33,7 +33,12 @@ function typedArray(type: string, buffer: ArrayBuffer): TypedArrayOf {
     case 'int8':
       return new Int8Array(buffer);
     case 'float16':
+    case 'uint16':
       return new Uint16Array(buffer);
+    case 'uint32':
+      return new Uint32Array(buffer);
+    case 'uint64':
+      return new BigUint64Array(buffer);
     case 'uint8':
     case 'bool':
       return new Uint8Array(buffer);

@@ -10,6 +10,10 @@ export const NO_KEY = '00000000-0000-0000-0000-000000000000';
 export const USAGE_STATUSES = ['OK', 'BAD_INPUT', 'RATE_LIMITED', 'QUOTA_EXCEEDED', 'TIMEOUT', 'OVERLOADED', 'ERROR'] as const;
 export type UsageStatusName = (typeof USAGE_STATUSES)[number];
 
+/** The front door a request came through; UNKNOWN only for records stored before the field existed (and old WAL lines). */
+export const USAGE_PROTOCOLS = ['GRAPHQL', 'REST', 'GRPC', 'UNKNOWN'] as const;
+export type UsageProtocolName = (typeof USAGE_PROTOCOLS)[number];
+
 export interface UsageEvent {
   /** The request id; the idempotency key of the insert. */
   id: string;
@@ -24,6 +28,7 @@ export interface UsageEvent {
   queueMs: number;
   computeMs: number;
   executionProvider: string | null;
+  protocol: UsageProtocolName;
   createdAt: Date;
 }
 
@@ -59,6 +64,7 @@ export function usageStatusForCode(code: string): UsageStatusName {
 }
 
 const STATUSES = new Set<string>(USAGE_STATUSES);
+const PROTOCOLS = new Set<string>(USAGE_PROTOCOLS);
 
 /** Why an event cannot be stored (a bug upstream), or null when it is fine. */
 export function invalidReason(e: UsageEvent): string | null {
@@ -71,6 +77,7 @@ export function invalidReason(e: UsageEvent): string | null {
     if (v !== null && (typeof v !== 'string' || v.includes('\u0000'))) return f; // Postgres text cannot hold NUL
   }
   if (!STATUSES.has(e.status)) return 'status';
+  if (!PROTOCOLS.has(e.protocol)) return 'protocol';
   if (!Number.isInteger(e.items) || e.items < 0 || e.items > 2_147_483_647) return 'items';
   for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
     if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;

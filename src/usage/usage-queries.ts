@@ -12,11 +12,11 @@
  */
 import { BadInputError } from '../errors';
 import type { PrismaClient } from '../db/database';
-import { NO_KEY, type UsageEvent, type UsageStatusName } from './usage-event';
+import { NO_KEY, type UsageEvent, type UsageProtocolName, type UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
 import { amountMicrosSql, priceLateral } from '../billing/price-book';
 
-export const USAGE_GROUP_BY = ['HOUR', 'DAY', 'MODEL', 'API_KEY', 'STATUS'] as const;
+export const USAGE_GROUP_BY = ['HOUR', 'DAY', 'MODEL', 'API_KEY', 'STATUS', 'PROTOCOL'] as const;
 export type UsageGroupBy = (typeof USAGE_GROUP_BY)[number];
 
 const DAY_MS = 86_400_000;
@@ -31,6 +31,7 @@ export interface UsageSummaryRow {
   model: string | null;
   apiKeyId: string | null;
   status: UsageStatusName | null;
+  protocol: UsageProtocolName | null;
   requests: number;
   items: number;
   computeUnits: number;
@@ -59,6 +60,7 @@ export interface RecordFilter {
   apiKeyId?: string | null;
   model?: string | null;
   status?: UsageStatusName | null;
+  protocol?: UsageProtocolName | null;
 }
 
 /** A stored record: exactly the event the request path handed over. */
@@ -109,6 +111,7 @@ const GROUP_COLUMNS: Record<UsageGroupBy, GroupColumn> = {
   MODEL: { alias: 'model', day: `"model"`, hour: `"model"`, record: `"model"` },
   API_KEY: { alias: 'apiKeyId', day: `NULLIF("apiKeyId", '${NO_KEY}')::text`, hour: `NULLIF("apiKeyId", '${NO_KEY}')::text`, record: `"apiKeyId"::text` },
   STATUS: { alias: 'status', day: `"status"::text`, hour: `"status"::text`, record: `"status"::text` },
+  PROTOCOL: { alias: 'protocol', day: `"protocol"::text`, hour: `"protocol"::text`, record: `"protocol"::text` },
 };
 
 /** Splits [from, to) into whole days, whole hours and partial hours (ms since epoch). */
@@ -188,6 +191,7 @@ export class UsageQueries {
         model: null,
         apiKeyId: null,
         status: null,
+        protocol: null,
         requests: m.requests,
         items: m.items,
         computeUnits: m.computeUnits,
@@ -206,7 +210,7 @@ export class UsageQueries {
       rows.push(row);
     }
     if (rows.length === 0 && groupBy.length === 0) {
-      rows.push({ hour: null, day: null, model: null, apiKeyId: null, status: null, requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null, spend: [], unpricedComputeUnits: 0 });
+      rows.push({ hour: null, day: null, model: null, apiKeyId: null, status: null, protocol: null, requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null, spend: [], unpricedComputeUnits: 0 });
     }
     rows.sort((a, b) => compareRows(a, b));
     return rows;
@@ -299,6 +303,7 @@ export class UsageQueries {
         ...(filter.apiKeyId ? { apiKeyId: filter.apiKeyId } : {}),
         ...(filter.model ? { model: filter.model } : {}),
         ...(filter.status ? { status: filter.status } : {}),
+        ...(filter.protocol ? { protocol: filter.protocol } : {}),
         AND: [
           filter.from ? { createdAt: { gte: filter.from } } : {},
           filter.to ? { createdAt: { lt: filter.to } } : {},
@@ -318,7 +323,7 @@ export class UsageQueries {
    */
   async *csv(tenantId: string | null, from: Date, to: Date, batchSize = 5000): AsyncGenerator<string> {
     checkRange(from, to);
-    yield [...CSV_COLUMNS, ...CSV_PRICE_COLUMNS].join(',') + '\n';
+    yield CSV_HEADER.join(',') + '\n';
     // The price book is small: read it once, price each record at its hour in memory.
     const prices = await this.db.prisma.price.findMany({
       where: tenantId !== null ? { OR: [{ tenantId }, { tenantId: null }] } : {},
@@ -354,7 +359,7 @@ export class UsageQueries {
   }
 }
 
-export const CSV_COLUMNS = ['id', 'tenantId', 'apiKeyId', 'model', 'modelVersion', 'items', 'computeUnits', 'status', 'latencyMs', 'queueMs', 'computeMs', 'executionProvider', 'createdAt'] as const;
+export const CSV_COLUMNS = ['id', 'tenantId', 'apiKeyId', 'model', 'modelVersion', 'items', 'computeUnits', 'status', 'latencyMs', 'queueMs', 'computeMs', 'executionProvider', 'createdAt', 'protocol'] as const;
 
 function csvField(value: unknown): string {
   if (value === null || value === undefined) return '';
@@ -366,6 +371,9 @@ function csvField(value: unknown): string {
 
 /** Appended after CSV_COLUMNS: the record's price at its hour and its amount (integer micro-units); empty when unpriced. */
 export const CSV_PRICE_COLUMNS = ['currency', 'unitPriceMicros', 'amountMicros'] as const;
+
+/** Every CSV column: the record's (protocol, the front door, last of them), then the price columns, which stay last. */
+export const CSV_HEADER = [...CSV_COLUMNS, ...CSV_PRICE_COLUMNS] as const;
 
 function csvLine(row: UsageRecordRow, suffix = ''): string {
   return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + suffix + '\n';
@@ -384,7 +392,7 @@ function normalizeGroup(v: unknown): unknown {
 }
 
 function compareRows(a: UsageSummaryRow, b: UsageSummaryRow): number {
-  const keys: (keyof UsageSummaryRow)[] = ['hour', 'day', 'model', 'apiKeyId', 'status'];
+  const keys: (keyof UsageSummaryRow)[] = ['hour', 'day', 'model', 'apiKeyId', 'status', 'protocol'];
   for (const k of keys) {
     const x = a[k] instanceof Date ? (a[k] as Date).getTime() : (a[k] as string | null);
     const y = b[k] instanceof Date ? (b[k] as Date).getTime() : (b[k] as string | null);

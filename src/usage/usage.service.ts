@@ -44,10 +44,10 @@ const HIST_SUMS = Array.from({ length: HIST_BUCKETS }, (_, b) => `coalesce(sum(n
 /** The upsert of one rollup table from per_bucket, for a period column ("hour" or "day"). */
 export function rollupUpsert(table: string, period: 'hour' | 'day'): string {
   const periodExpr = period === 'hour' ? 'hour' : `date_trunc('day', hour, 'UTC')`;
-  return `INSERT INTO "${table}" AS h ("tenantId","apiKeyId","model","status","${period}","requests","items","computeUnits","latencySumMs","latencyHist")
-  SELECT "tenantId", "apiKeyId", "model", "status", ${periodExpr}, sum(n)::int, sum(it), sum(cu), sum(ls), ARRAY[${HIST_SUMS}]::int[]
-  FROM per_bucket GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 5, 2, 3, 4
-  ON CONFLICT ("tenantId","${period}","apiKeyId","model","status") DO UPDATE SET
+  return `INSERT INTO "${table}" AS h ("tenantId","apiKeyId","model","status","protocol","${period}","requests","items","computeUnits","latencySumMs","latencyHist")
+  SELECT "tenantId", "apiKeyId", "model", "status", "protocol", ${periodExpr}, sum(n)::int, sum(it), sum(cu), sum(ls), ARRAY[${HIST_SUMS}]::int[]
+  FROM per_bucket GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 6, 2, 3, 4, 5
+  ON CONFLICT ("tenantId","${period}","apiKeyId","model","status","protocol") DO UPDATE SET
     "requests" = h."requests" + EXCLUDED."requests",
     "items" = h."items" + EXCLUDED."items",
     "computeUnits" = h."computeUnits" + EXCLUDED."computeUnits",
@@ -59,9 +59,9 @@ export function rollupUpsert(table: string, period: 'hour' | 'day'): string {
 
 /** Records of `source` grouped per rollup key, hour and latency bucket (the CTE the rollup upserts read). */
 export function perBucketSql(source: string): string {
-  return `SELECT "tenantId", coalesce("apiKeyId", '${NO_KEY}'::uuid) AS "apiKeyId", "model", "status", date_trunc('hour', "createdAt", 'UTC') AS hour,
+  return `SELECT "tenantId", coalesce("apiKeyId", '${NO_KEY}'::uuid) AS "apiKeyId", "model", "status", "protocol", date_trunc('hour', "createdAt", 'UTC') AS hour,
          ${bucketSql('"latencyMs"')} AS b, count(*) AS n, sum("items") AS it, sum("computeUnits") AS cu, sum("latencyMs") AS ls
-  FROM ${source} GROUP BY 1, 2, 3, 4, 5, 6`;
+  FROM ${source} GROUP BY 1, 2, 3, 4, 5, 6, 7`;
 }
 
 /**
@@ -72,13 +72,13 @@ export function perBucketSql(source: string): string {
  */
 export const INSERT_SQL = `
 WITH ins AS (
-  INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt")
+  INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","protocol","createdAt")
   SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
-         r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."createdAt"
+         r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."protocol"::"UsageProtocol", r."createdAt"
   FROM jsonb_to_recordset($1::jsonb) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
-    "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "createdAt" timestamptz)
+    "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "protocol" text, "createdAt" timestamptz)
   ON CONFLICT ("id") DO NOTHING
-  RETURNING "tenantId", "apiKeyId", "model", "status", "createdAt", "items", "computeUnits", "latencyMs"
+  RETURNING "tenantId", "apiKeyId", "model", "status", "protocol", "createdAt", "items", "computeUnits", "latencyMs"
 ), per_bucket AS (
   ${perBucketSql('ins')}
 ), hourly AS (

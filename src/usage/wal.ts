@@ -82,6 +82,8 @@ export function parseEvent(line: string): UsageEvent {
     queueMs: r['queueMs'],
     computeMs: r['computeMs'],
     executionProvider: r['executionProvider'],
+    // Lines written before the protocol was recorded replay as UNKNOWN; a present value is validated below.
+    protocol: r['protocol'] === undefined ? 'UNKNOWN' : r['protocol'],
     createdAt: typeof r['createdAt'] === 'string' ? new Date(r['createdAt']) : new Date(Number.NaN),
   } as UsageEvent; // each field is checked by invalidReason just below
   const bad = invalidReason(event);

@@ -34,7 +34,7 @@ describe('Python client (clients/python)', () => {
       child.on('exit', (code) => resolve({ code, output }));
     });
     expect(run.output).not.toMatch(/skipped/);
-    expect(run.output).toMatch(/^Ran 9 tests/m);
+    expect(run.output).toMatch(/^Ran 11 tests/m);
     expect({ code: run.code, output: run.output }).toEqual({ code: 0, output: expect.stringMatching(/^OK$/m) });
   });
 });

@@ -175,6 +175,54 @@ describe('TypeScript client against a live gateway', () => {
     }
   });
 
+  it('retries a 504 without Retry-After and a connection reset with backoff, within maxRetries', async () => {
+    // A front that answers the first request 504 (no hint), resets the second connection, then passes requests on.
+    const seen: string[] = [];
+    let plan: ('504' | 'reset' | 'pass')[] = ['504', 'reset', 'pass'];
+    const front = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const step = plan[seen.length] ?? 'pass';
+        seen.push(step);
+        if (step === '504') {
+          res.writeHead(504, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ errors: [{ message: 'deadline', extensions: { code: 'TIMEOUT' } }] }));
+          return;
+        }
+        if (step === 'reset') {
+          req.socket.resetAndDestroy();
+          return;
+        }
+        void fetch(`${live.gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' }, body: Buffer.concat(chunks) })
+          .then(async (upstream) => {
+            res.writeHead(upstream.status, { 'content-type': 'application/json' });
+            res.end(await upstream.text());
+          });
+      });
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+      const me = await new ModelgateClient({ url, apiKey: live.adminKey, retryBaseMs: 20 }).me();
+      expect(me.scopes).toEqual(['ADMIN']);
+      expect(seen).toEqual(['504', 'reset', 'pass']);
+      // Bounded: with one retry allowed, two resets in a row surface as the connection error.
+      seen.length = 0;
+      plan = ['reset', 'reset', 'reset'];
+      const failed = await new ModelgateClient({ url, apiKey: live.adminKey, retryBaseMs: 20, maxRetries: 1 }).me().catch((e: unknown) => e);
+      expect(failed).toMatchObject({ name: 'TypeError', message: 'fetch failed' });
+      expect(seen).toEqual(['reset', 'reset']);
+      // A 504 with no retries left is the typed error.
+      seen.length = 0;
+      plan = ['504'];
+      const timedOut = await new ModelgateClient({ url, apiKey: live.adminKey, maxRetries: 0 }).me().catch((e: unknown) => e);
+      expect(timedOut).toMatchObject({ code: 'TIMEOUT', status: 504 });
+    } finally {
+      await new Promise((resolve) => front.close(resolve));
+    }
+  });
+
   it('iterates a Relay connection page by page, each node once', async () => {
     const seen: Tenant[] = [];
     for await (const t of client.tenants(2)) seen.push(t);

@@ -350,6 +350,11 @@ describe('usage', () => {
     expect(csv.filter((l) => l.startsWith('total,'))).toEqual([expect.stringMatching(/^total,,,6,6,\d+,1,/)]);
     expect(csv.filter((l) => l.startsWith('total by status,,OK,'))).toEqual([expect.stringMatching(/^total by status,,OK,5,5,/)]);
 
+    // By front door: every call above came through GraphQL.
+    await page.getByTestId('breakdown').selectOption('PROTOCOL');
+    await page.getByTestId('table-breakdown').locator('tbody th', { hasText: 'GRAPHQL' }).waitFor();
+    expect((await tableValues(page, 'table-breakdown')).sort()).toEqual([row('GRAPHQL', total[0]!), row('Total', total[0]!)].sort());
+
     // Charts are drawn with the theme's colours: text colour of the page = axis colour of the chart, in both themes.
     const pageFg = () => page.evaluate(() => {
       const g = globalThis as unknown as { getComputedStyle(e: unknown): { getPropertyValue(n: string): string }; document: { documentElement: unknown } };

@@ -52,6 +52,8 @@ describe('explanations', () => {
   let gw: TestGateway;
   let repo: string;
   let caller: TestKey;
+  // Model statistics sum every tenant's traffic: only admin keys read them.
+  let statsReader: TestKey;
   let reader: TestKey;
 
   beforeAll(async () => {
@@ -68,6 +70,7 @@ describe('explanations', () => {
     writeFileSync(path.join(repo, 'vector-probe', '1', 'model.onnx'), vectorModel(10));
     gw = await startGateway({ MODEL_REPOSITORY: repo, INFERENCE_WORKERS: '1' });
     caller = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 10_000, computeUnitsPerMinute: 1_000_000 } });
+    statsReader = await createTestKey({ scopes: ['admin'], keyLimits: { requestsPerMinute: 10_000, computeUnitsPerMinute: 1_000_000 } });
     reader = await createTestKey({ scopes: ['admin'] });
   });
   afterAll(async () => {
@@ -84,7 +87,7 @@ describe('explanations', () => {
       gw.url,
       'query($n: String!) { model(name: $n) { stats { inferences executions requests failures } } }',
       { n: name },
-      authHeaders(caller.key),
+      authHeaders(statsReader.key),
     );
     return res.body.data!.model.stats;
   }

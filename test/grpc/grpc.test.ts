@@ -75,7 +75,11 @@ describe('gRPC door: happy path per RPC', () => {
     const index = await client.call<{ models: { name: string; state: string }[] }>('RepositoryIndex', {}, key);
     expect(new Set(index.response?.models.map((m) => m.name))).toEqual(new Set(['fashion-cnn']));
     expect(index.response?.models.every((m) => m.state === 'READY')).toBe(true);
-    const stats = await client.call<{ model_stats: { name: string; inference_stats: { success: { count: string } } }[] }>('ModelStatistics', { name: '' }, key);
+    // Statistics count every tenant's traffic: admin keys only (README, "Who may read model statistics").
+    const denied = await client.call('ModelStatistics', { name: '' }, key);
+    expect([denied.status.code, metadataValue(denied.status, 'modelgate-code')]).toEqual([status.PERMISSION_DENIED, 'FORBIDDEN']);
+    const admin = await createTestKey({ scopes: ['admin'], allowedModels: ['fashion-cnn'] });
+    const stats = await client.call<{ model_stats: { name: string; inference_stats: { success: { count: string } } }[] }>('ModelStatistics', { name: '' }, admin.key);
     expect(stats.response?.model_stats.map((s) => s.name)).toEqual(['fashion-cnn']);
   });
 
@@ -176,6 +180,16 @@ describe('gRPC door: the error contract', () => {
     expect(unknownAnswer.status.code).toBe(status.INVALID_ARGUMENT);
     expect(unknownAnswer.status.details).toMatch(/not an Open Inference Protocol datatype/);
 
+    // Served datatypes other than the model's are refused by the engine, naming both; BYTES is refused as unserved.
+    const uint16 = { model_name: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'UINT16', shape: ['1', '1', '28', '28'], contents: { uint_contents: Array<number>(784).fill(1) } }] };
+    const uint16Answer = await client.call('ModelInfer', uint16, key);
+    expect([uint16Answer.status.code, uint16Answer.status.details]).toEqual([status.INVALID_ARGUMENT, 'input "image" is FP32, got UINT16']);
+    const bytesType = rawInfer([0]);
+    (bytesType['inputs'] as { datatype: string }[])[0]!.datatype = 'BYTES';
+    const bytesAnswer = await client.call('ModelInfer', bytesType, key);
+    expect(bytesAnswer.status.code).toBe(status.INVALID_ARGUMENT);
+    expect(bytesAnswer.status.details).toMatch(/datatype BYTES is not supported by this server/);
+
     const overflow = rawInfer([0]);
     (overflow['inputs'] as { shape: string[] }[])[0]!.shape = ['4294967296', '4294967296', '28', '28'];
     const overflowAnswer = await client.call('ModelInfer', overflow, key);
@@ -186,8 +200,8 @@ describe('gRPC door: the error contract', () => {
     (typedWrong['inputs'] as { contents: Record<string, number[]> }[])[0]!.contents = { int_contents: [1, 2, 3] };
     expect((await client.call('ModelInfer', typedWrong, key)).status.code).toBe(status.INVALID_ARGUMENT);
 
-    // One record per inference call (1 NOT_FOUND, 4 BAD_USER_INPUT, all BAD_INPUT); metadata calls record nothing, as on REST.
-    expect(await recordsOf(tenantId, 5)).toEqual({ BAD_INPUT: 5 });
+    // One record per inference call (1 NOT_FOUND, 6 BAD_USER_INPUT, all BAD_INPUT); metadata calls record nothing, as on REST.
+    expect(await recordsOf(tenantId, 7)).toEqual({ BAD_INPUT: 7 });
   });
 
   it('refuses a message over the body bound with RESOURCE_EXHAUSTED and keeps serving', async () => {
@@ -215,5 +229,11 @@ describe('gRPC door: the error contract', () => {
     expect(Number(metadataValue(refused.status, 'retry-after'))).toBeGreaterThan(0);
     expect((await restCall()).status).toBe(429);
     expect(await recordsOf(tenantId, 6)).toEqual({ OK: 4, RATE_LIMITED: 2 });
+    // Each record names the door it came through (issue #24 item 2).
+    const doors = await pool.query<{ protocol: string; status: string; n: string }>(
+      'SELECT protocol::text, status::text, count(*) AS n FROM "UsageRecord" WHERE "tenantId" = $1 GROUP BY 1, 2 ORDER BY 1, 2',
+      [tenantId],
+    );
+    expect(doors.rows.map((r) => `${r.protocol} ${r.status} ${r.n}`)).toEqual(['GRPC OK 2', 'GRPC RATE_LIMITED 1', 'REST OK 2', 'REST RATE_LIMITED 1']);
   });
 });

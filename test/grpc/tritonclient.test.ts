@@ -55,6 +55,8 @@ interface Seen {
   stream_ok: string[];
   stream_errors: string[];
   stats_names: string[];
+  all_stats_names: string[];
+  tenant_stats: string;
 }
 
 let gateway: ProductionGateway;
@@ -75,17 +77,20 @@ afterAll(async () => {
 
 it('runs tritonclient.grpc unchanged: metadata, config, index, stats, infer, async_infer and a stream, equal to REST bit for bit', async () => {
   const { key } = await createTestKey({ scopes: ['inference'], allowedModels: ['fashion-cnn'] });
+  const admin = await createTestKey({ scopes: ['admin'] });
   const images = [0, 1, 2, 3];
   const floats = imageFloats(images);
   const run = spawnSync(PYTHON, [path.join(__dirname, 'tritonclient_check.py')], {
-    env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: clientDir, GRPC_URL: `127.0.0.1:${grpcPort}`, KEY: key, IMAGES: Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString('hex') },
+    env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: clientDir, GRPC_URL: `127.0.0.1:${grpcPort}`, KEY: key, ADMIN_KEY: admin.key, IMAGES: Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString('hex') },
     encoding: 'utf8',
     timeout: 60_000,
   });
   if (run.status !== 0) throw new Error(`tritonclient_check.py exited ${run.status}:\n${run.stderr}`);
   const seen = JSON.parse(run.stdout) as Seen;
 
-  expect(seen).toMatchObject({ live: true, ready: true, server_name: 'modelgate', model_ready: true, config_max_batch_size: 64, index: ['fashion-cnn'], stats_names: ['fashion-cnn'] });
+  expect(seen).toMatchObject({ live: true, ready: true, server_name: 'modelgate', model_ready: true, config_max_batch_size: 64, index: ['fashion-cnn'], stats_names: ['fashion-cnn'], tenant_stats: 'StatusCode.PERMISSION_DENIED' });
+  // An admin key's statistics with no model name cover every served model.
+  expect(seen.all_stats_names).toEqual(expect.arrayContaining(['fashion-cnn', 'fashion-lstm']));
   expect(seen.anonymous_infer).toBe('StatusCode.UNAUTHENTICATED');
   // The key's allowlist names fashion-cnn only: another model is refused before it is looked up.
   expect(seen.unknown_model).toBe('StatusCode.PERMISSION_DENIED');

@@ -81,8 +81,14 @@ def main():
     out["stream_ok"] = sorted(r.get_response().id for r, e in answers if e is None)
     out["stream_errors"] = [str(e) for r, e in answers if e is not None]
 
-    stats = client.get_inference_statistics("fashion-cnn", as_json=True)
+    # Statistics count every tenant's traffic: a tenant key is refused, an admin key reads them.
+    out["tenant_stats"] = status_of(lambda: client.get_inference_statistics("fashion-cnn"))
+    admin = grpcclient.InferenceServerClient(url=url)
+    admin.register_plugin(BearerKey(os.environ["ADMIN_KEY"]))
+    stats = admin.get_inference_statistics("fashion-cnn", as_json=True)
     out["stats_names"] = sorted({s["name"] for s in stats["model_stats"]})
+    out["all_stats_names"] = sorted({s["name"] for s in admin.get_inference_statistics(as_json=True)["model_stats"]})
+    admin.close()
     client.close()
     anonymous.close()
     json.dump(out, sys.stdout)

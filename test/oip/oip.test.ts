@@ -95,7 +95,8 @@ describe('Triton extensions: repository index, model configuration, statistics',
   });
 
   it('counts requests, items and executions per version, REST and GraphQL together', async () => {
-    const read = async () => ((await oip(`${gw.url}/v2/models/fashion-lstm/stats`, { headers: key })).json['model_stats'] as { inference_count: number; execution_count: number; inference_stats: { success: { count: number } } }[])[0]!;
+    const admin = authHeaders((await createTestKey({ scopes: ['admin'] })).key);
+    const read = async () => ((await oip(`${gw.url}/v2/models/fashion-lstm/stats`, { headers: admin })).json['model_stats'] as { inference_count: number; execution_count: number; inference_stats: { success: { count: number } } }[])[0]!;
     const before = await read();
     expect((await oip(`${gw.url}/v2/models/fashion-lstm/infer`, { headers: { ...key, ...json }, body: jsonInfer([0, 1]) })).status).toBe(200);
     expect((await graphql(gw.url, INFER, { input: { model: 'fashion-lstm', inputs: [imageTensor([2])] } }, key)).body.errors).toBeUndefined();
@@ -105,6 +106,36 @@ describe('Triton extensions: repository index, model configuration, statistics',
       items: after.inference_count - before.inference_count,
       executions: after.execution_count - before.execution_count,
     }).toEqual({ requests: 2, items: 3, executions: 2 });
+  });
+
+  it('GET /v2/models/stats: every version of every model the admin key may see, in Triton\'s shape; statistics are admin-only', async () => {
+    const admin = authHeaders((await createTestKey({ scopes: ['admin'] })).key);
+    const all = await oip(`${gw.url}/v2/models/stats`, { headers: admin });
+    expect(all.status).toBe(200);
+    const stats = all.json['model_stats'] as { name: string; version: string; inference_count: number; execution_count: number; inference_stats: Record<string, { count: number; ns: number }> }[];
+    const served = (await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: admin })).json as unknown as { name: string; version: string }[];
+    expect(stats.map((s) => `${s.name}/${s.version}`).sort()).toEqual(served.map((m) => `${m.name}/${m.version}`).sort());
+    for (const s of stats) expect(Object.keys(s.inference_stats).sort()).toEqual(['compute_infer', 'fail', 'queue', 'success']);
+    // The same numbers as the per-model route.
+    const one = (await oip(`${gw.url}/v2/models/fashion-lstm/stats`, { headers: admin })).json['model_stats'] as typeof stats;
+    expect(stats.filter((s) => s.name === 'fashion-lstm')).toEqual(one);
+    // An admin key with an allowlist sees only its models.
+    const narrowAdmin = authHeaders((await createTestKey({ scopes: ['admin'], allowedModels: ['fashion-cnn'] })).key);
+    expect(((await oip(`${gw.url}/v2/models/stats`, { headers: narrowAdmin })).json['model_stats'] as typeof stats).map((s) => s.name)).toEqual(['fashion-cnn']);
+
+    // A tenant's inference key: FORBIDDEN naming the scope, on both routes; no key: 401.
+    for (const url of [`${gw.url}/v2/models/stats`, `${gw.url}/v2/models/fashion-lstm/stats`, `${gw.url}/v2/models/no-such-model/stats`]) {
+      const refused = await oip(url, { headers: key });
+      expect({ url, status: refused.status, code: refused.json['code'], scopes: refused.json['requiredScopes'] }).toEqual({ url, status: 403, code: 'FORBIDDEN', scopes: ['admin'] });
+    }
+    expect((await oip(`${gw.url}/v2/models/stats`)).status).toBe(401);
+
+    // GraphQL follows the same rule: Model.stats is null for a tenant's key, the counters for an admin's.
+    const statsQuery = '{ model(name: "fashion-lstm") { name stats { requests } } }';
+    const tenantView = await graphql<{ model: { name: string; stats: { requests: number } | null } }>(gw.url, statsQuery, {}, key);
+    expect(tenantView.body).toEqual({ data: { model: { name: 'fashion-lstm', stats: null } } });
+    const adminView = await graphql<{ model: { stats: { requests: number } | null } }>(gw.url, statsQuery, {}, admin);
+    expect(adminView.body.data?.model.stats?.requests).toBe(one[0]!.inference_stats['success']!.count);
   });
 });
 
@@ -213,7 +244,10 @@ describe('inference', () => {
     const badShape = JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 28, 28], data: Array(784).fill(0) }] });
     const cases: [string, string, number, string, string][] = [
       [url, badShape, 400, 'BAD_USER_INPUT', 'inputs[0].shape'],
+      // UINT16 is served (issue #24 item 3), but this model's input is FP32; BYTES is not served at all.
       [url, JSON.stringify({ inputs: [{ name: 'image', datatype: 'UINT16', shape: [1, 1, 28, 28], data: Array(784).fill(0) }] }), 400, 'BAD_USER_INPUT', 'inputs[0].datatype'],
+      [url, JSON.stringify({ inputs: [{ name: 'image', datatype: 'UINT16', shape: [1, 1, 28, 28], data: Array(784).fill(70000) }] }), 400, 'BAD_USER_INPUT', 'inputs[0].datatype'],
+      [url, JSON.stringify({ inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: ['abc'] }] }), 400, 'BAD_USER_INPUT', 'inputs[0].datatype'],
       [url, JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], data: Array(783).fill(0) }] }), 400, 'BAD_USER_INPUT', 'inputs[0].data'],
       [url, JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], data: [['x']] }] }), 400, 'BAD_USER_INPUT', 'inputs[0].data'],
       [url, JSON.stringify({ inputs: [] }), 400, 'BAD_USER_INPUT', 'inputs'],

@@ -19,7 +19,7 @@ const contract = new Contract();
 const exercised = new Set<string>();
 
 let gw: TestGateway;
-let keys: Record<'inference' | 'usage:read' | 'limited', Record<string, string>>;
+let keys: Record<'inference' | 'usage:read' | 'limited' | 'admin', Record<string, string>>;
 
 const BODY_LIMIT = 256 * 1024;
 const generous = { requestsPerMinute: 100_000, computeUnitsPerMinute: 10_000_000 };
@@ -29,7 +29,8 @@ beforeAll(async () => {
   const inference = await createTestKey({ scopes: ['inference'], tenantLimits: generous, keyLimits: generous });
   const usage = await createTestKey({ scopes: ['usage:read'], tenantLimits: generous, keyLimits: generous });
   const limited = await createTestKey({ scopes: ['inference'], keyLimits: { requestsPerMinute: 1 } });
-  keys = { inference: authHeaders(inference.key), 'usage:read': authHeaders(usage.key), limited: authHeaders(limited.key) };
+  const admin = await createTestKey({ scopes: ['admin'], tenantLimits: generous, keyLimits: generous });
+  keys = { inference: authHeaders(inference.key), 'usage:read': authHeaders(usage.key), limited: authHeaders(limited.key), admin: authHeaders(admin.key) };
 });
 afterAll(async () => {
   await gw.close();
@@ -73,7 +74,14 @@ describe('successful answers match the document', () => {
     expect((await call('openapi', 200, { headers: { 'if-none-match': '"stale"' } })).problems).toEqual([]);
   });
 
-  it.each(['modelMetadata', 'modelMetadataVersion', 'modelReady', 'modelReadyVersion', 'modelConfig', 'modelConfigVersion', 'modelStats', 'modelStatsVersion'])(
+  it.each(['modelStats', 'modelStatsVersion', 'allModelStats'])('%s (admin key; an inference key is refused as documented)', async (id) => {
+    const answer = await call(id, 200, { headers: keys.admin });
+    expect(answer.problems).toEqual([]);
+    expect(answer.headers.get('ratelimit')).toContain('"key_requests"');
+    expect((await call(id, 403, { headers: keys.inference })).problems).toEqual([]);
+  });
+
+  it.each(['modelMetadata', 'modelMetadataVersion', 'modelReady', 'modelReadyVersion', 'modelConfig', 'modelConfigVersion'])(
     '%s (inference key)',
     async (id) => {
       const answer = await call(id, 200, { headers: keys.inference });

@@ -40,6 +40,7 @@ export function makeEvent(tenantId: string, i: number, overrides: Partial<UsageE
     queueMs: 0.1,
     computeMs: status === 'OK' ? 0.3 : 0,
     executionProvider: status === 'OK' ? 'cpu' : null,
+    protocol: (['GRAPHQL', 'REST', 'GRPC'] as const)[i % 3] ?? 'REST',
     createdAt: new Date(Date.UTC(2026, 10, 1, 0, 0, 0) + i * 61_919), // ~17 h per 1000 events: crosses hours and a day boundary, never aligned
     ...overrides,
   };

@@ -22,6 +22,7 @@ interface RecordNode {
   executionProvider: string | null;
   apiKeyId: string;
   latencyMs: number;
+  protocol: string;
 }
 
 describe('usage records of inference calls', () => {
@@ -79,7 +80,7 @@ describe('usage records of inference calls', () => {
     do {
       const page: Awaited<ReturnType<typeof graphql<{ usageRecords: { edges: { node: RecordNode }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>>> = await graphql(
         gw.url,
-        `query($after: String) { usageRecords(first: 100, after: $after) { edges { node { id status model modelVersion items computeUnits executionProvider apiKeyId latencyMs } } pageInfo { hasNextPage endCursor } } }`,
+        `query($after: String) { usageRecords(first: 100, after: $after) { edges { node { id status model modelVersion items computeUnits executionProvider apiKeyId latencyMs protocol } } pageInfo { hasNextPage endCursor } } }`,
         { after },
         authHeaders(reader.key),
       );
@@ -98,6 +99,7 @@ describe('usage records of inference calls', () => {
     expect(records.map((r) => key({ id: r.id, status: r.status, items: r.items, units: r.computeUnits })).sort()).toEqual(expected.map(key).sort());
     for (const r of records) {
       expect(r.latencyMs).toBeGreaterThan(0);
+      expect(r.protocol).toBe('GRAPHQL');
       if (r.status === 'OK') expect(r).toMatchObject({ modelVersion: '1', executionProvider: 'cpu' });
     }
     expect(records.find((r) => r.id === `${run}-ok-1`)!.apiKeyId).toBe(caller.apiKeyId);

@@ -15,7 +15,7 @@ jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 
 const SUMMARY = `query($from: DateTimeISO!, $to: DateTimeISO!, $groupBy: [UsageGroupBy!]! = [], $tenantId: ID) {
   usageSummary(from: $from, to: $to, groupBy: $groupBy, tenantId: $tenantId) {
-    hour day model apiKeyId status requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs
+    hour day model apiKeyId status protocol requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs
   }
 }`;
 const RECORDS = `query($filter: UsageRecordFilter, $first: Int! = 50, $after: String) {
@@ -31,6 +31,7 @@ interface Row {
   computeUnits: number;
   errors: number;
   status: string | null;
+  protocol: string | null;
   model: string | null;
 }
 interface RecordsData {
@@ -80,6 +81,37 @@ describe('usage API', () => {
     expect(rows.reduce((a, r) => a + r.computeUnits, 0)).toBeCloseTo(want.computeUnits, 6);
     expect(Object.fromEntries(rows.map((r) => [r.status, r.requests]))).toEqual(want.byStatus);
     for (const r of rows) expect(r.errors).toBe(r.status === 'OK' ? 0 : r.requests);
+  });
+
+  it('groups by protocol (records, hourly and daily rollups alike), filters records by it, and exports it in the CSV', async () => {
+    const count = (events: UsageEvent[]) => events.reduce<Record<string, number>>((acc, e) => ({ ...acc, [e.protocol]: (acc[e.protocol] ?? 0) + 1 }), {});
+    const want = count(eventsA);
+    expect(Object.keys(want).sort()).toEqual(['GRAPHQL', 'GRPC', 'REST']);
+    const res = await q<{ usageSummary: Row[] }>(readerA, SUMMARY, { from: FROM, to: TO, groupBy: ['PROTOCOL'] });
+    expect(res.body.errors).toBeUndefined();
+    expect(Object.fromEntries(res.body.data!.usageSummary.map((r) => [r.protocol, r.requests]))).toEqual(want);
+    for (const r of res.body.data!.usageSummary) expect(r.status).toBeNull();
+    // Combined with another dimension, the cells still add up per protocol.
+    const both = await q<{ usageSummary: Row[] }>(readerA, SUMMARY, { from: FROM, to: TO, groupBy: ['PROTOCOL', 'STATUS'] });
+    const perProtocol: Record<string, number> = {};
+    for (const r of both.body.data!.usageSummary) perProtocol[r.protocol!] = (perProtocol[r.protocol!] ?? 0) + r.requests;
+    expect(perProtocol).toEqual(want);
+
+    const grpcOnly = await q<{ usageRecords: { edges: { node: { protocol: string } }[] } }>(readerA, `query($filter: UsageRecordFilter) { usageRecords(filter: $filter, first: 1000) { edges { node { protocol } } } }`, { filter: { protocol: 'GRPC' } });
+    expect(grpcOnly.body.errors).toBeUndefined();
+    expect(grpcOnly.body.data!.usageRecords.edges).toHaveLength(want['GRPC']!);
+    expect(new Set(grpcOnly.body.data!.usageRecords.edges.map((e) => e.node.protocol))).toEqual(new Set(['GRPC']));
+
+    const csv = await fetch(`${gw.url}/usage.csv?from=${FROM}&to=${TO}`, { headers: authHeaders(readerA.key) });
+    const byId = new Map(eventsA.map((e) => [e.id, e.protocol]));
+    const [header, ...lines] = (await csv.text()).trim().split('\n');
+    const column = header!.split(',').indexOf('protocol');
+    expect(column).toBeGreaterThan(0);
+    expect(lines).toHaveLength(eventsA.length);
+    for (const line of lines) {
+      const cells = line.split(',');
+      expect(cells[column]).toBe(byId.get(cells[0]!));
+    }
   });
 
   it('usage:read sees only its own tenant on every usage field; another tenantId is FORBIDDEN', async () => {
@@ -155,7 +187,7 @@ describe('usage API', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     const lines = (await res.text()).trim().split('\n');
-    expect(lines[0]).toBe('id,tenantId,apiKeyId,model,modelVersion,items,computeUnits,status,latencyMs,queueMs,computeMs,executionProvider,createdAt,currency,unitPriceMicros,amountMicros');
+    expect(lines[0]).toBe('id,tenantId,apiKeyId,model,modelVersion,items,computeUnits,status,latencyMs,queueMs,computeMs,executionProvider,createdAt,protocol,currency,unitPriceMicros,amountMicros');
     const ids = lines.slice(1).map((l) => l.split(',')[0]);
     expect(new Set(ids).size).toBe(eventsA.length);
     expect(new Set(ids)).toEqual(new Set(eventsA.map((e) => e.id)));

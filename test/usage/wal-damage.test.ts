@@ -65,7 +65,13 @@ describe('a damaged usage log line (production build)', () => {
     const injected = Array.from({ length: INJECTED }, (_, i) => makeEvent(tenantId, i, { apiKeyId: null, createdAt: new Date() }));
     const bad = serializeEvent(makeEvent(tenantId, 99, { apiKeyId: null })).replace(/"createdAt":"[^"]*"/, '"createdAt":"2026-13-45T99:99:99Z"');
     const name = `usage-${String(Date.now()).padStart(15, '0')}-${deadPid}-000000001.jsonl`;
-    writeFileSync(path.join(spoolDir, name), [serializeEvent(injected[0]!), bad, ...injected.slice(1).map(serializeEvent)].join('\n') + '\n');
+    // The last injected line is in the format of a build before usage records carried their protocol.
+    const oldFormat = (e: (typeof injected)[number]) => serializeEvent(e).replace(/,"protocol":"[A-Z]+"/, '');
+    expect(oldFormat(injected.at(-1)!)).not.toContain('protocol');
+    writeFileSync(
+      path.join(spoolDir, name),
+      [serializeEvent(injected[0]!), bad, ...injected.slice(1, -1).map(serializeEvent), oldFormat(injected.at(-1)!)].join('\n') + '\n',
+    );
 
     gateway = await gateway.restart();
     const ids = Array.from({ length: N }, (_, i) => `after-restart-${i}`);
@@ -79,8 +85,11 @@ describe('a damaged usage log line (production build)', () => {
     const client = new pg.Client({ connectionString: testEnv.databaseUrl });
     await client.connect();
     let stored: string[];
+    let protocols: Map<string, string>;
     try {
-      stored = (await client.query<{ id: string }>('SELECT "id" FROM "UsageRecord" WHERE "tenantId" = $1', [tenantId])).rows.map((r) => r.id.split('~')[0]!);
+      const rows = (await client.query<{ id: string; protocol: string }>('SELECT "id", "protocol"::text FROM "UsageRecord" WHERE "tenantId" = $1', [tenantId])).rows;
+      stored = rows.map((r) => r.id.split('~')[0]!);
+      protocols = new Map(rows.map((r) => [r.id.split('~')[0]!, r.protocol]));
     } finally {
       await client.end();
     }
@@ -91,6 +100,9 @@ describe('a damaged usage log line (production build)', () => {
     };
     if (process.env['MG_TEST_COUNTS']) process.stderr.write(`wal-damage: ${JSON.stringify(counts)} of ${N} / 20 / ${INJECTED}\n`);
     expect(counts).toEqual({ afterRestart: N, beforeCrash: 20, injected: INJECTED });
+    // Served through GraphQL, stored as such; the old-format line replays as UNKNOWN, the others keep theirs.
+    expect(new Set(ids.map((id) => protocols.get(id)))).toEqual(new Set(['GRAPHQL']));
+    expect(injected.map((e) => protocols.get(e.id))).toEqual([...injected.slice(0, -1).map((e) => e.protocol), 'UNKNOWN']);
 
     // The bad line is kept, in a quarantined segment, and counted.
     const files = readdirSync(spoolDir);

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import array
 import base64
+import http.client
 import json
+import random
+import socket
 import sys
 import time
 import urllib.error
@@ -20,7 +23,8 @@ __all__ = ["Client", "Tensor", "ModelgateError", "__version__"]
 __version__ = "0.1.0"
 
 # GraphQL datatype -> array.array typecode (little-endian on the wire).
-_TYPECODES = {"BOOL": "B", "UINT8": "B", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
+_TYPECODES = {"BOOL": "B", "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q",
+              "FP32": "f", "FP64": "d"}
 
 
 class ModelgateError(Exception):
@@ -68,7 +72,8 @@ class Tensor:
     @classmethod
     def from_numpy(cls, ndarray: Any) -> "Tensor":
         """From a numpy array (numpy is optional: only this and to_numpy need it)."""
-        names = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL"}
+        names = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8",
+                 "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64", "bool": "BOOL"}
         datatype = names[str(ndarray.dtype)]
         return cls(datatype, ndarray.shape, ndarray.astype(ndarray.dtype.newbyteorder("<")).tobytes())
 
@@ -94,17 +99,27 @@ class Tensor:
 class Client:
     """A modelgate gateway at `url` (e.g. http://localhost:4000), used with one API key.
 
-    Requests are POSTs to /graphql. Answers with HTTP 429 or 503 (RATE_LIMITED, QUOTA_EXCEEDED,
-    OVERLOADED, MODEL_UNAVAILABLE) are retried up to `max_retries` times, waiting what Retry-After says
-    (capped at `max_retry_wait` seconds); every other error raises ModelgateError at once.
+    Requests are POSTs to /graphql. Answers with HTTP 429, 503 or 504 (RATE_LIMITED, QUOTA_EXCEEDED,
+    OVERLOADED, MODEL_UNAVAILABLE, UNAVAILABLE, TIMEOUT) and connections refused or reset before an
+    answer are retried up to `max_retries` times, waiting what Retry-After says (capped at
+    `max_retry_wait` seconds) or, without one, an exponential backoff with jitter starting at
+    `retry_base` seconds; a 429 without Retry-After is not retried. Every other error raises at once.
     """
 
-    def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0, max_retries: int = 3, max_retry_wait: float = 30.0):
+    def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0, max_retries: int = 3, max_retry_wait: float = 30.0,
+                 retry_base: float = 0.2):
         self.endpoint = url.rstrip("/") + "/graphql"
         self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
+        self.retry_base = retry_base
+
+    def _backoff(self, attempt: int, hint: Optional[float]) -> float:
+        if hint is not None:
+            return hint
+        ceiling = min(self.max_retry_wait, self.retry_base * (2 ** attempt))
+        return ceiling / 2 + random.random() * ceiling / 2
 
     def graphql(self, query: str, variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode("utf-8")
@@ -119,19 +134,34 @@ class Client:
                     status, retry_after, payload = response.status, response.headers.get("retry-after"), response.read()
             except urllib.error.HTTPError as error:
                 status, retry_after, payload = error.code, error.headers.get("retry-after"), error.read()
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout) as error:
+                # Refused or reset before an answer (a replica restarting, a proxy's idle cut): back off and retry.
+                reason = getattr(error, "reason", error)
+                if attempt < self.max_retries and isinstance(reason, (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead)):
+                    time.sleep(self._backoff(attempt, None))
+                    attempt += 1
+                    continue
+                raise
+            hint = _seconds(retry_after, None)
             try:
                 answer = json.loads(payload.decode("utf-8"))
             except ValueError:
-                raise ModelgateError(f"HTTP {status}: {payload[:200]!r}", "HTTP_ERROR", status=status) from None
+                # A 503/504 page from something in front of the gateway is retried like the gateway's own.
+                if status in (503, 504) and attempt < self.max_retries and (hint or 0) <= self.max_retry_wait:
+                    time.sleep(self._backoff(attempt, hint))
+                    attempt += 1
+                    continue
+                raise ModelgateError(f"HTTP {status}: {payload[:200]!r}", "HTTP_ERROR", status=status, retry_after=hint) from None
             errors = answer.get("errors") or []
             if not errors:
                 return answer["data"]
             first = errors[0]
             ext = first.get("extensions") or {}
             wait = _seconds(retry_after, ext.get("retryAfterSeconds"))
-            if status in (429, 503) and attempt < self.max_retries and wait is not None and wait <= self.max_retry_wait:
+            retryable = status in (503, 504) or (status == 429 and wait is not None)
+            if retryable and attempt < self.max_retries and (wait or 0) <= self.max_retry_wait:
+                time.sleep(self._backoff(attempt, wait))
                 attempt += 1
-                time.sleep(wait)
                 continue
             raise ModelgateError(first.get("message", "error"), ext.get("code", "UNKNOWN"), ext.get("requestId"), ext.get("field"), status, wait)
 

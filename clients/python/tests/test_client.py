@@ -2,10 +2,13 @@
 minute), MODELGATE_TEST_TENANTS (names the gateway holds). The Jest test test/clients/python-client.test.ts
 starts the gateway, sets these and runs `/usr/bin/python3 -m unittest discover -s clients/python/tests`."""
 import array
+import http.server
 import json
 import os
+import socket
 import struct
 import sys
+import threading
 import time
 import unittest
 import zlib
@@ -40,6 +43,67 @@ class TensorTest(unittest.TestCase):
     def test_refuses_a_shape_the_values_do_not_fill(self):
         with self.assertRaises(ValueError):
             Tensor.fp32([1, 3], [1.0, 2.0])
+
+
+class _Front(http.server.BaseHTTPRequestHandler):
+    """Answers each POST by the next step of the server's plan: 503/504 (with or without Retry-After), a reset, or OK."""
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        step = self.server.plan.pop(0) if self.server.plan else "ok"
+        self.server.seen.append(step)
+        if step == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
+        if step == "ok":
+            status, body, headers = 200, {"data": {"me": {"scopes": ["ADMIN"]}}}, {}
+        else:
+            code, hint = step.split(":") if ":" in step else (step, None)
+            status = int(code)
+            body = {"errors": [{"message": "busy", "extensions": {"code": "OVERLOADED" if status == 503 else "TIMEOUT"}}]}
+            headers = {"retry-after": hint} if hint is not None else {}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"content-type": "application/json", "content-length": str(len(data)), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class RetryTest(unittest.TestCase):
+    """Retries against a local front that fails on purpose (the gateway cannot be made to reset a connection)."""
+
+    def setUp(self):
+        self.front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Front)
+        self.front.plan, self.front.seen = [], []
+        threading.Thread(target=self.front.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.front.server_address[1]}"
+
+    def tearDown(self):
+        self.front.shutdown()
+        self.front.server_close()
+
+    def test_retries_503_504_and_resets_with_backoff_then_answers(self):
+        self.front.plan = ["503:0", "504", "reset", "ok"]
+        client = Client(self.url, "k", retry_base=0.01)
+        self.assertEqual(client.graphql("{ me { scopes } }"), {"me": {"scopes": ["ADMIN"]}})
+        self.assertEqual(self.front.seen, ["503:0", "504", "reset", "ok"])
+
+    def test_attempts_are_bounded_and_the_last_failure_is_raised(self):
+        self.front.plan = ["504", "504", "504"]
+        with self.assertRaises(ModelgateError) as timed_out:
+            Client(self.url, "k", max_retries=1, retry_base=0.01).graphql("{ me { scopes } }")
+        self.assertEqual((timed_out.exception.code, timed_out.exception.status), ("TIMEOUT", 504))
+        self.assertEqual(self.front.seen, ["504", "504"])
+        # A Retry-After longer than max_retry_wait is not waited out.
+        self.front.plan, self.front.seen[:] = ["503:120"], []
+        with self.assertRaises(ModelgateError) as busy:
+            Client(self.url, "k", max_retry_wait=1).graphql("{ me { scopes } }")
+        self.assertEqual((busy.exception.status, busy.exception.retry_after, self.front.seen), (503, 120.0, ["503:120"]))
 
 
 @unittest.skipUnless(URL and KEY, "needs a live gateway (MODELGATE_URL, MODELGATE_API_KEY)")

@@ -1,8 +1,9 @@
 /**
  * modelgate's TypeScript client: typed operations over fetch (Node 18+ or a
  * browser), typed arrays <-> tensors, Buffers -> classify, async iterators
- * over Relay connections, errors typed by the gateway's code, and retries on
- * 429/503 that honour Retry-After. No dependencies.
+ * over Relay connections, errors typed by the gateway's code, and retries
+ * (429, 503, 504 and connection resets) with bounded backoff that honour
+ * Retry-After. No dependencies.
  */
 import { ApiKeysDocument, ClassifyDocument, InferDocument, MeDocument, ModelsDocument, NodeDocument, TenantsDocument, UsageRecordsDocument, type TypedDocumentString } from './generated/graphql';
 import type { ApiKey, ClassifyResult, Connection, InferInput, InferOutputTensor, InferResult, Me, Model, NodeQuery, Tenant, TensorDatatype, UsageRecord, UsageRecordFilter } from './operations';
@@ -62,14 +63,22 @@ export interface ClientOptions {
   /** The gateway's base URL, e.g. http://localhost:4000 */
   url: string;
   apiKey?: string;
-  /** Retries of a 429/503 answer, each after its Retry-After (default 3). */
+  /**
+   * Retries (default 3) of an answer worth retrying: 429 and 503 and 504
+   * (RATE_LIMITED, QUOTA_EXCEEDED, OVERLOADED, MODEL_UNAVAILABLE, UNAVAILABLE,
+   * TIMEOUT), and a connection refused or reset before an answer. Each waits
+   * the answer's Retry-After, or without one an exponential backoff with
+   * jitter (retryBaseMs × 2^attempt, at most maxRetryWaitMs).
+   */
   maxRetries?: number;
   /** A Retry-After longer than this is not waited for: the error is thrown (default 30 000 ms). */
   maxRetryWaitMs?: number;
+  /** First backoff step without a Retry-After (default 200 ms). */
+  retryBaseMs?: number;
   fetch?: typeof fetch;
 }
 
-export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array;
+export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
 
 const DATATYPE_OF: [new (...args: never[]) => TypedArray, TensorDatatype][] = [
   [Float32Array, 'FP32'],
@@ -79,6 +88,9 @@ const DATATYPE_OF: [new (...args: never[]) => TypedArray, TensorDatatype][] = [
   [Int32Array, 'INT32'],
   [BigInt64Array, 'INT64'],
   [Uint8Array, 'UINT8'],
+  [Uint16Array, 'UINT16'],
+  [Uint32Array, 'UINT32'],
+  [BigUint64Array, 'UINT64'],
 ];
 
 function littleEndian(): boolean {
@@ -115,6 +127,14 @@ export function fromTensor(output: Pick<InferOutputTensor, 'datatype' | 'dataBas
     case 'UINT8':
     case 'BOOL':
       return new Uint8Array(copy);
+    case 'UINT16':
+    case 'FP16':
+      // FP16 as its raw bits: JavaScript has no half-float array (use @petamoriken/float16 to read them).
+      return new Uint16Array(copy);
+    case 'UINT32':
+      return new Uint32Array(copy);
+    case 'UINT64':
+      return new BigUint64Array(copy);
     default:
       throw new TypeError(`datatype ${output.datatype} has no typed array here`);
   }
@@ -135,6 +155,30 @@ async function imageBase64(source: ImageSource): Promise<string> {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
+/** Statuses worth retrying: limits (429) and capacity or dependency outages and deadlines (503, 504). */
+const RETRY_STATUSES = new Set([429, 503, 504]);
+/** Errors of a connection that gave no answer (Node's fetch wraps them in its cause). */
+const RETRY_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** Whether a fetch rejection is a connection refused or reset (not an abort or a bad URL). */
+export function isConnectionFailure(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current && typeof current === 'object'; depth += 1) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && RETRY_NETWORK_CODES.has(code)) return true;
+    if ((current as { message?: unknown }).message === 'other side closed') return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The wait before retry `attempt` (0-based): the server's Retry-After when given, else full-jitter exponential backoff. */
+export function retryDelayMs(attempt: number, retryAfterSeconds: number | null, baseMs: number, maxMs: number): number {
+  if (retryAfterSeconds !== null) return retryAfterSeconds * 1000;
+  const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
 export class ModelgateClient {
   private readonly endpoint: string;
   private readonly fetchFn: typeof fetch;
@@ -148,26 +192,47 @@ export class ModelgateClient {
   async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
     const maxRetries = this.options.maxRetries ?? 3;
     const maxWaitMs = this.options.maxRetryWaitMs ?? 30_000;
+    const baseMs = this.options.retryBaseMs ?? 200;
+    const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     for (let attempt = 0; ; attempt += 1) {
-      const res = await this.fetchFn(this.endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      const text = await res.text();
+      let res: Response;
+      let text: string;
+      try {
+        res = await this.fetchFn(this.endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json', ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
+          body: JSON.stringify({ query, variables }),
+        });
+        text = await res.text();
+      } catch (error) {
+        // Refused or reset before an answer (a replica restarting, a load balancer's idle cut): back off and retry.
+        if (attempt < maxRetries && isConnectionFailure(error)) {
+          await wait(retryDelayMs(attempt, null, baseMs, maxWaitMs));
+          continue;
+        }
+        throw error;
+      }
+      const header = res.headers.get('retry-after');
+      const headerSeconds = header !== null && header.trim() !== '' && Number.isFinite(Number(header)) ? Math.max(0, Number(header)) : null;
       let body: { data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] };
       try {
         body = JSON.parse(text) as typeof body;
       } catch {
-        throw new ModelgateError(`HTTP ${res.status}: ${text.slice(0, 200)}`, 'HTTP_ERROR', res.status);
+        // A 503/504 from something in front of the gateway (a proxy's HTML page) is retried like the gateway's own.
+        if ((res.status === 503 || res.status === 504) && attempt < maxRetries && (headerSeconds ?? 0) * 1000 <= maxWaitMs) {
+          await wait(retryDelayMs(attempt, headerSeconds, baseMs, maxWaitMs));
+          continue;
+        }
+        throw new ModelgateError(`HTTP ${res.status}: ${text.slice(0, 200)}`, 'HTTP_ERROR', res.status, null, null, headerSeconds);
       }
       const first = body.errors?.[0];
       if (!first) return body.data as T;
       const ext = first.extensions ?? {};
-      const header = res.headers.get('retry-after');
-      const retryAfter = header !== null && Number.isFinite(Number(header)) ? Number(header) : typeof ext['retryAfterSeconds'] === 'number' ? ext['retryAfterSeconds'] : null;
-      if ((res.status === 429 || res.status === 503) && attempt < maxRetries && retryAfter !== null && retryAfter * 1000 <= maxWaitMs) {
-        await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+      const retryAfter = headerSeconds ?? (typeof ext['retryAfterSeconds'] === 'number' ? ext['retryAfterSeconds'] : null);
+      // A 429 without a hint is not retried blindly (its limit says when); 503 and 504 back off when they carry none.
+      const retryable = RETRY_STATUSES.has(res.status) && (retryAfter !== null || res.status !== 429);
+      if (retryable && attempt < maxRetries && (retryAfter ?? 0) * 1000 <= maxWaitMs) {
+        await wait(retryDelayMs(attempt, retryAfter, baseMs, maxWaitMs));
         continue;
       }
       throw new ModelgateError(

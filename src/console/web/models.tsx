@@ -9,7 +9,8 @@ interface Model {
   name: string; version: string; status: string; statusReason: string | null; executionProvider: string | null; description: string;
   maxBatchSize: number; cost: number; labels: string[]; outputs: { name: string }[];
   versions: { version: string; status: string; executionProvider: string | null; reason: string | null }[];
-  stats: { requests: number; failures: number; inferences: number; executions: number; meanBatchSize: number; meanComputeMs: number; meanQueueMs: number; pending: number };
+  /** null unless the key is an admin's: the counters sum every tenant's traffic. */
+  stats: { requests: number; failures: number; inferences: number; executions: number; meanBatchSize: number; meanComputeMs: number; meanQueueMs: number; pending: number } | null;
 }
 interface Classification {
   modelName: string; modelVersion: string; executionProvider: string; timing: { totalMs: number };
@@ -124,10 +125,10 @@ export function ModelsView(props: { apiKey: string }) {
       {error && <Message kind="error">{error}</Message>}
       <section aria-labelledby="models-title">
         <h2 id="models-title">Models</h2>
-        <DataTable id="table-models" caption={`${models.length} models (stats since this gateway process loaded them)`} csvName="models.csv"
+        <DataTable id="table-models" caption={`${models.length} models (stats, for admin keys only, since this gateway process loaded them)`} csvName="models.csv"
           columns={[{ label: 'model' }, { label: 'version' }, { label: 'status' }, { label: 'provider' }, { label: 'versions' }, { label: 'requests', numeric: true }, { label: 'failures', numeric: true }, { label: 'items', numeric: true }, { label: 'mean batch', numeric: true }, { label: 'mean compute ms', numeric: true }, { label: 'cost/item', numeric: true }]}
           rows={models.map((m) => [m.name, m.version, m.statusReason ? `${m.status}: ${m.statusReason}` : m.status, m.executionProvider, m.versions.map((v) => `${v.version} ${v.status}${v.executionProvider ? ` ${v.executionProvider}` : ''}`).join('; '),
-            m.stats.requests, m.stats.failures, m.stats.inferences, Number(m.stats.meanBatchSize.toFixed(2)), Number(m.stats.meanComputeMs.toFixed(3)), m.cost])} />
+            m.stats?.requests ?? null, m.stats?.failures ?? null, m.stats?.inferences ?? null, m.stats ? Number(m.stats.meanBatchSize.toFixed(2)) : null, m.stats ? Number(m.stats.meanComputeMs.toFixed(3)) : null, m.cost])} />
       </section>
 
       <section aria-labelledby="playground-title">

@@ -6,7 +6,7 @@ import { DataTable, Message } from './components';
 import { download, fmt, toCsv, type Cell } from './util';
 
 type Granularity = 'HOUR' | 'DAY';
-type Breakdown = 'MODEL' | 'API_KEY' | 'STATUS';
+type Breakdown = 'MODEL' | 'API_KEY' | 'STATUS' | 'PROTOCOL';
 
 interface Row {
   hour?: string | null;
@@ -14,6 +14,7 @@ interface Row {
   model?: string | null;
   apiKeyId?: string | null;
   status?: string | null;
+  protocol?: string | null;
   requests: number;
   items: number;
   computeUnits: number;
@@ -35,8 +36,8 @@ interface UsageData {
 const METRICS = 'requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs';
 const USAGE_QUERY = `query Usage($from: DateTimeISO!, $to: DateTimeISO!, $tenantId: ID, $g: [UsageGroupBy!]!, $gb: [UsageGroupBy!]!, $b: [UsageGroupBy!]!, $mFrom: DateTimeISO!, $mTo: DateTimeISO!) {
   series: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $g) { hour day ${METRICS} }
-  byGroup: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $gb) { hour day model apiKeyId status ${METRICS} }
-  totals: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $b) { model apiKeyId status ${METRICS} }
+  byGroup: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $gb) { hour day model apiKeyId status protocol ${METRICS} }
+  totals: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $b) { model apiKeyId status protocol ${METRICS} }
   keys: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: [API_KEY]) { apiKeyId ${METRICS} }
   total: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: []) { ${METRICS} }
   month: usageSummary(from: $mFrom, to: $mTo, tenantId: $tenantId, groupBy: [DAY]) { day ${METRICS} }
@@ -44,7 +45,7 @@ const USAGE_QUERY = `query Usage($from: DateTimeISO!, $to: DateTimeISO!, $tenant
 
 const SPANS = { '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 } as const;
 type Span = keyof typeof SPANS;
-const BREAKDOWN_LABEL: Record<Breakdown, string> = { MODEL: 'model', API_KEY: 'API key', STATUS: 'status' };
+const BREAKDOWN_LABEL: Record<Breakdown, string> = { MODEL: 'model', API_KEY: 'API key', STATUS: 'status', PROTOCOL: 'protocol' };
 
 interface TenantOption { id: string; name: string; monthlyComputeUnitQuota: number | null }
 
@@ -111,6 +112,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
   const groupName = (r: Row): string => {
     if (breakdown === 'MODEL') return r.model ?? '—';
     if (breakdown === 'STATUS') return r.status ?? '—';
+    if (breakdown === 'PROTOCOL') return r.protocol ?? '—';
     return r.apiKeyId ? keyNames[r.apiKeyId] ?? r.apiKeyId : '(no key)';
   };
   const keyName = (id: string | null | undefined) => (id ? keyNames[id] ?? id : '(no key)');
@@ -167,6 +169,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
             <option value="MODEL">model</option>
             <option value="API_KEY">API key</option>
             <option value="STATUS">status</option>
+            <option value="PROTOCOL">protocol (GraphQL, REST, gRPC)</option>
           </select>
         </label>
         <button type="submit">Refresh</button>

@@ -3,7 +3,7 @@ import type { UsageEvent } from '../../usage/usage-event';
 
 const event = (id: string, status: UsageEvent['status'] = 'OK'): UsageEvent => ({
   id, tenantId: 't', apiKeyId: 'k', model: 'm', modelVersion: '1', items: 1, computeUnits: status === 'OK' ? 3 : 0, status,
-  latencyMs: 1, queueMs: 0, computeMs: 0, executionProvider: 'cpu', createdAt: new Date(0),
+  latencyMs: 1, queueMs: 0, computeMs: 0, executionProvider: 'cpu', protocol: 'GRAPHQL', createdAt: new Date(0),
 });
 
 describe('usage written with the answer', () => {

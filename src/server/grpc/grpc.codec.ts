@@ -41,6 +41,9 @@ const CONTENTS_FIELDS: ContentsField[] = ['bool_contents', 'int_contents', 'int6
 const CONTENTS_FIELD: Record<Datatype, ContentsField | null> = {
   BOOL: 'bool_contents',
   UINT8: 'uint_contents',
+  UINT16: 'uint_contents',
+  UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
   INT8: 'int_contents',
   INT16: 'int_contents',
   INT32: 'int_contents',
@@ -118,6 +121,20 @@ function int64Bytes(values: string[], field: string): Buffer {
   return out;
 }
 
+/** UINT64 contents (decimal text) as little-endian bytes. */
+function uint64Bytes(values: string[], field: string): Buffer {
+  const out = Buffer.allocUnsafe(values.length * 8);
+  values.forEach((v, i) => {
+    if (!/^\d{1,20}$/.test(v)) throw new BadInputError('uint64_contents must hold whole numbers', field);
+    try {
+      out.writeBigUInt64LE(BigInt(v), i * 8);
+    } catch {
+      throw new BadInputError(`uint64_contents[${i}] is out of UINT64 range`, field);
+    }
+  });
+  return out;
+}
+
 /** One input's values: typed contents (as numbers for the engine to range-check, INT64 as bytes) or its raw bytes. */
 function inputValues(
   input: ModelInferRequestMessage['inputs'][number],
@@ -142,6 +159,7 @@ function inputValues(
   const values = input.contents?.[wanted] ?? [];
   if (values.length !== elements) throw new BadInputError(`contents.${wanted} has ${values.length} values; the shape takes ${elements}`, `${field}.contents.${wanted}`);
   if (wanted === 'int64_contents') return { bytes: int64Bytes(values as string[], `${field}.contents.int64_contents`) };
+  if (wanted === 'uint64_contents') return { bytes: uint64Bytes(values.map(String), `${field}.contents.uint64_contents`) };
   if (wanted === 'bool_contents') return { data: (values as boolean[]).map((b) => (b ? 1 : 0)) };
   return { data: values as number[] };
 }

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { BadInputError, DomainError, ModelUnavailableError, OverloadedError, TimeoutError, UnavailableError } from '../../errors';
-import { DOMAIN_CONTRACT } from '../../errors/contract';
+import { DOMAIN_CONTRACT, GRAPHQL_CLIENT_CONTRACT, HTTP_CONTRACT, type ContractEntry } from '../../errors/contract';
 import { grpcCode, grpcStatus } from './grpc.errors';
 
 const meta = (s: ReturnType<typeof grpcStatus>, key: string) => s.metadata?.get(key)[0];
@@ -24,18 +24,31 @@ describe('gRPC statuses from the error contract', () => {
     expect(grpcCode('SOMETHING_ELSE')).toBe(status.INTERNAL);
   });
 
-  it("gives UNAVAILABLE a retry hint: the error's own, else one second", () => {
-    const overloaded = grpcStatus(new OverloadedError('queue full', { retryAfterSeconds: 3 }), null, 'r1');
-    expect(overloaded.code).toBe(status.UNAVAILABLE);
-    expect([meta(overloaded, 'retry-after'), meta(overloaded, 'grpc-retry-pushback-ms'), meta(overloaded, 'modelgate-code'), meta(overloaded, 'x-request-id')]).toEqual(['3', '3000', 'OVERLOADED', 'r1']);
-    for (const error of [new UnavailableError(), new ModelUnavailableError('loading')]) {
-      const s = grpcStatus(error, null, 'r2');
-      expect([s.code, meta(s, 'retry-after'), meta(s, 'grpc-retry-pushback-ms')]).toEqual([status.UNAVAILABLE, '1', '1000']);
+  it('every 503 and 504 code of the contract names a retry hint; no other code does', () => {
+    for (const table of [DOMAIN_CONTRACT, HTTP_CONTRACT, GRAPHQL_CLIENT_CONTRACT] as Record<string, ContractEntry>[]) {
+      for (const [code, entry] of Object.entries(table)) {
+        expect({ code, hinted: entry.retryAfterSeconds !== undefined }).toEqual({ code, hinted: entry.status === 503 || entry.status === 504 });
+      }
     }
   });
 
-  it('gives client mistakes, deadlines and bugs no retry hint, and never internal text beyond the message', () => {
-    for (const error of [new BadInputError('bad shape', 'inputs[0].shape'), new TimeoutError('deadline passed'), new DomainError('INTERNAL', 'Internal server error')]) {
+  it("gives UNAVAILABLE and DEADLINE_EXCEEDED a retry hint: the error's own, else the contract's", () => {
+    const overloaded = grpcStatus(new OverloadedError('queue full', { retryAfterSeconds: 3 }), null, 'r1');
+    expect(overloaded.code).toBe(status.UNAVAILABLE);
+    expect([meta(overloaded, 'retry-after'), meta(overloaded, 'grpc-retry-pushback-ms'), meta(overloaded, 'modelgate-code'), meta(overloaded, 'x-request-id')]).toEqual(['3', '3000', 'OVERLOADED', 'r1']);
+    const seen = [new UnavailableError(), new ModelUnavailableError('loading'), new TimeoutError('deadline passed')].map((error) => {
+      const s = grpcStatus(error, null, 'r2');
+      return [status[s.code], meta(s, 'retry-after'), meta(s, 'grpc-retry-pushback-ms')];
+    });
+    expect(seen).toEqual([
+      ['UNAVAILABLE', '1', '1000'],
+      ['UNAVAILABLE', '5', '5000'],
+      ['DEADLINE_EXCEEDED', '1', '1000'],
+    ]);
+  });
+
+  it('gives client mistakes and bugs no retry hint, and never internal text beyond the message', () => {
+    for (const error of [new BadInputError('bad shape', 'inputs[0].shape'), new DomainError('INTERNAL', 'Internal server error')]) {
       const s = grpcStatus(error, null, 'r3');
       expect(meta(s, 'retry-after')).toBeUndefined();
       expect(s.details).toBe(error.message);

@@ -2,17 +2,16 @@
  * A domain error as a gRPC status: the code from the error contract's gRPC
  * column, the message as details, and trailing metadata with modelgate's
  * code, the request id, the RateLimit fields of the limit decision and, on
- * RESOURCE_EXHAUSTED and UNAVAILABLE, a retry hint (`retry-after` in seconds,
- * as HTTP's header, and gRPC's own `grpc-retry-pushback-ms`).
+ * every code worth retrying (RESOURCE_EXHAUSTED from a limit; UNAVAILABLE and
+ * DEADLINE_EXCEEDED: HTTP's 503 and 504), a retry hint from the error
+ * contract (`retry-after` in seconds, as HTTP's header, and gRPC's own
+ * `grpc-retry-pushback-ms`, which grpc-js's retry policy honours).
  */
 import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import type { DomainError } from '../../errors';
-import { grpcStatusFor } from '../../errors/contract';
+import { grpcStatusFor, retryAfterFor, statusFor } from '../../errors/contract';
 import { rateLimitHeaders } from '../../ratelimit/headers';
 import type { LimitDecision } from '../../ratelimit/types';
-
-/** A retry hint for UNAVAILABLE answers that carry none of their own (seconds). */
-const DEFAULT_RETRY_AFTER_SECONDS = 1;
 
 /** Trailing metadata with the RateLimit fields of a decision (lower-case keys, as gRPC requires). */
 export function limitMetadata(decision: LimitDecision | null, requestId: string): Metadata {
@@ -31,11 +30,10 @@ export function grpcStatus(error: DomainError, decision: LimitDecision | null, r
   const metadata = limitMetadata(decision, requestId);
   metadata.set('modelgate-code', error.code);
   const code = grpcCode(error.code);
-  const hinted = error.extensions['retryAfterSeconds'];
   const fromLimits = metadata.get('retry-after')[0];
   const retryAfter =
-    typeof fromLimits === 'string' ? Number(fromLimits) : typeof hinted === 'number' ? hinted : code === status.UNAVAILABLE ? DEFAULT_RETRY_AFTER_SECONDS : undefined;
-  if (retryAfter !== undefined && (code === status.UNAVAILABLE || code === status.RESOURCE_EXHAUSTED)) {
+    typeof fromLimits === 'string' ? Number(fromLimits) : retryAfterFor(error.code, { hint: error.extensions['retryAfterSeconds'], status: statusFor(error.code) });
+  if (retryAfter !== undefined && (code === status.UNAVAILABLE || code === status.RESOURCE_EXHAUSTED || code === status.DEADLINE_EXCEEDED)) {
     metadata.set('retry-after', String(retryAfter));
     metadata.set('grpc-retry-pushback-ms', String(Math.round(retryAfter * 1000)));
   }

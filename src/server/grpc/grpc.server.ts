@@ -20,7 +20,8 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { DomainError } from '../../errors';
-import { modelAllowed } from '../../auth/scopes';
+import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../auth/scopes';
+import type { Scope } from '../../auth/principal';
 import type { HeaderBag } from '../../auth/authenticator';
 import type { Logger } from '../../log/logger';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
@@ -124,7 +125,7 @@ export class GrpcDoor implements StreamHost {
     const given = headers['x-request-id'];
     const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
     const requestId = clientChose ? given : randomUUID();
-    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
+    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
   }
 
   /**
@@ -156,8 +157,8 @@ export class GrpcDoor implements StreamHost {
   }
 
   /** Admits a model route's caller (scope, allowlist, one request of limits) as REST's model routes do. */
-  private async admitted(context: CallContext, model: string | null, refuse: Refuse) {
-    const outcome = await this.deps.pipeline.admitModelRoute(context.caller, model, context.log);
+  private async admitted(context: CallContext, model: string | null, refuse: Refuse, scope: Scope = 'inference') {
+    const outcome = await this.deps.pipeline.admitModelRoute(context.caller, model, context.log, undefined, scope);
     refuse(outcome);
     // refuse threw unless the outcome is ok.
     return (outcome as Extract<typeof outcome, { ok: true }>).principal;
@@ -201,7 +202,8 @@ export class GrpcDoor implements StreamHost {
       }),
       ModelStatistics: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
         const { name, version } = call.request;
-        const principal = await this.admitted(context, name === '' ? null : name, refuse);
+        // Counters of every tenant's traffic: admin keys only (MODEL_STATISTICS_SCOPE), as over REST.
+        const principal = await this.admitted(context, name === '' ? null : name, refuse, MODEL_STATISTICS_SCOPE);
         const names = name === '' ? models.modelNames().filter((n) => modelAllowed(principal, n)) : [name];
         const views = names.flatMap((n) => {
           const found = describe(n, version);

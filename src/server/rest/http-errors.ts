@@ -19,11 +19,10 @@ import {
   domainErrorOf,
   errorBody,
   httpCodeForStatus,
-  UNAVAILABLE_RETRY_AFTER_SECONDS,
   isDependencyUnavailable,
   type HttpErrorCode,
 } from '../../errors';
-import { statusFor } from '../../errors/contract';
+import { retryAfterFor, statusFor } from '../../errors/contract';
 
 /** A refusal decided by the HTTP layer, carried through fastify's error path. */
 export class HttpRefusal extends Error {
@@ -199,24 +198,37 @@ export function registerHttpErrorContract(app: FastifyInstance, options: HttpErr
   // errors, a plugin, a route), a client sees the contract's shape, a public
   // code and the request id. /readyz's 503 is its report, not an error body.
   app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode < 400 || request.routeOptions.url === '/readyz') return payload;
-    if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
+    if (reply.statusCode < 400) return payload;
+    // Every 503 and 504 says when to come back (issue #24 item 6), /readyz's and the OIP readiness routes' too.
+    if (request.routeOptions.url === '/readyz' || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
+      setRetryAfter(reply, undefined, undefined);
+      return payload;
+    }
     const text = payload.toString();
     // The Open Inference Protocol's own error shape ({"error": ...}) on its routes, with the same code and request id.
     const protocol = request.url.startsWith('/v2') ? 'oip' : 'graphql';
     const normalized = normalizeErrorBody(text, reply.statusCode, request.id, protocol);
     if (normalized.status !== reply.statusCode) reply.code(normalized.status);
     reply.header('content-type', 'application/json; charset=utf-8');
-    // UNAVAILABLE (a dependency out, too many database clients) is worth retrying shortly: say when.
-    if (normalized.status === 503 && !reply.hasHeader('retry-after') && firstCode(normalized.body) === 'UNAVAILABLE') reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+    const first = firstError(normalized.body);
+    setRetryAfter(reply, first.code, first.retryAfterSeconds);
     return normalized.body;
   });
 }
 
-/** The code of the first error in a normalized body (either shape). */
-function firstCode(body: string): unknown {
-  const parsed = JSON.parse(body) as { code?: unknown; errors?: { extensions?: { code?: unknown } }[] };
-  return parsed.errors?.[0]?.extensions?.code ?? parsed.code;
+/** A 503 or 504 without a Retry-After gets the error contract's (the error's own hint first); other statuses are left alone. */
+function setRetryAfter(reply: FastifyReply, code: string | undefined, hint: unknown): void {
+  if ((reply.statusCode !== 503 && reply.statusCode !== 504) || reply.hasHeader('retry-after')) return;
+  const seconds = retryAfterFor(code, { hint, status: reply.statusCode });
+  if (seconds !== undefined) reply.header('retry-after', String(seconds));
+}
+
+/** The code and retry hint of the first error in a normalized body (either shape). */
+function firstError(body: string): { code: string | undefined; retryAfterSeconds: unknown } {
+  const parsed = JSON.parse(body) as { code?: unknown; retryAfterSeconds?: unknown; errors?: { extensions?: { code?: unknown; retryAfterSeconds?: unknown } }[] };
+  const ext = parsed.errors?.[0]?.extensions;
+  const code = ext?.code ?? parsed.code;
+  return { code: typeof code === 'string' ? code : undefined, retryAfterSeconds: ext ? ext.retryAfterSeconds : parsed.retryAfterSeconds };
 }
 
 function sendDomainError(reply: FastifyReply, request: FastifyRequest, domain: DomainError): FastifyReply {

@@ -103,11 +103,11 @@ export type TenantStatus =
   /** Every key of the tenant is refused with FORBIDDEN until it is resumed */
   | 'SUSPENDED';
 
-/** Element types (BOOL, UINT8, INT8, INT16, INT32, INT64, FP16, FP32, FP64), named as in KServe v2 / Triton; dataBase64 holds them little-endian */
+/** Element types (BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64), named as in KServe v2 / Triton; dataBase64 holds them little-endian */
 export type TensorDatatype =
   /** Boolean, one byte per element (0 or 1) */
   | 'BOOL'
-  /** IEEE 754 half precision */
+  /** IEEE 754 half precision (JSON numbers rounded to nearest, ties to even) */
   | 'FP16'
   /** IEEE 754 single precision */
   | 'FP32'
@@ -122,7 +122,24 @@ export type TensorDatatype =
   /** Signed 64-bit integer (JSON numbers are exact only to ±2^53) */
   | 'INT64'
   /** Unsigned 8-bit integer */
-  | 'UINT8';
+  | 'UINT8'
+  /** Unsigned 16-bit integer */
+  | 'UINT16'
+  /** Unsigned 32-bit integer */
+  | 'UINT32'
+  /** Unsigned 64-bit integer (JSON numbers are exact only to 2^53) */
+  | 'UINT64';
+
+/** The front door a metered request came through */
+export type UsageProtocol =
+  /** POST /graphql (infer, classify, explain) */
+  | 'GRAPHQL'
+  /** The Open Inference Protocol over gRPC (GRPC_PORT) */
+  | 'GRPC'
+  /** The Open Inference Protocol over HTTP (/v2/…) */
+  | 'REST'
+  /** Recorded before usage records carried their protocol */
+  | 'UNKNOWN';
 
 /** Which usage records to list; absent fields do not filter */
 export type UsageRecordFilter = {
@@ -132,6 +149,8 @@ export type UsageRecordFilter = {
   from?: string | null | undefined;
   /** Only this model */
   model?: string | null | undefined;
+  /** Only this front door */
+  protocol?: UsageProtocol | null | undefined;
   /** Only this outcome */
   status?: UsageStatus | null | undefined;
   /** Tenant to read (admin only for another tenant); default: the caller’s tenant */

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, Authorized, Ctx, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed, modelAllowed } from '../../../auth';
+import { hasScope, MODEL_STATISTICS_SCOPE } from '../../../auth/scopes';
 import type { GraphQLContext } from '../context';
 import type { RegisteredModel, ModelRegistry } from '../../../inference/registry';
 import type { ModelView } from '../../../inference/inference.service';
@@ -27,7 +28,8 @@ import type { CallContext, PipelineOutcome } from '../../../inference/pipeline';
 import { recordLimitDecision } from '../limits-plugin';
 import { deferUsage } from '../pending-usage';
 
-function toModelType(view: ModelView): ModelType {
+/** `canReadStats`: the caller may read model statistics (MODEL_STATISTICS_SCOPE); otherwise stats is null. */
+function toModelType(view: ModelView, canReadStats: boolean): ModelType {
   const config = view.config;
   const batching = (config?.maxBatchSize ?? 0) > 0;
   const spec = (t: { name: string; datatype: string; dims: number[] }) => ({
@@ -51,7 +53,7 @@ function toModelType(view: ModelView): ModelType {
     description: config?.description ?? '',
     cost: config?.cost ?? 1,
     configSource: config ? ModelConfigSource[config.source] : null,
-    stats: {
+    stats: !canReadStats ? null : {
       requests: s.requests,
       failures: s.failures,
       inferences: s.inferences,
@@ -62,6 +64,11 @@ function toModelType(view: ModelView): ModelType {
       pending: s.pending,
     },
   };
+}
+
+/** Model statistics count every tenant's traffic: only keys with MODEL_STATISTICS_SCOPE (admin) read them. */
+function readsStats(ctx: GraphQLContext): boolean {
+  return ctx.principal !== null && ctx.principal !== undefined && hasScope(ctx.principal, MODEL_STATISTICS_SCOPE);
 }
 
 /**
@@ -79,6 +86,7 @@ function callContext(ctx: GraphQLContext, info: GraphQLResolveInfo): CallContext
     caller: { principal: ctx.principal, authError: ctx.authError },
     requestId: ctx.requestId,
     clientChoseRequestId: ctx.request.headers['x-request-id'] === ctx.requestId,
+    protocol: 'GRAPHQL',
     sequence: ctx.inferenceCalls,
     log: ctx.log,
     trace: ctx.trace,
@@ -100,7 +108,7 @@ async function adminOperation(
   run: (registry: ModelRegistry) => Promise<RegisteredModel>,
 ): Promise<ModelType> {
   await run(ctx.services.inference.registry);
-  return toModelType(ctx.services.models.describe(name, version));
+  return toModelType(ctx.services.models.describe(name, version), readsStats(ctx));
 }
 
 @Resolver()
@@ -113,7 +121,7 @@ export class InferenceResolver {
     return models
       .modelNames()
       .filter((name) => modelAllowed(principal, name))
-      .map((name) => toModelType(models.describe(name)));
+      .map((name) => toModelType(models.describe(name), readsStats(ctx)));
   }
 
   @Authorized('inference')
@@ -124,7 +132,7 @@ export class InferenceResolver {
     @Arg('version', () => String, { nullable: true, description: 'Version folder name; absent: the latest READY one' }) version?: string | null,
   ): ModelType {
     assertModelAllowed(ctx.principal!, name);
-    return toModelType(ctx.services.models.describe(name, version));
+    return toModelType(ctx.services.models.describe(name, version), readsStats(ctx));
   }
 
   @Authorized('inference')

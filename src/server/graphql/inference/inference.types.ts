@@ -15,6 +15,9 @@ import type { ModelStatus as ModelStatusName } from '../../../inference/registry
 export enum TensorDatatype {
   BOOL = 'BOOL',
   UINT8 = 'UINT8',
+  UINT16 = 'UINT16',
+  UINT32 = 'UINT32',
+  UINT64 = 'UINT64',
   INT8 = 'INT8',
   INT16 = 'INT16',
   INT32 = 'INT32',
@@ -29,11 +32,14 @@ registerEnumType(TensorDatatype, {
   valuesConfig: {
     BOOL: { description: 'Boolean, one byte per element (0 or 1)' },
     UINT8: { description: 'Unsigned 8-bit integer' },
+    UINT16: { description: 'Unsigned 16-bit integer' },
+    UINT32: { description: 'Unsigned 32-bit integer' },
+    UINT64: { description: 'Unsigned 64-bit integer (JSON numbers are exact only to 2^53)' },
     INT8: { description: 'Signed 8-bit integer' },
     INT16: { description: 'Signed 16-bit integer' },
     INT32: { description: 'Signed 32-bit integer' },
     INT64: { description: 'Signed 64-bit integer (JSON numbers are exact only to ±2^53)' },
-    FP16: { description: 'IEEE 754 half precision' },
+    FP16: { description: 'IEEE 754 half precision (JSON numbers rounded to nearest, ties to even)' },
     FP32: { description: 'IEEE 754 single precision' },
     FP64: { description: 'IEEE 754 double precision' },
   },
@@ -168,8 +174,11 @@ export class ModelType {
   @Field(() => ModelConfigSource, { nullable: true, description: 'Where the contract comes from; null until the version is read' })
   configSource!: ModelConfigSource | null;
 
-  @Field(() => ModelStatsType, { description: 'Counters of this version in this gateway process' })
-  stats!: ModelStatsType;
+  @Field(() => ModelStatsType, {
+    nullable: true,
+    description: "Counters of this version in this gateway process, summed over every tenant's traffic: null unless the key has the admin scope (tenants read their own traffic in usageSummary)",
+  })
+  stats!: ModelStatsType | null;
 }
 
 @InputType({ description: 'One input tensor. Give data (JSON numbers) or dataBase64 (raw little-endian bytes), not both.' })

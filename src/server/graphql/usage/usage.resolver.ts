@@ -16,7 +16,7 @@ function principalOf(ctx: GraphQLContext) {
 export class UsageResolver {
   @Authorized('usage:read')
   @Query(() => [UsageSummaryRow], {
-    description: 'Usage totals over [from, to), grouped by any of HOUR, DAY, MODEL, API_KEY, STATUS (none: one total row). At most 400 days, 93 with HOUR.',
+    description: 'Usage totals over [from, to), grouped by any of HOUR, DAY, MODEL, API_KEY, STATUS, PROTOCOL (none: one total row). At most 400 days, 93 with HOUR.',
   })
   async usageSummary(
     @Ctx() ctx: GraphQLContext,

@@ -4,7 +4,7 @@ import { GraphQLSafeInt } from 'graphql-scalars';
 import { PageInfo } from '../keys/keys.types';
 import { Node } from '../node';
 import { Money } from '../billing/billing.types';
-import { USAGE_STATUSES, type UsageStatusName } from '../../../usage/usage-event';
+import { USAGE_PROTOCOLS, USAGE_STATUSES, type UsageProtocolName, type UsageStatusName } from '../../../usage/usage-event';
 import { USAGE_GROUP_BY, type UsageGroupBy } from '../../../usage/usage-queries';
 
 export const UsageStatusValue = Object.fromEntries(USAGE_STATUSES.map((s) => [s, s])) as { [K in UsageStatusName]: K };
@@ -22,6 +22,18 @@ registerEnumType(UsageStatusValue, {
   },
 });
 
+export const UsageProtocolValue = Object.fromEntries(USAGE_PROTOCOLS.map((s) => [s, s])) as { [K in UsageProtocolName]: K };
+registerEnumType(UsageProtocolValue, {
+  name: 'UsageProtocol',
+  description: 'The front door a metered request came through',
+  valuesConfig: {
+    GRAPHQL: { description: 'POST /graphql (infer, classify, explain)' },
+    REST: { description: 'The Open Inference Protocol over HTTP (/v2/…)' },
+    GRPC: { description: 'The Open Inference Protocol over gRPC (GRPC_PORT)' },
+    UNKNOWN: { description: 'Recorded before usage records carried their protocol' },
+  },
+});
+
 export const UsageGroupByValue = Object.fromEntries(USAGE_GROUP_BY.map((s) => [s, s])) as { [K in UsageGroupBy]: K };
 registerEnumType(UsageGroupByValue, {
   name: 'UsageGroupBy',
@@ -32,6 +44,7 @@ registerEnumType(UsageGroupByValue, {
     MODEL: { description: 'One row per model (sets model)' },
     API_KEY: { description: 'One row per key (sets apiKeyId)' },
     STATUS: { description: 'One row per outcome (sets status)' },
+    PROTOCOL: { description: 'One row per front door: GRAPHQL, REST, GRPC (sets protocol)' },
   },
 });
 
@@ -42,6 +55,7 @@ export class UsageSummaryRow {
   @Field(() => String, { nullable: true, description: 'Model name (groupBy MODEL)' }) model!: string | null;
   @Field(() => ID, { nullable: true, description: 'Key id (groupBy API_KEY); null in an API_KEY group: requests without a key' }) apiKeyId!: string | null;
   @Field(() => UsageStatusValue, { nullable: true, description: 'Outcome (groupBy STATUS)' }) status!: UsageStatusName | null;
+  @Field(() => UsageProtocolValue, { nullable: true, description: 'Front door (groupBy PROTOCOL)' }) protocol!: UsageProtocolName | null;
   @Field(() => GraphQLSafeInt, { description: 'Metered requests' }) requests!: number;
   @Field(() => GraphQLSafeInt, { description: 'Items (images, batch rows, explain perturbations) in them' }) items!: number;
   // Float, not Int: a month's sum can pass 2^31 − 1. Not SafeInt: the column is double precision and
@@ -71,6 +85,7 @@ export class UsageRecordType implements Node {
   @Field(() => Float, { description: 'Milliseconds queued before its batch ran' }) queueMs!: number;
   @Field(() => Float, { description: 'Milliseconds of model execution of its batch' }) computeMs!: number;
   @Field(() => String, { nullable: true, description: 'cpu or cuda; null when nothing ran' }) executionProvider!: string | null;
+  @Field(() => UsageProtocolValue, { description: 'Front door the request came through (UNKNOWN: recorded before this field existed)' }) protocol!: UsageProtocolName;
   @Field({ description: 'When the request was recorded' }) createdAt!: Date;
 }
 
@@ -94,4 +109,5 @@ export class UsageRecordFilter {
   @Field(() => ID, { nullable: true, description: 'Only this key (a UUID)' }) apiKeyId?: string | null;
   @Field(() => String, { nullable: true, description: 'Only this model' }) model?: string | null;
   @Field(() => UsageStatusValue, { nullable: true, description: 'Only this outcome' }) status?: UsageStatusName | null;
+  @Field(() => UsageProtocolValue, { nullable: true, description: 'Only this front door' }) protocol?: UsageProtocolName | null;
 }

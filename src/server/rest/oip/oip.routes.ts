@@ -8,7 +8,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../../errors';
-import { modelAllowed } from '../../../auth/scopes';
+import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../../auth/scopes';
+import type { Scope } from '../../../auth/principal';
+import type { ModelView } from '../../../inference/inference.service';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
 import type { Logger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
@@ -76,6 +78,7 @@ function restCall(request: FastifyRequest) {
     caller: { headers: request.headers },
     requestId: request.id,
     clientChoseRequestId: request.headers['x-request-id'] === request.id,
+    protocol: 'REST' as const,
     sequence: 1,
     log: requestLog(request),
     trace: request.trace ?? NOOP_STEPS,
@@ -138,9 +141,15 @@ function registerServerRoutes(scope: FastifyInstance, { ready: takesRequests }: 
  * (scope, allowlist, one request of limits) and domain errors answer in the
  * OIP shape, so each route only says what it answers.
  */
-function modelRoute(scope: FastifyInstance, pipeline: InferencePipeline, suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>): void {
+function modelRoute(
+  scope: FastifyInstance,
+  pipeline: InferencePipeline,
+  suffix: string,
+  answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>,
+  requiredScope: Scope = 'inference',
+): void {
   const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLog(request), request.trace ?? NOOP_STEPS);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLog(request), request.trace ?? NOOP_STEPS, requiredScope);
     const refused = failed(request, reply, admitted);
     if (refused) return refused;
     try {
@@ -219,26 +228,38 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
   });
 
   // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
-  route('/stats', async (reply, { model, version }) => {
-    const found = inference.describe(model, version ?? null);
-    const versions = version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
-    const ns = (ms: number) => Math.round(ms * 1e6);
-    return reply.send({
-      model_stats: versions.map((v) => ({
-        name: v.name,
-        version: v.version,
-        inference_count: v.stats.inferences,
-        execution_count: v.stats.executions,
-        inference_stats: {
-          // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
-          success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
-          fail: { count: v.stats.failures, ns: 0 },
-          queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
-          compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
-        },
-      })),
-    });
+  // They count every tenant's traffic: admin keys only (MODEL_STATISTICS_SCOPE).
+  const versionsOf = (model: string, version: string | null) => {
+    const found = inference.describe(model, version);
+    return version ? [found] : found.versions.map((x) => inference.describe(model, x.version));
+  };
+  modelRoute(scope, pipeline, '/stats', async (reply, { model, version }) => reply.send({ model_stats: versionsOf(model, version ?? null).map(tritonStatistics) }), MODEL_STATISTICS_SCOPE);
+  // Every version of every model the key may see (a static route: it wins over /v2/models/:model).
+  scope.get('/v2/models/stats', async (request, reply) => {
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS, MODEL_STATISTICS_SCOPE);
+    const refused = failed(request, reply, admitted);
+    if (refused || !admitted.ok) return refused;
+    const names = inference.modelNames().filter((name) => modelAllowed(admitted.principal, name));
+    return reply.send({ model_stats: names.flatMap((name) => versionsOf(name, null)).map(tritonStatistics) });
   });
+}
+
+/** One version's counters in Triton's statistics shape (REST; the gRPC door answers the same fields). */
+function tritonStatistics(v: ModelView) {
+  const ns = (ms: number) => Math.round(ms * 1e6);
+  return {
+    name: v.name,
+    version: v.version,
+    inference_count: v.stats.inferences,
+    execution_count: v.stats.executions,
+    inference_stats: {
+      // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
+      success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
+      fail: { count: v.stats.failures, ns: 0 },
+      queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
+      compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
+    },
+  };
 }
 
 /** Triton's inference route, JSON or binary tensors. */

@@ -11,7 +11,7 @@
 import { PUBLIC_ERROR_CODES } from '../../../errors';
 import { SCOPES, type Scope } from '../../../auth/principal';
 import { OIP_EXTENSIONS } from '../oip/oip.routes';
-import { CSV_COLUMNS, CSV_PRICE_COLUMNS } from '../../../usage/usage-queries';
+import { CSV_HEADER } from '../../../usage/usage-queries';
 import { VERSION } from '../../../version';
 
 type Json = Record<string, unknown>;
@@ -454,9 +454,9 @@ const paths: Record<string, Json> = {
       ],
       responses: {
         '200': {
-          description: `A header line (${[...CSV_COLUMNS, ...CSV_PRICE_COLUMNS].join(',')}), then one line per record; the price columns are empty when unpriced.`,
+          description: `A header line (${CSV_HEADER.join(',')}), then one line per record; the price columns are empty when unpriced.`,
           headers: { ...idHeader, 'Content-Disposition': { required: true, schema: { type: 'string', pattern: '^attachment; filename="usage-[^"]+\\.csv"$' } } },
-          content: { 'text/csv': { schema: { type: 'string', pattern: `^${[...CSV_COLUMNS, ...CSV_PRICE_COLUMNS].join(',')}\\n` } } },
+          content: { 'text/csv': { schema: { type: 'string', pattern: `^${CSV_HEADER.join(',')}\\n` } } },
         },
         '400': response('BadRequest'),
         '401': response('Unauthenticated'),
@@ -505,8 +505,8 @@ const paths: Record<string, Json> = {
   ...modelPaths('/stats', 'get', (v) => ({
     operationId: opId('modelStats', v),
     tags: ['oip'],
-    summary: `Triton's statistics extension: ${v ? 'the given version' : 'every version'}.`,
-    ...keyed('inference'),
+    summary: `Triton's statistics extension: ${v ? 'the given version' : 'every version'}. Admin keys only: the counters sum every tenant's traffic.`,
+    ...keyed('admin'),
     responses: { '200': ok('Statistics.', ref('ModelStats')), ...keyedOipErrors },
   })),
   ...modelPaths('/infer', 'post', (v) => ({
@@ -545,6 +545,15 @@ const paths: Record<string, Json> = {
     requestBody: { required: true, content: { ...json(ref('ExplainRequest')), ...binaryBody } },
     responses: { '200': ok('The explanation as OIP output tensors.', ref('ExplainResponse')), ...keyedOipErrors, '413': response('OipPayloadTooLarge'), '504': response('OipTimeout') },
   })),
+  '/v2/models/stats': {
+    get: {
+      operationId: 'allModelStats',
+      tags: ['oip'],
+      summary: "Triton's statistics extension for every version of every model the key may see. Admin keys only: the counters sum every tenant's traffic.",
+      ...keyed('admin'),
+      responses: { '200': ok('Statistics.', ref('ModelStats')), ...keyedOipErrors },
+    },
+  },
   '/v2/repository/index': {
     post: {
       operationId: 'repositoryIndex',
