@@ -1,6 +1,6 @@
 /** Usage view (usage:read, or admin with a tenant picker): charts over time, breakdowns, top keys, quota burn-down. */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { explain, gql, hasScope, type Me } from './api';
+import { explain, gql, hasScope, type EffectiveLimit, type Me } from './api';
 import { Chart, type Series } from './chart';
 import { DataTable, Message } from './components';
 import { download, fmt, toCsv, type Cell } from './util';
@@ -46,7 +46,7 @@ const SPANS = { '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 } as const;
 type Span = keyof typeof SPANS;
 const BREAKDOWN_LABEL: Record<Breakdown, string> = { MODEL: 'model', API_KEY: 'API key', STATUS: 'status' };
 
-interface TenantOption { id: string; name: string; monthlyComputeUnitQuota: number | null }
+interface TenantOption { id: string; name: string; effectiveLimits: { monthlyComputeUnitQuota: EffectiveLimit } }
 
 /** [from, to) aligned to the granularity, the current (partial) bucket included. */
 function rangeFor(span: Span, g: Granularity, nowMs: number): { from: number; to: number; step: number } {
@@ -79,7 +79,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
 
   useEffect(() => {
     if (!isAdmin) return;
-    gql<{ tenants: { edges: { node: TenantOption }[] } }>(apiKey, '{ tenants(first: 100) { edges { node { id name monthlyComputeUnitQuota } } } }')
+    gql<{ tenants: { edges: { node: TenantOption }[] } }>(apiKey, '{ tenants(first: 100) { edges { node { id name effectiveLimits { monthlyComputeUnitQuota { value source } } } } } }')
       .then((r) => setTenants(r.data.tenants.edges.map((e) => e.node)))
       .catch((e: unknown) => setError(explain(e)));
   }, [apiKey, isAdmin]);
@@ -115,8 +115,10 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
   };
   const keyName = (id: string | null | undefined) => (id ? keyNames[id] ?? id : '(no key)');
   const tenant = tenants.find((t) => t.id === tenantId);
-  const quota = isAdmin ? (tenant ? tenant.monthlyComputeUnitQuota : null) : me.limits.monthlyQuota.limit;
-  const quotaKnown = isAdmin ? Boolean(tenant && tenant.monthlyComputeUnitQuota !== null) : true;
+  // The quota in force, the gateway default included (the API says which it is).
+  const quotaLimit = isAdmin ? (tenant?.effectiveLimits.monthlyComputeUnitQuota ?? null) : me.tenant.effectiveLimits.monthlyComputeUnitQuota;
+  const quota = quotaLimit?.value ?? null;
+  const quotaOrigin = quotaLimit?.source === 'GATEWAY_DEFAULT' ? ', the gateway default' : '';
 
   const view = useMemo(() => (data ? buildView(data, range, now, groupName, quota) : null), [data, keyNames]);
   const unit = gran === 'HOUR' ? 'hour' : 'day';
@@ -240,7 +242,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
             <h2 id="quota-title">Monthly quota burn-down</h2>
             <p data-testid="quota-projection">
               Used this month: <strong>{fmt(view.month.used)}</strong> compute units; projected at month end: <strong>{fmt(view.month.projected)}</strong>
-              {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''})</> : isAdmin && !tenant ? ' (all tenants together; quotas are per tenant: pick one).' : quotaKnown ? ' (no monthly quota).' : ' (quota: the gateway default, which the API does not show).'}
+              {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''}{quotaOrigin})</> : isAdmin && !tenant ? ' (all tenants together; quotas are per tenant: pick one).' : quotaLimit?.source === 'DISABLED' ? ' (limits are off on this gateway: no quota is enforced).' : quotaOrigin ? ' (no monthly quota: the gateway default sets none).' : ' (no monthly quota).'}
             </p>
             <Chart id="quota" theme={props.theme} title="Cumulative compute units this month, with projection" yLabel="units" x={view.month.x}
               series={view.month.series} summary={`${fmt(view.month.used)} used, ${fmt(view.month.projected)} projected at month end.`} />
