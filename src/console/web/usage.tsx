@@ -1,4 +1,4 @@
-/** Usage view (usage:read, or admin with a tenant picker): charts over time, breakdowns, top keys, quota burn-down. */
+/** Usage view (usage:read, or admin with a tenant picker): charts over time, breakdowns with spend, top keys, quota burn-down. */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { explain, gql, hasScope, type EffectiveLimit, type Me } from './api';
 import { Chart, type Series } from './chart';
@@ -21,6 +21,23 @@ interface Row {
   avgLatencyMs: number | null;
   p50LatencyMs: number | null;
   p95LatencyMs: number | null;
+  /** Priced spend per currency (exact micro-units; amount with 6 decimals), from the price book. */
+  spend: { currency: string; amount: string; amountMicros: string }[];
+  unpricedComputeUnits: number;
+}
+
+/** Spend as people read it, currency stated ("1.500000 USD", two currencies joined); null when nothing was priced. */
+function spendCell(r: Row): string | null {
+  return r.spend.length ? r.spend.map((m) => `${m.amount} ${m.currency}`).join(', ') : null;
+}
+
+/** The exact sum of rows' spend per currency (micro-units added as integers), as spendCell shows it. */
+function spendSum(rows: Row[]): string | null {
+  const by = new Map<string, bigint>();
+  for (const r of rows) for (const m of r.spend) by.set(m.currency, (by.get(m.currency) ?? BigInt(0)) + BigInt(m.amountMicros));
+  if (by.size === 0) return null;
+  const amount = (micros: bigint) => `${micros / BigInt(1_000_000)}.${(micros % BigInt(1_000_000)).toString().padStart(6, '0')}`;
+  return [...by].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, micros]) => `${amount(micros)} ${currency}`).join(', ');
 }
 
 interface UsageData {
@@ -32,7 +49,7 @@ interface UsageData {
   month: Row[];
 }
 
-const METRICS = 'requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs';
+const METRICS = 'requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs spend { currency amount amountMicros } unpricedComputeUnits';
 const USAGE_QUERY = `query Usage($from: DateTimeISO!, $to: DateTimeISO!, $tenantId: ID, $g: [UsageGroupBy!]!, $gb: [UsageGroupBy!]!, $b: [UsageGroupBy!]!, $mFrom: DateTimeISO!, $mTo: DateTimeISO!) {
   series: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $g) { hour day ${METRICS} }
   byGroup: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $gb) { hour day model apiKeyId status ${METRICS} }
@@ -121,15 +138,17 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
   const quotaOrigin = quotaLimit?.source === 'GATEWAY_DEFAULT' ? ', the gateway default' : '';
 
   const view = useMemo(() => (data ? buildView(data, range, now, groupName, quota) : null), [data, keyNames]);
+  const monthSpend = data ? spendSum(data.month) : null;
   const unit = gran === 'HOUR' ? 'hour' : 'day';
   const bLabel = BREAKDOWN_LABEL[breakdown];
   const tenantLabel = isAdmin ? (tenant ? tenant.name : 'all tenants') : me.tenant.name;
 
   const viewCsv = () => {
     if (!data) return;
-    const header = ['section', 'time', 'group', 'requests', 'items', 'computeUnits', 'errors', 'avgLatencyMs', 'p50LatencyMs', 'p95LatencyMs'];
+    const header = ['section', 'time', 'group', 'requests', 'items', 'computeUnits', 'errors', 'avgLatencyMs', 'p50LatencyMs', 'p95LatencyMs', 'currency', 'amountMicros', 'unpricedComputeUnits'];
     const line = (section: string, time: string | null, group: string | null, r: Row): Cell[] =>
-      [section, time, group, r.requests, r.items, r.computeUnits, r.errors, r.avgLatencyMs, r.p50LatencyMs, r.p95LatencyMs];
+      [section, time, group, r.requests, r.items, r.computeUnits, r.errors, r.avgLatencyMs, r.p50LatencyMs, r.p95LatencyMs,
+        r.spend.map((m) => m.currency).join(';'), r.spend.map((m) => m.amountMicros).join(';'), r.unpricedComputeUnits];
     const rows: Cell[][] = [
       ...data.series.map((r) => line('series', r.hour ?? r.day ?? null, null, r)),
       ...data.byGroup.map((r) => line(`by ${bLabel}`, r.hour ?? r.day ?? null, groupName(r), r)),
@@ -186,6 +205,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
               {(['requests', 'items', 'computeUnits', 'errors'] as const).map((k) => (
                 <div><dt>{k === 'computeUnits' ? 'compute units' : k}</dt><dd data-testid={`tile-${k}`}>{fmt(view.total[k])}</dd></div>
               ))}
+              <div><dt>spend</dt><dd data-testid="tile-spend">{spendCell(view.total) ?? 'nothing priced'}</dd></div>
               <div><dt>p50 latency</dt><dd>{fmt(view.total.p50LatencyMs, 2)} ms</dd></div>
               <div><dt>p95 latency</dt><dd>{fmt(view.total.p95LatencyMs, 2)} ms</dd></div>
             </dl>
@@ -226,22 +246,22 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
               columns={[{ label: `${unit} (UTC)` }, { label: bLabel }, { label: 'requests', numeric: true }]}
               rows={data.byGroup.map((r) => [r.hour ?? r.day ?? '', groupName(r), r.requests])} />
             <DataTable id="table-breakdown" caption={`Totals by ${bLabel} over the range`} csvName="usage-by-group.csv"
-              columns={[{ label: bLabel }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'errors', numeric: true }, { label: 'p50 ms', numeric: true }, { label: 'p95 ms', numeric: true }]}
-              rows={[...data.totals.map((r) => [groupName(r), r.requests, r.items, r.computeUnits, r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[]),
-                ...data.total.map((r) => ['Total', r.requests, r.items, r.computeUnits, r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[])]} />
+              columns={[{ label: bLabel }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'spend' }, { label: 'errors', numeric: true }, { label: 'p50 ms', numeric: true }, { label: 'p95 ms', numeric: true }]}
+              rows={[...data.totals.map((r) => [groupName(r), r.requests, r.items, r.computeUnits, spendCell(r), r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[]),
+                ...data.total.map((r) => ['Total', r.requests, r.items, r.computeUnits, spendCell(r), r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[])]} />
           </section>
 
           <section aria-labelledby="keys-title">
             <h2 id="keys-title">Top keys</h2>
             <DataTable id="table-top-keys" caption="Top 10 keys by compute units, then requests" csvName="usage-top-keys.csv"
-              columns={[{ label: 'key' }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'errors', numeric: true }]}
-              rows={view.topKeys.map((r) => [keyName(r.apiKeyId), r.requests, r.items, r.computeUnits, r.errors])} />
+              columns={[{ label: 'key' }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'spend' }, { label: 'errors', numeric: true }]}
+              rows={view.topKeys.map((r) => [keyName(r.apiKeyId), r.requests, r.items, r.computeUnits, spendCell(r), r.errors])} />
           </section>
 
           <section aria-labelledby="quota-title">
             <h2 id="quota-title">Monthly quota burn-down</h2>
             <p data-testid="quota-projection">
-              Used this month: <strong>{fmt(view.month.used)}</strong> compute units; projected at month end: <strong>{fmt(view.month.projected)}</strong>
+              Used this month: <strong>{fmt(view.month.used)}</strong> compute units{monthSpend ? <> (<strong data-testid="month-spend">{monthSpend}</strong> spent)</> : ''}; projected at month end: <strong>{fmt(view.month.projected)}</strong>
               {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''}{quotaOrigin})</> : isAdmin && !tenant ? ' (all tenants together; quotas are per tenant: pick one).' : quotaLimit?.source === 'DISABLED' ? ' (limits are off on this gateway: no quota is enforced).' : quotaOrigin ? ' (no monthly quota: the gateway default sets none).' : ' (no monthly quota).'}
             </p>
             <Chart id="quota" theme={props.theme} title="Cumulative compute units this month, with projection" yLabel="units" x={view.month.x}
@@ -287,7 +307,7 @@ function buildView(data: UsageData, range: { from: number; to: number; step: num
     .slice(0, 8)
     .map(([label, rows]) => ({ label, values: column(rows, (r) => r.requests, 0) }));
   const topKeys = [...data.keys].sort((a, b) => b.computeUnits - a.computeUnits || b.requests - a.requests).slice(0, 10);
-  const zero: Row = { requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null };
+  const zero: Row = { requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null, spend: [], unpricedComputeUnits: 0 };
   return { x, traffic, units, latency, groups, topKeys, total: data.total[0] ?? zero, month: burnDown(data.month, nowMs, quota) };
 }
 
