@@ -375,6 +375,18 @@ describe('usage', () => {
     await expect(page.getByTestId('traffic-chart').getAttribute('data-fg')).resolves.toBe(darkFg);
     await expectAccessible(page);
     await screenshot(page, '03-usage-dark');
+
+    // A calendar month (UTC), as invoices bill it: the range starts on the 1st, and the totals are that range's.
+    const monthStart = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1)).toISOString();
+    await page.getByTestId('range-picker').selectOption('month');
+    await page.waitForFunction((start: string) => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } })
+      .document.querySelector('[data-testid="usage-range"]')?.getAttribute('data-from') === start, monthStart);
+    const monthTo = await range.getAttribute('data-to');
+    const monthTotal = await summary(reader.key, monthStart, monthTo, []);
+    await page.getByTestId('table-breakdown').locator('tbody th', { hasText: 'Total' }).waitFor();
+    await page.waitForFunction((n: string) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } })
+      .document.querySelector('[data-testid="tile-requests"]')?.textContent === n, String(monthTotal[0]?.requests));
+    expect((await tableValues(page, 'table-breakdown')).find((r) => r[0] === 'Total')).toEqual(row('Total', monthTotal[0]!));
     expect(await leaks(session, reader.key)).toEqual([]);
     expect(session.problems).toEqual([]);
     await session.context.close();

@@ -60,7 +60,8 @@ const USAGE_QUERY = `query Usage($from: DateTimeISO!, $to: DateTimeISO!, $tenant
 }`;
 
 const SPANS = { '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 } as const;
-type Span = keyof typeof SPANS;
+/** A rolling span, or a calendar month (UTC): the current one so far, or the previous one whole (as invoices bill them). */
+type Span = keyof typeof SPANS | 'month' | 'last-month';
 const BREAKDOWN_LABEL: Record<Breakdown, string> = { MODEL: 'model', API_KEY: 'API key', STATUS: 'status' };
 
 interface TenantOption { id: string; name: string; effectiveLimits: { monthlyComputeUnitQuota: EffectiveLimit } }
@@ -68,6 +69,13 @@ interface TenantOption { id: string; name: string; effectiveLimits: { monthlyCom
 /** [from, to) aligned to the granularity, the current (partial) bucket included. */
 function rangeFor(span: Span, g: Granularity, nowMs: number): { from: number; to: number; step: number } {
   const step = g === 'HOUR' ? 3600 : 86400;
+  if (span === 'month' || span === 'last-month') {
+    const now = new Date(nowMs);
+    const back = span === 'last-month' ? 1 : 0;
+    const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1) / 1000;
+    const to = span === 'month' ? Math.ceil(nowMs / 1000 / step) * step : Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1) / 1000;
+    return { from, to: Math.max(to, from + step), step };
+  }
   const to = Math.ceil(nowMs / 1000 / step) * step;
   const buckets = Math.max(1, Math.ceil(SPANS[span] / step));
   return { from: to - buckets * step, to, step };
@@ -171,10 +179,12 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
           </label>
         )}
         <label>Range
-          <select value={span} onChange={(e) => setSpan(e.currentTarget.value as Span)}>
+          <select value={span} onChange={(e) => setSpan(e.currentTarget.value as Span)} data-testid="range-picker">
             <option value="24h">Last 24 hours</option>
             <option value="7d">Last 7 days</option>
             <option value="30d">Last 30 days</option>
+            <option value="month">This month (UTC)</option>
+            <option value="last-month">Last month (UTC)</option>
           </select>
         </label>
         <label>Per
