@@ -78,9 +78,13 @@ class Names {
   private tenants = new Map<string, string>();
   private keys = new Map<string, string>();
 
-  static async load(client: RemoteAdminClient, tenantId: string | null): Promise<Names> {
+  /** Tenant names, and the prefixes of the keys of `keysOf` (a tenant id; null: every key, undefined: none). */
+  static async load(client: RemoteAdminClient, keysOf: string | null | undefined): Promise<Names> {
     const names = new Names();
-    const [tenants, keys] = await Promise.all([refusedAsEmpty(client.listTenants()), refusedAsEmpty(client.listApiKeys({ tenant: tenantId ?? undefined }))]);
+    const [tenants, keys] = await Promise.all([
+      refusedAsEmpty(client.listTenants()),
+      keysOf === undefined ? Promise.resolve([]) : refusedAsEmpty(client.listApiKeys({ tenant: keysOf ?? undefined })),
+    ]);
     for (const t of tenants) names.tenants.set(t.id, t.name);
     for (const k of keys) names.keys.set(k.id, k.prefix);
     return names;
@@ -269,7 +273,7 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
     .action(async (opts: { model?: string; tenant?: string; json?: boolean }) => {
       const { rows, names } = await ctx.remote('prices list', BILLING_NEEDS_GATEWAY, async (c) => ({
         rows: await c.prices({ model: opts.model ?? null, tenant: opts.tenant ?? null }),
-        names: await Names.load(c, null),
+        names: await Names.load(c, undefined),
       }));
       const now = Date.now();
       ctx.emit(
