@@ -165,7 +165,7 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
         const asked = key && !groups.includes('key') ? [...groups, 'key'] : groups;
         const all = await c.usageSummary({ from: range.from.toISOString(), to: range.to.toISOString(), groupBy: asked.map((g) => (g === 'key' ? 'API_KEY' : g.toUpperCase())), tenantId: tenant });
         const rows = key ? all.filter((r) => r.apiKeyId === key.id) : all;
-        return { rows, names: await Names.load(c, tenant), shownGroups: groups };
+        return { rows, names: await Names.load(c, groups.includes('key') ? tenant : undefined), shownGroups: groups };
       });
       const flat = rows.map((r) => ({
         ...groupColumns(r, shownGroups, names),
