@@ -141,6 +141,30 @@ export class PriceBook {
   }
 
   /**
+   * What one metered request cost: its whole units × the price in effect at
+   * its hour (the invoice's rule), read fresh from Postgres, once per
+   * (tenant, model) for the lifetime of `memo` (one GraphQL request); null
+   * when it was not OK, billed nothing, or had no price.
+   */
+  async recordAmount(
+    record: { tenantId: string; model: string; status: string; computeUnits: number; createdAt: Date },
+    memo: Map<string, Promise<Price[]>>,
+  ): Promise<{ currency: string; amountMicros: bigint } | null> {
+    if (record.status !== 'OK' || record.computeUnits <= 0) return null;
+    const key = `${record.tenantId}|${record.model}`;
+    let history = memo.get(key);
+    if (!history) {
+      history = this.db.prisma.price.findMany({ where: { model: record.model, OR: [{ tenantId: record.tenantId }, { tenantId: null }] }, orderBy: { effectiveFrom: 'desc' } });
+      memo.set(key, history);
+    }
+    const rows = await history;
+    const hour = Math.floor(record.createdAt.getTime() / HOUR_MS) * HOUR_MS;
+    const fits = (p: Price) => p.effectiveFrom.getTime() <= hour;
+    const price = rows.find((p) => fits(p) && p.tenantId !== null) ?? rows.find((p) => fits(p) && p.tenantId === null);
+    return price ? { currency: price.currency, amountMicros: BigInt(Math.round(record.computeUnits)) * price.microsPerUnit } : null;
+  }
+
+  /**
    * Micro-units of `currency` spent by a tenant (or one of its keys) in
    * [from, to): the invoice's own sum (hourly rollups × the price in effect
    * that hour, in Postgres numeric), so a rebuilt money-budget counter equals

@@ -191,7 +191,7 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
   addRangeOptions(
     usage
       .command('records')
-      .description('The metered requests, newest first: key, model, status, units, latency')
+      .description('The metered requests, newest first: key, model, status, units, what each cost (at the price of its hour), latency')
       .option('--tenant <id|name>', 'one tenant (admin)')
       .option('--key <key>', 'one key, by id or display prefix (mg_live_XXXXXXXX)')
       .option('--model <name>', 'one model')
@@ -222,10 +222,15 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
         status: r.status,
         items: String(r.items),
         computeUnits: String(r.computeUnits),
+        spend: r.spend ? `${r.spend.amount} ${r.spend.currency}` : '-',
         latencyMs: String(r.latencyMs),
         id: r.id,
       }));
-      if (opts.csv) return ctx.io.out(csv(records.map((r, i) => ({ ...rows[i], tenantId: r.tenantId, apiKeyId: r.apiKeyId ?? '' })), [...Object.keys(rows[0] ?? { createdAt: '', tenant: '', key: '', model: '', version: '', status: '', items: '', computeUnits: '', latencyMs: '', id: '' }), 'tenantId', 'apiKeyId']));
+      if (opts.csv) {
+        const header = ['createdAt', 'tenant', 'key', 'model', 'version', 'status', 'items', 'computeUnits', 'currency', 'amountMicros', 'amount', 'latencyMs', 'id', 'tenantId', 'apiKeyId'];
+        const csvRows = records.map((r, i) => ({ ...rows[i], currency: r.spend?.currency ?? '', amountMicros: r.spend?.amountMicros ?? '', amount: r.spend?.amount ?? '', tenantId: r.tenantId, apiKeyId: r.apiKeyId ?? '' }) as Record<string, string>);
+        return ctx.io.out(csv(csvRows, header));
+      }
       ctx.emit(opts.json, records, table(rows));
     });
 

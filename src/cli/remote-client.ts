@@ -121,8 +121,10 @@ export interface UsageRecordRecord {
   status: string;
   latencyMs: number;
   createdAt: string;
+  /** What it cost at the price of its hour; null: not OK, or no price. */
+  spend: MoneyRecord | null;
 }
-const RECORD = 'id tenantId apiKeyId model modelVersion items computeUnits status latencyMs createdAt';
+const RECORD = 'id tenantId apiKeyId model modelVersion items computeUnits status latencyMs createdAt spend { currency amountMicros amount }';
 
 export interface UsageRecordQuery {
   tenantId: string | null;

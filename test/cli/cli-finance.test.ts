@@ -155,6 +155,9 @@ describe('modelgate CLI: money, usage, invoices, prices, completion', () => {
     expect(records).toHaveLength(3);
     expect(records.map((r) => [r['tenant'], r['key'], r['model'], r['status']])).toEqual(Array(3).fill([tenant, prefix, 'fashion-cnn', 'OK']));
     expect(records.map((r) => Number(r['computeUnits'])).sort()).toEqual([1, 2, 3]);
+    // Each record priced at its hour (the invoice rule): units × 250000 micro-USD, adding up to the invoice total.
+    expect(records.map((r) => [r['currency'], BigInt(r['amountMicros'] ?? '') / 250_000n === BigInt(r['computeUnits'] ?? '')])).toEqual(Array(3).fill(['USD', true]));
+    expect(records.reduce((sum, r) => sum + BigInt(r['amountMicros'] ?? ''), 0n)).toBe(1_500_000n);
     const grouped = parseCsv((await cli(remote, 'usage', 'summary', '--tenant', tenant, '--group-by', 'key,model', '--csv')).stdout);
     expect(grouped.find((r) => r['key'] === prefix)).toMatchObject({ model: 'fashion-cnn', computeUnits: '6', currency: 'USD', amountMicros: '1500000' });
 
