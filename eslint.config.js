@@ -42,8 +42,8 @@ module.exports = tseslint.config(
             suffixes: ['Connection', 'Edge', 'Result', 'Payload'],
             types: [
               'ClassPrediction', 'CreatedApiKey', 'CreatedWebhook', 'Health', 'ImageClassification', 'InferOutputTensor', 'InferTiming',
-              'Credits', 'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion', 'MoneyBudget',
-              'Money', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TensorSpec', 'UsageSummaryRow',
+              'ApiKeyEffectiveLimits', 'Credits', 'EffectiveLimit', 'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion', 'MoneyBudget',
+              'Money', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TenantEffectiveLimits', 'TensorSpec', 'UsageSummaryRow',
             ],
           },
         },

@@ -63,7 +63,8 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
   const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics, pgListenUrl });
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);
-  const billing = new PriceBook(db);
+  // A price for the current hour drops the money-budget counters (rebuilt from the repriced spend).
+  const billing: PriceBook = new PriceBook(db, Date.now, { resetSpend: (tenantId): Promise<void> => limits.resetSpend(tenantId) });
   // Webhooks: events are written to the outbox by the transactions that cause them; the dispatcher delivers them.
   const webhookLog = log.child({ component: 'webhooks' });
   const webhookBox = loadSecretBox({ secretKey: config.webhooks.secretKey, keyFile: config.webhooks.keyFile, embedded: config.database.mode === 'embedded' });

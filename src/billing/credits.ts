@@ -21,6 +21,7 @@ import { auditActor } from '../auth/actor';
 import { billedUnitsBetween } from './billed-units';
 import { findTenant } from './price-book';
 import { UUID } from '../ids/ids';
+import { isKeyStart } from '../ids/key-format';
 
 /** One grant at most; a balance stays far below 2^53 (the limiter's counters are doubles). */
 export const MAX_GRANT = 1_000_000_000;
@@ -33,7 +34,7 @@ export interface CreditBalances {
 export interface GrantCreditsInput {
   /** Tenant id or name. */
   tenant: string;
-  /** A key id of that tenant: its balance; absent: the tenant's. */
+  /** A key of that tenant, by id or display prefix: its balance; absent: the tenant's. */
   apiKey?: string | null;
   amount: number;
   reason?: string | null;
@@ -83,7 +84,13 @@ export class CreditService {
       let key: ApiKey | null = null;
       if (input.apiKey) {
         const id = input.apiKey.trim();
-        key = UUID.test(id) ? await tx.apiKey.findFirst({ where: { id, tenantId: tenant.id } }) : null;
+        // By id or display prefix, like every other command that names a key; another tenant's key reads as unknown.
+        if (UUID.test(id)) key = await tx.apiKey.findFirst({ where: { id, tenantId: tenant.id } });
+        else if (isKeyStart(id)) {
+          const rows = await tx.apiKey.findMany({ where: { prefix: id.slice(0, 16), tenantId: tenant.id }, take: 2 });
+          if (rows.length > 1) throw new BadInputError(`Prefix "${id}" matches more than one key; use the id`, 'apiKey');
+          key = rows[0] ?? null;
+        }
         if (!key) throw new NotFoundError('Unknown API key', { id });
       }
       const owner: ApiKey | Tenant = key ?? tenant;

@@ -2,11 +2,16 @@
  * The price book and what it makes of usage: spend and monthly invoices.
  *
  * Money is integer micro-units of a currency (bigint here, decimal strings
- * on the API), never a float. A price starts on a whole UTC hour and never
- * before now, so every hourly rollup has exactly one price and usage already
- * recorded keeps the price it had. Amounts are computed in Postgres numeric
- * (units × price per hour, summed), so a line is exact and a total is the
- * exact sum of its lines.
+ * on the API), never a float. A price starts on a whole UTC hour, the
+ * current one at the earliest, so every hourly rollup has exactly one price
+ * and usage of earlier hours keeps the price it had. A price starting in the
+ * current hour prices that whole hour, including what it already recorded:
+ * every reader (invoice, spend, usage summaries, the CSV) prices by the
+ * hour, so they all agree at once; the money-budget counters, which charged
+ * that hour's requests at admission, are dropped and rebuilt from this spend
+ * (see setPrice). Amounts are computed in Postgres numeric (units × price
+ * per hour, summed), so a line is exact and a total is the exact sum of its
+ * lines.
  */
 import type { Database } from '../db/database';
 import type { Price, Prisma, Tenant } from '../db/generated/client';
@@ -85,6 +90,12 @@ interface CachedPrices {
   fetchedAt: number;
 }
 
+/** Where the money-budget counters are held (the rate-limit service): forgotten when a price reprices the current hour. */
+export interface SpendCounters {
+  /** Drops this month's money-budget counters of a tenant (null: of every tenant); never throws. */
+  resetSpend(tenantId: string | null): Promise<void>;
+}
+
 export class PriceBook {
   /** Price histories by tenant and model, for admission (money budgets). */
   private readonly cache = new Map<string, CachedPrices>();
@@ -93,6 +104,7 @@ export class PriceBook {
     private readonly db: Database,
     /** Injectable for tests that build a price history. */
     private readonly now: () => number = Date.now,
+    private readonly spendCounters: SpendCounters | null = null,
   ) {}
 
   /**
@@ -129,6 +141,30 @@ export class PriceBook {
   }
 
   /**
+   * What one metered request cost: its whole units × the price in effect at
+   * its hour (the invoice's rule), read fresh from Postgres, once per
+   * (tenant, model) for the lifetime of `memo` (one GraphQL request); null
+   * when it was not OK, billed nothing, or had no price.
+   */
+  async recordAmount(
+    record: { tenantId: string; model: string; status: string; computeUnits: number; createdAt: Date },
+    memo: Map<string, Promise<Price[]>>,
+  ): Promise<{ currency: string; amountMicros: bigint } | null> {
+    if (record.status !== 'OK' || record.computeUnits <= 0) return null;
+    const key = `${record.tenantId}|${record.model}`;
+    let history = memo.get(key);
+    if (!history) {
+      history = this.db.prisma.price.findMany({ where: { model: record.model, OR: [{ tenantId: record.tenantId }, { tenantId: null }] }, orderBy: { effectiveFrom: 'desc' } });
+      memo.set(key, history);
+    }
+    const rows = await history;
+    const hour = Math.floor(record.createdAt.getTime() / HOUR_MS) * HOUR_MS;
+    const fits = (p: Price) => p.effectiveFrom.getTime() <= hour;
+    const price = rows.find((p) => fits(p) && p.tenantId !== null) ?? rows.find((p) => fits(p) && p.tenantId === null);
+    return price ? { currency: price.currency, amountMicros: BigInt(Math.round(record.computeUnits)) * price.microsPerUnit } : null;
+  }
+
+  /**
    * Micro-units of `currency` spent by a tenant (or one of its keys) in
    * [from, to): the invoice's own sum (hourly rollups × the price in effect
    * that hour, in Postgres numeric), so a rebuilt money-budget counter equals
@@ -161,9 +197,10 @@ export class PriceBook {
     if (micros > MAX_MICROS) throw new BadInputError(`unitPriceMicros must be at most ${MAX_MICROS}`, 'unitPriceMicros');
     const at = input.effectiveFrom.getTime();
     if (Number.isNaN(at) || at % HOUR_MS !== 0) throw new BadInputError('effectiveFrom must be a whole UTC hour (e.g. 2026-12-01T00:00:00Z)', 'effectiveFrom');
-    // Usage up to now is already priced; a price that reached back would change it.
-    if (at < this.now()) throw new BadInputError('effectiveFrom must not be in the past: recorded usage keeps the price it had', 'effectiveFrom');
-    return this.db.prisma.$transaction(async (tx) => {
+    // Earlier hours are invoiced as they were priced; the current hour is still open.
+    const currentHour = Math.floor(this.now() / HOUR_MS) * HOUR_MS;
+    if (at < currentHour) throw new BadInputError('effectiveFrom must be the current whole UTC hour or a later one: usage of earlier hours keeps the price it had', 'effectiveFrom');
+    const price = await this.db.prisma.$transaction(async (tx) => {
       const tenantId = input.tenant ? (await findTenant(tx, input.tenant)).id : null;
       // One price per (model, tenant, start): serialize writers of the same model.
       await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727017, hashtext($1))::text', model);
@@ -185,6 +222,22 @@ export class PriceBook {
       });
       return price;
     }).finally(() => this.cache.clear());
+    if (at === currentHour) await this.repriceCurrentHour(price.tenantId);
+    return price;
+  }
+
+  /**
+   * After a price for the current hour: the money-budget counters charged
+   * this hour's requests at the old price, so they are dropped and rebuilt
+   * from the spend, which prices the whole hour at the new one. Dropped again
+   * once PRICE_CACHE_MS has passed: other replicas may have admitted requests
+   * at the old price until their cached price history expired.
+   */
+  private async repriceCurrentHour(tenantId: string | null): Promise<void> {
+    if (!this.spendCounters) return;
+    const counters = this.spendCounters;
+    await counters.resetSpend(tenantId);
+    setTimeout(() => void counters.resetSpend(tenantId), PRICE_CACHE_MS + 1000).unref();
   }
 
   async listPrices(principal: Principal, filter: { model?: string | null; tenant?: string | null }): Promise<Price[]> {

@@ -15,8 +15,34 @@ export interface TenantRecord {
   requestsPerMinute: number | null;
   computeUnitsPerMinute: number | null;
   monthlyComputeUnitQuota: number | null;
+  monthlyBudget: MoneyBudgetRecord | null;
+  credits: CreditsRecord | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A monthly money budget: integer micro-units of the currency, as a decimal string (exact). */
+export interface MoneyBudgetRecord {
+  amountMicros: string;
+  currency: string;
+}
+
+/** Credit balance settings: since when, and the refill (both null: top-ups only). */
+export interface CreditsRecord {
+  since: string;
+  refillAmount: number | null;
+  refillInterval: 'DAILY' | 'MONTHLY' | null;
+}
+
+/** The GraphQL sub-selections of the object-valued fields of keys and tenants (the remote client selects these). */
+export const OBJECT_FIELD_SELECTIONS: Record<string, string> = {
+  monthlyBudget: '{ amountMicros currency }',
+  credits: '{ since refillAmount refillInterval }',
+};
+
+/** A field list as a GraphQL selection, object fields with their sub-selection. */
+export function selection(fields: readonly string[]): string {
+  return fields.map((f) => (OBJECT_FIELD_SELECTIONS[f] ? `${f} ${OBJECT_FIELD_SELECTIONS[f]}` : f)).join(' ');
 }
 
 /**
@@ -36,6 +62,8 @@ export const KEY_FIELDS = [
   'requestsPerMinute',
   'computeUnitsPerMinute',
   'monthlyComputeUnitBudget',
+  'monthlyBudget',
+  'credits',
   'expiresAt',
   'revokedAt',
   'lastUsedAt',
@@ -58,6 +86,8 @@ export type KeyRecord = { [F in (typeof KEY_FIELDS)[number]]: unknown } & {
   allowedModels: string[];
   requestsPerMinute: number | null;
   computeUnitsPerMinute: number | null;
+  monthlyBudget: MoneyBudgetRecord | null;
+  credits: CreditsRecord | null;
   expiresAt: string | null;
   lastUsedAt: string | null;
 };

@@ -28,8 +28,17 @@ export function tenantRecord(t: Tenant): TenantRecord {
     requestsPerMinute: t.requestsPerMinute,
     computeUnitsPerMinute: t.computeUnitsPerMinute,
     monthlyComputeUnitQuota: t.monthlyComputeUnitQuota,
+    ...budgetFields(t),
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
+  };
+}
+
+/** monthlyBudget and credits as the GraphQL types carry them (keys.resolver's budgetFields). */
+function budgetFields(row: ApiKey | Tenant): Pick<TenantRecord, 'monthlyBudget' | 'credits'> {
+  return {
+    monthlyBudget: row.monthlyBudgetMicros !== null && row.budgetCurrency !== null ? { amountMicros: row.monthlyBudgetMicros.toString(), currency: row.budgetCurrency } : null,
+    credits: row.creditsSince ? { since: row.creditsSince.toISOString(), refillAmount: row.creditRefillAmount, refillInterval: row.creditRefillInterval } : null,
   };
 }
 
@@ -42,7 +51,7 @@ function keyStatus(k: ApiKey, now = Date.now()): string {
 }
 
 function keyRecord(row: ApiKey, tenantName: string): KeyRecord {
-  const view: Record<string, unknown> = { ...row, status: keyStatus(row) };
+  const view: Record<string, unknown> = { ...row, ...budgetFields(row), status: keyStatus(row) };
   const picked: Record<string, unknown> = {};
   for (const field of KEY_FIELDS) picked[field] = view[field] instanceof Date ? isoOrNull(view[field]) : (view[field] ?? null);
   return { ...picked, tenant: tenantName } as KeyRecord;

@@ -19,7 +19,9 @@ describe('the modelgate command tree', () => {
     expect(all.map((l) => l.path).sort()).toEqual(
       [
         'admin bootstrap',
+        'completion',
         'credits grant',
+        'invoice',
         'keys create',
         'keys generate',
         'keys list',
@@ -27,11 +29,15 @@ describe('the modelgate command tree', () => {
         'keys rotate',
         'keys show',
         'keys update',
+        'prices list',
+        'prices set',
         'tenants create',
         'tenants list',
         'tenants resume',
         'tenants suspend',
         'tenants update',
+        'usage records',
+        'usage summary',
         'webhooks create',
         'webhooks delete',
         'webhooks deliveries',
@@ -49,7 +55,8 @@ describe('the modelgate command tree', () => {
       expect([c.name(), c.description()]).toEqual([c.name(), expect.stringMatching(/\S{3}/)]);
       for (const o of c.options) expect([c.name(), o.flags, o.description]).toEqual([c.name(), o.flags, expect.stringMatching(/\S{3}/)]);
     }
-    for (const { path, command } of all) expect([path, command.options.some((o) => o.long === '--json')]).toEqual([path, true]);
+    // `completion` prints a shell script, nothing JSON could carry better.
+    for (const { path, command } of all.filter((l) => l.path !== 'modelgate completion')) expect([path, command.options.some((o) => o.long === '--json')]).toEqual([path, true]);
   });
 });
 

@@ -7,7 +7,7 @@
  * only the AdminClient interface; output is human by default and one JSON
  * document on stdout with --json. Exit codes: exit.ts (README "CLI").
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import pino from 'pino';
 import { loadNamedSecretKey } from '../config';
 import { DataDirLockedError } from '../db/data-dir-lock';
@@ -16,11 +16,14 @@ import { SCOPES } from '../auth/principal';
 import type { CreateApiKeyInput, CreateTenantInput, UpdateApiKeyInput, UpdateTenantInput } from '../keys/key.service';
 import { generateKey } from '../ids/key-format';
 import { VERSION } from '../version';
-import type { AdminClient, CreatedKeyRecord, KeyRecord, TenantRecord } from './admin-client';
+import type { AdminClient, CreatedKeyRecord, CreditsRecord, KeyRecord, MoneyBudgetRecord, TenantRecord } from './admin-client';
 import type { DirectAdminClient } from './direct-client';
 import { RemoteAdminClient } from './remote-client';
 import { parseDuration } from './duration';
 import { EXIT, UsageError, exitCodeOf } from './exit';
+import { JSON_HELP, money, table } from './format';
+import { addFinanceCommands } from './finance-commands';
+import { bashCompletion, zshCompletion } from './completion';
 import { requireAdminKey, resolveTarget, type RemoteTarget, type Target, type TargetOptions } from './target';
 
 export { EXIT } from './exit';
@@ -47,7 +50,13 @@ interface FieldFlag<I> {
   cleared?: string;
   /** Parses the typed value (default: a whole number, or "default" for null). */
   parse?: (value: string, flag: string) => I[keyof I];
+  /** How `show` prints a set value (default: as it is); an unset one prints "none" where `cleared` is given, else "default". */
+  format?: (value: never) => string;
 }
+
+const formatBudget = (b: MoneyBudgetRecord) => `${money(b)} (${b.amountMicros}:${b.currency})`;
+const formatCredits = (c: CreditsRecord) =>
+  `${c.refillAmount !== null && c.refillInterval ? `${c.refillAmount}/${c.refillInterval.toLowerCase()}` : 'topup'} since ${c.since}`;
 
 /** What a key's (a tenant's) `create` and `update` take: a flag names any field of the service's inputs. */
 type KeyFieldInput = CreateApiKeyInput & UpdateApiKeyInput;
@@ -57,16 +66,16 @@ const KEY_FIELD_FLAGS: FieldFlag<KeyFieldInput>[] = [
   { flag: '--rpm', field: 'requestsPerMinute', description: 'requests per minute for this key' },
   { flag: '--cu-per-minute', field: 'computeUnitsPerMinute', description: 'compute units per minute for this key' },
   { flag: '--monthly-budget', field: 'monthlyComputeUnitBudget', description: 'compute units per calendar month (UTC) for this key', cleared: 'no budget of its own' },
-  { flag: '--monthly-spend', field: 'monthlyBudget', description: 'money per calendar month (UTC) for this key, as <micro-units>:<ISO 4217>, e.g. 5000000:USD', cleared: 'no money budget of its own', parse: moneyBudgetOrDefault },
-  { flag: '--credits', field: 'credits', description: 'a credit balance in compute units: <n>/daily or <n>/monthly (refilled to n), or topup (grants only)', cleared: 'no credit balance', parse: creditsOrDefault },
+  { flag: '--monthly-spend', field: 'monthlyBudget', description: 'money per calendar month (UTC) for this key, as <micro-units>:<ISO 4217>, e.g. 5000000:USD', cleared: 'no money budget of its own', parse: moneyBudgetOrDefault, format: formatBudget },
+  { flag: '--credits', field: 'credits', description: 'a credit balance in compute units: <n>/daily or <n>/monthly (refilled to n), or topup (grants only)', cleared: 'no credit balance', parse: creditsOrDefault, format: formatCredits },
 ];
 
 const TENANT_FIELD_FLAGS: FieldFlag<TenantFieldInput>[] = [
   { flag: '--rpm', field: 'requestsPerMinute', description: 'requests per minute for the tenant' },
   { flag: '--cu-per-minute', field: 'computeUnitsPerMinute', description: 'compute units per minute for the tenant' },
   { flag: '--monthly-quota', field: 'monthlyComputeUnitQuota', description: 'compute units per calendar month (UTC) for the tenant' },
-  { flag: '--monthly-spend', field: 'monthlyBudget', description: 'money per calendar month (UTC) for the tenant, as <micro-units>:<ISO 4217>, e.g. 5000000:USD', cleared: 'no money budget', parse: moneyBudgetOrDefault },
-  { flag: '--credits', field: 'credits', description: 'a credit balance in compute units: <n>/daily or <n>/monthly (refilled to n), or topup (grants only)', cleared: 'no credit balance', parse: creditsOrDefault },
+  { flag: '--monthly-spend', field: 'monthlyBudget', description: 'money per calendar month (UTC) for the tenant, as <micro-units>:<ISO 4217>, e.g. 5000000:USD', cleared: 'no money budget', parse: moneyBudgetOrDefault, format: formatBudget },
+  { flag: '--credits', field: 'credits', description: 'a credit balance in compute units: <n>/daily or <n>/monthly (refilled to n), or topup (grants only)', cleared: 'no credit balance', parse: creditsOrDefault, format: formatCredits },
 ];
 
 function moneyBudgetOrDefault(value: string, flag: string): { amountMicros: string; currency: string } | null {
@@ -112,18 +121,16 @@ function list(value: string): string[] {
     .filter(Boolean);
 }
 
-function table(rows: Record<string, string>[]): string {
-  if (rows.length === 0) return '(none)';
-  const columns = Object.keys(rows[0] ?? {});
-  const width = (c: string) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length));
-  const line = (r: Record<string, string>) => columns.map((c) => (r[c] ?? '').padEnd(width(c))).join('  ').trimEnd();
-  return [line(Object.fromEntries(columns.map((c) => [c, c.toUpperCase()]))), ...rows.map(line)].join('\n');
-}
-
 const show = (v: unknown) => (v === null || v === undefined ? 'default' : String(v));
 
+/** One field of a key or tenant as `show` prints it. */
+function showField<I>(f: FieldFlag<I>, value: unknown): string {
+  if (value === null || value === undefined) return f.cleared ? 'none' : 'default';
+  return f.format ? f.format(value as never) : String(value);
+}
+
 function tenantSummary(t: TenantRecord): string {
-  return `tenant ${t.name} (${t.id}) ${t.status}; rpm ${show(t.requestsPerMinute)}, cu/min ${show(t.computeUnitsPerMinute)}, monthly quota ${show(t.monthlyComputeUnitQuota)}`;
+  return `tenant ${t.name} (${t.id}) ${t.status}; ${TENANT_FIELD_FLAGS.map((f) => `${f.flag.slice(2)} ${showField(f, t[f.field as keyof TenantRecord])}`).join(', ')}`;
 }
 
 function models(k: KeyRecord): string {
@@ -158,8 +165,6 @@ function openDirect(...args: Parameters<typeof DirectAdminClient.open>): Promise
   const { DirectAdminClient: Direct } = require('./direct-client') as typeof import('./direct-client');
   return Direct.open(...args);
 }
-
-const JSON_HELP = 'print one JSON document on stdout instead of human output';
 
 /** Everything a command needs: its target (resolved once, announced once) and the output. */
 class Context {
@@ -301,7 +306,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     .command('grant')
     .description("Add compute units to a tenant's or a key's credit balance (which must be configured with --credits), recorded in the ledger and the audit trail; prints the new balance")
     .requiredOption('--tenant <id|name>', 'the tenant')
-    .option('--key <id>', "a key of that tenant: its balance (default: the tenant's)")
+    .option('--key <key>', "a key of that tenant, by id or display prefix (mg_live_XXXXXXXX): its balance (default: the tenant's)")
     .requiredOption('--amount <n>', 'compute units to add, 1 to 1000000000')
     .option('--reason <text>', 'why, kept in the ledger and the audit trail')
     .option('--json', JSON_HELP)
@@ -311,6 +316,16 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
         c.grantCredits({ tenant: opts.tenant, apiKey: opts.key ?? null, amount: Number(opts.amount), reason: opts.reason ?? null }),
       );
       ctx.emit(opts.json, grant, `granted ${grant.amount} compute units to ${grant.apiKeyId ? `key ${grant.apiKeyId}` : `tenant ${grant.tenantId}`}; balance now ${grant.balance}`);
+    });
+
+  addFinanceCommands(program, ctx);
+
+  program
+    .command('completion')
+    .description('Print a shell completion script: source <(modelgate completion bash), or zsh (after compinit)')
+    .addArgument(new Argument('<shell>', 'bash or zsh').choices(['bash', 'zsh']))
+    .action((shell: 'bash' | 'zsh') => {
+      io.out(shell === 'bash' ? bashCompletion(program) : zshCompletion(program));
     });
 
   program
@@ -359,6 +374,8 @@ function addTenantCommands(tenants: Command, ctx: Context): void {
             rpm: show(t.requestsPerMinute),
             cuPerMin: show(t.computeUnitsPerMinute),
             monthlyQuota: show(t.monthlyComputeUnitQuota),
+            monthlySpend: t.monthlyBudget ? money(t.monthlyBudget) : 'none',
+            credits: t.credits ? formatCredits(t.credits) : 'none',
           })),
         ),
       );
@@ -461,7 +478,7 @@ function addKeyCommands(keys: Command, ctx: Context): void {
           `status:    ${key.status}`,
           `scopes:    ${key.scopes.join(',')}`,
           `models:    ${models(key)}`,
-          ...KEY_FIELD_FLAGS.map((f) => `${`${f.flag.slice(2)}:`.padEnd(10)} ${show(key[f.field as keyof KeyRecord])}`),
+          ...KEY_FIELD_FLAGS.map((f) => `${`${f.flag.slice(2)}:`.padEnd(10)} ${showField(f, key[f.field as keyof KeyRecord])}`),
           `expires:   ${key.expiresAt ?? 'never'}`,
           `last used: ${key.lastUsedAt ?? 'never'}`,
           `metadata:  ${key.metadata ? JSON.stringify(key.metadata) : 'none'}`,

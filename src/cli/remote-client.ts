@@ -8,11 +8,11 @@
 import { SCOPES } from '../auth/principal';
 import type { CreateApiKeyInput, CreateTenantInput, ListApiKeysFilter, UpdateApiKeyInput, UpdateTenantInput } from '../keys/key.service';
 import { VERSION } from '../version';
-import { KEY_FIELDS, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
+import { KEY_FIELDS, selection, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
 import { CliError, UnreachableError, UsageError, exitForErrorCode } from './exit';
 
-const TENANT = 'id name status requestsPerMinute computeUnitsPerMinute monthlyComputeUnitQuota createdAt updatedAt';
-const KEY = `${KEY_FIELDS.join(' ')} tenant { name }`;
+const TENANT = selection(['id', 'name', 'status', 'requestsPerMinute', 'computeUnitsPerMinute', 'monthlyComputeUnitQuota', 'monthlyBudget', 'credits', 'createdAt', 'updatedAt']);
+const KEY = `${selection(KEY_FIELDS)} tenant { name }`;
 
 interface GraphQLAnswer {
   data?: Record<string, unknown> | null;
@@ -84,6 +84,82 @@ export interface CreditGrantRecord {
   amount: number;
   balance: number;
 }
+
+/** A usageSummary row as the gateway answers it; spend per currency in exact micro-units. */
+export interface UsageSummaryRecord {
+  hour: string | null;
+  day: string | null;
+  model: string | null;
+  apiKeyId: string | null;
+  status: string | null;
+  requests: number;
+  items: number;
+  computeUnits: number;
+  errors: number;
+  avgLatencyMs: number | null;
+  p95LatencyMs: number | null;
+  spend: MoneyRecord[];
+  unpricedComputeUnits: number;
+}
+const SUMMARY = 'hour day model apiKeyId status requests items computeUnits errors avgLatencyMs p95LatencyMs spend { currency amountMicros amount } unpricedComputeUnits';
+
+export interface MoneyRecord {
+  currency: string;
+  amountMicros: string;
+  amount: string;
+}
+
+/** One usage record (a metered request). */
+export interface UsageRecordRecord {
+  id: string;
+  tenantId: string;
+  apiKeyId: string | null;
+  model: string;
+  modelVersion: string | null;
+  items: number;
+  computeUnits: number;
+  status: string;
+  latencyMs: number;
+  createdAt: string;
+  /** What it cost at the price of its hour; null: not OK, or no price. */
+  spend: MoneyRecord | null;
+}
+const RECORD = 'id tenantId apiKeyId model modelVersion items computeUnits status latencyMs createdAt spend { currency amountMicros amount }';
+
+export interface UsageRecordQuery {
+  tenantId: string | null;
+  apiKeyId: string | null;
+  model: string | null;
+  status: string | null;
+  from: string;
+  to: string;
+}
+
+/** The GraphQL invoice, as the gateway answers it. */
+export interface InvoiceRecord {
+  tenantId: string;
+  tenantName: string;
+  month: string;
+  from: string;
+  to: string;
+  lines: { model: string; currency: string | null; unitPriceMicros: string | null; units: string; amountMicros: string; from: string; to: string }[];
+  totals: MoneyRecord[];
+  unpricedUnits: string;
+}
+const INVOICE = 'tenantId tenantName month from to lines { model currency unitPriceMicros units amountMicros from to } totals { currency amountMicros amount } unpricedUnits';
+
+/** One entry of the price book. */
+export interface PriceRecord {
+  id: string;
+  model: string;
+  tenantId: string | null;
+  currency: string;
+  unitPriceMicros: string;
+  effectiveFrom: string;
+  createdBy: string;
+  createdAt: string;
+}
+const PRICE = 'id model tenantId currency unitPriceMicros effectiveFrom createdBy createdAt';
 
 export class RemoteAdminClient implements AdminClient {
   /**
@@ -275,6 +351,46 @@ export class RemoteAdminClient implements AdminClient {
       { input },
     );
     return data.grantCredits;
+  }
+
+  /** Gateway only (see `usage`): totals over [from, to), grouped. */
+  async usageSummary(args: { from: string; to: string; groupBy: string[]; tenantId: string | null }): Promise<UsageSummaryRecord[]> {
+    const data = await this.call<{ usageSummary: UsageSummaryRecord[] }>(
+      `query ($from: DateTimeISO!, $to: DateTimeISO!, $groupBy: [UsageGroupBy!]!, $tenantId: ID) { usageSummary(from: $from, to: $to, groupBy: $groupBy, tenantId: $tenantId) { ${SUMMARY} } }`,
+      args,
+    );
+    return data.usageSummary;
+  }
+
+  /** Records newest first, page by page, until `limit` (null: all of them). */
+  async usageRecords(filter: UsageRecordQuery, limit: number | null): Promise<UsageRecordRecord[]> {
+    const rows: UsageRecordRecord[] = [];
+    for (let after: string | null = null; limit === null || rows.length < limit; ) {
+      const first = limit === null ? 1000 : Math.min(1000, limit - rows.length);
+      const data: { usageRecords: Connection<UsageRecordRecord> } = await this.call(
+        `query ($filter: UsageRecordFilter, $first: Int!, $after: String) { usageRecords(filter: $filter, first: $first, after: $after) { edges { node { ${RECORD} } } pageInfo { hasNextPage endCursor } } }`,
+        { filter, first, after },
+      );
+      rows.push(...data.usageRecords.edges.map((e) => e.node));
+      if (!data.usageRecords.pageInfo.hasNextPage || !data.usageRecords.pageInfo.endCursor) break;
+      after = data.usageRecords.pageInfo.endCursor;
+    }
+    return rows;
+  }
+
+  async invoice(tenant: string, month: string): Promise<InvoiceRecord> {
+    const data = await this.call<{ invoice: InvoiceRecord }>(`query ($tenant: String!, $month: String!) { invoice(tenant: $tenant, month: $month) { ${INVOICE} } }`, { tenant, month });
+    return data.invoice;
+  }
+
+  async prices(filter: { model: string | null; tenant: string | null }): Promise<PriceRecord[]> {
+    const data = await this.call<{ prices: PriceRecord[] }>(`query ($model: String, $tenant: String) { prices(model: $model, tenant: $tenant) { ${PRICE} } }`, filter);
+    return data.prices;
+  }
+
+  async setPrice(input: { model: string; tenant: string | null; currency: string; unitPriceMicros: string; effectiveFrom: string }): Promise<PriceRecord> {
+    const data = await this.call<{ setPrice: PriceRecord }>(`mutation ($input: SetPriceInput!) { setPrice(input: $input) { ${PRICE} } }`, { input });
+    return data.setPrice;
   }
 
   close(): Promise<void> {

@@ -211,3 +211,40 @@ export function resolveLimits(
   if (l.tenantCredits) limits.push(creditLimit(principal, l.tenantCredits, 'tenant', computeUnits, at));
   return limits;
 }
+
+/** Where a limit's value comes from: the key's or tenant's own override, the gateway default, or nowhere (limits off). */
+export type LimitSource = 'KEY' | 'TENANT' | 'GATEWAY_DEFAULT' | 'DISABLED';
+
+/** A limit as it applies: its value (null: none) and where it comes from. */
+export interface EffectiveLimit {
+  value: number | null;
+  source: LimitSource;
+}
+
+function effective(own: number | null, fallback: number | null, ownSource: LimitSource, defaults: Config['limits']): EffectiveLimit {
+  if (!defaults.enabled) return { value: null, source: 'DISABLED' };
+  return own !== null ? { value: own, source: ownSource } : { value: fallback, source: 'GATEWAY_DEFAULT' };
+}
+
+/** A tenant's limits as resolveLimits applies them: its overrides, else the gateway defaults (the same rule, readable). */
+export function effectiveTenantLimits(
+  tenant: { requestsPerMinute: number | null; computeUnitsPerMinute: number | null; monthlyComputeUnitQuota: number | null },
+  defaults: Config['limits'],
+): { requestsPerMinute: EffectiveLimit; computeUnitsPerMinute: EffectiveLimit; monthlyComputeUnitQuota: EffectiveLimit } {
+  return {
+    requestsPerMinute: effective(tenant.requestsPerMinute, defaults.defaultRequestsPerMinute, 'TENANT', defaults),
+    computeUnitsPerMinute: effective(tenant.computeUnitsPerMinute, defaults.defaultComputeUnitsPerMinute, 'TENANT', defaults),
+    monthlyComputeUnitQuota: effective(tenant.monthlyComputeUnitQuota, defaults.defaultMonthlyComputeUnitQuota, 'TENANT', defaults),
+  };
+}
+
+/** A key's own per-minute limits as they apply: its overrides, else the gateway defaults (its tenant's limits apply besides). */
+export function effectiveKeyLimits(
+  key: { requestsPerMinute: number | null; computeUnitsPerMinute: number | null },
+  defaults: Config['limits'],
+): { requestsPerMinute: EffectiveLimit; computeUnitsPerMinute: EffectiveLimit } {
+  return {
+    requestsPerMinute: effective(key.requestsPerMinute, defaults.defaultRequestsPerMinute, 'KEY', defaults),
+    computeUnitsPerMinute: effective(key.computeUnitsPerMinute, defaults.defaultComputeUnitsPerMinute, 'KEY', defaults),
+  };
+}

@@ -139,6 +139,11 @@ export class LocalLimiter {
     return balance;
   }
 
+  /** Forgets the month counters whose key passes `matches` (they are rebuilt from Postgres on the next check). */
+  dropCounters(matches: (key: string) => boolean): void {
+    for (const key of [...this.counters.keys()]) if (matches(key)) this.counters.delete(key);
+  }
+
   /** Forgets a balance (its configuration changed). */
   dropBalance(key: string): void {
     this.balances.delete(key);

@@ -29,7 +29,7 @@ import type { CreditsConfig, Principal } from '../auth/principal';
 import { BadInputError } from '../errors';
 import { LocalLimiter } from './local-limiter';
 import { RedisLimiter, type RedisCheck } from './redis-limiter';
-import { creditLimit, limitKey, nextMonthStart, resolveLimits, type ResolvedLimit } from './limits';
+import { creditLimit, limitKey, monthId, nextMonthStart, resolveLimits, tenantTag, type ResolvedLimit } from './limits';
 import type { StoreResult } from './store';
 import type { LimitDecision, LimitState, LimitStatus } from './types';
 
@@ -421,6 +421,26 @@ export class RateLimitService {
     const key = creditBalanceKey(target);
     this.local.dropBalance(key);
     if (this.redisLimiter && this.redis?.state === 'up') await withTimeout(this.redisLimiter.dropCredits(key), this.redisTimeoutMs);
+  }
+
+  /**
+   * Forgets this month's money-budget counters of one tenant (null: of every
+   * tenant), wherever they are held: the next check rebuilds each from the
+   * spend Postgres prices (a price set for the current hour reprices what
+   * the hour already recorded). Never throws: a counter it could not drop
+   * keeps the figure it had, and that is logged.
+   */
+  async resetSpend(tenantId: string | null, now?: Date): Promise<void> {
+    const month = monthId(now ?? this.clock());
+    const tag = tenantId ? tenantTag(tenantId) : null;
+    this.local.dropCounters((key) => key.includes(':spend:') && key.endsWith(`:${month}`) && (tag === null || key.startsWith(`${tag}:`)));
+    if (!this.redisLimiter || this.redis?.state !== 'up') return;
+    try {
+      const dropped = await this.redisLimiter.dropMatching(`${tag ?? '{t:*}'}:rl:*:spend:*:${month}`);
+      this.log.info({ tenantId, month, dropped }, 'money-budget counters dropped (a price changed the current hour); rebuilt from Postgres on the next check');
+    } catch (error) {
+      this.log.warn({ tenantId, month, reason: error instanceof Error ? error.message : String(error) }, 'could not drop money-budget counters after a price change');
+    }
   }
 
   /** Concurrent checks of one tenant share one rebuild. */

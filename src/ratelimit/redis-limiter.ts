@@ -330,6 +330,23 @@ export class RedisLimiter {
     await this.client.del(this.prefix + key);
   }
 
+  /**
+   * Drops the keys matching a glob pattern (unprefixed; the prefix is added
+   * and escaped), on every master of a cluster; resolves how many went.
+   */
+  async dropMatching(pattern: string): Promise<number> {
+    const match = this.prefix.replace(/[*?[\]\\]/g, '\\$&') + pattern;
+    const nodes: Redis[] = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+    let dropped = 0;
+    for (const node of nodes) {
+      for await (const keys of node.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) {
+        // One key at a time: in a cluster the keys of a node can lie in different slots.
+        for (const key of keys) dropped += await node.unlink(key);
+      }
+    }
+    return dropped;
+  }
+
   /** Sets a missing month counter to `value` unless another replica set it first; resolves whether this call set it. */
   async seed(limit: StoreLimit, value: number): Promise<boolean> {
     const ttl = Math.max(1, Math.ceil(limit.spanMs)) + MONTH_COUNTER_EXTRA_MS;

@@ -77,7 +77,7 @@ async function tableValues(page: Page, testId: string): Promise<string[][]> {
 
 const CLASSIFY = 'mutation($model: String!, $images: [ImageInput!]!) { classify(model: $model, images: $images) { modelName } }';
 const SUMMARY = `query($from: DateTimeISO!, $to: DateTimeISO!, $g: [UsageGroupBy!]!, $tenantId: ID) {
-  usageSummary(from: $from, to: $to, groupBy: $g, tenantId: $tenantId) { model status requests items computeUnits errors p50LatencyMs p95LatencyMs } }`;
+  usageSummary(from: $from, to: $to, groupBy: $g, tenantId: $tenantId) { model status requests items computeUnits errors p50LatencyMs p95LatencyMs spend { currency amount } } }`;
 
 describe('sign-in', () => {
   it('tells a person why a bad or revoked key is refused, and keeps nothing', async () => {
@@ -303,6 +303,11 @@ describe('usage', () => {
   it("shows a usage:read key its own tenant only, with table numbers equal to usageSummary", async () => {
     const mine = await createTestKey({ scopes: ['inference'] });
     const reader = await createTestKey({ tenantName: (await tenantOf(mine)).name, scopes: ['usage:read'] });
+    // The tenant's own fashion-cnn price from the current hour on: its spend is known exactly (3 OK images × 0.0015 USD).
+    const priced = await graphql(gw.url, 'mutation($input: SetPriceInput!) { setPrice(input: $input) { id } }', {
+      input: { model: 'fashion-cnn', tenant: (await tenantOf(mine)).name, currency: 'USD', unitPriceMicros: '1500', effectiveFrom: new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString() },
+    }, authHeaders(admin.key));
+    expect(priced.body.errors).toBeUndefined();
     const stranger = await createTestKey({ scopes: ['inference'] });
     const png = await imagePng(0);
     const calls: [TestKey, string, string][] = [
@@ -326,9 +331,14 @@ describe('usage', () => {
 
     const byModel = await summary(reader.key, from, to, ['MODEL']);
     const total = await summary(reader.key, from, to, []);
-    const row = (label: string, r: SummaryRow) => [label, r.requests, r.items, r.computeUnits, r.errors, r.p50LatencyMs, r.p95LatencyMs].map((v) => (v === null ? '' : String(v)));
+    const spend = (r: SummaryRow) => r.spend.map((m) => `${m.amount} ${m.currency}`).join(', ') || null;
+    const row = (label: string, r: SummaryRow) => [label, r.requests, r.items, r.computeUnits, spend(r), r.errors, r.p50LatencyMs, r.p95LatencyMs].map((v) => (v === null ? '' : String(v)));
     const shown = await tableValues(page, 'table-breakdown');
     expect(shown.sort()).toEqual([...byModel.map((r) => row(r.model ?? '', r)), ...total.map((r) => row('Total', r))].sort());
+    // Spend beside the units, currency stated.
+    expect(shown.find((r) => r[0] === 'fashion-cnn')?.[4]).toBe('0.004500 USD');
+    await expect(page.getByTestId('tile-spend').textContent()).resolves.toBe(spend(total[0]!));
+    await expect(page.getByTestId('month-spend').textContent()).resolves.toMatch(/USD/);
     // The known requests of this tenant, and none of the stranger's (fashion-hybrid, 3 more requests).
     expect(total[0]).toMatchObject({ requests: 6, errors: 1, items: 6 });
     expect(shown.map((r) => r[0])).toEqual(expect.not.arrayContaining(['fashion-hybrid']));
@@ -346,7 +356,8 @@ describe('usage', () => {
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV of this view' }).click()]);
     const csv = readFileSync(await download.path(), 'utf8').trim().split('\r\n');
-    expect(csv[0]).toBe('section,time,group,requests,items,computeUnits,errors,avgLatencyMs,p50LatencyMs,p95LatencyMs');
+    expect(csv[0]).toBe('section,time,group,requests,items,computeUnits,errors,avgLatencyMs,p50LatencyMs,p95LatencyMs,currency,amountMicros,unpricedComputeUnits');
+    expect(csv.filter((l) => l.startsWith('total,'))).toEqual([expect.stringMatching(/,(\w{3};)*USD(;\w{3})*,[\d;]+,\d+$/)]);
     expect(csv.filter((l) => l.startsWith('total,'))).toEqual([expect.stringMatching(/^total,,,6,6,\d+,1,/)]);
     expect(csv.filter((l) => l.startsWith('total by status,,OK,'))).toEqual([expect.stringMatching(/^total by status,,OK,5,5,/)]);
 
@@ -369,6 +380,18 @@ describe('usage', () => {
     await expect(page.getByTestId('traffic-chart').getAttribute('data-fg')).resolves.toBe(darkFg);
     await expectAccessible(page);
     await screenshot(page, '03-usage-dark');
+
+    // A calendar month (UTC), as invoices bill it: the range starts on the 1st, and the totals are that range's.
+    const monthStart = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1)).toISOString();
+    await page.getByTestId('range-picker').selectOption('month');
+    await page.waitForFunction((start: string) => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } })
+      .document.querySelector('[data-testid="usage-range"]')?.getAttribute('data-from') === start, monthStart);
+    const monthTo = await range.getAttribute('data-to');
+    const monthTotal = await summary(reader.key, monthStart, monthTo, []);
+    await page.getByTestId('table-breakdown').locator('tbody th', { hasText: 'Total' }).waitFor();
+    await page.waitForFunction((n: string) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } })
+      .document.querySelector('[data-testid="tile-requests"]')?.textContent === n, String(monthTotal[0]?.requests));
+    expect((await tableValues(page, 'table-breakdown')).find((r) => r[0] === 'Total')).toEqual(row('Total', monthTotal[0]!));
     expect(await leaks(session, reader.key)).toEqual([]);
     expect(session.problems).toEqual([]);
     await session.context.close();
@@ -398,8 +421,8 @@ describe('usage', () => {
     await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } })
       .document.querySelector('[data-testid="tile-requests"]')?.textContent === '2');
     expect(await tableValues(page, 'table-breakdown')).toEqual([
-      ['fashion-lstm', '2', '2', expect.any(String), '0', expect.any(String), expect.any(String)],
-      ['Total', '2', '2', expect.any(String), '0', expect.any(String), expect.any(String)],
+      ['fashion-lstm', '2', '2', expect.any(String), expect.any(String), '0', expect.any(String), expect.any(String)],
+      ['Total', '2', '2', expect.any(String), expect.any(String), '0', expect.any(String), expect.any(String)],
     ]);
     await expectAccessible(page);
     expect(session.problems).toEqual([]);
@@ -466,7 +489,7 @@ describe('models and playground', () => {
   });
 });
 
-interface SummaryRow { model: string | null; status: string | null; requests: number; items: number; computeUnits: number; errors: number; p50LatencyMs: number | null; p95LatencyMs: number | null }
+interface SummaryRow { model: string | null; status: string | null; requests: number; items: number; computeUnits: number; errors: number; p50LatencyMs: number | null; p95LatencyMs: number | null; spend: { currency: string; amount: string }[] }
 
 async function summary(key: string, from: string | null, to: string | null, groupBy: string[], tenantId?: string): Promise<SummaryRow[]> {
   const res = await graphql<{ usageSummary: SummaryRow[] }>(gw.url, SUMMARY, { from, to, g: groupBy, tenantId }, authHeaders(key));

@@ -135,18 +135,24 @@ describe('price book, spend and invoices', () => {
     expect(sum).toBe(expectedFor(events).reduce((s, l) => s + l.amount, 0n));
   });
 
-  it('refuses a price in the past, off the hour, fractional or duplicate, and a non-admin', async () => {
+  it('refuses a price before the current hour, off the hour, fractional or duplicate, and a non-admin; takes the current hour', async () => {
     const now = Date.UTC(2026, 11, 1, 12, 30);
-    const book = new PriceBook(db, () => now);
+    const dropped: (string | null)[] = [];
+    const book = new PriceBook(db, () => now, { resetSpend: async (t) => void dropped.push(t) });
     const base = { model: 'fashion-cnn', currency: 'USD', unitPriceMicros: '10' };
     const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string; extensions?: { field?: string } }) => `${e.code}:${e.extensions?.field}`);
-    expect(await code(book.setPrice(admin, { ...base, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 12)) }))).toBe('BAD_USER_INPUT:effectiveFrom');
+    expect(await code(book.setPrice(admin, { ...base, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 11)) }))).toBe('BAD_USER_INPUT:effectiveFrom');
+    // The current hour: a tenant's own price (another model, so the list-price checks below stay as they are); its money-budget counters are dropped.
+    expect(await code(book.setPrice(admin, { ...base, model: 'fashion-lstm', tenant: tenantName, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 12)) }))).toBe('ok');
+    expect(dropped).toEqual([tenantId]);
     expect(await code(book.setPrice(admin, { ...base, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 13, 5)) }))).toBe('BAD_USER_INPUT:effectiveFrom');
     expect(await code(book.setPrice(admin, { ...base, unitPriceMicros: '1.5', effectiveFrom: new Date(Date.UTC(2026, 11, 1, 13)) }))).toBe('BAD_USER_INPUT:unitPriceMicros');
     expect(await code(book.setPrice(admin, { ...base, currency: 'dollars', effectiveFrom: new Date(Date.UTC(2026, 11, 1, 13)) }))).toBe('BAD_USER_INPUT:currency');
     expect(await code(book.setPrice(testPrincipal({ scopes: ['usage:read'] }), { ...base, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 13)) }))).toBe('FORBIDDEN:undefined');
     expect(await code(book.setPrice(admin, { ...base, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 13)) }))).toBe('ok');
     expect(await code(book.setPrice(admin, { ...base, effectiveFrom: new Date(Date.UTC(2026, 11, 1, 13)) }))).toBe('BAD_USER_INPUT:effectiveFrom');
+    // A later hour reprices nothing recorded: no counter is dropped.
+    expect(dropped).toEqual([tenantId]);
     // The November invoice is unchanged by a December price.
     const invoice = await new PriceBook(db).invoice(admin, tenantName, '2026-11');
     expect(invoice.totals[0]?.amountMicros).toBe(expectedFor(events).reduce((s, l) => s + l.amount, 0n));
@@ -181,7 +187,8 @@ describe('price book, spend and invoices', () => {
         { model: 'fashion-cnn', tenantId: null },
         { model: 'fashion-cnn', tenantId: null },
       ]);
-      const asAdmin = await graphql<{ prices: unknown[] }>(gw.url, '{ prices(model: "fashion-cnn") { model tenantId } }', {}, authHeaders(adminKey));
+      // An admin naming the tenant sees the list prices and that tenant's own (other tests price fashion-cnn for their own tenants meanwhile).
+      const asAdmin = await graphql<{ prices: unknown[] }>(gw.url, 'query($t: String) { prices(model: "fashion-cnn", tenant: $t) { model tenantId } }', { t: tenantName }, authHeaders(adminKey));
       expect(asAdmin.body.data?.prices).toHaveLength(3);
     } finally {
       await gw.close();

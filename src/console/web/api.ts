@@ -94,13 +94,19 @@ export function explain(error: unknown): string {
 
 export interface Me {
   scopes: Scope[];
-  tenant: { id: string; name: string; status: string; monthlyComputeUnitQuota: number | null };
+  tenant: { id: string; name: string; status: string; monthlyComputeUnitQuota: number | null; effectiveLimits: { monthlyComputeUnitQuota: EffectiveLimit } };
   apiKey: { id: string; prefix: string; name: string };
   expiresAt: string | null;
   limits: { monthlyQuota: { limit: number | null; used: number; remaining: number | null; resetsAt: string } };
 }
 
-export const ME_QUERY = `{ me { scopes expiresAt tenant { id name status monthlyComputeUnitQuota }
+/** A limit as the gateway enforces it, and whether it is the tenant's (key's) own or the gateway default. */
+export interface EffectiveLimit {
+  value: number | null;
+  source: 'KEY' | 'TENANT' | 'GATEWAY_DEFAULT' | 'DISABLED';
+}
+
+export const ME_QUERY = `{ me { scopes expiresAt tenant { id name status monthlyComputeUnitQuota effectiveLimits { monthlyComputeUnitQuota { value source } } }
   apiKey { id prefix name } limits { monthlyQuota { limit used remaining resetsAt } } } }`;
 
 export function hasScope(me: Me, scope: Scope): boolean {

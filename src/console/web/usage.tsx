@@ -1,6 +1,6 @@
-/** Usage view (usage:read, or admin with a tenant picker): charts over time, breakdowns, top keys, quota burn-down. */
+/** Usage view (usage:read, or admin with a tenant picker): charts over time, breakdowns with spend, top keys, quota burn-down. */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { explain, gql, hasScope, type Me } from './api';
+import { explain, gql, hasScope, type EffectiveLimit, type Me } from './api';
 import { Chart, type Series } from './chart';
 import { DataTable, Message } from './components';
 import { download, fmt, toCsv, type Cell } from './util';
@@ -22,6 +22,23 @@ interface Row {
   avgLatencyMs: number | null;
   p50LatencyMs: number | null;
   p95LatencyMs: number | null;
+  /** Priced spend per currency (exact micro-units; amount with 6 decimals), from the price book. */
+  spend: { currency: string; amount: string; amountMicros: string }[];
+  unpricedComputeUnits: number;
+}
+
+/** Spend as people read it, currency stated ("1.500000 USD", two currencies joined); null when nothing was priced. */
+function spendCell(r: Row): string | null {
+  return r.spend.length ? r.spend.map((m) => `${m.amount} ${m.currency}`).join(', ') : null;
+}
+
+/** The exact sum of rows' spend per currency (micro-units added as integers), as spendCell shows it. */
+function spendSum(rows: Row[]): string | null {
+  const by = new Map<string, bigint>();
+  for (const r of rows) for (const m of r.spend) by.set(m.currency, (by.get(m.currency) ?? BigInt(0)) + BigInt(m.amountMicros));
+  if (by.size === 0) return null;
+  const amount = (micros: bigint) => `${micros / BigInt(1_000_000)}.${(micros % BigInt(1_000_000)).toString().padStart(6, '0')}`;
+  return [...by].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, micros]) => `${amount(micros)} ${currency}`).join(', ');
 }
 
 interface UsageData {
@@ -33,7 +50,7 @@ interface UsageData {
   month: Row[];
 }
 
-const METRICS = 'requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs';
+const METRICS = 'requests items computeUnits errors avgLatencyMs p50LatencyMs p95LatencyMs spend { currency amount amountMicros } unpricedComputeUnits';
 const USAGE_QUERY = `query Usage($from: DateTimeISO!, $to: DateTimeISO!, $tenantId: ID, $g: [UsageGroupBy!]!, $gb: [UsageGroupBy!]!, $b: [UsageGroupBy!]!, $mFrom: DateTimeISO!, $mTo: DateTimeISO!) {
   series: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $g) { hour day ${METRICS} }
   byGroup: usageSummary(from: $from, to: $to, tenantId: $tenantId, groupBy: $gb) { hour day model apiKeyId status protocol ${METRICS} }
@@ -44,14 +61,22 @@ const USAGE_QUERY = `query Usage($from: DateTimeISO!, $to: DateTimeISO!, $tenant
 }`;
 
 const SPANS = { '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 } as const;
-type Span = keyof typeof SPANS;
+/** A rolling span, or a calendar month (UTC): the current one so far, or the previous one whole (as invoices bill them). */
+type Span = keyof typeof SPANS | 'month' | 'last-month';
 const BREAKDOWN_LABEL: Record<Breakdown, string> = { MODEL: 'model', API_KEY: 'API key', STATUS: 'status', PROTOCOL: 'protocol' };
 
-interface TenantOption { id: string; name: string; monthlyComputeUnitQuota: number | null }
+interface TenantOption { id: string; name: string; effectiveLimits: { monthlyComputeUnitQuota: EffectiveLimit } }
 
 /** [from, to) aligned to the granularity, the current (partial) bucket included. */
 function rangeFor(span: Span, g: Granularity, nowMs: number): { from: number; to: number; step: number } {
   const step = g === 'HOUR' ? 3600 : 86400;
+  if (span === 'month' || span === 'last-month') {
+    const now = new Date(nowMs);
+    const back = span === 'last-month' ? 1 : 0;
+    const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1) / 1000;
+    const to = span === 'month' ? Math.ceil(nowMs / 1000 / step) * step : Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1) / 1000;
+    return { from, to: Math.max(to, from + step), step };
+  }
   const to = Math.ceil(nowMs / 1000 / step) * step;
   const buckets = Math.max(1, Math.ceil(SPANS[span] / step));
   return { from: to - buckets * step, to, step };
@@ -80,7 +105,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
 
   useEffect(() => {
     if (!isAdmin) return;
-    gql<{ tenants: { edges: { node: TenantOption }[] } }>(apiKey, '{ tenants(first: 100) { edges { node { id name monthlyComputeUnitQuota } } } }')
+    gql<{ tenants: { edges: { node: TenantOption }[] } }>(apiKey, '{ tenants(first: 100) { edges { node { id name effectiveLimits { monthlyComputeUnitQuota { value source } } } } } }')
       .then((r) => setTenants(r.data.tenants.edges.map((e) => e.node)))
       .catch((e: unknown) => setError(explain(e)));
   }, [apiKey, isAdmin]);
@@ -117,19 +142,23 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
   };
   const keyName = (id: string | null | undefined) => (id ? keyNames[id] ?? id : '(no key)');
   const tenant = tenants.find((t) => t.id === tenantId);
-  const quota = isAdmin ? (tenant ? tenant.monthlyComputeUnitQuota : null) : me.limits.monthlyQuota.limit;
-  const quotaKnown = isAdmin ? Boolean(tenant && tenant.monthlyComputeUnitQuota !== null) : true;
+  // The quota in force, the gateway default included (the API says which it is).
+  const quotaLimit = isAdmin ? (tenant?.effectiveLimits.monthlyComputeUnitQuota ?? null) : me.tenant.effectiveLimits.monthlyComputeUnitQuota;
+  const quota = quotaLimit?.value ?? null;
+  const quotaOrigin = quotaLimit?.source === 'GATEWAY_DEFAULT' ? ', the gateway default' : '';
 
   const view = useMemo(() => (data ? buildView(data, range, now, groupName, quota) : null), [data, keyNames]);
+  const monthSpend = data ? spendSum(data.month) : null;
   const unit = gran === 'HOUR' ? 'hour' : 'day';
   const bLabel = BREAKDOWN_LABEL[breakdown];
   const tenantLabel = isAdmin ? (tenant ? tenant.name : 'all tenants') : me.tenant.name;
 
   const viewCsv = () => {
     if (!data) return;
-    const header = ['section', 'time', 'group', 'requests', 'items', 'computeUnits', 'errors', 'avgLatencyMs', 'p50LatencyMs', 'p95LatencyMs'];
+    const header = ['section', 'time', 'group', 'requests', 'items', 'computeUnits', 'errors', 'avgLatencyMs', 'p50LatencyMs', 'p95LatencyMs', 'currency', 'amountMicros', 'unpricedComputeUnits'];
     const line = (section: string, time: string | null, group: string | null, r: Row): Cell[] =>
-      [section, time, group, r.requests, r.items, r.computeUnits, r.errors, r.avgLatencyMs, r.p50LatencyMs, r.p95LatencyMs];
+      [section, time, group, r.requests, r.items, r.computeUnits, r.errors, r.avgLatencyMs, r.p50LatencyMs, r.p95LatencyMs,
+        r.spend.map((m) => m.currency).join(';'), r.spend.map((m) => m.amountMicros).join(';'), r.unpricedComputeUnits];
     const rows: Cell[][] = [
       ...data.series.map((r) => line('series', r.hour ?? r.day ?? null, null, r)),
       ...data.byGroup.map((r) => line(`by ${bLabel}`, r.hour ?? r.day ?? null, groupName(r), r)),
@@ -152,10 +181,12 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
           </label>
         )}
         <label>Range
-          <select value={span} onChange={(e) => setSpan(e.currentTarget.value as Span)}>
+          <select value={span} onChange={(e) => setSpan(e.currentTarget.value as Span)} data-testid="range-picker">
             <option value="24h">Last 24 hours</option>
             <option value="7d">Last 7 days</option>
             <option value="30d">Last 30 days</option>
+            <option value="month">This month (UTC)</option>
+            <option value="last-month">Last month (UTC)</option>
           </select>
         </label>
         <label>Per
@@ -187,6 +218,7 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
               {(['requests', 'items', 'computeUnits', 'errors'] as const).map((k) => (
                 <div><dt>{k === 'computeUnits' ? 'compute units' : k}</dt><dd data-testid={`tile-${k}`}>{fmt(view.total[k])}</dd></div>
               ))}
+              <div><dt>spend</dt><dd data-testid="tile-spend">{spendCell(view.total) ?? 'nothing priced'}</dd></div>
               <div><dt>p50 latency</dt><dd>{fmt(view.total.p50LatencyMs, 2)} ms</dd></div>
               <div><dt>p95 latency</dt><dd>{fmt(view.total.p95LatencyMs, 2)} ms</dd></div>
             </dl>
@@ -227,23 +259,23 @@ export function UsageView(props: { apiKey: string; me: Me; theme: string }) {
               columns={[{ label: `${unit} (UTC)` }, { label: bLabel }, { label: 'requests', numeric: true }]}
               rows={data.byGroup.map((r) => [r.hour ?? r.day ?? '', groupName(r), r.requests])} />
             <DataTable id="table-breakdown" caption={`Totals by ${bLabel} over the range`} csvName="usage-by-group.csv"
-              columns={[{ label: bLabel }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'errors', numeric: true }, { label: 'p50 ms', numeric: true }, { label: 'p95 ms', numeric: true }]}
-              rows={[...data.totals.map((r) => [groupName(r), r.requests, r.items, r.computeUnits, r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[]),
-                ...data.total.map((r) => ['Total', r.requests, r.items, r.computeUnits, r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[])]} />
+              columns={[{ label: bLabel }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'spend' }, { label: 'errors', numeric: true }, { label: 'p50 ms', numeric: true }, { label: 'p95 ms', numeric: true }]}
+              rows={[...data.totals.map((r) => [groupName(r), r.requests, r.items, r.computeUnits, spendCell(r), r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[]),
+                ...data.total.map((r) => ['Total', r.requests, r.items, r.computeUnits, spendCell(r), r.errors, r.p50LatencyMs, r.p95LatencyMs] as Cell[])]} />
           </section>
 
           <section aria-labelledby="keys-title">
             <h2 id="keys-title">Top keys</h2>
             <DataTable id="table-top-keys" caption="Top 10 keys by compute units, then requests" csvName="usage-top-keys.csv"
-              columns={[{ label: 'key' }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'errors', numeric: true }]}
-              rows={view.topKeys.map((r) => [keyName(r.apiKeyId), r.requests, r.items, r.computeUnits, r.errors])} />
+              columns={[{ label: 'key' }, { label: 'requests', numeric: true }, { label: 'items', numeric: true }, { label: 'compute units', numeric: true }, { label: 'spend' }, { label: 'errors', numeric: true }]}
+              rows={view.topKeys.map((r) => [keyName(r.apiKeyId), r.requests, r.items, r.computeUnits, spendCell(r), r.errors])} />
           </section>
 
           <section aria-labelledby="quota-title">
             <h2 id="quota-title">Monthly quota burn-down</h2>
             <p data-testid="quota-projection">
-              Used this month: <strong>{fmt(view.month.used)}</strong> compute units; projected at month end: <strong>{fmt(view.month.projected)}</strong>
-              {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''})</> : isAdmin && !tenant ? ' (all tenants together; quotas are per tenant: pick one).' : quotaKnown ? ' (no monthly quota).' : ' (quota: the gateway default, which the API does not show).'}
+              Used this month: <strong>{fmt(view.month.used)}</strong> compute units{monthSpend ? <> (<strong data-testid="month-spend">{monthSpend}</strong> spent)</> : ''}; projected at month end: <strong>{fmt(view.month.projected)}</strong>
+              {quota !== null ? <> of a quota of <strong>{fmt(quota)}</strong> ({fmt((view.month.projected / quota) * 100, 1)}%{view.month.projected > quota ? ', over quota' : ''}{quotaOrigin})</> : isAdmin && !tenant ? ' (all tenants together; quotas are per tenant: pick one).' : quotaLimit?.source === 'DISABLED' ? ' (limits are off on this gateway: no quota is enforced).' : quotaOrigin ? ' (no monthly quota: the gateway default sets none).' : ' (no monthly quota).'}
             </p>
             <Chart id="quota" theme={props.theme} title="Cumulative compute units this month, with projection" yLabel="units" x={view.month.x}
               series={view.month.series} summary={`${fmt(view.month.used)} used, ${fmt(view.month.projected)} projected at month end.`} />
@@ -288,7 +320,7 @@ function buildView(data: UsageData, range: { from: number; to: number; step: num
     .slice(0, 8)
     .map(([label, rows]) => ({ label, values: column(rows, (r) => r.requests, 0) }));
   const topKeys = [...data.keys].sort((a, b) => b.computeUnits - a.computeUnits || b.requests - a.requests).slice(0, 10);
-  const zero: Row = { requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null };
+  const zero: Row = { requests: 0, items: 0, computeUnits: 0, errors: 0, avgLatencyMs: null, p50LatencyMs: null, p95LatencyMs: null, spend: [], unpricedComputeUnits: 0 };
   return { x, traffic, units, latency, groups, topKeys, total: data.total[0] ?? zero, month: burnDown(data.month, nowMs, quota) };
 }
 

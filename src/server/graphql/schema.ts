@@ -11,15 +11,17 @@ import { InferenceResolver } from './inference/inference.resolver';
 import { KeysResolver } from './keys/keys.resolver';
 import { ApiKeyTenantResolver } from './keys/api-key-tenant.resolver';
 import { UsageResolver } from './usage/usage.resolver';
+import { UsageRecordSpendResolver } from './usage/usage-record-spend.resolver';
 import { BillingResolver } from './billing/billing.resolver';
 import { authChecker } from './auth-checker';
 import { MeLimitsResolver } from './limits/limits.resolver';
+import { ApiKeyEffectiveLimitsResolver, TenantEffectiveLimitsResolver } from './limits/effective-limits.resolver';
 import { WebhooksResolver } from './webhooks/webhooks.resolver';
 import { NodeResolver } from './node.resolver';
 import { DateTimeISO } from './scalars';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, UsageResolver, WebhooksResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyEffectiveLimitsResolver, ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, TenantEffectiveLimitsResolver, UsageRecordSpendResolver, UsageResolver, WebhooksResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

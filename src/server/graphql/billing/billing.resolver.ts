@@ -31,7 +31,7 @@ function principalOf(ctx: GraphQLContext) {
 @Resolver()
 export class BillingResolver {
   @Authorized('admin')
-  @Mutation(() => PriceType, { description: 'Adds a price to the price book from a whole UTC hour on (never in the past). Scope: admin.' })
+  @Mutation(() => PriceType, { description: 'Adds a price to the price book from a whole UTC hour on: the current hour (whose usage so far it prices too) or a later one, never an earlier one. Scope: admin.' })
   async setPrice(@Arg('input', () => SetPriceInput, { description: 'Model, tenant, currency, price and start hour' }) input: SetPriceInput, @Ctx() ctx: GraphQLContext): Promise<PriceType> {
     return toPriceType(await ctx.services.billing.setPrice(principalOf(ctx), input));
   }

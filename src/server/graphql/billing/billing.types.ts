@@ -27,7 +27,7 @@ export class SetPriceInput {
   @Field(() => String, { nullable: true, description: 'Tenant id or name; absent: the list price' }) tenant?: string | null;
   @Field({ description: 'ISO 4217 code, e.g. USD' }) currency!: string;
   @Field({ description: 'Integer micro-units per compute unit, a decimal string' }) unitPriceMicros!: string;
-  @Field({ description: 'A whole UTC hour, not in the past' }) effectiveFrom!: Date;
+  @Field({ description: 'A whole UTC hour: the current one (repricing what it recorded so far) or a later one' }) effectiveFrom!: Date;
 }
 
 @ObjectType('InvoiceLine', { description: 'Units of one model at one price, and their amount (units × price, exact)' })
@@ -56,7 +56,7 @@ export class InvoiceType {
 @InputType({ description: 'A one-off top-up of a credit balance (recorded in the ledger)' })
 export class GrantCreditsInput {
   @Field({ description: 'Tenant id or name' }) tenant!: string;
-  @Field(() => ID, { nullable: true, description: "A key id of that tenant: its balance; absent: the tenant's balance" }) apiKey?: string | null;
+  @Field(() => ID, { nullable: true, description: "A key of that tenant, by id or display prefix (mg_live_…): its balance; absent: the tenant's balance" }) apiKey?: string | null;
   @Field(() => Int, { description: 'Compute units to add, 1 to 1000000000' }) amount!: number;
   @Field(() => String, { nullable: true, description: 'Why (kept in the ledger and the audit trail), at most 500 characters' }) reason?: string | null;
 }

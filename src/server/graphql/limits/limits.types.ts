@@ -1,5 +1,5 @@
 /** GraphQL shapes of the limit status shown in `me`. */
-import { Field, Float, Int, ObjectType } from 'type-graphql';
+import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
 
 @ObjectType('LimitState', { description: 'One limit as it stands for the calling key (nothing is consumed by reading it)' })
 export class LimitStateType {
@@ -30,4 +30,40 @@ export class LimitStatusType {
   limits!: LimitStateType[];
   @Field(() => MonthlyQuotaType, { description: "The tenant's monthly compute-unit quota" }) monthlyQuota!: MonthlyQuotaType;
   @Field({ description: 'Where the figures come from: redis, local (in-process limiter), disabled or unavailable' }) source!: string;
+}
+
+export enum LimitSourceValue {
+  KEY = 'KEY',
+  TENANT = 'TENANT',
+  GATEWAY_DEFAULT = 'GATEWAY_DEFAULT',
+  DISABLED = 'DISABLED',
+}
+registerEnumType(LimitSourceValue, {
+  name: 'LimitSource',
+  description: 'Where the value of a limit comes from',
+  valuesConfig: {
+    KEY: { description: "The key's own setting" },
+    TENANT: { description: "The tenant's own setting" },
+    GATEWAY_DEFAULT: { description: 'Not set on the key or tenant: the gateway default (DEFAULT_* settings) applies' },
+    DISABLED: { description: 'Limits are off on this gateway (RATE_LIMITS_ENABLED=false): nothing is enforced' },
+  },
+});
+
+@ObjectType('EffectiveLimit', { description: 'A limit as the gateway enforces it: the value and where it comes from' })
+export class EffectiveLimitType {
+  @Field(() => Float, { nullable: true, description: 'The value in force; null: no such limit (e.g. no monthly quota, or limits off)' }) value!: number | null;
+  @Field(() => LimitSourceValue, { description: 'KEY or TENANT (its own setting), GATEWAY_DEFAULT, or DISABLED' }) source!: LimitSourceValue;
+}
+
+@ObjectType('TenantEffectiveLimits', { description: "A tenant's limits as enforced, the gateway defaults filled in where the tenant sets none" })
+export class TenantEffectiveLimitsType {
+  @Field(() => EffectiveLimitType, { description: 'Requests per rolling minute for the whole tenant' }) requestsPerMinute!: EffectiveLimitType;
+  @Field(() => EffectiveLimitType, { description: 'Compute units per rolling minute for the whole tenant' }) computeUnitsPerMinute!: EffectiveLimitType;
+  @Field(() => EffectiveLimitType, { description: 'Compute units per calendar month (UTC); value null: no monthly quota' }) monthlyComputeUnitQuota!: EffectiveLimitType;
+}
+
+@ObjectType('ApiKeyEffectiveLimits', { description: "A key's own per-minute limits as enforced, the gateway defaults filled in (its tenant's limits apply besides)" })
+export class ApiKeyEffectiveLimitsType {
+  @Field(() => EffectiveLimitType, { description: 'Requests per rolling minute for this key' }) requestsPerMinute!: EffectiveLimitType;
+  @Field(() => EffectiveLimitType, { description: 'Compute units per rolling minute for this key' }) computeUnitsPerMinute!: EffectiveLimitType;
 }
