@@ -223,6 +223,8 @@ interface Outcome {
   status: StatusObject;
   /** Stream answers' error_message texts (empty for answers that succeeded). */
   streamErrors: string[];
+  /** The largest message sent, in bytes (over the bound: grpc-js's own RESOURCE_EXHAUSTED). */
+  largest: number;
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -237,11 +239,12 @@ function send(client: OipGrpcClient, c: GrpcFuzzCase): Promise<Outcome> {
   const method = (inference.constructor as unknown as { service: Record<string, { path: string; requestSerialize: (v: unknown) => Buffer; responseDeserialize: (b: Buffer) => unknown }> }).service[c.method]!;
   // Every message is serialized up front; the call then sends bytes.
   const bytes = c.messages.map((m) => (Buffer.isBuffer(m) ? m : method.requestSerialize(m)));
+  const largest = Math.max(0, ...bytes.map((b) => b.length));
   return new Promise((resolve) => {
     const streamErrors: string[] = [];
     if (c.method === 'ModelInfer') {
       const call = inference.makeUnaryRequest(method.path, identity, identity, bytes[0]!, metadata, { deadline }, (_error: ServiceError | null) => undefined);
-      call.on('status', (s: StatusObject) => setImmediate(() => resolve({ status: s, streamErrors })));
+      call.on('status', (s: StatusObject) => setImmediate(() => resolve({ status: s, streamErrors, largest })));
       return;
     }
     const call: ClientDuplexStream<Buffer, Buffer> = inference.makeBidiStreamRequest(method.path, identity, identity, metadata, { deadline });
@@ -250,7 +253,7 @@ function send(client: OipGrpcClient, c: GrpcFuzzCase): Promise<Outcome> {
       if (decoded.error_message) streamErrors.push(decoded.error_message);
     });
     call.on('error', () => undefined);
-    call.on('status', (s: StatusObject) => setImmediate(() => resolve({ status: s, streamErrors })));
+    call.on('status', (s: StatusObject) => setImmediate(() => resolve({ status: s, streamErrors, largest })));
     for (const b of bytes) call.write(b);
     call.end();
   });
@@ -267,7 +270,7 @@ function describe(c: GrpcFuzzCase): string {
 }
 
 /** Sends the cases with a few calls in flight and checks each status against the contract. */
-export async function runGrpcFuzz(address: string, keys: FuzzKeys, options: { requests: number; seed: number; concurrency: number; fixed: GrpcFuzzCase[] }): Promise<GrpcFuzzReport> {
+export async function runGrpcFuzz(address: string, keys: FuzzKeys, options: { requests: number; seed: number; concurrency: number; fixed: GrpcFuzzCase[]; bodyLimitBytes: number }): Promise<GrpcFuzzReport> {
   const generated = fc.sample(grpcFuzzCase(keys), { numRuns: Math.max(0, options.requests - options.fixed.length), seed: options.seed });
   const cases = [...options.fixed, ...generated];
   const report: GrpcFuzzReport = { seed: options.seed, calls: 0, hangsOrCrashes: 0, internal: 0, uncoded: 0, unexpected: 0, uncodedStreamErrors: 0, statuses: {}, codes: {}, examples: [] };
@@ -280,7 +283,7 @@ export async function runGrpcFuzz(address: string, keys: FuzzKeys, options: { re
     while (next < cases.length) {
       const c = cases[next]!;
       next += 1;
-      const { status: s, streamErrors } = await send(client, c);
+      const { status: s, streamErrors, largest } = await send(client, c);
       report.calls += 1;
       const name = status[s.code] ?? String(s.code);
       report.statuses[name] = (report.statuses[name] ?? 0) + 1;
@@ -320,7 +323,7 @@ export async function runGrpcFuzz(address: string, keys: FuzzKeys, options: { re
         continue;
       }
       // grpc-js's own answers: the size bound, and a client deadline the case chose.
-      const grpcJsOwn = (s.code === status.RESOURCE_EXHAUSTED && c.oversize === true) || (s.code === status.DEADLINE_EXCEEDED && shortDeadline) || (s.code === status.CANCELLED && shortDeadline);
+      const grpcJsOwn = (s.code === status.RESOURCE_EXHAUSTED && (c.oversize === true || largest > options.bodyLimitBytes)) || (s.code === status.DEADLINE_EXCEEDED && shortDeadline) || (s.code === status.CANCELLED && shortDeadline);
       if (grpcJsOwn && !code) continue;
       if (!code || !PUBLIC_ERROR_CODES.has(code) || !metadataText(s, 'x-request-id')) {
         report.uncoded += 1;

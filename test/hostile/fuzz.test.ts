@@ -80,7 +80,7 @@ describe(`fuzz: ${REQUESTS} hostile requests against the production build`, () =
   it(
     `answers ${GRPC_REQUESTS} hostile gRPC calls (ModelInfer, ModelStreamInfer) with coded statuses and keeps serving`,
     async () => {
-      const report = await runGrpcFuzz(grpcAddress, keys, { requests: GRPC_REQUESTS, seed: SEED, concurrency: 6, fixed: grpcFixedCases(keys, BODY_LIMIT_BYTES) });
+      const report = await runGrpcFuzz(grpcAddress, keys, { requests: GRPC_REQUESTS, seed: SEED, concurrency: 6, fixed: grpcFixedCases(keys, BODY_LIMIT_BYTES), bodyLimitBytes: BODY_LIMIT_BYTES });
       console.log(`gRPC fuzz report: ${JSON.stringify(report, null, 2)}`);
       expect(report.calls).toBe(GRPC_REQUESTS);
       expect(report.examples).toEqual([]);
