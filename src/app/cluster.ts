@@ -25,7 +25,7 @@ const RESTART_PAUSE_MS = 2_000;
 
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
   if (config.database.mode !== 'postgres') throw new Error('cluster mode needs DATABASE_URL');
-  if (config.migrateOnStart) await migrateWithRetry(config.database.url, config.databaseConnectRetryMaxMs, log);
+  if (config.migrateOnStart) await migrateWithRetry(config.database.directUrl ?? config.database.url, config.databaseConnectRetryMaxMs, log);
 
   const slots = new Map<number, { worker: Worker; startedAt: number }>();
   let stopping: NodeJS.Signals | null = null;

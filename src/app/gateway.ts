@@ -21,6 +21,7 @@ import type { GraphQLContext } from '../server/graphql/context';
 import { createApollo } from '../server/graphql/apollo';
 import { createTracing } from '../tracing/tracing';
 import { GrpcDoor } from '../server/grpc/grpc.server';
+import { maxJsonValues } from '../server/rest/http-errors';
 
 export { requestIdFor, type RouteEntry } from './http-server';
 
@@ -135,6 +136,7 @@ function buildGrpcDoor(services: Services): GrpcDoor | null {
     ready: () => readiness.report().ready && !lifecycle.isShuttingDown,
     bodyLimitBytes: config.bodyLimitBytes,
     maxTimeoutMs: config.models.maxTimeoutMs,
+    maxMessageValues: maxJsonValues(config.graphql.maxListElements),
     log: services.log.child({ component: 'grpc' }),
   });
 }

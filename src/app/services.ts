@@ -59,7 +59,8 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
     log.warn('REDIS_URL is not set: rate limits, quotas and revocation broadcasts hold per process only');
   }
 
-  const pgListenUrl = config.database.mode === 'postgres' ? config.database.url : undefined;
+  // LISTEN holds a session: through a transaction pooler it needs the direct connection.
+  const pgListenUrl = config.database.mode === 'postgres' ? (config.database.directUrl ?? config.database.url) : undefined;
   const auth = new Authenticator({ config, db, redis, log: log.child({ component: 'auth' }), metrics, pgListenUrl });
   auth.start();
   registerOutageReadiness({ config, db, auth, metrics }, readiness);

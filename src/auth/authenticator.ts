@@ -96,6 +96,7 @@ export class Authenticator implements KeyInvalidator {
   private readonly channels: Record<InvalidationChannel, ChannelTrack>;
   private readonly lookups: Counter<'result'> | undefined;
   private readonly staleServed: Counter | undefined;
+  private readonly invalidationsReceived: Counter<'channel'> | undefined;
   private readonly ttlMs: number;
   private readonly staleMaxMs: number;
   private readonly maxEntries: number;
@@ -119,6 +120,12 @@ export class Authenticator implements KeyInvalidator {
       this.staleServed = new Counter({
         name: 'modelgate_auth_stale_served_total',
         help: 'Requests authenticated from a cache entry past KEY_CACHE_TTL_MS because the database was unreachable (stale-if-error)',
+        registers,
+      });
+      this.invalidationsReceived = new Counter({
+        name: 'modelgate_key_invalidations_received_total',
+        help: 'Key invalidations (revocation, rotation, tenant changes) received per broadcast channel (redis_pubsub, pg_notify)',
+        labelNames: ['channel'],
         registers,
       });
       const staleNow = () => (this.servingStale() ? 1 : 0);
@@ -166,7 +173,10 @@ export class Authenticator implements KeyInvalidator {
   start(): void {
     if (this.deps.pgListenUrl && !this.pgListener) {
       this.pgListener = new PgInvalidationListener(this.deps.pgListenUrl, this.deps.log, {
-        message: (target) => this.apply(target),
+        message: (target) => {
+          this.invalidationsReceived?.inc({ channel: 'pg_notify' });
+          this.apply(target);
+        },
         state: (up) => this.channelChanged('pg_notify', up),
       });
       this.pgListener.start();
@@ -187,7 +197,9 @@ export class Authenticator implements KeyInvalidator {
     sub.on('message', (ch: string, message: string) => {
       if (ch !== channel) return;
       const target = parseInvalidation(message);
-      if (target) this.apply(target);
+      if (!target) return;
+      this.invalidationsReceived?.inc({ channel: 'redis_pubsub' });
+      this.apply(target);
     });
   }
 

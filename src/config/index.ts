@@ -74,6 +74,9 @@ const envSchema = z.object({
   LOG_PRETTY: bool.optional(),
 
   DATABASE_URL: url(['postgres', 'postgresql']).optional(),
+  // A session connection to the same database for what transaction pooling (PgBouncer) cannot carry:
+  // LISTEN (key invalidations) and migrations (the schema engine's session advisory lock).
+  DATABASE_DIRECT_URL: url(['postgres', 'postgresql']).optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   DATABASE_POOL_SIZE: int(1, 200).default('10'),
   DATABASE_CONNECT_RETRY_MAX_MS: int(100, 600_000).default('30000'),
@@ -191,7 +194,8 @@ export interface Config {
   grpcPort: number;
   logLevel: string;
   logPretty: boolean;
-  database: { mode: 'postgres'; url: string; poolSize: number } | { mode: 'embedded'; dataDir: string };
+  /** directUrl: a session connection (DATABASE_DIRECT_URL) for LISTEN and migrations when `url` goes through a transaction pooler; absent: `url`. */
+  database: { mode: 'postgres'; url: string; poolSize: number; directUrl?: string } | { mode: 'embedded'; dataDir: string };
   databaseConnectRetryMaxMs: number;
   migrateOnStart: boolean;
   redis: { url: string; keyPrefix: string } | null;
@@ -328,7 +332,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? Boolean(process.stdout.isTTY),
     database: e.DATABASE_URL
-      ? { mode: 'postgres', url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE }
+      ? { mode: 'postgres', url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, ...(e.DATABASE_DIRECT_URL ? { directUrl: e.DATABASE_DIRECT_URL } : {}) }
       : { mode: 'embedded', dataDir: path.resolve(cwd, e.DATA_DIR, 'pglite') },
     databaseConnectRetryMaxMs: e.DATABASE_CONNECT_RETRY_MAX_MS,
     migrateOnStart: e.MIGRATE_ON_START,

@@ -136,7 +136,8 @@ export class Database {
       });
       await this.pool.query('SELECT 1');
       this.client = new PrismaClient({ adapter: new PrismaPg(this.pool) });
-      target = { kind: 'postgres', url: db.url };
+      // Migrations take a session advisory lock: through a transaction pooler they need the direct connection.
+      target = { kind: 'postgres', url: db.directUrl ?? db.url };
     } else {
       await mkdir(db.dataDir, { recursive: true });
       this.pglite = new PGlite(db.dataDir);

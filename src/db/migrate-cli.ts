@@ -18,7 +18,7 @@ async function deploy(): Promise<void> {
   const started = Date.now();
   let applied: string[];
   if (config.database.mode === 'postgres') {
-    applied = await applyMigrations({ kind: 'postgres', url: config.database.url });
+    applied = await applyMigrations({ kind: 'postgres', url: config.database.directUrl ?? config.database.url });
   } else {
     const lock = await DataDirLock.acquire(DataDirLock.dirFor(config.database.dataDir), 'migrate');
     try {

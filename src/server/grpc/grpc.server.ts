@@ -29,6 +29,7 @@ import type { ModelCatalog } from '../../inference/model-catalog';
 import type { ModelView } from '../../inference/inference.service';
 import { VERSION } from '../../version';
 import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
+import { guardedService, UnreadableMessage } from './grpc.bounds';
 import { grpcStatus, limitMetadata } from './grpc.errors';
 import { loadOipServices } from './grpc.protos';
 import { StreamInfer, type StreamHost } from './grpc.stream';
@@ -50,6 +51,8 @@ export interface GrpcDoorDependencies {
   bodyLimitBytes: number;
   /** INFERENCE_MAX_TIMEOUT_MS: a longer deadline runs under this bound. */
   maxTimeoutMs: number;
+  /** The JSON doors' value cap (maxJsonValues): a ModelInferRequest whose decoding would create more values is refused unread. */
+  maxMessageValues: number;
   log: Logger;
 }
 
@@ -80,8 +83,8 @@ export class GrpcDoor implements StreamHost {
     // The message bound is the HTTP body bound: grpc-js refuses a larger message with RESOURCE_EXHAUSTED before it is parsed.
     this.server = new Server({ 'grpc.max_receive_message_length': deps.bodyLimitBytes });
     const { inference, health } = loadOipServices();
-    this.server.addService(inference, this.inferenceService());
-    this.server.addService(health, { Check: this.unary<{ service: string }, { status: string }>(async (call) => this.healthCheck(call.request.service)) });
+    this.server.addService(guardedService(inference, deps.maxMessageValues), this.inferenceService());
+    this.server.addService(guardedService(health, deps.maxMessageValues), { Check: this.unary<{ service: string }, { status: string }>(async (call) => this.healthCheck(call.request.service)) });
   }
 
   /** Binds host:port (0: any free port) and resolves with the port bound. */
@@ -134,9 +137,12 @@ export class GrpcDoor implements StreamHost {
    * an admitted outcome's RateLimit fields for the trailer. Domain errors
    * become their status, anything else INTERNAL without its text (logged whole).
    */
-  private unary<Req, Res>(answer: (call: ServerUnaryCall<Req, Res>, refuse: Refuse, context: CallContext) => Promise<Res> | Res): Unary<Req, Res> {
+  private unary<Req, Res>(answer: (call: ServerUnaryCall<Req, Res>, refuse: Refuse, context: CallContext) => Promise<Res> | Res, readsUnreadable = false): Unary<Req, Res> {
     return (call, callback) => {
       const context = this.callContext(call.metadata);
+      // A message the guard refused (grpc.bounds.ts) is answered BAD_INPUT, unless the handler charges it (ModelInfer).
+      const unreadable: unknown = call.request;
+      if (unreadable instanceof UnreadableMessage && !readsUnreadable) return callback(grpcStatus(unreadable.error, null, context.requestId));
       let trailer = limitMetadata(null, context.requestId);
       const refuse: Refuse = (outcome) => {
         if (!outcome.ok) throw new GrpcRefusal(grpcStatus(outcome.error, outcome.limits, context.requestId));
@@ -165,7 +171,8 @@ export class GrpcDoor implements StreamHost {
   }
 
   /** One ModelInfer through the pipeline: a message that does not parse is still charged and recorded. */
-  async infer(call: CallContext, message: ModelInferRequestMessage, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>> {
+  async infer(call: CallContext, message: ModelInferRequestMessage | UnreadableMessage, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>> {
+    if (message instanceof UnreadableMessage) return this.deps.pipeline.rejected(call, '', message.error);
     const left = deadlineLeft(deadline);
     let request;
     try {
@@ -224,12 +231,12 @@ export class GrpcDoor implements StreamHost {
         const outcome = await this.infer(context, call.request, call.getDeadline());
         refuse(outcome);
         return (outcome as Extract<typeof outcome, { ok: true }>).result;
-      }),
-      ModelStreamInfer: (call: ServerDuplexStream<ModelInferRequestMessage, unknown>) => this.openStream(call),
+      }, true),
+      ModelStreamInfer: (call: ServerDuplexStream<ModelInferRequestMessage | UnreadableMessage, unknown>) => this.openStream(call),
     };
   }
 
-  private openStream(call: ServerDuplexStream<ModelInferRequestMessage, unknown>): void {
+  private openStream(call: ServerDuplexStream<ModelInferRequestMessage | UnreadableMessage, unknown>): void {
     if (this.draining) {
       call.emit('error', { code: status.UNAVAILABLE, details: 'the server is shutting down; reconnect', metadata: new Metadata() } satisfies StatusObject);
       return;

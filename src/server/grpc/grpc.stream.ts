@@ -12,12 +12,21 @@
 import type { Metadata, ServerDuplexStream, StatusObject } from '@grpc/grpc-js';
 import type { CallContext, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelInferRequestMessage, ModelInferResponseMessage } from './grpc.codec';
+import { UnreadableMessage } from './grpc.bounds';
 import { grpcStatus } from './grpc.errors';
+
+/** A stream request as it arrives: decoded, or refused unread by the guard (answered BAD_INPUT in the stream). */
+type StreamRequest = ModelInferRequestMessage | UnreadableMessage;
+
+/** The fields an answer echoes (none of an unread message). */
+function echo(message: StreamRequest): { id: string; model_name: string; model_version: string } {
+  return message instanceof UnreadableMessage ? { id: '', model_name: '', model_version: '' } : { id: message.id, model_name: message.model_name, model_version: message.model_version };
+}
 
 /** What a stream needs of its door. */
 export interface StreamHost {
   callContext(metadata: Metadata, sequence?: number): CallContext;
-  infer(call: CallContext, message: ModelInferRequestMessage, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>>;
+  infer(call: CallContext, message: StreamRequest, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>>;
 }
 
 /** Codes that refuse the key rather than one request (revoked, expired, unknown): the stream ends on them. */
@@ -33,12 +42,12 @@ export class StreamInfer {
   private failure: StatusObject | null = null;
 
   constructor(
-    private readonly call: ServerDuplexStream<ModelInferRequestMessage, unknown>,
+    private readonly call: ServerDuplexStream<StreamRequest, unknown>,
     private readonly host: StreamHost,
     private readonly onClosed: () => void,
   ) {
     this.base = host.callContext(call.metadata);
-    call.on('data', (message: ModelInferRequestMessage) => this.onRequest(message));
+    call.on('data', (message: StreamRequest) => this.onRequest(message));
     call.on('end', () => this.clientDone());
     call.on('cancelled', () => this.finish());
     call.on('error', () => this.finish());
@@ -50,7 +59,7 @@ export class StreamInfer {
     this.endIfIdle();
   }
 
-  private onRequest(message: ModelInferRequestMessage): void {
+  private onRequest(message: StreamRequest): void {
     if (this.done) return;
     // After a refused key nothing more is read.
     if (this.failure) return;
@@ -63,7 +72,7 @@ export class StreamInfer {
         (outcome) => this.answer(message, outcome, context.requestId),
         (error: unknown) => {
           context.log.error({ err: error }, 'unexpected error in a gRPC stream request');
-          if (!this.done) this.call.write({ error_message: 'Internal server error', infer_response: { id: message.id, model_name: message.model_name } });
+          if (!this.done) this.call.write({ error_message: 'Internal server error', infer_response: echo(message) });
         },
       )
       .finally(() => {
@@ -72,7 +81,7 @@ export class StreamInfer {
       });
   }
 
-  private answer(message: ModelInferRequestMessage, outcome: PipelineOutcome<ModelInferResponseMessage>, requestId: string): void {
+  private answer(message: StreamRequest, outcome: PipelineOutcome<ModelInferResponseMessage>, requestId: string): void {
     if (this.done) return;
     if (outcome.ok) {
       this.call.write({ error_message: '', infer_response: outcome.result });
@@ -81,7 +90,7 @@ export class StreamInfer {
       this.failure ??= grpcStatus(outcome.error, outcome.limits, requestId);
       this.closing = true;
     } else {
-      this.call.write({ error_message: `${outcome.error.code}: ${outcome.error.message}`, infer_response: { id: message.id, model_name: message.model_name, model_version: message.model_version } });
+      this.call.write({ error_message: `${outcome.error.code}: ${outcome.error.message}`, infer_response: echo(message) });
     }
   }
 
