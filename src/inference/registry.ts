@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
-import { ModelUnavailableError, NotFoundError, BadInputError } from '../errors';
+import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError } from '../errors';
 import { scanRepository, readModelConfig, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
 import type { WorkerPool } from './pool';
 import { Batcher, type BatchObserver } from './batcher';
@@ -67,6 +67,20 @@ export interface ModelVersion {
   loadedAt: Date | null;
   /** Session key on the workers; changes on every successful (re)load. */
   sessionKey: string | null;
+  /** Where the serving weights came from: MODEL_REPOSITORY (SEED) or the fleet catalog (CATALOG). */
+  source: VersionOrigin;
+  /** SHA-256 of catalog weights; null for the seed's own files. */
+  digest: string | null;
+}
+
+export type VersionOrigin = 'SEED' | 'CATALOG';
+
+/** What one load reads: the weights file and the config (null: derive it from the graph). */
+export interface VersionSource {
+  modelPath: string;
+  fileConfig: ModelConfig | null;
+  source: VersionOrigin;
+  digest: string | null;
 }
 
 export interface RegisteredModel {
@@ -257,6 +271,63 @@ export class ModelRegistry {
   }
 
   private async loadVersion(entry: RepositoryEntry, version: number): Promise<ModelVersion> {
+    return this.loadFrom(entry, version, async () => {
+      const fileConfig = await readModelConfig(entry);
+      if (!entry.versions.includes(version)) throw new Error(`no ${path.join(String(version), 'model.onnx')} in ${entry.directory}`);
+      return { modelPath: path.join(entry.directory, String(version), 'model.onnx'), fileConfig, source: 'SEED', digest: null };
+    });
+  }
+
+  /**
+   * The seed's own files for a version (MODEL_REPOSITORY), with an optional
+   * config override (a catalog row's config): NOT_FOUND when the seed lacks it.
+   */
+  async seedSource(name: string, version: number, configOverride: ModelConfig | null): Promise<VersionSource> {
+    const entry = await this.scanOne(name);
+    if (!entry.versions.includes(version)) throw new NotFoundError(`Model "${name}" has no version ${version} in the repository`, { model: name, version: String(version) });
+    return { modelPath: path.join(entry.directory, String(version), 'model.onnx'), fileConfig: configOverride ?? (await readModelConfig(entry)), source: 'SEED', digest: null };
+  }
+
+  /** The version numbers the seed holds for a model (empty when the seed has no such model). */
+  async seedVersions(name: string): Promise<number[]> {
+    const entries = await scanRepository(this.options.repository).catch(() => []);
+    return entries.find((e) => e.name === name)?.versions ?? [];
+  }
+
+  /**
+   * Loads (or reloads beside the serving one) a version from the given source,
+   * as the fleet catalog asks; a failure leaves a serving version serving.
+   */
+  async apply(name: string, version: number, source: VersionSource): Promise<ModelVersion> {
+    return this.exclusive(name, () =>
+      this.loadFrom({ name, directory: path.dirname(path.dirname(source.modelPath)), versions: [], configFile: null }, version, async () => source),
+    );
+  }
+
+  /**
+   * Opens weights and config in a worker and checks them against each other,
+   * without serving them: MODEL_INVALID with the reason when they cannot serve.
+   */
+  async validate(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
+    const key = `validate/${name}/${++this.generation}`;
+    const providers = fileConfig?.execution_providers ?? this.options.providers;
+    let reply;
+    try {
+      reply = await this.pool.load({ key, path: modelPath, providers });
+    } catch (error) {
+      throw new ModelInvalidError(`Model "${name}": onnxruntime cannot open the weights: ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'ONNX_UNREADABLE' });
+    }
+    try {
+      const config = fileConfig ? servedFromFile(fileConfig, this.options.maxQueueSize) : deriveConfig(name, reply.inputs, reply.outputs, providers, this.options.maxQueueSize);
+      checkAgainstGraph(config, reply.inputs, reply.outputs);
+    } catch (error) {
+      throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'CONFIG_MISMATCH' });
+    } finally {
+      await this.pool.unload(key).catch(() => undefined);
+    }
+  }
+
+  private async loadFrom(entry: RepositoryEntry, version: number, resolve: () => Promise<VersionSource>): Promise<ModelVersion> {
     const model = this.registered(entry);
     let state = model.versions.get(version);
     if (!state) {
@@ -271,6 +342,8 @@ export class ModelRegistry {
         stats: { requests: 0, failures: 0, inferences: 0, executions: 0, batchedItems: 0, queueMsTotal: 0, computeMsTotal: 0 },
         loadedAt: null,
         sessionKey: null,
+        source: 'SEED',
+        digest: null,
       };
       model.versions.set(version, state);
     }
@@ -279,10 +352,9 @@ export class ModelRegistry {
     const log = this.log.child({ model: entry.name, version });
     const sessionKey = `${entry.name}/${version}/${++this.generation}`;
     try {
-      const fileConfig = await readModelConfig(entry);
-      if (!entry.versions.includes(version)) throw new Error(`no ${path.join(String(version), 'model.onnx')} in ${entry.directory}`);
+      const { modelPath, fileConfig, source, digest } = await resolve();
       const providers = fileConfig?.execution_providers ?? this.options.providers;
-      const reply = await this.pool.load({ key: sessionKey, path: path.join(entry.directory, String(version), 'model.onnx'), providers });
+      const reply = await this.pool.load({ key: sessionKey, path: modelPath, providers });
       for (const fallback of reply.fallbacks) {
         log.warn({ provider: fallback.provider, reason: fallback.reason, using: reply.provider }, 'execution provider unavailable; fell back to the next one');
       }
@@ -298,6 +370,8 @@ export class ModelRegistry {
       state.config = config;
       state.provider = reply.provider;
       state.sessionKey = sessionKey;
+      state.source = source;
+      state.digest = digest;
       state.batcher = new Batcher(sessionKey, this.pool, {
         maxBatchSize: config.maxBatchSize,
         preferredBatchSizes: config.preferredBatchSizes,
