@@ -30,6 +30,8 @@ import { parseLoadConfig } from './triton-config';
 export const MODEL_CATALOG_CHANNEL = 'modelgate_model_catalog';
 /** Serialises catalog writers so generations are handed out in commit order. */
 const CATALOG_LOCK_KEY = 23_0023;
+/** Chunks of an upload no blob names, older than this, are what a crash left: swept on the reconcile timer. */
+const UNFINISHED_UPLOAD_MAX_AGE_MS = 60 * 60 * 1000;
 
 export type DesiredState = 'LOADED' | 'UNLOADED';
 
@@ -122,7 +124,10 @@ export class ModelFleet {
       });
       this.listener.start();
     }
-    this.timer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs);
+    this.timer = setInterval(() => {
+      void this.reconcile();
+      void this.store.sweepUnfinished(UNFINISHED_UPLOAD_MAX_AGE_MS).catch(() => undefined);
+    }, this.options.reconcileIntervalMs);
     this.timer.unref();
   }
 

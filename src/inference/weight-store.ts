@@ -30,6 +30,8 @@ export interface WeightStore {
   has(digest: string): Promise<boolean>;
   /** The blob's bytes in order, one chunk at a time; NOT_FOUND-free: throws if absent. */
   open(digest: string): AsyncIterable<Uint8Array>;
+  /** Removes what uploads a crash cut short, older than `olderThanMs`; answers how many pieces went. */
+  sweepUnfinished(olderThanMs: number): Promise<number>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
