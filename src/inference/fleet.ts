@@ -288,9 +288,23 @@ export class ModelFleet {
     return digest;
   }
 
-  /** Publishes one version from already-stored weights (the streamed upload's second step). */
-  async publishVersion(caller: Actor, name: string, version: string, digest: string, config: ModelConfig | null): Promise<void> {
-    await this.commit(caller, name, 'model.publish', [{ version: ModelFleet.versionNumber(version), desiredState: 'LOADED', config, digest }]);
+  /**
+   * The streamed upload: raw `model.onnx` bytes for one version, hashed and
+   * stored while they arrive, validated with the model's config (the latest
+   * catalog config of the model, else the seed's config.json, else derived
+   * from the graph), then published LOADED fleet-wide. Other versions are
+   * untouched. Answers the digest and size.
+   */
+  async uploadVersion(caller: Actor, name: string, version: string, source: AsyncIterable<Uint8Array>): Promise<{ digest: string; sizeBytes: number }> {
+    if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
+    const v = ModelFleet.versionNumber(version);
+    const rows = (await this.db.prisma.modelCatalogVersion.findMany({ where: { model: name }, orderBy: { version: 'desc' } })) as CatalogRow[];
+    const own = rows.find((r) => r.version === v && r.config !== null) ?? rows.find((r) => r.config !== null);
+    const config = own ? modelConfigSchema.parse(own.config) : await this.registry.seedConfig(name);
+    const { digest, sizeBytes } = await this.store.put(source, this.options.uploadMaxBytes);
+    await this.registry.validate(name, await this.cache.ensure(digest), config);
+    await this.commit(caller, name, 'model.publish', [{ version: v, desiredState: 'LOADED', config, digest }]);
+    return { digest, sizeBytes };
   }
 
   get maxUploadBytes(): number {

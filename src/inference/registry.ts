@@ -288,6 +288,13 @@ export class ModelRegistry {
     return { modelPath: path.join(entry.directory, String(version), 'model.onnx'), fileConfig: configOverride ?? (await readModelConfig(entry)), source: 'SEED', digest: null };
   }
 
+  /** The seed's config.json of a model; null when the seed has none (or no such model). */
+  async seedConfig(name: string): Promise<ModelConfig | null> {
+    const entries = await scanRepository(this.options.repository).catch(() => []);
+    const entry = entries.find((e) => e.name === name);
+    return entry ? readModelConfig(entry) : null;
+  }
+
   /** The version numbers the seed holds for a model (empty when the seed has no such model). */
   async seedVersions(name: string): Promise<number[]> {
     const entries = await scanRepository(this.options.repository).catch(() => []);

@@ -12,7 +12,7 @@
  * are fleet-wide, so on the run's shared database every other test's
  * gateway would load them too.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -161,13 +161,24 @@ describe('a model published through one replica is served by every replica', () 
     await until('A to serve it again', () => readyStatus(a), { accept: (s) => s === 200 });
   });
 
-  it('a replica started after the changes converges at start', async () => {
-    const c = await ProductionGateway.start(replicaEnv(), { name: 'C' });
+  it('a replica started after the changes converges at start; a change whose notification it missed arrives with the periodic reconcile', async () => {
+    const c = await ProductionGateway.start({ ...replicaEnv(), MODEL_RECONCILE_INTERVAL_MS: '300' }, { name: 'C' });
+    const pool = new pg.Client({ connectionString: dbUrl });
+    await pool.connect();
     try {
       // Ready means converged: no wait beyond /readyz.
       expect(await readyStatus(c)).toBe(200);
       expect((await infer(c)).status).toBe(200);
+      // A change committed without its NOTIFY (a lost notification): only the periodic reconcile can carry it.
+      await pool.query(`UPDATE "ModelCatalogVersion" SET "desiredState" = 'UNLOADED', generation = generation + 100 WHERE model = $1`, [MODEL]);
+      await until('C to apply the change on its periodic reconcile', () => readyStatus(c), { accept: (s) => s === 503 });
+      // A and B reconcile every 10 minutes and heard nothing: still serving.
+      expect(await readyStatus(a)).toBe(200);
+      expect(await readyStatus(b)).toBe(200);
+      expect((await post(a, `/v2/repository/models/${MODEL}/load`, '{}')).status).toBe(200);
+      await until('C to serve it again', () => readyStatus(c), { accept: (s) => s === 200 });
     } finally {
+      await pool.end();
       await c.stop();
     }
   }, 120_000);
@@ -208,5 +219,25 @@ describe('hostile and refused publishes get coded errors and leave the fleet ser
       expect((await gw.request('GET', `/v2/models/${MODEL}/versions/2/ready`, { headers: admin })).status).toBe(404);
     }
     expect(a.running && b.running).toBe(true);
+  });
+
+  it('the streamed PUT upload publishes a version fleet-wide, hashed while streaming; over the bound or unreadable it is refused', async () => {
+    const route = `/v2/repository/models/${MODEL}/versions/5/model.onnx`;
+    const put = (gw: ProductionGateway, body: Buffer, at = route) => gw.request<Record<string, unknown>>('PUT', at, { headers: { ...admin, 'content-type': 'application/octet-stream' }, body });
+    const tooBig = await put(b, Buffer.concat([CNN, Buffer.alloc(4096)]));
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.body).toMatchObject({ code: 'MODEL_TOO_LARGE' });
+    const garbage = await put(b, randomBytes(2000));
+    expect(garbage.status).toBe(422);
+    expect(garbage.body).toMatchObject({ code: 'MODEL_INVALID', reason: 'ONNX_UNREADABLE' });
+    expect((await b.request('PUT', route, { headers: { 'content-type': 'application/octet-stream' }, body: CNN })).status).toBe(401);
+
+    const published = await put(b, CNN);
+    expect(published.status).toBe(200);
+    expect(published.body).toEqual({ name: MODEL, version: '5', digest: createHash('sha256').update(CNN).digest('hex'), size_bytes: CNN.length });
+    expect((await b.request('GET', `/v2/models/${MODEL}/versions/5/ready`, { headers: admin })).status).toBe(200);
+    await until('A to serve version 5', async () => (await a.request('GET', `/v2/models/${MODEL}/versions/5/ready`, { headers: admin })).status, { accept: (s) => s === 200 });
+    // Version 1 still serves beside it.
+    expect(await readyStatus(a)).toBe(200);
   });
 });

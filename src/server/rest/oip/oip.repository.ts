@@ -4,7 +4,8 @@
  * `{"parameters": {"config": "<JSON>", "file:<v>/model.onnx": "<base64>"}}`
  * (Triton's override semantics) and `POST /v2/repository/models/{m}/unload`.
  * Both change the catalog, so every replica follows; the call answers once
- * this replica applied the change. Admin keys only. The gRPC
+ * this replica applied the change. Admin keys only. Large weights go
+ * through the streamed upload instead (`registerUploadRoute`). The gRPC
  * RepositoryModelLoad/Unload RPCs are not built (only REST).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -17,6 +18,7 @@ import type { ModelFleet } from '../../../inference/fleet';
 import { NOOP_STEPS } from '../../../tracing/noop';
 import type { Logger } from '../../../log/logger';
 import type { BoundedBody } from '../bounded-body';
+import type { Readable } from 'node:stream';
 
 const FILE_PARAMETER = /^file:([1-9]\d{0,8})\/model\.onnx$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -81,5 +83,49 @@ export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fle
   route('unload', async (caller, request) => {
     parseBody(request.body);
     await fleet.setDesired(caller, request.params.model, null, 'UNLOADED', 'model.unload');
+  });
+}
+
+function isReadable(body: unknown): body is Readable {
+  return typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
+}
+
+async function* empty(): AsyncIterable<Uint8Array> {
+  // no bytes
+}
+
+/**
+ * `PUT /v2/repository/models/{m}/versions/{v}/model.onnx`: raw bytes, no
+ * base64 and no JSON body limit, bounded by MODEL_UPLOAD_MAX_BYTES and hashed
+ * while streaming into the weight store; then validated and published like
+ * a load. Registered in a scope of its own whose parser hands the request
+ * stream through unread.
+ */
+export function registerUploadRoute(scope: FastifyInstance, { pipeline, fleet }: { pipeline: InferencePipeline; fleet: ModelFleet }): void {
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  scope.put<{ Params: { model: string; version: string } }>('/v2/repository/models/:model/versions/:version/model.onnx', async (request, reply) => {
+    const log = request.log as unknown as Logger;
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, log, request.trace ?? NOOP_STEPS);
+    const body = request.body;
+    try {
+      if (!admitted.ok) throw admitted.error;
+      requireScope(admitted.principal, 'admin');
+      if (request.headers['content-encoding'] !== undefined && request.headers['content-encoding'] !== 'identity') {
+        throw new BadInputError('Send model.onnx unencoded (no Content-Encoding)', 'content-encoding');
+      }
+      if (Number(request.headers['content-length']) > fleet.maxUploadBytes) throw fleet.tooLarge();
+      const ua = request.headers['user-agent'];
+      const caller = { principal: admitted.principal, ip: request.ip, userAgent: typeof ua === 'string' ? ua : null, requestId: request.id };
+      const source = isReadable(body) ? (body as AsyncIterable<Uint8Array>) : empty();
+      const stored = await fleet.uploadVersion(caller, request.params.model, request.params.version, source);
+      return await reply.code(200).send({ name: request.params.model, version: request.params.version, digest: stored.digest, size_bytes: stored.sizeBytes });
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      // The rest of a refused body is not read: close the connection after the answer.
+      if (isReadable(body) && !body.readableEnded) void reply.header('connection', 'close');
+      const { http: _http, ...extensions } = error.extensions;
+      return reply.code(statusFor(error.code)).send(oipErrorBody(error.code, error.message, request.id, extensions));
+    }
   });
 }

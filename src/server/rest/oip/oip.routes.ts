@@ -17,7 +17,7 @@ import { VERSION } from '../../../version';
 import type { InferencePipeline, PipelineOutcome } from '../../../inference/pipeline';
 import type { ModelCatalog } from '../../../inference/model-catalog';
 import type { ModelFleet } from '../../../inference/fleet';
-import { registerRepositoryRoutes } from './oip.repository';
+import { registerRepositoryRoutes, registerUploadRoute } from './oip.repository';
 import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 import { readBoundedBody, type BoundedBody } from '../bounded-body';
 import { HttpRefusal, maxJsonValues } from '../http-errors';
@@ -98,6 +98,8 @@ export interface OipDependencies {
 }
 
 export function registerOipRoutes(app: FastifyInstance, dependencies: OipDependencies): void {
+  // The streamed model upload reads its own body (bounded by MODEL_UPLOAD_MAX_BYTES, not BODY_LIMIT_BYTES).
+  void app.register(async (scope) => registerUploadRoute(scope, dependencies));
   void app.register(async (scope) => {
     // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
     // content type, usually application/octet-stream): read them whole and

@@ -572,6 +572,23 @@ const paths: Record<string, Json> = {
       responses: { '200': ok('Applied on this replica; the others follow.', { type: 'object' }), ...keyedOipErrors, '413': response('OipModelTooLarge'), '422': response('OipModelInvalid') },
     },
   },
+  '/v2/repository/models/{model}/versions/{version}/model.onnx': {
+    put: {
+      operationId: 'repositoryModelUpload',
+      tags: ['oip'],
+      summary:
+        'modelgate\'s streamed upload: raw model.onnx bytes for one version (no base64, no JSON body limit), bounded by MODEL_UPLOAD_MAX_BYTES and hashed while streaming, validated in a worker, then published LOADED on every replica with the model\'s config. Answers once this replica applied it.',
+      ...keyed('admin'),
+      parameters: [modelParam, versionParam],
+      requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      responses: {
+        '200': ok('Published.', { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' }, size_bytes: { type: 'integer' } } }),
+        ...keyedOipErrors,
+        '413': response('OipModelTooLarge'),
+        '422': response('OipModelInvalid'),
+      },
+    },
+  },
   '/v2/repository/models/{model}/unload': {
     post: {
       operationId: 'repositoryModelUnload',
