@@ -42,7 +42,9 @@ interface CatalogRow {
   config: unknown;
   desiredState: DesiredState;
   digest: string | null;
+  trafficPercent: number | null;
   generation: bigint;
+  loadGeneration: bigint;
 }
 
 /** One version as `modelVersions` shows it: the catalog's wish and this replica's state. */
@@ -59,6 +61,8 @@ export interface FleetVersionView {
   replicaReason: string | null;
   /** The generation this replica last applied for the version (null: none). */
   appliedGeneration: number | null;
+  /** Share of versionless requests routed here; null when the model has no split. */
+  trafficPercent: number | null;
 }
 
 export interface FleetOptions {
@@ -74,6 +78,7 @@ interface VersionChange {
   desiredState: DesiredState;
   config?: ModelConfig | null;
   digest?: string | null;
+  trafficPercent?: number | null;
 }
 
 export interface TritonLoadParameters {
@@ -89,6 +94,8 @@ function key(model: string, version: number): string {
 export class ModelFleet {
   /** "model/version" → the generation this replica applied. */
   private readonly applied = new Map<string, bigint>();
+  /** "model/version" → the loadGeneration whose config and weights this replica serves. */
+  private readonly loadedAt = new Map<string, bigint>();
   private readonly failures = new Map<string, string>();
   private running: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
@@ -190,6 +197,44 @@ export class ModelFleet {
       this.applied.set(k, row.generation);
       if (row.generation > this.generation) this.generation = row.generation;
     }
+    this.applyTraffic(rows);
+  }
+
+  /** Every model's split, from the rows (a model whose rows carry no percent has none). */
+  private applyTraffic(rows: CatalogRow[]): void {
+    const splits = new Map<string, Map<number, number>>();
+    for (const row of rows) {
+      if (!splits.has(row.model)) splits.set(row.model, new Map());
+      if (row.trafficPercent !== null && row.desiredState === 'LOADED') splits.get(row.model)!.set(row.version, row.trafficPercent);
+    }
+    for (const [model, weights] of splits) this.registry.setTraffic(model, weights.size > 0 ? weights : null);
+  }
+
+  /**
+   * Splits the requests that name no version across versions by percent
+   * (summing to 100; every other version gets none), fleet-wide. Each listed
+   * version must be known and desired LOADED. An empty list clears the split.
+   */
+  async setTraffic(caller: Actor, name: string, weights: { version: string; percent: number }[]): Promise<void> {
+    const { rows, versions } = await this.knownVersions(name);
+    if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    const split = new Map<number, number>();
+    weights.forEach((w, i) => {
+      const v = ModelFleet.versionNumber(w.version);
+      if (!versions.includes(v)) throw new NotFoundError(`Model "${name}" has no version ${w.version}`, { model: name, version: w.version });
+      if ((rows.get(v)?.desiredState ?? 'LOADED') !== 'LOADED') throw new BadInputError(`version ${w.version} is unloaded: load it before routing traffic to it`, `weights[${i}].version`);
+      if (!Number.isInteger(w.percent) || w.percent < 0 || w.percent > 100) throw new BadInputError('percent must be a whole number from 0 to 100', `weights[${i}].percent`);
+      if (split.has(v)) throw new BadInputError(`version ${w.version} is listed twice`, `weights[${i}].version`);
+      split.set(v, w.percent);
+    });
+    const sum = [...split.values()].reduce((a, b) => a + b, 0);
+    if (split.size > 0 && sum !== 100) throw new BadInputError(`the percentages sum to ${sum}, not 100`, 'weights');
+    await this.commit(
+      caller,
+      name,
+      'model.traffic',
+      versions.map((v) => ({ version: v, desiredState: rows.get(v)?.desiredState ?? 'LOADED', trafficPercent: split.size > 0 ? (split.get(v) ?? 0) : null })),
+    );
   }
 
   /** `atStart`: the initial reconcile, right after this replica loaded its seed. */
@@ -202,14 +247,22 @@ export class ModelFleet {
       return;
     }
     const current = this.registry.list().find((m) => m.name === name)?.versions.get(version);
+    const k = key(name, version);
     // A fresh replica has just loaded the seed's own files: nothing to redo for a plain seed row.
-    if (atStart && !row.digest && row.config === null && current?.status === 'READY' && current.source === 'SEED') return;
+    if (atStart && !row.digest && row.config === null && current?.status === 'READY' && current.source === 'SEED') {
+      this.loadedAt.set(k, row.loadGeneration);
+      return;
+    }
+    // Serving this content already (a traffic change, or a load of a loaded version): no reload.
+    const serving = this.loadedAt.get(k) ?? (current?.source === 'SEED' ? 0n : undefined);
+    if (current?.status === 'READY' && serving === row.loadGeneration) return;
     const config = row.config === null ? null : modelConfigSchema.parse(row.config);
     const source = row.digest
       ? { modelPath: await this.cache.ensure(row.digest), fileConfig: config, source: 'CATALOG' as const, digest: row.digest }
       : await this.registry.seedSource(name, version, config);
     const state = await this.registry.apply(name, version, source);
     if (state.status !== 'READY' || state.reason) throw new Error(state.reason ?? `version is ${state.status}`);
+    this.loadedAt.set(k, row.loadGeneration);
   }
 
   /** Every version the fleet knows of a model: catalog rows, the seed's folders, this replica's registry. */
@@ -326,11 +379,23 @@ export class ModelFleet {
         const before = await tx.modelCatalogVersion.findUnique({ where: { model_version: { model: name, version: change.version } } });
         const config = change.config === undefined ? (before?.config ?? null) : change.config;
         const digest = change.digest === undefined ? (before?.digest ?? null) : change.digest;
+        const trafficPercent = change.trafficPercent === undefined ? (before?.trafficPercent ?? null) : change.trafficPercent;
+        // Replicas reload only when the content moves: new config or weights, a (re)load of an unloaded version, or a reload.
+        // A version's first row with the seed's own config and weights keeps load generation 0: what every replica loaded at start.
+        const contentChanged = before
+          ? action === 'model.reload' ||
+            digest !== before.digest ||
+            JSON.stringify(config) !== JSON.stringify(before.config) ||
+            (change.desiredState === 'LOADED' && before.desiredState !== 'LOADED')
+          : action === 'model.reload' || digest !== null || config !== null;
+        const loadGeneration = contentChanged ? next : (before?.loadGeneration ?? 0n);
         const data = {
           desiredState: change.desiredState,
           config: config === null ? Prisma.DbNull : (config as Prisma.InputJsonObject),
           digest,
+          trafficPercent,
           generation: next,
+          loadGeneration,
         };
         await tx.modelCatalogVersion.upsert({
           where: { model_version: { model: name, version: change.version } },
@@ -343,8 +408,8 @@ export class ModelFleet {
             action,
             targetType: 'ModelVersion',
             targetId: key(name, change.version),
-            before: before ? { desiredState: before.desiredState, digest: before.digest, generation: String(before.generation) } : Prisma.DbNull,
-            after: { desiredState: change.desiredState, digest, generation: String(next) },
+            before: before ? { desiredState: before.desiredState, digest: before.digest, trafficPercent: before.trafficPercent, generation: String(before.generation) } : Prisma.DbNull,
+            after: { desiredState: change.desiredState, digest, trafficPercent, generation: String(next) },
           },
         });
       }
@@ -378,6 +443,7 @@ export class ModelFleet {
         replicaStatus: state?.status ?? 'UNLOADED',
         replicaReason: this.failures.get(key(name, v)) ?? state?.reason ?? null,
         appliedGeneration: applied === undefined ? null : Number(applied),
+        trafficPercent: row?.trafficPercent ?? null,
       };
     });
   }

@@ -156,9 +156,41 @@ export class ModelRegistry {
     return { model, version: chosen };
   }
 
-  /** Like find, but the version must be READY to take requests. */
+  /** Per model, the catalog's traffic split (version → percent) for requests that name no version. */
+  private readonly traffic = new Map<string, Map<number, number>>();
+
+  /** Sets (or, with null, clears) a model's traffic split; the fleet catalog calls it on every reconcile. */
+  setTraffic(name: string, weights: Map<number, number> | null): void {
+    if (weights && weights.size > 0) this.traffic.set(name, weights);
+    else this.traffic.delete(name);
+  }
+
+  trafficOf(name: string): Map<number, number> | null {
+    return this.traffic.get(name) ?? null;
+  }
+
+  /** A READY version drawn by the model's split; undefined when it has none or none of its versions is READY. */
+  private routed(name: string): { model: RegisteredModel; version: ModelVersion } | undefined {
+    const weights = this.traffic.get(name);
+    const model = this.models.get(name);
+    if (!weights || !model) return undefined;
+    const candidates = [...weights].flatMap(([v, percent]) => {
+      const state = model.versions.get(v);
+      return percent > 0 && state?.status === 'READY' ? [{ state, percent }] : [];
+    });
+    const total = candidates.reduce((sum, c) => sum + c.percent, 0);
+    if (total === 0) return undefined;
+    let draw = Math.random() * total;
+    for (const c of candidates) {
+      draw -= c.percent;
+      if (draw < 0) return { model, version: c.state };
+    }
+    return { model, version: candidates[candidates.length - 1]!.state };
+  }
+
+  /** Like find, but the version must be READY to take requests; a request naming no version follows the traffic split. */
   findReady(name: string, version?: string | null): { model: RegisteredModel; version: ModelVersion; config: ServedConfig; batcher: Batcher } {
-    const found = this.find(name, version);
+    const found = (version === undefined || version === null ? this.routed(name) : undefined) ?? this.find(name, version);
     const v = found.version;
     if (v.status !== 'READY' || !v.config || !v.batcher) {
       throw new ModelUnavailableError(

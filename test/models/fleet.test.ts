@@ -91,6 +91,11 @@ async function readyStatus(gw: ProductionGateway, model = MODEL): Promise<number
   return (await gw.request('GET', `/v2/models/${model}/ready`, { headers: admin })).status;
 }
 
+/** How many times the replica logged a version turning READY (each load or reload). */
+function modelReadyLogs(gw: ProductionGateway): number {
+  return gw.logLines().filter((l) => l['msg'] === 'model ready').length;
+}
+
 function infer(gw: ProductionGateway, model = MODEL) {
   const body = JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], data: Array.from({ length: 784 }, (_, i) => (i % 7) / 7) }] });
   return gw.request<{ model_name: string; model_version: string; outputs: { data: number[] }[] }>('POST', `/v2/models/${model}/infer`, { headers: { ...admin, 'content-type': 'application/json' }, body });
@@ -240,4 +245,41 @@ describe('hostile and refused publishes get coded errors and leave the fleet ser
     // Version 1 still serves beside it.
     expect(await readyStatus(a)).toBe(200);
   });
+
+  it('setModelTraffic splits versionless requests on every replica; a request naming a version gets it; every answer names its version', async () => {
+    const split = (weights: string) =>
+      a.graphql<{ setModelTraffic: { version: string; trafficPercent: number | null }[] }>(`mutation { setModelTraffic(model: "${MODEL}", weights: ${weights}) { version trafficPercent } }`, {}, admin);
+    const bad = await split('[{version: "1", percent: 60}, {version: "5", percent: 30}]');
+    expect(bad.body!.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'weights' });
+
+    const loadsBefore = modelReadyLogs(b);
+    const all5 = await split('[{version: "1", percent: 0}, {version: "5", percent: 100}]');
+    expect(all5.body!.data!.setModelTraffic).toEqual([{ version: '1', trafficPercent: 0 }, { version: '5', trafficPercent: 100 }]);
+    // B heard it over pg_notify: every versionless request there goes to 5, a request naming 1 still gets 1.
+    await until('B to route versionless requests to version 5', async () => (await infer(b)).body?.model_version, { accept: (v) => v === '5' });
+    const versions = await Promise.all(Array.from({ length: 20 }, () => infer(b)));
+    expect(versions.map((r) => r.body!.model_version)).toEqual(Array(20).fill('5'));
+    const named = await b.request<{ model_version: string }>('POST', `/v2/models/${MODEL}/versions/1/infer`, {
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], data: Array(784).fill(0) }] }),
+    });
+    expect(named.body!.model_version).toBe('1');
+    // A traffic change moves no weights: nothing was reloaded.
+    expect(modelReadyLogs(b)).toBe(loadsBefore);
+
+    // 50/50 over 200 requests: each side within 6 standard deviations of 100 (the split is random per request).
+    await split('[{version: "1", percent: 50}, {version: "5", percent: 50}]');
+    await until('B to split', async () => (await infer(b)).body?.model_version, { accept: (v) => v === '1' });
+    const spread = await Promise.all(Array.from({ length: 200 }, () => infer(b)));
+    const ones = spread.filter((r) => r.body!.model_version === '1').length;
+    console.log(`50/50 split over 200 versionless requests on B: ${ones} to version 1, ${200 - ones} to version 5`);
+    expect(ones).toBeGreaterThan(58);
+    expect(ones).toBeLessThan(142);
+
+    // Clearing the split: the latest READY version serves again.
+    await split('[]');
+    await until('B to clear the split', async () => (await b.graphql<{ modelVersions: { trafficPercent: number | null }[] }>(`{ modelVersions(model: "${MODEL}") { trafficPercent } }`, {}, admin)).body?.data?.modelVersions, {
+      accept: (v) => v !== undefined && v.every((x) => x.trafficPercent === null),
+    });
+  }, 120_000);
 });

@@ -23,6 +23,7 @@ import {
   ModelCatalogVersionType,
   ModelDesiredState,
   ModelWeightsSource,
+  VersionWeightInput,
   toModelStatus,
   type TensorDatatype,
 } from './inference.types';
@@ -110,6 +111,23 @@ async function adminOperation(
   return toModelType(ctx.services.models.describe(name, version));
 }
 
+/** A model's versions as the catalog and this replica see them. */
+async function catalogVersions(ctx: GraphQLContext, model: string): Promise<ModelCatalogVersionType[]> {
+  const views = await ctx.services.fleet.versions(model);
+  return views.map((v) => ({
+    model: v.model,
+    version: String(v.version),
+    source: ModelWeightsSource[v.source],
+    desiredState: ModelDesiredState[v.desiredState],
+    digest: v.digest,
+    generation: v.generation,
+    replicaStatus: toModelStatus(v.replicaStatus),
+    replicaReason: v.replicaReason,
+    appliedGeneration: v.appliedGeneration,
+    trafficPercent: v.trafficPercent,
+  }));
+}
+
 @Resolver()
 export class InferenceResolver {
   @Authorized('inference')
@@ -177,18 +195,21 @@ export class InferenceResolver {
   @Authorized('admin')
   @Query(() => [ModelCatalogVersionType], { description: 'Every version of a model the fleet knows (the catalog, the seed repository, this replica): its source, the catalog\'s desired state and generation, and this replica\'s state. Scope: admin.' })
   async modelVersions(@Ctx() ctx: GraphQLContext, @Arg('model', { description: 'Model name' }) model: string): Promise<ModelCatalogVersionType[]> {
-    const views = await ctx.services.fleet.versions(model);
-    return views.map((v) => ({
-      model: v.model,
-      version: String(v.version),
-      source: ModelWeightsSource[v.source],
-      desiredState: ModelDesiredState[v.desiredState],
-      digest: v.digest,
-      generation: v.generation,
-      replicaStatus: toModelStatus(v.replicaStatus),
-      replicaReason: v.replicaReason,
-      appliedGeneration: v.appliedGeneration,
-    }));
+    return catalogVersions(ctx, model);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => [ModelCatalogVersionType], {
+    description:
+      'Splits the requests that name no version across versions by percent (summing to 100; unlisted versions get none; an empty list clears the split), on every replica. A request that names a version gets that one; every answer names the version that served it.',
+  })
+  async setModelTraffic(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('model', { description: 'Model name' }) model: string,
+    @Arg('weights', () => [VersionWeightInput], { description: 'Each version\'s percent' }) weights: VersionWeightInput[],
+  ): Promise<ModelCatalogVersionType[]> {
+    await ctx.services.fleet.setTraffic(callerOf(ctx), model, weights);
+    return catalogVersions(ctx, model);
   }
 
   @Authorized('admin')

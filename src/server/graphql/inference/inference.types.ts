@@ -163,6 +163,18 @@ export class ModelCatalogVersionType {
 
   @Field(() => Float, { nullable: true, description: 'The catalog generation this replica last applied for the version' })
   appliedGeneration!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Share (0-100) of requests naming no version routed to this one; null when the model has no split' })
+  trafficPercent!: number | null;
+}
+
+@InputType('VersionWeightInput', { description: 'One version\'s share of a traffic split' })
+export class VersionWeightInput {
+  @Field({ description: 'Version number, e.g. 2' })
+  version!: string;
+
+  @Field(() => Int, { description: 'Percent of the requests that name no version, 0 to 100; a split sums to 100' })
+  percent!: number;
 }
 
 @ObjectType('ModelVersion', { description: 'One version of a model in the repository (a numbered folder beside config.json)' })
