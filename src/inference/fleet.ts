@@ -30,6 +30,8 @@ import { parseLoadConfig } from './triton-config';
 export const MODEL_CATALOG_CHANNEL = 'modelgate_model_catalog';
 /** Serialises catalog writers so generations are handed out in commit order. */
 const CATALOG_LOCK_KEY = 23_0023;
+/** How many reconciles try a change that fails on this replica before it waits for the next change. */
+const MAX_APPLY_ATTEMPTS = 5;
 /** Chunks of an upload no blob names, older than this, are what a crash left: swept on the reconcile timer. */
 const UNFINISHED_UPLOAD_MAX_AGE_MS = 60 * 60 * 1000;
 
@@ -97,12 +99,14 @@ export class ModelFleet {
   /** "model/version" → the loadGeneration whose config and weights this replica serves. */
   private readonly loadedAt = new Map<string, bigint>();
   private readonly failures = new Map<string, string>();
+  /** "model/version" → failed tries of the version's current generation. */
+  private readonly attempts = new Map<string, { generation: bigint; count: number }>();
   private running: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
   private listener: PgChannelListener | null = null;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** The highest catalog generation this replica has seen and applied. */
+  /** The highest catalog generation this replica has reconciled (applied, or tried: see modelVersions for failures). */
   generation = 0n;
   firstReconcileDone = false;
   lastError: string | null = null;
@@ -185,16 +189,22 @@ export class ModelFleet {
       const k = key(row.model, row.version);
       const done = this.applied.get(k);
       if (done !== undefined && done >= row.generation) continue;
+      const tried = this.attempts.get(k);
+      const attempts = tried?.generation === row.generation ? tried.count : 0;
+      // A change that keeps failing here (broken weights, an unreachable store) is retried on the next
+      // reconciles, MAX_APPLY_ATTEMPTS times in all; a new change to the version starts over.
+      if (attempts >= MAX_APPLY_ATTEMPTS) continue;
       try {
         await this.applyRow(row, done === undefined && !this.firstReconcileDone);
         this.failures.delete(k);
+        this.attempts.delete(k);
+        this.applied.set(k, row.generation);
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         this.failures.set(k, reason);
-        this.log.error({ model: row.model, version: row.version, generation: String(row.generation), reason }, 'model catalog change could not be applied on this replica');
+        this.attempts.set(k, { generation: row.generation, count: attempts + 1 });
+        this.log.error({ model: row.model, version: row.version, generation: String(row.generation), attempt: attempts + 1, reason }, 'model catalog change could not be applied on this replica');
       }
-      // Applied or failed for good (the failure is shown per version); the next change retries.
-      this.applied.set(k, row.generation);
       if (row.generation > this.generation) this.generation = row.generation;
     }
     this.applyTraffic(rows);
