@@ -144,8 +144,13 @@ export class ModelFleet {
 
   /** The first reconcile, after the seed has loaded: a fresh replica converges before it reports ready. */
   async initialReconcile(): Promise<void> {
-    await this.db.whenReady();
-    await this.reconcile();
+    // Not ready before the catalog was read once: a replica must not serve what the fleet unloaded.
+    for (;;) {
+      await this.db.whenReady();
+      await this.reconcile();
+      if (this.lastError === null || this.closed) break;
+      await new Promise((resolve) => setTimeout(resolve, 250).unref());
+    }
     this.firstReconcileDone = true;
   }
 
@@ -267,9 +272,19 @@ export class ModelFleet {
     const serving = this.loadedAt.get(k) ?? (current?.source === 'SEED' ? 0n : undefined);
     if (current?.status === 'READY' && serving === row.loadGeneration) return;
     const config = row.config === null ? null : modelConfigSchema.parse(row.config);
-    const source = row.digest
-      ? { modelPath: await this.cache.ensure(row.digest), fileConfig: config, source: 'CATALOG' as const, digest: row.digest }
-      : await this.registry.seedSource(name, version, config);
+    let source;
+    if (row.digest) {
+      source = { modelPath: await this.cache.ensure(row.digest), fileConfig: config, source: 'CATALOG' as const, digest: row.digest };
+    } else {
+      try {
+        source = await this.registry.seedSource(name, version, config);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        // A seed version this replica's MODEL_REPOSITORY does not hold: nothing to serve here.
+        this.log.info({ model: name, version }, 'model catalog names a seed version this replica\'s repository lacks; skipped');
+        return;
+      }
+    }
     const state = await this.registry.apply(name, version, source);
     if (state.status !== 'READY' || state.reason) throw new Error(state.reason ?? `version is ${state.status}`);
     this.loadedAt.set(k, row.loadGeneration);

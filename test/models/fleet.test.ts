@@ -155,16 +155,17 @@ describe('a model published through one replica is served by every replica', () 
   it('GraphQL unloadModel / loadModel through B act on A; modelVersions shows source, desired and replica state', async () => {
     const unloaded = await b.graphql<{ unloadModel: { status: string } }>(`mutation { unloadModel(name: "${MODEL}") { status } }`, {}, admin);
     expect(unloaded.body!.data!.unloadModel.status).toBe('UNLOADED');
-    await until('A to turn the model not-ready', () => readyStatus(a), { accept: (s) => s === 503 });
-    const versions = await a.graphql<{ modelVersions: Record<string, unknown>[] }>(
-      `{ modelVersions(model: "${MODEL}") { version source desiredState digest replicaStatus generation appliedGeneration } }`,
-      {},
-      admin,
+    // A turns not-ready at once and records the generation once the unload's drain is over.
+    type Row = Record<string, unknown>;
+    const versions = await until(
+      'A to have applied the unload',
+      async () => (await a.graphql<{ modelVersions: Row[] }>(`{ modelVersions(model: "${MODEL}") { version source desiredState digest replicaStatus generation appliedGeneration } }`, {}, admin)).body?.data?.modelVersions,
+      { accept: (rows) => rows?.[0]?.['desiredState'] === 'UNLOADED' && rows[0]['appliedGeneration'] === rows[0]['generation'] },
     );
-    const [v1] = versions.body!.data!.modelVersions;
+    const [v1] = versions!;
     expect(v1).toMatchObject({ version: '1', source: 'CATALOG', desiredState: 'UNLOADED', replicaStatus: 'UNLOADED' });
     expect(v1!['digest']).toMatch(/^[0-9a-f]{64}$/);
-    expect(v1!['appliedGeneration']).toBe(v1!['generation']);
+    expect(await readyStatus(a)).toBe(503);
 
     const loaded = await b.graphql<{ loadModel: { status: string } }>(`mutation { loadModel(name: "${MODEL}") { status } }`, {}, admin);
     expect(loaded.body!.data!.loadModel.status).toBe('READY');
