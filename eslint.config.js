@@ -43,7 +43,7 @@ module.exports = tseslint.config(
             types: [
               'ClassPrediction', 'CreatedApiKey', 'CreatedWebhook', 'Health', 'ImageClassification', 'InferOutputTensor', 'InferTiming',
               'ApiKeyEffectiveLimits', 'Credits', 'EffectiveLimit', 'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion', 'MoneyBudget',
-              'Money', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TenantEffectiveLimits', 'TensorSpec', 'UsageSummaryRow',
+              'Money', 'ModelCatalogVersion', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TenantEffectiveLimits', 'TensorSpec', 'UsageSummaryRow',
             ],
           },
         },

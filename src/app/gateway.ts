@@ -82,7 +82,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
   lifecycle.onShutdown('apollo', 'close', () => apollo.stop());
   // Workers stop after in-flight requests drained (stopAccepting waits for them).
-  lifecycle.onShutdown('inference', 'close', () => inference.close());
+  lifecycle.onShutdown('inference', 'close', async () => {
+    await services.fleet.close();
+    await inference.close();
+  });
   lifecycle.onShutdown('database', 'close', () => db.close().finally(() => dataDirLock?.release()));
   lifecycle.onShutdown('ratelimit', 'close', async () => limits.close());
   lifecycle.onShutdown('auth', 'close', () => auth.close());
@@ -100,7 +103,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     dispatcher?.start();
   }, () => undefined);
   // Models load in the background too; /readyz lists each model's status.
-  const modelsLoaded = inference.start();
+  // Then the catalog: a fresh replica applies every change made while it was down, and listens for the next.
+  const modelsLoaded = inference.start().then(async () => {
+    if (services.lifecycle.isShuttingDown) return;
+    services.fleet.start();
+    await services.fleet.initialReconcile();
+  });
   // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.
   void Promise.allSettled([db.whenReady(), modelsLoaded]).then(() => metrics.resetEventLoopDelay());
 

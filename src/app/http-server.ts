@@ -125,6 +125,7 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
   registerOipRoutes(app, {
     pipeline: services.pipeline,
     models: services.models,
+    fleet: services.fleet,
     ready: () => services.readiness.report().ready && !services.lifecycle.isShuttingDown,
     bodyLimitBytes: services.config.bodyLimitBytes,
     maxListElements: services.config.graphql.maxListElements,

@@ -14,6 +14,9 @@ import type { Lifecycle } from './lifecycle';
 import type { Services } from '../server/services';
 import { InferenceService } from '../inference/inference.service';
 import { InferencePipeline } from '../inference/pipeline';
+import { ModelFleet } from '../inference/fleet';
+import { PostgresWeightStore } from '../inference/weight-store';
+import { WeightCache } from '../inference/weight-cache';
 import { UsageService } from '../usage/usage.service';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
@@ -144,6 +147,19 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
 
   const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
+  // The fleet-wide model catalog (issue #23): weights in Postgres, cached locally by digest.
+  const weightStore = new PostgresWeightStore(db);
+  const fleet = new ModelFleet(db, inference.registry, weightStore, new WeightCache(config.models.cacheDir, weightStore), {
+    uploadMaxBytes: config.models.uploadMaxBytes,
+    reconcileIntervalMs: config.models.reconcileIntervalMs,
+    listenUrl: pgListenUrl,
+  }, log.child({ component: 'model-catalog' }));
+  // A fresh replica converges on the catalog before it reports ready (a database outage is reported by `database`).
+  readiness.register('modelCatalog', () => ({
+    ready: fleet.firstReconcileDone || db.state === 'down',
+    detail: { generation: Number(fleet.generation), listening: fleet.listening, ...(fleet.lastError ? { error: fleet.lastError } : {}) },
+  }));
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, fleet, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
   return { services, dispatcher };
 }

@@ -87,6 +87,11 @@ const envSchema = z.object({
 
   MODEL_REPOSITORY: z.string().min(1).default('models'),
   EXECUTION_PROVIDERS: providers.default('cpu'),
+  // The fleet-wide model catalog (issue #23): where this replica caches published weights by digest,
+  // how often it reconciles with the catalog (catching missed notifications), and the upload bound.
+  MODEL_CACHE_DIR: z.string().min(1).optional(),
+  MODEL_RECONCILE_INTERVAL_MS: int(100, 3_600_000).default('30000'),
+  MODEL_UPLOAD_MAX_BYTES: int(1, 4_294_967_296).default('268435456'),
   INFERENCE_WORKERS: int(1, 256).optional(),
   // One gateway process per core on a big host ('auto'), all behind one port.
   GATEWAY_PROCESSES: z.union([z.literal('auto'), int(1, 1024)]).default('1'),
@@ -213,6 +218,12 @@ export interface Config {
     maxQueueSize: number;
     maxItemsPerRequest: number;
     maxBytesPerRequest: number;
+    /** Local cache of catalog weights, one file per SHA-256 digest (default DATA_DIR/model-cache). */
+    cacheDir: string;
+    /** Periodic catalog reconcile on each replica (catches missed pg_notify messages). */
+    reconcileIntervalMs: number;
+    /** Largest model.onnx a publish accepts (raw bytes, before base64). */
+    uploadMaxBytes: number;
   };
   keys: { cacheTtlMs: number; cacheMaxEntries: number; cacheStaleMaxMs: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
   /** First-start admin key: enabled, and the operator's own key (null: generate one and print it once). */
@@ -349,6 +360,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxQueueSize: e.INFERENCE_MAX_QUEUE_SIZE,
       maxItemsPerRequest: e.INFERENCE_MAX_ITEMS_PER_REQUEST,
       maxBytesPerRequest: e.INFERENCE_MAX_BYTES_PER_REQUEST,
+      cacheDir: path.resolve(cwd, e.MODEL_CACHE_DIR ?? path.join(e.DATA_DIR, 'model-cache')),
+      reconcileIntervalMs: e.MODEL_RECONCILE_INTERVAL_MS,
+      uploadMaxBytes: e.MODEL_UPLOAD_MAX_BYTES,
     },
     keys: {
       cacheTtlMs: e.KEY_CACHE_TTL_MS,

@@ -47,6 +47,9 @@ export const DOMAIN_CONTRACT = {
   // The database's recovery probe runs every 250 ms.
   UNAVAILABLE: { status: 503, scope: 'request', grpc: 'UNAVAILABLE', retryAfterSeconds: 1 },
   INTERNAL: { status: 500, scope: 'answer', grpc: 'INTERNAL' },
+  // Model publishing (issue #23): weights or config that cannot serve; weights over MODEL_UPLOAD_MAX_BYTES.
+  MODEL_INVALID: { status: 422, scope: 'answer', grpc: 'INVALID_ARGUMENT' },
+  MODEL_TOO_LARGE: { status: 413, scope: 'answer', grpc: 'RESOURCE_EXHAUSTED' },
 } as const satisfies Record<string, ContractEntry>;
 
 /** Refusals of the HTTP layer before any door runs (unknown route, method, body, headers). */

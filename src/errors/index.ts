@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'TIMEOUT',
   'UNAVAILABLE',
   'INTERNAL',
+  'MODEL_INVALID',
+  'MODEL_TOO_LARGE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -159,6 +161,18 @@ export class NotFoundError extends DomainError {
 export class ModelUnavailableError extends DomainError {
   constructor(message: string, extensions: Record<string, unknown> = {}) {
     super('MODEL_UNAVAILABLE', message, extensions);
+  }
+}
+/** A published model (weights or config) that cannot serve; `extensions.reason` names why. */
+export class ModelInvalidError extends DomainError {
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super('MODEL_INVALID', message, extensions);
+  }
+}
+/** Weights over MODEL_UPLOAD_MAX_BYTES. */
+export class ModelTooLargeError extends DomainError {
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super('MODEL_TOO_LARGE', message, extensions);
   }
 }
 export class OverloadedError extends DomainError {

@@ -11,7 +11,7 @@ import { BadInputError, DomainError } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
-import { ModelRegistry, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
+import { ModelRegistry, type VersionOrigin, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
 import { InferenceMetrics } from './metrics';
 import type { Batcher, BatchInput, BatchRequest, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
@@ -95,7 +95,7 @@ export interface ClassifyResponse {
 export interface ModelView {
   name: string;
   version: string;
-  versions: { version: string; status: ModelStatus; reason: string | null; executionProvider: string | null }[];
+  versions: { version: string; status: ModelStatus; reason: string | null; executionProvider: string | null; source: VersionOrigin; digest: string | null }[];
   status: ModelStatus;
   reason: string | null;
   executionProvider: string | null;
@@ -212,7 +212,7 @@ export class InferenceService {
       version: String(v.version),
       versions: [...found.model.versions.values()]
         .sort((a, b) => a.version - b.version)
-        .map((x) => ({ version: String(x.version), status: x.status, reason: x.reason, executionProvider: x.provider })),
+        .map((x) => ({ version: String(x.version), status: x.status, reason: x.reason, executionProvider: x.provider, source: x.source, digest: x.digest })),
       status: v.status,
       reason: v.reason,
       executionProvider: v.provider,

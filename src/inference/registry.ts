@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
-import { ModelUnavailableError, NotFoundError, BadInputError } from '../errors';
+import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError } from '../errors';
 import { scanRepository, readModelConfig, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
 import type { WorkerPool } from './pool';
 import { Batcher, type BatchObserver } from './batcher';
@@ -69,6 +69,20 @@ export interface ModelVersion {
   loadedAt: Date | null;
   /** Session key on the workers; changes on every successful (re)load. */
   sessionKey: string | null;
+  /** Where the serving weights came from: MODEL_REPOSITORY (SEED) or the fleet catalog (CATALOG). */
+  source: VersionOrigin;
+  /** SHA-256 of catalog weights; null for the seed's own files. */
+  digest: string | null;
+}
+
+export type VersionOrigin = 'SEED' | 'CATALOG';
+
+/** What one load reads: the weights file and the config (null: derive it from the graph). */
+export interface VersionSource {
+  modelPath: string;
+  fileConfig: ModelConfig | null;
+  source: VersionOrigin;
+  digest: string | null;
 }
 
 export interface RegisteredModel {
@@ -144,9 +158,41 @@ export class ModelRegistry {
     return { model, version: chosen };
   }
 
-  /** Like find, but the version must be READY to take requests. */
+  /** Per model, the catalog's traffic split (version → percent) for requests that name no version. */
+  private readonly traffic = new Map<string, Map<number, number>>();
+
+  /** Sets (or, with null, clears) a model's traffic split; the fleet catalog calls it on every reconcile. */
+  setTraffic(name: string, weights: Map<number, number> | null): void {
+    if (weights && weights.size > 0) this.traffic.set(name, weights);
+    else this.traffic.delete(name);
+  }
+
+  trafficOf(name: string): Map<number, number> | null {
+    return this.traffic.get(name) ?? null;
+  }
+
+  /** A READY version drawn by the model's split; undefined when it has none or none of its versions is READY. */
+  private routed(name: string): { model: RegisteredModel; version: ModelVersion } | undefined {
+    const weights = this.traffic.get(name);
+    const model = this.models.get(name);
+    if (!weights || !model) return undefined;
+    const candidates = [...weights].flatMap(([v, percent]) => {
+      const state = model.versions.get(v);
+      return percent > 0 && state?.status === 'READY' ? [{ state, percent }] : [];
+    });
+    const total = candidates.reduce((sum, c) => sum + c.percent, 0);
+    if (total === 0) return undefined;
+    let draw = Math.random() * total;
+    for (const c of candidates) {
+      draw -= c.percent;
+      if (draw < 0) return { model, version: c.state };
+    }
+    return { model, version: candidates[candidates.length - 1]!.state };
+  }
+
+  /** Like find, but the version must be READY to take requests; a request naming no version follows the traffic split. */
   findReady(name: string, version?: string | null): { model: RegisteredModel; version: ModelVersion; config: ServedConfig; batcher: Batcher } {
-    const found = this.find(name, version);
+    const found = (version === undefined || version === null ? this.routed(name) : undefined) ?? this.find(name, version);
     const v = found.version;
     if (v.status !== 'READY' || !v.config || !v.batcher) {
       throw new ModelUnavailableError(
@@ -259,6 +305,70 @@ export class ModelRegistry {
   }
 
   private async loadVersion(entry: RepositoryEntry, version: number): Promise<ModelVersion> {
+    return this.loadFrom(entry, version, async () => {
+      const fileConfig = await readModelConfig(entry);
+      if (!entry.versions.includes(version)) throw new Error(`no ${path.join(String(version), 'model.onnx')} in ${entry.directory}`);
+      return { modelPath: path.join(entry.directory, String(version), 'model.onnx'), fileConfig, source: 'SEED', digest: null };
+    });
+  }
+
+  /**
+   * The seed's own files for a version (MODEL_REPOSITORY), with an optional
+   * config override (a catalog row's config): NOT_FOUND when the seed lacks it.
+   */
+  async seedSource(name: string, version: number, configOverride: ModelConfig | null): Promise<VersionSource> {
+    const entry = await this.scanOne(name);
+    if (!entry.versions.includes(version)) throw new NotFoundError(`Model "${name}" has no version ${version} in the repository`, { model: name, version: String(version) });
+    return { modelPath: path.join(entry.directory, String(version), 'model.onnx'), fileConfig: configOverride ?? (await readModelConfig(entry)), source: 'SEED', digest: null };
+  }
+
+  /** The seed's config.json of a model; null when the seed has none (or no such model). */
+  async seedConfig(name: string): Promise<ModelConfig | null> {
+    const entries = await scanRepository(this.options.repository).catch(() => []);
+    const entry = entries.find((e) => e.name === name);
+    return entry ? readModelConfig(entry) : null;
+  }
+
+  /** The version numbers the seed holds for a model (empty when the seed has no such model). */
+  async seedVersions(name: string): Promise<number[]> {
+    const entries = await scanRepository(this.options.repository).catch(() => []);
+    return entries.find((e) => e.name === name)?.versions ?? [];
+  }
+
+  /**
+   * Loads (or reloads beside the serving one) a version from the given source,
+   * as the fleet catalog asks; a failure leaves a serving version serving.
+   */
+  async apply(name: string, version: number, source: VersionSource): Promise<ModelVersion> {
+    return this.exclusive(name, () =>
+      this.loadFrom({ name, directory: path.dirname(path.dirname(source.modelPath)), versions: [], configFile: null }, version, async () => source),
+    );
+  }
+
+  /**
+   * Opens weights and config in a worker and checks them against each other,
+   * without serving them: MODEL_INVALID with the reason when they cannot serve.
+   */
+  async validate(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
+    const key = `validate/${name}/${++this.generation}`;
+    const providers = fileConfig?.execution_providers ?? this.options.providers;
+    let reply;
+    try {
+      reply = await this.pool.load({ key, path: modelPath, providers });
+    } catch (error) {
+      throw new ModelInvalidError(`Model "${name}": onnxruntime cannot open the weights: ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'ONNX_UNREADABLE' });
+    }
+    try {
+      const config = fileConfig ? servedFromFile(fileConfig, this.options.maxQueueSize) : deriveConfig(name, reply.inputs, reply.outputs, providers, this.options.maxQueueSize);
+      checkAgainstGraph(config, reply.inputs, reply.outputs);
+    } catch (error) {
+      throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'CONFIG_MISMATCH' });
+    } finally {
+      await this.pool.unload(key).catch(() => undefined);
+    }
+  }
+
+  private async loadFrom(entry: RepositoryEntry, version: number, resolve: () => Promise<VersionSource>): Promise<ModelVersion> {
     const model = this.registered(entry);
     let state = model.versions.get(version);
     if (!state) {
@@ -273,6 +383,8 @@ export class ModelRegistry {
         stats: { requests: 0, failures: 0, inferences: 0, executions: 0, batchedItems: 0, queueMsTotal: 0, computeMsTotal: 0 },
         loadedAt: null,
         sessionKey: null,
+        source: 'SEED',
+        digest: null,
       };
       model.versions.set(version, state);
     }
@@ -281,10 +393,9 @@ export class ModelRegistry {
     const log = this.log.child({ model: entry.name, version });
     const sessionKey = `${entry.name}/${version}/${++this.generation}`;
     try {
-      const fileConfig = await readModelConfig(entry);
-      if (!entry.versions.includes(version)) throw new Error(`no ${path.join(String(version), 'model.onnx')} in ${entry.directory}`);
+      const { modelPath, fileConfig, source, digest } = await resolve();
       const providers = fileConfig?.execution_providers ?? this.options.providers;
-      const reply = await this.pool.load({ key: sessionKey, path: path.join(entry.directory, String(version), 'model.onnx'), providers });
+      const reply = await this.pool.load({ key: sessionKey, path: modelPath, providers });
       for (const fallback of reply.fallbacks) {
         log.warn({ provider: fallback.provider, reason: fallback.reason, using: reply.provider }, 'execution provider unavailable; fell back to the next one');
       }
@@ -300,6 +411,8 @@ export class ModelRegistry {
       state.config = config;
       state.provider = reply.provider;
       state.sessionKey = sessionKey;
+      state.source = source;
+      state.digest = digest;
       state.batcher = new Batcher(sessionKey, this.pool, {
         maxBatchSize: config.maxBatchSize,
         preferredBatchSizes: config.preferredBatchSizes,

@@ -11,6 +11,7 @@ import type { Readiness } from '../health/readiness';
 import type { InferenceService } from '../inference/inference.service';
 import type { InferencePipeline } from '../inference/pipeline';
 import type { ModelCatalog } from '../inference/model-catalog';
+import type { ModelFleet } from '../inference/fleet';
 import type { RateLimitService } from '../ratelimit/ratelimit.service';
 import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
@@ -32,6 +33,8 @@ export interface Services {
   inference: InferenceService;
   /** The served models, as the doors read them (the inference service). */
   models: ModelCatalog;
+  /** The fleet-wide model catalog: load, unload, reload and publish act on every replica (issue #23). */
+  fleet: ModelFleet;
   /** The one inference request path (authenticate, limits, validate, run, usage) every front door calls. */
   pipeline: InferencePipeline;
   /** Rate limits and quotas (issue #6). */

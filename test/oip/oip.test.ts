@@ -41,7 +41,7 @@ describe('health and metadata', () => {
     expect(await oip(`${gw.url}/v2/health/ready`)).toMatchObject({ status: 200, json: { ready: true } });
     const server = await oip(`${gw.url}/v2`);
     expect(server.status).toBe(200);
-    expect(server.json).toMatchObject({ name: 'modelgate', extensions: ['binary_tensor_data', 'model_configuration', 'statistics', 'modelgate_explain'] });
+    expect(server.json).toMatchObject({ name: 'modelgate', extensions: ['binary_tensor_data', 'model_configuration', 'statistics', 'model_repository', 'modelgate_explain'] });
     expect(typeof server.json['version']).toBe('string');
   });
 
@@ -75,9 +75,9 @@ describe('Triton extensions: repository index, model configuration, statistics',
   it('lists every version of the models the key may see', async () => {
     const all = await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: key });
     expect(all.status).toBe(200);
-    expect(all.json).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm'].map((name) => ({ name, version: '1', state: 'READY' })));
+    expect(all.json).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm'].map((name) => ({ name, version: '1', state: 'READY', source: 'SEED' })));
     const narrow = await createTestKey({ scopes: ['inference'], allowedModels: ['fashion-lstm'] });
-    expect((await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: authHeaders(narrow.key) })).json).toEqual([{ name: 'fashion-lstm', version: '1', state: 'READY' }]);
+    expect((await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: authHeaders(narrow.key) })).json).toEqual([{ name: 'fashion-lstm', version: '1', state: 'READY', source: 'SEED' }]);
     expect((await oip(`${gw.url}/v2/repository/index`, { method: 'POST' })).status).toBe(401);
   });
 

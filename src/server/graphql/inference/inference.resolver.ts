@@ -8,8 +8,8 @@ import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, Authorized, Ctx, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { assertModelAllowed, modelAllowed } from '../../../auth';
 import { hasScope, MODEL_STATISTICS_SCOPE } from '../../../auth/scopes';
-import type { GraphQLContext } from '../context';
-import type { RegisteredModel, ModelRegistry } from '../../../inference/registry';
+import { callerOf, type GraphQLContext } from '../context';
+import type { ModelFleet } from '../../../inference/fleet';
 import type { ModelView } from '../../../inference/inference.service';
 import {
   ClassifyResult,
@@ -21,6 +21,10 @@ import {
   InferResult,
   ModelConfigSource,
   ModelType,
+  ModelCatalogVersionType,
+  ModelDesiredState,
+  ModelWeightsSource,
+  VersionWeightInput,
   toModelStatus,
   type TensorDatatype,
 } from './inference.types';
@@ -41,7 +45,7 @@ function toModelType(view: ModelView, canReadStats: boolean): ModelType {
   return {
     name: view.name,
     version: view.version,
-    versions: view.versions.map((v) => ({ version: v.version, status: toModelStatus(v.status), reason: v.reason, executionProvider: v.executionProvider })),
+    versions: view.versions.map((v) => ({ version: v.version, status: toModelStatus(v.status), reason: v.reason, executionProvider: v.executionProvider, source: ModelWeightsSource[v.source], digest: v.digest })),
     platform: config?.platform ?? 'onnxruntime_onnx',
     status: toModelStatus(view.status),
     statusReason: view.reason,
@@ -100,15 +104,36 @@ function settle<T>(ctx: GraphQLContext, outcome: PipelineOutcome<T>): T {
   return outcome.result;
 }
 
-/** Runs a model admin operation and answers with the model at the version it touched. */
+/**
+ * Runs a model admin operation through the fleet-wide catalog (every replica
+ * follows; this one has applied it when the call answers) and answers with
+ * the model at the version it touched.
+ */
 async function adminOperation(
   ctx: GraphQLContext,
   name: string,
   version: string | null | undefined,
-  run: (registry: ModelRegistry) => Promise<RegisteredModel>,
+  run: (fleet: ModelFleet, caller: ReturnType<typeof callerOf>) => Promise<void>,
 ): Promise<ModelType> {
-  await run(ctx.services.inference.registry);
+  await run(ctx.services.fleet, callerOf(ctx));
   return toModelType(ctx.services.models.describe(name, version), readsStats(ctx));
+}
+
+/** A model's versions as the catalog and this replica see them. */
+async function catalogVersions(ctx: GraphQLContext, model: string): Promise<ModelCatalogVersionType[]> {
+  const views = await ctx.services.fleet.versions(model);
+  return views.map((v) => ({
+    model: v.model,
+    version: String(v.version),
+    source: ModelWeightsSource[v.source],
+    desiredState: ModelDesiredState[v.desiredState],
+    digest: v.digest,
+    generation: v.generation,
+    replicaStatus: toModelStatus(v.replicaStatus),
+    replicaReason: v.replicaReason,
+    appliedGeneration: v.appliedGeneration,
+    trafficPercent: v.trafficPercent,
+  }));
 }
 
 @Resolver()
@@ -176,32 +201,52 @@ export class InferenceResolver {
   }
 
   @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) from the repository, including ones added since start' })
+  @Query(() => [ModelCatalogVersionType], { description: 'Every version of a model the fleet knows (the catalog, the seed repository, this replica): its source, the catalog\'s desired state and generation, and this replica\'s state. Scope: admin.' })
+  async modelVersions(@Ctx() ctx: GraphQLContext, @Arg('model', { description: 'Model name' }) model: string): Promise<ModelCatalogVersionType[]> {
+    return catalogVersions(ctx, model);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => [ModelCatalogVersionType], {
+    description:
+      'Splits the requests that name no version across versions by percent (summing to 100; unlisted versions get none; an empty list clears the split), on every replica. A request that names a version gets that one; every answer names the version that served it.',
+  })
+  async setModelTraffic(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('model', { description: 'Model name' }) model: string,
+    @Arg('weights', () => [VersionWeightInput], { description: 'Each version\'s percent' }) weights: VersionWeightInput[],
+  ): Promise<ModelCatalogVersionType[]> {
+    await ctx.services.fleet.setTraffic(callerOf(ctx), model, weights);
+    return catalogVersions(ctx, model);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) on every replica (the fleet-wide catalog), including ones added to the repository since start; answers once this replica applied it' })
   async loadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
     @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
-    return adminOperation(ctx, name, version, (registry) => registry.load(name, version));
+    return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.load'));
   }
 
   @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one); new requests are refused at once, queued and running ones finish first' })
+  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one) on every replica (the fleet-wide catalog); new requests are refused at once, queued and running ones finish first' })
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
     @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
-    return adminOperation(ctx, name, version, (registry) => registry.unload(name, version));
+    return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'UNLOADED', 'model.unload'));
   }
 
   @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Re-reads config.json and weights; a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
+  @Mutation(() => ModelType, { description: 'Re-reads config and weights on every replica (the fleet-wide catalog); a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
   async reloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
     @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
-    return adminOperation(ctx, name, version, (registry) => registry.reload(name, version));
+    return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.reload'));
   }
 }

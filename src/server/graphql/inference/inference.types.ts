@@ -115,6 +115,74 @@ export class ModelStatsType {
   pending!: number;
 }
 
+export enum ModelWeightsSource {
+  SEED = 'SEED',
+  CATALOG = 'CATALOG',
+}
+registerEnumType(ModelWeightsSource, {
+  name: 'ModelWeightsSource',
+  description: 'Where a version\'s weights come from',
+  valuesConfig: {
+    SEED: { description: 'The read-only seed repository (MODEL_REPOSITORY) every replica loads at start' },
+    CATALOG: { description: 'Published through the API: content-addressed weights in the fleet-wide catalog' },
+  },
+});
+
+export enum ModelDesiredState {
+  LOADED = 'LOADED',
+  UNLOADED = 'UNLOADED',
+}
+registerEnumType(ModelDesiredState, {
+  name: 'ModelDesiredState',
+  description: 'Whether the fleet-wide catalog wants every replica to serve a version',
+  valuesConfig: {
+    LOADED: { description: 'Every replica serves it' },
+    UNLOADED: { description: 'No replica serves it' },
+  },
+});
+
+@ObjectType('ModelCatalogVersion', { description: 'One model version as the fleet-wide catalog and this replica see it' })
+export class ModelCatalogVersionType {
+  @Field({ description: 'Model name' })
+  model!: string;
+
+  @Field({ description: 'Version number, e.g. 1' })
+  version!: string;
+
+  @Field(() => ModelWeightsSource, { description: 'Where the weights come from: the seed repository or the catalog' })
+  source!: ModelWeightsSource;
+
+  @Field(() => ModelDesiredState, { description: 'LOADED unless an unload set it otherwise' })
+  desiredState!: ModelDesiredState;
+
+  @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of catalog weights; null for the seed\'s own files' })
+  digest!: string | null;
+
+  @Field(() => Float, { nullable: true, description: 'Catalog generation of the version\'s last change; null: never changed through the catalog' })
+  generation!: number | null;
+
+  @Field(() => ModelStatus, { description: 'This replica\'s state of the version (UNLOADED when it holds none)' })
+  replicaStatus!: ModelStatus;
+
+  @Field(() => String, { nullable: true, description: 'Why this replica could not apply the last change, or why the version failed' })
+  replicaReason!: string | null;
+
+  @Field(() => Float, { nullable: true, description: 'The catalog generation this replica last applied for the version' })
+  appliedGeneration!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Share (0-100) of requests naming no version routed to this one; null when the model has no split' })
+  trafficPercent!: number | null;
+}
+
+@InputType('VersionWeightInput', { description: 'One version\'s share of a traffic split' })
+export class VersionWeightInput {
+  @Field({ description: 'Version number, e.g. 2' })
+  version!: string;
+
+  @Field(() => Int, { description: 'Percent of the requests that name no version, 0 to 100; a split sums to 100' })
+  percent!: number;
+}
+
 @ObjectType('ModelVersion', { description: 'One version of a model in the repository (a numbered folder beside config.json)' })
 export class ModelVersionType {
   @Field({ description: 'Version folder name, e.g. 1' })
@@ -128,6 +196,12 @@ export class ModelVersionType {
 
   @Field(() => String, { nullable: true, description: 'cpu or cuda: the provider that actually runs this version' })
   executionProvider!: string | null;
+
+  @Field(() => ModelWeightsSource, { description: 'Where the serving weights came from: the seed repository or the fleet-wide catalog' })
+  source!: ModelWeightsSource;
+
+  @Field(() => String, { nullable: true, description: 'SHA-256 (hex) of catalog weights; null for the seed\'s own files' })
+  digest!: string | null;
 }
 
 @ObjectType('Model', { description: 'A model in the repository, at one version (the latest READY one unless asked)' })

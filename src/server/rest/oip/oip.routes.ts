@@ -18,6 +18,8 @@ import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
 import type { InferencePipeline, PipelineOutcome } from '../../../inference/pipeline';
 import type { ModelCatalog } from '../../../inference/model-catalog';
+import type { ModelFleet } from '../../../inference/fleet';
+import { registerRepositoryRoutes, registerUploadRoute } from './oip.repository';
 import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 import { readBoundedBody, type BoundedBody } from '../bounded-body';
 import { HttpRefusal, maxJsonValues } from '../http-errors';
@@ -26,11 +28,11 @@ import { NOOP_STEPS } from '../../../tracing/noop';
 
 /**
  * The protocol extensions this server implements (server metadata
- * `extensions`). Triton's `model_repository` is not advertised: only its
- * index is served here; load/unload stay GraphQL admin mutations.
+ * `extensions`). Triton's `model_repository`: the index, and load/unload
+ * over REST acting on the fleet-wide catalog (oip.repository.ts; not over gRPC).
  * `modelgate_explain` is modelgate's own: POST /v2/models/{m}/explain.
  */
-export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics', 'modelgate_explain'];
+export const OIP_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics', 'model_repository', 'modelgate_explain'];
 
 type ModelParams = { model: string; version?: string };
 
@@ -89,6 +91,8 @@ function restCall(request: FastifyRequest) {
 export interface OipDependencies {
   pipeline: InferencePipeline;
   models: ModelCatalog;
+  /** The fleet-wide catalog behind the repository load/unload routes. */
+  fleet: ModelFleet;
   /** True while the gateway takes requests (ready and not shutting down). */
   ready(): boolean;
   bodyLimitBytes: number;
@@ -97,6 +101,8 @@ export interface OipDependencies {
 }
 
 export function registerOipRoutes(app: FastifyInstance, dependencies: OipDependencies): void {
+  // The streamed model upload reads its own body (bounded by MODEL_UPLOAD_MAX_BYTES, not BODY_LIMIT_BYTES).
+  void app.register(async (scope) => registerUploadRoute(scope, dependencies));
   void app.register(async (scope) => {
     // Inference bodies are JSON, or JSON followed by raw tensor bytes (any
     // content type, usually application/octet-stream): read them whole and
@@ -120,6 +126,7 @@ export function registerOipRoutes(app: FastifyInstance, dependencies: OipDepende
     registerServerRoutes(scope, dependencies);
     registerModelRoutes(scope, dependencies);
     registerModelExtensionRoutes(scope, dependencies);
+    registerRepositoryRoutes(scope, dependencies);
     registerInferRoutes(scope, dependencies);
     registerExplainRoutes(scope, dependencies);
   });
@@ -198,7 +205,7 @@ function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inferen
     const index = inference
       .modelNames()
       .filter((name) => modelAllowed(admitted.principal, name))
-      .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, ...(v.reason ? { reason: v.reason } : {}) })));
+      .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, source: v.source, ...(v.reason ? { reason: v.reason } : {}) })));
     return reply.send(index);
   });
 

@@ -333,6 +333,8 @@ const responses: Record<string, Json> = {
   OipPayloadTooLarge: oipError('PAYLOAD_TOO_LARGE: the body (or its inflated form) exceeds BODY_LIMIT_BYTES.'),
   OipTooManyRequests: oipError('RATE_LIMITED or QUOTA_EXCEEDED.', { 'Retry-After': header('RetryAfter') }),
   OipUnavailable: oipError('MODEL_UNAVAILABLE (model not READY), OVERLOADED (queue full, or closed-mode limits without Redis) or UNAVAILABLE (a dependency is unreachable).'),
+  OipModelTooLarge: oipError('MODEL_TOO_LARGE (weights over MODEL_UPLOAD_MAX_BYTES) or PAYLOAD_TOO_LARGE (body over BODY_LIMIT_BYTES).'),
+  OipModelInvalid: oipError('MODEL_INVALID: weights onnxruntime cannot open, or a config that does not parse or disagrees with the graph; `reason` names which.'),
   OipTimeout: oipError('TIMEOUT: the request\'s deadline passed while queued.'),
   OipDefault: oipError('Any other error (405, 500, …), in the OIP shape.'),
   BadRequest: contractError('BAD_USER_INPUT; `extensions.field` names the parameter.'),
@@ -562,6 +564,49 @@ const paths: Record<string, Json> = {
       ...keyed('inference'),
       requestBody: { required: false, content: json({ type: 'object', properties: { ready: { type: 'boolean' } } }) },
       responses: { '200': ok('The index.', ref('RepositoryIndex')), ...keyedOipErrors },
+    },
+  },
+  '/v2/repository/models/{model}/load': {
+    post: {
+      operationId: 'repositoryModelLoad',
+      tags: ['oip'],
+      summary:
+        'Triton\'s repository load, fleet-wide: loads every version of the model on every replica, or (with `parameters.config` and `file:<v>/model.onnx` base64 files, Triton\'s override semantics) publishes those versions and unloads the others. Answers once this replica applied the change.',
+      ...keyed('admin'),
+      parameters: [modelParam],
+      requestBody: {
+        required: false,
+        content: json({ type: 'object', properties: { parameters: { type: 'object', properties: { config: { type: 'string', description: 'Triton JSON model config, or modelgate config.json form' } }, additionalProperties: { type: 'string' } } } }),
+      },
+      responses: { '200': ok('Applied on this replica; the others follow.', { type: 'object' }), ...keyedOipErrors, '413': response('OipModelTooLarge'), '422': response('OipModelInvalid') },
+    },
+  },
+  '/v2/repository/models/{model}/versions/{version}/model.onnx': {
+    put: {
+      operationId: 'repositoryModelUpload',
+      tags: ['oip'],
+      summary:
+        'modelgate\'s streamed upload: raw model.onnx bytes for one version (no base64, no JSON body limit), bounded by MODEL_UPLOAD_MAX_BYTES and hashed while streaming, validated in a worker, then published LOADED on every replica with the model\'s config. Answers once this replica applied it.',
+      ...keyed('admin'),
+      parameters: [modelParam, versionParam],
+      requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      responses: {
+        '200': ok('Published.', { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' }, size_bytes: { type: 'integer' } } }),
+        ...keyedOipErrors,
+        '413': response('OipModelTooLarge'),
+        '422': response('OipModelInvalid'),
+      },
+    },
+  },
+  '/v2/repository/models/{model}/unload': {
+    post: {
+      operationId: 'repositoryModelUnload',
+      tags: ['oip'],
+      summary: 'Triton\'s repository unload, fleet-wide: every version of the model, on every replica. Answers once this replica applied it.',
+      ...keyed('admin'),
+      parameters: [modelParam],
+      requestBody: { required: false, content: json({ type: 'object' }) },
+      responses: { '200': ok('Applied on this replica; the others follow.', { type: 'object' }), ...keyedOipErrors },
     },
   },
 };

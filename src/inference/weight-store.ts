@@ -1,0 +1,113 @@
+/**
+ * Where published weights live so every replica can read them (issue #23):
+ * content-addressed by SHA-256, streamed in and out in chunks, never held
+ * whole in memory. `WeightStore` is the port; PostgreSQL (chunked rows) is
+ * the one implementation today, and a DATA_DIR or S3-compatible store can
+ * come later behind the same interface.
+ *
+ * Writes are crash-safe: chunks are written under a fresh upload id, and the
+ * blob row that names a digest is written only after the last chunk, so a
+ * `kill -9` mid-upload leaves chunks no blob names (swept later), never a
+ * digest whose content is incomplete.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Database } from '../db/database';
+import { ModelTooLargeError } from '../errors';
+
+/** Rows of 1 MiB: small enough for any driver, few enough that a 200 MB model is 200 rows. */
+export const WEIGHT_CHUNK_BYTES = 1024 * 1024;
+
+export interface StoredWeights {
+  digest: string;
+  sizeBytes: number;
+}
+
+export interface WeightStore {
+  /** Streams the bytes in, hashing as they come; refuses (MODEL_TOO_LARGE) past maxBytes. */
+  put(source: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StoredWeights>;
+  /** Whether a complete blob with this digest exists. */
+  has(digest: string): Promise<boolean>;
+  /** The blob's bytes in order, one chunk at a time; NOT_FOUND-free: throws if absent. */
+  open(digest: string): AsyncIterable<Uint8Array>;
+  /** Removes what uploads a crash cut short, older than `olderThanMs`; answers how many pieces went. */
+  sweepUnfinished(olderThanMs: number): Promise<number>;
+}
+
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export class PostgresWeightStore implements WeightStore {
+  constructor(private readonly db: Database) {}
+
+  async put(source: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StoredWeights> {
+    const uploadId = randomUUID();
+    const hash = createHash('sha256');
+    let size = 0;
+    let index = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (pendingBytes === 0) return;
+      const data = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await this.db.prisma.modelBlobChunk.create({ data: { uploadId, index: index++, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) } });
+    };
+    try {
+      for await (const piece of source) {
+        size += piece.byteLength;
+        if (size > maxBytes) throw new ModelTooLargeError(`Model weights exceed MODEL_UPLOAD_MAX_BYTES (${maxBytes} bytes)`, { maxBytes });
+        hash.update(piece);
+        let offset = 0;
+        while (offset < piece.byteLength) {
+          const take = Math.min(WEIGHT_CHUNK_BYTES - pendingBytes, piece.byteLength - offset);
+          pending.push(Buffer.from(piece.buffer, piece.byteOffset + offset, take));
+          pendingBytes += take;
+          offset += take;
+          if (pendingBytes === WEIGHT_CHUNK_BYTES) await flush();
+        }
+      }
+      await flush();
+    } catch (error) {
+      await this.discard(uploadId);
+      throw error;
+    }
+    const digest = hash.digest('hex');
+    // The blob row makes the digest visible; a digest stored before keeps its own chunks.
+    const created = await this.db.prisma.modelBlob.createMany({ data: [{ digest, uploadId, sizeBytes: BigInt(size), chunkCount: index }], skipDuplicates: true });
+    if (created.count === 0) await this.discard(uploadId);
+    return { digest, sizeBytes: size };
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return (await this.db.prisma.modelBlob.findUnique({ where: { digest }, select: { digest: true } })) !== null;
+  }
+
+  async *open(digest: string): AsyncIterable<Uint8Array> {
+    const blob = await this.db.prisma.modelBlob.findUnique({ where: { digest } });
+    if (!blob) throw new Error(`no weights with digest ${digest} in the weight store`);
+    for (let index = 0; index < blob.chunkCount; index++) {
+      const chunk = await this.db.prisma.modelBlobChunk.findUnique({ where: { uploadId_index: { uploadId: blob.uploadId, index } } });
+      if (!chunk) throw new Error(`weights ${digest} are missing chunk ${index}`);
+      yield chunk.data;
+    }
+  }
+
+  /** Removes chunks no blob names that are older than `olderThanMs` (uploads a crash cut short). */
+  async sweepUnfinished(olderThanMs: number): Promise<number> {
+    const cutoff = new Date(Date.now() - olderThanMs);
+    return this.db.prisma.$executeRawUnsafe(
+      'DELETE FROM "ModelBlobChunk" c WHERE c."createdAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelBlob" b WHERE b."uploadId" = c."uploadId")',
+      cutoff,
+    );
+  }
+
+  private async discard(uploadId: string): Promise<void> {
+    await this.db.prisma.modelBlobChunk.deleteMany({ where: { uploadId } }).catch(() => undefined);
+  }
+}
+
+/** A Buffer as the one-piece stream `put` takes (base64 file contents of a Triton load call). */
+export function bytesSource(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  return Readable.from([bytes], { objectMode: true }) as AsyncIterable<Uint8Array>;
+}
