@@ -140,7 +140,7 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
-  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
+  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference, cache: inference.responseCache });
 
   const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
   return { services, dispatcher };

@@ -83,6 +83,8 @@ export function parseEvent(line: string): UsageEvent {
     computeMs: r['computeMs'],
     executionProvider: r['executionProvider'],
     createdAt: typeof r['createdAt'] === 'string' ? new Date(r['createdAt']) : new Date(Number.NaN),
+    // Lines written before the response cache have no cacheHit.
+    ...(r['cacheHit'] === undefined ? {} : { cacheHit: r['cacheHit'] }),
   } as UsageEvent; // each field is checked by invalidReason just below
   const bad = invalidReason(event);
   if (bad) throw new Error(`invalid ${bad}`);
