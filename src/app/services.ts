@@ -14,6 +14,7 @@ import type { Lifecycle } from './lifecycle';
 import type { Services } from '../server/services';
 import { InferenceService } from '../inference/inference.service';
 import { InferencePipeline } from '../inference/pipeline';
+import { ResponseCache } from '../inference/response-cache';
 import { UsageService } from '../usage/usage.service';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
@@ -140,7 +141,10 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
-  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference, cache: inference.responseCache });
+  // Answers of models that opt in; a load, reload or unload drops that model's.
+  const cache = new ResponseCache(config.responseCache, metrics.registry);
+  inference.registry.onVersionChange((model) => cache.invalidate(model));
+  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference, cache });
 
   const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
   return { services, dispatcher };

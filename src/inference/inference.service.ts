@@ -13,7 +13,6 @@ import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
 import { ModelRegistry, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
 import { InferenceMetrics } from './metrics';
-import { ResponseCache } from './response-cache';
 import type { Batcher, BatchInput, BatchRequest, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
 import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
@@ -154,7 +153,6 @@ export class InferenceService {
   readonly pool: WorkerPool;
   readonly registry: ModelRegistry;
   readonly metrics: InferenceMetrics;
-  readonly responseCache: ResponseCache;
 
   constructor(
     private readonly config: Config,
@@ -175,8 +173,6 @@ export class InferenceService {
       this.metrics,
       log.child({ component: 'models' }),
     );
-    this.responseCache = new ResponseCache(config.responseCache, metrics.registry);
-    this.registry.onVersionChange((model) => this.responseCache.invalidate(model));
     readiness.register('models', () => {
       const models: Record<string, unknown> = {};
       for (const model of this.registry.list()) {

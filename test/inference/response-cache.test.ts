@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
-import { authHeaders, closeTestKeys, createTestKey } from '../helpers/auth';
+import { authHeaders, closeTestKeys, createTestKey, type TestKeyOptions } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { imageFloats, imageTensor, INFER } from './fixtures';
 import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
@@ -27,7 +27,7 @@ let db: Client;
 let tenantA: { headers: Record<string, string>; tenantId: string };
 let tenantB: { headers: Record<string, string>; tenantId: string };
 
-async function tenant(scopes: string[]) {
+async function tenant(scopes: TestKeyOptions['scopes']) {
   const key = await createTestKey({ scopes, tenantLimits: LIMITS, keyLimits: LIMITS });
   return { headers: authHeaders(key.key), tenantId: key.tenantId };
 }
