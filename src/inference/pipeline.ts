@@ -57,6 +57,8 @@ export interface ResponseCacheLookup {
   /** null: this request is not cacheable (model not opted in, cache off, an input not keyed). */
   probe(tenantId: string, plan: InferencePlan, request: InferRequest): { key: string; hit: InferResponse | null } | null;
   store(key: string, model: string, response: InferResponse): void;
+  /** Counts a probed request once the limits admitted it (hit or miss metric). */
+  admitted(model: string, hit: boolean): void;
   /** Compute units a hit is billed (RESPONSE_CACHE_BILLED_FRACTION of the request's, whole). */
   hitUnits(computeUnits: number): number;
 }
@@ -302,6 +304,7 @@ export class InferencePipeline {
         this.deps.engine.refused(planned, refusal);
         throw new StepFailure(refusal, limits);
       }
+      if (cached) this.deps.cache?.admitted(planned.model, cached.hit !== null);
       const result = cached?.hit ?? (await execute(planned, trace));
       if (cached && !cached.hit) cacheable?.store(cached.key, planned, result);
       outcome = { ok: true, result, principal, limits };

@@ -41,8 +41,8 @@ export class ResponseCacheMetrics {
 
   constructor(registry: Registry, cache: () => { bytes: number; entries: number }) {
     const registers = [registry];
-    this.hits = new Counter({ name: 'modelgate_response_cache_hits_total', help: 'Inference requests answered from the response cache', labelNames: ['model'], registers });
-    this.misses = new Counter({ name: 'modelgate_response_cache_misses_total', help: 'Cacheable inference requests not found in the response cache (they run)', labelNames: ['model'], registers });
+    this.hits = new Counter({ name: 'modelgate_response_cache_hits_total', help: 'Admitted inference requests answered from the response cache', labelNames: ['model'], registers });
+    this.misses = new Counter({ name: 'modelgate_response_cache_misses_total', help: 'Admitted cacheable inference requests not found in the response cache (they run)', labelNames: ['model'], registers });
     this.evictions = new Counter({ name: 'modelgate_response_cache_evictions_total', help: 'Response cache entries evicted to stay within RESPONSE_CACHE_MAX_BYTES', registers });
     this.invalidations = new Counter({ name: 'modelgate_response_cache_invalidations_total', help: 'Response cache entries dropped because their model was loaded, reloaded or unloaded', labelNames: ['model'], registers });
     new Gauge({
@@ -111,12 +111,12 @@ export class ResponseCache {
     const key = requestKey(tenantId, plan.version.sessionKey, request);
     if (key === null) return null;
     const entry = this.lru.get(key);
-    if (entry) {
-      this.metrics.hits.inc({ model: plan.model });
-      return { key, hit: { ...entry.response, id: request.id ?? null, queueMs: 0, computeMs: 0 } };
-    }
-    this.metrics.misses.inc({ model: plan.model });
-    return { key, hit: null };
+    return { key, hit: entry ? { ...entry.response, id: request.id ?? null, queueMs: 0, computeMs: 0 } : null };
+  }
+
+  /** Counts a probed request the limits admitted: served from the cache, or run. */
+  admitted(model: string, hit: boolean): void {
+    (hit ? this.metrics.hits : this.metrics.misses).inc({ model });
   }
 
   /** Stores a successful answer (its outputs copied: the caller's buffers are its own). */

@@ -12,7 +12,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
+import { freePort, graphql, REPO_ROOT, startGateway, type TestGateway } from '../helpers/gateway';
+import { OipGrpcClient, rawInfer } from '../grpc/client';
 import { authHeaders, closeTestKeys, createTestKey, type TestKeyOptions } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
 import { imageFloats, imageTensor, INFER } from './fixtures';
@@ -26,6 +27,7 @@ let gw: TestGateway;
 let db: Client;
 let tenantA: { headers: Record<string, string>; tenantId: string };
 let tenantB: { headers: Record<string, string>; tenantId: string };
+let grpc: OipGrpcClient;
 
 async function tenant(scopes: TestKeyOptions['scopes']) {
   const key = await createTestKey({ scopes, tenantLimits: LIMITS, keyLimits: LIMITS });
@@ -42,9 +44,12 @@ beforeAll(async () => {
   tenantB = await tenant(['inference']);
   db = new Client({ connectionString: testEnv.databaseUrl });
   await db.connect();
-  gw = await startGateway({ MODEL_REPOSITORY: repo, RESPONSE_CACHE_BILLED_FRACTION: '0.25', INFERENCE_WORKERS: '1', USAGE_FLUSH_INTERVAL_MS: '50' });
+  const grpcPort = await freePort();
+  gw = await startGateway({ MODEL_REPOSITORY: repo, RESPONSE_CACHE_BILLED_FRACTION: '0.25', INFERENCE_WORKERS: '1', USAGE_FLUSH_INTERVAL_MS: '50', GRPC_PORT: String(grpcPort) });
+  grpc = new OipGrpcClient(`127.0.0.1:${grpcPort}`);
 });
 afterAll(async () => {
+  grpc?.close();
   await gw?.close();
   await db?.end();
   await closeTestKeys();
@@ -132,6 +137,42 @@ describe('response cache', () => {
     });
     expect(anonymous.status).toBe(401);
     expect(await metric('modelgate_response_cache_hits_total', 'fashion-cnn')).toBe(hits + 1);
+  });
+
+  it('the gRPC door uses it too, echoing each request\'s own id', async () => {
+    const key = await createTestKey({ scopes: ['inference'], tenantLimits: LIMITS, keyLimits: LIMITS });
+    type Answer = { id: string; raw_output_contents: Buffer[] };
+    const hits = await metric('modelgate_response_cache_hits_total', 'fashion-cnn');
+    const first = await grpc.call<Answer>('ModelInfer', rawInfer([40, 41], 'fashion-cnn', 'g-1'), key.key);
+    const second = await grpc.call<Answer>('ModelInfer', rawInfer([40, 41], 'fashion-cnn', 'g-2'), key.key);
+    expect(first.ok && second.ok).toBe(true);
+    expect(second.response?.id).toBe('g-2');
+    expect(Buffer.compare(second.response!.raw_output_contents[0]!, first.response!.raw_output_contents[0]!)).toBe(0);
+    expect(await metric('modelgate_response_cache_hits_total', 'fashion-cnn')).toBe(hits + 1);
+    const rows = await records(key.tenantId, 'fashion-cnn', 2);
+    // 2 items: 2 units; a hit ceil(2 × 0.25) = 1.
+    expect(rows.map((r) => [r.computeUnits, r.cacheHit])).toEqual([
+      [2, false],
+      [1, true],
+    ]);
+  });
+
+  it('a hit is still rate limited: past the key\'s requests per minute it is refused and recorded so', async () => {
+    const key = await createTestKey({ scopes: ['inference'], tenantLimits: LIMITS, keyLimits: { requestsPerMinute: 2, computeUnitsPerMinute: 1000 } });
+    const headers = authHeaders(key.key);
+    const batch = imageTensor([50]);
+    await inferGql(headers, 'fashion-cnn', [batch]);
+    await inferGql(headers, 'fashion-cnn', [batch]);
+    const hits = await metric('modelgate_response_cache_hits_total', 'fashion-cnn');
+    const refused = await graphql(gw.url, INFER, { input: { model: 'fashion-cnn', inputs: [batch] } }, headers);
+    expect(refused.body.errors?.[0]?.extensions?.['code']).toBe('RATE_LIMITED');
+    expect(await metric('modelgate_response_cache_hits_total', 'fashion-cnn')).toBe(hits);
+    const rows = await records(key.tenantId, 'fashion-cnn', 3);
+    expect(rows.map((r) => [r.status, r.computeUnits, r.cacheHit])).toEqual([
+      ['OK', 1, false],
+      ['OK', 1, true],
+      ['RATE_LIMITED', 0, false],
+    ]);
   });
 
   it("another tenant's identical request is a miss, and so is a different input", async () => {
