@@ -99,7 +99,8 @@ export class ResponseCache {
 
   /** Compute units a hit is billed: the fraction of the request's, rounded up to whole units as every bill is. */
   hitUnits(computeUnits: number): number {
-    return Math.ceil(computeUnits * this.options.billedFraction - 1e-9);
+    // The epsilon keeps float noise (8 × 0.25 as 2.0000000001) from rounding up a whole unit.
+    return Math.max(0, Math.ceil(computeUnits * this.options.billedFraction - 1e-9));
   }
 
   /**
