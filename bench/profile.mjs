@@ -7,6 +7,7 @@
 // by package/area and the top functions of the main thread, plus the server's
 // CPU ms per request (utime+stime, all threads) over the same load.
 //   npm run build:ts && node bench/profile.mjs [items=1] [concurrency=64] [seconds=10]
+//   PROFILE_MODEL_REPOSITORY=dir serves another repository (e.g. one whose model opts in to the response cache: every request a hit).
 //   PROFILE_KEEP=dir keeps the .cpuprofile files there; PROFILE_DIST=/other/dist profiles another
 //   build (e.g. main's, for the before summary); PROFILE_OFF=1 measures CPU without the profiler.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -55,7 +56,7 @@ dbUrl.pathname = `/${dbName}`;
 const port = await freePort();
 const env = {
   PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), GRPC_PORT: '0', LOG_LEVEL: 'warn', LOG_PRETTY: 'false',
-  MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, 'data'),
+  MODEL_REPOSITORY: process.env.PROFILE_MODEL_REPOSITORY ?? path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, 'data'),
   REDIS_URL, REDIS_KEY_PREFIX: `mgprofile:${runId}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
   DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(INFERENCE_|GATEWAY_|RATE_LIMITS_|USAGE_)/.test(k))),

@@ -17,6 +17,7 @@ import { InferencePipeline } from '../inference/pipeline';
 import { ModelFleet } from '../inference/fleet';
 import { PostgresWeightStore } from '../inference/weight-store';
 import { WeightCache } from '../inference/weight-cache';
+import { ResponseCache } from '../inference/response-cache';
 import { UsageService } from '../usage/usage.service';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
@@ -145,7 +146,10 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
 
   const inference = new InferenceService(config, metrics, readiness, log.child({ component: 'inference' }));
 
-  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference });
+  // Answers of models that opt in; a load, reload or unload drops that model's.
+  const cache = new ResponseCache(config.responseCache, metrics.registry);
+  inference.registry.onVersionChange((model) => cache.invalidate(model));
+  const pipeline = new InferencePipeline({ auth, limits, usage, engine: inference, cache });
 
   // The fleet-wide model catalog (issue #23): weights in Postgres, cached locally by digest.
   const weightStore = new PostgresWeightStore(db);

@@ -105,6 +105,15 @@ const envSchema = z.object({
   INFERENCE_MAX_QUEUE_SIZE: int(1, 1_000_000).default('1024'),
   INFERENCE_MAX_ITEMS_PER_REQUEST: int(1, 100_000).default('256'),
   INFERENCE_MAX_BYTES_PER_REQUEST: int(1, 1_073_741_824).default('16777216'),
+  // Response cache (issue #25): bytes of cached answers per process (0: off for every model), and
+  // the share of a request's compute units a cache hit is billed (rounded up to whole units).
+  RESPONSE_CACHE_MAX_BYTES: int(0, 68_719_476_736).default('67108864'),
+  RESPONSE_CACHE_BILLED_FRACTION: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'a number from 0 to 1')
+    .transform(Number)
+    .pipe(z.number().min(0).max(1))
+    .default('0.1'),
 
   // Keys (issue #5)
   KEY_CACHE_TTL_MS: int(0, 10_000).default('10000'),
@@ -225,6 +234,8 @@ export interface Config {
     /** Largest model.onnx a publish accepts (raw bytes, before base64). */
     uploadMaxBytes: number;
   };
+  /** Response cache for models whose config.json opts in (`response_cache: { enable: true }`). */
+  responseCache: { maxBytes: number; billedFraction: number };
   keys: { cacheTtlMs: number; cacheMaxEntries: number; cacheStaleMaxMs: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
   /** First-start admin key: enabled, and the operator's own key (null: generate one and print it once). */
   bootstrap: { enabled: boolean; key: string | null };
@@ -364,6 +375,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       reconcileIntervalMs: e.MODEL_RECONCILE_INTERVAL_MS,
       uploadMaxBytes: e.MODEL_UPLOAD_MAX_BYTES,
     },
+    responseCache: { maxBytes: e.RESPONSE_CACHE_MAX_BYTES, billedFraction: e.RESPONSE_CACHE_BILLED_FRACTION },
     keys: {
       cacheTtlMs: e.KEY_CACHE_TTL_MS,
       cacheMaxEntries: e.KEY_CACHE_MAX_ENTRIES,

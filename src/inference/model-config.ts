@@ -60,6 +60,9 @@ export const modelConfigSchema = z
     cost: z.number().positive().default(1),
     execution_providers: z.array(z.enum(EXECUTION_PROVIDER_NAMES)).min(1).optional(),
     card: z.record(z.unknown()).optional(),
+    // Triton's response_cache: answers of this (deterministic) model may be served from the
+    // gateway's cache (RESPONSE_CACHE_MAX_BYTES), per tenant and model version.
+    response_cache: z.object({ enable: z.boolean().default(false) }).strict().optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -53,11 +53,30 @@ export interface InferenceEngine {
   refused(plan: InferencePlan, error: unknown): void;
 }
 
+/** The response cache (inference domain): answers of models that opted in, per tenant and loaded version. */
+export interface ResponseCacheLookup {
+  /** null: this request is not cacheable (model not opted in, cache off, an input not keyed). */
+  probe(tenantId: string, plan: InferencePlan, request: InferRequest): { key: string; hit: InferResponse | null } | null;
+  store(key: string, model: string, response: InferResponse): void;
+  /** Counts a probed request once the limits admitted it (hit or miss metric). */
+  admitted(model: string, hit: boolean): void;
+  /** Compute units a hit is billed (RESPONSE_CACHE_BILLED_FRACTION of the request's, whole). */
+  hitUnits(computeUnits: number): number;
+}
+
 export interface PipelineDeps {
   auth: CallerAuthenticator;
   limits: LimitChecker;
   usage: UsageRecorder;
   engine: InferenceEngine;
+  /** Absent: nothing is cached. */
+  cache?: ResponseCacheLookup;
+}
+
+/** How a call may use the response cache: look it up once planned, store a served answer. */
+interface Cacheable<T> {
+  probe(principal: Principal, plan: InferencePlan): { key: string; hit: T | null } | null;
+  store(key: string, plan: InferencePlan, result: T): void;
 }
 
 /** Who is calling: headers to authenticate, or the outcome of an authentication the front door already ran. */
@@ -130,7 +149,12 @@ export class InferencePipeline {
   constructor(private readonly deps: PipelineDeps) {}
 
   infer(call: CallContext, request: InferRequest): Promise<PipelineOutcome<InferResponse>> {
-    return this.run(call, request.model, () => this.deps.engine.planInfer(request), (plan, trace) => this.deps.engine.runInfer(plan, request, trace));
+    const cache = this.deps.cache;
+    const cacheable: Cacheable<InferResponse> | undefined = cache && {
+      probe: (principal, plan) => cache.probe(principal.tenantId, plan, request),
+      store: (key, plan, result) => cache.store(key, plan.model, result),
+    };
+    return this.run(call, request.model, () => this.deps.engine.planInfer(request), (plan, trace) => this.deps.engine.runInfer(plan, request, trace), cacheable);
   }
 
   classify(call: CallContext, request: ClassifyRequest): Promise<PipelineOutcome<ClassifyResponse>> {
@@ -223,6 +247,7 @@ export class InferencePipeline {
     model: string,
     plan: () => InferencePlan,
     execute: (plan: InferencePlan, trace: StepTrace) => Promise<T>,
+    cacheable?: Cacheable<T>,
   ): Promise<PipelineOutcome<T>> {
     const started = performance.now();
     const trace = call.trace ?? NOOP_STEPS;
@@ -244,6 +269,8 @@ export class InferencePipeline {
     let planned: InferencePlan | null = null;
     let limits: LimitDecision | null = null;
     let outcome: PipelineOutcome<T>;
+    let cached: { key: string; hit: T | null } | null = null;
+    let units = 0;
     try {
       // A call refused before admission (name, allowlist, lookup, a body the front door
       // could not parse) gets a `validate` span for that check; a plan that passes is
@@ -273,13 +300,18 @@ export class InferencePipeline {
         throw new StepFailure(decision.allowed ? failure : limitError(decision), decision);
       }
 
-      limits = await this.admit(principal, planned.computeUnits, trace, model);
+      // Looked up before admission: a hit is admitted (and billed) at its own, smaller units.
+      cached = cacheable?.probe(principal, planned) ?? null;
+      units = cached?.hit && this.deps.cache ? this.deps.cache.hitUnits(planned.computeUnits) : planned.computeUnits;
+      limits = await this.admit(principal, units, trace, model);
       if (!limits.allowed) {
         const refusal = limitError(limits);
         this.deps.engine.refused(planned, refusal);
         throw new StepFailure(refusal, limits);
       }
-      const result = await execute(planned, trace);
+      if (cached) this.deps.cache?.admitted(planned.model, cached.hit !== null);
+      const result = cached?.hit ?? (await execute(planned, trace));
+      if (cached && !cached.hit) cacheable?.store(cached.key, planned, result);
       outcome = { ok: true, result, principal, limits };
     } catch (error) {
       outcome =
@@ -298,7 +330,7 @@ export class InferencePipeline {
       modelVersion: planned?.modelVersion ?? null,
       items: planned?.items ?? 0,
       // Only served requests are billed; a refused or failed one records its items and 0 units.
-      computeUnits: outcome.ok && planned ? planned.computeUnits : 0,
+      computeUnits: outcome.ok && planned ? units : 0,
       status: outcome.ok ? 'OK' : usageStatusFor(outcome.error),
       latencyMs: performance.now() - started,
       queueMs: served?.queueMs ?? 0,
@@ -306,6 +338,7 @@ export class InferencePipeline {
       executionProvider: planned?.executionProvider ?? null,
       protocol: call.protocol,
       createdAt: new Date(),
+      ...(outcome.ok && cached?.hit ? { cacheHit: true } : {}),
     };
     if (trace.recording) {
       trace.annotate({

@@ -45,6 +45,8 @@ export interface ServedConfig {
   cost: number;
   executionProviders: ExecutionProviderName[];
   source: 'CONFIG' | 'DERIVED';
+  /** config.json's `response_cache.enable`: identical inputs may be answered from the response cache. */
+  responseCache: boolean;
 }
 
 export interface VersionStats {
@@ -107,6 +109,7 @@ export interface RegistryOptions {
 export class ModelRegistry {
   private readonly models = new Map<string, RegisteredModel>();
   private generation = 0;
+  private readonly changeListeners: ((model: string) => void)[] = [];
   private initialLoadDone = false;
 
   constructor(
@@ -137,6 +140,15 @@ export class ModelRegistry {
       { models: [...this.models.values()].map((m) => ({ name: m.name, versions: [...m.versions.values()].map((v) => `${v.version}:${v.status}`) })) },
       'model repository loaded',
     );
+  }
+
+  /** Called with a model's name whenever one of its versions is loaded, reloaded or unloaded (the response cache drops its answers). */
+  onVersionChange(listener: (model: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private changed(model: string): void {
+    for (const listener of this.changeListeners) listener(model);
   }
 
   list(): RegisteredModel[] {
@@ -250,6 +262,7 @@ export class ModelRegistry {
         v.sessionKey = null;
         v.status = 'UNLOADED';
         v.reason = null;
+        this.changed(name);
         await this.retire(batcher, sessionKey);
         this.metrics.pending.set({ model: name, version: String(v.version) }, 0);
         this.log.info({ model: name, version: v.version }, 'model unloaded');
@@ -423,6 +436,7 @@ export class ModelRegistry {
       state.status = 'READY';
       state.reason = null;
       state.loadedAt = new Date();
+      this.changed(entry.name);
       this.metrics.provider.set({ model: entry.name, version: String(version), provider: reply.provider }, 1);
       log.info({ provider: reply.provider, warmupMs: Math.round(reply.warmupMs * 10) / 10, source: config.source }, 'model ready');
       // Requests already queued on the old batcher finish on the old session, then it goes.
@@ -480,6 +494,7 @@ function servedFromFile(config: ModelConfig, defaultMaxQueueSize: number): Serve
     cost: config.cost,
     executionProviders: config.execution_providers ?? [],
     source: 'CONFIG',
+    responseCache: config.response_cache?.enable ?? false,
   };
 }
 
@@ -517,6 +532,7 @@ export function deriveConfig(
     cost: 1,
     executionProviders: providers,
     source: 'DERIVED',
+    responseCache: false,
   };
 }
 

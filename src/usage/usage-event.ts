@@ -30,6 +30,8 @@ export interface UsageEvent {
   executionProvider: string | null;
   protocol: UsageProtocolName;
   createdAt: Date;
+  /** Answered from the response cache (billed RESPONSE_CACHE_BILLED_FRACTION of its units); absent: false. */
+  cacheHit?: boolean;
 }
 
 /**
@@ -82,6 +84,7 @@ export function invalidReason(e: UsageEvent): string | null {
   for (const f of ['computeUnits', 'latencyMs', 'queueMs', 'computeMs'] as const) {
     if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;
   }
+  if (e.cacheHit !== undefined && typeof e.cacheHit !== 'boolean') return 'cacheHit';
   if (!(e.createdAt instanceof Date) || Number.isNaN(e.createdAt.getTime())) return 'createdAt';
   return null;
 }

@@ -85,6 +85,8 @@ export function parseEvent(line: string): UsageEvent {
     // Lines written before the protocol was recorded replay as UNKNOWN; a present value is validated below.
     protocol: r['protocol'] === undefined ? 'UNKNOWN' : r['protocol'],
     createdAt: typeof r['createdAt'] === 'string' ? new Date(r['createdAt']) : new Date(Number.NaN),
+    // Lines written before the response cache have no cacheHit.
+    ...(r['cacheHit'] === undefined ? {} : { cacheHit: r['cacheHit'] }),
   } as UsageEvent; // each field is checked by invalidReason just below
   const bad = invalidReason(event);
   if (bad) throw new Error(`invalid ${bad}`);
