@@ -43,7 +43,7 @@ interface Token {
   column: number;
 }
 
-const SYMBOLS = new Set(['{', '}', '[', ']', '<', '>', ':', ',', ';', '-']);
+const SYMBOLS = new Set(['{', '}', '[', ']', '<', '>', ':', ',', ';', '-', '.', '/']);
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b', f: '\f', v: '\v', '\\': '\\', "'": "'", '"': '"', '?': '?' };
 
 function tokenize(text: string): Token[] {

@@ -210,11 +210,11 @@ export class GrpcDoor implements StreamHost {
   }
 
   /** An admin key's call as the audit names it (REST's load/unload do the same): PERMISSION_DENIED for any other key. */
-  private async adminCaller(peer: string, context: CallContext, refuse: Refuse): Promise<Actor> {
+  private async adminCaller(call: { getPeer(): string; metadata: Metadata }, context: CallContext, refuse: Refuse): Promise<Actor> {
     const principal = await this.admitted(context, null, refuse);
     requireScope(principal, 'admin');
-    const ua = context.caller.headers['user-agent'];
-    return { principal, ip: peer, userAgent: typeof ua === 'string' ? ua : null, requestId: context.requestId };
+    const ua = headersOf(call.metadata)['user-agent'];
+    return { principal, ip: call.getPeer(), userAgent: typeof ua === 'string' ? ua : null, requestId: context.requestId };
   }
 
   /** One ModelInfer through the pipeline: a message that does not parse is still charged and recorded. */
@@ -276,13 +276,13 @@ export class GrpcDoor implements StreamHost {
       }),
       // Triton's model repository extension, fleet-wide: the same fleet calls as REST's load/unload (oip.repository.ts).
       RepositoryModelLoad: this.unary<RepositoryModelRequest, Record<string, never>>(async (call, refuse, context) => {
-        const caller = await this.adminCaller(call.getPeer(), context, refuse);
+        const caller = await this.adminCaller(call, context, refuse);
         const parameters = loadParameters(call.request.parameters ?? {}, fleet.maxUploadBytes, () => fleet.tooLarge());
         await fleet.tritonLoad(caller, call.request.model_name, parameters);
         return {};
       }),
       RepositoryModelUnload: this.unary<RepositoryModelRequest, Record<string, never>>(async (call, refuse, context) => {
-        const caller = await this.adminCaller(call.getPeer(), context, refuse);
+        const caller = await this.adminCaller(call, context, refuse);
         await fleet.setDesired(caller, call.request.model_name, null, 'UNLOADED', 'model.unload');
         return {};
       }),
