@@ -141,6 +141,7 @@ function buildGrpcDoor(services: Services): GrpcDoor | null {
   return new GrpcDoor({
     pipeline: services.pipeline,
     models: services.models,
+    fleet: services.fleet,
     ready: () => readiness.report().ready && !lifecycle.isShuttingDown,
     bodyLimitBytes: config.bodyLimitBytes,
     maxTimeoutMs: config.models.maxTimeoutMs,

@@ -83,6 +83,18 @@ interface VersionChange {
   trafficPercent?: number | null;
 }
 
+const FILE_PARAMETER = /^file:([1-9]\d{0,8})\/model\.onnx$/;
+
+/**
+ * The version a Triton load's `file:<v>/model.onnx` parameter names (REST
+ * and gRPC alike); BAD_INPUT for any other `file:` path.
+ */
+export function loadFileVersion(parameter: string): number {
+  const match = FILE_PARAMETER.exec(parameter);
+  if (!match) throw new BadInputError(`${parameter}: only file:<version>/model.onnx is accepted`, `parameters.${parameter}`);
+  return Number(match[1]);
+}
+
 export interface TritonLoadParameters {
   config?: unknown;
   /** `file:<version>/model.onnx` → bytes. */

@@ -1,7 +1,8 @@
 import { mkdtempSync, mkdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ModelConfigError, parseModelConfig, readModelConfig, scanRepository } from './model-config';
+import { ModelConfigError, parseModelConfig, scanRepository } from './model-config';
+import { readModelConfig } from './triton-config';
 
 const MODELS = path.resolve(__dirname, '../../models');
 

@@ -4,7 +4,7 @@
  * fix a broken model without reading code. (First piece of the inference
  * engine, issue #4; the engine itself is not built yet.)
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { EXECUTION_PROVIDER_NAMES } from '../config';
@@ -63,6 +63,10 @@ export const modelConfigSchema = z
     // Triton's response_cache: answers of this (deterministic) model may be served from the
     // gateway's cache (RESPONSE_CACHE_MAX_BYTES), per tenant and model version.
     response_cache: z.object({ enable: z.boolean().default(false) }).strict().optional(),
+    // Filled by the readers of Triton's forms (config.pbtxt, a load's Triton JSON): each field
+    // set there that modelgate does not honour, or a config.pbtxt that config.json overrides.
+    // Shown on the model's config (OIP /config, gRPC ModelConfig) and logged at load.
+    warnings: z.array(z.string()).optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -120,11 +124,13 @@ export interface RepositoryEntry {
   versions: number[];
   /** null when the folder has no config.json (the engine derives one from the graph). */
   configFile: string | null;
+  /** Triton's config.pbtxt beside it, or null: read when there is no config.json (triton-config.ts). */
+  pbtxtFile: string | null;
 }
 
 /**
- * Lists the models in a repository: every folder with a config.json or with
- * at least one `<n>/model.onnx`. Other folders (training code, caches) are skipped.
+ * Lists the models in a repository: every folder with a config.json, a
+ * config.pbtxt or at least one `<n>/model.onnx`. Other folders (training code, caches) are skipped.
  */
 export async function scanRepository(root: string): Promise<RepositoryEntry[]> {
   const entries: RepositoryEntry[] = [];
@@ -140,13 +146,10 @@ export async function scanRepository(root: string): Promise<RepositoryEntry[]> {
     }
     const configPath = path.join(directory, 'config.json');
     const hasConfig = await isFile(configPath);
-    if (!hasConfig && versions.length === 0) continue;
-    entries.push({ name: dirent.name, directory, versions: versions.sort((a, b) => a - b), configFile: hasConfig ? configPath : null });
+    const pbtxtPath = path.join(directory, 'config.pbtxt');
+    const hasPbtxt = await isFile(pbtxtPath);
+    if (!hasConfig && !hasPbtxt && versions.length === 0) continue;
+    entries.push({ name: dirent.name, directory, versions: versions.sort((a, b) => a - b), configFile: hasConfig ? configPath : null, pbtxtFile: hasPbtxt ? pbtxtPath : null });
   }
   return entries.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-export async function readModelConfig(entry: RepositoryEntry): Promise<ModelConfig | null> {
-  if (!entry.configFile) return null;
-  return parseModelConfig(entry.configFile, await readFile(entry.configFile, 'utf8'), entry.name);
 }

@@ -9,7 +9,8 @@ import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
 import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError } from '../errors';
-import { scanRepository, readModelConfig, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
+import { scanRepository, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
+import { readModelConfig } from './triton-config';
 import type { WorkerPool } from './pool';
 import { Batcher, type BatchObserver } from './batcher';
 import type { TensorMetadata } from './worker-protocol';
@@ -47,6 +48,8 @@ export interface ServedConfig {
   source: 'CONFIG' | 'DERIVED';
   /** config.json's `response_cache.enable`: identical inputs may be answered from the response cache. */
   responseCache: boolean;
+  /** Fields of a Triton config (config.pbtxt, a load's Triton JSON) that modelgate does not honour. */
+  warnings: string[];
 }
 
 export interface VersionStats {
@@ -354,7 +357,7 @@ export class ModelRegistry {
    */
   async apply(name: string, version: number, source: VersionSource): Promise<ModelVersion> {
     return this.exclusive(name, () =>
-      this.loadFrom({ name, directory: path.dirname(path.dirname(source.modelPath)), versions: [], configFile: null }, version, async () => source),
+      this.loadFrom({ name, directory: path.dirname(path.dirname(source.modelPath)), versions: [], configFile: null, pbtxtFile: null }, version, async () => source),
     );
   }
 
@@ -420,6 +423,7 @@ export class ModelRegistry {
         await this.pool.unload(sessionKey).catch(() => undefined);
         throw error;
       }
+      for (const warning of config.warnings) log.warn({ warning }, 'model config: a field modelgate does not honour');
       const previous = { batcher: state.batcher, sessionKey: state.sessionKey };
       state.config = config;
       state.provider = reply.provider;
@@ -495,6 +499,7 @@ function servedFromFile(config: ModelConfig, defaultMaxQueueSize: number): Serve
     executionProviders: config.execution_providers ?? [],
     source: 'CONFIG',
     responseCache: config.response_cache?.enable ?? false,
+    warnings: config.warnings ?? [],
   };
 }
 
@@ -533,6 +538,7 @@ export function deriveConfig(
     executionProviders: providers,
     source: 'DERIVED',
     responseCache: false,
+    warnings: [],
   };
 }
 

@@ -50,7 +50,7 @@ describe('gRPC door: happy path per RPC', () => {
     expect((await client.call('ServerReady', {})).response).toEqual({ ready: true });
     const meta = await client.call<{ name: string; version: string; extensions: string[] }>('ServerMetadata', {});
     expect(meta.response?.name).toBe('modelgate');
-    expect(meta.response?.extensions).toEqual(['model_configuration', 'statistics']);
+    expect(meta.response?.extensions).toEqual(['model_configuration', 'statistics', 'model_repository']);
     expect((await client.call('Check', { service: '' }, null, { service: 'health' })).response).toEqual({ status: 'SERVING' });
     expect((await client.call('Check', { service: 'inference.GRPCInferenceService' }, null, { service: 'health' })).response).toEqual({ status: 'SERVING' });
     expect((await client.call('Check', { service: 'nope' }, null, { service: 'health' })).status.code).toBe(status.NOT_FOUND);
@@ -166,7 +166,6 @@ describe('gRPC door: the error contract', () => {
     expect(metadataValue(unknown.status, 'modelgate-code')).toBe('NOT_FOUND');
     // What is not served is UNIMPLEMENTED, not silently answered.
     expect((await client.call('SystemSharedMemoryStatus', {}, key)).status.code).toBe(status.UNIMPLEMENTED);
-    expect((await client.call('RepositoryModelLoad', { model_name: 'fashion-cnn' }, key)).status.code).toBe(status.UNIMPLEMENTED);
 
     const short = rawInfer([0, 1]);
     (short['raw_input_contents'] as Buffer[])[0] = (short['raw_input_contents'] as Buffer[])[0]!.subarray(4);

@@ -19,13 +19,15 @@ import {
   type StatusObject,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { DomainError } from '../../errors';
-import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../auth/scopes';
+import { BadInputError, DomainError } from '../../errors';
+import { MODEL_STATISTICS_SCOPE, modelAllowed, requireScope } from '../../auth/scopes';
+import type { Actor } from '../../auth/actor';
 import type { Scope } from '../../auth/principal';
 import type { HeaderBag } from '../../auth/authenticator';
 import type { Logger } from '../../log/logger';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelCatalog } from '../../inference/model-catalog';
+import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
 import type { ModelView } from '../../inference/inference.service';
 import { VERSION } from '../../version';
 import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
@@ -34,8 +36,8 @@ import { grpcStatus, limitMetadata } from './grpc.errors';
 import { loadOipServices } from './grpc.protos';
 import { StreamInfer, type StreamHost } from './grpc.stream';
 
-/** Extensions this door implements (ServerMetadata): Triton's model configuration and statistics. */
-export const GRPC_EXTENSIONS = ['model_configuration', 'statistics'];
+/** Extensions this door implements (ServerMetadata): Triton's model configuration, statistics and repository. */
+export const GRPC_EXTENSIONS = ['model_configuration', 'statistics', 'model_repository'];
 
 /** The fully qualified name health checks may ask about, besides '' (the whole server). */
 const SERVICE_NAME = 'inference.GRPCInferenceService';
@@ -45,6 +47,8 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export interface GrpcDoorDependencies {
   pipeline: InferencePipeline;
   models: ModelCatalog;
+  /** The fleet-wide model catalog: RepositoryModelLoad/Unload change it as REST's load/unload do. */
+  fleet: ModelFleet;
   /** True while the gateway takes requests (ready and not shutting down). */
   ready(): boolean;
   /** The largest message accepted, from BODY_LIMIT_BYTES (a larger one is RESOURCE_EXHAUSTED). */
@@ -71,6 +75,41 @@ function deadlineLeft(deadline: Date | number): number | null {
 
 /** Throws a refused outcome as its gRPC status; keeps an admitted one's RateLimit fields for the trailer. */
 type Refuse = (outcome: PipelineOutcome<unknown>) => void;
+
+/** Triton's ModelRepositoryParameter as proto-loader decodes it (oneofs: true names the choice). */
+interface RepositoryParameter {
+  parameter_choice?: 'bool_param' | 'int64_param' | 'string_param' | 'bytes_param';
+  string_param?: string;
+  bytes_param?: Buffer;
+}
+
+interface RepositoryModelRequest {
+  repository_name: string;
+  model_name: string;
+  parameters?: Record<string, RepositoryParameter>;
+}
+
+/**
+ * A RepositoryModelLoad's parameters as Triton's gRPC client sends them:
+ * `config` a string_param (Triton's JSON config, or modelgate's form),
+ * `file:<v>/model.onnx` bytes_params (the raw weights). Other names are
+ * ignored, as Triton does.
+ */
+export function loadParameters(parameters: Record<string, RepositoryParameter>, maxUploadBytes: number, tooLarge: () => Error): TritonLoadParameters {
+  const loaded: TritonLoadParameters = { files: new Map() };
+  for (const [name, value] of Object.entries(parameters)) {
+    if (name === 'config') {
+      if (value.parameter_choice !== 'string_param') throw new BadInputError('config must be a string_param (the JSON model config)', 'parameters.config');
+      loaded.config = value.string_param ?? '';
+    } else if (name.startsWith('file:')) {
+      const version = loadFileVersion(name);
+      if (value.parameter_choice !== 'bytes_param' || !value.bytes_param) throw new BadInputError(`${name} must be a bytes_param (the model.onnx bytes)`, `parameters.${name}`);
+      if (value.bytes_param.length > maxUploadBytes) throw tooLarge();
+      loaded.files.set(version, value.bytes_param);
+    }
+  }
+  return loaded;
+}
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
@@ -170,6 +209,14 @@ export class GrpcDoor implements StreamHost {
     return (outcome as Extract<typeof outcome, { ok: true }>).principal;
   }
 
+  /** An admin key's call as the audit names it (REST's load/unload do the same): PERMISSION_DENIED for any other key. */
+  private async adminCaller(call: { getPeer(): string; metadata: Metadata }, context: CallContext, refuse: Refuse): Promise<Actor> {
+    const principal = await this.admitted(context, null, refuse);
+    requireScope(principal, 'admin');
+    const ua = headersOf(call.metadata)['user-agent'];
+    return { principal, ip: call.getPeer(), userAgent: typeof ua === 'string' ? ua : null, requestId: context.requestId };
+  }
+
   /** One ModelInfer through the pipeline: a message that does not parse is still charged and recorded. */
   async infer(call: CallContext, message: ModelInferRequestMessage | UnreadableMessage, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>> {
     if (message instanceof UnreadableMessage) return this.deps.pipeline.rejected(call, '', message.error);
@@ -187,7 +234,7 @@ export class GrpcDoor implements StreamHost {
 
   /** Why over 80 lines: the service's handler table, one short entry per RPC, kept together so what is served reads in one place. */
   private inferenceService(): UntypedServiceImplementation {
-    const { models } = this.deps;
+    const { models, fleet } = this.deps;
     const describe = (name: string, version: string) => models.describe(name, version === '' ? null : version);
     return {
       ServerLive: this.unary(() => ({ live: true })),
@@ -226,6 +273,18 @@ export class GrpcDoor implements StreamHost {
           .flatMap((name) => models.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, reason: v.reason ?? '' })))
           .filter((entry) => !call.request.ready || entry.state === 'READY');
         return { models: index };
+      }),
+      // Triton's model repository extension, fleet-wide: the same fleet calls as REST's load/unload (oip.repository.ts).
+      RepositoryModelLoad: this.unary<RepositoryModelRequest, Record<string, never>>(async (call, refuse, context) => {
+        const caller = await this.adminCaller(call, context, refuse);
+        const parameters = loadParameters(call.request.parameters ?? {}, fleet.maxUploadBytes, () => fleet.tooLarge());
+        await fleet.tritonLoad(caller, call.request.model_name, parameters);
+        return {};
+      }),
+      RepositoryModelUnload: this.unary<RepositoryModelRequest, Record<string, never>>(async (call, refuse, context) => {
+        const caller = await this.adminCaller(call, context, refuse);
+        await fleet.setDesired(caller, call.request.model_name, null, 'UNLOADED', 'model.unload');
+        return {};
       }),
       ModelInfer: this.unary<ModelInferRequestMessage, unknown>(async (call, refuse, context) => {
         const outcome = await this.infer(context, call.request, call.getDeadline());
@@ -284,7 +343,12 @@ function modelConfig(config: NonNullable<ModelView['config']>) {
           },
         }
       : {}),
-    parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+    parameters: {
+        configSource: { string_value: config.source },
+        cost: { string_value: String(config.cost) },
+        // Fields of a Triton config.pbtxt (or a load's Triton JSON) that modelgate does not honour.
+        ...(config.warnings.length > 0 ? { configWarnings: { string_value: config.warnings.join('; ') } } : {}),
+      },
   };
 }
 

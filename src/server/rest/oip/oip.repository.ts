@@ -6,7 +6,7 @@
  * Both change the catalog, so every replica follows; the call answers once
  * this replica applied the change. Admin keys only. Large weights go
  * through the streamed upload instead (`registerUploadRoute`). The gRPC
- * RepositoryModelLoad/Unload RPCs are not built (only REST).
+ * door's RepositoryModelLoad/Unload call the same fleet methods.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadInputError, DomainError } from '../../../errors';
@@ -14,13 +14,12 @@ import { oipErrorBody, statusFor } from '../../../errors/contract';
 import { requireScope } from '../../../auth/scopes';
 import type { Actor } from '../../../auth/actor';
 import type { InferencePipeline } from '../../../inference/pipeline';
-import type { ModelFleet } from '../../../inference/fleet';
+import { loadFileVersion, type ModelFleet } from '../../../inference/fleet';
 import { NOOP_STEPS } from '../../../tracing/noop';
 import type { Logger } from '../../../log/logger';
 import type { BoundedBody } from '../bounded-body';
 import type { Readable } from 'node:stream';
 
-const FILE_PARAMETER = /^file:([1-9]\d{0,8})\/model\.onnx$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 type Params = { model: string };
@@ -48,11 +47,10 @@ function filesOf(parameters: Record<string, unknown>, maxBytes: number, fleet: M
   const files = new Map<number, Uint8Array>();
   for (const [name, value] of Object.entries(parameters)) {
     if (!name.startsWith('file:')) continue;
-    const match = FILE_PARAMETER.exec(name);
-    if (!match) throw new BadInputError(`${name}: only file:<version>/model.onnx is accepted`, `parameters.${name}`);
+    const version = loadFileVersion(name);
     if (typeof value !== 'string' || !BASE64.test(value) || value.length % 4 !== 0) throw new BadInputError(`${name} must be base64`, `parameters.${name}`);
     if ((value.length / 4) * 3 - (value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0) > maxBytes) throw fleet.tooLarge();
-    files.set(Number(match[1]), Buffer.from(value, 'base64'));
+    files.set(version, Buffer.from(value, 'base64'));
   }
   return files;
 }

@@ -230,7 +230,12 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
       ...(config.maxBatchSize > 0
         ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
         : {}),
-      parameters: { configSource: { string_value: config.source }, cost: { string_value: String(config.cost) } },
+      parameters: {
+        configSource: { string_value: config.source },
+        cost: { string_value: String(config.cost) },
+        // Fields of a Triton config.pbtxt (or a load's Triton JSON) that modelgate does not honour.
+        ...(config.warnings.length > 0 ? { configWarnings: { string_value: config.warnings.join('; ') } } : {}),
+      },
     });
   });
 

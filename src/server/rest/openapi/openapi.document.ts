@@ -263,7 +263,7 @@ const schemas: Record<string, Json> = {
       parameters: {
         type: 'object',
         required: ['configSource', 'cost'],
-        properties: { configSource: ref('StringValue'), cost: ref('StringValue') },
+        properties: { configSource: ref('StringValue'), cost: ref('StringValue'), configWarnings: ref('StringValue') },
         additionalProperties: ref('StringValue'),
       },
     },
