@@ -411,7 +411,7 @@ function addKeyCommands(keys: Command, ctx: Context): void {
       .command('create')
       .description('Create an API key for a tenant and print it once (stdout: the key only; details on stderr)')
       .requiredOption('--tenant <name>', 'tenant name or id')
-      .requiredOption('--scopes <list>', 'comma-separated: inference, usage:read, keys:manage, admin')
+      .requiredOption('--scopes <list>', 'comma-separated: inference, usage:read, keys:manage, models:manage, admin')
       .option('--models <list>', 'comma-separated model allowlist (default: every model)')
       .option('--expires <duration>', 'lifetime, e.g. 30d, 12h (default: never)')
       .option('--name <name>', 'a label for the key', 'cli key'),

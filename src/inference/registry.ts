@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
-import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError } from '../errors';
+import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError, unknownModelError } from '../errors';
 import { scanRepository, readModelConfig, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
 import type { WorkerPool } from './pool';
 import { Batcher, type BatchObserver } from './batcher';
@@ -158,7 +158,7 @@ export class ModelRegistry {
   /** A model's version: the requested one, or the latest that is READY (else the latest). */
   find(name: string, version?: string | null): { model: RegisteredModel; version: ModelVersion } {
     const model = this.models.get(name);
-    if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    if (!model) throw unknownModelError(name);
     if (version !== undefined && version !== null) {
       const found = model.versions.get(versionNumber(version));
       if (!found) throw new NotFoundError(`Model "${name}" has no version ${version}`, { model: name, version });
