@@ -23,6 +23,7 @@ import { parseDuration } from './duration';
 import { EXIT, UsageError, exitCodeOf } from './exit';
 import { JSON_HELP, money, table } from './format';
 import { addFinanceCommands } from './finance-commands';
+import { addModelCommands } from './model-commands';
 import { bashCompletion, zshCompletion } from './completion';
 import { requireAdminKey, resolveTarget, type RemoteTarget, type Target, type TargetOptions } from './target';
 
@@ -319,6 +320,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     });
 
   addFinanceCommands(program, ctx);
+  addModelCommands(program, ctx);
 
   program
     .command('completion')
