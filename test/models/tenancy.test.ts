@@ -197,6 +197,15 @@ describe('a tenant\'s private model', () => {
 
     const after = await answersToB(name);
     expect(after).toEqual(before);
+
+    // And the read and run doors answer as for a public name that never existed (the registry's own
+    // unknown-model path), the name aside. The management doors differ by design, not by existence:
+    // a public name needs admin (FORBIDDEN), any name under another tenant's prefix is unknown.
+    const ghost = `never-${randomBytes(3).toString('hex')}`;
+    const unknown = await answersToB(ghost);
+    const reads = ['metadata', 'metadataVersion', 'ready', 'readyVersion', 'config', 'infer', 'inferVersion', 'stats', 'index', 'gqlModel', 'gqlModels', 'gqlInfer', 'grpcMetadata', 'grpcReady', 'grpcInfer', 'grpcIndex'];
+    const named = (answers: Record<string, unknown>, model: string) => Object.fromEntries(reads.map((door) => [door, JSON.stringify(answers[door]).replaceAll(model, '<model>')]));
+    expect(named(after, name)).toEqual(named(unknown, ghost));
   }, 120_000);
 
   it('a models:manage key may not publish a public name; an inference-only key may not publish at all', async () => {
