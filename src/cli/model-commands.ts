@@ -102,7 +102,7 @@ export function addModelCommands(program: Command, ctx: ModelsContext): void {
     .action(async (source: string, opts: { name?: string; version?: string; json?: boolean }) => {
       const plan = publishPlan(source, opts);
       const result = await ctx.remote('models publish', NEEDS_GATEWAY, async (c) => {
-        if (plan.kind === 'file') return { name: plan.name, versions: [String(plan.version)], ...(await c.uploadModelVersion(plan.name, plan.version, plan.bytes)) };
+        if (plan.kind === 'file') return { ...(await c.uploadModelVersion(plan.name, plan.version, plan.bytes)), versions: [String(plan.version)] };
         if (plan.config === null) {
           // No config: each version is uploaded on its own, its contract derived from the graph.
           const uploaded = [];

@@ -209,7 +209,7 @@ export class InferenceResolver {
   @Authorized('models:manage')
   @Mutation(() => [ModelCatalogVersionType], {
     description:
-      'Splits the requests that name no version across versions by percent (summing to 100; unlisted versions get none; an empty list clears the split), on every replica. A request that names a version gets that one; every answer names the version that served it.',
+      'Splits the requests that name no version across versions by percent (summing to 100; unlisted versions get none; an empty list clears the split), on every replica. A request that names a version gets that one; every answer names the version that served it. Scope: admin, or models:manage for the own tenant\'s private models.',
   })
   async setModelTraffic(
     @Ctx() ctx: GraphQLContext,
@@ -221,7 +221,7 @@ export class InferenceResolver {
   }
 
   @Authorized('models:manage')
-  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) on every replica (the fleet-wide catalog), including ones added to the repository since start; answers once this replica applied it' })
+  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) on every replica (the fleet-wide catalog), including ones added to the repository since start; answers once this replica applied it. Scope: admin, or models:manage for the own tenant\'s private models' })
   async loadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
@@ -231,7 +231,7 @@ export class InferenceResolver {
   }
 
   @Authorized('models:manage')
-  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one) on every replica (the fleet-wide catalog); new requests are refused at once, queued and running ones finish first' })
+  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one) on every replica (the fleet-wide catalog); new requests are refused at once, queued and running ones finish first. Scope: admin, or models:manage for the own tenant\'s private models' })
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
@@ -241,7 +241,7 @@ export class InferenceResolver {
   }
 
   @Authorized('models:manage')
-  @Mutation(() => ModelType, { description: 'Re-reads config and weights on every replica (the fleet-wide catalog); a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
+  @Mutation(() => ModelType, { description: 'Re-reads config and weights on every replica (the fleet-wide catalog); a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason). Scope: admin, or models:manage for the own tenant\'s private models' })
   async reloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
