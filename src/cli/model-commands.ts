@@ -30,7 +30,7 @@ export type PublishPlan =
 
 /**
  * Reads a publish source: a `.onnx` file (name: the file's, without
- * `.onnx`; version: --version, else 1) or a Triton-layout folder
+ * `.onnx`; version: --model-version, else 1) or a Triton-layout folder
  * (`config.json` or `config.pbtxt`, and `<version>/model.onnx` folders;
  * name: the folder's).
  */
@@ -41,12 +41,12 @@ export function publishPlan(source: string, opts: { name?: string; version?: str
   } catch {
     throw new UsageError(`${source}: no such file or folder`);
   }
-  if (opts.version !== undefined && !VERSION.test(opts.version)) throw new UsageError(`--version must be a positive whole number (got "${opts.version}")`);
+  if (opts.version !== undefined && !VERSION.test(opts.version)) throw new UsageError(`--model-version must be a positive whole number (got "${opts.version}")`);
   if (stat.isFile()) {
     if (!source.endsWith('.onnx')) throw new UsageError(`${source}: publish a .onnx file or a model folder (config.json and <version>/model.onnx)`);
     return { kind: 'file', name: opts.name ?? path.basename(source, '.onnx'), version: Number(opts.version ?? '1'), bytes: readFileSync(source) };
   }
-  if (opts.version !== undefined) throw new UsageError('--version is for one .onnx file; a folder publishes its numbered version folders');
+  if (opts.version !== undefined) throw new UsageError('--model-version is for one .onnx file; a folder publishes its numbered version folders');
   const versions = new Map<number, Buffer>();
   for (const entry of readdirSync(source, { withFileTypes: true })) {
     if (!entry.isDirectory() || !VERSION.test(entry.name)) continue;
@@ -97,10 +97,10 @@ export function addModelCommands(program: Command, ctx: ModelsContext): void {
     )
     .argument('<source>', 'a model folder or a .onnx file')
     .option('--name <name>', "the model's name (default: the folder's, or the file's without .onnx); a private model is <tenant id>.<name>")
-    .option('--version <n>', 'for a .onnx file: the version it becomes (default 1)')
+    .option('--model-version <n>', 'for a .onnx file: the version it becomes (default 1)')
     .option('--json', JSON_HELP)
-    .action(async (source: string, opts: { name?: string; version?: string; json?: boolean }) => {
-      const plan = publishPlan(source, opts);
+    .action(async (source: string, opts: { name?: string; modelVersion?: string; json?: boolean }) => {
+      const plan = publishPlan(source, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.modelVersion !== undefined ? { version: opts.modelVersion } : {}) });
       const result = await ctx.remote('models publish', NEEDS_GATEWAY, async (c) => {
         if (plan.kind === 'file') return { ...(await c.uploadModelVersion(plan.name, plan.version, plan.bytes)), versions: [String(plan.version)] };
         if (plan.config === null) {
@@ -147,11 +147,11 @@ export function addModelCommands(program: Command, ctx: ModelsContext): void {
     .command('unload')
     .description('Unload a model (every version, or one) on every replica; queued and running requests finish first')
     .argument('<name>', 'the model')
-    .option('--version <n>', 'only this version')
+    .option('--model-version <n>', 'only this version')
     .option('--json', JSON_HELP)
-    .action(async (name: string, opts: { version?: string; json?: boolean }) => {
-      if (opts.version !== undefined && !VERSION.test(opts.version)) throw new UsageError(`--version must be a positive whole number (got "${opts.version}")`);
-      const model = await ctx.remote('models unload', NEEDS_GATEWAY, (c) => c.unloadModel(name, opts.version ?? null));
+    .action(async (name: string, opts: { modelVersion?: string; json?: boolean }) => {
+      if (opts.modelVersion !== undefined && !VERSION.test(opts.modelVersion)) throw new UsageError(`--model-version must be a positive whole number (got "${opts.modelVersion}")`);
+      const model = await ctx.remote('models unload', NEEDS_GATEWAY, (c) => c.unloadModel(name, opts.modelVersion ?? null));
       ctx.emit(opts.json, model, `${model.name}: ${model.versions.map((v) => `${v.version}:${v.status}`).join(' ')}`);
     });
 }

@@ -128,10 +128,10 @@ describe('modelgate models: publish, list, traffic, unload through a gateway', (
   });
 
   it('publishes one .onnx file as a version (streamed upload) and unloads one version', async () => {
-    const uploaded = json<{ name: string; version: string; digest: string }>(await cli(admin, 'models', 'publish', path.join(folder, '1', 'model.onnx'), '--name', name, '--version', '3', '--json'));
+    const uploaded = json<{ name: string; version: string; digest: string }>(await cli(admin, 'models', 'publish', path.join(folder, '1', 'model.onnx'), '--name', name, '--model-version', '3', '--json'));
     expect(uploaded).toMatchObject({ name, version: '3' });
     expect(uploaded.digest).toMatch(/^[0-9a-f]{64}$/);
-    const unloaded = await cli(admin, 'models', 'unload', name, '--version', '2');
+    const unloaded = await cli(admin, 'models', 'unload', name, '--model-version', '2');
     expect(unloaded).toMatchObject({ code: 0 });
     expect(unloaded.stdout).toBe(`${name}: 1:READY 2:UNLOADED 3:READY`);
     expect((await cli(admin, 'models', 'unload', `no-such-${name}`)).code).toBe(1);
@@ -152,7 +152,7 @@ describe('modelgate models: publish, list, traffic, unload through a gateway', (
 
   it('usage errors: a missing source, a folder with --version, a file that is not .onnx', async () => {
     expect((await cli(admin, 'models', 'publish', path.join(folder, 'nope'))).code).toBe(2);
-    expect((await cli(admin, 'models', 'publish', folder, '--version', '2')).code).toBe(2);
+    expect((await cli(admin, 'models', 'publish', folder, '--model-version', '2')).code).toBe(2);
     expect((await cli(admin, 'models', 'publish', path.join(folder, 'config.json'))).code).toBe(2);
   });
 });
