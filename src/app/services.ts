@@ -155,6 +155,8 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
   const weightStore = new PostgresWeightStore(db);
   const fleet = new ModelFleet(db, inference.registry, weightStore, new WeightCache(config.models.cacheDir, weightStore), {
     uploadMaxBytes: config.models.uploadMaxBytes,
+    tenantMaxModels: config.models.tenantMaxModels,
+    tenantMaxBytes: config.models.tenantMaxBytes,
     reconcileIntervalMs: config.models.reconcileIntervalMs,
     listenUrl: pgListenUrl,
   }, log.child({ component: 'model-catalog' }));

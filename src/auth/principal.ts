@@ -2,7 +2,7 @@
  * Who is calling: the verified API key and its tenant. Built by the auth
  * domain (issue #5) and read by every other domain (limits, usage, inference).
  */
-export const SCOPES = ['inference', 'usage:read', 'keys:manage', 'admin'] as const;
+export const SCOPES = ['inference', 'usage:read', 'keys:manage', 'models:manage', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal {

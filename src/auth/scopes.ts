@@ -1,5 +1,5 @@
 /** Scope checks shared by the auth checker, the key service and inference. */
-import { ForbiddenError } from '../errors';
+import { ForbiddenError, unknownModelError } from '../errors';
 import { SCOPES, type Principal, type Scope } from './principal';
 
 export function isScope(value: string): value is Scope {
@@ -21,16 +21,71 @@ export function requireScope(principal: Pick<Principal, 'scopes'>, scope: Scope)
   if (!hasScope(principal, scope)) throw missingScope([scope]);
 }
 
+/**
+ * Private models (issue #23): a model whose name starts with a tenant's id
+ * and a dot (`3f0c…-…-….fraud-v2`) belongs to that tenant; every other name
+ * is public. Ownership is read from the name alone, so one global namespace
+ * holds no clash between tenants: a tenant can only ever publish under its
+ * own prefix, and no lookup, publish or error can tell another tenant
+ * whether a name under someone else's prefix exists.
+ */
+const PRIVATE_MODEL_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\./i;
+
+/** The tenant that owns the model (lowercase id), or null for a public model. */
+export function modelOwner(modelName: string): string | null {
+  return PRIVATE_MODEL_NAME.exec(modelName)?.[1]?.toLowerCase() ?? null;
+}
+
+/** Whether the key may know the model exists: public, its own tenant's, or any with `admin`. */
+export function modelVisible(principal: Pick<Principal, 'tenantId' | 'scopes'>, modelName: string): boolean {
+  const owner = modelOwner(modelName);
+  return owner === null || owner === principal.tenantId.toLowerCase() || principal.scopes.includes('admin');
+}
+
 /** Whether the key's model allowlist (empty: every model) admits the model. */
-export function modelAllowed(principal: Pick<Principal, 'allowedModels'>, modelName: string): boolean {
+export function modelInAllowlist(principal: Pick<Principal, 'allowedModels'>, modelName: string): boolean {
   return principal.allowedModels.length === 0 || principal.allowedModels.includes(modelName);
 }
 
+/** Whether the key may use the model: its allowlist admits it and it is not another tenant's private model. */
+export function modelAllowed(principal: Pick<Principal, 'allowedModels' | 'tenantId' | 'scopes'>, modelName: string): boolean {
+  return modelInAllowlist(principal, modelName) && modelVisible(principal, modelName);
+}
+
 /** Throws FORBIDDEN when the key's model allowlist (empty: every model) excludes the model. */
-export function assertModelAllowed(principal: Pick<Principal, 'allowedModels' | 'keyPrefix'>, modelName: string): void {
-  if (!modelAllowed(principal, modelName)) {
+export function assertModelInAllowlist(principal: Pick<Principal, 'allowedModels'>, modelName: string): void {
+  if (!modelInAllowlist(principal, modelName)) {
     throw new ForbiddenError(`This API key may not use model "${modelName}"`, { model: modelName });
   }
+}
+
+/** Throws the unknown-model NOT_FOUND for another tenant's private model (exactly what a name that never existed gets). */
+export function assertModelVisible(principal: Pick<Principal, 'tenantId' | 'scopes'>, modelName: string): void {
+  if (!modelVisible(principal, modelName)) throw unknownModelError(modelName);
+}
+
+/** The allowlist (FORBIDDEN), then visibility (the unknown-model NOT_FOUND). */
+export function assertModelAllowed(principal: Pick<Principal, 'allowedModels' | 'tenantId' | 'scopes'>, modelName: string): void {
+  assertModelInAllowlist(principal, modelName);
+  assertModelVisible(principal, modelName);
+}
+
+/**
+ * Who may publish, load, unload, reload or split a model: `admin` any;
+ * `models:manage` its own tenant's private models only. Another tenant's
+ * name answers the unknown-model NOT_FOUND (so a publish cannot probe for
+ * it); a public name answers FORBIDDEN (public names are no secret).
+ */
+export function assertModelManageable(principal: Pick<Principal, 'tenantId' | 'scopes'>, modelName: string): void {
+  if (principal.scopes.includes('admin')) return;
+  if (!principal.scopes.includes('models:manage')) throw missingScope(['models:manage']);
+  const owner = modelOwner(modelName);
+  if (owner === principal.tenantId.toLowerCase()) return;
+  if (owner !== null) throw unknownModelError(modelName);
+  throw new ForbiddenError(`A models:manage key manages only its tenant's private models, named "${principal.tenantId}.<name>"; public models need admin`, {
+    model: modelName,
+    requiredScopes: ['admin'],
+  });
 }
 
 /**

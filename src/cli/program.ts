@@ -23,6 +23,7 @@ import { parseDuration } from './duration';
 import { EXIT, UsageError, exitCodeOf } from './exit';
 import { JSON_HELP, money, table } from './format';
 import { addFinanceCommands } from './finance-commands';
+import { addModelCommands } from './model-commands';
 import { bashCompletion, zshCompletion } from './completion';
 import { requireAdminKey, resolveTarget, type RemoteTarget, type Target, type TargetOptions } from './target';
 
@@ -319,6 +320,7 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     });
 
   addFinanceCommands(program, ctx);
+  addModelCommands(program, ctx);
 
   program
     .command('completion')
@@ -411,7 +413,7 @@ function addKeyCommands(keys: Command, ctx: Context): void {
       .command('create')
       .description('Create an API key for a tenant and print it once (stdout: the key only; details on stderr)')
       .requiredOption('--tenant <name>', 'tenant name or id')
-      .requiredOption('--scopes <list>', 'comma-separated: inference, usage:read, keys:manage, admin')
+      .requiredOption('--scopes <list>', 'comma-separated: inference, usage:read, keys:manage, models:manage, admin')
       .option('--models <list>', 'comma-separated model allowlist (default: every model)')
       .option('--expires <duration>', 'lifetime, e.g. 30d, 12h (default: never)')
       .option('--name <name>', 'a label for the key', 'cli key'),

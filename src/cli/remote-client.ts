@@ -161,6 +161,14 @@ export interface PriceRecord {
 }
 const PRICE = 'id model tenantId currency unitPriceMicros effectiveFrom createdBy createdAt';
 
+/** A model as `models` answers it: its latest READY version and every version's state. */
+export interface ModelRecord {
+  name: string;
+  version: string;
+  status: string;
+  versions: { version: string; status: string; reason: string | null }[];
+}
+
 export class RemoteAdminClient implements AdminClient {
   /**
    * @param endpoint the gateway's /graphql URL
@@ -220,6 +228,77 @@ export class RemoteAdminClient implements AdminClient {
       );
     }
     return body.data as T;
+  }
+
+  /** The gateway's base URL (the /graphql endpoint without it), for the OIP REST routes. */
+  private get baseUrl(): string {
+    return this.endpoint.replace(/\/graphql\/?$/, '');
+  }
+
+  /**
+   * One OIP REST call (the model repository routes): JSON answers; an OIP
+   * error body (`{error, code}`) becomes the CLI error of its code, as a
+   * GraphQL error does.
+   */
+  private async rest<T>(method: 'POST' | 'PUT', route: string, body: string | Uint8Array, contentType: string): Promise<T> {
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(`${this.baseUrl}${route}`, {
+        method,
+        headers: { 'content-type': contentType, authorization: `Bearer ${this.adminKey}`, 'user-agent': `modelgate-cli/${VERSION}` },
+        body,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      throw this.unreachable(error);
+    }
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+    const failure = parsed as { error?: string; code?: string; requestId?: string } | null;
+    if (!response.ok) {
+      if (typeof failure?.code !== 'string') throw new UnreachableError(`${this.target} answered HTTP ${response.status} to ${method} ${route} without an OIP error: is it a modelgate gateway?`);
+      const detail = `${failure.error ?? 'no message'} (${failure.code}${failure.requestId ? `, request ${failure.requestId}` : ''})`;
+      if (failure.code === 'UNAUTHENTICATED') throw new CliError(exitForErrorCode(failure.code), `the gateway refused the key ${this.keyLabel}: ${detail}; check MODELGATE_ADMIN_KEY`);
+      throw new CliError(exitForErrorCode(failure.code), detail);
+    }
+    return parsed as T;
+  }
+
+  /** Every model the key may see, each with its versions' states. */
+  async listModels(): Promise<ModelRecord[]> {
+    const data = await this.call<{ models: ModelRecord[] }>('{ models { name version status versions { version status reason } } }');
+    return data.models;
+  }
+
+  /** Triton's load with override: config (modelgate's config.json or Triton's JSON form) and every version's weights, base64, in one call. */
+  async publishModel(name: string, config: string, files: Map<number, Uint8Array>): Promise<void> {
+    const parameters: Record<string, string> = { config };
+    for (const [version, bytes] of files) parameters[`file:${version}/model.onnx`] = Buffer.from(bytes).toString('base64');
+    await this.rest('POST', `/v2/repository/models/${encodeURIComponent(name)}/load`, JSON.stringify({ parameters }), 'application/json');
+  }
+
+  /** The streamed upload of one version's weights (raw bytes; the config: the model's own, else derived from the graph). */
+  async uploadModelVersion(name: string, version: number, bytes: Uint8Array): Promise<{ name: string; version: string; digest: string; size_bytes: number }> {
+    return this.rest('PUT', `/v2/repository/models/${encodeURIComponent(name)}/versions/${version}/model.onnx`, bytes, 'application/octet-stream');
+  }
+
+  async setModelTraffic(name: string, weights: { version: string; percent: number }[]): Promise<{ version: string; trafficPercent: number | null; desiredState: string }[]> {
+    const data = await this.call<{ setModelTraffic: { version: string; trafficPercent: number | null; desiredState: string }[] }>(
+      'mutation ($model: String!, $weights: [VersionWeightInput!]!) { setModelTraffic(model: $model, weights: $weights) { version trafficPercent desiredState } }',
+      { model: name, weights },
+    );
+    return data.setModelTraffic;
+  }
+
+  async unloadModel(name: string, version: string | null): Promise<ModelRecord> {
+    const data = await this.call<{ unloadModel: ModelRecord }>('mutation ($name: String!, $version: String) { unloadModel(name: $name, version: $version) { name version status versions { version status reason } } }', { name, version });
+    return data.unloadModel;
   }
 
   private unreachable(error: unknown): UnreachableError {

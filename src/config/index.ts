@@ -92,6 +92,9 @@ const envSchema = z.object({
   MODEL_CACHE_DIR: z.string().min(1).optional(),
   MODEL_RECONCILE_INTERVAL_MS: int(100, 3_600_000).default('30000'),
   MODEL_UPLOAD_MAX_BYTES: int(1, 4_294_967_296).default('268435456'),
+  // Per tenant, its private models (names "<tenant id>.<name>") desired LOADED, and their weights' bytes.
+  MODEL_TENANT_MAX_MODELS: int(0, 1_000_000).default('20'),
+  MODEL_TENANT_MAX_BYTES: int(0, 1_099_511_627_776).default('2147483648'),
   INFERENCE_WORKERS: int(1, 256).optional(),
   // One gateway process per core on a big host ('auto'), all behind one port.
   GATEWAY_PROCESSES: z.union([z.literal('auto'), int(1, 1024)]).default('1'),
@@ -233,6 +236,9 @@ export interface Config {
     reconcileIntervalMs: number;
     /** Largest model.onnx a publish accepts (raw bytes, before base64). */
     uploadMaxBytes: number;
+    /** Per tenant: private models with a LOADED version, and the bytes of their LOADED weights. */
+    tenantMaxModels: number;
+    tenantMaxBytes: number;
   };
   /** Response cache for models whose config.json opts in (`response_cache: { enable: true }`). */
   responseCache: { maxBytes: number; billedFraction: number };
@@ -374,6 +380,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       cacheDir: path.resolve(cwd, e.MODEL_CACHE_DIR ?? path.join(e.DATA_DIR, 'model-cache')),
       reconcileIntervalMs: e.MODEL_RECONCILE_INTERVAL_MS,
       uploadMaxBytes: e.MODEL_UPLOAD_MAX_BYTES,
+      tenantMaxModels: e.MODEL_TENANT_MAX_MODELS,
+      tenantMaxBytes: e.MODEL_TENANT_MAX_BYTES,
     },
     responseCache: { maxBytes: e.RESPONSE_CACHE_MAX_BYTES, billedFraction: e.RESPONSE_CACHE_BILLED_FRACTION },
     keys: {

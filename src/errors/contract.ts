@@ -50,6 +50,8 @@ export const DOMAIN_CONTRACT = {
   // Model publishing (issue #23): weights or config that cannot serve; weights over MODEL_UPLOAD_MAX_BYTES.
   MODEL_INVALID: { status: 422, scope: 'answer', grpc: 'INVALID_ARGUMENT' },
   MODEL_TOO_LARGE: { status: 413, scope: 'answer', grpc: 'RESOURCE_EXHAUSTED' },
+  // A tenant's private models over MODEL_TENANT_MAX_MODELS or MODEL_TENANT_MAX_BYTES (only its own keys ever see it).
+  MODEL_QUOTA_EXCEEDED: { status: 403, scope: 'answer', grpc: 'RESOURCE_EXHAUSTED' },
 } as const satisfies Record<string, ContractEntry>;
 
 /** Refusals of the HTTP layer before any door runs (unknown route, method, body, headers). */

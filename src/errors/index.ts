@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'INTERNAL',
   'MODEL_INVALID',
   'MODEL_TOO_LARGE',
+  'MODEL_QUOTA_EXCEEDED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -174,6 +175,16 @@ export class ModelTooLargeError extends DomainError {
   constructor(message: string, extensions: Record<string, unknown> = {}) {
     super('MODEL_TOO_LARGE', message, extensions);
   }
+}
+/** A tenant's private models would exceed MODEL_TENANT_MAX_MODELS or MODEL_TENANT_MAX_BYTES. */
+export class ModelQuotaExceededError extends DomainError {
+  constructor(message: string, extensions: Record<string, unknown> = {}) {
+    super('MODEL_QUOTA_EXCEEDED', message, extensions);
+  }
+}
+/** The one answer for a model the caller cannot see: the same whether it does not exist or is another tenant's. */
+export function unknownModelError(name: string): NotFoundError {
+  return new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
 }
 export class OverloadedError extends DomainError {
   constructor(message: string, extensions: Record<string, unknown> = {}) {

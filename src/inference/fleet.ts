@@ -20,7 +20,8 @@ import { Prisma } from '../db/generated/client';
 import { PgChannelListener, notifyChannel } from '../db/pg-channel';
 import type { Logger } from '../log/logger';
 import { auditActor, type Actor } from '../auth/actor';
-import { BadInputError, ModelTooLargeError, ModelUnavailableError, NotFoundError } from '../errors';
+import { assertModelManageable, modelOwner } from '../auth/scopes';
+import { BadInputError, ModelQuotaExceededError, ModelTooLargeError, ModelUnavailableError, NotFoundError } from '../errors';
 import { MODEL_NAME, modelConfigSchema, type ModelConfig } from './model-config';
 import type { ModelRegistry, ModelStatus, VersionOrigin } from './registry';
 import { bytesSource, type WeightStore } from './weight-store';
@@ -70,6 +71,10 @@ export interface FleetVersionView {
 export interface FleetOptions {
   uploadMaxBytes: number;
   reconcileIntervalMs: number;
+  /** How many models one tenant's private namespace may hold desired LOADED (MODEL_TENANT_MAX_MODELS). */
+  tenantMaxModels: number;
+  /** How many bytes of weights one tenant's LOADED private versions may hold (MODEL_TENANT_MAX_BYTES). */
+  tenantMaxBytes: number;
   /** Postgres URL to LISTEN on; undefined in embedded mode (the periodic reconcile alone). */
   listenUrl: string | undefined;
 }
@@ -243,6 +248,7 @@ export class ModelFleet {
    * version must be known and desired LOADED. An empty list clears the split.
    */
   async setTraffic(caller: Actor, name: string, weights: { version: string; percent: number }[]): Promise<void> {
+    ModelFleet.authorize(caller, name);
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
     const split = new Map<number, number>();
@@ -312,6 +318,11 @@ export class ModelFleet {
     return { rows, versions: [...versions].sort((a, b) => a - b) };
   }
 
+  /** A key (not the CLI on the database) may change only what assertModelManageable admits: admin any, models:manage its tenant's. */
+  private static authorize(caller: Actor, name: string): void {
+    if (caller.principal) assertModelManageable(caller.principal, name);
+  }
+
   private static versionNumber(version: string): number {
     if (!/^[1-9]\d{0,8}$/.test(version)) throw new BadInputError(`version must be a positive whole number, got "${version}"`, 'version');
     return Number(version);
@@ -323,6 +334,7 @@ export class ModelFleet {
    * replica reloads config and weights. Answers once this replica applied it.
    */
   async setDesired(caller: Actor, name: string, version: string | null | undefined, desiredState: DesiredState, action: string): Promise<void> {
+    ModelFleet.authorize(caller, name);
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
     let targets = versions;
@@ -341,6 +353,7 @@ export class ModelFleet {
    * parameters, loads every version. Validated before anything commits.
    */
   async tritonLoad(caller: Actor, name: string, parameters: TritonLoadParameters): Promise<void> {
+    ModelFleet.authorize(caller, name);
     if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
     const config = parameters.config !== undefined ? parseLoadConfig(name, parameters.config) : undefined;
     if (parameters.files.size > 0) {
@@ -386,6 +399,7 @@ export class ModelFleet {
    * untouched. Answers the digest and size.
    */
   async uploadVersion(caller: Actor, name: string, version: string, source: AsyncIterable<Uint8Array>): Promise<{ digest: string; sizeBytes: number }> {
+    ModelFleet.authorize(caller, name);
     if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
     const v = ModelFleet.versionNumber(version);
     const rows = (await this.db.prisma.modelCatalogVersion.findMany({ where: { model: name }, orderBy: { version: 'desc' } })) as CatalogRow[];
@@ -412,6 +426,7 @@ export class ModelFleet {
       await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1)::text', CATALOG_LOCK_KEY);
       const [top] = await tx.$queryRawUnsafe<{ g: bigint | null }[]>('SELECT MAX("generation") AS g FROM "ModelCatalogVersion"');
       const next = (top?.g ?? 0n) + 1n;
+      const ownerTenantId = modelOwner(name);
       for (const change of changes) {
         const before = await tx.modelCatalogVersion.findUnique({ where: { model_version: { model: name, version: change.version } } });
         const config = change.config === undefined ? (before?.config ?? null) : change.config;
@@ -427,6 +442,7 @@ export class ModelFleet {
           : action === 'model.reload' || digest !== null || config !== null;
         const loadGeneration = contentChanged ? next : (before?.loadGeneration ?? 0n);
         const data = {
+          ownerTenantId,
           desiredState: change.desiredState,
           config: config === null ? Prisma.DbNull : (config as Prisma.InputJsonObject),
           digest,
@@ -450,6 +466,7 @@ export class ModelFleet {
           },
         });
       }
+      if (ownerTenantId !== null && changes.some((c) => c.desiredState === 'LOADED')) await this.checkQuota(tx, ownerTenantId);
       await notifyChannel(tx, MODEL_CATALOG_CHANNEL, JSON.stringify({ model: name, generation: String(next) }));
       return next;
     }, { timeout: 30_000 });
@@ -461,8 +478,41 @@ export class ModelFleet {
     }
   }
 
+  /**
+   * The tenant's private models after the change, counted in the change's
+   * transaction: models with a LOADED version, and the bytes of their LOADED
+   * versions' distinct weights. Over MODEL_TENANT_MAX_MODELS / _BYTES the
+   * transaction rolls back (MODEL_QUOTA_EXCEEDED); unloading frees quota.
+   */
+  private async checkQuota(tx: Prisma.TransactionClient, tenantId: string): Promise<void> {
+    const [usage] = await tx.$queryRawUnsafe<{ models: number; bytes: string }[]>(
+      `SELECT COUNT(DISTINCT v."model")::int AS models,
+              COALESCE((SELECT SUM(b."sizeBytes") FROM "ModelBlob" b WHERE b."digest" IN (
+                SELECT "digest" FROM "ModelCatalogVersion" WHERE "ownerTenantId" = $1::uuid AND "desiredState" = 'LOADED' AND "digest" IS NOT NULL)), 0)::text AS bytes
+         FROM "ModelCatalogVersion" v WHERE v."ownerTenantId" = $1::uuid AND v."desiredState" = 'LOADED'`,
+      tenantId,
+    );
+    const models = usage?.models ?? 0;
+    const bytes = Number(usage?.bytes ?? '0');
+    if (models > this.options.tenantMaxModels) {
+      throw new ModelQuotaExceededError(`The tenant's private models would number ${models}, over MODEL_TENANT_MAX_MODELS (${this.options.tenantMaxModels}); unload one first`, {
+        quota: 'MODEL_TENANT_MAX_MODELS',
+        limit: this.options.tenantMaxModels,
+        requested: models,
+      });
+    }
+    if (bytes > this.options.tenantMaxBytes) {
+      throw new ModelQuotaExceededError(`The tenant's private model weights would take ${bytes} bytes, over MODEL_TENANT_MAX_BYTES (${this.options.tenantMaxBytes}); unload a version first`, {
+        quota: 'MODEL_TENANT_MAX_BYTES',
+        limit: this.options.tenantMaxBytes,
+        requested: bytes,
+      });
+    }
+  }
+
   /** A model's versions: the catalog's wish, the source, and this replica's state. */
-  async versions(name: string): Promise<FleetVersionView[]> {
+  async versions(caller: Actor, name: string): Promise<FleetVersionView[]> {
+    ModelFleet.authorize(caller, name);
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
     const local = this.registry.list().find((m) => m.name === name);

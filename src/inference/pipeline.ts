@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Principal } from '../auth/principal';
-import { assertModelAllowed, requireScope } from '../auth/scopes';
+import { assertModelAllowed, assertModelInAllowlist, assertModelVisible, requireScope } from '../auth/scopes';
 import type { Scope } from '../auth/principal';
 import type { HeaderBag } from '../auth/authenticator';
 import { BadInputError, DomainError, UnauthenticatedError } from '../errors';
@@ -281,7 +281,7 @@ export class InferencePipeline {
       // arbitrary text into usage records and rollup keys.
       const allowed = this.guard(() => {
         if (!MODEL_NAME.test(model)) throw new BadInputError('model is not a valid model name (letters, digits, _ . -, at most 128)', 'model');
-        assertModelAllowed(principal, model);
+        assertModelInAllowlist(principal, model);
       }, call);
       if (allowed) {
         trace.recorded('validate', checkedAt, performance.now(), {}, allowed.code);
@@ -289,6 +289,8 @@ export class InferencePipeline {
       }
 
       try {
+        // Another tenant's private model fails here, exactly as a name that never existed does (same answer, same charge).
+        assertModelVisible(principal, model);
         planned = plan();
       } catch (error) {
         const failure = this.domain(error, call);

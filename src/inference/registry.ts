@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
-import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError } from '../errors';
+import { ModelUnavailableError, NotFoundError, BadInputError, ModelInvalidError, unknownModelError } from '../errors';
 import { scanRepository, type ModelConfig, type Datatype, type RepositoryEntry } from './model-config';
 import { readModelConfig } from './triton-config';
 import type { WorkerPool } from './pool';
@@ -161,7 +161,7 @@ export class ModelRegistry {
   /** A model's version: the requested one, or the latest that is READY (else the latest). */
   find(name: string, version?: string | null): { model: RegisteredModel; version: ModelVersion } {
     const model = this.models.get(name);
-    if (!model) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    if (!model) throw unknownModelError(name);
     if (version !== undefined && version !== null) {
       const found = model.versions.get(versionNumber(version));
       if (!found) throw new NotFoundError(`Model "${name}" has no version ${version}`, { model: name, version });

@@ -3,7 +3,7 @@
  * Triton's config.pbtxt is served as it says (max_batch_size 8, not the
  * derived 64), with each field modelgate does not honour named on its
  * config; and gRPC RepositoryModelLoad/Unload change the fleet-wide model
- * catalog as REST's load/unload do, admin keys only. On the embedded
+ * catalog as REST's load/unload do (admin, or models:manage for its own tenant's private names). On the embedded
  * database (PGlite), so the catalog is this test's own.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -30,6 +30,8 @@ let gw: TestGateway;
 let client: OipGrpcClient;
 let adminKey: string;
 let inferenceKey: string;
+let managerKey: string;
+let managerTenant: string;
 
 beforeAll(async () => {
   const repo = mkdtempSync(path.join(os.tmpdir(), 'mg-pbtxt-repo-'));
@@ -49,6 +51,8 @@ beforeAll(async () => {
   const tenant = await keys.createTenant(caller, { name: 'pbtxt-repo' });
   adminKey = (await keys.createApiKey(caller, { tenant: tenant.id, name: 'admin', scopes: ['admin'], allowedModels: [], expiresAt: null })).plaintext;
   inferenceKey = (await keys.createApiKey(caller, { tenant: tenant.id, name: 'inference', scopes: ['inference'], allowedModels: [], expiresAt: null })).plaintext;
+  managerKey = (await keys.createApiKey(caller, { tenant: tenant.id, name: 'manager', scopes: ['inference', 'models:manage'], allowedModels: [], expiresAt: null })).plaintext;
+  managerTenant = tenant.id;
 }, 120_000);
 
 afterAll(async () => {
@@ -90,6 +94,12 @@ describe('gRPC RepositoryModelLoad / RepositoryModelUnload', () => {
     expect(anonymous.status.code).toBe(status.UNAUTHENTICATED);
     const denied = await client.call('RepositoryModelUnload', { model_name: MODEL }, inferenceKey);
     expect([denied.status.code, metadataValue(denied.status, 'modelgate-code')]).toEqual([status.PERMISSION_DENIED, 'FORBIDDEN']);
+    // models:manage, as over REST: a public name needs admin; another tenant's private name reads as unknown.
+    const publicName = await client.call('RepositoryModelUnload', { model_name: MODEL }, managerKey);
+    expect([publicName.status.code, metadataValue(publicName.status, 'modelgate-code')]).toEqual([status.PERMISSION_DENIED, 'FORBIDDEN']);
+    const otherTenant = await client.call('RepositoryModelUnload', { model_name: `00000000-0000-4000-8000-000000000000.${MODEL}` }, managerKey);
+    expect([otherTenant.status.code, metadataValue(otherTenant.status, 'modelgate-code')]).toEqual([status.NOT_FOUND, 'NOT_FOUND']);
+    expect(managerTenant).not.toBe('00000000-0000-4000-8000-000000000000');
     expect(await restReady(MODEL, 1)).toBe(200);
   });
 

@@ -20,7 +20,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { BadInputError, DomainError } from '../../errors';
-import { MODEL_STATISTICS_SCOPE, modelAllowed, requireScope } from '../../auth/scopes';
+import { MODEL_STATISTICS_SCOPE, assertModelManageable, modelAllowed } from '../../auth/scopes';
 import type { Actor } from '../../auth/actor';
 import type { Scope } from '../../auth/principal';
 import type { HeaderBag } from '../../auth/authenticator';
@@ -209,10 +209,10 @@ export class GrpcDoor implements StreamHost {
     return (outcome as Extract<typeof outcome, { ok: true }>).principal;
   }
 
-  /** An admin key's call as the audit names it (REST's load/unload do the same): PERMISSION_DENIED for any other key. */
-  private async adminCaller(call: { getPeer(): string; metadata: Metadata }, context: CallContext, refuse: Refuse): Promise<Actor> {
+  /** Who may change a model in the catalog: as REST's load/unload (admin, or `models:manage` for its tenant's private names). */
+  private async managerCaller(call: { getPeer(): string; metadata: Metadata }, context: CallContext, refuse: Refuse, model: string): Promise<Actor> {
     const principal = await this.admitted(context, null, refuse);
-    requireScope(principal, 'admin');
+    assertModelManageable(principal, model);
     const ua = headersOf(call.metadata)['user-agent'];
     return { principal, ip: call.getPeer(), userAgent: typeof ua === 'string' ? ua : null, requestId: context.requestId };
   }
@@ -276,13 +276,13 @@ export class GrpcDoor implements StreamHost {
       }),
       // Triton's model repository extension, fleet-wide: the same fleet calls as REST's load/unload (oip.repository.ts).
       RepositoryModelLoad: this.unary<RepositoryModelRequest, Record<string, never>>(async (call, refuse, context) => {
-        const caller = await this.adminCaller(call, context, refuse);
+        const caller = await this.managerCaller(call, context, refuse, call.request.model_name);
         const parameters = loadParameters(call.request.parameters ?? {}, fleet.maxUploadBytes, () => fleet.tooLarge());
         await fleet.tritonLoad(caller, call.request.model_name, parameters);
         return {};
       }),
       RepositoryModelUnload: this.unary<RepositoryModelRequest, Record<string, never>>(async (call, refuse, context) => {
-        const caller = await this.adminCaller(call, context, refuse);
+        const caller = await this.managerCaller(call, context, refuse, call.request.model_name);
         await fleet.setDesired(caller, call.request.model_name, null, 'UNLOADED', 'model.unload');
         return {};
       }),

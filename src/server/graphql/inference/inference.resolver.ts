@@ -121,7 +121,7 @@ async function adminOperation(
 
 /** A model's versions as the catalog and this replica see them. */
 async function catalogVersions(ctx: GraphQLContext, model: string): Promise<ModelCatalogVersionType[]> {
-  const views = await ctx.services.fleet.versions(model);
+  const views = await ctx.services.fleet.versions(callerOf(ctx), model);
   return views.map((v) => ({
     model: v.model,
     version: String(v.version),
@@ -200,16 +200,16 @@ export class InferenceResolver {
     };
   }
 
-  @Authorized('admin')
-  @Query(() => [ModelCatalogVersionType], { description: 'Every version of a model the fleet knows (the catalog, the seed repository, this replica): its source, the catalog\'s desired state and generation, and this replica\'s state. Scope: admin.' })
+  @Authorized('models:manage')
+  @Query(() => [ModelCatalogVersionType], { description: 'Every version of a model the fleet knows (the catalog, the seed repository, this replica): its source, the catalog\'s desired state and generation, and this replica\'s state. Scope: admin, or models:manage for the own tenant\'s private models.' })
   async modelVersions(@Ctx() ctx: GraphQLContext, @Arg('model', { description: 'Model name' }) model: string): Promise<ModelCatalogVersionType[]> {
     return catalogVersions(ctx, model);
   }
 
-  @Authorized('admin')
+  @Authorized('models:manage')
   @Mutation(() => [ModelCatalogVersionType], {
     description:
-      'Splits the requests that name no version across versions by percent (summing to 100; unlisted versions get none; an empty list clears the split), on every replica. A request that names a version gets that one; every answer names the version that served it.',
+      'Splits the requests that name no version across versions by percent (summing to 100; unlisted versions get none; an empty list clears the split), on every replica. A request that names a version gets that one; every answer names the version that served it. Scope: admin, or models:manage for the own tenant\'s private models.',
   })
   async setModelTraffic(
     @Ctx() ctx: GraphQLContext,
@@ -220,8 +220,8 @@ export class InferenceResolver {
     return catalogVersions(ctx, model);
   }
 
-  @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) on every replica (the fleet-wide catalog), including ones added to the repository since start; answers once this replica applied it' })
+  @Authorized('models:manage')
+  @Mutation(() => ModelType, { description: 'Loads a model (all versions, or one) on every replica (the fleet-wide catalog), including ones added to the repository since start; answers once this replica applied it. Scope: admin, or models:manage for the own tenant\'s private models' })
   async loadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
@@ -230,8 +230,8 @@ export class InferenceResolver {
     return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.load'));
   }
 
-  @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one) on every replica (the fleet-wide catalog); new requests are refused at once, queued and running ones finish first' })
+  @Authorized('models:manage')
+  @Mutation(() => ModelType, { description: 'Unloads a model (all versions, or one) on every replica (the fleet-wide catalog); new requests are refused at once, queued and running ones finish first. Scope: admin, or models:manage for the own tenant\'s private models' })
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
@@ -240,8 +240,8 @@ export class InferenceResolver {
     return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'UNLOADED', 'model.unload'));
   }
 
-  @Authorized('admin')
-  @Mutation(() => ModelType, { description: 'Re-reads config and weights on every replica (the fleet-wide catalog); a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason)' })
+  @Authorized('models:manage')
+  @Mutation(() => ModelType, { description: 'Re-reads config and weights on every replica (the fleet-wide catalog); a failed reload leaves the old version serving (MODEL_UNAVAILABLE with the reason). Scope: admin, or models:manage for the own tenant\'s private models' })
   async reloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,

@@ -8,6 +8,7 @@ export enum ScopeValue {
   INFERENCE = 'inference',
   USAGE_READ = 'usage:read',
   KEYS_MANAGE = 'keys:manage',
+  MODELS_MANAGE = 'models:manage',
   ADMIN = 'admin',
 }
 registerEnumType(ScopeValue, {
@@ -17,6 +18,7 @@ registerEnumType(ScopeValue, {
     INFERENCE: { description: 'infer, classify, models' },
     USAGE_READ: { description: "the own tenant's usage" },
     KEYS_MANAGE: { description: "the own tenant's keys" },
+    MODELS_MANAGE: { description: "the own tenant's private models (named \"<tenant id>.<name>\"): publish, load, unload, reload, traffic" },
     ADMIN: { description: 'every tenant, model administration, audit' },
   },
 });

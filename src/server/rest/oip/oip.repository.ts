@@ -4,14 +4,16 @@
  * `{"parameters": {"config": "<JSON>", "file:<v>/model.onnx": "<base64>"}}`
  * (Triton's override semantics) and `POST /v2/repository/models/{m}/unload`.
  * Both change the catalog, so every replica follows; the call answers once
- * this replica applied the change. Admin keys only. Large weights go
+ * this replica applied the change. Admin keys any model; `models:manage`
+ * keys their own tenant's private models (`<tenant id>.<name>`), another
+ * tenant's name answering as an unknown model. Large weights go
  * through the streamed upload instead (`registerUploadRoute`). The gRPC
  * door's RepositoryModelLoad/Unload call the same fleet methods.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadInputError, DomainError } from '../../../errors';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
-import { requireScope } from '../../../auth/scopes';
+import { assertModelManageable } from '../../../auth/scopes';
 import type { Actor } from '../../../auth/actor';
 import type { InferencePipeline } from '../../../inference/pipeline';
 import { loadFileVersion, type ModelFleet } from '../../../inference/fleet';
@@ -62,7 +64,7 @@ export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fle
       const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, log, request.trace ?? NOOP_STEPS);
       try {
         if (!admitted.ok) throw admitted.error;
-        requireScope(admitted.principal, 'admin');
+        assertModelManageable(admitted.principal, request.params.model);
         const ua = request.headers['user-agent'];
         await act({ principal: admitted.principal, ip: request.ip, userAgent: typeof ua === 'string' ? ua : null, requestId: request.id }, request);
         return await reply.code(200).send({});
@@ -108,7 +110,7 @@ export function registerUploadRoute(scope: FastifyInstance, { pipeline, fleet }:
     const body = request.body;
     try {
       if (!admitted.ok) throw admitted.error;
-      requireScope(admitted.principal, 'admin');
+      assertModelManageable(admitted.principal, request.params.model);
       if (request.headers['content-encoding'] !== undefined && request.headers['content-encoding'] !== 'identity') {
         throw new BadInputError('Send model.onnx unencoded (no Content-Encoding)', 'content-encoding');
       }

@@ -571,8 +571,8 @@ const paths: Record<string, Json> = {
       operationId: 'repositoryModelLoad',
       tags: ['oip'],
       summary:
-        'Triton\'s repository load, fleet-wide: loads every version of the model on every replica, or (with `parameters.config` and `file:<v>/model.onnx` base64 files, Triton\'s override semantics) publishes those versions and unloads the others. Answers once this replica applied the change.',
-      ...keyed('admin'),
+        'Triton\'s repository load, fleet-wide: loads every version of the model on every replica, or (with `parameters.config` and `file:<v>/model.onnx` base64 files, Triton\'s override semantics) publishes those versions and unloads the others. Answers once this replica applied the change. Scope: admin (any model) or models:manage (the own tenant\'s private models, named `<tenant id>.<name>`; another tenant\'s answers as an unknown model).',
+      ...keyed('models:manage'),
       parameters: [modelParam],
       requestBody: {
         required: false,
@@ -587,7 +587,7 @@ const paths: Record<string, Json> = {
       tags: ['oip'],
       summary:
         'modelgate\'s streamed upload: raw model.onnx bytes for one version (no base64, no JSON body limit), bounded by MODEL_UPLOAD_MAX_BYTES and hashed while streaming, validated in a worker, then published LOADED on every replica with the model\'s config. Answers once this replica applied it.',
-      ...keyed('admin'),
+      ...keyed('models:manage'),
       parameters: [modelParam, versionParam],
       requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
       responses: {
@@ -603,7 +603,7 @@ const paths: Record<string, Json> = {
       operationId: 'repositoryModelUnload',
       tags: ['oip'],
       summary: 'Triton\'s repository unload, fleet-wide: every version of the model, on every replica. Answers once this replica applied it.',
-      ...keyed('admin'),
+      ...keyed('models:manage'),
       parameters: [modelParam],
       requestBody: { required: false, content: json({ type: 'object' }) },
       responses: { '200': ok('Applied on this replica; the others follow.', { type: 'object' }), ...keyedOipErrors },
