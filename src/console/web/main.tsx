@@ -7,6 +7,7 @@ import { render, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, explain, gql, hasScope, ME_QUERY, onKeyRefused, type Me, type Scope } from './api';
 import { Message } from './components';
+import { BillingView } from './billing';
 import { KeysView, TenantsView } from './keys';
 import { ModelsView } from './models';
 import { UsageView } from './usage';
@@ -15,9 +16,10 @@ import './styles.css';
 const STORAGE_KEY = 'modelgate.console.key';
 const THEME_KEY = 'modelgate.console.theme';
 
-type ViewId = 'usage' | 'keys' | 'tenants' | 'models';
+type ViewId = 'usage' | 'billing' | 'keys' | 'tenants' | 'models';
 const VIEWS: { id: ViewId; title: string; scope: Scope }[] = [
   { id: 'usage', title: 'Usage', scope: 'USAGE_READ' },
+  { id: 'billing', title: 'Billing', scope: 'USAGE_READ' },
   { id: 'keys', title: 'Keys', scope: 'KEYS_MANAGE' },
   { id: 'tenants', title: 'Tenants', scope: 'ADMIN' },
   { id: 'models', title: 'Models & playground', scope: 'INFERENCE' },
@@ -146,7 +148,7 @@ function App() {
   return (
     <>
       <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); heading.current?.focus(); }}>Skip to content</a>
-      <header class="top">
+      <header class="top no-print">
         <span class="brand">modelgate</span>
         <nav aria-label="Console sections">
           <ul>
@@ -171,6 +173,7 @@ function App() {
         {!current && <Message kind="info">This key has no scope the console has a view for.</Message>}
         <KeyWatch onAuthLost={signOut} apiKey={key}>
           {current?.id === 'usage' && <UsageView apiKey={key} me={me} theme={theme} />}
+          {current?.id === 'billing' && <BillingView apiKey={key} me={me} theme={theme} />}
           {current?.id === 'keys' && <KeysView apiKey={key} me={me} />}
           {current?.id === 'tenants' && <TenantsView apiKey={key} me={me} />}
           {current?.id === 'models' && <ModelsView apiKey={key} />}
