@@ -112,7 +112,7 @@ describe('modelgate CLI on PostgreSQL', () => {
     expect(unknown.stderr).toMatch(/Unknown tenant "nobody"/);
     const scope = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference,superuser');
     expect(scope).toMatchObject({ code: 2, stdout: '' });
-    expect(scope.stderr).toMatch(/Unknown scope "superuser"; valid scopes: inference, usage:read, keys:manage, admin/);
+    expect(scope.stderr).toMatch(/Unknown scope "superuser"; valid scopes: inference, usage:read, keys:manage, models:manage, admin/);
     const duration = await cli(env, 'keys', 'create', '--tenant', 'acme', '--scopes', 'inference', '--expires', '30 days');
     expect(duration).toMatchObject({ code: 2, stdout: '' });
     expect(duration.stderr).toMatch(/Invalid duration "30 days"/);

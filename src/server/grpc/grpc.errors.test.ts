@@ -20,6 +20,7 @@ describe('gRPC statuses from the error contract', () => {
       TIMEOUT: 'DEADLINE_EXCEEDED',
       MODEL_INVALID: 'INVALID_ARGUMENT',
       MODEL_TOO_LARGE: 'RESOURCE_EXHAUSTED',
+      MODEL_QUOTA_EXCEEDED: 'RESOURCE_EXHAUSTED',
       UNAVAILABLE: 'UNAVAILABLE',
       INTERNAL: 'INTERNAL',
     });

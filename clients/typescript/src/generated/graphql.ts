@@ -93,6 +93,8 @@ export type Scope =
   | 'INFERENCE'
   /** the own tenant's keys */
   | 'KEYS_MANAGE'
+  /** the own tenant's private models (named "<tenant id>.<name>"): publish, load, unload, reload, traffic */
+  | 'MODELS_MANAGE'
   /** the own tenant's usage */
   | 'USAGE_READ';
 
