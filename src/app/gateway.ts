@@ -54,7 +54,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const lifecycle = new Lifecycle(log);
 
   const { services, dispatcher } = await buildServices(config, log, { metrics, readiness, lifecycle });
-  const { db, redis, inference, usage, limits, auth, webhooks } = services;
+  const { db, usage } = services;
 
   const tracing = createTracing(config.tracing, log.child({ component: 'tracing' }));
   if (tracing.exporting) log.info({ tracesUrl: config.tracing.exporter?.url, sampler: config.tracing.sampler }, 'exporting traces over OTLP/HTTP');
@@ -66,7 +66,47 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
 
   const drain = new ConnectionDrain(app.server);
   const grpc = buildGrpcDoor(services);
+  registerShutdown(services, lifecycle, { app, drain, grpc, tracing, apollo, dispatcher, dataDirLock });
+  const modelsLoaded = startInBackground(services, dispatcher);
+  // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.
+  void Promise.allSettled([db.whenReady(), modelsLoaded]).then(() => metrics.resetEventLoopDelay());
 
+  return {
+    app,
+    services,
+    apollo,
+    async listen() {
+      const url = await app.listen({ port: config.port, host: config.host });
+      if (grpc) {
+        const port = await grpc.listen(config.host, config.grpcPort);
+        log.info({ host: config.host, port }, `gRPC (Open Inference Protocol) listening on ${config.host}:${port}`);
+      }
+      return url;
+    },
+    close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
+    untilReady: async () => {
+      while (!readiness.report().ready) await new Promise((resolve) => setTimeout(resolve, 100));
+    },
+    // Records already in the write-ahead log survive a forced exit (replayed at the next start); only those awaiting their group commit do not.
+    pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().pending }),
+    routes,
+  };
+}
+
+interface ShutdownParts {
+  app: ReturnType<typeof buildHttpServer>;
+  drain: ConnectionDrain;
+  grpc: GrpcDoor | null;
+  tracing: ReturnType<typeof createTracing>;
+  apollo: Awaited<ReturnType<typeof createApollo>>;
+  dispatcher: Awaited<ReturnType<typeof buildServices>>['dispatcher'];
+  dataDirLock: DataDirLock | null;
+}
+
+/** The shutdown order, phase by phase (Lifecycle runs them in registration order within a phase). */
+function registerShutdown(services: Services, lifecycle: Lifecycle, parts: ShutdownParts): void {
+  const { config, log, db, redis, inference, usage, limits, auth, webhooks } = services;
+  const { app, drain, grpc, tracing, apollo, dispatcher, dataDirLock } = parts;
   // Both doors stop taking new calls at once and drain together.
   lifecycle.onShutdown('http', 'stopAccepting', async () => {
     await Promise.all([closeHttp(app, drain, config.shutdownDrainTimeoutMs, log), grpc?.close(config.shutdownDrainTimeoutMs)]);
@@ -93,7 +133,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     const r = redis;
     lifecycle.onShutdown('redis', 'close', () => r.close());
   }
+}
 
+/** Database, webhooks and models start in the background; resolves once the models (and the catalog's first reconcile) are in. */
+function startInBackground(services: Services, dispatcher: ShutdownParts['dispatcher']): Promise<void> {
+  const { db, inference, webhooks } = services;
   // Connecting happens in the background: the HTTP server answers /healthz
   // and reports a 503 /readyz while the database is still coming up.
   void db.start();
@@ -104,34 +148,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   }, () => undefined);
   // Models load in the background too; /readyz lists each model's status.
   // Then the catalog: a fresh replica applies every change made while it was down, and listens for the next.
-  const modelsLoaded = inference.start().then(async () => {
+  return inference.start().then(async () => {
     if (services.lifecycle.isShuttingDown) return;
     services.fleet.start();
     await services.fleet.initialReconcile();
   });
-  // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.
-  void Promise.allSettled([db.whenReady(), modelsLoaded]).then(() => metrics.resetEventLoopDelay());
-
-  return {
-    app,
-    services,
-    apollo,
-    async listen() {
-      const url = await app.listen({ port: config.port, host: config.host });
-      if (grpc) {
-        const port = await grpc.listen(config.host, config.grpcPort);
-        log.info({ host: config.host, port }, `gRPC (Open Inference Protocol) listening on ${config.host}:${port}`);
-      }
-      return url;
-    },
-    close: (reason = 'close', shutdownOptions = {}) => lifecycle.shutdown(reason, shutdownOptions),
-    untilReady: async () => {
-      while (!readiness.report().ready) await new Promise((resolve) => setTimeout(resolve, 100));
-    },
-    // Records already in the write-ahead log survive a forced exit (replayed at the next start); only those awaiting their group commit do not.
-    pendingWork: () => ({ inFlightRequests: inFlight.count, unwrittenUsageRecords: usage.stats().pending }),
-    routes,
-  };
 }
 
 /** The gRPC door on its own port (null when GRPC_PORT=0): the same pipeline, readiness and drain as HTTP. */

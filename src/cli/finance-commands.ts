@@ -143,6 +143,15 @@ function groupColumns(row: UsageSummaryRecord, groups: string[], names: Names): 
 
 export function addFinanceCommands(program: Command, ctx: FinanceContext): void {
   const usage = program.command('usage').description('Usage and spend through a gateway: totals (summary) and the metered requests (records)');
+  addUsageSummaryCommand(usage, ctx);
+  addUsageRecordsCommand(usage, ctx);
+  addInvoiceCommand(program, ctx);
+  const prices = program.command('prices').description('The price book: what one compute unit of a model costs, from a whole UTC hour on');
+  addPricesListCommand(prices, ctx);
+  addPricesSetCommand(prices, ctx);
+}
+
+function addUsageSummaryCommand(usage: Command, ctx: FinanceContext): void {
   addRangeOptions(
     usage
       .command('summary')
@@ -188,6 +197,9 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
       }
       ctx.emit(opts.json, { from: range.from.toISOString(), to: range.to.toISOString(), rows }, `usage ${range.from.toISOString()} – ${range.to.toISOString()}\n${table(flat)}`);
     });
+}
+
+function addUsageRecordsCommand(usage: Command, ctx: FinanceContext): void {
   addRangeOptions(
     usage
       .command('records')
@@ -233,7 +245,9 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
       }
       ctx.emit(opts.json, records, table(rows));
     });
+}
 
+function addInvoiceCommand(program: Command, ctx: FinanceContext): void {
   program
     .command('invoice')
     .description("A tenant's statement for a calendar month (UTC): one line per model and price, totals per currency (the GraphQL invoice query)")
@@ -267,8 +281,9 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
         ].join('\n'),
       );
     });
+}
 
-  const prices = program.command('prices').description('The price book: what one compute unit of a model costs, from a whole UTC hour on');
+function addPricesListCommand(prices: Command, ctx: FinanceContext): void {
   prices
     .command('list')
     .description('Prices, oldest first per model: list prices and tenants\' own (tenant "list" = the list price)')
@@ -296,6 +311,9 @@ export function addFinanceCommands(program: Command, ctx: FinanceContext): void 
         ),
       );
     });
+}
+
+function addPricesSetCommand(prices: Command, ctx: FinanceContext): void {
   prices
     .command('set')
     .description(

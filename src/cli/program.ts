@@ -301,9 +301,16 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
 
   addWebhookCommands(program.command('webhooks').description("A tenant's webhooks and their delivery log (gateway only); re-encrypting their secrets for a new key (database only)"), ctx);
 
-  program
-    .command('credits')
-    .description('Credit balances (gateway only)')
+  addCreditCommands(program.command('credits').description('Credit balances (gateway only)'), ctx);
+  addFinanceCommands(program, ctx);
+  addModelCommands(program, ctx);
+  addCompletionCommand(program, io);
+  addAdminCommands(program.command('admin').description('First-run administration (database only)'), ctx, io);
+  return program;
+}
+
+function addCreditCommands(credits: Command, ctx: Context): void {
+  credits
     .command('grant')
     .description("Add compute units to a tenant's or a key's credit balance (which must be configured with --credits), recorded in the ledger and the audit trail; prints the new balance")
     .requiredOption('--tenant <id|name>', 'the tenant')
@@ -318,10 +325,9 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
       );
       ctx.emit(opts.json, grant, `granted ${grant.amount} compute units to ${grant.apiKeyId ? `key ${grant.apiKeyId}` : `tenant ${grant.tenantId}`}; balance now ${grant.balance}`);
     });
+}
 
-  addFinanceCommands(program, ctx);
-  addModelCommands(program, ctx);
-
+function addCompletionCommand(program: Command, io: CliIo): void {
   program
     .command('completion')
     .description('Print a shell completion script: source <(modelgate completion bash), or zsh (after compinit)')
@@ -329,10 +335,10 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
     .action((shell: 'bash' | 'zsh') => {
       io.out(shell === 'bash' ? bashCompletion(program) : zshCompletion(program));
     });
+}
 
-  program
-    .command('admin')
-    .description('First-run administration (database only)')
+function addAdminCommands(admin: Command, ctx: Context, io: CliIo): void {
+  admin
     .command('bootstrap')
     .description('Create the first admin key if no usable admin key exists, and print it once (database only: it is the key a gateway would ask for)')
     .option('--tenant <name>', 'tenant for the admin key', 'admin')
@@ -347,8 +353,6 @@ export function buildProgram(io: CliIo, env: NodeJS.ProcessEnv = process.env): C
       }
       ctx.printKey(created, opts.json);
     });
-
-  return program;
 }
 
 function addTenantCommands(tenants: Command, ctx: Context): void {
@@ -569,6 +573,13 @@ function csvList(value: string | undefined): string[] | null {
 }
 
 function addWebhookCommands(webhooks: Command, ctx: Context): void {
+  addWebhookEditCommands(webhooks, ctx);
+  addWebhookDeliveryCommands(webhooks, ctx);
+  addWebhookReencryptCommand(webhooks, ctx);
+}
+
+/** create, list, delete, rotate-secret: the webhooks themselves. */
+function addWebhookEditCommands(webhooks: Command, ctx: Context): void {
   webhooks
     .command('create')
     .description('Add a webhook for a tenant; prints its signing secret once (stdout), the details on stderr')
@@ -616,6 +627,10 @@ function addWebhookCommands(webhooks: Command, ctx: Context): void {
       ctx.io.out(rotated.secret);
       ctx.io.err(`webhook ${id}: new secret (${rotated.webhook.secretPrefix}…); the old one no longer signs`);
     });
+}
+
+/** deliveries, redeliver: the delivery log. */
+function addWebhookDeliveryCommands(webhooks: Command, ctx: Context): void {
   webhooks
     .command('deliveries')
     .description('The delivery log, newest first: status, attempts and the last answer per event and webhook')
@@ -646,6 +661,10 @@ function addWebhookCommands(webhooks: Command, ctx: Context): void {
       const d = await ctx.remote('webhooks redeliver', WEBHOOKS_NEED_GATEWAY, (c) => c.redeliverWebhookEvent(id));
       ctx.emit(opts.json, d, `delivery ${d.id} (${d.eventType}) scheduled again`);
     });
+}
+
+/** reencrypt-secrets: rotating WEBHOOK_SECRET_ENCRYPTION_KEY (database only). */
+function addWebhookReencryptCommand(webhooks: Command, ctx: Context): void {
   webhooks
     .command('reencrypt-secrets')
     .description(

@@ -338,7 +338,7 @@ describe('modelgate CLI through a running gateway (remote mode)', () => {
     // A change made on the database drops the balance the gateways hold in Redis: the next check
     // rebuilds it under the new refill (50 + the 25 granted today), where the old figure was 35.
     const changed = await cli(direct, 'keys', 'update', key.apiKey.id, '--credits', '50/daily', '--json');
-    expect(changed.code).toBe(0);
+    expect({ code: changed.code, stderr: changed.stderr }).toMatchObject({ code: 0 });
     const credits = await until(
       'the key_credits balance to be rebuilt',
       async () =>
