@@ -4,7 +4,7 @@
  * working on the database directly (no principal; it names its own actor).
  */
 import type { Principal } from './principal';
-import { hasScope } from './scopes';
+import { isAdminKey } from './scopes';
 
 export interface Actor {
   principal: Principal | null;
@@ -22,7 +22,7 @@ export function actorLabel(caller: Actor): string {
 
 /** An admin key, or the CLI on the database (which may do anything). */
 export function isAdmin(caller: Actor): boolean {
-  return caller.principal === null || hasScope(caller.principal, 'admin');
+  return caller.principal === null || isAdminKey(caller.principal);
 }
 
 /** The actor columns of an AuditEvent row. */

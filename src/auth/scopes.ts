@@ -6,9 +6,14 @@ export function isScope(value: string): value is Scope {
   return (SCOPES as readonly string[]).includes(value);
 }
 
+/** The one spelling of "is an admin key": every admin check in the code goes through here. */
+export function isAdminKey(principal: Pick<Principal, 'scopes'>): boolean {
+  return principal.scopes.includes('admin');
+}
+
 /** `admin` implies every other scope. */
 export function hasScope(principal: Pick<Principal, 'scopes'>, scope: Scope): boolean {
-  return principal.scopes.includes('admin') || principal.scopes.includes(scope);
+  return isAdminKey(principal) || principal.scopes.includes(scope);
 }
 
 /** The one FORBIDDEN for a missing scope (any of `scopes` would do), naming them in `requiredScopes`. */
@@ -39,7 +44,7 @@ export function modelOwner(modelName: string): string | null {
 /** Whether the key may know the model exists: public, its own tenant's, or any with `admin`. */
 export function modelVisible(principal: Pick<Principal, 'tenantId' | 'scopes'>, modelName: string): boolean {
   const owner = modelOwner(modelName);
-  return owner === null || owner === principal.tenantId.toLowerCase() || principal.scopes.includes('admin');
+  return owner === null || owner === principal.tenantId.toLowerCase() || isAdminKey(principal);
 }
 
 /** Whether the key's model allowlist (empty: every model) admits the model. */
@@ -77,7 +82,7 @@ export function assertModelAllowed(principal: Pick<Principal, 'allowedModels' | 
  * it); a public name answers FORBIDDEN (public names are no secret).
  */
 export function assertModelManageable(principal: Pick<Principal, 'tenantId' | 'scopes'>, modelName: string): void {
-  if (principal.scopes.includes('admin')) return;
+  if (isAdminKey(principal)) return;
   if (!principal.scopes.includes('models:manage')) throw missingScope(['models:manage']);
   const owner = modelOwner(modelName);
   if (owner === principal.tenantId.toLowerCase()) return;

@@ -17,7 +17,7 @@ import type { Database } from '../db/database';
 import type { Price, Prisma, Tenant } from '../db/generated/client';
 import { BadInputError, ForbiddenError, NotFoundError } from '../errors';
 import type { Principal } from '../auth/principal';
-import { hasScope, requireScope } from '../auth/scopes';
+import { hasScope, isAdminKey, requireScope } from '../auth/scopes';
 import { auditActor } from '../auth/actor';
 import { UUID } from '../ids/ids';
 
@@ -243,11 +243,11 @@ export class PriceBook {
   async listPrices(principal: Principal, filter: { model?: string | null; tenant?: string | null }): Promise<Price[]> {
     const tenantId = filter.tenant ? (await findTenant(this.db.prisma, filter.tenant)).id : null;
     // Non-admins see the list prices and their own tenant's.
-    if (!hasScope(principal, 'admin') && tenantId && tenantId !== principal.tenantId) throw new ForbiddenError('usage:read reads only its own tenant');
-    const own = hasScope(principal, 'admin') ? tenantId : (tenantId ?? principal.tenantId);
+    if (!isAdminKey(principal) && tenantId && tenantId !== principal.tenantId) throw new ForbiddenError('usage:read reads only its own tenant');
+    const own = isAdminKey(principal) ? tenantId : (tenantId ?? principal.tenantId);
     const where: Prisma.PriceWhereInput = {
       ...(filter.model ? { model: filter.model } : {}),
-      ...(own ? { OR: [{ tenantId: own }, { tenantId: null }] } : hasScope(principal, 'admin') ? {} : { tenantId: null }),
+      ...(own ? { OR: [{ tenantId: own }, { tenantId: null }] } : isAdminKey(principal) ? {} : { tenantId: null }),
     };
     return this.db.prisma.price.findMany({ where, orderBy: [{ model: 'asc' }, { effectiveFrom: 'asc' }, { id: 'asc' }], take: 1000 });
   }
@@ -257,7 +257,7 @@ export class PriceBook {
     if (!hasScope(principal, 'usage:read') || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return null;
     const price = await this.db.prisma.price.findUnique({ where: { id } });
     if (!price) return null;
-    return hasScope(principal, 'admin') || price.tenantId === null || price.tenantId === principal.tenantId ? price : null;
+    return isAdminKey(principal) || price.tenantId === null || price.tenantId === principal.tenantId ? price : null;
   }
 
   /** The statement of one tenant for one calendar month (UTC, "YYYY-MM"). */
@@ -265,7 +265,7 @@ export class PriceBook {
     const m = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month);
     if (!m) throw new BadInputError('month must be YYYY-MM', 'month');
     const tenant = await findTenant(this.db.prisma, tenantRef);
-    if (principal && !hasScope(principal, 'admin') && principal.tenantId !== tenant.id) throw new ForbiddenError('usage:read reads only its own tenant');
+    if (principal && !isAdminKey(principal) && principal.tenantId !== tenant.id) throw new ForbiddenError('usage:read reads only its own tenant');
     const from = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1));
     const to = new Date(Date.UTC(Number(m[1]), Number(m[2]), 1));
     // Hourly rollups hold every stored record (same statement); only OK requests carry units.

@@ -12,7 +12,7 @@ import { toApiKeyType, toAuditEventType, toTenantType } from './keys/keys.resolv
 import { PriceType } from './billing/billing.types';
 import { toPriceType } from './billing/billing.resolver';
 import { UsageRecordType } from './usage/usage.types';
-import { hasScope } from '../../auth/scopes';
+import { hasScope, isAdminKey } from '../../auth/scopes';
 import { WebhookDeliveryType, WebhookType } from './webhooks/webhooks.types';
 import { toDeliveryType, toWebhookType } from './webhooks/webhooks.resolver';
 
@@ -34,7 +34,7 @@ async function resolveNode(ctx: GraphQLContext, id: string): Promise<Node | null
   const price = await ctx.services.billing.priceById(principal, id);
   if (price) return Object.assign(new PriceType(), toPriceType(price));
   if (!hasScope(principal, 'usage:read')) return null;
-  const record = await ctx.services.usage.queries.recordById(hasScope(principal, 'admin') ? null : principal.tenantId, id);
+  const record = await ctx.services.usage.queries.recordById(isAdminKey(principal) ? null : principal.tenantId, id);
   return record ? Object.assign(new UsageRecordType(), record) : null;
 }
 
