@@ -60,6 +60,32 @@ export interface Invoice {
   unpricedUnits: bigint;
 }
 
+/** What the price rule reads of a price row. */
+export interface PriceRow {
+  model: string;
+  tenantId: string | null;
+  effectiveFrom: Date;
+}
+
+/**
+ * The price rule, once in JavaScript (priceLateral is the same rule in SQL):
+ * of `prices`, the tenant's own price of the model first, else the list
+ * price, the latest that started at or before the UTC hour holding `at`.
+ * `prices` may hold other tenants' and models' rows: they never match.
+ */
+export function priceInEffect<P extends PriceRow>(prices: readonly P[], tenantId: string, model: string, at: Date): P | null {
+  const hour = Math.floor(at.getTime() / HOUR_MS) * HOUR_MS;
+  let own: P | null = null;
+  let list: P | null = null;
+  for (const p of prices) {
+    if (p.model !== model || p.effectiveFrom.getTime() > hour) continue;
+    if (p.tenantId === tenantId) {
+      if (!own || p.effectiveFrom > own.effectiveFrom) own = p;
+    } else if (p.tenantId === null && (!list || p.effectiveFrom > list.effectiveFrom)) list = p;
+  }
+  return own ?? list;
+}
+
 /**
  * SQL for the price of `"model"` for `"tenantId"` at the hour `hourExpr`
  * (columns of the row alias `src`): a tenant's own price first, else the
@@ -86,7 +112,7 @@ export const PRICE_CACHE_MS = 30_000;
 
 interface CachedPrices {
   /** Tenant prices first, then list prices; each newest first. */
-  rows: { tenant: boolean; currency: string; micros: number; from: number }[];
+  rows: Price[];
   fetchedAt: number;
 }
 
@@ -126,18 +152,12 @@ export class PriceBook {
         orderBy: { effectiveFrom: 'desc' },
         take: 200,
       });
-      cached = {
-        rows: rows
-          .map((r) => ({ tenant: r.tenantId !== null, currency: r.currency, micros: Number(r.microsPerUnit), from: r.effectiveFrom.getTime() }))
-          .sort((a, b) => Number(b.tenant) - Number(a.tenant) || b.from - a.from),
-        fetchedAt: nowMs,
-      };
+      cached = { rows, fetchedAt: nowMs };
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(key, cached);
     }
-    const t = at.getTime();
-    const hit = cached.rows.find((r) => r.from <= t);
-    return hit ? { currency: hit.currency, microsPerUnit: hit.micros } : null;
+    const hit = priceInEffect(cached.rows, tenantId, model, at);
+    return hit ? { currency: hit.currency, microsPerUnit: Number(hit.microsPerUnit) } : null;
   }
 
   /**
@@ -157,10 +177,7 @@ export class PriceBook {
       history = this.db.prisma.price.findMany({ where: { model: record.model, OR: [{ tenantId: record.tenantId }, { tenantId: null }] }, orderBy: { effectiveFrom: 'desc' } });
       memo.set(key, history);
     }
-    const rows = await history;
-    const hour = Math.floor(record.createdAt.getTime() / HOUR_MS) * HOUR_MS;
-    const fits = (p: Price) => p.effectiveFrom.getTime() <= hour;
-    const price = rows.find((p) => fits(p) && p.tenantId !== null) ?? rows.find((p) => fits(p) && p.tenantId === null);
+    const price = priceInEffect(await history, record.tenantId, record.model, record.createdAt);
     return price ? { currency: price.currency, amountMicros: BigInt(Math.round(record.computeUnits)) * price.microsPerUnit } : null;
   }
 

@@ -14,7 +14,7 @@ import { BadInputError } from '../errors';
 import type { PrismaClient } from '../db/database';
 import { NO_KEY, type UsageEvent, type UsageProtocolName, type UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
-import { amountMicrosSql, priceLateral } from '../billing/price-book';
+import { amountMicrosSql, priceInEffect, priceLateral } from '../billing/price-book';
 
 export const USAGE_GROUP_BY = ['HOUR', 'DAY', 'MODEL', 'API_KEY', 'STATUS', 'PROTOCOL'] as const;
 export type UsageGroupBy = (typeof USAGE_GROUP_BY)[number];
@@ -330,7 +330,7 @@ export class UsageQueries {
       orderBy: [{ effectiveFrom: 'desc' }],
     });
     const priced = (row: UsageRecordRow): string => {
-      const price = row.status === 'OK' && row.computeUnits > 0 ? priceAt(prices, row) : null;
+      const price = row.status === 'OK' && row.computeUnits > 0 ? priceInEffect(prices, row.tenantId, row.model, row.createdAt) : null;
       if (!price) return csvLine(row, ',,');
       const amount = BigInt(Math.round(row.computeUnits)) * price.microsPerUnit;
       return csvLine(row, `,${price.currency},${price.microsPerUnit},${amount}`);
@@ -377,13 +377,6 @@ export const CSV_HEADER = [...CSV_COLUMNS, ...CSV_PRICE_COLUMNS] as const;
 
 function csvLine(row: UsageRecordRow, suffix = ''): string {
   return CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + suffix + '\n';
-}
-
-/** The same rule as priceLateral: the tenant's own price first, then the list price; prices sorted newest first. */
-function priceAt(prices: { model: string; tenantId: string | null; currency: string; microsPerUnit: bigint; effectiveFrom: Date }[], row: UsageRecordRow) {
-  const hour = Math.floor(row.createdAt.getTime() / HOUR_MS) * HOUR_MS;
-  const fits = (p: (typeof prices)[number]) => p.model === row.model && p.effectiveFrom.getTime() <= hour;
-  return prices.find((p) => fits(p) && p.tenantId === row.tenantId) ?? prices.find((p) => fits(p) && p.tenantId === null) ?? null;
 }
 
 function normalizeGroup(v: unknown): unknown {
