@@ -5,11 +5,12 @@
  * alone and the next inference calls are limited by it, grants credits that
  * show on the key page; the request log's rows are `usageRecords`' answer.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { graphql, startGateway, type TestGateway } from '../helpers/gateway';
 import { authHeaders, closeTestKeys, createTestKey, type TestKey } from '../helpers/auth';
 import { imagePng } from '../inference/fixtures';
 import { launchBrowser, screenshot, seriousViolations } from './browser';
+import { consoleTabs, focusedTestId, focusedText, tableValues, tabTo, type ConsoleTabs } from './session';
 import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
 
 jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
@@ -17,10 +18,12 @@ jest.setTimeout(STARTUP_TEST_TIMEOUT_MS);
 let gw: TestGateway;
 let browser: Browser;
 let admin: TestKey;
+let tabs: ConsoleTabs;
 
 beforeAll(async () => {
   [gw, browser] = await Promise.all([startGateway(), launchBrowser()]);
   admin = await createTestKey({ scopes: ['admin'], name: 'keys admin' });
+  tabs = consoleTabs(browser, gw.url);
 });
 
 afterAll(async () => {
@@ -28,68 +31,6 @@ afterAll(async () => {
   await gw?.close();
   await closeTestKeys();
 });
-
-interface Session { context: BrowserContext; page: Page; problems: string[]; offsite: string[] }
-
-/** A fresh tab that records page errors, console errors, and every request not addressed to the gateway. */
-async function openConsole(viewport = { width: 1280, height: 900 }): Promise<Session> {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  const offsite: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
-  });
-  context.on('request', (r) => {
-    const url = r.url();
-    if (!url.startsWith(`${gw.url}/`) && !url.startsWith('blob:') && !url.startsWith('data:')) offsite.push(url);
-  });
-  await page.goto(`${gw.url}/console`);
-  return { context, page, problems, offsite };
-}
-
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.getByLabel('API key').fill(key);
-  await page.keyboard.press('Enter');
-  await page.getByTestId('view-title').waitFor();
-}
-
-type Doc = { document: { activeElement: { textContent: string | null; tagName: string; getAttribute(n: string): string | null } | null; documentElement: { scrollWidth: number } } };
-const focusedTestId = (page: Page) => page.evaluate(() => (globalThis as unknown as Doc).document.activeElement?.getAttribute('data-testid') ?? null);
-const focusedText = (page: Page) => page.evaluate(() => (globalThis as unknown as Doc).document.activeElement?.textContent ?? '');
-
-/** Presses Tab until `reached` holds for the focused element (keyboard only); fails after `max` presses. */
-async function tabTo(page: Page, what: string, reached: () => Promise<boolean>, max = 80): Promise<void> {
-  for (let i = 0; i < max; i++) {
-    await page.keyboard.press('Tab');
-    if (await reached()) return;
-  }
-  throw new Error(`Tab never reached ${what}`);
-}
-
-async function tableValues(page: Page, testId: string): Promise<string[][]> {
-  return page.getByTestId(testId).locator('tbody tr').evaluateAll((rows) =>
-    rows.map((row) => Array.from((row as unknown as { children: ArrayLike<{ getAttribute(n: string): string | null }> }).children, (c) => c.getAttribute('data-value') ?? '')),
-  );
-}
-
-async function darkAndPhone(session: Session, key: string, hash: string, ready: (page: Page) => Promise<void>, shot: string): Promise<void> {
-  await session.page.getByRole('button', { name: 'Dark mode' }).click();
-  await expect(session.page.evaluate(() => (globalThis as unknown as { document: { documentElement: { dataset: Record<string, string> } } }).document.documentElement.dataset['theme'])).resolves.toBe('dark');
-  await expect(seriousViolations(session.page)).resolves.toEqual([]);
-  await screenshot(session.page, `${shot}-dark`);
-  const phone = await openConsole({ width: 390, height: 844 });
-  await signIn(phone.page, key);
-  await phone.page.evaluate((h: string) => { (globalThis as unknown as { location: { hash: string } }).location.hash = h; }, hash);
-  await ready(phone.page);
-  await expect(phone.page.evaluate(() => (globalThis as unknown as Doc).document.documentElement.scrollWidth)).resolves.toBeLessThanOrEqual(390);
-  await expect(seriousViolations(phone.page)).resolves.toEqual([]);
-  await screenshot(phone.page, `${shot}-390`);
-  expect(phone.problems).toEqual([]);
-  expect(phone.offsite).toEqual([]);
-  await phone.context.close();
-}
 
 const CLASSIFY = 'mutation($model: String!, $images: [ImageInput!]!) { classify(model: $model, images: $images) { modelName } }';
 const API_KEY = `query($id: ID!) { apiKey(id: $id) { id prefix name scopes allowedModels requestsPerMinute computeUnitsPerMinute monthlyComputeUnitBudget
@@ -116,9 +57,9 @@ describe('keys: edit', () => {
   it("lets an admin edit a key's requests/min by keyboard alone, and the next inference calls are limited by it", async () => {
     const caller = await createTestKey({ scopes: ['inference'], name: 'limited app' });
     const prefix = caller.key.slice(0, 16);
-    const session = await openConsole();
+    const session = await tabs.open();
     const { page } = session;
-    await signIn(page, admin.key);
+    await tabs.signIn(page, admin.key);
     await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Keys' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Keys' }).waitFor();
@@ -154,7 +95,7 @@ describe('keys: edit', () => {
     await expect(page.getByTestId('key-requests').textContent()).resolves.toBe('3');
     await expect(seriousViolations(page)).resolves.toEqual([]);
     await screenshot(page, '10-key-detail');
-    await darkAndPhone(session, admin.key, `#keys/${caller.apiKeyId}`, (p) => p.getByTestId('table-key-records').locator('tbody tr', { hasText: 'RATE_LIMITED' }).waitFor(), '10-key-detail');
+    await tabs.darkAndPhone(session, admin.key, `#keys/${caller.apiKeyId}`, (p) => p.getByTestId('table-key-records').locator('tbody tr', { hasText: 'RATE_LIMITED' }).waitFor(), '10-key-detail');
     expect(session.problems).toEqual([]);
     expect(session.offsite).toEqual([]);
     await session.context.close();
@@ -163,9 +104,9 @@ describe('keys: edit', () => {
   it('creates a key with every setting, shows its limits in the list, and a credits grant shows on the key page', async () => {
     const owner = await createTestKey({ scopes: ['inference'], name: 'tenant owner' });
     const tenantName = (await graphql<{ me: { tenant: { name: string } } }>(gw.url, '{ me { tenant { name } } }', {}, authHeaders(owner.key))).body.data!.me.tenant.name;
-    const session = await openConsole();
+    const session = await tabs.open();
     const { page } = session;
-    await signIn(page, admin.key);
+    await tabs.signIn(page, admin.key);
     await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Keys' }).click();
     await page.getByTestId('key-tenant').locator('option', { hasText: tenantName }).waitFor({ state: 'attached' });
     await page.getByTestId('key-tenant').selectOption({ label: tenantName });
@@ -229,9 +170,9 @@ describe('request log', () => {
     expect([await classify(caller.key), await classify(caller.key), await classify(caller.key, 'no-such-model')]).toEqual([null, null, 'NOT_FOUND']);
     const all = await until('3 usage records', () => records(reader.key, {}), { accept: (r) => r.length === 3, everyMs: 200 });
 
-    const session = await openConsole();
+    const session = await tabs.open();
     const { page } = session;
-    await signIn(page, reader.key);
+    await tabs.signIn(page, reader.key);
     expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Usage', 'Billing', 'Request log']);
     await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Request log' }).click();
     await page.getByTestId('table-requests').locator('tbody tr', { hasText: 'bad input' }).waitFor();
@@ -256,7 +197,7 @@ describe('request log', () => {
     await expect(tableValues(page, 'table-requests')).resolves.toEqual(bad.map(asCells));
     await expect(seriousViolations(page)).resolves.toEqual([]);
     await screenshot(page, '12-request-log');
-    await darkAndPhone(session, reader.key, '#requests', (p) => p.getByTestId('table-requests').locator('tbody tr', { hasText: 'bad input' }).waitFor(), '12-request-log');
+    await tabs.darkAndPhone(session, reader.key, '#requests', (p) => p.getByTestId('table-requests').locator('tbody tr', { hasText: 'bad input' }).waitFor(), '12-request-log');
     expect(session.problems).toEqual([]);
     expect(session.offsite).toEqual([]);
     await session.context.close();

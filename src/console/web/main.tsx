@@ -11,20 +11,26 @@ import { BillingView } from './billing';
 import { KeysView, TenantsView } from './keys';
 import { ModelsView } from './models';
 import { RequestsView } from './requests';
+import { AuditView } from './audit';
+import { VersionsView } from './versions';
+import { WebhooksView } from './webhooks';
 import { UsageView } from './usage';
 import './styles.css';
 
 const STORAGE_KEY = 'modelgate.console.key';
 const THEME_KEY = 'modelgate.console.theme';
 
-type ViewId = 'usage' | 'billing' | 'requests' | 'keys' | 'tenants' | 'models';
+type ViewId = 'usage' | 'billing' | 'requests' | 'keys' | 'tenants' | 'webhooks' | 'audit' | 'models' | 'versions';
 const VIEWS: { id: ViewId; title: string; scope: Scope }[] = [
   { id: 'usage', title: 'Usage', scope: 'USAGE_READ' },
   { id: 'billing', title: 'Billing', scope: 'USAGE_READ' },
   { id: 'requests', title: 'Request log', scope: 'USAGE_READ' },
   { id: 'keys', title: 'Keys', scope: 'KEYS_MANAGE' },
   { id: 'tenants', title: 'Tenants', scope: 'ADMIN' },
+  { id: 'webhooks', title: 'Webhooks', scope: 'KEYS_MANAGE' },
+  { id: 'audit', title: 'Audit log', scope: 'ADMIN' },
   { id: 'models', title: 'Models & playground', scope: 'INFERENCE' },
+  { id: 'versions', title: 'Model versions', scope: 'ADMIN' },
 ];
 
 function storedKey(): string | null {
@@ -184,7 +190,10 @@ function App() {
           {current?.id === 'requests' && <RequestsView apiKey={key} me={me} query={sub} />}
           {current?.id === 'keys' && <KeysView apiKey={key} me={me} sub={sub} />}
           {current?.id === 'tenants' && <TenantsView apiKey={key} me={me} />}
-          {current?.id === 'models' && <ModelsView apiKey={key} />}
+          {current?.id === 'webhooks' && <WebhooksView apiKey={key} me={me} />}
+          {current?.id === 'audit' && <AuditView apiKey={key} me={me} />}
+          {current?.id === 'versions' && <VersionsView apiKey={key} />}
+          {current?.id === 'models' && <ModelsView apiKey={key} me={me} />}
         </KeyWatch>
       </main>
     </>
