@@ -79,7 +79,8 @@ describe('keys: edit', () => {
     await page.keyboard.press('Enter');
     await expect(page.getByTestId('key-saved').textContent()).resolves.toBe(`Saved ${prefix}: requestsPerMinute.`);
     await expect(page.getByTestId('audit-action').textContent()).resolves.toBe('apikey.update');
-    await expect(page.getByTestId('key-rpm').textContent()).resolves.toBe('2 (key)');
+    // The page reads the key again after saving: wait for that answer rather than read the tile mid-reload.
+    await page.getByTestId('key-rpm').filter({ hasText: /^2 \(key\)$/ }).waitFor();
     const saved = await graphql<{ apiKey: { requestsPerMinute: number; effectiveLimits: { requestsPerMinute: { value: number; source: string } } } }>(gw.url, API_KEY, { id: caller.apiKeyId }, authHeaders(admin.key));
     expect(saved.body.data?.apiKey).toMatchObject({ requestsPerMinute: 2, effectiveLimits: { requestsPerMinute: { value: 2, source: 'KEY' } } });
 
@@ -139,6 +140,8 @@ describe('keys: edit', () => {
     await page.getByTestId('table-keys').locator('tbody tr', { hasText: 'metered app' }).waitFor();
     const row = (await tableValues(page, 'table-keys')).find((r) => r[0] === prefix);
     expect(row?.slice(5, 10)).toEqual(['120', '600', '50000', '12.5 USD', '1,000 units monthly']);
+    await expect(seriousViolations(page)).resolves.toEqual([]);
+    await screenshot(page, '10-keys-list');
 
     // The key page: grant 500 credits; the balance and the grant show there and equal the gateway's.
     await page.getByTestId('table-keys').getByRole('link', { name: `${prefix} details` }).click();
@@ -148,6 +151,7 @@ describe('keys: edit', () => {
     await page.getByLabel('Reason').fill('launch week');
     await page.getByRole('button', { name: 'Grant credits' }).click();
     await expect(page.getByTestId('credit-balance').textContent()).resolves.toBe('Balance after the grant: 1,500 units');
+    await expect(page.getByTestId('audit-action').textContent()).resolves.toBe('credits.grant');
     await page.getByTestId('table-grants').locator('tbody tr', { hasText: 'launch week' }).waitFor();
     expect(await tableValues(page, 'table-grants')).toEqual([[expect.any(String), '500', 'launch week', expect.any(String)]]);
     const limits = await graphql<{ me: { limits: { limits: { name: string; remaining: number }[] } } }>(gw.url, '{ me { limits { limits { name remaining } } } }', {}, authHeaders(secret));
@@ -156,6 +160,7 @@ describe('keys: edit', () => {
     expect(id).toBeTruthy();
     await expect(seriousViolations(page)).resolves.toEqual([]);
     await screenshot(page, '11-key-credits');
+    await tabs.darkAndPhone(session, admin.key, '#keys', (p) => p.getByTestId('table-keys').locator('tbody tr').first().waitFor(), '10-keys-list');
     expect(session.problems).toEqual([]);
     expect(session.offsite).toEqual([]);
     await session.context.close();

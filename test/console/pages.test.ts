@@ -67,7 +67,8 @@ describe('playground', () => {
     await page.getByRole('button', { name: 'Ankle boot' }).click();
     await page.getByTestId('explain-method').selectOption('RISE');
     await page.getByTestId('explain-masks').fill('200');
-    await expect(page.getByTestId('explain-cost').textContent()).resolves.toMatch(/RISE scores 200 random masks on a 7×7 grid \(seed 1\).*Cost before running: 201 items × 1 unit = 201 compute units/);
+    // Waits for the re-render after the typed value rather than reading the text mid-update.
+    await page.getByTestId('explain-cost').filter({ hasText: /RISE scores 200 random masks on a 7×7 grid \(seed 1\).*Cost before running: 201 items × 1 unit = 201 compute units/ }).waitFor();
 
     await page.getByRole('button', { name: 'Classify and explain' }).click();
     await until('the RISE heatmap drawn', () => drawn(page), { accept: (d) => d === 'rise', everyMs: 100 });

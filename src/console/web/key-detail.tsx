@@ -58,10 +58,11 @@ export function KeyDetail(props: { apiKey: string; me: Me; id: string; tenantNam
       .catch((e: unknown) => setError(explain(e)));
   }, [apiKey, id, version]);
 
-  const auditFor = async (requestId: string | null, tenantId: string): Promise<AuditEvent | null> => {
-    if (!isAdmin || !requestId) return null;
+  /** The audit event a change wrote: by its request id, or (a credit grant's event carries none) by the grant id it records. */
+  const auditFor = async (requestId: string | null, tenantId: string, grantId?: string): Promise<AuditEvent | null> => {
+    if (!isAdmin || (!requestId && !grantId)) return null;
     const r = await gql<{ auditEvents: { edges: { node: AuditEvent }[] } }>(apiKey, `query($tenant: String) { auditEvents(tenant: $tenant, first: 50) { edges { node { ${AUDIT_FIELDS} } } } }`, { tenant: tenantId });
-    return r.data.auditEvents.edges.map((e) => e.node).find((e) => e.requestId === requestId) ?? null;
+    return r.data.auditEvents.edges.map((e) => e.node).find((e) => (grantId ? (e.after as { grantId?: string } | null)?.grantId === grantId : e.requestId === requestId)) ?? null;
   };
 
   const save = async (form: HTMLFormElement) => {
@@ -86,10 +87,10 @@ export function KeyDetail(props: { apiKey: string; me: Me; id: string; tenantNam
     const f = new FormData(form);
     const reason = String(f.get('reason') ?? '').trim();
     try {
-      const r = await gql<{ grantCredits: { amount: number; balance: number } }>(apiKey, 'mutation($input: GrantCreditsInput!) { grantCredits(input: $input) { amount balance } }',
+      const r = await gql<{ grantCredits: { id: string; amount: number; balance: number } }>(apiKey, 'mutation($input: GrantCreditsInput!) { grantCredits(input: $input) { id amount balance } }',
         { input: { tenant: key.tenantId, apiKey: key.id, amount: Number(f.get('amount')), ...(reason ? { reason } : {}) } });
       setBalance(r.data.grantCredits.balance);
-      setDone({ summary: `Granted ${fmt(r.data.grantCredits.amount)} units to ${key.prefix}.`, requestId: r.requestId, event: await auditFor(r.requestId, key.tenantId) });
+      setDone({ summary: `Granted ${fmt(r.data.grantCredits.amount)} units to ${key.prefix}.`, requestId: r.requestId, event: await auditFor(r.requestId, key.tenantId, r.data.grantCredits.id) });
       setError(null);
       form.reset();
       setVersion((v) => v + 1);
