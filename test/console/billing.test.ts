@@ -135,7 +135,7 @@ describe('billing', () => {
     const session = await openConsole();
     const { page } = session;
     await signIn(page, finance.key);
-    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Usage', 'Billing']);
+    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Usage', 'Billing', 'Request log']);
     await openBilling(page);
     await expect(page.getByTestId('billing-tenant').count()).resolves.toBe(0);
     await expect(page.getByTestId('billing-scope').getAttribute('data-tenant')).resolves.toBe(name);

@@ -115,7 +115,7 @@ describe('admin: tenants and keys', () => {
     const { page } = session;
     await signIn(page, admin.key);
     const links = await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents();
-    expect(links).toEqual(['Usage', 'Billing', 'Keys', 'Tenants', 'Models & playground']);
+    expect(links).toEqual(['Usage', 'Billing', 'Request log', 'Keys', 'Tenants', 'Webhooks', 'Audit log', 'Models & playground', 'Model versions']);
 
     // Keyboard only: a nav link, Enter, focus lands on the view's heading, Tab to the form, type, Enter.
     const tenantName = `console-${Date.now().toString(36)}`;
@@ -200,7 +200,7 @@ describe('keys:manage', () => {
     const session = await openConsole();
     const { page } = session;
     await signIn(page, manager.key);
-    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Keys']);
+    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Keys', 'Webhooks']);
     await page.getByTestId('table-keys').locator('tbody tr', { hasText: 'sibling' }).waitFor();
     const rows = await tableValues(page, 'table-keys');
     expect(rows.map((r) => [r[1], r[2]]).sort()).toEqual([['manager', tenantName], ['sibling', tenantName]]);
@@ -322,7 +322,7 @@ describe('usage', () => {
     const session = await openConsole();
     const { page } = session;
     await signIn(page, reader.key);
-    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Usage', 'Billing']);
+    expect(await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents()).toEqual(['Usage', 'Billing', 'Request log']);
     await expect(page.getByTestId('tenant-picker').count()).resolves.toBe(0);
     await page.getByTestId('table-breakdown').waitFor();
     const range = page.getByTestId('usage-range');

@@ -3,7 +3,7 @@
  * in the Authorization header (never in a URL or a cookie).
  */
 
-export type Scope = 'ADMIN' | 'INFERENCE' | 'KEYS_MANAGE' | 'USAGE_READ';
+export type Scope = 'ADMIN' | 'INFERENCE' | 'KEYS_MANAGE' | 'MODELS_MANAGE' | 'USAGE_READ';
 
 export class ApiError extends Error {
   constructor(

@@ -8,11 +8,12 @@ export interface Column {
   numeric?: boolean;
 }
 
-export function DataTable(props: { id: string; caption: string; columns: Column[]; rows: Cell[][]; display?: (string | ComponentChildren)[][]; csvName?: string; empty?: string }) {
+/** `tall`: the page scrolls, not a box (for the main list of a view). */
+export function DataTable(props: { id: string; caption: string; columns: Column[]; rows: Cell[][]; display?: (string | ComponentChildren)[][]; csvName?: string; empty?: string; tall?: boolean }) {
   const { id, caption, columns, rows } = props;
   return (
     <div class="table-block">
-      <div class="table-scroll" role="region" aria-labelledby={`${id}-caption`} tabIndex={0}>
+      <div class={props.tall ? 'table-scroll tall' : 'table-scroll'} role="region" aria-labelledby={`${id}-caption`} tabIndex={0}>
         <table id={id} data-testid={id}>
           <caption id={`${id}-caption`}>{caption}</caption>
           <thead>

@@ -1,23 +1,17 @@
-/** Keys (keys:manage: own tenant; admin: any) and tenants (admin): list, filter, create, rotate, revoke, suspend. */
+/** Keys (keys:manage: own tenant; admin: any) and tenants (admin): list, filter, search, page, create with every setting, rotate, revoke, suspend; #keys/<id> opens one key. */
 import { useEffect, useState } from 'preact/hooks';
-import { explain, gql, hasScope, type Me, type Scope } from './api';
+import { explain, gql, hasScope, type Me } from './api';
 import { AUDIT_FIELDS, AuditPanel, ConfirmDialog, DataTable, Message, SecretOnce, type AuditEvent } from './components';
+import { KeyDetail } from './key-detail';
+import { creditsText, KEY_FIELDS, KeyFields, moneyText, readKeyForm, scopeLabel, type ApiKey } from './key-form';
 import { fmtTime } from './util';
 
-interface ApiKey {
-  id: string; name: string; prefix: string; tenantId: string; scopes: Scope[]; status: string;
-  createdAt: string; expiresAt: string | null; lastUsedAt: string | null; revokedAt: string | null; graceUntil: string | null; allowedModels: string[];
-}
 interface Tenant { id: string; name: string; status: string; requestsPerMinute: number | null; computeUnitsPerMinute: number | null; monthlyComputeUnitQuota: number | null; createdAt: string }
 
-const KEY_FIELDS = 'id name prefix tenantId scopes status createdAt expiresAt lastUsedAt revokedAt graceUntil allowedModels';
 const TENANT_FIELDS = 'id name status requestsPerMinute computeUnitsPerMinute monthlyComputeUnitQuota createdAt';
-const SCOPES: { value: Scope; label: string }[] = [
-  { value: 'INFERENCE', label: 'inference' },
-  { value: 'USAGE_READ', label: 'usage:read' },
-  { value: 'KEYS_MANAGE', label: 'keys:manage' },
-  { value: 'ADMIN', label: 'admin' },
-];
+const PAGE = 25;
+/** The list reads at most this many keys (10 pages of 100); search and paging run over them. */
+const MAX_KEYS = 1000;
 
 interface Done { summary: string; requestId: string | null; event: AuditEvent | null }
 
@@ -39,8 +33,26 @@ function useTenants(apiKey: string, me: Me, reload: number): Tenant[] {
   return tenants;
 }
 
+const limitCell = (v: number | null) => (v === null ? 'default' : v.toLocaleString('en-US'));
+
+/** Every key the filters select, newest first, read page by page up to MAX_KEYS. */
+async function loadKeys(apiKey: string, vars: Record<string, unknown>): Promise<{ keys: ApiKey[]; more: boolean }> {
+  const keys: ApiKey[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const r: { data: { apiKeys: { edges: { node: ApiKey }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } } = await gql(apiKey,
+      `query($tenant: String, $revoked: Boolean, $after: String) { apiKeys(tenant: $tenant, revoked: $revoked, first: 100, after: $after) { edges { node { ${KEY_FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
+      { ...vars, after });
+    keys.push(...r.data.apiKeys.edges.map((e) => e.node));
+    const { hasNextPage, endCursor } = r.data.apiKeys.pageInfo;
+    if (!hasNextPage || !endCursor) return { keys, more: false };
+    if (keys.length >= MAX_KEYS) return { keys, more: true };
+    after = endCursor;
+  }
+}
+
 /** Why over 80 lines: one view's hooks (list, create, revoke dialogs) and markup read top to bottom; hooks cannot move into helpers without lifting their state. */
-export function KeysView(props: { apiKey: string; me: Me }) {
+export function KeysView(props: { apiKey: string; me: Me; sub: string }) {
   const { apiKey, me } = props;
   const isAdmin = hasScope(me, 'ADMIN');
   const [reload, setReload] = useState(0);
@@ -48,7 +60,9 @@ export function KeysView(props: { apiKey: string; me: Me }) {
   const [tenant, setTenant] = useState(isAdmin ? '' : me.tenant.id);
   const [revoked, setRevoked] = useState<'all' | 'active' | 'revoked'>('all');
   const [text, setText] = useState('');
+  const [page, setPage] = useState(0);
   const [keys, setKeys] = useState<ApiKey[]>([]);
+  const [more, setMore] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [secret, setSecret] = useState<{ value: string; what: string } | null>(null);
   const [done, setDone] = useState<Done | null>(null);
@@ -56,37 +70,43 @@ export function KeysView(props: { apiKey: string; me: Me }) {
   const [grace, setGrace] = useState('3600');
 
   useEffect(() => {
+    if (props.sub) return;
     const vars: Record<string, unknown> = {};
     if (tenant) vars['tenant'] = tenant;
     if (revoked !== 'all') vars['revoked'] = revoked === 'revoked';
-    gql<{ apiKeys: { edges: { node: ApiKey }[] } }>(apiKey, `query($tenant: String, $revoked: Boolean) { apiKeys(tenant: $tenant, revoked: $revoked, first: 100) { edges { node { ${KEY_FIELDS} } } } }`, vars)
-      .then((r) => { setKeys(r.data.apiKeys.edges.map((e) => e.node)); setError(null); })
+    loadKeys(apiKey, vars)
+      .then((r) => { setKeys(r.keys); setMore(r.more); setError(null); })
       .catch((e: unknown) => setError(explain(e)));
-  }, [apiKey, tenant, revoked, reload]);
+  }, [apiKey, tenant, revoked, reload, props.sub]);
 
   const tenantName = (id: string) => tenants.find((t) => t.id === id)?.name ?? (id === me.tenant.id ? me.tenant.name : id);
+  if (props.sub) return <KeyDetail apiKey={apiKey} me={me} id={props.sub} tenantName={tenantName} />;
+
   const needle = text.trim().toLowerCase();
-  const shown = keys.filter((k) => !needle || k.name.toLowerCase().includes(needle) || k.prefix.toLowerCase().includes(needle));
+  const matching = keys.filter((k) => !needle || k.name.toLowerCase().includes(needle) || k.prefix.toLowerCase().includes(needle)
+    || Object.values(k.metadata ?? {}).some((v) => String(v).toLowerCase().includes(needle)));
+  const pages = Math.max(1, Math.ceil(matching.length / PAGE));
+  const at = Math.min(page, pages - 1);
+  const shown = matching.slice(at * PAGE, at * PAGE + PAGE);
 
   const create = async (form: HTMLFormElement) => {
-    const f = new FormData(form);
-    const scopes = f.getAll('scope') as Scope[];
-    const models = String(f.get('models') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    const ttlDays = Number(f.get('ttlDays') || 0);
-    const input: Record<string, unknown> = { name: String(f.get('name') ?? ''), scopes, allowedModels: models };
-    const t = String(f.get('tenant') ?? '');
-    if (t) input['tenant'] = t;
-    if (ttlDays > 0) input['ttlSeconds'] = Math.round(ttlDays * 86400);
     try {
+      const input = readKeyForm(form, null);
+      const metadata = input['metadata'];
+      delete input['metadata'];
+      const t = String(new FormData(form).get('tenant') ?? '');
+      if (t) input['tenant'] = t;
       const r = await gql<{ createApiKey: { plaintext: string; apiKey: ApiKey } }>(apiKey, `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { plaintext apiKey { ${KEY_FIELDS} } } }`, { input });
       const k = r.data.createApiKey.apiKey;
       setSecret({ value: r.data.createApiKey.plaintext, what: `key “${k.name}” (${k.prefix})` });
+      // Metadata is only an update's field: set it right after, so the key is complete before anyone uses it.
+      if (metadata) await gql(apiKey, 'mutation($id: ID!, $input: UpdateApiKeyInput!) { updateApiKey(id: $id, input: $input) { id } }', { id: k.id, input: { metadata } });
       setDone({ summary: `Created key ${k.prefix}.`, requestId: r.requestId, event: await auditFor(apiKey, me, r.requestId, k.tenantId) });
       form.reset();
       setError(null);
       setReload((n) => n + 1);
     } catch (e) {
-      setError(explain(e));
+      setError(e instanceof Error && !('code' in e) ? e.message : explain(e));
     }
   };
 
@@ -121,7 +141,6 @@ export function KeysView(props: { apiKey: string; me: Me }) {
       <section aria-labelledby="create-key-title">
         <h2 id="create-key-title">Create a key</h2>
         <form class="stack" onSubmit={(e) => { e.preventDefault(); void create(e.currentTarget); }}>
-          <label>Name <input name="name" required maxLength={100} data-testid="key-name" /></label>
           {isAdmin && (
             <label>Tenant
               <select name="tenant" data-testid="key-tenant">
@@ -129,14 +148,7 @@ export function KeysView(props: { apiKey: string; me: Me }) {
               </select>
             </label>
           )}
-          <fieldset>
-            <legend>Scopes</legend>
-            {SCOPES.filter((s) => isAdmin || s.value !== 'ADMIN').map((s) => (
-              <label class="inline"><input type="checkbox" name="scope" value={s.value} /> {s.label}</label>
-            ))}
-          </fieldset>
-          <label>Allowed models (comma-separated, empty: all) <input name="models" /></label>
-          <label>Expires after (days, empty: never) <input name="ttlDays" type="number" min="0" step="any" /></label>
+          <KeyFields key0={null} isAdmin={isAdmin} idPrefix="key" />
           <button type="submit">Create key</button>
         </form>
       </section>
@@ -146,31 +158,39 @@ export function KeysView(props: { apiKey: string; me: Me }) {
         <div class="controls" role="search" aria-label="Filter keys">
           {isAdmin && (
             <label>Tenant
-              <select value={tenant} onChange={(e) => setTenant(e.currentTarget.value)} data-testid="keys-tenant-filter">
+              <select value={tenant} onChange={(e) => { setTenant(e.currentTarget.value); setPage(0); }} data-testid="keys-tenant-filter">
                 <option value="">All tenants</option>
                 {tenants.map((t) => <option value={t.id}>{t.name}</option>)}
               </select>
             </label>
           )}
           <label>Show
-            <select value={revoked} onChange={(e) => setRevoked(e.currentTarget.value as 'all' | 'active' | 'revoked')}>
+            <select value={revoked} onChange={(e) => { setRevoked(e.currentTarget.value as 'all' | 'active' | 'revoked'); setPage(0); }}>
               <option value="all">all keys</option>
               <option value="active">not revoked</option>
               <option value="revoked">revoked</option>
             </select>
           </label>
-          <label>Name or prefix contains <input type="search" value={text} onInput={(e) => setText(e.currentTarget.value)} data-testid="keys-filter" /></label>
+          <label>Name, prefix or metadata contains <input type="search" value={text} onInput={(e) => { setText(e.currentTarget.value); setPage(0); }} data-testid="keys-filter" /></label>
         </div>
-        <DataTable id="table-keys" caption={`${shown.length} keys`} csvName="keys.csv"
-          columns={[{ label: 'prefix' }, { label: 'name' }, { label: 'tenant' }, { label: 'scopes' }, { label: 'status' }, { label: 'created' }, { label: 'expires' }, { label: 'last used' }, { label: 'actions' }]}
-          rows={shown.map((k) => [k.prefix, k.name, tenantName(k.tenantId), k.scopes.join(' '), k.status, k.createdAt, k.expiresAt, k.lastUsedAt, null])}
-          display={shown.map((k) => [k.prefix, k.name, tenantName(k.tenantId), k.scopes.map((s) => s.toLowerCase().replace('_', ':')).join(', '), k.status, fmtTime(k.createdAt), fmtTime(k.expiresAt), fmtTime(k.lastUsedAt),
+        <DataTable id="table-keys" tall caption={`${matching.length} keys${more ? ` (the newest ${keys.length} read; narrow by tenant to see older ones)` : ''}, page ${at + 1} of ${pages}`} csvName="keys.csv"
+          columns={[{ label: 'prefix' }, { label: 'name' }, { label: 'tenant' }, { label: 'scopes' }, { label: 'status' }, { label: 'requests/min', numeric: true }, { label: 'units/min', numeric: true },
+            { label: 'units/month', numeric: true }, { label: 'money/month' }, { label: 'credits' }, { label: 'expires' }, { label: 'last used' }, { label: 'actions' }]}
+          rows={shown.map((k) => [k.prefix, k.name, tenantName(k.tenantId), k.scopes.join(' '), k.status, k.requestsPerMinute, k.computeUnitsPerMinute, k.monthlyComputeUnitBudget, moneyText(k.monthlyBudget), creditsText(k.credits), k.expiresAt, k.lastUsedAt, null])}
+          display={shown.map((k) => [<a href={`#keys/${k.id}`}>{k.prefix}<span class="sr-only"> details</span></a>, k.name, tenantName(k.tenantId), k.scopes.map(scopeLabel).join(', '), k.status,
+            limitCell(k.requestsPerMinute), limitCell(k.computeUnitsPerMinute), limitCell(k.monthlyComputeUnitBudget), moneyText(k.monthlyBudget) ?? 'none', creditsText(k.credits) ?? 'none', fmtTime(k.expiresAt), fmtTime(k.lastUsedAt),
             k.revokedAt ? 'revoked' : (
               <span class="row">
+                <a href={`#keys/${k.id}`}>Edit<span class="sr-only"> {k.prefix}</span></a>
                 <button type="button" class="secondary" onClick={() => setConfirm({ kind: 'rotate', key: k })}>Rotate<span class="sr-only"> {k.prefix}</span></button>
                 <button type="button" class="danger" onClick={() => setConfirm({ kind: 'revoke', key: k })}>Revoke<span class="sr-only"> {k.prefix}</span></button>
               </span>
             )])} />
+        <nav class="row" aria-label="Key list pages">
+          <button type="button" class="secondary" disabled={at === 0} onClick={() => setPage(at - 1)}>Previous page</button>
+          <span>Page {at + 1} of {pages}</span>
+          <button type="button" class="secondary" disabled={at + 1 >= pages} onClick={() => setPage(at + 1)}>Next page</button>
+        </nav>
       </section>
 
       {confirm?.kind === 'revoke' && (

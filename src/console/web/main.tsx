@@ -10,19 +10,27 @@ import { Message } from './components';
 import { BillingView } from './billing';
 import { KeysView, TenantsView } from './keys';
 import { ModelsView } from './models';
+import { RequestsView } from './requests';
+import { AuditView } from './audit';
+import { VersionsView } from './versions';
+import { WebhooksView } from './webhooks';
 import { UsageView } from './usage';
 import './styles.css';
 
 const STORAGE_KEY = 'modelgate.console.key';
 const THEME_KEY = 'modelgate.console.theme';
 
-type ViewId = 'usage' | 'billing' | 'keys' | 'tenants' | 'models';
+type ViewId = 'usage' | 'billing' | 'requests' | 'keys' | 'tenants' | 'webhooks' | 'audit' | 'models' | 'versions';
 const VIEWS: { id: ViewId; title: string; scope: Scope }[] = [
   { id: 'usage', title: 'Usage', scope: 'USAGE_READ' },
   { id: 'billing', title: 'Billing', scope: 'USAGE_READ' },
+  { id: 'requests', title: 'Request log', scope: 'USAGE_READ' },
   { id: 'keys', title: 'Keys', scope: 'KEYS_MANAGE' },
   { id: 'tenants', title: 'Tenants', scope: 'ADMIN' },
+  { id: 'webhooks', title: 'Webhooks', scope: 'KEYS_MANAGE' },
+  { id: 'audit', title: 'Audit log', scope: 'ADMIN' },
   { id: 'models', title: 'Models & playground', scope: 'INFERENCE' },
+  { id: 'versions', title: 'Model versions', scope: 'ADMIN' },
 ];
 
 function storedKey(): string | null {
@@ -77,6 +85,8 @@ function App() {
   const [message, setMessage] = useState<string | null>(null);
   const [booting, setBooting] = useState(true);
   const [view, setView] = useState<ViewId>('usage');
+  // What follows the view in the hash: "#keys/<id>" opens one key, "#requests?key=<id>" sets a filter.
+  const [sub, setSub] = useState('');
   const [theme, setTheme] = useState(initialTheme);
   const heading = useRef<HTMLHeadingElement>(null);
 
@@ -131,9 +141,12 @@ function App() {
   const allowed = me ? VIEWS.filter((v) => hasScope(me, v.scope)) : [];
   useEffect(() => {
     const fromHash = () => {
-      const wanted = location.hash.replace(/^#\/?/, '') as ViewId;
+      const hash = location.hash.replace(/^#\/?/, '');
+      const cut = hash.search(/[/?]/);
+      const wanted = (cut < 0 ? hash : hash.slice(0, cut)) as ViewId;
       const next = allowed.find((v) => v.id === wanted) ?? allowed[0];
       if (next) setView(next.id);
+      setSub(next?.id === wanted && cut >= 0 ? hash.slice(cut + 1) : '');
       heading.current?.focus();
     };
     fromHash();
@@ -174,9 +187,13 @@ function App() {
         <KeyWatch onAuthLost={signOut} apiKey={key}>
           {current?.id === 'usage' && <UsageView apiKey={key} me={me} theme={theme} />}
           {current?.id === 'billing' && <BillingView apiKey={key} me={me} theme={theme} />}
-          {current?.id === 'keys' && <KeysView apiKey={key} me={me} />}
+          {current?.id === 'requests' && <RequestsView apiKey={key} me={me} query={sub} />}
+          {current?.id === 'keys' && <KeysView apiKey={key} me={me} sub={sub} />}
           {current?.id === 'tenants' && <TenantsView apiKey={key} me={me} />}
-          {current?.id === 'models' && <ModelsView apiKey={key} />}
+          {current?.id === 'webhooks' && <WebhooksView apiKey={key} me={me} />}
+          {current?.id === 'audit' && <AuditView apiKey={key} me={me} />}
+          {current?.id === 'versions' && <VersionsView apiKey={key} />}
+          {current?.id === 'models' && <ModelsView apiKey={key} me={me} />}
         </KeyWatch>
       </main>
     </>
