@@ -174,3 +174,122 @@ describe('sessions over the API', () => {
     expect(ended.body.errors?.[0]?.extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'SESSION_ENDED' });
   });
 });
+
+describe('sessions in the browser', () => {
+  async function openConsole(): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(`${gw.url}/console`);
+    return { context, page, problems };
+  }
+
+  /** Every value in both storages, and the cookies the page's script can see. */
+  async function pageReadable(page: Page): Promise<string> {
+    return page.evaluate(() => {
+      const g = globalThis as unknown as { localStorage: Record<string, string>; sessionStorage: Record<string, string>; document: { cookie: string } };
+      return JSON.stringify({ local: { ...g.localStorage }, session: { ...g.sessionStorage }, cookie: g.document.cookie });
+    });
+  }
+
+  it('signs in with a key: an HttpOnly Strict cookie, no key in sessionStorage or localStorage, kept over a reload, ended by revoking the key', async () => {
+    const finance = await createTestKey({ scopes: ['usage:read'], name: 'finance person' });
+    const { context, page, problems } = await openConsole();
+    await page.getByLabel('API key').fill(finance.key);
+    await page.keyboard.press('Enter');
+    await page.getByTestId('view-title').waitFor();
+
+    const cookies = await context.cookies();
+    expect(cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, secure: c.secure, path: c.path }))).toEqual([
+      { name: 'mg_session', httpOnly: true, sameSite: 'Strict', secure: false, path: '/' },
+    ]);
+    expect(cookies[0]?.value).not.toContain(finance.key);
+    const readable = await pageReadable(page);
+    expect(readable).not.toContain(finance.key);
+    expect(readable).not.toContain('mg_session');
+    expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length)).toBe(0);
+
+    await page.reload();
+    await expect(page.getByTestId('view-title').textContent()).resolves.toBe('Usage');
+
+    const revoked = await graphql(gw.url, 'mutation($id: ID!) { revokeApiKey(id: $id) { status } }', { id: finance.apiKeyId }, authHeaders(admin.key));
+    expect(revoked.body.errors).toBeUndefined();
+    // The next call the page makes (a view change) is refused, and the page is back at sign-in.
+    await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Billing' }).click();
+    await expect(page.getByTestId('signin-error').textContent()).resolves.toContain('session has ended');
+    await expect(page.getByTestId('view-title').count()).resolves.toBe(0);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it('signs out: the cookie is gone and a reload shows the sign-in form', async () => {
+    const reader = await createTestKey({ scopes: ['usage:read'] });
+    const { context, page } = await openConsole();
+    await page.getByLabel('API key').fill(reader.key);
+    await page.keyboard.press('Enter');
+    await page.getByTestId('view-title').waitFor();
+    const token = (await context.cookies())[0]?.value ?? '';
+    const ended = page.waitForResponse((r) => r.url().endsWith('/console/session') && r.request().method() === 'DELETE');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    expect((await ended).status()).toBe(204);
+    expect((await context.cookies()).filter((c) => c.name === 'mg_session')).toEqual([]);
+    await page.reload();
+    await page.getByLabel('API key').waitFor();
+    // The old token is dead on the gateway too, not only forgotten by the browser.
+    const stale = await graphql(gw.url, ME, {}, { cookie: `mg_session=${token}` });
+    expect(stale.status).toBe(401);
+    await context.close();
+  });
+
+  /** Through the provider's development login page: any login name is that account; consent once. */
+  async function oidcSignIn(page: Page, login: string): Promise<void> {
+    await page.getByTestId('signin-oidc').click();
+    await page.locator('input[name="login"]').fill(login);
+    await page.locator('input[name="password"]').fill('any');
+    await page.locator('button[type="submit"]').click();
+    const consent = page.getByRole('button', { name: 'Continue' });
+    await page.waitForURL((u) => u.pathname.startsWith('/console') || u.pathname.includes('interaction'));
+    if (new URL(page.url()).pathname.includes('interaction') && (await consent.count()) > 0) await consent.click();
+    await page.waitForURL((u) => u.pathname === '/console');
+  }
+
+  it('signs in through OIDC: the role maps to scopes, the session acts with them, sign-out revokes its key', async () => {
+    const { context, page, problems } = await openConsole();
+    await oidcSignIn(page, 'alice');
+    await page.getByTestId('view-title').waitFor();
+    const links = await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents();
+    expect(links).toEqual(['Usage', 'Billing']);
+    await expect(page.getByTestId('who').textContent()).resolves.toContain('usage:read');
+    expect(await pageReadable(page)).not.toMatch(/mg_(live|test)_/);
+
+    const cookie = (await context.cookies()).find((c) => c.name === 'mg_session');
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    const state = (await (await fetch(`${gw.url}/console/session`, { headers: { cookie: `mg_session=${cookie?.value}` } })).json()) as { csrfToken: string; kind: string; subject: string };
+    expect(state).toMatchObject({ kind: 'OIDC', subject: 'alice@example.test' });
+    const me = await graphql<{ me: { scopes: string[]; apiKey: { id: string }; tenant: { name: string } } }>(gw.url, ME, {}, { cookie: `mg_session=${cookie?.value}`, 'x-csrf-token': state.csrfToken });
+    expect(me.body.data?.me).toMatchObject({ scopes: ['USAGE_READ'], tenant: { name: oidcTenant } });
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').waitFor();
+    const { db } = await testKeyService();
+    await until('the sign-in key to be revoked', () => db.prisma.apiKey.findUnique({ where: { id: me.body.data?.me.apiKey.id ?? '' } }), { accept: (k) => k?.revokedAt != null });
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it('maps an admin role to the admin scope, and refuses a person whose roles map to none', async () => {
+    const first = await openConsole();
+    await oidcSignIn(first.page, 'bob');
+    await first.page.getByTestId('view-title').waitFor();
+    await expect(first.page.getByTestId('who').textContent()).resolves.toContain('admin');
+    await first.context.close();
+
+    const second = await openConsole();
+    await oidcSignIn(second.page, 'carol');
+    await expect(second.page.getByTestId('signin-error').textContent()).resolves.toContain('none of your roles');
+    // (Cookies are per host, not port: the provider's own sit beside ours.)
+    expect((await second.context.cookies(gw.url)).filter((c) => c.name.startsWith('mg_'))).toEqual([]);
+    await second.context.close();
+  });
+});
