@@ -86,21 +86,20 @@ export function registerConsoleSessionRoutes(app: FastifyInstance, deps: Console
   );
 
   app.get('/console/oidc/callback', async (request, reply) => {
+    const endTransaction = cookie(OIDC_COOKIE, '', { path: OIDC_COOKIE_PATH, maxAge: 0, sameSite: 'Lax', secure: secureFor(request, config) });
     try {
       if (!oidc) throw new NotFoundError('OIDC sign-in is not configured on this gateway (OIDC_ISSUER_URL)');
       const transaction = transactionFrom(request);
       if (!transaction) throw new UnauthenticatedError('The sign-in with the identity provider expired or was started elsewhere; start it again');
       const identity = await oidc.finish(callbackUrl(request, config), transaction);
       const opened = await sessions.signInMinted({ tenant: config.oidc?.tenant ?? '', scopes: identity.scopes, subject: identity.subject });
-      reply.header('set-cookie', [
-        sessionCookieValue(request, config, opened),
-        cookie(OIDC_COOKIE, '', { path: OIDC_COOKIE_PATH, maxAge: 0, sameSite: 'Lax', secure: secureFor(request, config) }),
-      ]);
+      reply.header('set-cookie', [sessionCookieValue(request, config, opened), endTransaction]);
       return reply.redirect('/console', 303);
     } catch (error) {
       const domain = domainErrorOf(error);
       if (!domain) throw error;
       request.log.info({ code: domain.code, reason: domain.message }, 'console OIDC sign-in refused');
+      reply.header('set-cookie', endTransaction);
       return reply.redirect(`/console#signin-error=${encodeURIComponent(domain.code)}`, 303);
     }
   });
