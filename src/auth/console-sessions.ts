@@ -107,8 +107,13 @@ export class ConsoleSessions {
     return { token, csrfToken: csrfTokenFor(token), principal, expiresAt };
   }
 
-  /** The session's caller; UNAUTHENTICATED once it ended (idle, absolute, signed out) or its key was revoked or expired. */
-  async resolve(token: string): Promise<ResolvedSession> {
+  /**
+   * The session's caller; UNAUTHENTICATED once it ended (idle, absolute,
+   * signed out) or its key was revoked or expired. `passive`: a background
+   * check by the page, which must not count as use (else an open tab would
+   * never go idle).
+   */
+  async resolve(token: string, options: { passive?: boolean } = {}): Promise<ResolvedSession> {
     const id = sessionId(token);
     const row = await this.deps.db.prisma.consoleSession.findUnique({ where: { id } });
     const now = this.now();
@@ -131,7 +136,7 @@ export class ConsoleSessions {
       throw error;
     }
     let lastSeen = row.lastSeenAt.getTime();
-    if (now - lastSeen >= this.touchEveryMs) {
+    if (!options.passive && now - lastSeen >= this.touchEveryMs) {
       lastSeen = now;
       await this.deps.db.prisma.consoleSession.updateMany({ where: { id }, data: { lastSeenAt: new Date(now) } });
     }

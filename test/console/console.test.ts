@@ -227,13 +227,15 @@ describe('keys:manage', () => {
 });
 
 describe('a key refused during a session', () => {
-  const KEY_WATCH = '{ me { apiKey { id } } }';
+  /** The page's periodic session check (issue #26: a passive GET, not a GraphQL call). */
+  const KEY_WATCH = 'GET /console/session?passive=1';
 
-  /** The GraphQL documents the page sends, in order. */
+  /** The GraphQL documents the page sends, and its session checks, in order. */
   function recordCalls(page: Page): string[] {
     const sent: string[] = [];
     page.on('request', (r) => {
       if (r.url().endsWith('/graphql')) sent.push((JSON.parse(r.postData() ?? '{}') as { query?: string }).query ?? '');
+      else if (r.url().endsWith('/console/session?passive=1')) sent.push(KEY_WATCH);
     });
     return sent;
   }

@@ -91,10 +91,10 @@ export interface SessionState {
   ended?: string;
 }
 
-async function sessionCall(method: 'GET' | 'POST' | 'DELETE', headers: Record<string, string>): Promise<SessionState> {
+async function sessionCall(method: 'GET' | 'POST' | 'DELETE', headers: Record<string, string>, query = ''): Promise<SessionState> {
   let res: Response;
   try {
-    res = await fetch('/console/session', { method, headers, credentials: 'same-origin', cache: 'no-store' });
+    res = await fetch(`/console/session${query}`, { method, headers, credentials: 'same-origin', cache: 'no-store' });
   } catch {
     throw new ApiError('The gateway cannot be reached. Check that it is running and try again.', 'NETWORK', 0);
   }
@@ -110,9 +110,9 @@ export function startSession(key: string): Promise<SessionState> {
   return sessionCall('POST', { authorization: `Bearer ${key}` });
 }
 
-/** Whether this browser holds a live session (after a reload, or back from the identity provider). */
-export function currentSession(): Promise<SessionState> {
-  return sessionCall('GET', {});
+/** Whether this browser holds a live session (after a reload, or back from the identity provider); `passive`: a background check, not counted as use. */
+export function currentSession(passive = false): Promise<SessionState> {
+  return sessionCall('GET', {}, passive ? '?passive=1' : '');
 }
 
 export async function endSession(csrfToken: string): Promise<void> {

@@ -202,13 +202,18 @@ function App() {
   );
 }
 
-/** Re-checks the key every 30 s, so a key revoked or suspended meanwhile ends an idle session too (a call ends it at once: see App). */
+/**
+ * Re-checks the session every 30 s, so a key revoked or suspended meanwhile, or the idle timeout, ends
+ * an idle page too (a call ends it at once: see App). The check is passive: it does not count as use.
+ */
 function KeyWatch(props: { apiKey: string; onAuthLost: (why: string) => void; children: ComponentChildren }) {
   useEffect(() => {
     const timer = setInterval(() => {
-      gql(props.apiKey, '{ me { apiKey { id } } }').catch((error: unknown) => {
-        if (error instanceof ApiError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) props.onAuthLost(explain(error));
-      });
+      currentSession(true)
+        .then((session) => { if (!session.signedIn) props.onAuthLost('Your console session has ended (signed out, timed out, or its key was revoked). Sign in again.'); })
+        .catch((error: unknown) => {
+          if (error instanceof ApiError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) props.onAuthLost(explain(error));
+        });
     }, 30000);
     return () => clearInterval(timer);
   }, [props.apiKey]);

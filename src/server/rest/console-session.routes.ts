@@ -2,6 +2,7 @@
  * The console's sign-in door (issue #26):
  *   POST   /console/session          a key in Authorization, once → session cookie + CSRF token
  *   GET    /console/session          is this browser signed in (CSRF token again, after a reload)?
+ *                                    ?passive=1: the page's periodic check, not counted as use
  *   DELETE /console/session          sign out (CSRF header required)
  *   GET    /console/oidc/login       → the identity provider (when OIDC is configured)
  *   GET    /console/oidc/callback    ← the provider; session cookie, back to /console
@@ -41,13 +42,14 @@ export function registerConsoleSessionRoutes(app: FastifyInstance, deps: Console
     }),
   );
 
-  app.get('/console/session', async (request, reply) =>
+  // ?passive=1: the page's periodic check, which does not count as use (idle timeout).
+  app.get<{ Querystring: { passive?: string } }>('/console/session', async (request, reply) =>
     answer(request, reply, async () => {
       const token = sessionCookie(request.headers);
       const signedOut = { signedIn: false, oidc: oidc !== null };
       if (token === undefined) return reply.send(signedOut);
       try {
-        const s = await sessions.resolve(token);
+        const s = await sessions.resolve(token, { passive: request.query.passive === '1' });
         return reply.send({ signedIn: true, csrfToken: s.csrfToken, kind: s.kind, subject: s.subject, expiresAt: s.expiresAt.toISOString(), idleExpiresAt: s.idleExpiresAt.toISOString(), oidc: oidc !== null });
       } catch (error) {
         if (!(error instanceof UnauthenticatedError)) throw error;
