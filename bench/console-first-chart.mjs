@@ -37,6 +37,8 @@ try {
   const keyIds = [cli('keys', 'create', '--tenant', 'bench-tenant', '--scopes', 'inference', '--name', 'a'), cli('keys', 'create', '--tenant', 'bench-tenant', '--scopes', 'inference', '--name', 'b')];
 
   const db = new pg.Client({ connectionString: dbUrl.toString() });
+  // The cleanup's DROP DATABASE … WITH (FORCE) ends this connection: that must not hide the error that led there.
+  db.on('error', () => undefined);
   await db.connect();
   const { rows: [tenant] } = await db.query(`SELECT id FROM "Tenant" WHERE name = 'bench-tenant'`);
   const { rows: keys } = await db.query(`SELECT id FROM "ApiKey" WHERE "tenantId" = $1 AND name IN ('a', 'b')`, [tenant.id]);
@@ -46,7 +48,7 @@ try {
   for (let from = 0; from < RECORDS; from += CHUNK) {
     const to = Math.min(RECORDS, from + CHUNK);
     await db.query('BEGIN');
-    await db.query(`CREATE TEMP TABLE IF NOT EXISTS stage (LIKE "UsageRecord") ON COMMIT DELETE ROWS`);
+    await db.query(`CREATE TEMP TABLE IF NOT EXISTS stage (LIKE "UsageRecord" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
     // Same shape as live traffic: 4 models, 2 keys, 90 % OK, log-spread latency, uniformly over the 24 hours the default view shows.
     await db.query(`INSERT INTO stage (${cols})
       SELECT 'bench-' || i, $1::uuid, (ARRAY[$2, $3]::uuid[])[1 + (i % 2)],

@@ -16,6 +16,7 @@ import { registerOipRoutes } from '../server/rest/oip/oip.routes';
 import { registerUsageRoutes } from '../server/rest/usage-csv.routes';
 import { GRAPHIQL_HTML, registerGraphiql, wantsGraphiql } from '../server/graphql/graphiql';
 import { registerConsole } from '../server/rest/console.routes';
+import { registerConsoleSessionRoutes } from '../server/rest/console-session.routes';
 import { registerOpenApi } from '../server/rest/openapi/openapi.routes';
 import { DomainError, UnavailableError, isDependencyUnavailable } from '../errors';
 import { registerHttpErrorContract, clientErrorHandler, frameworkErrorHandler } from '../server/rest/http-errors';
@@ -120,6 +121,7 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
   registerOperationalRoutes(app, services, inFlight);
   registerGraphiql(app);
   registerConsole(app);
+  registerConsoleSessionRoutes(app, { sessions: services.sessions, oidc: services.oidc, config: config.console });
   registerOpenApi(app);
   registerUsageRoutes(app, services);
   registerOipRoutes(app, {
@@ -178,7 +180,8 @@ async function graphqlContext(services: Services, request: FastifyRequest, reply
   };
   await context.trace.step('authenticate', async (span) => {
     try {
-      context.principal = await services.auth.authenticate(request.headers);
+      // A key in the headers, else a console session cookie (CSRF-checked on POST).
+      context.principal = await services.sessions.authenticate(request);
       if (context.principal) span.set(principalAttributes(context.principal));
     } catch (error) {
       // Refused keys fail the operation in the auth plugin, with the error mapped to its code and status;

@@ -21,6 +21,8 @@ import { ResponseCache } from '../inference/response-cache';
 import { UsageService } from '../usage/usage.service';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
+import { ConsoleSessions } from '../auth/console-sessions';
+import { OidcSignIn } from '../auth/oidc';
 import { PriceBook } from '../billing/price-book';
 import { CreditService, creditBalanceFromLedger } from '../billing/credits';
 import { billedComputeUnits } from '../billing/billed-units';
@@ -166,6 +168,24 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
     detail: { generation: Number(fleet.generation), listening: fleet.listening, ...(fleet.lastError ? { error: fleet.lastError } : {}) },
   }));
 
-  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, fleet, pipeline, startedAt: Date.now(), auth, keys, limits, usage, billing, credits, webhooks };
+  // Console sign-in (issue #26): sessions in Postgres, bound to a key; an OIDC sign-in mints one for the person.
+  const sessions = new ConsoleSessions({
+    db,
+    auth,
+    timeouts: config.console,
+    log: log.child({ component: 'console-sessions' }),
+    minter: {
+      mint: async ({ tenant, scopes, subject, expiresAt }) => {
+        const created = await keys.createApiKey({ principal: null, actor: `oidc:${subject}` }, { tenant, name: `console sign-in: ${subject}`.slice(0, 100), scopes, expiresAt });
+        return { apiKeyId: created.apiKey.id, hash: created.apiKey.hash, prefix: created.apiKey.prefix };
+      },
+      revoke: async (apiKeyId, subject) => {
+        await keys.revokeApiKey({ principal: null, actor: `oidc:${subject}` }, apiKeyId);
+      },
+    },
+  });
+  const oidc = config.console.oidc ? new OidcSignIn(config.console.oidc, log.child({ component: 'oidc' })) : null;
+
+  const services: Services = { config, log, db, redis, metrics, readiness, lifecycle, inference, models: inference, fleet, pipeline, startedAt: Date.now(), auth, sessions, oidc, keys, limits, usage, billing, credits, webhooks };
   return { services, dispatcher };
 }

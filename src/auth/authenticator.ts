@@ -230,7 +230,14 @@ export class Authenticator implements KeyInvalidator {
 
   async verify(plaintext: string): Promise<Principal> {
     if (!isWellFormedKey(plaintext)) throw new UnauthenticatedError(INVALID_KEY_MESSAGE);
-    const hash = hashKey(plaintext);
+    return this.verifyHash(hashKey(plaintext));
+  }
+
+  /**
+   * Verifies a key known by its hash (a console session holds the hash, never
+   * the key): the same cache, invalidations and refusals as a presented key.
+   */
+  async verifyHash(hash: string): Promise<Principal> {
     const now = Date.now();
     let entry = this.cache.get(hash);
     if (entry && !hashesEqual(entry.hash, hash)) entry = undefined;

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ConfigError, loadCliTargetEnv, loadConfig } from '.';
+import { SCOPES } from '../auth/principal';
 
 describe('config', () => {
   it('uses embedded defaults when nothing is set', () => {
@@ -130,6 +131,55 @@ describe('config', () => {
     });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('PORT: expected a whole number');
+  });
+});
+
+describe('console sessions and OIDC', () => {
+  const oidc = {
+    OIDC_ISSUER_URL: 'https://idp.example.com/realms/acme',
+    OIDC_CLIENT_ID: 'console',
+    OIDC_REDIRECT_URL: 'https://gw.example.com/console/oidc/callback',
+    OIDC_ROLE_SCOPES: 'finance=usage:read; platform-admin=admin,keys:manage',
+    OIDC_TENANT: 'acme',
+  };
+  const issues = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      if (error instanceof ConfigError) return error.issues;
+      throw error;
+    }
+    return [];
+  };
+
+  it('has session defaults, no OIDC unless an issuer is set, and reads the role mapping', () => {
+    expect(loadConfig({}).console).toEqual({ idleTimeoutMs: 1_800_000, absoluteTimeoutMs: 28_800_000, cookieSecure: 'auto', oidc: null });
+    expect(loadConfig(oidc).console.oidc).toEqual({
+      issuer: oidc.OIDC_ISSUER_URL,
+      clientId: 'console',
+      clientSecret: null,
+      redirectUrl: oidc.OIDC_REDIRECT_URL,
+      scopes: 'openid email profile',
+      roleClaim: 'roles',
+      roleScopes: { finance: ['usage:read'], 'platform-admin': ['admin', 'keys:manage'] },
+      tenant: 'acme',
+      allowInsecure: false,
+    });
+  });
+
+  it('stops on contradictory timeouts, a half-configured OIDC, an unknown scope or plain HTTP to a remote provider', () => {
+    expect(issues({ CONSOLE_SESSION_IDLE_TIMEOUT_MS: '60000', CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS: '30000' })).toEqual([expect.stringMatching(/^CONSOLE_SESSION_IDLE_TIMEOUT_MS: must not exceed/)]);
+    expect(issues({ OIDC_CLIENT_ID: 'console' })).toEqual([expect.stringMatching(/^OIDC_ISSUER_URL: not set, but OIDC_CLIENT_ID is/)]);
+    expect(issues({ OIDC_ISSUER_URL: oidc.OIDC_ISSUER_URL })).toEqual(['OIDC_CLIENT_ID', 'OIDC_REDIRECT_URL', 'OIDC_ROLE_SCOPES', 'OIDC_TENANT'].map((n) => `${n}: required when OIDC_ISSUER_URL is set`));
+    expect(issues({ ...oidc, OIDC_ROLE_SCOPES: 'finance=usage:write' })).toEqual([expect.stringMatching(/^OIDC_ROLE_SCOPES: unknown scope usage:write for role finance/)]);
+    expect(issues({ ...oidc, OIDC_ROLE_SCOPES: 'finance' })).toEqual([expect.stringMatching(/^OIDC_ROLE_SCOPES: expected role=scope/)]);
+    expect(issues({ ...oidc, OIDC_ISSUER_URL: 'http://idp.example.com' })).toEqual([expect.stringMatching(/^OIDC_ISSUER_URL: expected https:\/\//)]);
+    expect(loadConfig({ ...oidc, OIDC_ISSUER_URL: 'http://127.0.0.1:9000' }).console.oidc?.allowInsecure).toBe(true);
+  });
+
+  it('knows the same scopes as the auth domain (the mapping is checked against a copy: config imports no domain)', () => {
+    for (const scope of SCOPES) expect(issues({ ...oidc, OIDC_ROLE_SCOPES: `r=${scope}` })).toEqual([]);
+    expect(issues({ ...oidc, OIDC_ROLE_SCOPES: 'r=nope' })).toHaveLength(1);
   });
 });
 

@@ -130,6 +130,23 @@ const envSchema = z.object({
   // ...or store this key as that first admin key instead of a random one (never printed).
   MODELGATE_BOOTSTRAP_KEY: z.string().refine(isWellFormedKey, 'expected a modelgate key (mg_live_… or mg_test_…, e.g. from `modelgate keys generate`)').optional(),
 
+  // Web console sessions (issue #26): a key (or an OIDC sign-in) exchanged for an HttpOnly cookie.
+  CONSOLE_SESSION_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default('1800000'),
+  CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS: int(1000, 2_592_000_000).default('28800000'),
+  // auto: Secure when the request came over TLS (behind a TLS-terminating proxy set it to always).
+  CONSOLE_SESSION_COOKIE_SECURE: z.enum(['auto', 'always', 'never']).default('auto'),
+  // OIDC single sign-on for the console; off unless OIDC_ISSUER_URL is set (then the rest are checked).
+  OIDC_ISSUER_URL: url(['http', 'https']).optional(),
+  OIDC_CLIENT_ID: z.string().min(1).optional(),
+  OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  OIDC_REDIRECT_URL: url(['http', 'https']).optional(),
+  OIDC_SCOPES: z.string().min(1).default('openid email profile'),
+  OIDC_ROLE_CLAIM: z.string().regex(/^[A-Za-z0-9_:./-]+$/, 'a claim name').default('roles'),
+  // role=scope,scope;role2=scope: which gateway scopes each provider role grants (a person gets the union).
+  OIDC_ROLE_SCOPES: z.string().optional(),
+  // The tenant (name) an OIDC sign-in acts in.
+  OIDC_TENANT: z.string().min(1).optional(),
+
   // Rate limits and quotas (issue #6); a tenant or key override replaces these defaults.
   DEFAULT_REQUESTS_PER_MINUTE: int(1, 100_000_000).default('600'),
   DEFAULT_COMPUTE_UNITS_PER_MINUTE: int(1, 1_000_000_000).default('6000'),
@@ -243,6 +260,8 @@ export interface Config {
   /** Response cache for models whose config.json opts in (`response_cache: { enable: true }`). */
   responseCache: { maxBytes: number; billedFraction: number };
   keys: { cacheTtlMs: number; cacheMaxEntries: number; cacheStaleMaxMs: number; lastUsedGranularityMs: number; environment: 'live' | 'test' };
+  /** Web console sessions (src/auth/console-sessions.ts); oidc null: sign-in with a key only. */
+  console: ConsoleConfig;
   /** First-start admin key: enabled, and the operator's own key (null: generate one and print it once). */
   bootstrap: { enabled: boolean; key: string | null };
   limits: {
@@ -277,6 +296,28 @@ export interface Config {
   shutdownReadinessGraceMs: number;
   graphql: { introspection: boolean; maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number; maxListElements: number };
   tracing: TracingConfig;
+}
+
+export interface ConsoleConfig {
+  idleTimeoutMs: number;
+  absoluteTimeoutMs: number;
+  cookieSecure: 'auto' | 'always' | 'never';
+  oidc: OidcConfig | null;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  /** null: a public client (PKCE only). */
+  clientSecret: string | null;
+  redirectUrl: string;
+  scopes: string;
+  roleClaim: string;
+  /** Provider role → gateway scopes. */
+  roleScopes: Record<string, string[]>;
+  tenant: string;
+  /** Plain HTTP to the provider: only for a loopback issuer (a provider a test or a laptop runs). */
+  allowInsecure: boolean;
 }
 
 export interface TracingConfig {
@@ -335,6 +376,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       `INFERENCE_DEFAULT_TIMEOUT_MS: must not exceed INFERENCE_MAX_TIMEOUT_MS (${e.INFERENCE_MAX_TIMEOUT_MS})`,
     ]);
   }
+  const consoleConfig = consoleConfigFrom(e);
   const cores = Math.max(1, os.availableParallelism());
   const processes = e.GATEWAY_PROCESSES === 'auto' ? cores : e.GATEWAY_PROCESSES;
   if (processes > 1 && (!e.DATABASE_URL || !e.REDIS_URL)) {
@@ -391,6 +433,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       lastUsedGranularityMs: e.KEY_LAST_USED_GRANULARITY_MS,
       environment: e.KEY_ENVIRONMENT,
     },
+    console: consoleConfig,
     bootstrap: { enabled: e.BOOTSTRAP_ADMIN, key: e.MODELGATE_BOOTSTRAP_KEY ?? null },
     limits: {
       enabled: e.RATE_LIMITS_ENABLED,
@@ -448,6 +491,59 @@ function exporterConfig(e: z.output<typeof envSchema>): TracingConfig['exporter'
   // The signal-specific headers win over the shared ones, key by key.
   return url ? { url, headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS }, timeoutMs: e.OTEL_EXPORTER_OTLP_TIMEOUT } : null;
 }
+
+/** The console's sessions and OIDC settings; throws ConfigError for a half-configured OIDC or timeouts that contradict. */
+function consoleConfigFrom(e: z.output<typeof envSchema>): ConsoleConfig {
+  const issues: string[] = [];
+  if (e.CONSOLE_SESSION_IDLE_TIMEOUT_MS > e.CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS) {
+    issues.push(`CONSOLE_SESSION_IDLE_TIMEOUT_MS: must not exceed CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS (${e.CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS})`);
+  }
+  let oidc: OidcConfig | null = null;
+  const named = (['OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_REDIRECT_URL', 'OIDC_ROLE_SCOPES', 'OIDC_TENANT'] as const).filter((n) => e[n] !== undefined);
+  if (!e.OIDC_ISSUER_URL) {
+    if (named.length > 0) issues.push(`OIDC_ISSUER_URL: not set, but ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'}: set it to turn OIDC sign-in on, or unset the others`);
+  } else {
+    for (const n of ['OIDC_CLIENT_ID', 'OIDC_REDIRECT_URL', 'OIDC_ROLE_SCOPES', 'OIDC_TENANT'] as const) if (e[n] === undefined) issues.push(`${n}: required when OIDC_ISSUER_URL is set`);
+    const issuer = new URL(e.OIDC_ISSUER_URL);
+    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname);
+    if (issuer.protocol === 'http:' && !loopback) issues.push('OIDC_ISSUER_URL: expected https:// (plain http only for a loopback provider)');
+    const roleScopes = e.OIDC_ROLE_SCOPES === undefined ? {} : parseRoleScopes(e.OIDC_ROLE_SCOPES, issues);
+    if (issues.length === 0 && e.OIDC_CLIENT_ID && e.OIDC_REDIRECT_URL && e.OIDC_TENANT) {
+      oidc = {
+        issuer: e.OIDC_ISSUER_URL,
+        clientId: e.OIDC_CLIENT_ID,
+        clientSecret: e.OIDC_CLIENT_SECRET ?? null,
+        redirectUrl: e.OIDC_REDIRECT_URL,
+        scopes: e.OIDC_SCOPES,
+        roleClaim: e.OIDC_ROLE_CLAIM,
+        roleScopes,
+        tenant: e.OIDC_TENANT,
+        allowInsecure: issuer.protocol === 'http:',
+      };
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { idleTimeoutMs: e.CONSOLE_SESSION_IDLE_TIMEOUT_MS, absoluteTimeoutMs: e.CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS, cookieSecure: e.CONSOLE_SESSION_COOKIE_SECURE, oidc };
+}
+
+/** `admin=admin;finance=usage:read` → { admin: ['admin'], finance: ['usage:read'] }; every scope must be one the gateway has. */
+function parseRoleScopes(value: string, issues: string[]): Record<string, string[]> {
+  const map: Record<string, string[]> = {};
+  for (const entry of value.split(';').map((x) => x.trim()).filter(Boolean)) {
+    const at = entry.indexOf('=');
+    const role = at > 0 ? entry.slice(0, at).trim() : '';
+    const scopes = entry.slice(at + 1).split(',').map((x) => x.trim()).filter(Boolean);
+    const unknown = scopes.filter((s) => !(CONSOLE_SCOPES as readonly string[]).includes(s));
+    if (!role || scopes.length === 0) issues.push(`OIDC_ROLE_SCOPES: expected role=scope,scope;role2=scope (got an entry "${entry}")`);
+    else if (unknown.length > 0) issues.push(`OIDC_ROLE_SCOPES: unknown scope ${unknown.join(', ')} for role ${role} (known: ${CONSOLE_SCOPES.join(', ')})`);
+    else map[role] = scopes;
+  }
+  if (issues.length === 0 && Object.keys(map).length === 0) issues.push('OIDC_ROLE_SCOPES: names no role');
+  return map;
+}
+
+/** The gateway's scopes (auth/principal.ts SCOPES); repeated here because ground code imports no domain. */
+const CONSOLE_SCOPES = ['inference', 'usage:read', 'keys:manage', 'models:manage', 'admin'] as const;
 
 /** How an operator makes a good key (named in every refusal). */
 const SECRET_KEY_HOW_TO = 'Generate one with `openssl rand -hex 32` (the same on every replica; rotate with `modelgate webhooks reencrypt-secrets`)';

@@ -140,8 +140,8 @@ export class DomainError extends Error {
 }
 
 export class UnauthenticatedError extends DomainError {
-  constructor(message = 'Missing or invalid API key') {
-    super('UNAUTHENTICATED', message);
+  constructor(message = 'Missing or invalid API key', extensions: Record<string, unknown> = {}) {
+    super('UNAUTHENTICATED', message, extensions);
   }
 }
 export class ForbiddenError extends DomainError {

@@ -15,6 +15,8 @@ import type { ModelFleet } from '../inference/fleet';
 import type { RateLimitService } from '../ratelimit/ratelimit.service';
 import type { UsageService } from '../usage/usage.service';
 import type { Authenticator } from '../auth/authenticator';
+import type { ConsoleSessions } from '../auth/console-sessions';
+import type { OidcSignIn } from '../auth/oidc';
 import type { KeyService } from '../keys/key.service';
 import type { PriceBook } from '../billing/price-book';
 import type { CreditService } from '../billing/credits';
@@ -44,6 +46,10 @@ export interface Services {
   startedAt: number;
   /** Verifies API keys (cached, invalidated over Redis pub/sub). */
   auth: Authenticator;
+  /** Web console sessions: a key or an OIDC sign-in exchanged for an HttpOnly cookie (issue #26). */
+  sessions: ConsoleSessions;
+  /** OIDC sign-in for the console; null when OIDC_ISSUER_URL is not set. */
+  oidc: OidcSignIn | null;
   /** Tenants, API keys and their audit trail. */
   keys: KeyService;
   /** Prices, spend and invoices (issue #17). */

@@ -58,7 +58,7 @@ async function expectAccessible(page: Page): Promise<void> {
   expect(await seriousViolations(page)).toEqual([]);
 }
 
-/** Where the key could leak in the browser: URL, cookies, localStorage (sessionStorage is allowed). */
+/** Where the key could leak in the browser: URL, cookies, localStorage (sessionStorage is checked empty where it matters). */
 async function leaks(session: Session, secret: string): Promise<string[]> {
   const found: string[] = [];
   if (session.page.url().includes(secret)) found.push('url');
@@ -227,13 +227,15 @@ describe('keys:manage', () => {
 });
 
 describe('a key refused during a session', () => {
-  const KEY_WATCH = '{ me { apiKey { id } } }';
+  /** The page's periodic session check (issue #26: a passive GET, not a GraphQL call). */
+  const KEY_WATCH = 'GET /console/session?passive=1';
 
-  /** The GraphQL documents the page sends, in order. */
+  /** The GraphQL documents the page sends, and its session checks, in order. */
   function recordCalls(page: Page): string[] {
     const sent: string[] = [];
     page.on('request', (r) => {
       if (r.url().endsWith('/graphql')) sent.push((JSON.parse(r.postData() ?? '{}') as { query?: string }).query ?? '');
+      else if (r.url().endsWith('/console/session?passive=1')) sent.push(KEY_WATCH);
     });
     return sent;
   }
@@ -256,7 +258,8 @@ describe('a key refused during a session', () => {
     expect(revoked.body.errors).toBeUndefined();
     const mark = sent.length;
     await tryCreateKey(page, 'after revoke');
-    await expect(page.getByTestId('signin-error').textContent()).resolves.toContain('This key was refused');
+    // The session bound to the key ended with it (issue #26: the page holds a session, not the key).
+    await expect(page.getByTestId('signin-error').textContent()).resolves.toContain('session has ended');
     await expect(page.getByTestId('view-title').count()).resolves.toBe(0);
     // The createApiKey call ended it: the 30 s re-check never ran in between.
     const after = sent.slice(mark);

@@ -49,7 +49,8 @@ async function call(operationId: string, status: number, init: Call = {}): Promi
   const op = contract.operation(operationId);
   const params = { model: 'fashion-cnn', version: '1', ...init.params };
   const path = op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name as keyof typeof params] ?? ''));
-  const res = await fetch(`${gw.url}${path}${init.query ? `?${init.query}` : ''}`, { method: op.method, headers: init.headers, body: init.body });
+  // Redirects are answers to check, not to follow (the console's OIDC routes).
+  const res = await fetch(`${gw.url}${path}${init.query ? `?${init.query}` : ''}`, { method: op.method, headers: init.headers, body: init.body, redirect: 'manual' });
   const actual = { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
   if (actual.status !== status) throw new Error(`${op.method} ${path}: expected ${status}, got ${actual.status}: ${actual.body.toString('utf8').slice(0, 400)}`);
   exercised.add(operationId);
@@ -62,6 +63,22 @@ const explainBody = jsonInfer([0], { id: 'explain-1', parameters: { method: 'occ
 describe('successful answers match the document', () => {
   it.each(['healthz', 'readyz', 'metrics', 'openapi', 'console', 'consoleSlash', 'serverLive', 'serverReady', 'serverMetadata'])('%s (no key)', async (id) => {
     expect((await call(id, 200)).problems).toEqual([]);
+  });
+
+  it('console sessions: a key exchanged for a cookie, the state read, sign-out; OIDC routes when OIDC is off', async () => {
+    const created = await call('consoleSessionCreate', 201, { headers: keys['usage:read'] });
+    expect(created.problems).toEqual([]);
+    const cookie = (created.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const { csrfToken } = JSON.parse(created.body.toString('utf8')) as { csrfToken: string };
+    expect((await call('consoleSessionCreate', 401)).problems).toEqual([]);
+    expect((await call('consoleSessionRead', 200, { headers: { cookie } })).problems).toEqual([]);
+    expect((await call('consoleSessionRead', 200, { query: 'passive=1' })).problems).toEqual([]);
+    expect((await call('consoleSessionDelete', 403, { headers: { cookie } })).problems).toEqual([]);
+    expect((await call('consoleSessionDelete', 204, { headers: { cookie, 'x-csrf-token': csrfToken } })).problems).toEqual([]);
+    expect((await call('consoleOidcLogin', 404)).problems).toEqual([]);
+    const back = await call('consoleOidcCallback', 303, { query: 'code=x&state=y' });
+    expect(back.problems).toEqual([]);
+    expect(back.headers.get('location')).toBe('/console#signin-error=NOT_FOUND');
   });
 
   it('openapi.json revalidates: the same ETag answers 304 with no body', async () => {

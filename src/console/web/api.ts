@@ -1,6 +1,10 @@
 /**
- * The console's only way to the gateway: POST /graphql with the signed-in key
- * in the Authorization header (never in a URL or a cookie).
+ * The console's only way to the gateway: POST /graphql with the session
+ * cookie (HttpOnly: the page cannot read it) and the session's CSRF token in
+ * `x-csrf-token`. The API key is sent once, to POST /console/session, and
+ * never kept: what the views pass around as `apiKey` is that CSRF token, a
+ * value useless without the cookie (kept as the parameter's name so the views
+ * need no change).
  */
 
 export type Scope = 'ADMIN' | 'INFERENCE' | 'KEYS_MANAGE' | 'MODELS_MANAGE' | 'USAGE_READ';
@@ -56,9 +60,9 @@ export async function gql<T>(key: string, query: string, variables: Record<strin
   try {
     res = await fetch('/graphql', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      headers: { 'content-type': 'application/json', 'x-csrf-token': key },
       body: JSON.stringify({ query, variables }),
-      credentials: 'omit',
+      credentials: 'same-origin',
       cache: 'no-store',
     });
   } catch {
@@ -76,9 +80,49 @@ export async function gql<T>(key: string, query: string, variables: Record<strin
   return { data: body.data, requestId: res.headers.get('x-request-id') };
 }
 
+/** The gateway's answer about this browser's console session. */
+export interface SessionState {
+  signedIn: boolean;
+  /** Sent as x-csrf-token on every call (the views' `apiKey`). */
+  csrfToken?: string;
+  /** OIDC sign-in is configured. */
+  oidc: boolean;
+  /** Why a session this browser had is over. */
+  ended?: string;
+}
+
+async function sessionCall(method: 'GET' | 'POST' | 'DELETE', headers: Record<string, string>, query = ''): Promise<SessionState> {
+  let res: Response;
+  try {
+    res = await fetch(`/console/session${query}`, { method, headers, credentials: 'same-origin', cache: 'no-store' });
+  } catch {
+    throw new ApiError('The gateway cannot be reached. Check that it is running and try again.', 'NETWORK', 0);
+  }
+  if (res.status === 204) return { signedIn: false, oidc: false };
+  const body = (await res.json().catch(() => ({}))) as SessionState & GqlBody<never>;
+  const first = body.errors?.[0];
+  if (first) throw new ApiError(first.message, first.extensions?.code ?? 'UNKNOWN', res.status);
+  return body;
+}
+
+/** Exchanges a pasted key for a session cookie; the key is not kept anywhere after this call. */
+export function startSession(key: string): Promise<SessionState> {
+  return sessionCall('POST', { authorization: `Bearer ${key}` });
+}
+
+/** Whether this browser holds a live session (after a reload, or back from the identity provider); `passive`: a background check, not counted as use. */
+export function currentSession(passive = false): Promise<SessionState> {
+  return sessionCall('GET', {}, passive ? '?passive=1' : '');
+}
+
+export async function endSession(csrfToken: string): Promise<void> {
+  await sessionCall('DELETE', { 'x-csrf-token': csrfToken });
+}
+
 /** What a person should read for a refused sign-in or call. */
 export function explain(error: unknown): string {
   if (!(error instanceof ApiError)) return `Unexpected error: ${String(error)}`;
+  if (error.code === 'UNAUTHENTICATED' && /session has ended/.test(error.message)) return 'Your console session has ended (signed out, timed out, or its key was revoked). Sign in again.';
   switch (error.code) {
     case 'UNAUTHENTICATED':
       return 'This key was refused: it is unknown, mistyped, expired or revoked. Paste a current key.';

@@ -1,11 +1,13 @@
 /**
- * The modelgate web console: sign in with an API key, then the views the key's
- * scopes allow. The key is kept in memory, and in sessionStorage (this tab
- * only) when the person asks to stay signed in across reloads.
+ * The modelgate web console: sign in with an API key (exchanged once for a
+ * server-side session; the key is not kept) or through the identity provider
+ * (OIDC), then the views the session's scopes allow. The session is an
+ * HttpOnly cookie this page cannot read; the page holds only its CSRF token,
+ * in memory.
  */
 import { render, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, explain, gql, hasScope, ME_QUERY, onKeyRefused, type Me, type Scope } from './api';
+import { ApiError, currentSession, endSession, explain, gql, hasScope, ME_QUERY, onKeyRefused, startSession, type Me, type Scope } from './api';
 import { Message } from './components';
 import { BillingView } from './billing';
 import { KeysView, TenantsView } from './keys';
@@ -17,7 +19,6 @@ import { WebhooksView } from './webhooks';
 import { UsageView } from './usage';
 import './styles.css';
 
-const STORAGE_KEY = 'modelgate.console.key';
 const THEME_KEY = 'modelgate.console.theme';
 
 type ViewId = 'usage' | 'billing' | 'requests' | 'keys' | 'tenants' | 'webhooks' | 'audit' | 'models' | 'versions';
@@ -33,11 +34,18 @@ const VIEWS: { id: ViewId; title: string; scope: Scope }[] = [
   { id: 'versions', title: 'Model versions', scope: 'ADMIN' },
 ];
 
-function storedKey(): string | null {
-  try {
-    return sessionStorage.getItem(STORAGE_KEY);
-  } catch {
-    return null;
+/** Where the identity provider's sign-in came back refused: /console#signin-error=CODE. */
+function oidcRefusal(): string | null {
+  const match = /^#signin-error=([A-Z_]+)$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, '', location.pathname);
+  switch (match[1]) {
+    case 'FORBIDDEN':
+      return 'Single sign-on worked, but none of your roles grants access to the console. Ask an administrator for a role.';
+    case 'UNAVAILABLE':
+      return 'The identity provider cannot be reached right now. Try again shortly.';
+    default:
+      return 'Single sign-on did not complete. Try again.';
   }
 }
 
@@ -54,26 +62,26 @@ function applyTheme(theme: 'light' | 'dark'): void {
   document.documentElement.dataset['theme'] = theme;
 }
 
-function SignIn(props: { message: string | null; onSignIn: (key: string, remember: boolean) => Promise<void> }) {
+function SignIn(props: { message: string | null; oidc: boolean; onSignIn: (key: string) => Promise<void> }) {
   const [busy, setBusy] = useState(false);
   const input = useRef<HTMLInputElement>(null);
   useEffect(() => input.current?.focus(), []);
   return (
     <main id="main" class="signin">
       <h1>modelgate console</h1>
-      <p>Sign in with an API key. What you see follows the key's scopes. The key stays in this tab: it is never put in a URL, a cookie or local storage.</p>
+      <p>Sign in with an API key. What you see follows the key's scopes. The key is exchanged once for a session that ends when you sign out, after a while without use, or when the key is revoked; it is never stored in this browser.</p>
       {props.message && <Message kind="error" testid="signin-error">{props.message}</Message>}
       <form class="stack" onSubmit={(e) => {
         e.preventDefault();
         const f = new FormData(e.currentTarget);
         setBusy(true);
-        void props.onSignIn(String(f.get('key') ?? '').trim(), f.get('remember') === 'on').finally(() => setBusy(false));
+        void props.onSignIn(String(f.get('key') ?? '').trim()).finally(() => setBusy(false));
       }}>
         <label for="key">API key</label>
         <input id="key" name="key" ref={input} type="password" autoComplete="off" spellcheck={false} required placeholder="mg_live_…" data-testid="signin-key" />
-        <label class="inline"><input type="checkbox" name="remember" defaultChecked /> Stay signed in in this tab after a reload (sessionStorage)</label>
         <button type="submit" disabled={busy}>{busy ? 'Checking…' : 'Sign in'}</button>
       </form>
+      {props.oidc && <p><a class="button" href="/console/oidc/login" data-testid="signin-oidc">Sign in with single sign-on</a></p>}
     </main>
   );
 }
@@ -84,29 +92,33 @@ function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [booting, setBooting] = useState(true);
+  const [oidc, setOidc] = useState(false);
   const [view, setView] = useState<ViewId>('usage');
   // What follows the view in the hash: "#keys/<id>" opens one key, "#requests?key=<id>" sets a filter.
   const [sub, setSub] = useState('');
   const [theme, setTheme] = useState(initialTheme);
   const heading = useRef<HTMLHeadingElement>(null);
 
-  const signIn = async (candidate: string, remember: boolean) => {
+  /** Shows the views for a live session (its CSRF token is what the views send). */
+  const enter = async (csrfToken: string) => {
+    const r = await gql<{ me: Me }>(csrfToken, ME_QUERY);
+    setKey(csrfToken);
+    setMe(r.data.me);
+    setMessage(null);
+  };
+  const signIn = async (candidate: string) => {
     try {
-      const r = await gql<{ me: Me }>(candidate, ME_QUERY);
-      setKey(candidate);
-      setMe(r.data.me);
-      setMessage(null);
-      if (remember) sessionStorage.setItem(STORAGE_KEY, candidate);
-      else sessionStorage.removeItem(STORAGE_KEY);
+      const session = await startSession(candidate);
+      await enter(session.csrfToken ?? '');
     } catch (error) {
-      sessionStorage.removeItem(STORAGE_KEY);
       setKey(null);
       setMe(null);
       setMessage(error instanceof ApiError && error.code === 'BAD_USER_INPUT' ? 'That does not look like a modelgate key.' : explain(error));
     }
   };
   const signOut = (why: string | null = null) => {
-    sessionStorage.removeItem(STORAGE_KEY);
+    // Ends it on the gateway too (a no-op when the gateway already ended it).
+    if (key) void endSession(key).catch(() => undefined);
     setKey(null);
     setMe(null);
     setMessage(why);
@@ -134,8 +146,15 @@ function App() {
   }, [key, scopes]);
 
   useEffect(() => {
-    const saved = storedKey();
-    (saved ? signIn(saved, true) : Promise.resolve()).finally(() => setBooting(false));
+    const refused = oidcRefusal();
+    currentSession()
+      .then(async (session) => {
+        setOidc(session.oidc);
+        if (session.signedIn && session.csrfToken) await enter(session.csrfToken);
+        else if (refused) setMessage(refused);
+      })
+      .catch((error: unknown) => setMessage(explain(error)))
+      .finally(() => setBooting(false));
   }, []);
 
   const allowed = me ? VIEWS.filter((v) => hasScope(me, v.scope)) : [];
@@ -155,7 +174,7 @@ function App() {
   }, [me]);
 
   if (booting) return <p class="boot">Loading the console…</p>;
-  if (!key || !me) return <SignIn message={message} onSignIn={signIn} />;
+  if (!key || !me) return <SignIn message={message} oidc={oidc} onSignIn={signIn} />;
 
   const current = allowed.find((v) => v.id === view);
   return (
@@ -200,13 +219,18 @@ function App() {
   );
 }
 
-/** Re-checks the key every 30 s, so a key revoked or suspended meanwhile ends an idle session too (a call ends it at once: see App). */
+/**
+ * Re-checks the session every 30 s, so a key revoked or suspended meanwhile, or the idle timeout, ends
+ * an idle page too (a call ends it at once: see App). The check is passive: it does not count as use.
+ */
 function KeyWatch(props: { apiKey: string; onAuthLost: (why: string) => void; children: ComponentChildren }) {
   useEffect(() => {
     const timer = setInterval(() => {
-      gql(props.apiKey, '{ me { apiKey { id } } }').catch((error: unknown) => {
-        if (error instanceof ApiError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) props.onAuthLost(explain(error));
-      });
+      currentSession(true)
+        .then((session) => { if (!session.signedIn) props.onAuthLost('Your console session has ended (signed out, timed out, or its key was revoked). Sign in again.'); })
+        .catch((error: unknown) => {
+          if (error instanceof ApiError && (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN')) props.onAuthLost(explain(error));
+        });
     }, 30000);
     return () => clearInterval(timer);
   }, [props.apiKey]);

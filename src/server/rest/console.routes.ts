@@ -1,6 +1,7 @@
 /**
  * GET /console: the web console, static files built by scripts/build-console.mjs
- * into dist/console-web (npm run build:ts). It is a client of /graphql only.
+ * into dist/console-web (npm run build:ts). It is a client of /graphql and of
+ * its sign-in routes (console-session.routes.ts).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,7 @@ const TYPES: Record<string, string> = {
   'console.css': 'text/css; charset=utf-8',
 };
 
-// The key lives in the page's memory: no inline script, no foreign origin, no framing.
+// The session's CSRF token lives in the page's memory: no inline script, no foreign origin, no framing.
 const SECURITY_HEADERS = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

@@ -22,7 +22,7 @@ function dateParam(value: unknown, name: string): Date {
 export function registerUsageRoutes(app: FastifyInstance, services: Services): void {
   app.get('/usage.csv', async (request, reply) => {
     try {
-      const principal = await services.auth.authenticate(request.headers);
+      const principal = await services.sessions.authenticate(request);
       if (!principal) throw new UnauthenticatedError();
       requireScope(principal, 'usage:read');
       const query = request.query as Record<string, unknown>;

@@ -443,6 +443,94 @@ const paths: Record<string, Json> = {
       responses: { '200': { description: 'The console page.', headers: idHeader, content: { 'text/html': { schema: { type: 'string' } } } }, '503': contractError('The console assets are not built.') },
     },
   },
+  '/console/session': {
+    post: {
+      operationId: 'consoleSessionCreate',
+      tags: ['console'],
+      summary:
+        'Exchanges an API key (Authorization: Bearer or x-api-key, any scope) for a console session: Set-Cookie mg_session (HttpOnly, SameSite=Strict, Secure over TLS) and the CSRF token to send as x-csrf-token. The key is not kept by the page.',
+      ...open,
+      responses: {
+        '201': {
+          description: 'Signed in.',
+          headers: { ...idHeader, 'Set-Cookie': { required: true, schema: { type: 'string', pattern: '^mg_session=[A-Za-z0-9_-]+; Path=/; Max-Age=\\d+; HttpOnly; SameSite=Strict' } } },
+          content: json({ type: 'object', required: ['signedIn', 'csrfToken', 'expiresAt'], properties: { signedIn: { const: true }, csrfToken: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
+        },
+        '401': response('Unauthenticated'),
+        '403': response('Forbidden'),
+        '503': response('Unavailable'),
+        default: response('Default'),
+      },
+    },
+    get: {
+      operationId: 'consoleSessionRead',
+      tags: ['console'],
+      summary: 'Whether the mg_session cookie is a live session (and its CSRF token again, after a reload); ?passive=1 does not count as use (idle timeout).',
+      ...open,
+      parameters: [{ name: 'passive', in: 'query', required: false, schema: { type: 'string', enum: ['1'] } }],
+      responses: {
+        '200': {
+          description: 'The session state; signedIn false without a live session (and `ended` when the cookie named one that ended).',
+          headers: idHeader,
+          content: json({
+            type: 'object',
+            required: ['signedIn', 'oidc'],
+            properties: {
+              signedIn: { type: 'boolean' },
+              oidc: { type: 'boolean', description: 'OIDC sign-in is configured.' },
+              csrfToken: { type: 'string' },
+              kind: { type: 'string', enum: ['KEY', 'OIDC'] },
+              subject: { type: 'string' },
+              expiresAt: { type: 'string', format: 'date-time' },
+              idleExpiresAt: { type: 'string', format: 'date-time' },
+              ended: { type: 'string' },
+            },
+          }),
+        },
+        '403': response('Forbidden'),
+        '503': response('Unavailable'),
+        default: response('Default'),
+      },
+    },
+    delete: {
+      operationId: 'consoleSessionDelete',
+      tags: ['console'],
+      summary: 'Signs out: ends the session (x-csrf-token required while it is live) and clears the cookie; an OIDC sign-in\'s key is revoked with it.',
+      ...open,
+      responses: {
+        '204': { description: 'Signed out (also when there was no live session).', headers: idHeader },
+        '403': response('Forbidden'),
+        '503': response('Unavailable'),
+        default: response('Default'),
+      },
+    },
+  },
+  '/console/oidc/login': {
+    get: {
+      operationId: 'consoleOidcLogin',
+      tags: ['console'],
+      summary: 'Starts OIDC single sign-on: redirects to the identity provider (authorization code with PKCE). 404 when OIDC_ISSUER_URL is not set.',
+      ...open,
+      responses: {
+        '302': { description: 'To the identity provider.', headers: { ...idHeader, Location: { required: true, schema: { type: 'string' } } } },
+        '404': contractError('NOT_FOUND: OIDC sign-in is not configured on this gateway.'),
+        '503': response('Unavailable'),
+        default: response('Default'),
+      },
+    },
+  },
+  '/console/oidc/callback': {
+    get: {
+      operationId: 'consoleOidcCallback',
+      tags: ['console'],
+      summary: 'The identity provider returns here: a session cookie and back to /console, or back to /console#signin-error=CODE when refused.',
+      ...open,
+      responses: {
+        '303': { description: 'To the console.', headers: { ...idHeader, Location: { required: true, schema: { type: 'string', pattern: '^/console(#signin-error=[A-Z_]+)?$' } } } },
+        default: response('Default'),
+      },
+    },
+  },
   '/usage.csv': {
     get: {
       operationId: 'usageCsv',
