@@ -174,27 +174,33 @@ export class GrpcDoor implements StreamHost {
 
   /** The pipeline's view of one gRPC call (a stream's requests each get their own sequence). */
   callContext(metadata: Metadata, sequence = 1): CallContext {
-    const headers = headersOf(metadata);
-    const given = headers['x-request-id'];
-    const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
-    const requestId = clientChose ? given : randomUUID();
-    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
+    return this.openCall(metadata, sequence, null).context;
   }
 
   /**
-   * The call's server span under the caller's trace context (`traceparent`,
-   * else `grpc-trace-bin`), and the context carrying it: the pipeline's step
-   * spans hang under it and every log line of the call names it.
+   * A call's context and, given its method, its server span under the
+   * caller's trace context (`traceparent`, else `grpc-trace-bin`): the
+   * pipeline's step spans hang under it. One log child per call, naming the
+   * request and its span (a child per binding would cost a second one).
    */
-  traced(context: CallContext, metadata: Metadata, method: string): { context: CallContext; trace: RequestTrace } {
+  private openCall(metadata: Metadata, sequence: number, method: string | null): { context: CallContext; trace: RequestTrace | null } {
+    const headers = textMetadata(metadata);
+    const given = headers['x-request-id'];
+    const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
+    const requestId = clientChose ? given : randomUUID();
+    const trace = method === null ? null : this.startTrace(metadata, headers, method, requestId);
+    const log = this.deps.log.child(trace ? { requestId, door: 'grpc', trace_id: trace.traceId, span_id: trace.spanId } : { requestId, door: 'grpc' });
+    return { trace, context: { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log, ...(trace ? { trace } : {}) } };
+  }
+
+  private startTrace(metadata: Metadata, headers: Record<string, string>, method: string, requestId: string): RequestTrace {
     const bin = metadata.get('grpc-trace-bin')[0];
-    const trace = this.deps.tracing.startRpc({
-      service: SERVICE_NAME,
-      method,
-      headers: textMetadata(metadata),
-      ...(Buffer.isBuffer(bin) ? { traceBin: bin } : {}),
-      requestId: context.requestId,
-    });
+    return this.deps.tracing.startRpc({ service: SERVICE_NAME, method, headers, ...(Buffer.isBuffer(bin) ? { traceBin: bin } : {}), requestId });
+  }
+
+  /** A stream request's server span under the stream's trace context, and the context carrying it. */
+  traced(context: CallContext, metadata: Metadata, method: string): { context: CallContext; trace: RequestTrace } {
+    const trace = this.startTrace(metadata, textMetadata(metadata), method, context.requestId);
     return { trace, context: { ...context, trace, log: context.log.child({ trace_id: trace.traceId, span_id: trace.spanId }) } };
   }
 
@@ -208,15 +214,14 @@ export class GrpcDoor implements StreamHost {
     return (call, callback) => {
       // The inference service's calls are traced (as REST's /v2 routes); health checks are not (probes would bury the traces).
       const path = call.getPath();
-      const traced = path.startsWith(`/${SERVICE_NAME}/`) ? this.traced(this.callContext(call.metadata), call.metadata, path.slice(SERVICE_NAME.length + 2)) : null;
-      const context = traced?.context ?? this.callContext(call.metadata);
+      const { context, trace } = this.openCall(call.metadata, 1, path.startsWith(`/${SERVICE_NAME}/`) ? path.slice(SERVICE_NAME.length + 2) : null);
       // Every answer names the call's span, as REST's `traceparent` response header does.
       const reply = (error: StatusObject | null, response?: Res, trailer?: Metadata) => {
         const metadata = error ? (error.metadata ?? new Metadata()) : trailer;
-        if (traced && metadata) metadata.set('traceparent', traced.trace.traceparent);
+        if (trace && metadata) metadata.set('traceparent', trace.traceparent);
         if (error) callback({ ...error, metadata });
         else callback(null, response, metadata);
-        traced?.trace.end(error ? error.code : status.OK);
+        trace?.end(error ? error.code : status.OK);
       };
       // A message the guard refused (grpc.bounds.ts) is answered BAD_INPUT, unless the handler charges it (ModelInfer).
       const unreadable: unknown = call.request;
