@@ -19,7 +19,7 @@ import { buildHttpServer, closeHttp, type RouteEntry } from './http-server';
 import type { Services } from '../server/services';
 import type { GraphQLContext } from '../server/graphql/context';
 import { createApollo } from '../server/graphql/apollo';
-import { createTracing } from '../tracing/tracing';
+import { createTracing, type Tracing } from '../tracing/tracing';
 import { GrpcDoor } from '../server/grpc/grpc.server';
 import { maxJsonValues } from '../server/rest/http-errors';
 
@@ -65,7 +65,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const app = buildHttpServer(services, apollo, inFlight, tracing, routes);
 
   const drain = new ConnectionDrain(app.server);
-  const grpc = buildGrpcDoor(services);
+  const grpc = buildGrpcDoor(services, tracing);
   registerShutdown(services, lifecycle, { app, drain, grpc, tracing, apollo, dispatcher, dataDirLock });
   const modelsLoaded = startInBackground(services, dispatcher);
   // The loop-delay metric counts from the first ready moment: start-up blocks the loop by design.
@@ -156,7 +156,7 @@ function startInBackground(services: Services, dispatcher: ShutdownParts['dispat
 }
 
 /** The gRPC door on its own port (null when GRPC_PORT=0): the same pipeline, readiness and drain as HTTP. */
-function buildGrpcDoor(services: Services): GrpcDoor | null {
+function buildGrpcDoor(services: Services, tracing: Tracing): GrpcDoor | null {
   const { config, readiness, lifecycle } = services;
   if (config.grpcPort === 0) return null;
   return new GrpcDoor({
@@ -167,6 +167,7 @@ function buildGrpcDoor(services: Services): GrpcDoor | null {
     bodyLimitBytes: config.bodyLimitBytes,
     maxTimeoutMs: config.models.maxTimeoutMs,
     maxMessageValues: maxJsonValues(config.graphql.maxListElements),
+    tracing,
     log: services.log.child({ component: 'grpc' }),
   });
 }

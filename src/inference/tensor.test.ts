@@ -1,4 +1,4 @@
-import { checkBytes, decodeBase64, decodeNumbers, encodeNumbers, TensorEncodingError } from './tensor';
+import { checkBytes, decodeBase64, decodeNumbers, encodeNumbers, joinLengthPrefixed, splitLengthPrefixed, TensorEncodingError } from './tensor';
 
 describe('tensor codec', () => {
   it.each([
@@ -46,3 +46,26 @@ describe('tensor codec', () => {
     expect(decodeBase64('abc')).toBeNull();
   });
 });
+
+describe('BYTES elements, length-prefixed (4-byte little-endian length, then the bytes)', () => {
+  const words = ['', 'a', 'héllo', '\u0000\u00ff'].map((w) => Buffer.from(w, 'utf8'));
+
+  it('round-trips, empty elements included', () => {
+    const joined = joinLengthPrefixed(words);
+    expect(joined.readUInt32LE(0)).toBe(0);
+    expect(joined.readUInt32LE(4)).toBe(1);
+    expect(splitLengthPrefixed(joined, words.length)).toEqual(words);
+    expect(splitLengthPrefixed(Buffer.alloc(0), 0)).toEqual([]);
+  });
+
+  it.each([
+    ['a length running past the end', () => joinLengthPrefixed(words).subarray(0, -1), 4, /runs past the end/],
+    ['a length cut short', () => Buffer.concat([joinLengthPrefixed(words), Buffer.from([1, 0])]), 5, /a 4-byte length was expected/],
+    ['bytes after the last element', () => joinLengthPrefixed(words), 3, /bytes after the 3 elements/],
+    ['too few elements', () => joinLengthPrefixed(words), 5, /4 elements; the shape takes 5/],
+    ['a length near 2^32', () => Buffer.from([0xff, 0xff, 0xff, 0xff, 1]), 1, /runs past the end/],
+  ])('refuses %s with the reason', (_, bytes, elements, reason) => {
+    expect(splitLengthPrefixed(bytes(), elements)).toMatch(reason);
+  });
+});
+

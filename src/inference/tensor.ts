@@ -253,3 +253,37 @@ export function fromHalf(bits: number): number {
   HALF.setUint16(0, bits, true);
   return getFloat16(HALF, 0, true);
 }
+
+/**
+ * The Open Inference Protocol's BYTES elements as they travel raw (the REST
+ * binary extension, gRPC raw contents): each a 4-byte little-endian length,
+ * then that many bytes. Splits `bytes` into exactly `elements` elements, or
+ * says why it cannot (a length running past the end, bytes left over, too
+ * few or too many elements). The elements are views, not copies.
+ */
+export function splitLengthPrefixed(bytes: Buffer, elements: number): Buffer[] | string {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (out.length === elements) return `${bytes.length - at} bytes after the ${elements} elements the shape takes`;
+    if (at + 4 > bytes.length) return `element ${out.length}: ${bytes.length - at} bytes left where a 4-byte length was expected`;
+    const length = bytes.readUInt32LE(at);
+    if (at + 4 + length > bytes.length) return `element ${out.length}: its length ${length} runs past the end of the ${bytes.length} bytes`;
+    out.push(bytes.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  if (out.length !== elements) return `${out.length} elements; the shape takes ${elements}`;
+  return out;
+}
+
+/** BYTES elements as length-prefixed bytes (the inverse of splitLengthPrefixed). */
+export function joinLengthPrefixed(elements: readonly Buffer[]): Buffer {
+  const out = Buffer.allocUnsafe(elements.reduce((n, e) => n + 4 + e.length, 0));
+  let at = 0;
+  for (const element of elements) {
+    out.writeUInt32LE(element.length, at);
+    element.copy(out, at + 4);
+    at += 4 + element.length;
+  }
+  return out;
+}

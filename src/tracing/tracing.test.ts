@@ -5,7 +5,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig } from '../config';
 import { BadInputError } from '../errors';
 import { createLogger } from '../log/logger';
-import { createTracing } from './tracing';
+import { createTracing, traceparentOfBinary } from './tracing';
 import { isTracedRoute } from './http';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -140,5 +140,29 @@ describe('tracing', () => {
   it('traces the inference front doors only', () => {
     expect(['/graphql', '/v2', '/v2/models/:model/infer'].map(isTracedRoute)).toEqual([true, true, true]);
     expect(['/healthz', '/readyz', '/metrics', '/console', '/v2x', undefined].map(isTracedRoute)).toEqual([false, false, false, false, false, false]);
+  });
+
+  it('reads gRPC\'s binary trace context (grpc-trace-bin) as a traceparent, and nothing from one that does not read', () => {
+    const traceId = Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex');
+    const spanId = Buffer.from('b7ad6b7169203331', 'hex');
+    const bin = (...parts: Buffer[]) => Buffer.concat(parts);
+    expect(traceparentOfBinary(bin(Buffer.from([0, 0]), traceId, Buffer.from([1]), spanId, Buffer.from([2, 1])))).toEqual({ traceparent: `${PARENT}-01` });
+    expect(traceparentOfBinary(bin(Buffer.from([0, 0]), traceId, Buffer.from([1]), spanId))).toEqual({ traceparent: `${PARENT}-00` });
+    expect(traceparentOfBinary(bin(Buffer.from([1, 0]), traceId, Buffer.from([1]), spanId))).toEqual({});
+    expect(traceparentOfBinary(bin(Buffer.from([0, 0]), traceId.subarray(0, 8)))).toEqual({});
+    expect(traceparentOfBinary(Buffer.alloc(0))).toEqual({});
+  });
+
+  it('continues a gRPC call\'s grpc-trace-bin when it has no traceparent, and ends it with the gRPC status', async () => {
+    const { exporter, tracing } = exporting();
+    const bin = Buffer.concat([Buffer.from([0, 0]), Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex'), Buffer.from([1]), Buffer.from('b7ad6b7169203331', 'hex'), Buffer.from([2, 1])]);
+    const trace = tracing.startRpc({ service: 'inference.GRPCInferenceService', method: 'ModelInfer', headers: {}, traceBin: bin, requestId: 'r-2' });
+    expect(trace.traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    trace.end(14);
+    await tracing.shutdown();
+    const [span] = exporter.getFinishedSpans();
+    expect(span?.parentSpanContext?.spanId).toBe('b7ad6b7169203331');
+    expect(span?.attributes).toMatchObject({ 'rpc.system.name': 'grpc', 'rpc.method': 'inference.GRPCInferenceService/ModelInfer', 'rpc.status_code': 'UNAVAILABLE' });
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'UNAVAILABLE' });
   });
 });

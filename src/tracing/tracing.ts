@@ -33,6 +33,10 @@ import {
   ATTR_SERVICE_NAME,
   ATTR_SERVICE_VERSION,
   ATTR_URL_PATH,
+  ATTR_RPC_METHOD,
+  ATTR_RPC_STATUS_CODE,
+  ATTR_RPC_SYSTEM_NAME,
+  RPC_SYSTEM_NAME_VALUE_GRPC,
 } from '@opentelemetry/semantic-conventions';
 import type { TraceSamplerName, TracingConfig } from '../config';
 import { DomainError } from '../errors';
@@ -58,10 +62,24 @@ export interface TracedRequest {
   requestId: string;
 }
 
+/** One gRPC call (a unary RPC, or one request of a stream). */
+export interface TracedRpc {
+  /** The fully qualified service (`inference.GRPCInferenceService`). */
+  service: string;
+  method: string;
+  /** The call's text metadata (`traceparent`, `tracestate`). */
+  headers: Record<string, string>;
+  /** The binary `grpc-trace-bin` metadata (OpenCensus' binary context), used when there is no `traceparent`. */
+  traceBin?: Buffer;
+  requestId: string;
+}
+
 export interface Tracing {
   /** Whether spans are exported (an OTLP endpoint is configured). */
   readonly exporting: boolean;
   startRequest(request: TracedRequest): RequestTrace;
+  /** A gRPC call's server span, continuing its `traceparent` or `grpc-trace-bin`; end it with the gRPC status code. */
+  startRpc(request: TracedRpc): RequestTrace;
   /** Exports every span still pending, then stops (graceful shutdown). */
   shutdown(): Promise<void>;
 }
@@ -122,6 +140,19 @@ export function createTracing(config: TracingConfig, log: Logger, options: Traci
       );
       return new SpanRequestTrace(tracer, span);
     },
+    startRpc(request) {
+      const carrier = request.headers['traceparent'] === undefined && request.traceBin ? { ...request.headers, ...traceparentOfBinary(request.traceBin) } : request.headers;
+      const parent = propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
+      const span = tracer.startSpan(
+        `${request.service}/${request.method}`,
+        {
+          kind: SpanKind.SERVER,
+          attributes: { [ATTR_RPC_SYSTEM_NAME]: RPC_SYSTEM_NAME_VALUE_GRPC, [ATTR_RPC_METHOD]: `${request.service}/${request.method}`, 'modelgate.request_id': request.requestId },
+        },
+        parent,
+      );
+      return new RpcRequestTrace(tracer, span);
+    },
     shutdown() {
       stopped ??= (async () => {
         const boundMs = Math.min(SHUTDOWN_FLUSH_MAX_MS, config.exporter?.timeoutMs ?? SHUTDOWN_FLUSH_MAX_MS);
@@ -141,6 +172,34 @@ export function createTracing(config: TracingConfig, log: Logger, options: Traci
       return stopped;
     },
   };
+}
+
+/**
+ * `grpc-trace-bin` (OpenCensus' binary trace context, what gRPC's own
+ * tracing sends): version 0, then fields 0 (trace id, 16 bytes), 1 (span id,
+ * 8 bytes), 2 (options, 1 byte; bit 0 sampled). As a `traceparent`, or
+ * nothing when it does not read (a bad context starts a new trace, as a bad
+ * `traceparent` does).
+ */
+export function traceparentOfBinary(bin: Buffer): { traceparent: string } | Record<string, never> {
+  if (bin.length < 1 || bin[0] !== 0) return {};
+  let traceId: string | undefined;
+  let spanId: string | undefined;
+  let flags = 0;
+  let at = 1;
+  while (at < bin.length) {
+    const field = bin[at]!;
+    const size = field === 0 ? 16 : field === 1 ? 8 : field === 2 ? 1 : -1;
+    // An unknown field ends what can be read (its size is not known); the known ones come first.
+    if (size < 0 || at + 1 + size > bin.length) break;
+    const value = bin.subarray(at + 1, at + 1 + size);
+    if (field === 0) traceId = value.toString('hex');
+    else if (field === 1) spanId = value.toString('hex');
+    else flags = value[0]! & 1;
+    at += 1 + size;
+  }
+  if (!traceId || !spanId) return {};
+  return { traceparent: `00-${traceId}-${spanId}-0${flags}` };
 }
 
 /** The public code of an error a step threw; anything else is INTERNAL (its text may hold anything). */
@@ -166,7 +225,7 @@ class SpanRequestTrace implements RequestTrace {
 
   constructor(
     private readonly tracer: Tracer,
-    private readonly span: Span,
+    protected readonly span: Span,
   ) {
     const sc = span.spanContext();
     this.recording = span.isRecording();
@@ -218,10 +277,51 @@ class SpanRequestTrace implements RequestTrace {
 
   end(statusCode: number): void {
     if (this.recording) {
-      this.span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
-      // Server spans fail on 5xx only; a 4xx is the client's, and its code is in error.type.
-      if (statusCode >= 500) this.span.setStatus({ code: SpanStatusCode.ERROR, message: String(statusCode) });
+      this.endAttributes(statusCode);
     }
     this.span.end();
+  }
+
+  protected endAttributes(statusCode: number): void {
+    this.span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
+    // Server spans fail on 5xx only; a 4xx is the client's, and its code is in error.type.
+    if (statusCode >= 500) this.span.setStatus({ code: SpanStatusCode.ERROR, message: String(statusCode) });
+  }
+}
+
+/**
+ * gRPC status codes a server span fails on (the RPC conventions for servers:
+ * UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS);
+ * the others are the client's, as an HTTP 4xx is.
+ */
+const GRPC_SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
+
+/** gRPC status codes by number, as the RPC conventions name them in `rpc.status_code`. */
+const GRPC_CODE_NAMES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
+/** A gRPC call's server span: ended with the call's gRPC status code. */
+class RpcRequestTrace extends SpanRequestTrace {
+  protected override endAttributes(statusCode: number): void {
+    const name = GRPC_CODE_NAMES[statusCode] ?? String(statusCode);
+    this.span.setAttribute(ATTR_RPC_STATUS_CODE, name);
+    if (GRPC_SERVER_ERRORS.has(statusCode)) this.span.setStatus({ code: SpanStatusCode.ERROR, message: name });
   }
 }

@@ -62,7 +62,13 @@ describe('hostile gRPC input', () => {
       ['a dimension past int64', edited((i) => (i['shape'] = ['99999999999999999999', '1', '28', '28'])), /out of range|whole numbers/],
       ['a lower-case datatype', edited((i) => (i['datatype'] = 'fp32')), /not an Open Inference Protocol datatype/],
       ['an empty datatype', edited((i) => (i['datatype'] = '')), /not an Open Inference Protocol datatype/],
-      ['BYTES, which no served model takes', edited((i) => (i['datatype'] = 'BYTES')), /datatype BYTES is not supported by this server/],
+      ['FP32 bytes sent as BYTES (not length-prefixed)', edited((i) => (i['datatype'] = 'BYTES')), /raw_input_contents is not BYTES as the protocol sends them .*runs past the end/],
+      [
+        'well-formed BYTES, which no served model takes',
+        { model_name: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'BYTES', shape: ['2'], contents: { bytes_contents: [Buffer.from('a'), Buffer.from('bc')] } }] },
+        /datatype BYTES is read but no model served here takes it/,
+      ],
+      ['BYTES contents whose count disagrees with the shape', { model_name: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'BYTES', shape: ['3'], contents: { bytes_contents: [Buffer.from('a')] } }] }, /bytes_contents has 1 values; the shape takes 3/],
       // (A uint64 past 2^64 cannot be sent: the client's protobuf encoder wraps it before it leaves.)
       [
         'UINT64 contents to an FP32 input',

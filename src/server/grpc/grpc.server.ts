@@ -25,6 +25,8 @@ import type { Actor } from '../../auth/actor';
 import type { Scope } from '../../auth/principal';
 import type { HeaderBag } from '../../auth/authenticator';
 import type { Logger } from '../../log/logger';
+import type { Tracing } from '../../tracing/tracing';
+import type { RequestTrace } from '../../tracing/types';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelCatalog } from '../../inference/model-catalog';
 import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
@@ -57,6 +59,8 @@ export interface GrpcDoorDependencies {
   maxTimeoutMs: number;
   /** The JSON doors' value cap (maxJsonValues): a ModelInferRequest whose decoding would create more values is refused unread. */
   maxMessageValues: number;
+  /** Server spans per call (and per stream request), continuing `traceparent` or `grpc-trace-bin`, as the HTTP doors do. */
+  tracing: Tracing;
   log: Logger;
 }
 
@@ -65,6 +69,13 @@ export function headersOf(metadata: Metadata): HeaderBag {
   const headers: HeaderBag = {};
   for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === 'string') headers[key] = value;
   return headers;
+}
+
+/** The metadata's text values (what a trace context travels in). */
+function textMetadata(metadata: Metadata): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === 'string') out[key] = value;
+  return out;
 }
 
 /** Milliseconds left of a call's deadline; null when it has none. */
@@ -163,11 +174,34 @@ export class GrpcDoor implements StreamHost {
 
   /** The pipeline's view of one gRPC call (a stream's requests each get their own sequence). */
   callContext(metadata: Metadata, sequence = 1): CallContext {
-    const headers = headersOf(metadata);
+    return this.openCall(metadata, sequence, null).context;
+  }
+
+  /**
+   * A call's context and, given its method, its server span under the
+   * caller's trace context (`traceparent`, else `grpc-trace-bin`): the
+   * pipeline's step spans hang under it. One log child per call, naming the
+   * request and its span (a child per binding would cost a second one).
+   */
+  private openCall(metadata: Metadata, sequence: number, method: string | null): { context: CallContext; trace: RequestTrace | null } {
+    const headers = textMetadata(metadata);
     const given = headers['x-request-id'];
     const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
     const requestId = clientChose ? given : randomUUID();
-    return { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log: this.deps.log.child({ requestId, door: 'grpc' }) };
+    const trace = method === null ? null : this.startTrace(metadata, headers, method, requestId);
+    const log = this.deps.log.child(trace ? { requestId, door: 'grpc', trace_id: trace.traceId, span_id: trace.spanId } : { requestId, door: 'grpc' });
+    return { trace, context: { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log, ...(trace ? { trace } : {}) } };
+  }
+
+  private startTrace(metadata: Metadata, headers: Record<string, string>, method: string, requestId: string): RequestTrace {
+    const bin = metadata.get('grpc-trace-bin')[0];
+    return this.deps.tracing.startRpc({ service: SERVICE_NAME, method, headers, ...(Buffer.isBuffer(bin) ? { traceBin: bin } : {}), requestId });
+  }
+
+  /** A stream request's server span under the stream's trace context, and the context carrying it. */
+  traced(context: CallContext, metadata: Metadata, method: string): { context: CallContext; trace: RequestTrace } {
+    const trace = this.startTrace(metadata, textMetadata(metadata), method, context.requestId);
+    return { trace, context: { ...context, trace, log: context.log.child({ trace_id: trace.traceId, span_id: trace.spanId }) } };
   }
 
   /**
@@ -178,10 +212,20 @@ export class GrpcDoor implements StreamHost {
    */
   private unary<Req, Res>(answer: (call: ServerUnaryCall<Req, Res>, refuse: Refuse, context: CallContext) => Promise<Res> | Res, readsUnreadable = false): Unary<Req, Res> {
     return (call, callback) => {
-      const context = this.callContext(call.metadata);
+      // The inference service's calls are traced (as REST's /v2 routes); health checks are not (probes would bury the traces).
+      const path = call.getPath();
+      const { context, trace } = this.openCall(call.metadata, 1, path.startsWith(`/${SERVICE_NAME}/`) ? path.slice(SERVICE_NAME.length + 2) : null);
+      // Every answer names the call's span, as REST's `traceparent` response header does.
+      const reply = (error: StatusObject | null, response?: Res, trailer?: Metadata) => {
+        const metadata = error ? (error.metadata ?? new Metadata()) : trailer;
+        if (trace && metadata) metadata.set('traceparent', trace.traceparent);
+        if (error) callback({ ...error, metadata });
+        else callback(null, response, metadata);
+        trace?.end(error ? error.code : status.OK);
+      };
       // A message the guard refused (grpc.bounds.ts) is answered BAD_INPUT, unless the handler charges it (ModelInfer).
       const unreadable: unknown = call.request;
-      if (unreadable instanceof UnreadableMessage && !readsUnreadable) return callback(grpcStatus(unreadable.error, null, context.requestId));
+      if (unreadable instanceof UnreadableMessage && !readsUnreadable) return reply(grpcStatus(unreadable.error, null, context.requestId));
       let trailer = limitMetadata(null, context.requestId);
       const refuse: Refuse = (outcome) => {
         if (!outcome.ok) throw new GrpcRefusal(grpcStatus(outcome.error, outcome.limits, context.requestId));
@@ -190,12 +234,12 @@ export class GrpcDoor implements StreamHost {
       Promise.resolve()
         .then(() => answer(call, refuse, context))
         .then(
-          (response) => callback(null, response, trailer),
+          (response) => reply(null, response, trailer),
           (error: unknown) => {
-            if (error instanceof GrpcRefusal) return callback(error.status);
-            if (error instanceof DomainError) return callback(grpcStatus(error, null, context.requestId));
+            if (error instanceof GrpcRefusal) return reply(error.status);
+            if (error instanceof DomainError) return reply(grpcStatus(error, null, context.requestId));
             context.log.error({ err: error }, 'unexpected error in a gRPC call');
-            return callback({ code: status.INTERNAL, details: 'Internal server error', metadata: limitMetadata(null, context.requestId) });
+            return reply({ code: status.INTERNAL, details: 'Internal server error', metadata: limitMetadata(null, context.requestId) });
           },
         );
     };
@@ -203,7 +247,7 @@ export class GrpcDoor implements StreamHost {
 
   /** Admits a model route's caller (scope, allowlist, one request of limits) as REST's model routes do. */
   private async admitted(context: CallContext, model: string | null, refuse: Refuse, scope: Scope = 'inference') {
-    const outcome = await this.deps.pipeline.admitModelRoute(context.caller, model, context.log, undefined, scope);
+    const outcome = await this.deps.pipeline.admitModelRoute(context.caller, model, context.log, context.trace, scope);
     refuse(outcome);
     // refuse threw unless the outcome is ok.
     return (outcome as Extract<typeof outcome, { ok: true }>).principal;

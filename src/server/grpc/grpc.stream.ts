@@ -9,11 +9,12 @@
  * until its client half-closes it, as gRPC's graceful stop does; the drain
  * timeout cuts what is still open then.
  */
-import type { Metadata, ServerDuplexStream, StatusObject } from '@grpc/grpc-js';
+import { status, type Metadata, type ServerDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type { CallContext, PipelineOutcome } from '../../inference/pipeline';
+import type { RequestTrace } from '../../tracing/types';
 import type { ModelInferRequestMessage, ModelInferResponseMessage } from './grpc.codec';
 import { UnreadableMessage } from './grpc.bounds';
-import { grpcStatus } from './grpc.errors';
+import { grpcCode, grpcStatus } from './grpc.errors';
 
 /** A stream request as it arrives: decoded, or refused unread by the guard (answered BAD_INPUT in the stream). */
 type StreamRequest = ModelInferRequestMessage | UnreadableMessage;
@@ -26,6 +27,8 @@ function echo(message: StreamRequest): { id: string; model_name: string; model_v
 /** What a stream needs of its door. */
 export interface StreamHost {
   callContext(metadata: Metadata, sequence?: number): CallContext;
+  /** A request's server span under the stream's trace context, and the context carrying it. */
+  traced(context: CallContext, metadata: Metadata, method: string): { context: CallContext; trace: RequestTrace };
   infer(call: CallContext, message: StreamRequest, deadline: Date | number): Promise<PipelineOutcome<ModelInferResponseMessage>>;
 }
 
@@ -65,12 +68,17 @@ export class StreamInfer {
     if (this.failure) return;
     this.pending += 1;
     this.sequence += 1;
-    const context: CallContext = { ...this.base, sequence: this.sequence };
+    // Each request is its own server span (the stream's metadata names the caller's trace).
+    const { context, trace } = this.host.traced({ ...this.base, sequence: this.sequence }, this.call.metadata, 'ModelStreamInfer');
     this.host
       .infer(context, message, this.call.getDeadline())
       .then(
-        (outcome) => this.answer(message, outcome, context.requestId),
+        (outcome) => {
+          trace.end(outcome.ok ? status.OK : grpcCode(outcome.error.code));
+          this.answer(message, outcome, context.requestId);
+        },
         (error: unknown) => {
+          trace.end(status.INTERNAL);
           context.log.error({ err: error }, 'unexpected error in a gRPC stream request');
           if (!this.done) this.call.write({ error_message: 'Internal server error', infer_response: echo(message) });
         },
