@@ -116,7 +116,7 @@ export const modelConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['dynamic_batching', 'preferred_batch_size'], message: `${size} exceeds max_batch_size ${config.max_batch_size}` });
       }
     }
-    config.model_warmup?.forEach((sample, s) => checkWarmup(config, sample, s, (path, message) => ctx.addIssue({ code: 'custom', path: ['model_warmup', s, ...path], message })));
+    config.model_warmup?.forEach((sample, s) => checkWarmup(config, sample, (path, message) => ctx.addIssue({ code: 'custom', path: ['model_warmup', s, ...path], message })));
     const names = [...config.inputs, ...config.outputs].map((t) => t.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['inputs'], message: `tensor name "${dup}" is used twice` });
@@ -128,7 +128,6 @@ export type ModelConfig = z.infer<typeof modelConfigSchema>;
 function checkWarmup(
   config: { max_batch_size: number; inputs: { name: string; datatype: Datatype; dims: number[] }[] },
   sample: WarmupSampleConfig,
-  _index: number,
   issue: (path: (string | number)[], message: string) => void,
 ): void {
   const batching = config.max_batch_size > 0;
