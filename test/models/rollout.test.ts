@@ -349,10 +349,10 @@ describe('Shadow runs', () => {
 
   it('the CLI sets and clears a shadow (models shadow NAME VERSION PERCENT)', async () => {
     const env = { MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: adminKey };
-    const set = await runCli(['models', 'shadow', MODEL, '2', '10', '--json'], env);
+    const set = await runCli(['models', 'shadow', MODEL, '2', '10', '--json', '--timeout', '120s'], env, 150_000);
     expect(set.code).toBe(0);
     expect((JSON.parse(set.stdout) as VersionRow[]).find((v) => v.version === '2')).toMatchObject({ shadowPercent: 10 });
-    const cleared = await runCli(['models', 'shadow', MODEL, '2', '0'], env);
+    const cleared = await runCli(['models', 'shadow', MODEL, '2', '0', '--timeout', '120s'], env, 150_000);
     expect(cleared.code).toBe(0);
     expect((await versions()).every((v) => v.shadowPercent === null)).toBe(true);
   });
@@ -378,8 +378,9 @@ describe('Rollback', () => {
     expect((await upload(LSTM, '2')).status).toBe(200);
     expect((await row('2'))!.digest).not.toBe(cnnDigest);
     expect((await infer(SAMPLE_ITEM, admin, '2')).body!.outputs[0]!.data).not.toEqual(cnnAnswer);
-    const run = await runCli(['models', 'rollback', MODEL], { MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: adminKey });
-    expect(run.code).toBe(0);
+    // The rollback answers once this replica reloaded and warmed the old weights: past the CLI's 15 s default on a loaded machine.
+    const run = await runCli(['models', 'rollback', MODEL, '--timeout', '120s'], { MODELGATE_URL: gw.url, MODELGATE_ADMIN_KEY: adminKey }, 150_000);
+    expect(run).toMatchObject({ code: 0 });
     expect(run.stdout).toContain('rolled back');
     expect(await row('2')).toMatchObject({ digest: cnnDigest, replicaStatus: 'READY' });
     expect((await infer(SAMPLE_ITEM, admin, '2')).body!.outputs[0]!.data).toEqual(cnnAnswer);
