@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { RemoteAdminClient } from './remote-client';
+import type { RemoteAdminClient, ShadowVersionRecord } from './remote-client';
 import { UsageError } from './exit';
 import { JSON_HELP, table } from './format';
 
@@ -154,4 +154,44 @@ export function addModelCommands(program: Command, ctx: ModelsContext): void {
       const model = await ctx.remote('models unload', NEEDS_GATEWAY, (c) => c.unloadModel(name, opts.modelVersion ?? null));
       ctx.emit(opts.json, model, `${model.name}: ${model.versions.map((v) => `${v.version}:${v.status}`).join(' ')}`);
     });
+
+  models
+    .command('shadow')
+    .description('Also run a share of the model\'s served requests on a candidate version, on every replica (off the request path, never billed, skipped first under load); 0 clears it. Agreement with the serving version: models shadow output, modelVersions, /metrics')
+    .argument('<name>', 'the model')
+    .argument('<version>', 'the candidate version')
+    .argument('<percent>', 'share of served requests, 0-100 (0 clears)')
+    .option('--json', JSON_HELP)
+    .action(async (name: string, version: string, percent: string, opts: { json?: boolean }) => {
+      if (!VERSION.test(version)) throw new UsageError(`<version> must be a positive whole number (got "${version}")`);
+      if (!/^\d{1,3}$/.test(percent) || Number(percent) > 100) throw new UsageError(`<percent> must be a whole number from 0 to 100 (got "${percent}")`);
+      const rows = await ctx.remote('models shadow', NEEDS_GATEWAY, (c) => c.setModelShadow(name, version, Number(percent)));
+      ctx.emit(opts.json, rows, versionTable(rows));
+    });
+
+  models
+    .command('rollback')
+    .description('Restore the model\'s serving state from before its last serving change (versions loaded, weights, traffic split), on every replica; a second rollback undoes the first')
+    .argument('<name>', 'the model')
+    .option('--json', JSON_HELP)
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const rows = await ctx.remote('models rollback', NEEDS_GATEWAY, (c) => c.rollbackModel(name));
+      ctx.emit(opts.json, rows, `${name} rolled back\n${versionTable(rows)}`);
+    });
+}
+
+/** Versions with their serving and shadow figures, one row each. */
+function versionTable(rows: ShadowVersionRecord[]): string {
+  return table(
+    rows.map((r) => ({
+      version: r.version,
+      desired: r.desiredState,
+      here: r.replicaStatus,
+      traffic: r.trafficPercent === null ? '-' : `${r.trafficPercent}%`,
+      shadow: r.shadowPercent === null ? '-' : `${r.shadowPercent}%`,
+      'shadow runs': String(r.shadowRuns),
+      'top-1 agreement': r.shadowTop1Agreement === null ? '-' : r.shadowTop1Agreement.toFixed(4),
+      'max abs diff': r.shadowMaxAbsDifference === null ? '-' : r.shadowMaxAbsDifference.toExponential(2),
+    })),
+  );
 }

@@ -31,6 +31,8 @@ describe('the modelgate command tree', () => {
         'keys update',
         'models list',
         'models publish',
+        'models rollback',
+        'models shadow',
         'models traffic',
         'models unload',
         'prices list',

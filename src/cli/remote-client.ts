@@ -296,6 +296,19 @@ export class RemoteAdminClient implements AdminClient {
     return data.setModelTraffic;
   }
 
+  async setModelShadow(name: string, version: string, percent: number): Promise<ShadowVersionRecord[]> {
+    const data = await this.call<{ setModelShadow: ShadowVersionRecord[] }>(
+      `mutation ($model: String!, $version: String!, $percent: Int!) { setModelShadow(model: $model, version: $version, percent: $percent) { ${SHADOW_FIELDS} } }`,
+      { model: name, version, percent },
+    );
+    return data.setModelShadow;
+  }
+
+  async rollbackModel(name: string): Promise<ShadowVersionRecord[]> {
+    const data = await this.call<{ rollbackModel: ShadowVersionRecord[] }>(`mutation ($model: String!) { rollbackModel(model: $model) { ${SHADOW_FIELDS} } }`, { model: name });
+    return data.rollbackModel;
+  }
+
   async unloadModel(name: string, version: string | null): Promise<ModelRecord> {
     const data = await this.call<{ unloadModel: ModelRecord }>('mutation ($name: String!, $version: String) { unloadModel(name: $name, version: $version) { name version status versions { version status reason } } }', { name, version });
     return data.unloadModel;
@@ -476,3 +489,17 @@ export class RemoteAdminClient implements AdminClient {
     return Promise.resolve();
   }
 }
+
+/** A model version's serving and shadow state as `models shadow` / `models rollback` print it. */
+export interface ShadowVersionRecord {
+  version: string;
+  desiredState: string;
+  replicaStatus: string;
+  trafficPercent: number | null;
+  shadowPercent: number | null;
+  shadowRuns: number;
+  shadowTop1Agreement: number | null;
+  shadowMaxAbsDifference: number | null;
+}
+
+const SHADOW_FIELDS = 'version desiredState replicaStatus trafficPercent shadowPercent shadowRuns shadowTop1Agreement shadowMaxAbsDifference';

@@ -23,7 +23,7 @@ import { auditActor, type Actor } from '../auth/actor';
 import { assertModelManageable, modelOwner } from '../auth/scopes';
 import { BadInputError, ModelQuotaExceededError, ModelTooLargeError, ModelUnavailableError, NotFoundError } from '../errors';
 import { MODEL_NAME, modelConfigSchema, type ModelConfig } from './model-config';
-import type { ModelRegistry, ModelStatus, VersionOrigin } from './registry';
+import { emptyShadowStats, type ModelRegistry, type ModelStatus, type ShadowStats, type VersionOrigin } from './registry';
 import { bytesSource, type WeightStore } from './weight-store';
 import type { WeightCache } from './weight-cache';
 import { parseLoadConfig } from './triton-config';
@@ -46,9 +46,21 @@ interface CatalogRow {
   desiredState: DesiredState;
   digest: string | null;
   trafficPercent: number | null;
+  shadowPercent: number | null;
   generation: bigint;
   loadGeneration: bigint;
 }
+
+/** A version's serving state as a snapshot keeps it (null: the version had no catalog row). */
+interface SnapshotRow {
+  desiredState: DesiredState;
+  config: unknown;
+  digest: string | null;
+  trafficPercent: number | null;
+}
+
+/** Snapshots kept per model (rollbackModel restores the newest). */
+const SNAPSHOTS_KEPT = 20;
 
 /** One version as `modelVersions` shows it: the catalog's wish and this replica's state. */
 export interface FleetVersionView {
@@ -66,6 +78,13 @@ export interface FleetVersionView {
   appliedGeneration: number | null;
   /** Share of versionless requests routed here; null when the model has no split. */
   trafficPercent: number | null;
+  /** Share of served requests also run on this version as a shadow; null: not the shadow. */
+  shadowPercent: number | null;
+  /** This replica's serving session's warm-up: ms (slowest worker) and runs; null before one loaded. */
+  warmupMs: number | null;
+  warmupRuns: number | null;
+  /** This replica's shadow figures for this version (since the shadow was set); zeros when it never ran as one. */
+  shadow: ShadowStats;
 }
 
 export interface FleetOptions {
@@ -86,6 +105,7 @@ interface VersionChange {
   config?: ModelConfig | null;
   digest?: string | null;
   trafficPercent?: number | null;
+  shadowPercent?: number | null;
 }
 
 const FILE_PARAMETER = /^file:([1-9]\d{0,8})\/model\.onnx$/;
@@ -240,6 +260,54 @@ export class ModelFleet {
       if (row.trafficPercent !== null && row.desiredState === 'LOADED') splits.get(row.model)!.set(row.version, row.trafficPercent);
     }
     for (const [model, weights] of splits) this.registry.setTraffic(model, weights.size > 0 ? weights : null);
+    const shadows = new Map<string, { version: number; percent: number } | null>();
+    for (const row of rows) {
+      if (!shadows.has(row.model)) shadows.set(row.model, null);
+      if (row.shadowPercent !== null && row.shadowPercent > 0 && row.desiredState === 'LOADED') shadows.set(row.model, { version: row.version, percent: row.shadowPercent });
+    }
+    for (const [model, target] of shadows) this.registry.setShadow(model, target);
+  }
+
+  /**
+   * Runs `percent` of the model's served requests also on `version`, off the
+   * request path, comparing its answers with the served ones (fleet-wide; 0
+   * clears the shadow). One shadow per model: setting one replaces another.
+   */
+  async setShadow(caller: Actor, name: string, version: string, percent: number): Promise<void> {
+    ModelFleet.authorize(caller, name);
+    const { rows, versions } = await this.knownVersions(name);
+    if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    const v = ModelFleet.versionNumber(version);
+    if (!versions.includes(v)) throw new NotFoundError(`Model "${name}" has no version ${version}`, { model: name, version });
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new BadInputError('percent must be a whole number from 0 to 100 (0 clears the shadow)', 'percent');
+    if (percent > 0 && (rows.get(v)?.desiredState ?? 'LOADED') !== 'LOADED') throw new BadInputError(`version ${version} is unloaded: load it before shadowing it`, 'version');
+    await this.commit(
+      caller,
+      name,
+      'model.shadow',
+      versions.map((x) => ({ version: x, desiredState: rows.get(x)?.desiredState ?? 'LOADED', shadowPercent: x === v && percent > 0 ? percent : null })),
+    );
+  }
+
+  /**
+   * Restores the model's serving state from before its last serving change
+   * (publish, load, unload, reload, traffic, or a rollback: a second rollback
+   * undoes the first), fleet-wide, as one change with its audit events.
+   * BAD_USER_INPUT when the catalog holds no earlier state.
+   */
+  async rollback(caller: Actor, name: string): Promise<void> {
+    ModelFleet.authorize(caller, name);
+    const { versions } = await this.knownVersions(name);
+    if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    const snapshot = await this.db.prisma.modelServingSnapshot.findFirst({ where: { model: name }, orderBy: { generation: 'desc' } });
+    if (!snapshot) throw new BadInputError(`Model "${name}" has no earlier serving state to roll back to (no change was made through the catalog)`, 'model');
+    const seed = await this.registry.seedVersions(name);
+    const changes = (snapshot.versions as unknown as { version: number; row: SnapshotRow | null }[]).map(({ version, row }): VersionChange => {
+      if (row) return { version, desiredState: row.desiredState, config: row.config as ModelConfig | null, digest: row.digest, trafficPercent: row.trafficPercent };
+      // No row before: the seed's own files served it (LOADED), or it did not exist (UNLOADED).
+      return seed.includes(version) ? { version, desiredState: 'LOADED', config: null, digest: null, trafficPercent: null } : { version, desiredState: 'UNLOADED', trafficPercent: null };
+    });
+    await this.commit(caller, name, 'model.rollback', changes);
   }
 
   /**
@@ -427,11 +495,14 @@ export class ModelFleet {
       const [top] = await tx.$queryRawUnsafe<{ g: bigint | null }[]>('SELECT MAX("generation") AS g FROM "ModelCatalogVersion"');
       const next = (top?.g ?? 0n) + 1n;
       const ownerTenantId = modelOwner(name);
+      const snapshot: { version: number; row: SnapshotRow | null }[] = [];
       for (const change of changes) {
         const before = await tx.modelCatalogVersion.findUnique({ where: { model_version: { model: name, version: change.version } } });
+        snapshot.push({ version: change.version, row: before ? { desiredState: before.desiredState, config: before.config, digest: before.digest, trafficPercent: before.trafficPercent } : null });
         const config = change.config === undefined ? (before?.config ?? null) : change.config;
         const digest = change.digest === undefined ? (before?.digest ?? null) : change.digest;
         const trafficPercent = change.trafficPercent === undefined ? (before?.trafficPercent ?? null) : change.trafficPercent;
+        const shadowPercent = change.shadowPercent === undefined ? (before?.shadowPercent ?? null) : change.shadowPercent;
         // Replicas reload only when the content moves: new config or weights, a (re)load of an unloaded version, or a reload.
         // A version's first row with the seed's own config and weights keeps load generation 0: what every replica loaded at start.
         const contentChanged = before
@@ -447,6 +518,7 @@ export class ModelFleet {
           config: config === null ? Prisma.DbNull : (config as Prisma.InputJsonObject),
           digest,
           trafficPercent,
+          shadowPercent,
           generation: next,
           loadGeneration,
         };
@@ -461,10 +533,20 @@ export class ModelFleet {
             action,
             targetType: 'ModelVersion',
             targetId: key(name, change.version),
-            before: before ? { desiredState: before.desiredState, digest: before.digest, trafficPercent: before.trafficPercent, generation: String(before.generation) } : Prisma.DbNull,
-            after: { desiredState: change.desiredState, digest, trafficPercent, generation: String(next) },
+            before: before
+              ? { desiredState: before.desiredState, digest: before.digest, trafficPercent: before.trafficPercent, shadowPercent: before.shadowPercent, generation: String(before.generation) }
+              : Prisma.DbNull,
+            after: { desiredState: change.desiredState, digest, trafficPercent, shadowPercent, generation: String(next) },
           },
         });
+      }
+      // A shadow changes no answer: only serving changes are states to roll back to.
+      if (action !== 'model.shadow') {
+        await tx.modelServingSnapshot.create({ data: { model: name, generation: next, versions: snapshot as unknown as Prisma.InputJsonArray } });
+        await tx.$executeRawUnsafe(
+          `DELETE FROM "ModelServingSnapshot" WHERE "model" = $1 AND "id" NOT IN (SELECT "id" FROM "ModelServingSnapshot" WHERE "model" = $1 ORDER BY "generation" DESC LIMIT ${SNAPSHOTS_KEPT})`,
+          name,
+        );
       }
       if (ownerTenantId !== null && changes.some((c) => c.desiredState === 'LOADED')) await this.checkQuota(tx, ownerTenantId);
       await notifyChannel(tx, MODEL_CATALOG_CHANNEL, JSON.stringify({ model: name, generation: String(next) }));
@@ -531,6 +613,10 @@ export class ModelFleet {
         replicaReason: this.failures.get(key(name, v)) ?? state?.reason ?? null,
         appliedGeneration: applied === undefined ? null : Number(applied),
         trafficPercent: row?.trafficPercent ?? null,
+        shadowPercent: row?.shadowPercent ?? null,
+        warmupMs: state?.warmupMs ?? null,
+        warmupRuns: state?.warmupMs === null || state === undefined ? null : state.warmupRuns,
+        shadow: state ? { ...state.shadowStats } : emptyShadowStats(),
       };
     });
   }

@@ -11,7 +11,8 @@ import { BadInputError, DomainError } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Readiness } from '../health/readiness';
 import { WorkerPool } from './pool';
-import { ModelRegistry, type VersionOrigin, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
+import { ModelRegistry, type ShadowTarget, type VersionOrigin, type ModelStatus, type ModelVersion, type ServedConfig, type VersionStats } from './registry';
+import { ShadowRunner } from './shadow';
 import { InferenceMetrics } from './metrics';
 import type { Batcher, BatchInput, BatchRequest, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
@@ -136,6 +137,8 @@ export interface InferencePlan {
   readonly config: ServedConfig;
   readonly batcher: Batcher;
   readonly started: number;
+  /** The model's shadow when the plan was made (null: none, the common case). */
+  readonly shadow: ShadowTarget | null;
   /** Set when a classify call explains its images. */
   readonly explain?: ExplainPlan;
 }
@@ -153,6 +156,7 @@ export class InferenceService {
   readonly pool: WorkerPool;
   readonly registry: ModelRegistry;
   readonly metrics: InferenceMetrics;
+  readonly shadows: ShadowRunner;
 
   constructor(
     private readonly config: Config,
@@ -173,6 +177,7 @@ export class InferenceService {
       this.metrics,
       log.child({ component: 'models' }),
     );
+    this.shadows = new ShadowRunner(this.registry, this.pool, metrics.registry, log.child({ component: 'shadow' }));
     readiness.register('models', () => {
       const models: Record<string, unknown> = {};
       for (const model of this.registry.list()) {
@@ -265,6 +270,10 @@ export class InferenceService {
         priority: this.priority(request.parameters?.priority),
         timeoutMs: this.timeout(request.parameters?.timeoutMs, config),
       });
+      // The shadow check: one field read when none is set; a sampled run starts after this answer.
+      if (plan.shadow !== null) {
+        this.shadows.offer(plan.shadow, { model: plan.model, version, config, batcher: plan.batcher, items: batchRequest.items, inputs: batchRequest.inputs, outputNames: batchRequest.outputNames, outputs: result.outputs });
+      }
       return {
         modelName: config.name,
         modelVersion: String(version.version),
@@ -520,6 +529,7 @@ export class InferenceService {
       config: found.config,
       batcher: found.batcher,
       started: performance.now(),
+      shadow: found.model.shadow,
     };
   }
 

@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelConfigError, parseModelConfig, scanRepository } from './model-config';
-import { readModelConfig } from './triton-config';
+import { parsePbtxtConfig, readModelConfig } from './triton-config';
 
 const MODELS = path.resolve(__dirname, '../../models');
 
@@ -51,5 +51,54 @@ describe('model repository', () => {
   it('requires the name to match the folder', () => {
     const text = JSON.stringify({ name: 'other', platform: 'onnxruntime_onnx', max_batch_size: 0, inputs: [{ name: 'x', datatype: 'FP32', dims: [1] }], outputs: [{ name: 'y', datatype: 'FP32', dims: [1] }] });
     expect(() => parseModelConfig('/r/m/config.json', text, 'm')).toThrow(/must match its folder "m"/);
+  });
+});
+
+describe('model_warmup (Triton\'s warm-up samples)', () => {
+  const base = {
+    name: 'm',
+    platform: 'onnxruntime_onnx',
+    max_batch_size: 8,
+    inputs: [{ name: 'x', datatype: 'FP32', dims: [2, -1] }],
+    outputs: [{ name: 'y', datatype: 'FP32', dims: [1] }],
+  };
+  const parse = (model_warmup: unknown) => parseModelConfig('/r/m/config.json', JSON.stringify({ ...base, model_warmup }));
+
+  it('takes zero, random, file and inline samples with Triton\'s defaults (batch_size 1, count 1) and TYPE_ names', () => {
+    const config = parse([
+      { inputs: { x: { dims: [2, 3], zero_data: true } } },
+      { name: 'r', batch_size: 8, count: 5, inputs: { x: { data_type: 'TYPE_FP32', dims: [2, 4], random_data: true } } },
+      { inputs: { x: { dims: [2, 1], input_data_file: 'x.raw' } } },
+      { inputs: { x: { dims: [2, 1], data: [0.5, 1] } } },
+    ]);
+    expect(config.model_warmup?.map((w) => [w.name, w.batch_size, w.count])).toEqual([['warmup', 1, 1], ['r', 8, 5], ['warmup', 1, 1], ['warmup', 1, 1]]);
+    expect(config.model_warmup?.[1]?.inputs['x']?.data_type).toBe('FP32');
+  });
+
+  it.each([
+    [[{ inputs: { x: { dims: [2, 3] } } }], /exactly one of zero_data, random_data, input_data_file or data/],
+    [[{ inputs: { x: { dims: [2, 3], zero_data: true, random_data: true } } }], /exactly one of/],
+    [[{ inputs: { x: { zero_data: true } } }], /does not fit the input's dims \[2,-1\]/],
+    [[{ inputs: { x: { dims: [3, 3], zero_data: true } } }], /model_warmup\.0\.inputs\.x\.dims/],
+    [[{ inputs: { x: { dims: [2, 3], data_type: 'INT64', zero_data: true } } }], /is INT64 but the input is FP32/],
+    [[{ inputs: { x: { dims: [2, 3], data: [1, 2] } } }], /has 2 values; dims \[2,3\] take 6/],
+    [[{ batch_size: 9, inputs: { x: { dims: [2, 3], zero_data: true } } }], /9 exceeds max_batch_size 8/],
+    [[{ inputs: { z: { dims: [2, 3], zero_data: true } } }], /no input "z"/],
+    [[{ inputs: { x: { dims: [2, 3], input_data_file: '../x.raw' } } }], /warmup\/ \(no path\)/],
+    [[{ count: 10_001, inputs: { x: { dims: [2, 3], zero_data: true } } }], /count/],
+  ])('refuses a sample that cannot feed the model (%#)', (samples, pattern) => {
+    expect(() => parse(samples)).toThrow(pattern);
+  });
+
+  it('reads model_warmup from config.pbtxt as Triton writes it', () => {
+    const config = parsePbtxtConfig(
+      'm',
+      `max_batch_size: 8
+       input [ { name: "x" data_type: TYPE_FP32 dims: [ 2, -1 ] } ]
+       output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+       model_warmup [ { name: "w" batch_size: 4 count: 3 inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 2, 5 ] random_data: true } } } ]`,
+    );
+    expect(config.model_warmup).toEqual([{ name: 'w', batch_size: 4, count: 3, inputs: { x: { data_type: 'FP32', dims: [2, 5], random_data: true } } }]);
+    expect(config.warnings ?? []).toEqual([]);
   });
 });

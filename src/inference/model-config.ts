@@ -21,6 +21,44 @@ const tensorSpec = z
   })
   .strict();
 
+/** Most runs one warm-up sample may ask for (Triton's `count`): a bound on how long a load can be held. */
+export const WARMUP_MAX_COUNT = 10_000;
+
+/**
+ * One input of a warm-up sample (Triton's ModelWarmup.Input): its data is
+ * zeros, random values, a raw little-endian file in the model folder's
+ * `warmup/` (Triton's `input_data_file`; seed models only), or modelgate's
+ * own inline `data` (values of one item, any model).
+ */
+const warmupInput = z
+  .object({
+    // Triton writes TYPE_FP32; modelgate's own form FP32. Absent: the config input's datatype.
+    data_type: z.string().transform((t) => t.replace(/^TYPE_/, '')).pipe(z.enum(DATATYPES)).optional(),
+    // Without the batch axis, like the config's; absent: the config input's dims.
+    dims: z.array(z.number().int().min(1)).optional(),
+    zero_data: z.boolean().optional(),
+    random_data: z.boolean().optional(),
+    input_data_file: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a file name in the model folder\'s warmup/ (no path)').optional(),
+    data: z.array(z.number()).optional(),
+  })
+  .strict()
+  .refine((i) => [i.zero_data === true, i.random_data === true, i.input_data_file !== undefined, i.data !== undefined].filter(Boolean).length === 1, {
+    message: 'give exactly one of zero_data, random_data, input_data_file or data',
+  });
+
+/** Triton's `model_warmup` entry: `count` runs of a `batch_size`-item request before the version turns READY. */
+const warmupSample = z
+  .object({
+    name: z.string().default('warmup'),
+    batch_size: z.number().int().min(0).max(65536).default(1),
+    inputs: z.record(warmupInput),
+    // Triton's 0 (unset) is one run.
+    count: z.number().int().min(0).max(WARMUP_MAX_COUNT).default(1),
+  })
+  .strict();
+
+export type WarmupSampleConfig = z.infer<typeof warmupSample>;
+
 /** Model names (config.json `name`, folder names, and what clients may ask for). */
 export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -63,6 +101,9 @@ export const modelConfigSchema = z
     // Triton's response_cache: answers of this (deterministic) model may be served from the
     // gateway's cache (RESPONSE_CACHE_MAX_BYTES), per tenant and model version.
     response_cache: z.object({ enable: z.boolean().default(false) }).strict().optional(),
+    // Triton's model_warmup: samples run on every worker before a version turns READY
+    // (absent: one run of zeros, as before).
+    model_warmup: z.array(warmupSample).max(16).optional(),
     // Filled by the readers of Triton's forms (config.pbtxt, a load's Triton JSON): each field
     // set there that modelgate does not honour, or a config.pbtxt that config.json overrides.
     // Shown on the model's config (OIP /config, gRPC ModelConfig) and logged at load.
@@ -75,12 +116,42 @@ export const modelConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['dynamic_batching', 'preferred_batch_size'], message: `${size} exceeds max_batch_size ${config.max_batch_size}` });
       }
     }
+    config.model_warmup?.forEach((sample, s) => checkWarmup(config, sample, (path, message) => ctx.addIssue({ code: 'custom', path: ['model_warmup', s, ...path], message })));
     const names = [...config.inputs, ...config.outputs].map((t) => t.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['inputs'], message: `tensor name "${dup}" is used twice` });
   });
 
 export type ModelConfig = z.infer<typeof modelConfigSchema>;
+
+/** A warm-up sample must feed every config input with its type and dims, and fit the batch bound. */
+function checkWarmup(
+  config: { max_batch_size: number; inputs: { name: string; datatype: Datatype; dims: number[] }[] },
+  sample: WarmupSampleConfig,
+  issue: (path: (string | number)[], message: string) => void,
+): void {
+  const batching = config.max_batch_size > 0;
+  if (batching && sample.batch_size > config.max_batch_size) issue(['batch_size'], `${sample.batch_size} exceeds max_batch_size ${config.max_batch_size}`);
+  if (!batching && sample.batch_size > 1) issue(['batch_size'], 'a model without batching (max_batch_size 0) warms up with batch_size 1');
+  for (const name of Object.keys(sample.inputs)) {
+    if (!config.inputs.some((i) => i.name === name)) issue(['inputs', name], `the model has no input "${name}"`);
+  }
+  for (const spec of config.inputs) {
+    const input = sample.inputs[spec.name];
+    if (!input) {
+      issue(['inputs'], `input "${spec.name}" is missing`);
+      continue;
+    }
+    if (input.data_type !== undefined && input.data_type !== spec.datatype) issue(['inputs', spec.name, 'data_type'], `is ${input.data_type} but the input is ${spec.datatype}`);
+    const dims = input.dims ?? spec.dims;
+    if (dims.length !== spec.dims.length || dims.some((d, k) => spec.dims[k] !== -1 && spec.dims[k] !== d) || dims.some((d) => d < 1)) {
+      issue(['inputs', spec.name, 'dims'], `[${dims.join(',')}] does not fit the input's dims [${spec.dims.join(',')}] (give dims for variable ones)`);
+      continue;
+    }
+    const perItem = dims.reduce((a, b) => a * b, 1);
+    if (input.data !== undefined && input.data.length !== perItem) issue(['inputs', spec.name, 'data'], `has ${input.data.length} values; dims [${dims.join(',')}] take ${perItem} (one item, repeated over batch_size)`);
+  }
+}
 
 export class ModelConfigError extends Error {
   constructor(

@@ -116,7 +116,7 @@ describe('config.pbtxt in a model folder', () => {
     output [ { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] } ]
     dynamic_batching { max_queue_delay_microseconds: 500 preferred_batch_size: [ 4, 8 ] default_queue_policy { max_queue_size: 32 } }
     instance_group [ { count: 2 kind: KIND_CPU } ]
-    model_warmup [ { name: "w" batch_size: 1 } ]
+    model_warmup [ { name: "w" batch_size: 1 inputs { key: "image" value: { data_type: TYPE_FP32 dims: [ 1, 28, 28 ] zero_data: true } } } ]
   `;
 
   it('is read where there is no config.json: the fields modelgate honours, a warning per field it does not', async () => {
@@ -129,7 +129,9 @@ describe('config.pbtxt in a model folder', () => {
       dynamic_batching: { max_queue_delay_microseconds: 500, preferred_batch_size: [4, 8], max_queue_size: 32 },
       inputs: [{ name: 'image', datatype: 'FP32', dims: [1, 28, 28] }],
     });
-    expect(config?.warnings).toEqual(['instance_group: not honoured by modelgate (ignored)', 'model_warmup: not honoured by modelgate (ignored)']);
+    // model_warmup is honoured (run before the version turns READY): no warning for it.
+    expect(config?.model_warmup).toEqual([{ name: 'w', batch_size: 1, count: 1, inputs: { image: { data_type: 'FP32', dims: [1, 28, 28], zero_data: true } } }]);
+    expect(config?.warnings).toEqual(['instance_group: not honoured by modelgate (ignored)']);
   });
 
   it('loses to config.json where both exist, with a warning', async () => {

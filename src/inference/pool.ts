@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
-import type { WireTensor, WorkerReply, WorkerRequest } from './worker-protocol';
+import type { WarmupSample, WireTensor, WorkerReply, WorkerRequest } from './worker-protocol';
 
 type LoadReply = Extract<WorkerReply, { op: 'load' }>;
 type RunReply = Extract<WorkerReply, { op: 'run' }>;
@@ -25,6 +25,8 @@ interface LoadSpec {
   key: string;
   path: string;
   providers: ExecutionProviderName[];
+  /** Triton's model_warmup, run on every worker before the load resolves (absent: one run of zeros). */
+  warmup?: WarmupSample[];
 }
 
 /**
@@ -206,7 +208,9 @@ export class WorkerPool {
       await this.unload(spec.key);
       throw new Error(problem);
     }
-    return (results[0] as PromiseFulfilledResult<WorkerReply>).value as LoadReply;
+    const replies = results.map((r) => (r as PromiseFulfilledResult<WorkerReply>).value as LoadReply);
+    // Workers warm up in parallel: the load took as long as the slowest one.
+    return { ...replies[0]!, warmupMs: Math.max(...replies.map((r) => r.warmupMs)) };
   }
 
   /** Releases a session on every live worker; never throws (a dead worker holds nothing). */

@@ -5,6 +5,7 @@
  * loads the new session beside the old one and swaps only on success, so a
  * failed reload leaves the old version serving.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
@@ -13,8 +14,8 @@ import { scanRepository, type ModelConfig, type Datatype, type RepositoryEntry }
 import { readModelConfig } from './triton-config';
 import type { WorkerPool } from './pool';
 import { Batcher, type BatchObserver } from './batcher';
-import type { TensorMetadata } from './worker-protocol';
-import { datatypeFromOrt } from './tensor';
+import type { TensorMetadata, WarmupSample } from './worker-protocol';
+import { BYTES_PER_ELEMENT, ORT_TYPE, datatypeFromOrt, encodeNumbers } from './tensor';
 import type { InferenceMetrics } from './metrics';
 
 export type ModelStatus = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADED';
@@ -78,6 +79,36 @@ export interface ModelVersion {
   source: VersionOrigin;
   /** SHA-256 of catalog weights; null for the seed's own files. */
   digest: string | null;
+  /** How long the serving session's warm-up took (the slowest worker), ms; null before one loaded. */
+  warmupMs: number | null;
+  /** Warm-up runs of the serving session (every model_warmup sample's count; 1 without model_warmup). */
+  warmupRuns: number;
+  /** Agreement of this version with the serving one, as a shadow (this replica's runs since the shadow was set). */
+  shadowStats: ShadowStats;
+}
+
+/** A shadow version's comparison with the versions that served the same requests. */
+export interface ShadowStats {
+  runs: number;
+  failures: number;
+  /** Requests sampled but not run: shed under load (queue non-empty, in-flight bound, no idle worker) or incompatible. */
+  skipped: number;
+  /** Items compared (a request of 8 items counts 8). */
+  items: number;
+  /** Items whose top-1 class (argmax of the first output) agreed. */
+  top1Agreements: number;
+  /** Largest absolute difference of any output value. */
+  maxAbsDifference: number;
+}
+
+/** A model's shadow: `percent` of its served requests also run on `version`, off the request path. */
+export interface ShadowTarget {
+  readonly version: number;
+  readonly percent: number;
+}
+
+export function emptyShadowStats(): ShadowStats {
+  return { runs: 0, failures: 0, skipped: 0, items: 0, top1Agreements: 0, maxAbsDifference: 0 };
 }
 
 export type VersionOrigin = 'SEED' | 'CATALOG';
@@ -95,6 +126,8 @@ export interface RegisteredModel {
   directory: string;
   configFile: string | null;
   versions: Map<number, ModelVersion>;
+  /** null: no shadow (the request path reads only this field). */
+  shadow: ShadowTarget | null;
 }
 
 /** Derived configs batch with these settings when the graph's first axis is dynamic. */
@@ -186,6 +219,24 @@ export class ModelRegistry {
     return this.traffic.get(name) ?? null;
   }
 
+  /**
+   * Sets (or, with null, clears) a model's shadow; the fleet catalog calls it
+   * on every reconcile. A new target (another version, or one set after none)
+   * starts its agreement figures afresh.
+   */
+  setShadow(name: string, target: ShadowTarget | null): void {
+    const model = this.models.get(name);
+    if (!model) return;
+    const before = model.shadow;
+    if (before?.version === target?.version && before?.percent === target?.percent) return;
+    if (target && before?.version !== target.version) {
+      const state = model.versions.get(target.version);
+      if (state) state.shadowStats = emptyShadowStats();
+    }
+    model.shadow = target;
+    this.log.info({ model: name, shadowVersion: target?.version ?? null, percent: target?.percent ?? 0 }, target ? 'model shadow set' : 'model shadow cleared');
+  }
+
   /** A READY version drawn by the model's split; undefined when it has none or none of its versions is READY. */
   private routed(name: string): { model: RegisteredModel; version: ModelVersion } | undefined {
     const weights = this.traffic.get(name);
@@ -203,6 +254,11 @@ export class ModelRegistry {
       if (draw < 0) return { model, version: c.state };
     }
     return { model, version: candidates[candidates.length - 1]!.state };
+  }
+
+  /** A version by number, or undefined (the shadow runner's lookup: two map reads). */
+  versionOf(name: string, version: number): ModelVersion | undefined {
+    return this.models.get(name)?.versions.get(version);
   }
 
   /** Like find, but the version must be READY to take requests; a request naming no version follows the traffic split. */
@@ -313,7 +369,7 @@ export class ModelRegistry {
   private registered(entry: RepositoryEntry): RegisteredModel {
     let model = this.models.get(entry.name);
     if (!model) {
-      model = { name: entry.name, directory: entry.directory, configFile: entry.configFile, versions: new Map() };
+      model = { name: entry.name, directory: entry.directory, configFile: entry.configFile, versions: new Map(), shadow: null };
       this.models.set(entry.name, model);
     }
     model.configFile = entry.configFile;
@@ -368,9 +424,16 @@ export class ModelRegistry {
   async validate(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
     const key = `validate/${name}/${++this.generation}`;
     const providers = fileConfig?.execution_providers ?? this.options.providers;
+    let warmup: WarmupSample[] | undefined;
+    try {
+      // Each sample once: a warm-up that cannot run is refused here, before the version is committed.
+      warmup = (await warmupSamples(fileConfig, null))?.map((sample) => ({ ...sample, count: 1 }));
+    } catch (error) {
+      throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'CONFIG_INVALID' });
+    }
     let reply;
     try {
-      reply = await this.pool.load({ key, path: modelPath, providers });
+      reply = await this.pool.load({ key, path: modelPath, providers, ...(warmup ? { warmup } : {}) });
     } catch (error) {
       throw new ModelInvalidError(`Model "${name}": onnxruntime cannot open the weights: ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'ONNX_UNREADABLE' });
     }
@@ -401,6 +464,9 @@ export class ModelRegistry {
         sessionKey: null,
         source: 'SEED',
         digest: null,
+        warmupMs: null,
+        warmupRuns: 0,
+        shadowStats: emptyShadowStats(),
       };
       model.versions.set(version, state);
     }
@@ -411,7 +477,9 @@ export class ModelRegistry {
     try {
       const { modelPath, fileConfig, source, digest } = await resolve();
       const providers = fileConfig?.execution_providers ?? this.options.providers;
-      const reply = await this.pool.load({ key: sessionKey, path: modelPath, providers });
+      // The warm-up runs inside the load on every worker: the version turns READY (routable) only after it.
+      const warmup = await warmupSamples(fileConfig, source === 'SEED' ? entry.directory : null);
+      const reply = await this.pool.load({ key: sessionKey, path: modelPath, providers, ...(warmup ? { warmup } : {}) });
       for (const fallback of reply.fallbacks) {
         log.warn({ provider: fallback.provider, reason: fallback.reason, using: reply.provider }, 'execution provider unavailable; fell back to the next one');
       }
@@ -430,6 +498,8 @@ export class ModelRegistry {
       state.sessionKey = sessionKey;
       state.source = source;
       state.digest = digest;
+      state.warmupMs = reply.warmupMs;
+      state.warmupRuns = reply.warmupRuns;
       state.batcher = new Batcher(sessionKey, this.pool, {
         maxBatchSize: config.maxBatchSize,
         preferredBatchSizes: config.preferredBatchSizes,
@@ -442,7 +512,7 @@ export class ModelRegistry {
       state.loadedAt = new Date();
       this.changed(entry.name);
       this.metrics.provider.set({ model: entry.name, version: String(version), provider: reply.provider }, 1);
-      log.info({ provider: reply.provider, warmupMs: Math.round(reply.warmupMs * 10) / 10, source: config.source }, 'model ready');
+      log.info({ provider: reply.provider, warmupMs: Math.round(reply.warmupMs * 10) / 10, warmupRuns: reply.warmupRuns, source: config.source }, 'model ready');
       // Requests already queued on the old batcher finish on the old session, then it goes.
       if (previous.batcher || previous.sessionKey) void this.retire(previous.batcher, previous.sessionKey);
     } catch (error) {
@@ -471,6 +541,40 @@ export class ModelRegistry {
       queued: (pending) => this.metrics.pending.set(labels, pending),
     };
   }
+}
+
+/**
+ * A config's model_warmup as the workers run it (undefined: none configured).
+ * `directory`: the seed folder whose `warmup/` holds input_data_file files
+ * (null for catalog weights, which have no folder: such a sample is refused).
+ */
+async function warmupSamples(config: ModelConfig | null, directory: string | null): Promise<WarmupSample[] | undefined> {
+  if (!config?.model_warmup || config.model_warmup.length === 0) return undefined;
+  const batching = config.max_batch_size > 0;
+  const samples: WarmupSample[] = [];
+  for (const sample of config.model_warmup) {
+    const inputs = [];
+    for (const spec of config.inputs) {
+      const input = sample.inputs[spec.name]!;
+      const dims = input.dims ?? spec.dims;
+      const itemBytes = dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[spec.datatype];
+      const fill = input.zero_data ? 'zero' : input.random_data ? 'random' : 'given';
+      let item: ArrayBuffer | undefined;
+      if (input.data) {
+        const bytes = encodeNumbers(spec.datatype, input.data);
+        item = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+      } else if (input.input_data_file) {
+        if (!directory) throw new Error(`model_warmup "${sample.name}" input "${spec.name}": input_data_file needs the model's folder in MODEL_REPOSITORY; give data instead`);
+        const file = path.join(directory, 'warmup', input.input_data_file);
+        const bytes = await readFile(file);
+        if (bytes.length !== itemBytes) throw new Error(`model_warmup "${sample.name}": ${file} holds ${bytes.length} bytes; one item of [${dims.join(',')}] ${spec.datatype} takes ${itemBytes}`);
+        item = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+      }
+      inputs.push({ name: spec.name, type: ORT_TYPE[spec.datatype], dims: batching ? [Math.max(sample.batch_size, 1), ...dims] : dims, fill, ...(item ? { item } : {}) } as const);
+    }
+    samples.push({ name: sample.name, count: Math.max(sample.count, 1), inputs });
+  }
+  return samples;
 }
 
 /** A version as clients write it ("3"); BAD_USER_INPUT otherwise. */

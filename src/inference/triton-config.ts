@@ -54,6 +54,7 @@ const HONOURED: Honoured = {
   output: TENSOR,
   dynamic_batching: { max_queue_delay_microseconds: true, preferred_batch_size: true, default_queue_policy: { max_queue_size: true } },
   response_cache: { enable: true },
+  model_warmup: true,
 };
 
 /** proto3: a field at its default value is the same as one not set. */
@@ -111,8 +112,23 @@ function fromTriton(model: string, raw: Json): Json {
   }
   const cache = raw['response_cache'];
   if (isObject(cache) && cache['enable'] === true) out['response_cache'] = { enable: true };
+  // Triton's shape is modelgate's own (ModelWarmup: name, batch_size, inputs map, count); proto3 leaves unset fields out.
+  if (Array.isArray(raw['model_warmup']) && raw['model_warmup'].length > 0) out['model_warmup'] = raw['model_warmup'].map(tritonWarmup);
   const warnings = tritonWarnings(raw);
   if (warnings.length > 0) out['warnings'] = warnings;
+  return out;
+}
+
+/** One ModelWarmup entry of Triton's form: int64 values may be decimal strings (the JSON mapping of proto3). */
+function tritonWarmup(entry: unknown): unknown {
+  if (!isObject(entry)) return entry;
+  const inputs: Json = {};
+  for (const [name, input] of Object.entries(isObject(entry['inputs']) ? entry['inputs'] : {})) {
+    inputs[name] = isObject(input) && Array.isArray(input['dims']) ? { ...input, dims: input['dims'].map(Number) } : input;
+  }
+  const out: Json = { ...entry, inputs };
+  if (entry['batch_size'] !== undefined) out['batch_size'] = Number(entry['batch_size']);
+  if (entry['count'] !== undefined) out['count'] = Number(entry['count']);
   return out;
 }
 

@@ -16,8 +16,35 @@ export interface TensorMetadata {
   shape: number[];
 }
 
+/** One input of a warm-up sample: zeros and random values are made in the worker (nothing large crosses threads). */
+export interface WarmupTensor {
+  name: string;
+  type: string;
+  /** The full shape, batch axis included where the model batches. */
+  dims: number[];
+  fill: 'zero' | 'random' | 'given';
+  /** One item's raw little-endian bytes (fill 'given'), repeated along the batch axis. */
+  item?: ArrayBuffer;
+}
+
+/** Triton's model_warmup entry as a worker runs it: `count` runs of these inputs. */
+export interface WarmupSample {
+  name: string;
+  count: number;
+  inputs: WarmupTensor[];
+}
+
 export type WorkerRequest =
-  | { id: number; op: 'load'; key: string; path: string; providers: ExecutionProviderName[]; intraOpThreads: number }
+  | {
+      id: number;
+      op: 'load';
+      key: string;
+      path: string;
+      providers: ExecutionProviderName[];
+      intraOpThreads: number;
+      /** Absent or empty: one run of zeros (symbolic dimensions as 1). */
+      warmup?: WarmupSample[];
+    }
   | { id: number; op: 'unload'; key: string }
   | { id: number; op: 'run'; key: string; inputs: WireTensor[]; outputNames: string[] | null };
 
@@ -29,6 +56,8 @@ export type WorkerReply =
       provider: ExecutionProviderName;
       fallbacks: { provider: ExecutionProviderName; reason: string }[];
       warmupMs: number;
+      /** Warm-up runs done (every sample's count). */
+      warmupRuns: number;
       inputs: TensorMetadata[];
       outputs: TensorMetadata[];
     }

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { createSessionWithFallback } from './providers';
 import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
-import type { WorkerReply, WorkerRequest, WireTensor, TensorMetadata } from './worker-protocol';
+import type { WarmupSample, WorkerReply, WorkerRequest, WireTensor, TensorMetadata } from './worker-protocol';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread');
 const port = parentPort;
@@ -69,6 +69,61 @@ function warmupFeeds(session: ort.InferenceSession): Record<string, ort.Tensor> 
   return feeds;
 }
 
+/** A configured warm-up sample's feeds (Triton's zero_data, random_data, or given data). */
+function sampleFeeds(sample: WarmupSample): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of sample.inputs) {
+    const datatype = datatypeFromOrt(input.type);
+    if (!datatype) throw new Error(`warm-up input "${input.name}" has type ${input.type}, which modelgate does not serve`);
+    const count = input.dims.reduce((a, b) => a * b, 1);
+    const bytes = new Uint8Array(count * BYTES_PER_ELEMENT[datatype]);
+    if (input.fill === 'random') {
+      fillRandom(typedArray(input.type, bytes.buffer));
+    } else if (input.fill === 'given' && input.item) {
+      const item = new Uint8Array(input.item);
+      for (let offset = 0; offset + item.length <= bytes.length; offset += item.length) bytes.set(item, offset);
+    }
+    feeds[input.name] = new ort.Tensor(input.type as ort.Tensor.Type, typedArray(input.type, bytes.buffer) as ort.Tensor.DataType, input.dims);
+  }
+  return feeds;
+}
+
+/** Values a model can take whatever its input means: floats in [0, 1), integers 0..9, booleans. */
+function fillRandom(array: TypedArrayOf): void {
+  if (array instanceof Float32Array || array instanceof Float64Array) {
+    for (let i = 0; i < array.length; i += 1) array[i] = Math.random();
+  } else if (array instanceof BigInt64Array || array instanceof BigUint64Array) {
+    for (let i = 0; i < array.length; i += 1) array[i] = BigInt(Math.floor(Math.random() * 10));
+  } else {
+    // float16 travels as Uint16 bits: leave it zero rather than write arbitrary bit patterns (NaNs).
+    if (array instanceof Uint16Array) return;
+    for (let i = 0; i < array.length; i += 1) array[i] = Math.floor(Math.random() * (array instanceof Uint8Array ? 2 : 10));
+  }
+}
+
+/** Runs the warm-up (the configured samples, else one run of zeros); how long it took and how many runs. */
+async function warmUp(session: ort.InferenceSession, samples: WarmupSample[] | undefined): Promise<{ warmupMs: number; warmupRuns: number }> {
+  const started = performance.now();
+  let runs = 0;
+  if (!samples || samples.length === 0) {
+    await session.run(warmupFeeds(session));
+    runs = 1;
+  } else {
+    for (const sample of samples) {
+      const feeds = sampleFeeds(sample);
+      for (let i = 0; i < Math.max(sample.count, 1); i += 1) {
+        try {
+          await session.run(feeds);
+        } catch (error) {
+          throw new Error(`sample "${sample.name}": ${error instanceof Error ? error.message : String(error)}`);
+        }
+        runs += 1;
+      }
+    }
+  }
+  return { warmupMs: performance.now() - started, warmupRuns: runs };
+}
+
 function toWire(name: string, tensor: ort.Tensor): { wire: WireTensor; transfer: ArrayBuffer | null } {
   const data = tensor.data as TypedArrayOf;
   let buffer = data.buffer as ArrayBuffer;
@@ -88,9 +143,7 @@ async function handle(message: WorkerRequest): Promise<{ reply: WorkerReply; tra
         intraOpThreads: message.intraOpThreads,
       });
       try {
-        const started = performance.now();
-        await session.run(warmupFeeds(session));
-        const warmupMs = performance.now() - started;
+        const { warmupMs, warmupRuns } = await warmUp(session, message.warmup);
         sessions.set(message.key, session);
         if (previous) await previous.release();
         return {
@@ -101,6 +154,7 @@ async function handle(message: WorkerRequest): Promise<{ reply: WorkerReply; tra
             provider,
             fallbacks,
             warmupMs,
+            warmupRuns,
             inputs: metadataOf(session.inputMetadata),
             outputs: metadataOf(session.outputMetadata),
           },

@@ -137,6 +137,14 @@ async function catalogVersions(ctx: GraphQLContext, model: string): Promise<Mode
     replicaReason: v.replicaReason,
     appliedGeneration: v.appliedGeneration,
     trafficPercent: v.trafficPercent,
+    shadowPercent: v.shadowPercent,
+    warmupMs: v.warmupMs,
+    warmupRuns: v.warmupRuns,
+    shadowRuns: v.shadow.runs,
+    shadowSkipped: v.shadow.skipped,
+    shadowFailures: v.shadow.failures,
+    shadowTop1Agreement: v.shadow.items > 0 ? v.shadow.top1Agreements / v.shadow.items : null,
+    shadowMaxAbsDifference: v.shadow.runs > 0 ? v.shadow.maxAbsDifference : null,
   }));
 }
 
@@ -221,6 +229,31 @@ export class InferenceResolver {
     @Arg('weights', () => [VersionWeightInput], { description: 'Each version\'s percent' }) weights: VersionWeightInput[],
   ): Promise<ModelCatalogVersionType[]> {
     await ctx.services.fleet.setTraffic(callerOf(ctx), model, weights);
+    return catalogVersions(ctx, model);
+  }
+
+  @Authorized('models:manage')
+  @Mutation(() => [ModelCatalogVersionType], {
+    description:
+      'Runs a percentage of the model\'s served requests also on a candidate version, off the request path (never delaying, failing or changing an answer; never billed; skipped first under load), on every replica; its agreement with the serving version shows in modelVersions and /metrics. One shadow per model; percent 0 clears it. Scope: admin, or models:manage for the own tenant\'s private models.',
+  })
+  async setModelShadow(
+    @Ctx() ctx: GraphQLContext,
+    @Arg('model', { description: 'Model name' }) model: string,
+    @Arg('version', { description: 'The candidate version, e.g. 2' }) version: string,
+    @Arg('percent', () => Int, { description: 'Share (0-100) of served requests also run on it; 0 clears the shadow' }) percent: number,
+  ): Promise<ModelCatalogVersionType[]> {
+    await ctx.services.fleet.setShadow(callerOf(ctx), model, version, percent);
+    return catalogVersions(ctx, model);
+  }
+
+  @Authorized('models:manage')
+  @Mutation(() => [ModelCatalogVersionType], {
+    description:
+      'Restores the model\'s serving state from before its last serving change (publish, load, unload, reload, traffic split; a second rollback undoes the first) on every replica, in one change with its audit events (action model.rollback). BAD_USER_INPUT when there is no earlier state. Scope: admin, or models:manage for the own tenant\'s private models.',
+  })
+  async rollbackModel(@Ctx() ctx: GraphQLContext, @Arg('model', { description: 'Model name' }) model: string): Promise<ModelCatalogVersionType[]> {
+    await ctx.services.fleet.rollback(callerOf(ctx), model);
     return catalogVersions(ctx, model);
   }
 

@@ -172,6 +172,30 @@ export class ModelCatalogVersionType {
 
   @Field(() => Int, { nullable: true, description: 'Share (0-100) of requests naming no version routed to this one; null when the model has no split' })
   trafficPercent!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Share (1-100) of the model\'s served requests also run on this version as a shadow (compared, never answered or billed); null: not the shadow' })
+  shadowPercent!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'How long this replica\'s serving session took to warm up (model_warmup, the slowest worker), in milliseconds; null before it loaded' })
+  warmupMs!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Warm-up runs of this replica\'s serving session (every model_warmup sample\'s count; 1 without model_warmup); null before it loaded' })
+  warmupRuns!: number | null;
+
+  @Field(() => Int, { description: 'Shadow runs of this version compared on this replica since the shadow was set' })
+  shadowRuns!: number;
+
+  @Field(() => Int, { description: 'Sampled shadow runs this replica skipped (shed under load, or the version not READY or incompatible)' })
+  shadowSkipped!: number;
+
+  @Field(() => Int, { description: 'Shadow runs that failed on this replica (the served answers are unaffected)' })
+  shadowFailures!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Share (0-1) of compared items whose top-1 class (argmax of the first output) agreed with the serving version; null before any comparison' })
+  shadowTop1Agreement!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'Largest absolute difference of any output value from the serving version\'s; null before any comparison' })
+  shadowMaxAbsDifference!: number | null;
 }
 
 @InputType('VersionWeightInput', { description: 'One version\'s share of a traffic split' })
