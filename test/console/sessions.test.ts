@@ -257,7 +257,7 @@ describe('sessions in the browser', () => {
     await oidcSignIn(page, 'alice');
     await page.getByTestId('view-title').waitFor();
     const links = await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link').allTextContents();
-    expect(links).toEqual(['Usage', 'Billing']);
+    expect(links).toEqual(['Usage', 'Billing', 'Request log']); // a usage:read session's sections
     await expect(page.getByTestId('who').textContent()).resolves.toContain('usage:read');
     expect(await pageReadable(page)).not.toMatch(/mg_(live|test)_/);
 
