@@ -109,7 +109,7 @@ export function bulkSql(prefix: string, from: number, to: number): string[] {
          FROM generate_series(${from}, ${to - 1}) AS i
        ) g
      ) x`,
-    `INSERT INTO "UsageRecord" (${STAGE_COLUMNS}) SELECT ${STAGE_COLUMNS} FROM bench_stage ON CONFLICT ("id") DO NOTHING`,
+    `INSERT INTO "UsageRecord" (${STAGE_COLUMNS}) SELECT ${STAGE_COLUMNS} FROM bench_stage ON CONFLICT ("id", "createdAt") DO NOTHING`,
     `WITH per_bucket AS (${perBucketSql('bench_stage')}),
           hourly AS (${rollupUpsert('UsageHourly', 'hour')}),
           daily AS (${rollupUpsert('UsageDaily', 'day')})

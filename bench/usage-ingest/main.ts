@@ -71,7 +71,7 @@ async function ingest(url: string, count: number): Promise<{ records: number; se
   void db.start();
   await db.whenReady();
   const usage = new UsageService({
-    config: { flushIntervalMs: 250, flushBatchSize: BATCH_SIZE, bufferMaxRecords: 100_000, spoolDir: path.join(os.tmpdir(), `mg-bench-spool-${process.pid}`), walSegmentMaxRecords: 50_000 },
+    config: { flushIntervalMs: 250, flushBatchSize: BATCH_SIZE, bufferMaxRecords: 100_000, spoolDir: path.join(os.tmpdir(), `mg-bench-spool-${process.pid}`), walSegmentMaxRecords: 50_000, partitionMonthsAhead: 3, partitionMaintenanceIntervalMs: 3_600_000, retentionMonths: null },
     db,
     log: logger,
   });
@@ -142,7 +142,7 @@ async function timeSummaries(url: string, runs: number): Promise<Timing[]> {
   const db = new Database({ database: { mode: 'postgres', url, poolSize: 2 }, databaseConnectRetryMaxMs: 1000, migrateOnStart: false }, logger);
   void db.start();
   await db.whenReady();
-  const usage = new UsageService({ config: { flushIntervalMs: 1000, flushBatchSize: 1000, bufferMaxRecords: 1000, spoolDir: os.tmpdir(), walSegmentMaxRecords: 50_000 }, db, log: logger });
+  const usage = new UsageService({ config: { flushIntervalMs: 1000, flushBatchSize: 1000, bufferMaxRecords: 1000, spoolDir: os.tmpdir(), walSegmentMaxRecords: 50_000, partitionMonthsAhead: 3, partitionMaintenanceIntervalMs: 3_600_000, retentionMonths: null }, db, log: logger });
   const groupings: UsageGroupBy[][] = [[], ['DAY'], ['MODEL', 'STATUS'], ['DAY', 'API_KEY', 'MODEL']];
   // A month, with unaligned ends so both the rollups and the raw-record edges are read.
   const from = new Date(MONTH_START.getTime() + 17 * 60_000);
