@@ -103,6 +103,11 @@ export class UsagePartitions {
     return this.running;
   }
 
+  /** Makes the partition of the month holding `at` if it is missing (what a pass does for the months it wants). */
+  async ensureMonth(at: Date): Promise<void> {
+    await this.createPartition(monthIndex(at));
+  }
+
   /** The partitions that exist, by month. */
   async partitions(): Promise<Map<MonthIndex, string>> {
     const rows = await this.options.db.prisma.$queryRawUnsafe<{ name: string }[]>(
