@@ -84,7 +84,7 @@ export function bulkSql(prefix: string, from: number, to: number): string[] {
   const models = `ARRAY[${MODELS.map((m) => `'${m}'`).join(',')}]`;
   const statuses = `ARRAY[${USAGE_STATUSES.map((s) => `'${s}'`).join(',')}]`;
   return [
-    `CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE "UsageRecord") ON COMMIT DELETE ROWS`,
+    `CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE "UsageRecord" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
     `INSERT INTO bench_stage (${STAGE_COLUMNS})
      SELECT '${prefix}-' || i,
             (${tenants})[t + 1],
