@@ -19,7 +19,7 @@ import type { Logger } from '../log/logger';
 import { limitError } from '../ratelimit/headers';
 import { admitInSpan, type LimitChecker } from '../ratelimit/admit';
 import type { LimitDecision } from '../ratelimit/types';
-import { usageStatusForCode, type UsageEvent, type UsageProtocolName, type UsageStatusName } from '../usage/usage-event';
+import { usageStatusForCode, type UsageEvent, type UsageProtocolName, type UsageReservation, type UsageStatusName } from '../usage/usage-event';
 import { usageModelName } from '../usage/model-label';
 import type { ClassifyRequest, ClassifyResponse, InferencePlan, InferRequest, InferResponse } from './inference.service';
 import { MODEL_NAME } from './model-config';
@@ -37,7 +37,9 @@ export type { LimitChecker };
 
 /** Where usage records go. A durable sink returns a promise; the answer waits for it. */
 export interface UsageRecorder {
-  record(event: UsageEvent): void | Promise<void>;
+  record(event: UsageEvent, reservation?: UsageReservation): void | Promise<void>;
+  /** Where the sink can: the served record made durable while the model runs (UsageSink.reserve). */
+  reserve?(provisional: UsageEvent): UsageReservation | undefined;
 }
 
 /** The engine: lookup and sizing, then validation, batching and the run (InferenceService). */
@@ -271,6 +273,9 @@ export class InferencePipeline {
     let outcome: PipelineOutcome<T>;
     let cached: { key: string; hit: T | null } | null = null;
     let units = 0;
+    const recordId = usageRecordId(call);
+    const sink = call.usage ?? this.deps.usage;
+    let reservation: UsageReservation | undefined;
     try {
       // A call refused before admission (name, allowlist, lookup, a body the front door
       // could not parse) gets a `validate` span for that check; a plan that passes is
@@ -312,6 +317,8 @@ export class InferencePipeline {
         throw new StepFailure(refusal, limits);
       }
       if (cached) this.deps.cache?.admitted(planned.model, cached.hit !== null);
+      // The record this call will have if served is made durable while the model runs, not after it.
+      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units));
       const result = cached?.hit ?? (await execute(planned, trace));
       if (cached && !cached.hit) cacheable?.store(cached.key, planned, result);
       outcome = { ok: true, result, principal, limits };
@@ -324,7 +331,7 @@ export class InferencePipeline {
 
     const served = outcome.ok ? outcome.result : null;
     const event: UsageEvent = {
-      id: usageRecordId(call),
+      id: recordId,
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
       // Only names of served models are stored, never client text (a pasted key, unbounded rollup groups).
@@ -353,14 +360,33 @@ export class InferencePipeline {
     }
     try {
       // One record per call, whatever happened; a durable sink is awaited before the answer goes.
-      const sink = call.usage ?? this.deps.usage;
       // A sink the front door holds (GraphQL) writes later, in its own record span.
-      if (call.usage) await sink.record(event);
-      else await trace.step('record', () => sink.record(event), { [ATTR.usageStatus]: event.status });
+      if (call.usage) await sink.record(event, reservation);
+      else await trace.step('record', () => sink.record(event, reservation), { [ATTR.usageStatus]: event.status });
     } catch (error) {
       return { ok: false, error: this.domain(error, call), principal, limits: outcome.limits };
     }
     return outcome;
+  }
+
+  /** The record of this call as it will read if it is served (latencies still unknown: 0). */
+  private servedRecord(call: CallContext, id: string, principal: Principal, model: string, planned: InferencePlan, units: number): UsageEvent {
+    return {
+      id,
+      tenantId: principal.tenantId,
+      apiKeyId: principal.apiKeyId,
+      model: usageModelName(model, (name) => this.deps.engine.servesModel(name)),
+      modelVersion: planned.modelVersion,
+      items: planned.items,
+      computeUnits: units,
+      status: 'OK',
+      latencyMs: 0,
+      queueMs: 0,
+      computeMs: 0,
+      executionProvider: planned.executionProvider,
+      protocol: call.protocol,
+      createdAt: new Date(),
+    };
   }
 
   /** Runs a check and returns its domain error instead of throwing. */

@@ -41,7 +41,40 @@ export interface UsageEvent {
  * only when the record could be stored nowhere.
  */
 export interface UsageSink {
-  record(event: UsageEvent): Promise<void>;
+  /** `reservation`: the one `reserve()` returned for this call; the record then supersedes it. */
+  record(event: UsageEvent, reservation?: UsageReservation): Promise<void>;
+  /**
+   * Optional: makes `provisional` (the record as it will read if the call is
+   * served) durable now, while the model computes (issue #25: durability
+   * overlaps the run instead of following it). `record()` of a served call
+   * whose billing matches then waits only for this write; any other outcome
+   * is written and awaited as usual. After a crash, a provisional record with
+   * no record after it is stored as it reads: extras are bounded by the
+   * calls in flight, and no answered call is ever without its record.
+   */
+  reserve?(provisional: UsageEvent): UsageReservation;
+}
+
+/** A provisional usage record on its way to durable storage. */
+export interface UsageReservation {
+  readonly event: UsageEvent;
+  /** true once durable; false when it could not be made durable (the final record is then awaited). */
+  readonly durable: Promise<boolean>;
+}
+
+/** Whether `event` bills exactly what its reservation said: then the reservation alone makes the answer safe. */
+export function billsAsReserved(event: UsageEvent, reserved: UsageEvent): boolean {
+  return (
+    event.status === 'OK' &&
+    reserved.status === 'OK' &&
+    event.id === reserved.id &&
+    event.computeUnits === reserved.computeUnits &&
+    event.items === reserved.items &&
+    event.model === reserved.model &&
+    event.tenantId === reserved.tenantId &&
+    event.apiKeyId === reserved.apiKeyId &&
+    (event.cacheHit ?? false) === (reserved.cacheHit ?? false)
+  );
 }
 
 /** The usage status for the code a client received (README, "Usage and billing API"). */

@@ -25,10 +25,10 @@ import type { Logger } from '../log/logger';
 import type { PrismaClient } from '../db/database';
 import type { Prisma } from '../db/generated/client';
 import { UnavailableError, isDependencyUnavailable } from '../errors';
-import { NO_KEY, invalidReason, type UsageEvent, type UsageSink } from './usage-event';
+import { NO_KEY, billsAsReserved, invalidReason, type UsageEvent, type UsageReservation, type UsageSink } from './usage-event';
 
 export { invalidReason } from './usage-event';
-import { UsageWal, type WalSegment } from './wal';
+import { ProvisionalRecord, UsageWal, type WalSegment } from './wal';
 import { HIST_BUCKETS, bucketSql } from './latency-histogram';
 import { UsageQueries } from './usage-queries';
 
@@ -302,7 +302,7 @@ export class UsageService implements UsageSink {
    * must then not be answered as served. A malformed event is refused with
    * a logged error and resolves (a bug upstream must not fail requests).
    */
-  record(event: UsageEvent): Promise<void> {
+  record(event: UsageEvent, reservation?: UsageReservation): Promise<void> {
     const bad = invalidReason(event);
     if (bad) {
       this.counters.rejected += 1;
@@ -311,9 +311,29 @@ export class UsageService implements UsageSink {
       return Promise.resolve();
     }
     const started = performance.now();
-    return this.wal.append(event).then(() => {
+    const provisional = reservation instanceof ProvisionalRecord ? reservation : undefined;
+    const stored = this.wal.append(event, provisional);
+    if (!provisional || !billsAsReserved(event, provisional.event)) {
+      return stored.then(() => {
+        this.durableSeconds.observe((performance.now() - started) / 1000);
+      });
+    }
+    // Served as reserved: the provisional record already makes the answer safe. This one
+    // follows (if it can be stored nowhere, the log orphans the provisional one, which is replayed).
+    stored.catch(() => undefined);
+    return provisional.durable.then((durable) => {
       this.durableSeconds.observe((performance.now() - started) / 1000);
+      return durable ? undefined : stored;
     });
+  }
+
+  /** UsageSink.reserve: the provisional record goes to the log with the next group, while the call runs. */
+  reserve(provisional: UsageEvent): UsageReservation {
+    if (invalidReason(provisional) === null) return this.wal.appendProvisional(provisional);
+    // Never written (it could not be replayed): record() then waits for the call's own record, which it validates.
+    const unwritten = new ProvisionalRecord(provisional);
+    unwritten.wrote(undefined);
+    return unwritten;
   }
 
   /** A group is durable in `segment`: hand it to the writer (unless the segment is replayed from disk anyway). */

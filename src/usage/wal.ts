@@ -30,7 +30,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger';
-import { invalidReason, type UsageEvent } from './usage-event';
+import { invalidReason, type UsageEvent, type UsageReservation } from './usage-event';
 
 const FILE_PATTERN = /^usage-(\d+)-(\d+)-(\d+)\.jsonl$/;
 /** A segment with unreadable lines is renamed with this prefix once its readable records are committed: kept for a person, never replayed. */
@@ -60,12 +60,50 @@ export function serializeEvent(event: UsageEvent): string {
   return JSON.stringify({ ...event, createdAt: event.createdAt.toISOString() });
 }
 
+/** A provisional line (UsageSink.reserve): the record as it will read if its call is served. */
+function serializeProvisional(event: UsageEvent): string {
+  return JSON.stringify({ ...event, createdAt: event.createdAt.toISOString(), provisional: true });
+}
+
+/**
+ * A provisional record in the log. It counts as a record the process holds
+ * (the segment's `inMemory`) from the moment it is durable until the call's
+ * own record is durable (or stored in Postgres): only then may its segment
+ * be deleted. If that record can be stored nowhere, the provisional one is
+ * orphaned and replayed from the file in its stead.
+ */
+export class ProvisionalRecord implements UsageReservation {
+  readonly durable: Promise<boolean>;
+  /** The segment holding its line, once durable. */
+  segment: WalSegment | undefined;
+  /** Its call's own record is stored (or it was orphaned): nothing more to do. */
+  settled = false;
+  private settleDurable!: (durable: boolean) => void;
+
+  constructor(readonly event: UsageEvent) {
+    this.durable = new Promise<boolean>((resolve) => {
+      this.settleDurable = resolve;
+    });
+  }
+
+  /** @internal the log's write of its group finished. */
+  wrote(segment: WalSegment | undefined): void {
+    this.segment = segment;
+    this.settleDurable(segment !== undefined);
+  }
+}
+
 /**
  * One log line back to an event, validated as record() validates a new one
  * (a line can be damaged on disk, or written by an older build): throws,
  * naming what is wrong, for anything that is not a storable record.
  */
 export function parseEvent(line: string): UsageEvent {
+  return parseLine(line).event;
+}
+
+/** A log line: its record, and whether it is a provisional one (written before its call ran). */
+function parseLine(line: string): { event: UsageEvent; provisional: boolean } {
   const raw: unknown = JSON.parse(line);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('not a JSON object');
   const r = raw as Record<string, unknown>;
@@ -90,7 +128,7 @@ export function parseEvent(line: string): UsageEvent {
   } as UsageEvent; // each field is checked by invalidReason just below
   const bad = invalidReason(event);
   if (bad) throw new Error(`invalid ${bad}`);
-  return event;
+  return { event, provisional: r['provisional'] === true };
 }
 
 /** A line of a segment that is neither a record nor the torn tail. */
@@ -104,6 +142,8 @@ export interface UnreadableLine {
 /** What a segment's file holds. */
 export interface SegmentContents {
   events: UsageEvent[];
+  /** Provisional records (UsageSink.reserve): replayed only where no record of their call follows (see UsageWal.read). */
+  provisional: UsageEvent[];
   /** Lines that are not valid records (damage on disk, a bug): the segment is quarantined, not deleted. */
   unreadable: UnreadableLine[];
   /** Bytes inside the records part that are not records: NUL runs (a zeroed page) and unreadable lines. */
@@ -124,7 +164,7 @@ const NUL = 0x00;
 export function parseSegment(data: Buffer): SegmentContents {
   let end = data.length;
   while (end > 0 && data[end - 1] === NUL) end -= 1;
-  const contents: SegmentContents = { events: [], unreadable: [], skippedBytes: 0, tornTail: false };
+  const contents: SegmentContents = { events: [], provisional: [], unreadable: [], skippedBytes: 0, tornTail: false };
   let start = 0;
   while (start < end) {
     const byte = data[start];
@@ -142,7 +182,8 @@ export function parseSegment(data: Buffer): SegmentContents {
     const text = data.toString('utf8', start, stop);
     if (text.trim() !== '') {
       try {
-        contents.events.push(parseEvent(text));
+        const line = parseLine(text);
+        (line.provisional ? contents.provisional : contents.events).push(line.event);
       } catch (error) {
         if (stop === end) contents.tornTail = true;
         else {
@@ -183,6 +224,10 @@ export interface WalSegment {
   onDisk: boolean;
   /** Removed from the log (replayed or retired); late completions on it are ignored. */
   gone: boolean;
+  /** Provisional records in it whose call's own record is not stored yet (each also counted in inMemory). */
+  openProvisionals: number;
+  /** Left by a dead process (read at start): its provisional lines are replayed unless a record of their call is in the adopted files. */
+  adopted: boolean;
 }
 
 export interface WalStats {
@@ -211,6 +256,9 @@ export interface UsageWalOptions {
 
 interface Group {
   events: UsageEvent[];
+  /** Per event: the provisional record it supersedes, if any. */
+  supersedes: (ProvisionalRecord | undefined)[];
+  provisionals: ProvisionalRecord[];
   text: string[];
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -246,6 +294,10 @@ export class UsageWal {
   private pendingRecords = 0;
   private lastAppendAt = 0;
   private readonly log: Logger;
+  /** Ids with a final record in the adopted files: their provisional lines are not replayed. */
+  private readonly adoptedFinalIds = new Set<string>();
+  /** Provisional records of this process whose call's record could be stored nowhere: replayed from their file. */
+  private readonly orphaned = new Set<string>();
 
   constructor(private readonly options: UsageWalOptions) {
     this.dir = options.dir;
@@ -263,12 +315,13 @@ export class UsageWal {
       const file = path.join(this.dir, name);
       if (pidAlive(Number(match?.[2])) || OWNED_HERE.has(file)) continue;
       const contents = parseSegment(await readFile(file));
-      const records = contents.events.length + contents.unreadable.length + (contents.tornTail ? 1 : 0);
+      const records = contents.events.length + contents.provisional.length + contents.unreadable.length + (contents.tornTail ? 1 : 0);
       if (records === 0) {
         await unlink(file).catch(() => undefined);
         continue;
       }
-      this.segments.push({ file, createdAt: Number(match?.[1]), appended: records, committed: 0, inMemory: 0, onDisk: true, gone: false });
+      for (const event of contents.events) this.adoptedFinalIds.add(event.id);
+      this.segments.push({ file, createdAt: Number(match?.[1]), appended: records, committed: 0, inMemory: 0, onDisk: true, gone: false, openProvisionals: 0, adopted: true });
     }
     const adopted = this.stats().spooled;
     if (adopted > 0) this.log.warn({ files: this.segments.length, records: adopted, dir: this.dir }, 'usage log has records from an earlier run; replaying them into the database');
@@ -299,26 +352,64 @@ export class UsageWal {
     return this.segments.some((s) => s.onDisk);
   }
 
-  /** Resolves once the event is durable (or written by onWriteFailed); rejects when neither worked. */
-  append(event: UsageEvent): Promise<void> {
+  /**
+   * Resolves once the event is durable (or written by onWriteFailed); rejects when neither worked.
+   * `supersedes`: the call's provisional record, released once this one is stored.
+   */
+  append(event: UsageEvent, supersedes?: ProvisionalRecord): Promise<void> {
     const text = serializeEvent(event);
-    let group = this.group;
-    if (!group) {
-      let resolve!: () => void;
-      let reject!: (error: unknown) => void;
-      const done = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      group = { events: [], text: [], resolve, reject, done };
-      this.group = group;
-      if (!this.committing) this.startCommitting();
-    }
+    const group = this.openGroup();
     group.events.push(event);
+    group.supersedes.push(supersedes);
     group.text.push(text);
     this.pendingRecords += 1;
     this.lastAppendAt = Date.now();
     return group.done;
+  }
+
+  /** Writes a provisional record (UsageSink.reserve) with the next group; its `durable` says whether that worked. */
+  appendProvisional(event: UsageEvent): ProvisionalRecord {
+    const record = new ProvisionalRecord(event);
+    const group = this.openGroup();
+    group.provisionals.push(record);
+    group.text.push(serializeProvisional(event));
+    this.lastAppendAt = Date.now();
+    return record;
+  }
+
+  private openGroup(): Group {
+    if (this.group) return this.group;
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const group: Group = { events: [], supersedes: [], provisionals: [], text: [], resolve, reject, done };
+    this.group = group;
+    if (!this.committing) this.startCommitting();
+    return group;
+  }
+
+  /** The call's own record is stored: its provisional record no longer holds the segment. */
+  private release(record: ProvisionalRecord): void {
+    if (record.settled) return;
+    record.settled = true;
+    const segment = record.segment;
+    if (!segment) return;
+    segment.openProvisionals -= 1;
+    this.committed(segment, 1);
+  }
+
+  /** The call's own record could be stored nowhere: the provisional one is replayed from its file instead. */
+  private orphan(record: ProvisionalRecord): void {
+    if (record.settled) return;
+    record.settled = true;
+    const segment = record.segment;
+    if (!segment) return;
+    segment.openProvisionals -= 1;
+    this.orphaned.add(record.event.id);
+    this.spilled(segment, 1);
   }
 
   /** Resolves once every record appended so far is durable (or failed); groups are written in order. */
@@ -351,12 +442,28 @@ export class UsageWal {
         try {
           const segment = await this.exclusive(() => this.writeGroup(group));
           this.groupCommits += 1;
+          for (const record of group.provisionals) {
+            segment.inMemory += 1;
+            segment.openProvisionals += 1;
+            record.wrote(segment);
+          }
           this.options.onDurable(group.events, segment);
+          for (const record of group.supersedes) if (record) this.release(record);
           group.resolve();
         } catch (error) {
           // The file may now end in a torn line: never append to it again.
           await this.exclusive(() => this.closeActive());
-          this.options.onWriteFailed(group.events, error).then(group.resolve, group.reject);
+          for (const record of group.provisionals) record.wrote(undefined);
+          this.options.onWriteFailed(group.events, error).then(
+            () => {
+              for (const record of group.supersedes) if (record) this.release(record);
+              group.resolve();
+            },
+            (failure: unknown) => {
+              for (const record of group.supersedes) if (record) this.orphan(record);
+              group.reject(failure);
+            },
+          );
         } finally {
           this.pendingRecords -= group.events.length;
           this.writing = undefined;
@@ -387,7 +494,7 @@ export class UsageWal {
     await writeFully(handle, data, active.offset, segment.file);
     active.offset += data.length;
     if (fresh) await this.syncDirectory();
-    segment.appended += group.events.length;
+    segment.appended += group.events.length + group.provisionals.length;
     if (this.closed) {
       // Exit is in progress: nobody will write these to the database in this process.
       segment.onDisk = true;
@@ -410,7 +517,7 @@ export class UsageWal {
       await mkdir(this.dir, { recursive: true });
       handle = await open(file, SEGMENT_FLAGS, 0o644);
     }
-    const segment: WalSegment = { file, createdAt: now, appended: 0, committed: 0, inMemory: 0, onDisk: false, gone: false };
+    const segment: WalSegment = { file, createdAt: now, appended: 0, committed: 0, inMemory: 0, onDisk: false, gone: false, openProvisionals: 0, adopted: false };
     this.segments.push(segment);
     return { segment, handle, offset: 0, allocated: 0 };
   }
@@ -474,6 +581,12 @@ export class UsageWal {
       throw error;
     }
     const contents = parseSegment(data);
+    // A provisional record stands in for its call's record only where that record is missing:
+    // in a dead process's files, when no file of it holds the call's record; in this process's, when it was orphaned.
+    for (const event of contents.provisional) {
+      const replay = segment.adopted ? !this.adoptedFinalIds.has(event.id) : this.orphaned.delete(event.id);
+      if (replay) contents.events.push(event);
+    }
     if (contents.tornTail) this.log.warn({ file: segment.file }, 'usage log ends in a line torn by a crash (never acknowledged); skipped');
     if (contents.unreadable.length > 0 || contents.skippedBytes > 0) {
       this.log.warn(
@@ -500,8 +613,17 @@ export class UsageWal {
     return target;
   }
 
-  /** Deletes a replayed segment (all of its records are committed). */
+  /**
+   * Deletes a replayed segment (all of its records are committed). One that
+   * still holds provisional records of calls in flight stays until they are
+   * released (retireCommitted deletes it then).
+   */
   async replayed(segment: WalSegment): Promise<void> {
+    if (segment.openProvisionals > 0) {
+      segment.committed = segment.appended - segment.openProvisionals;
+      segment.onDisk = false;
+      return;
+    }
     segment.committed = segment.appended;
     await this.drop(segment);
   }

@@ -5,6 +5,8 @@ import path from 'node:path';
 import type { Database } from '../../src/db/database';
 import { UsageService } from '../../src/usage/usage.service';
 import { serializeEvent } from '../../src/usage/wal';
+import pg from 'pg';
+import { until } from '../harness/until';
 import { testEnv } from '../helpers/env';
 import { drain, expectedTotals, makeEvent, openDatabase, quietLogger, startUsage, storedTotals, usageConfig } from './helpers';
 
@@ -191,6 +193,50 @@ describe('UsageService on PostgreSQL', () => {
     expect(stored.rows).toBe(40);
     expect(stored.rollupRequests).toBe(40);
     expect(capture.text).toContain('usage log ends in a line torn by a crash');
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+
+  it('a provisional record (reserve) answers a served call at once; only the call\'s own record is stored, and the log empties', async () => {
+    const tenant = randomUUID();
+    const svc = await usage();
+    const ok = makeEvent(tenant, 0); // OK, 1 item, 1.5 units
+    const failing = makeEvent(tenant, 0);
+    const okReservation = svc.reserve({ ...ok, latencyMs: 0, queueMs: 0, computeMs: 0 });
+    const failReservation = svc.reserve({ ...failing, latencyMs: 0, queueMs: 0, computeMs: 0 });
+    await expect(okReservation.durable).resolves.toBe(true);
+    // Served as reserved: record() resolves (the provisional line made the answer safe).
+    await svc.record({ ...ok, latencyMs: 7.25 }, okReservation);
+    // Billed otherwise than reserved (the run failed): record() waits for its own durable write.
+    await svc.record({ ...failing, status: 'ERROR', items: 0, computeUnits: 0 }, failReservation);
+    await drain(svc);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    expect({ rows: stored.rows, byStatus: stored.byStatus, computeUnits: stored.computeUnits, rollup: stored.rollupRequests }).toEqual({ rows: 2, byStatus: { OK: 1, ERROR: 1 }, computeUnits: 1.5, rollup: 2 });
+    const client = new pg.Client({ connectionString: testEnv.databaseUrl });
+    await client.connect();
+    const latency = await client.query<{ latencyMs: number }>('SELECT "latencyMs" FROM "UsageRecord" WHERE id = $1', [ok.id]);
+    await client.end();
+    expect(latency.rows[0]?.latencyMs).toBeCloseTo(7.25, 6); // the final record's, not the provisional 0
+    expect(svc.stats().walUncommitted).toBe(0);
+    await until('the log retires its committed segment', () => readdirSync(svc.spoolDir).filter((f) => f.startsWith('usage-')).length === 0);
+  });
+
+  it("after a crash, a dead process's provisional records are stored only where no record of their call follows (in any of its files)", async () => {
+    const tenant = randomUUID();
+    const provisional = (e: ReturnType<typeof makeEvent>): string => serializeEvent({ ...e, latencyMs: 0, queueMs: 0, computeMs: 0 }).replace(/}$/, ',"provisional":true}');
+    const answeredUnrecorded = makeEvent(tenant, 0); // crashed after its provisional line: stored as reserved
+    const failed = makeEvent(tenant, 0); // its own record says ERROR: that one wins
+    const acrossFiles = makeEvent(tenant, 0); // provisional in the first file, its record in the second
+    const spoolDir = mkdtempSync(path.join(os.tmpdir(), 'mg-usage-provisional-'));
+    let deadPid = 4_194_000;
+    while (isAlive(deadPid)) deadPid -= 1;
+    const now = String(Date.now()).padStart(15, '0');
+    const first = [provisional(answeredUnrecorded), provisional(failed), provisional(acrossFiles), serializeEvent({ ...failed, status: 'ERROR', items: 0, computeUnits: 0 })];
+    writeFileSync(path.join(spoolDir, `usage-${now}-${deadPid}-000000001.jsonl`), first.join('\n') + '\n');
+    writeFileSync(path.join(spoolDir, `usage-${now}-${deadPid}-000000002.jsonl`), serializeEvent({ ...acrossFiles, latencyMs: 3.5 }) + '\n');
+    const svc = await usage({ spoolDir });
+    await drain(svc);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    expect({ rows: stored.rows, byStatus: stored.byStatus, computeUnits: stored.computeUnits, rollup: stored.rollupRequests }).toEqual({ rows: 3, byStatus: { OK: 2, ERROR: 1 }, computeUnits: 3, rollup: 3 });
     expect(readdirSync(spoolDir)).toEqual([]);
   });
 

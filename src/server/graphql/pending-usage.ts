@@ -6,17 +6,19 @@
  * received: an inference field with an error under it is recorded with that
  * error's status and 0 units.
  */
-import { usageStatusForCode, type UsageEvent, type UsageSink } from '../../usage/usage-event';
+import { usageStatusForCode, type UsageEvent, type UsageReservation, type UsageSink } from '../../usage/usage-event';
 
 /** A record held on the request's context, with the response key of the field it meters. */
 export interface PendingUsage {
   responseKey: string;
   event: UsageEvent;
+  /** The provisional record made durable while the call ran (UsageSink.reserve). */
+  reservation?: UsageReservation;
 }
 
 /** Holds a record until `finalizeUsage` runs for the same request. */
-export function deferUsage(pending: PendingUsage[], responseKey: string, event: UsageEvent): void {
-  pending.push({ responseKey, event });
+export function deferUsage(pending: PendingUsage[], responseKey: string, event: UsageEvent, reservation?: UsageReservation): void {
+  pending.push(reservation ? { responseKey, event, reservation } : { responseKey, event });
 }
 
 interface SentError {
@@ -31,11 +33,12 @@ interface SentError {
  */
 export async function finalizeUsage(pending: PendingUsage[], sink: UsageSink, sent: readonly SentError[]): Promise<void> {
   const list = pending.splice(0);
-  const writes = list.map(({ responseKey, event }) => {
+  const writes = list.map(({ responseKey, event, reservation }) => {
     const failed = event.status === 'OK' ? sent.find((e) => e.path?.[0] === responseKey) : undefined;
-    if (!failed) return sink.record(event);
+    if (!failed) return sink.record(event, reservation);
     const code = failed.extensions?.['code'];
-    return sink.record({ ...event, status: usageStatusForCode(typeof code === 'string' ? code : 'INTERNAL'), computeUnits: 0 });
+    // Billed otherwise than reserved: the sink waits for this record to be durable.
+    return sink.record({ ...event, status: usageStatusForCode(typeof code === 'string' ? code : 'INTERNAL'), computeUnits: 0 }, reservation);
   });
   const results = await Promise.allSettled(writes);
   const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

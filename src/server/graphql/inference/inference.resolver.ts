@@ -85,7 +85,11 @@ function callContext(ctx: GraphQLContext, info: GraphQLResolveInfo): CallContext
   ctx.inferenceCalls += 1;
   const responseKey = String(info.path.key);
   return {
-    usage: { record: (event) => deferUsage(ctx.pendingUsage, responseKey, event) },
+    usage: {
+      record: (event, reservation) => deferUsage(ctx.pendingUsage, responseKey, event, reservation),
+      // Made durable now, while the model runs; the held record supersedes it when the response is complete.
+      reserve: (provisional) => ctx.services.usage.reserve(provisional),
+    },
     // Authenticated once per operation when the context was built.
     caller: { principal: ctx.principal, authError: ctx.authError },
     requestId: ctx.requestId,
