@@ -312,8 +312,11 @@ export class UsageService implements UsageSink {
     }
     const started = performance.now();
     const provisional = reservation instanceof ProvisionalRecord ? reservation : undefined;
-    const stored = this.wal.append(event, provisional);
-    if (!provisional || !billsAsReserved(event, provisional.event)) {
+    // The record keeps its provisional's createdAt: (id, createdAt) is the table's key (it is partitioned by
+    // month), so a provisional line replayed after its record was stored must meet that row and be skipped.
+    const final = provisional ? { ...event, createdAt: provisional.event.createdAt } : event;
+    const stored = this.wal.append(final, provisional);
+    if (!provisional || !billsAsReserved(final, provisional.event)) {
       return stored.then(() => {
         this.durableSeconds.observe((performance.now() - started) / 1000);
       });

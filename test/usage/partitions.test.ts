@@ -10,7 +10,9 @@
  *   and is moved out by the next pass;
  * - the batch insert stays idempotent on (id, createdAt);
  * - retention drops whole months of raw records while the month summary
- *   (the rollups) keeps its totals.
+ *   (the rollups) keeps its totals;
+ * - a served call's record keeps its provisional record's createdAt, so the
+ *   key (id, createdAt) still meets a provisional line replayed after a crash.
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -22,10 +24,10 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../../src/db/generated/client';
 import { applyMigrations, MIGRATIONS_DIR, readMigrations, type MigrationTarget } from '../../src/db/migrate';
 import { UsagePartitions, monthIndex, partitionName } from '../../src/usage/usage-partitions';
-import { INSERT_SQL } from '../../src/usage/usage.service';
+import { INSERT_SQL, UsageService } from '../../src/usage/usage.service';
 import { UsageQueries } from '../../src/usage/usage-queries';
 import { testEnv } from '../helpers/env';
-import { makeEvent, quietLogger } from './helpers';
+import { drain, makeEvent, quietLogger, usageConfig } from './helpers';
 
 // Applying every migration through the WebAssembly schema engine, twice per database: a liveness guard, not a speed bound.
 jest.setTimeout(300_000);
@@ -219,5 +221,20 @@ describe.each([
 
     const summaryAfter = await queries.summary(october);
     expect(summaryAfter).toEqual(summaryBefore);
+  });
+
+  it("stores a served call under its provisional record's createdAt, so a provisional line replayed after a crash meets that row", async () => {
+    const usage = new UsageService({ config: usageConfig(), db: t, log: quietLogger().log });
+    await usage.start();
+    const reserved = makeEvent(TENANT, 0, { status: 'OK', items: 2, computeUnits: 3, createdAt: new Date(NOW.getTime() - 5_000) });
+    const reservation = usage.reserve(reserved);
+    // The call's own record is made when it ends, later, with its latencies.
+    await usage.record({ ...reserved, latencyMs: 12.5, computeMs: 9, createdAt: new Date(reserved.createdAt.getTime() + 40) }, reservation);
+    await drain(usage);
+    await usage.close();
+    const stored = await t.query<{ createdAt: Date; latencyMs: number }>(`SELECT "createdAt", "latencyMs" FROM "UsageRecord" WHERE "id" = $1`, reserved.id);
+    expect(stored.map((r) => [new Date(r.createdAt).getTime(), r.latencyMs])).toEqual([[reserved.createdAt.getTime(), 12.5]]);
+    const replay = JSON.stringify([{ ...reserved, createdAt: reserved.createdAt.toISOString() }]);
+    expect((await t.prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, replay))[0]!.inserted).toBe(0);
   });
 });
