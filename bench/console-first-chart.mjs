@@ -59,7 +59,7 @@ try {
                    CASE WHEN random() < 0.9 THEN 'OK' WHEN random() < 0.5 THEN 'RATE_LIMITED' ELSE 'BAD_INPUT' END AS st
             FROM generate_series(${from}, ${to - 1}) AS i) g,
            (SELECT date_trunc('hour', now()) + interval '1 hour' - interval '24 hours' AS start) v`, [tenant.id, keys[0].id, keys[1].id]);
-    await db.query(`INSERT INTO "UsageRecord" (${cols}) SELECT ${cols} FROM stage ON CONFLICT ("id") DO NOTHING`);
+    await db.query(`INSERT INTO "UsageRecord" (${cols}) SELECT ${cols} FROM stage ON CONFLICT ("id", "createdAt") DO NOTHING`);
     await db.query(`WITH per_bucket AS (${perBucketSql('stage')}), hourly AS (${rollupUpsert('UsageHourly', 'hour')}), daily AS (${rollupUpsert('UsageDaily', 'day')}) SELECT 1`);
     await db.query('COMMIT');
   }

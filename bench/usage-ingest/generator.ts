@@ -84,7 +84,7 @@ export function bulkSql(prefix: string, from: number, to: number): string[] {
   const models = `ARRAY[${MODELS.map((m) => `'${m}'`).join(',')}]`;
   const statuses = `ARRAY[${USAGE_STATUSES.map((s) => `'${s}'`).join(',')}]`;
   return [
-    `CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE "UsageRecord") ON COMMIT DELETE ROWS`,
+    `CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE "UsageRecord" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`,
     `INSERT INTO bench_stage (${STAGE_COLUMNS})
      SELECT '${prefix}-' || i,
             (${tenants})[t + 1],
@@ -109,7 +109,7 @@ export function bulkSql(prefix: string, from: number, to: number): string[] {
          FROM generate_series(${from}, ${to - 1}) AS i
        ) g
      ) x`,
-    `INSERT INTO "UsageRecord" (${STAGE_COLUMNS}) SELECT ${STAGE_COLUMNS} FROM bench_stage ON CONFLICT ("id") DO NOTHING`,
+    `INSERT INTO "UsageRecord" (${STAGE_COLUMNS}) SELECT ${STAGE_COLUMNS} FROM bench_stage ON CONFLICT ("id", "createdAt") DO NOTHING`,
     `WITH per_bucket AS (${perBucketSql('bench_stage')}),
           hourly AS (${rollupUpsert('UsageHourly', 'hour')}),
           daily AS (${rollupUpsert('UsageDaily', 'day')})

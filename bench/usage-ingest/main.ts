@@ -23,6 +23,7 @@ import pg from 'pg';
 import { Database } from '../../src/db/database';
 import { createLogger } from '../../src/log/logger';
 import { UsageService } from '../../src/usage/usage.service';
+import { UsagePartitions } from '../../src/usage/usage-partitions';
 import type { UsageGroupBy } from '../../src/usage/usage-queries';
 import { BIG_TENANT, MONTH_END, MONTH_START, SyntheticUsage, bulkSql } from './generator';
 
@@ -65,13 +66,26 @@ async function createBenchDatabase(): Promise<string> {
   return url.toString();
 }
 
+/** What a gateway does at start: this month's and the coming months' partitions, and the generated month's (October 2026). */
+async function makePartitions(url: string): Promise<void> {
+  const logger = createLogger({ level: 'warn', pretty: false });
+  const db = new Database({ database: { mode: 'postgres', url, poolSize: 2 }, databaseConnectRetryMaxMs: 1000, migrateOnStart: false }, logger);
+  void db.start();
+  await db.whenReady();
+  const partitions = new UsagePartitions({ db, log: logger, monthsAhead: 3, retentionMonths: null, intervalMs: 3_600_000 });
+  await partitions.maintain();
+  await partitions.ensureMonth(MONTH_START);
+  log(`UsageRecord partitions: ${[...(await partitions.partitions()).values()].sort().join(', ')} (+ default)`);
+  await db.close();
+}
+
 async function ingest(url: string, count: number): Promise<{ records: number; seconds: number; perSecond: number; failures: number }> {
   const logger = createLogger({ level: 'warn', pretty: false });
   const db = new Database({ database: { mode: 'postgres', url, poolSize: 4 }, databaseConnectRetryMaxMs: 1000, migrateOnStart: false }, logger);
   void db.start();
   await db.whenReady();
   const usage = new UsageService({
-    config: { flushIntervalMs: 250, flushBatchSize: BATCH_SIZE, bufferMaxRecords: 100_000, spoolDir: path.join(os.tmpdir(), `mg-bench-spool-${process.pid}`), walSegmentMaxRecords: 50_000 },
+    config: { flushIntervalMs: 250, flushBatchSize: BATCH_SIZE, bufferMaxRecords: 100_000, spoolDir: path.join(os.tmpdir(), `mg-bench-spool-${process.pid}`), walSegmentMaxRecords: 50_000, partitionMonthsAhead: 3, partitionMaintenanceIntervalMs: 3_600_000, retentionMonths: null },
     db,
     log: logger,
   });
@@ -142,7 +156,7 @@ async function timeSummaries(url: string, runs: number): Promise<Timing[]> {
   const db = new Database({ database: { mode: 'postgres', url, poolSize: 2 }, databaseConnectRetryMaxMs: 1000, migrateOnStart: false }, logger);
   void db.start();
   await db.whenReady();
-  const usage = new UsageService({ config: { flushIntervalMs: 1000, flushBatchSize: 1000, bufferMaxRecords: 1000, spoolDir: os.tmpdir(), walSegmentMaxRecords: 50_000 }, db, log: logger });
+  const usage = new UsageService({ config: { flushIntervalMs: 1000, flushBatchSize: 1000, bufferMaxRecords: 1000, spoolDir: os.tmpdir(), walSegmentMaxRecords: 50_000, partitionMonthsAhead: 3, partitionMaintenanceIntervalMs: 3_600_000, retentionMonths: null }, db, log: logger });
   const groupings: UsageGroupBy[][] = [[], ['DAY'], ['MODEL', 'STATUS'], ['DAY', 'API_KEY', 'MODEL']];
   // A month, with unaligned ends so both the rollups and the raw-record edges are read.
   const from = new Date(MONTH_START.getTime() + 17 * 60_000);
@@ -236,6 +250,7 @@ async function main(): Promise<void> {
   const sizes = opts.sizes.split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
   log(`cpus ${os.cpus().length}, node ${process.version}; database ${opts.database}`);
   const url = await createBenchDatabase();
+  await makePartitions(url);
   const ingestResult = await ingest(url, Number(opts.ingest));
   if (opts.ingestOnly) {
     log(`load average at start ${load.map((l) => l.toFixed(1)).join(' / ')}`);

@@ -19,6 +19,7 @@ import { PostgresWeightStore } from '../inference/weight-store';
 import { WeightCache } from '../inference/weight-cache';
 import { ResponseCache } from '../inference/response-cache';
 import { UsageService } from '../usage/usage.service';
+import { UsagePartitions } from '../usage/usage-partitions';
 import { RateLimitService } from '../ratelimit/ratelimit.service';
 import { Authenticator } from '../auth/authenticator';
 import { ConsoleSessions } from '../auth/console-sessions';
@@ -123,6 +124,17 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
     commitHook: new UsageAlerts({ defaultMonthlyQuota: config.limits.defaultMonthlyComputeUnitQuota, rateLimitBurst: config.webhooks.rateLimitBurst, onEvents: wakeDispatcher }),
   });
   await usage.start();
+  // UsageRecord's monthly partitions: made ahead, split out of the default partition, dropped past the retention.
+  const usagePartitions = new UsagePartitions({
+    db,
+    log: log.child({ component: 'usage-partitions' }),
+    monthsAhead: config.usage.partitionMonthsAhead,
+    retentionMonths: config.usage.retentionMonths,
+    intervalMs: config.usage.partitionMaintenanceIntervalMs,
+  });
+  usagePartitions.start();
+  // A step in progress finishes (or rolls back) before the database closes.
+  lifecycle.onShutdown('usage-partitions', 'drain', () => usagePartitions.close());
   // Shown, never failing /readyz: while Postgres is down records wait durably in the log (spooled).
   readiness.register(
     'usage',

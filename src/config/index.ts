@@ -160,6 +160,12 @@ const envSchema = z.object({
   USAGE_BUFFER_MAX_RECORDS: int(100, 10_000_000).default('100000'),
   USAGE_SPOOL_DIR: z.string().min(1).optional(),
   USAGE_WAL_SEGMENT_MAX_RECORDS: int(100, 10_000_000).default('50000'),
+  // UsageRecord's monthly partitions (issue #27): made this many months ahead, at start and every interval.
+  USAGE_PARTITION_MONTHS_AHEAD: int(1, 24).default('3'),
+  USAGE_PARTITION_MAINTENANCE_INTERVAL_MS: int(1000, 7 * 24 * 3_600_000).default(String(6 * 3_600_000)),
+  // Raw records are kept for the current month and this many before it (whole partitions dropped); unset: kept forever.
+  // The hourly and daily rollups are never dropped, so summaries and invoices of older months keep their totals.
+  USAGE_RETENTION_MONTHS: int(1, 1200).optional(),
 
   // Webhooks (issue #17): 32 bytes, base64 or hex, the same on every replica; unset in embedded mode: a key file in DATA_DIR.
   WEBHOOK_SECRET_ENCRYPTION_KEY: z
@@ -272,7 +278,17 @@ export interface Config {
     /** null: no monthly quota unless a tenant sets one. */
     defaultMonthlyComputeUnitQuota: number | null;
   };
-  usage: { flushIntervalMs: number; flushBatchSize: number; bufferMaxRecords: number; spoolDir: string; walSegmentMaxRecords: number };
+  usage: {
+    flushIntervalMs: number;
+    flushBatchSize: number;
+    bufferMaxRecords: number;
+    spoolDir: string;
+    walSegmentMaxRecords: number;
+    partitionMonthsAhead: number;
+    partitionMaintenanceIntervalMs: number;
+    /** Whole months of raw records kept before the current one; null: all. */
+    retentionMonths: number | null;
+  };
   webhooks: {
     /** The AES-256-GCM key for stored endpoint secrets; null: embedded mode uses keyFile, Postgres mode cannot create or deliver webhooks. */
     secretKey: Buffer | null;
@@ -448,6 +464,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       bufferMaxRecords: e.USAGE_BUFFER_MAX_RECORDS,
       spoolDir: path.resolve(cwd, e.USAGE_SPOOL_DIR ?? path.join(e.DATA_DIR, 'usage-spool')),
       walSegmentMaxRecords: e.USAGE_WAL_SEGMENT_MAX_RECORDS,
+      partitionMonthsAhead: e.USAGE_PARTITION_MONTHS_AHEAD,
+      partitionMaintenanceIntervalMs: e.USAGE_PARTITION_MAINTENANCE_INTERVAL_MS,
+      retentionMonths: e.USAGE_RETENTION_MONTHS ?? null,
     },
     webhooks: {
       secretKey: e.WEBHOOK_SECRET_ENCRYPTION_KEY ? secretKeyBytes(e.WEBHOOK_SECRET_ENCRYPTION_KEY) : null,

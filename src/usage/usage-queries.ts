@@ -287,7 +287,8 @@ export class UsageQueries {
 
   /** One record by its id (the request id) within a tenant (null: any tenant, for admin); null when absent or elsewhere. */
   async recordById(tenantId: string | null, id: string): Promise<UsageRecordRow | null> {
-    const row = await this.db.prisma.usageRecord.findUnique({ where: { id } });
+    // The key is (id, createdAt) since the table is partitioned by month: each partition's index answers the id.
+    const row = await this.db.prisma.usageRecord.findFirst({ where: { id } });
     if (!row || (tenantId !== null && row.tenantId !== tenantId)) return null;
     return row as UsageRecordRow;
   }

@@ -8,7 +8,7 @@
  * `kill -9`. The durable events then wait in memory for a single writer loop
  * that inserts batches (USAGE_FLUSH_BATCH_SIZE, or every
  * USAGE_FLUSH_INTERVAL_MS) with one multi-row
- * `INSERT … ON CONFLICT (id) DO NOTHING RETURNING …` per batch, and in the
+ * `INSERT … ON CONFLICT (id, createdAt) DO NOTHING RETURNING …` per batch, and in the
  * same statement adds exactly the inserted rows to the rollups — so a
  * retried or replayed record never counts twice. A log segment is deleted
  * once all its records are committed. When the database fails, or memory
@@ -77,7 +77,7 @@ WITH ins AS (
          r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."protocol"::"UsageProtocol", r."createdAt", coalesce(r."cacheHit", false)
   FROM jsonb_to_recordset($1::jsonb) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
     "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "protocol" text, "createdAt" timestamptz, "cacheHit" boolean)
-  ON CONFLICT ("id") DO NOTHING
+  ON CONFLICT ("id", "createdAt") DO NOTHING
   RETURNING "tenantId", "apiKeyId", "model", "status", "protocol", "createdAt", "items", "computeUnits", "latencyMs"
 ), per_bucket AS (
   ${perBucketSql('ins')}
@@ -312,8 +312,11 @@ export class UsageService implements UsageSink {
     }
     const started = performance.now();
     const provisional = reservation instanceof ProvisionalRecord ? reservation : undefined;
-    const stored = this.wal.append(event, provisional);
-    if (!provisional || !billsAsReserved(event, provisional.event)) {
+    // The record keeps its provisional's createdAt: (id, createdAt) is the table's key (it is partitioned by
+    // month), so a provisional line replayed after its record was stored must meet that row and be skipped.
+    const final = provisional ? { ...event, createdAt: provisional.event.createdAt } : event;
+    const stored = this.wal.append(final, provisional);
+    if (!provisional || !billsAsReserved(final, provisional.event)) {
       return stored.then(() => {
         this.durableSeconds.observe((performance.now() - started) / 1000);
       });

@@ -16,7 +16,7 @@
  *   is also idle (a busy log does not pay a new file per flush). When some of its
  *   records are dropped from memory (the database is down, or the memory cap
  *   is reached) it is marked `onDisk` and replayed from the file later;
- *   replays insert idempotently (ON CONFLICT (id) DO NOTHING), so a record
+ *   replays insert idempotently (ON CONFLICT (id, createdAt) DO NOTHING: a replay carries the createdAt it was logged with), so a record
  *   written twice is counted once.
  * - After a failed write the segment is abandoned (never appended to again),
  *   so a torn tail can only hold records that were never acknowledged.

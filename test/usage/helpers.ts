@@ -53,6 +53,9 @@ export function usageConfig(overrides: Partial<Config['usage']> = {}): Config['u
     bufferMaxRecords: 100_000,
     spoolDir: mkdtempSync(path.join(os.tmpdir(), 'mg-usage-spool-')),
     walSegmentMaxRecords: 50_000,
+    partitionMonthsAhead: 3,
+    partitionMaintenanceIntervalMs: 3_600_000,
+    retentionMonths: null,
     ...overrides,
   };
 }
