@@ -346,9 +346,10 @@ export class InferencePipeline {
       computeMs: served?.computeMs ?? 0,
       executionProvider: planned?.executionProvider ?? null,
       protocol: call.protocol,
-      createdAt: new Date(),
-      ...(outcome.ok && cached?.hit ? { cacheHit: true } : {}),
+      // A reserved call keeps its provisional record's time: (id, createdAt) is the usage table's key.
+      createdAt: reservation?.event.createdAt ?? new Date(),
     };
+    if (outcome.ok && cached?.hit) event.cacheHit = true;
     if (trace.recording) {
       trace.annotate({
         // The stored name: a served model's, else a placeholder (never client text).

@@ -314,7 +314,7 @@ export class UsageService implements UsageSink {
     const provisional = reservation instanceof ProvisionalRecord ? reservation : undefined;
     // The record keeps its provisional's createdAt: (id, createdAt) is the table's key (it is partitioned by
     // month), so a provisional line replayed after its record was stored must meet that row and be skipped.
-    const final = provisional ? { ...event, createdAt: provisional.event.createdAt } : event;
+    const final = provisional && event.createdAt !== provisional.event.createdAt ? { ...event, createdAt: provisional.event.createdAt } : event;
     const stored = this.wal.append(final, provisional);
     if (!provisional || !billsAsReserved(final, provisional.event)) {
       return stored.then(() => {
