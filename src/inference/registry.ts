@@ -362,25 +362,17 @@ export class ModelRegistry {
   }
 
   /**
-   * Opens weights and config in a worker and checks them against each other,
-   * without serving them: MODEL_INVALID with the reason when they cannot serve.
+   * Checks a config against a graph's inputs and outputs (read in isolation
+   * by ModelInspector, never in the serving workers): MODEL_INVALID
+   * CONFIG_MISMATCH naming the tensor when they disagree.
    */
-  async validate(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
-    const key = `validate/${name}/${++this.generation}`;
-    const providers = fileConfig?.execution_providers ?? this.options.providers;
-    let reply;
+  checkGraph(name: string, fileConfig: ModelConfig | null, inputs: TensorMetadata[], outputs: TensorMetadata[]): void {
     try {
-      reply = await this.pool.load({ key, path: modelPath, providers });
-    } catch (error) {
-      throw new ModelInvalidError(`Model "${name}": onnxruntime cannot open the weights: ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'ONNX_UNREADABLE' });
-    }
-    try {
-      const config = fileConfig ? servedFromFile(fileConfig, this.options.maxQueueSize) : deriveConfig(name, reply.inputs, reply.outputs, providers, this.options.maxQueueSize);
-      checkAgainstGraph(config, reply.inputs, reply.outputs);
+      const providers = fileConfig?.execution_providers ?? this.options.providers;
+      const config = fileConfig ? servedFromFile(fileConfig, this.options.maxQueueSize) : deriveConfig(name, inputs, outputs, providers, this.options.maxQueueSize);
+      checkAgainstGraph(config, inputs, outputs);
     } catch (error) {
       throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'CONFIG_MISMATCH' });
-    } finally {
-      await this.pool.unload(key).catch(() => undefined);
     }
   }
 

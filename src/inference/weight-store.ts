@@ -32,6 +32,12 @@ export interface WeightStore {
   open(digest: string): AsyncIterable<Uint8Array>;
   /** Removes what uploads a crash cut short, older than `olderThanMs`; answers how many pieces went. */
   sweepUnfinished(olderThanMs: number): Promise<number>;
+  /**
+   * Deletes blobs no catalog version names whose last upload is older than
+   * `graceMs`, under `lockKey` (the catalog writers' advisory lock, so a commit
+   * naming a digest never races its deletion); answers the digests deleted.
+   */
+  collectUnreferenced(graceMs: number, lockKey: number): Promise<string[]>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -75,7 +81,11 @@ export class PostgresWeightStore implements WeightStore {
     const digest = hash.digest('hex');
     // The blob row makes the digest visible; a digest stored before keeps its own chunks.
     const created = await this.db.prisma.modelBlob.createMany({ data: [{ digest, uploadId, sizeBytes: BigInt(size), chunkCount: index }], skipDuplicates: true });
-    if (created.count === 0) await this.discard(uploadId);
+    if (created.count === 0) {
+      await this.discard(uploadId);
+      // Stored again: the grace period before blob GC may delete it starts over.
+      await this.db.prisma.modelBlob.updateMany({ where: { digest }, data: { storedAt: new Date() } });
+    }
     return { digest, sizeBytes: size };
   }
 
@@ -100,6 +110,21 @@ export class PostgresWeightStore implements WeightStore {
       'DELETE FROM "ModelBlobChunk" c WHERE c."createdAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelBlob" b WHERE b."uploadId" = c."uploadId")',
       cutoff,
     );
+  }
+
+  async collectUnreferenced(graceMs: number, lockKey: number): Promise<string[]> {
+    const cutoff = new Date(Date.now() - graceMs);
+    return this.db.prisma.$transaction(async (tx) => {
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1)::text', lockKey);
+      const gone = await tx.$queryRawUnsafe<{ digest: string; uploadId: string }[]>(
+        `DELETE FROM "ModelBlob" b WHERE b."storedAt" < $1
+           AND NOT EXISTS (SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest")
+         RETURNING b."digest", b."uploadId"::text AS "uploadId"`,
+        cutoff,
+      );
+      if (gone.length > 0) await tx.modelBlobChunk.deleteMany({ where: { uploadId: { in: gone.map((g) => g.uploadId) } } });
+      return gone.map((g) => g.digest);
+    }, { timeout: 60_000 });
   }
 
   private async discard(uploadId: string): Promise<void> {
