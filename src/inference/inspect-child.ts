@@ -27,7 +27,7 @@ function metadataOf(list: readonly ort.InferenceSession.ValueMetadata[]): Tensor
 }
 
 /** onnxruntime's words for an operator (or domain) it has no kernel for. */
-const UNSUPPORTED = /not a registered function\/op|Could not find an implementation|No opset import for domain|is not supported|Unsupported (?:op|operator)/i;
+const UNSUPPORTED = /No Op registered for|not a registered function\/op|Could not find an implementation|No opset import for domain|is not supported|Unsupported (?:op|operator)/i;
 
 async function inspect(file: string): Promise<InspectReply> {
   const bytes = await readFile(file);
