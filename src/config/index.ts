@@ -349,6 +349,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       `INFERENCE_DEFAULT_TIMEOUT_MS: must not exceed INFERENCE_MAX_TIMEOUT_MS (${e.INFERENCE_MAX_TIMEOUT_MS})`,
     ]);
   }
+  // A publish's weights sit unreferenced while they are inspected: GC must not take them meanwhile.
+  if (e.MODEL_BLOB_GC_GRACE_MS <= e.MODEL_VALIDATE_TIMEOUT_MS) {
+    throw new ConfigError([
+      `MODEL_BLOB_GC_GRACE_MS: must exceed MODEL_VALIDATE_TIMEOUT_MS (${e.MODEL_VALIDATE_TIMEOUT_MS}): weights stay unreferenced while a publish inspects them`,
+    ]);
+  }
   const cores = Math.max(1, os.availableParallelism());
   const processes = e.GATEWAY_PROCESSES === 'auto' ? cores : e.GATEWAY_PROCESSES;
   if (processes > 1 && (!e.DATABASE_URL || !e.REDIS_URL)) {

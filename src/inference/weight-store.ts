@@ -13,7 +13,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Database } from '../db/database';
-import { ModelTooLargeError } from '../errors';
+import { ModelTooLargeError, ModelUnavailableError } from '../errors';
 
 /** Rows of 1 MiB: small enough for any driver, few enough that a 200 MB model is 200 rows. */
 export const WEIGHT_CHUNK_BYTES = 1024 * 1024;
@@ -78,6 +78,11 @@ export class PostgresWeightStore implements WeightStore {
       await this.discard(uploadId);
       throw error;
     }
+    // An upload stalled past the GC grace period may have lost chunks to the sweep: never name an incomplete set.
+    if ((await this.db.prisma.modelBlobChunk.count({ where: { uploadId } })) !== index) {
+      await this.discard(uploadId);
+      throw new ModelUnavailableError('The upload stalled longer than MODEL_BLOB_GC_GRACE_MS and its first chunks were swept; upload again', {});
+    }
     const digest = hash.digest('hex');
     // The blob row makes the digest visible; a digest stored before keeps its own chunks.
     const created = await this.db.prisma.modelBlob.createMany({ data: [{ digest, uploadId, sizeBytes: BigInt(size), chunkCount: index }], skipDuplicates: true });
@@ -106,8 +111,10 @@ export class PostgresWeightStore implements WeightStore {
   /** Removes chunks no blob names that are older than `olderThanMs` (uploads a crash cut short). */
   async sweepUnfinished(olderThanMs: number): Promise<number> {
     const cutoff = new Date(Date.now() - olderThanMs);
+    // An upload's age is its newest chunk's: one still streaming keeps adding chunks and is left alone.
     return this.db.prisma.$executeRawUnsafe(
-      'DELETE FROM "ModelBlobChunk" c WHERE c."createdAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelBlob" b WHERE b."uploadId" = c."uploadId")',
+      `DELETE FROM "ModelBlobChunk" c WHERE c."uploadId" IN (SELECT "uploadId" FROM "ModelBlobChunk" GROUP BY "uploadId" HAVING MAX("createdAt") < $1)
+         AND NOT EXISTS (SELECT 1 FROM "ModelBlob" b WHERE b."uploadId" = c."uploadId")`,
       cutoff,
     );
   }
