@@ -97,7 +97,7 @@ beforeAll(async () => {
   await keyDb.close();
   sql = new pg.Client({ connectionString: dbUrl });
   await sql.connect();
-  const env = {
+  const env: Record<string, string> = {
     ...productionEnv({ databaseUrl: dbUrl }),
     MIGRATE_ON_START: 'false',
     MODEL_REPOSITORY: mkdtempSync(path.join(os.tmpdir(), 'mg-seed-')),
@@ -108,7 +108,7 @@ beforeAll(async () => {
     MODEL_VALIDATE_TIMEOUT_MS: '15000',
     MODEL_BLOB_GC_GRACE_MS: '20000',
   };
-  dataDir = env.DATA_DIR!;
+  dataDir = env['DATA_DIR']!;
   gw = await ProductionGateway.start(env, { name: 'G' });
 }, 240_000);
 
