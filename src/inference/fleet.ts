@@ -147,7 +147,7 @@ export interface FleetOptions {
   listenUrl: string | undefined;
   validateTimeoutMs: number;
   validateMaxMemoryBytes: number;
-  /** How often this replica reports to ModelReplica (and runs blob GC). */
+  /** How often this replica reports to ModelReplica. */
   heartbeatMs: number;
   /** Unreferenced weights, unfinished uploads and cache files older than this are deleted. */
   blobGcGraceMs: number;
@@ -197,6 +197,7 @@ export class ModelFleet {
   private listener: PgChannelListener | null = null;
   private timer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly inspector: ModelInspector;
   /** This process's id in ModelReplica (each GATEWAY_PROCESSES worker is a replica of its own). */
@@ -239,11 +240,16 @@ export class ModelFleet {
     }
     this.timer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs);
     this.timer.unref();
+    // Until the database is up there is nowhere to report (the first reconcile reports at once after).
     this.heartbeatTimer = setInterval(() => {
-      void this.report();
-      void this.collectGarbage();
+      if (this.db.state === 'up') void this.report();
     }, this.options.heartbeatMs);
     this.heartbeatTimer.unref();
+    // GC needs no heartbeat's pace: a quarter of the grace period (at least a heartbeat, at most a minute).
+    this.gcTimer = setInterval(() => {
+      if (this.db.state === 'up') void this.collectGarbage();
+    }, Math.max(this.options.heartbeatMs, Math.min(Math.floor(this.options.blobGcGraceMs / 4), 60_000)));
+    this.gcTimer.unref();
   }
 
   /** The first reconcile, after the seed has loaded: a fresh replica converges before it reports ready. */
@@ -262,6 +268,7 @@ export class ModelFleet {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.gcTimer) clearInterval(this.gcTimer);
     this.inspector.close();
     await this.listener?.close();
     // Gone on purpose: nobody should wait for this replica any more.

@@ -121,6 +121,12 @@ export class PostgresWeightStore implements WeightStore {
 
   async collectUnreferenced(graceMs: number, lockKey: number): Promise<string[]> {
     const cutoff = new Date(Date.now() - graceMs);
+    // Most passes find nothing: look first without a transaction or the catalog lock.
+    const [candidate] = await this.db.prisma.$queryRawUnsafe<{ digest: string }[]>(
+      'SELECT b."digest" FROM "ModelBlob" b WHERE b."storedAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest") LIMIT 1',
+      cutoff,
+    );
+    if (!candidate) return [];
     return this.db.prisma.$transaction(async (tx) => {
       await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1)::text', lockKey);
       const gone = await tx.$queryRawUnsafe<{ digest: string; uploadId: string }[]>(

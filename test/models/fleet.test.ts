@@ -156,9 +156,9 @@ describe('a model published through one replica is served by every replica', () 
     const index = await post(b, '/v2/repository/index', '{}');
     const entry = (index.body as unknown as Record<string, unknown>[]).find((e) => e['name'] === MODEL && e['version'] === '1');
     expect(entry).toMatchObject({ name: MODEL, version: '1', state: 'READY', source: 'CATALOG' });
-    const replicas = entry!['replicas'] as { replica: string; generation: number; state: string; lagging: boolean }[];
+    const replicas = entry!['replicas'] as { replica: string; applied_generation: number; state: string; lagging: boolean }[];
     expect(replicas).toHaveLength(3);
-    expect(replicas.every((r) => r.state === 'READY' && !r.lagging && r.generation >= fleet.generation)).toBe(true);
+    expect(replicas.every((r) => r.state === 'READY' && !r.lagging && r.applied_generation === fleet.generation)).toBe(true);
     // /readyz: this replica's generation against the catalog's, state counts (no model names: it takes no key), every replica's generation.
     const readyz = await c.request<{ components: { modelCatalog: { detail: Record<string, unknown> } } }>('GET', '/readyz');
     const detail = readyz.body!.components.modelCatalog.detail;

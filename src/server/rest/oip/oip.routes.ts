@@ -202,7 +202,8 @@ function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inferen
     const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS);
     const refused = failed(request, reply, admitted);
     if (refused || !admitted.ok) return refused;
-    // Each entry also carries every live replica's state of the version (issue #23: convergence), from their reports.
+    // Each entry also carries every live replica's state of the version (issue #23: convergence), from their reports;
+    // per-version fields only: a replica's catalog-wide generation would tell any key that some model changed.
     const replicas = await fleet.replicaStates().catch(() => new Map<string, ReplicaVersionView[]>());
     const index = inference
       .modelNames()
@@ -214,7 +215,7 @@ function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inferen
           state: v.status,
           source: v.source,
           ...(v.reason ? { reason: v.reason } : {}),
-          replicas: (replicas.get(`${name}/${v.version}`) ?? []).map((r) => ({ replica: r.replica, generation: r.generation, state: r.status, lagging: r.lagging, ...(r.reason ? { reason: r.reason } : {}) })),
+          replicas: (replicas.get(`${name}/${v.version}`) ?? []).map((r) => ({ replica: r.replica, state: r.status, applied_generation: r.appliedGeneration, lagging: r.lagging, ...(r.reason ? { reason: r.reason } : {}) })),
         })),
       );
     return reply.send(index);

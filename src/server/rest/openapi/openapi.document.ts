@@ -248,8 +248,8 @@ const schemas: Record<string, Json> = {
           description: 'Every live replica\'s state of the version, as it last reported it (ModelReplica).',
           items: {
             type: 'object',
-            required: ['replica', 'generation', 'state', 'lagging'],
-            properties: { replica: { type: 'string' }, generation: { type: 'integer' }, state: { type: 'string' }, lagging: { type: 'boolean' }, reason: { type: 'string' } },
+            required: ['replica', 'state', 'applied_generation', 'lagging'],
+            properties: { replica: { type: 'string' }, state: { type: 'string' }, applied_generation: { type: ['integer', 'null'], description: 'The catalog generation the replica last applied for this version' }, lagging: { type: 'boolean' }, reason: { type: 'string' } },
           },
         },
       },
