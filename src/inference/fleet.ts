@@ -271,8 +271,12 @@ export class ModelFleet {
     if (this.gcTimer) clearInterval(this.gcTimer);
     this.inspector.close();
     await this.listener?.close();
-    // Gone on purpose: nobody should wait for this replica any more.
-    await this.db.prisma.modelReplica.deleteMany({ where: { id: this.replicaId } }).catch(() => undefined);
+    // Gone on purpose: nobody should wait for this replica any more (best effort: with the database down the row expires).
+    try {
+      await this.db.prisma.modelReplica.deleteMany({ where: { id: this.replicaId } });
+    } catch {
+      // expires by itself
+    }
   }
 
   /** What /readyz shows of the catalog (no model names: /readyz takes no key, and private names must not leak). */
