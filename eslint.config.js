@@ -44,6 +44,8 @@ module.exports = tseslint.config(
               'ClassPrediction', 'CreatedApiKey', 'CreatedWebhook', 'Health', 'ImageClassification', 'InferOutputTensor', 'InferTiming',
               'ApiKeyEffectiveLimits', 'Credits', 'EffectiveLimit', 'Invoice', 'InvoiceLine', 'LimitState', 'LimitStatus', 'Me', 'Model', 'ModelStats', 'ModelVersion', 'MoneyBudget',
               'Money', 'ModelCatalogVersion', 'MonthlyQuota', 'PageInfo', 'RotatedApiKey', 'SaliencyMap', 'TenantEffectiveLimits', 'TensorSpec', 'UsageSummaryRow',
+              // Reports of a moment (issue #23 convergence): no identity of their own to refetch by.
+              'FleetConvergence', 'ReplicaConvergence', 'ReplicaVersionState',
             ],
           },
         },

@@ -172,12 +172,16 @@ export async function buildServices(config: Config, log: Logger, core: { metrics
     tenantMaxModels: config.models.tenantMaxModels,
     tenantMaxBytes: config.models.tenantMaxBytes,
     reconcileIntervalMs: config.models.reconcileIntervalMs,
+    validateTimeoutMs: config.models.validateTimeoutMs,
+    validateMaxMemoryBytes: config.models.validateMaxMemoryBytes,
+    heartbeatMs: config.models.replicaHeartbeatMs,
+    blobGcGraceMs: config.models.blobGcGraceMs,
     listenUrl: pgListenUrl,
   }, log.child({ component: 'model-catalog' }));
   // A fresh replica converges on the catalog before it reports ready (a database outage is reported by `database`).
   readiness.register('modelCatalog', () => ({
     ready: fleet.firstReconcileDone || db.state === 'down',
-    detail: { generation: Number(fleet.generation), listening: fleet.listening, ...(fleet.lastError ? { error: fleet.lastError } : {}) },
+    detail: fleet.readinessDetail(),
   }));
 
   // Console sign-in (issue #26): sessions in Postgres, bound to a key; an OIDC sign-in mints one for the person.

@@ -95,6 +95,13 @@ const envSchema = z.object({
   // Per tenant, its private models (names "<tenant id>.<name>") desired LOADED, and their weights' bytes.
   MODEL_TENANT_MAX_MODELS: int(0, 1_000_000).default('20'),
   MODEL_TENANT_MAX_BYTES: int(0, 1_099_511_627_776).default('2147483648'),
+  // Uploads are opened in a child process bounded in time and resident memory (issue #23 item 7).
+  MODEL_VALIDATE_TIMEOUT_MS: int(100, 3_600_000).default('120000'),
+  MODEL_VALIDATE_MAX_MEMORY_BYTES: int(16_777_216, 1_099_511_627_776).default('4294967296'),
+  // Each replica reports its applied catalog generation in Postgres this often (gone after 3 missed beats).
+  MODEL_REPLICA_HEARTBEAT_MS: int(100, 600_000).default('5000'),
+  // Weights no catalog version names (and unfinished uploads) are deleted once this old.
+  MODEL_BLOB_GC_GRACE_MS: int(0, 2_592_000_000).default('3600000'),
   INFERENCE_WORKERS: int(1, 256).optional(),
   // One gateway process per core on a big host ('auto'), all behind one port.
   GATEWAY_PROCESSES: z.union([z.literal('auto'), int(1, 1024)]).default('1'),
@@ -262,6 +269,13 @@ export interface Config {
     /** Per tenant: private models with a LOADED version, and the bytes of their LOADED weights. */
     tenantMaxModels: number;
     tenantMaxBytes: number;
+    /** Bounds of the child process that opens an upload before it may serve. */
+    validateTimeoutMs: number;
+    validateMaxMemoryBytes: number;
+    /** How often this replica writes its catalog state to ModelReplica. */
+    replicaHeartbeatMs: number;
+    /** Age past which unreferenced weights and unfinished uploads are deleted. */
+    blobGcGraceMs: number;
   };
   /** Response cache for models whose config.json opts in (`response_cache: { enable: true }`). */
   responseCache: { maxBytes: number; billedFraction: number };
@@ -393,6 +407,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ]);
   }
   const consoleConfig = consoleConfigFrom(e);
+  // A publish's weights sit unreferenced while they are inspected: GC must not take them meanwhile.
+  if (e.MODEL_BLOB_GC_GRACE_MS <= e.MODEL_VALIDATE_TIMEOUT_MS) {
+    throw new ConfigError([
+      `MODEL_BLOB_GC_GRACE_MS: must exceed MODEL_VALIDATE_TIMEOUT_MS (${e.MODEL_VALIDATE_TIMEOUT_MS}): weights stay unreferenced while a publish inspects them`,
+    ]);
+  }
   const cores = Math.max(1, os.availableParallelism());
   const processes = e.GATEWAY_PROCESSES === 'auto' ? cores : e.GATEWAY_PROCESSES;
   if (processes > 1 && (!e.DATABASE_URL || !e.REDIS_URL)) {
@@ -440,6 +460,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       uploadMaxBytes: e.MODEL_UPLOAD_MAX_BYTES,
       tenantMaxModels: e.MODEL_TENANT_MAX_MODELS,
       tenantMaxBytes: e.MODEL_TENANT_MAX_BYTES,
+      validateTimeoutMs: e.MODEL_VALIDATE_TIMEOUT_MS,
+      validateMaxMemoryBytes: e.MODEL_VALIDATE_MAX_MEMORY_BYTES,
+      replicaHeartbeatMs: e.MODEL_REPLICA_HEARTBEAT_MS,
+      blobGcGraceMs: e.MODEL_BLOB_GC_GRACE_MS,
     },
     responseCache: { maxBytes: e.RESPONSE_CACHE_MAX_BYTES, billedFraction: e.RESPONSE_CACHE_BILLED_FRACTION },
     keys: {

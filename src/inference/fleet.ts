@@ -11,16 +11,29 @@
  * a change answers once its own replica has applied it.
  *
  * Uploads are validated before they are committed: size bound while
- * streaming, then onnxruntime opens the weights in a worker and the config is
- * checked against the graph; a failure answers MODEL_INVALID and commits
- * nothing, so the serving version is untouched.
+ * streaming, then a child process (ModelInspector) checks the ONNX statically
+ * and opens it with onnxruntime, bounded in time and memory, and the config
+ * is checked against the graph; a failure answers MODEL_INVALID with a reason
+ * and commits nothing, so the serving version is untouched.
+ *
+ * Convergence is reported through Postgres, not Redis: each replica upserts a
+ * ModelReplica row (its catalog generation, each version's state, an
+ * expiry three heartbeats ahead) after every reconcile and on a heartbeat.
+ * Postgres because it is the one store every deployment has (Redis is
+ * optional, and embedded mode has none), the generation it reports is the
+ * catalog's own, comparable in one query, and the row's expiry is read on
+ * the database's clock (no skew between replicas). `wait: FLEET` polls
+ * those rows until every live replica reached the change's generation.
  */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database';
 import { Prisma } from '../db/generated/client';
 import { PgChannelListener, notifyChannel } from '../db/pg-channel';
 import type { Logger } from '../log/logger';
 import { auditActor, type Actor } from '../auth/actor';
 import { assertModelManageable, modelOwner } from '../auth/scopes';
+import { ModelInspector } from './model-inspector';
 import { BadInputError, ModelQuotaExceededError, ModelTooLargeError, ModelUnavailableError, NotFoundError } from '../errors';
 import { MODEL_NAME, modelConfigSchema, type ModelConfig } from './model-config';
 import { emptyShadowStats, type ModelRegistry, type ModelStatus, type ShadowStats, type VersionOrigin } from './registry';
@@ -33,8 +46,10 @@ export const MODEL_CATALOG_CHANNEL = 'modelgate_model_catalog';
 const CATALOG_LOCK_KEY = 23_0023;
 /** How many reconciles try a change that fails on this replica before it waits for the next change. */
 const MAX_APPLY_ATTEMPTS = 5;
-/** Chunks of an upload no blob names, older than this, are what a crash left: swept on the reconcile timer. */
-const UNFINISHED_UPLOAD_MAX_AGE_MS = 60 * 60 * 1000;
+/** How often `wait: FLEET` re-reads the replicas' reports. */
+const FLEET_POLL_MS = 100;
+/** Rows of replicas gone this long are deleted (kept a while so an operator can see what went away). */
+const GONE_REPLICA_KEEP_MS = 60 * 60 * 1000;
 
 export type DesiredState = 'LOADED' | 'UNLOADED';
 
@@ -85,7 +100,60 @@ export interface FleetVersionView {
   warmupRuns: number | null;
   /** This replica's shadow figures for this version (since the shadow was set); zeros when it never ran as one. */
   shadow: ShadowStats;
+  /** Every live replica's state of the version, from its last report. */
+  replicas: ReplicaVersionView[];
 }
+
+/** One version's state on one replica, as that replica last reported it. */
+export interface ReplicaVersionView {
+  replica: string;
+  host: string;
+  pid: number;
+  /** The replica's catalog generation. */
+  generation: number;
+  status: ModelStatus;
+  reason: string | null;
+  appliedGeneration: number | null;
+  /** Behind the version's catalog generation. */
+  lagging: boolean;
+}
+
+/** One version in a replica's report. */
+interface ReportedVersion {
+  model: string;
+  version: number;
+  status: ModelStatus;
+  reason: string | null;
+  appliedGeneration: number | null;
+}
+
+interface ReplicaRow {
+  id: string;
+  host: string;
+  pid: number;
+  generation: bigint;
+  versions: unknown;
+  heartbeatAt: Date;
+}
+
+/** Where the fleet stands on one change: which live replicas reached its generation, and what failed. */
+export interface FleetConvergence {
+  generation: number;
+  /** Every live replica reached the generation and applied the model's change without failure. */
+  converged: boolean;
+  waitedMs: number;
+  replicas: {
+    replica: string;
+    host: string;
+    pid: number;
+    generation: number;
+    lagging: boolean;
+    /** The model's versions this replica could not apply, with why. */
+    failures: string[];
+  }[];
+}
+
+export type ChangeWait = 'REPLICA' | 'FLEET';
 
 export interface FleetOptions {
   uploadMaxBytes: number;
@@ -96,6 +164,12 @@ export interface FleetOptions {
   tenantMaxBytes: number;
   /** Postgres URL to LISTEN on; undefined in embedded mode (the periodic reconcile alone). */
   listenUrl: string | undefined;
+  validateTimeoutMs: number;
+  validateMaxMemoryBytes: number;
+  /** How often this replica reports to ModelReplica. */
+  heartbeatMs: number;
+  /** Unreferenced weights, unfinished uploads and cache files older than this are deleted. */
+  blobGcGraceMs: number;
 }
 
 /** A change to one version: its desired state, and new config / weights where given. */
@@ -142,7 +216,17 @@ export class ModelFleet {
   private queued: Promise<void> | null = null;
   private listener: PgChannelListener | null = null;
   private timer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly inspector: ModelInspector;
+  /** This process's id in ModelReplica (each GATEWAY_PROCESSES worker is a replica of its own). */
+  readonly replicaId = randomUUID();
+  private readonly startedAt = new Date();
+  /** The catalog's highest generation at the last reconcile. */
+  private catalogGeneration = 0n;
+  /** Live replicas as last read (the heartbeat), for /readyz, which cannot wait on the database. */
+  private fleetSnapshot: { replica: string; generation: number }[] = [];
   /** The highest catalog generation this replica has reconciled (applied, or tried: see modelVersions for failures). */
   generation = 0n;
   firstReconcileDone = false;
@@ -155,7 +239,9 @@ export class ModelFleet {
     private readonly cache: WeightCache,
     private readonly options: FleetOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.inspector = new ModelInspector({ timeoutMs: options.validateTimeoutMs, maxMemoryBytes: options.validateMaxMemoryBytes });
+  }
 
   get listening(): boolean {
     return this.listener?.up ?? false;
@@ -172,11 +258,18 @@ export class ModelFleet {
       });
       this.listener.start();
     }
-    this.timer = setInterval(() => {
-      void this.reconcile();
-      void this.store.sweepUnfinished(UNFINISHED_UPLOAD_MAX_AGE_MS).catch(() => undefined);
-    }, this.options.reconcileIntervalMs);
+    this.timer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs);
     this.timer.unref();
+    // Until the database is up there is nowhere to report (the first reconcile reports at once after).
+    this.heartbeatTimer = setInterval(() => {
+      if (this.db.state === 'up') void this.report();
+    }, this.options.heartbeatMs);
+    this.heartbeatTimer.unref();
+    // GC needs no heartbeat's pace: a quarter of the grace period (at least a heartbeat, at most a minute).
+    this.gcTimer = setInterval(() => {
+      if (this.db.state === 'up') void this.collectGarbage();
+    }, Math.max(this.options.heartbeatMs, Math.min(Math.floor(this.options.blobGcGraceMs / 4), 60_000)));
+    this.gcTimer.unref();
   }
 
   /** The first reconcile, after the seed has loaded: a fresh replica converges before it reports ready. */
@@ -194,7 +287,147 @@ export class ModelFleet {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    this.inspector.close();
     await this.listener?.close();
+    // Gone on purpose: nobody should wait for this replica any more (best effort: with the database down the row expires).
+    try {
+      await this.db.prisma.modelReplica.deleteMany({ where: { id: this.replicaId } });
+    } catch {
+      // expires by itself
+    }
+  }
+
+  /** What /readyz shows of the catalog (no model names: /readyz takes no key, and private names must not leak). */
+  readinessDetail(): Record<string, unknown> {
+    const states: Record<string, number> = {};
+    for (const model of this.registry.list()) for (const v of model.versions.values()) states[v.status] = (states[v.status] ?? 0) + 1;
+    return {
+      replica: this.replicaId,
+      generation: Number(this.generation),
+      catalogGeneration: Number(this.catalogGeneration),
+      versions: states,
+      failedChanges: this.failures.size,
+      listening: this.listening,
+      replicas: this.fleetSnapshot,
+      ...(this.lastError ? { error: this.lastError } : {}),
+    };
+  }
+
+  /** Every version this replica holds or was asked to hold, with its state. */
+  private reportedVersions(): ReportedVersion[] {
+    const out = new Map<string, ReportedVersion>();
+    for (const model of this.registry.list()) {
+      for (const v of model.versions.values()) {
+        const applied = this.applied.get(key(model.name, v.version));
+        out.set(key(model.name, v.version), { model: model.name, version: v.version, status: v.status, reason: v.reason, appliedGeneration: applied === undefined ? null : Number(applied) });
+      }
+    }
+    for (const [k, reason] of this.failures) {
+      const slash = k.lastIndexOf('/');
+      const entry = out.get(k) ?? { model: k.slice(0, slash), version: Number(k.slice(slash + 1)), status: 'UNLOADED' as const, reason: null, appliedGeneration: null };
+      entry.reason = reason;
+      out.set(k, entry);
+    }
+    return [...out.values()];
+  }
+
+  /** Upserts this replica's report (on the database's clock) and refreshes the snapshot /readyz shows. */
+  async report(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const ttlMs = this.options.heartbeatMs * 3;
+      await this.db.prisma.$executeRawUnsafe(
+        `INSERT INTO "ModelReplica" ("id", "host", "pid", "startedAt", "heartbeatAt", "expiresAt", "generation", "versions")
+         VALUES ($1::uuid, $2, $3, $4, now(), now() + ($5::int * interval '1 millisecond'), $6, $7::jsonb)
+         ON CONFLICT ("id") DO UPDATE SET "heartbeatAt" = now(), "expiresAt" = EXCLUDED."expiresAt", "generation" = EXCLUDED."generation", "versions" = EXCLUDED."versions"`,
+        this.replicaId,
+        hostname(),
+        process.pid,
+        this.startedAt,
+        ttlMs,
+        this.generation,
+        JSON.stringify(this.reportedVersions()),
+      );
+      this.fleetSnapshot = (await this.liveReplicas()).map((r) => ({ replica: r.id, generation: Number(r.generation) }));
+    } catch (error) {
+      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not report this replica\'s catalog state');
+    }
+  }
+
+  private async liveReplicas(): Promise<ReplicaRow[]> {
+    return this.db.prisma.$queryRawUnsafe<ReplicaRow[]>(
+      'SELECT "id"::text AS "id", "host", "pid", "generation", "versions", "heartbeatAt" FROM "ModelReplica" WHERE "expiresAt" > now() ORDER BY "startedAt", "id"',
+    );
+  }
+
+  /** Every live replica's reported state of each version ("model/version" → states), for the repository index. */
+  async replicaStates(): Promise<Map<string, ReplicaVersionView[]>> {
+    const reports = await this.liveReplicas();
+    const rows = (await this.db.prisma.modelCatalogVersion.findMany({ select: { model: true, version: true, generation: true } })) as { model: string; version: number; generation: bigint }[];
+    const generations = new Map(rows.map((r) => [key(r.model, r.version), Number(r.generation)]));
+    const keys = new Set<string>(generations.keys());
+    for (const r of reports) for (const v of Array.isArray(r.versions) ? (r.versions as ReportedVersion[]) : []) keys.add(key(v.model, v.version));
+    const out = new Map<string, ReplicaVersionView[]>();
+    for (const k of keys) {
+      const slash = k.lastIndexOf('/');
+      out.set(k, reports.map((r) => replicaView(r, k.slice(0, slash), Number(k.slice(slash + 1)), generations.get(k) ?? null)));
+    }
+    return out;
+  }
+
+  /**
+   * Waits until every live replica reached `generation` (or `timeoutMs`
+   * passed) and says which lag and which failed the model's change. A
+   * replica that stops reporting drops out once its row expires.
+   */
+  async waitForFleet(model: string, generation: bigint, timeoutMs: number): Promise<FleetConvergence> {
+    const started = Date.now();
+    for (;;) {
+      const rows = await this.liveReplicas();
+      const replicas = rows.map((r) => {
+        const versions = Array.isArray(r.versions) ? (r.versions as ReportedVersion[]) : [];
+        const failures = versions.filter((v) => v.model === model && v.reason !== null && (v.status === 'FAILED' || (v.appliedGeneration ?? 0) < Number(generation))).map((v) => `version ${v.version}: ${v.reason}`);
+        return { replica: r.id, host: r.host, pid: r.pid, generation: Number(r.generation), lagging: BigInt(r.generation) < generation, failures };
+      });
+      const reached = replicas.every((r) => !r.lagging);
+      const converged = reached && replicas.every((r) => r.failures.length === 0);
+      const waitedMs = Date.now() - started;
+      if (reached || waitedMs >= timeoutMs || this.closed) return { generation: Number(generation), converged, waitedMs, replicas };
+      await new Promise((resolve) => setTimeout(resolve, Math.min(FLEET_POLL_MS, Math.max(1, timeoutMs - waitedMs))));
+    }
+  }
+
+  /**
+   * Blob GC: weights no catalog version names and unfinished uploads, older
+   * than MODEL_BLOB_GC_GRACE_MS, leave the store; this replica's cache drops
+   * files of digests no version names; reports of replicas long gone go.
+   */
+  async collectGarbage(): Promise<{ blobs: string[]; cacheFiles: string[] }> {
+    const grace = this.options.blobGcGraceMs;
+    try {
+      const blobs = await this.store.collectUnreferenced(grace, CATALOG_LOCK_KEY);
+      await this.store.sweepUnfinished(grace);
+      const referenced = await this.db.prisma.modelCatalogVersion.findMany({ where: { digest: { not: null } }, select: { digest: true } });
+      const keep = new Set(referenced.map((r) => r.digest!));
+      for (const model of this.registry.list()) for (const v of model.versions.values()) if (v.digest) keep.add(v.digest);
+      const cacheFiles = await this.cache.collect(keep, grace);
+      await this.db.prisma.modelReplica.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - GONE_REPLICA_KEEP_MS) } } });
+      if (blobs.length > 0 || cacheFiles.length > 0) this.log.info({ blobs, cacheFiles }, 'model weights no version references were deleted');
+      return { blobs, cacheFiles };
+    } catch (error) {
+      this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'model blob GC failed; retried on the next heartbeat');
+      return { blobs: [], cacheFiles: [] };
+    }
+  }
+
+  /** Checks weights in the inspection child, then the config against the graph it read. */
+  private async validate(name: string, file: string, config: ModelConfig | null): Promise<void> {
+    const graph = await this.inspector.inspect(name, file);
+    this.registry.checkGraph(name, config, graph.inputs, graph.outputs);
+    // Its model_warmup samples run once each (the inspector ran only zeros): a warm-up that cannot run is refused now.
+    if (config?.model_warmup?.length) await this.registry.validateWarmup(name, file, config);
   }
 
   /** Runs a reconcile pass that starts after this call (coalescing callers while one is waiting). */
@@ -250,6 +483,8 @@ export class ModelFleet {
       if (row.generation > this.generation) this.generation = row.generation;
     }
     this.applyTraffic(rows);
+    for (const row of rows) if (row.generation > this.catalogGeneration) this.catalogGeneration = row.generation;
+    await this.report();
   }
 
   /** Every model's split, from the rows (a model whose rows carry no percent has none). */
@@ -315,7 +550,7 @@ export class ModelFleet {
    * (summing to 100; every other version gets none), fleet-wide. Each listed
    * version must be known and desired LOADED. An empty list clears the split.
    */
-  async setTraffic(caller: Actor, name: string, weights: { version: string; percent: number }[]): Promise<void> {
+  async setTraffic(caller: Actor, name: string, weights: { version: string; percent: number }[]): Promise<bigint> {
     ModelFleet.authorize(caller, name);
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
@@ -330,7 +565,7 @@ export class ModelFleet {
     });
     const sum = [...split.values()].reduce((a, b) => a + b, 0);
     if (split.size > 0 && sum !== 100) throw new BadInputError(`the percentages sum to ${sum}, not 100`, 'weights');
-    await this.commit(
+    return this.commit(
       caller,
       name,
       'model.traffic',
@@ -401,7 +636,7 @@ export class ModelFleet {
    * `reload` bumps the generation even when the state is unchanged, so every
    * replica reloads config and weights. Answers once this replica applied it.
    */
-  async setDesired(caller: Actor, name: string, version: string | null | undefined, desiredState: DesiredState, action: string): Promise<void> {
+  async setDesired(caller: Actor, name: string, version: string | null | undefined, desiredState: DesiredState, action: string): Promise<bigint> {
     ModelFleet.authorize(caller, name);
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
@@ -411,7 +646,7 @@ export class ModelFleet {
       if (!versions.includes(v)) throw new NotFoundError(`Model "${name}" has no version ${version}`, { model: name, version });
       targets = [v];
     }
-    await this.commit(caller, name, action, targets.map((v) => ({ version: v, desiredState, config: rows.get(v)?.config as ModelConfig | null | undefined, digest: rows.get(v)?.digest })));
+    return this.commit(caller, name, action, targets.map((v) => ({ version: v, desiredState, config: rows.get(v)?.config as ModelConfig | null | undefined, digest: rows.get(v)?.digest })));
   }
 
   /**
@@ -420,7 +655,7 @@ export class ModelFleet {
    * the model is unloaded; a config alone applies to every version. Without
    * parameters, loads every version. Validated before anything commits.
    */
-  async tritonLoad(caller: Actor, name: string, parameters: TritonLoadParameters): Promise<void> {
+  async tritonLoad(caller: Actor, name: string, parameters: TritonLoadParameters): Promise<bigint> {
     ModelFleet.authorize(caller, name);
     if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
     const config = parameters.config !== undefined ? parseLoadConfig(name, parameters.config) : undefined;
@@ -432,8 +667,7 @@ export class ModelFleet {
       }
       const { versions } = await this.knownVersions(name);
       const others = versions.filter((v) => !parameters.files.has(v)).map((v): VersionChange => ({ version: v, desiredState: 'UNLOADED' }));
-      await this.commit(caller, name, 'model.publish', [...published, ...others]);
-      return;
+      return this.commit(caller, name, 'model.publish', [...published, ...others]);
     }
     if (!config) return this.setDesired(caller, name, null, 'LOADED', 'model.load');
     const { rows, versions } = await this.knownVersions(name);
@@ -441,9 +675,9 @@ export class ModelFleet {
     for (const v of versions) {
       const digest = rows.get(v)?.digest ?? null;
       const source = digest ? await this.cache.ensure(digest) : (await this.registry.seedSource(name, v, config)).modelPath;
-      await this.registry.validate(name, source, config);
+      await this.validate(name, source, config);
     }
-    await this.commit(caller, name, 'model.load', versions.map((v) => ({ version: v, desiredState: 'LOADED', config, digest: rows.get(v)?.digest ?? null })));
+    return this.commit(caller, name, 'model.load', versions.map((v) => ({ version: v, desiredState: 'LOADED', config, digest: rows.get(v)?.digest ?? null })));
   }
 
   /**
@@ -455,7 +689,7 @@ export class ModelFleet {
   async publishWeights(name: string, source: AsyncIterable<Uint8Array>, config: ModelConfig | null): Promise<string> {
     const { digest } = await this.store.put(source, this.options.uploadMaxBytes);
     const file = await this.cache.ensure(digest);
-    await this.registry.validate(name, file, config);
+    await this.validate(name, file, config);
     return digest;
   }
 
@@ -466,7 +700,7 @@ export class ModelFleet {
    * from the graph), then published LOADED fleet-wide. Other versions are
    * untouched. Answers the digest and size.
    */
-  async uploadVersion(caller: Actor, name: string, version: string, source: AsyncIterable<Uint8Array>): Promise<{ digest: string; sizeBytes: number }> {
+  async uploadVersion(caller: Actor, name: string, version: string, source: AsyncIterable<Uint8Array>): Promise<{ digest: string; sizeBytes: number; generation: bigint }> {
     ModelFleet.authorize(caller, name);
     if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
     const v = ModelFleet.versionNumber(version);
@@ -474,9 +708,9 @@ export class ModelFleet {
     const own = rows.find((r) => r.version === v && r.config !== null) ?? rows.find((r) => r.config !== null);
     const config = own ? modelConfigSchema.parse(own.config) : await this.registry.seedConfig(name);
     const { digest, sizeBytes } = await this.store.put(source, this.options.uploadMaxBytes);
-    await this.registry.validate(name, await this.cache.ensure(digest), config);
-    await this.commit(caller, name, 'model.publish', [{ version: v, desiredState: 'LOADED', config, digest }]);
-    return { digest, sizeBytes };
+    await this.validate(name, await this.cache.ensure(digest), config);
+    const generation = await this.commit(caller, name, 'model.publish', [{ version: v, desiredState: 'LOADED', config, digest }]);
+    return { digest, sizeBytes, generation };
   }
 
   get maxUploadBytes(): number {
@@ -488,8 +722,8 @@ export class ModelFleet {
   }
 
   /** Writes the rows, their audit events and the NOTIFY in one transaction; then applies locally. */
-  private async commit(caller: Actor, name: string, action: string, changes: VersionChange[]): Promise<void> {
-    if (changes.length === 0) return;
+  private async commit(caller: Actor, name: string, action: string, changes: VersionChange[]): Promise<bigint> {
+    if (changes.length === 0) return this.catalogGeneration;
     const generation = await this.db.prisma.$transaction(async (tx) => {
       await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1)::text', CATALOG_LOCK_KEY);
       const [top] = await tx.$queryRawUnsafe<{ g: bigint | null }[]>('SELECT MAX("generation") AS g FROM "ModelCatalogVersion"');
@@ -512,6 +746,10 @@ export class ModelFleet {
             (change.desiredState === 'LOADED' && before.desiredState !== 'LOADED')
           : action === 'model.reload' || digest !== null || config !== null;
         const loadGeneration = contentChanged ? next : (before?.loadGeneration ?? 0n);
+        // Under the lock blob GC takes too: weights named here cannot be collected between this check and the commit.
+        if (digest !== null && change.desiredState === 'LOADED' && (await tx.modelBlob.count({ where: { digest } })) === 0) {
+          throw new ModelUnavailableError(`Model "${name}" version ${change.version}: its weights ${digest} are no longer in the weight store (collected as unreferenced); upload them again`, { model: name });
+        }
         const data = {
           ownerTenantId,
           desiredState: change.desiredState,
@@ -558,6 +796,7 @@ export class ModelFleet {
     if (failed.length > 0) {
       throw new ModelUnavailableError(`Model "${name}": the change was committed (generation ${generation}) but this replica could not apply it: ${failed.join('; ')}`, { model: name });
     }
+    return generation;
   }
 
   /**
@@ -598,6 +837,7 @@ export class ModelFleet {
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
     const local = this.registry.list().find((m) => m.name === name);
+    const reports = await this.liveReplicas();
     return versions.map((v) => {
       const row = rows.get(v);
       const state = local?.versions.get(v);
@@ -617,7 +857,25 @@ export class ModelFleet {
         warmupMs: state?.warmupMs ?? null,
         warmupRuns: state?.warmupMs === null || state === undefined ? null : state.warmupRuns,
         shadow: state ? { ...state.shadowStats } : emptyShadowStats(),
+        replicas: reports.map((r) => replicaView(r, name, v, row ? Number(row.generation) : null)),
       };
     });
   }
+}
+
+/** One version's state in a replica's report (UNLOADED when the replica holds none). */
+function replicaView(report: ReplicaRow, model: string, version: number, catalogGeneration: number | null): ReplicaVersionView {
+  const versions = Array.isArray(report.versions) ? (report.versions as ReportedVersion[]) : [];
+  const entry = versions.find((e) => e.model === model && e.version === version);
+  const generation = Number(report.generation);
+  return {
+    replica: report.id,
+    host: report.host,
+    pid: report.pid,
+    generation,
+    status: entry?.status ?? 'UNLOADED',
+    reason: entry?.reason ?? null,
+    appliedGeneration: entry?.appliedGeneration ?? null,
+    lagging: catalogGeneration !== null && generation < catalogGeneration,
+  };
 }

@@ -418,10 +418,27 @@ export class ModelRegistry {
   }
 
   /**
-   * Opens weights and config in a worker and checks them against each other,
-   * without serving them: MODEL_INVALID with the reason when they cannot serve.
+   * Checks a config against a graph's inputs and outputs (read in isolation
+   * by ModelInspector, never in the serving workers): MODEL_INVALID
+   * CONFIG_MISMATCH naming the tensor when they disagree.
    */
-  async validate(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
+  checkGraph(name: string, fileConfig: ModelConfig | null, inputs: TensorMetadata[], outputs: TensorMetadata[]): void {
+    try {
+      const providers = fileConfig?.execution_providers ?? this.options.providers;
+      const config = fileConfig ? servedFromFile(fileConfig, this.options.maxQueueSize) : deriveConfig(name, inputs, outputs, providers, this.options.maxQueueSize);
+      checkAgainstGraph(config, inputs, outputs);
+    } catch (error) {
+      throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'CONFIG_MISMATCH' });
+    }
+  }
+
+  /**
+   * Runs a published config's model_warmup samples once each, in the serving
+   * workers, after ModelInspector has opened the weights in isolation (so a
+   * graph that crashes onnxruntime never gets here): a warm-up that cannot run
+   * is refused (MODEL_INVALID) before the version is committed.
+   */
+  async validateWarmup(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
     const key = `validate/${name}/${++this.generation}`;
     const providers = fileConfig?.execution_providers ?? this.options.providers;
     let warmup: WarmupSample[] | undefined;

@@ -7,7 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { WeightStore } from './weight-store';
@@ -64,5 +64,27 @@ export class WeightCache {
       await rm(partial, { force: true });
       throw error;
     }
+  }
+
+  /**
+   * Deletes local copies of digests not in `keep` and partial fetches (a
+   * `kill -9` mid-fetch leaves a `.part`) last written more than `graceMs`
+   * ago; answers the file names removed.
+   */
+  async collect(keep: ReadonlySet<string>, graceMs: number): Promise<string[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const removed: string[] = [];
+    const cutoff = Date.now() - graceMs;
+    for (const name of names) {
+      const digest = name.slice(0, 64);
+      const whole = name === `${digest}.onnx` && SHA256_HEX.test(digest);
+      if (this.inFlight.has(digest) || (whole ? keep.has(digest) : !name.endsWith('.part'))) continue;
+      const file = path.join(this.dir, name);
+      const modified = await stat(file).then((s) => s.mtimeMs, () => null);
+      if (modified === null || modified > cutoff) continue;
+      await rm(file, { force: true });
+      removed.push(name);
+    }
+    return removed;
   }
 }

@@ -13,7 +13,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Database } from '../db/database';
-import { ModelTooLargeError } from '../errors';
+import { ModelTooLargeError, ModelUnavailableError } from '../errors';
 
 /** Rows of 1 MiB: small enough for any driver, few enough that a 200 MB model is 200 rows. */
 export const WEIGHT_CHUNK_BYTES = 1024 * 1024;
@@ -32,6 +32,12 @@ export interface WeightStore {
   open(digest: string): AsyncIterable<Uint8Array>;
   /** Removes what uploads a crash cut short, older than `olderThanMs`; answers how many pieces went. */
   sweepUnfinished(olderThanMs: number): Promise<number>;
+  /**
+   * Deletes blobs no catalog version names whose last upload is older than
+   * `graceMs`, under `lockKey` (the catalog writers' advisory lock, so a commit
+   * naming a digest never races its deletion); answers the digests deleted.
+   */
+  collectUnreferenced(graceMs: number, lockKey: number): Promise<string[]>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -72,10 +78,19 @@ export class PostgresWeightStore implements WeightStore {
       await this.discard(uploadId);
       throw error;
     }
+    // An upload stalled past the GC grace period may have lost chunks to the sweep: never name an incomplete set.
+    if ((await this.db.prisma.modelBlobChunk.count({ where: { uploadId } })) !== index) {
+      await this.discard(uploadId);
+      throw new ModelUnavailableError('The upload stalled longer than MODEL_BLOB_GC_GRACE_MS and its first chunks were swept; upload again', {});
+    }
     const digest = hash.digest('hex');
     // The blob row makes the digest visible; a digest stored before keeps its own chunks.
     const created = await this.db.prisma.modelBlob.createMany({ data: [{ digest, uploadId, sizeBytes: BigInt(size), chunkCount: index }], skipDuplicates: true });
-    if (created.count === 0) await this.discard(uploadId);
+    if (created.count === 0) {
+      await this.discard(uploadId);
+      // Stored again: the grace period before blob GC may delete it starts over.
+      await this.db.prisma.modelBlob.updateMany({ where: { digest }, data: { storedAt: new Date() } });
+    }
     return { digest, sizeBytes: size };
   }
 
@@ -96,10 +111,33 @@ export class PostgresWeightStore implements WeightStore {
   /** Removes chunks no blob names that are older than `olderThanMs` (uploads a crash cut short). */
   async sweepUnfinished(olderThanMs: number): Promise<number> {
     const cutoff = new Date(Date.now() - olderThanMs);
+    // An upload's age is its newest chunk's: one still streaming keeps adding chunks and is left alone.
     return this.db.prisma.$executeRawUnsafe(
-      'DELETE FROM "ModelBlobChunk" c WHERE c."createdAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelBlob" b WHERE b."uploadId" = c."uploadId")',
+      `DELETE FROM "ModelBlobChunk" c WHERE c."uploadId" IN (SELECT "uploadId" FROM "ModelBlobChunk" GROUP BY "uploadId" HAVING MAX("createdAt") < $1)
+         AND NOT EXISTS (SELECT 1 FROM "ModelBlob" b WHERE b."uploadId" = c."uploadId")`,
       cutoff,
     );
+  }
+
+  async collectUnreferenced(graceMs: number, lockKey: number): Promise<string[]> {
+    const cutoff = new Date(Date.now() - graceMs);
+    // Most passes find nothing: look first without a transaction or the catalog lock.
+    const [candidate] = await this.db.prisma.$queryRawUnsafe<{ digest: string }[]>(
+      'SELECT b."digest" FROM "ModelBlob" b WHERE b."storedAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest") LIMIT 1',
+      cutoff,
+    );
+    if (!candidate) return [];
+    return this.db.prisma.$transaction(async (tx) => {
+      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1)::text', lockKey);
+      const gone = await tx.$queryRawUnsafe<{ digest: string; uploadId: string }[]>(
+        `DELETE FROM "ModelBlob" b WHERE b."storedAt" < $1
+           AND NOT EXISTS (SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest")
+         RETURNING b."digest", b."uploadId"::text AS "uploadId"`,
+        cutoff,
+      );
+      if (gone.length > 0) await tx.modelBlobChunk.deleteMany({ where: { uploadId: { in: gone.map((g) => g.uploadId) } } });
+      return gone.map((g) => g.digest);
+    }, { timeout: 60_000 });
   }
 
   private async discard(uploadId: string): Promise<void> {

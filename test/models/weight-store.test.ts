@@ -81,6 +81,60 @@ describe('PostgresWeightStore', () => {
   });
 });
 
+describe('blob GC', () => {
+  // The run's database is shared with gateways publishing right now: only blobs made old here are old enough to go.
+  const DAY = 24 * 3600_000;
+  const LOCK = 23_0023;
+
+  it('deletes weights no catalog version names once past the grace period, with their chunks; keeps referenced and recent ones', async () => {
+    const orphan = await store.put(bytesSource(randomBytes(WEIGHT_CHUNK_BYTES + 1)), 4 * WEIGHT_CHUNK_BYTES);
+    const referenced = await store.put(bytesSource(randomBytes(100)), WEIGHT_CHUNK_BYTES);
+    const recent = await store.put(bytesSource(randomBytes(100)), WEIGHT_CHUNK_BYTES);
+    const model = `gc-${randomBytes(4).toString('hex')}`;
+    await db.prisma.modelCatalogVersion.create({ data: { model, version: 1, desiredState: 'UNLOADED', digest: referenced.digest, generation: 0n } });
+    try {
+      const old = new Date(Date.now() - 2 * DAY);
+      await db.prisma.modelBlob.updateMany({ where: { digest: { in: [orphan.digest, referenced.digest] } }, data: { storedAt: old } });
+      const orphanUpload = (await db.prisma.modelBlob.findUniqueOrThrow({ where: { digest: orphan.digest } })).uploadId;
+      expect(await db.prisma.modelBlobChunk.count({ where: { uploadId: orphanUpload } })).toBe(2);
+
+      const gone = await store.collectUnreferenced(DAY, LOCK);
+      expect(gone).toContain(orphan.digest);
+      expect(gone).not.toContain(referenced.digest);
+      expect(gone).not.toContain(recent.digest);
+      expect(await store.has(orphan.digest)).toBe(false);
+      expect(await db.prisma.modelBlobChunk.count({ where: { uploadId: orphanUpload } })).toBe(0);
+      expect(await store.has(referenced.digest)).toBe(true);
+      expect(await store.has(recent.digest)).toBe(true);
+
+      // Uploading the same bytes again restarts the grace period: an old unreferenced blob just re-stored stays.
+      await db.prisma.modelBlob.updateMany({ where: { digest: recent.digest }, data: { storedAt: old } });
+      const again = await db.prisma.modelBlob.findUniqueOrThrow({ where: { digest: recent.digest } });
+      await store.put(store.open(recent.digest), WEIGHT_CHUNK_BYTES);
+      expect((await db.prisma.modelBlob.findUniqueOrThrow({ where: { digest: recent.digest } })).storedAt.getTime()).toBeGreaterThan(again.storedAt.getTime());
+      expect(await store.collectUnreferenced(DAY, LOCK)).not.toContain(recent.digest);
+    } finally {
+      await db.prisma.modelCatalogVersion.deleteMany({ where: { model } });
+    }
+  });
+
+  it('the replica cache drops files of digests nothing keeps and stale partial fetches, past the grace period', async () => {
+    const kept = await store.put(bytesSource(randomBytes(300)), WEIGHT_CHUNK_BYTES);
+    const dropped = await store.put(bytesSource(randomBytes(300)), WEIGHT_CHUNK_BYTES);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-cache-'));
+    const cache = new WeightCache(dir, store);
+    await cache.ensure(kept.digest);
+    await cache.ensure(dropped.digest);
+    const part = `${dropped.digest}.onnx.1234.part`;
+    writeFileSync(path.join(dir, part), 'half');
+    writeFileSync(path.join(dir, 'notes.txt'), 'not ours');
+    // Nothing is old enough yet.
+    expect(await cache.collect(new Set([kept.digest]), 3600_000)).toEqual([]);
+    expect((await cache.collect(new Set([kept.digest]), 0)).sort()).toEqual([`${dropped.digest}.onnx`, part].sort());
+    expect(readdirSync(dir).sort()).toEqual([`${kept.digest}.onnx`, 'notes.txt'].sort());
+  });
+});
+
 describe('WeightCache', () => {
   it('fetches by digest, verifies, and fetches again when the local copy is corrupt', async () => {
     const bytes = randomBytes(WEIGHT_CHUNK_BYTES + 12345);

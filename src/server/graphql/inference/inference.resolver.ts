@@ -10,6 +10,7 @@ import { assertModelAllowed, modelAllowed } from '../../../auth';
 import { hasScope, MODEL_STATISTICS_SCOPE } from '../../../auth/scopes';
 import { callerOf, type GraphQLContext } from '../context';
 import type { ModelFleet } from '../../../inference/fleet';
+import { BadInputError } from '../../../errors';
 import type { ModelView } from '../../../inference/inference.service';
 import {
   ClassifyResult,
@@ -22,6 +23,7 @@ import {
   ModelConfigSource,
   ModelType,
   ModelCatalogVersionType,
+  ModelChangeWait,
   ModelDesiredState,
   ModelWeightsSource,
   VersionWeightInput,
@@ -117,10 +119,21 @@ async function adminOperation(
   ctx: GraphQLContext,
   name: string,
   version: string | null | undefined,
-  run: (fleet: ModelFleet, caller: ReturnType<typeof callerOf>) => Promise<void>,
+  wait: ModelChangeWait,
+  waitTimeoutMs: number,
+  run: (fleet: ModelFleet, caller: ReturnType<typeof callerOf>) => Promise<bigint>,
 ): Promise<ModelType> {
-  await run(ctx.services.fleet, callerOf(ctx));
-  return toModelType(ctx.services.models.describe(name, version), readsStats(ctx));
+  checkWaitTimeout(waitTimeoutMs);
+  const generation = await run(ctx.services.fleet, callerOf(ctx));
+  const fleet = wait === ModelChangeWait.FLEET ? await ctx.services.fleet.waitForFleet(name, generation, waitTimeoutMs) : null;
+  return { ...toModelType(ctx.services.models.describe(name, version), readsStats(ctx)), fleet };
+}
+
+/** The longest a mutation may wait for the fleet: 10 minutes (a 200 MB model converges in seconds here). */
+const MAX_WAIT_TIMEOUT_MS = 600_000;
+
+function checkWaitTimeout(ms: number): void {
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_WAIT_TIMEOUT_MS) throw new BadInputError(`waitTimeoutMs must be 0 to ${MAX_WAIT_TIMEOUT_MS}`, 'waitTimeoutMs');
 }
 
 /** A model's versions as the catalog and this replica see them. */
@@ -145,6 +158,7 @@ async function catalogVersions(ctx: GraphQLContext, model: string): Promise<Mode
     shadowFailures: v.shadow.failures,
     shadowTop1Agreement: v.shadow.items > 0 ? v.shadow.top1Agreements / v.shadow.items : null,
     shadowMaxAbsDifference: v.shadow.runs > 0 ? v.shadow.maxAbsDifference : null,
+    replicas: v.replicas.map((r) => ({ ...r, status: toModelStatus(r.status) })),
   }));
 }
 
@@ -227,8 +241,12 @@ export class InferenceResolver {
     @Ctx() ctx: GraphQLContext,
     @Arg('model', { description: 'Model name' }) model: string,
     @Arg('weights', () => [VersionWeightInput], { description: 'Each version\'s percent' }) weights: VersionWeightInput[],
+    @Arg('wait', () => ModelChangeWait, { defaultValue: ModelChangeWait.REPLICA, description: 'REPLICA: answer once this replica applied the split; FLEET: once every live replica did (or waitTimeoutMs passed); each version\'s replicas say which lag' }) wait: ModelChangeWait,
+    @Arg('waitTimeoutMs', () => Int, { defaultValue: 30_000, description: 'With wait: FLEET, how long to wait for the other replicas (0 to 600000 ms); the split is committed either way' }) waitTimeoutMs: number,
   ): Promise<ModelCatalogVersionType[]> {
-    await ctx.services.fleet.setTraffic(callerOf(ctx), model, weights);
+    checkWaitTimeout(waitTimeoutMs);
+    const generation = await ctx.services.fleet.setTraffic(callerOf(ctx), model, weights);
+    if (wait === ModelChangeWait.FLEET) await ctx.services.fleet.waitForFleet(model, generation, waitTimeoutMs);
     return catalogVersions(ctx, model);
   }
 
@@ -262,9 +280,11 @@ export class InferenceResolver {
   async loadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('wait', () => ModelChangeWait, { defaultValue: ModelChangeWait.REPLICA, description: 'REPLICA: answer once this replica applied the change; FLEET: once every live replica did (or waitTimeoutMs passed), reporting which lag in fleet' }) wait: ModelChangeWait,
+    @Arg('waitTimeoutMs', () => Int, { defaultValue: 30_000, description: 'With wait: FLEET, how long to wait for the other replicas (0 to 600000 ms); the change is committed either way' }) waitTimeoutMs: number,
     @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
-    return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.load'));
+    return adminOperation(ctx, name, version, wait, waitTimeoutMs, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.load'));
   }
 
   @Authorized('models:manage')
@@ -272,9 +292,11 @@ export class InferenceResolver {
   async unloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('wait', () => ModelChangeWait, { defaultValue: ModelChangeWait.REPLICA, description: 'REPLICA: answer once this replica applied the change; FLEET: once every live replica did (or waitTimeoutMs passed), reporting which lag in fleet' }) wait: ModelChangeWait,
+    @Arg('waitTimeoutMs', () => Int, { defaultValue: 30_000, description: 'With wait: FLEET, how long to wait for the other replicas (0 to 600000 ms); the change is committed either way' }) waitTimeoutMs: number,
     @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
-    return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'UNLOADED', 'model.unload'));
+    return adminOperation(ctx, name, version, wait, waitTimeoutMs, (fleet, caller) => fleet.setDesired(caller, name, version, 'UNLOADED', 'model.unload'));
   }
 
   @Authorized('models:manage')
@@ -282,8 +304,10 @@ export class InferenceResolver {
   async reloadModel(
     @Ctx() ctx: GraphQLContext,
     @Arg('name', { description: 'Model name' }) name: string,
+    @Arg('wait', () => ModelChangeWait, { defaultValue: ModelChangeWait.REPLICA, description: 'REPLICA: answer once this replica applied the change; FLEET: once every live replica did (or waitTimeoutMs passed), reporting which lag in fleet' }) wait: ModelChangeWait,
+    @Arg('waitTimeoutMs', () => Int, { defaultValue: 30_000, description: 'With wait: FLEET, how long to wait for the other replicas (0 to 600000 ms); the change is committed either way' }) waitTimeoutMs: number,
     @Arg('version', () => String, { nullable: true, description: 'Only this version; absent: every version' }) version?: string | null,
   ): Promise<ModelType> {
-    return adminOperation(ctx, name, version, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.reload'));
+    return adminOperation(ctx, name, version, wait, waitTimeoutMs, (fleet, caller) => fleet.setDesired(caller, name, version, 'LOADED', 'model.reload'));
   }
 }

@@ -141,6 +141,82 @@ registerEnumType(ModelDesiredState, {
   },
 });
 
+export enum ModelChangeWait {
+  REPLICA = 'REPLICA',
+  FLEET = 'FLEET',
+}
+registerEnumType(ModelChangeWait, {
+  name: 'ModelChangeWait',
+  description: 'When a model management mutation answers',
+  valuesConfig: {
+    REPLICA: { description: 'Once the replica that took the call applied the change (every other replica follows on its own)' },
+    FLEET: { description: 'Once every live replica reached the change\'s catalog generation, or waitTimeoutMs passed; the answer says which replicas lag' },
+  },
+});
+
+@ObjectType('ReplicaVersionState', { description: 'One model version\'s state on one replica, as that replica last reported it' })
+export class ReplicaVersionStateType {
+  @Field({ description: 'The replica\'s id (one per gateway process, new at every start)' })
+  replica!: string;
+
+  @Field({ description: 'Host name of the replica' })
+  host!: string;
+
+  @Field(() => Int, { description: 'Process id of the replica on its host' })
+  pid!: number;
+
+  @Field(() => Float, { description: 'The highest catalog generation the replica has reconciled' })
+  generation!: number;
+
+  @Field(() => ModelStatus, { description: 'The version\'s state on that replica (UNLOADED when it holds none)' })
+  status!: ModelStatus;
+
+  @Field(() => String, { nullable: true, description: 'Why the replica could not apply the version\'s last change, or why it failed; null otherwise' })
+  reason!: string | null;
+
+  @Field(() => Float, { nullable: true, description: 'The catalog generation the replica last applied for the version; null: none' })
+  appliedGeneration!: number | null;
+
+  @Field({ description: 'True while the replica\'s generation is behind the version\'s catalog generation' })
+  lagging!: boolean;
+}
+
+@ObjectType('ReplicaConvergence', { description: 'One live replica\'s progress on a change' })
+export class ReplicaConvergenceType {
+  @Field({ description: 'The replica\'s id' })
+  replica!: string;
+
+  @Field({ description: 'Host name of the replica' })
+  host!: string;
+
+  @Field(() => Int, { description: 'Process id of the replica on its host' })
+  pid!: number;
+
+  @Field(() => Float, { description: 'The highest catalog generation the replica has reconciled' })
+  generation!: number;
+
+  @Field({ description: 'True when the replica had not reached the change\'s generation when the wait ended' })
+  lagging!: boolean;
+
+  @Field(() => [String], { description: 'The model\'s versions the replica could not apply, each with why' })
+  failures!: string[];
+}
+
+@ObjectType('FleetConvergence', { description: 'Where every live replica stands on one catalog change' })
+export class FleetConvergenceType {
+  @Field(() => Float, { description: 'The change\'s catalog generation' })
+  generation!: number;
+
+  @Field({ description: 'True when every live replica reached the generation and applied the change without failure' })
+  converged!: boolean;
+
+  @Field(() => Int, { description: 'Milliseconds spent waiting for the fleet after this replica applied the change' })
+  waitedMs!: number;
+
+  @Field(() => [ReplicaConvergenceType], { description: 'Every live replica (one that reported within three heartbeats), lagging or not' })
+  replicas!: ReplicaConvergenceType[];
+}
+
 @ObjectType('ModelCatalogVersion', { description: 'One model version as the fleet-wide catalog and this replica see it' })
 export class ModelCatalogVersionType {
   @Field({ description: 'Model name' })
@@ -196,6 +272,8 @@ export class ModelCatalogVersionType {
 
   @Field(() => Float, { nullable: true, description: 'Largest absolute difference of any output value from the serving version\'s; null before any comparison' })
   shadowMaxAbsDifference!: number | null;
+  @Field(() => [ReplicaVersionStateType], { description: 'Every live replica\'s state of the version, as it last reported it (after each reconcile and every MODEL_REPLICA_HEARTBEAT_MS)' })
+  replicas!: ReplicaVersionStateType[];
 }
 
 @InputType('VersionWeightInput', { description: 'One version\'s share of a traffic split' })
@@ -277,6 +355,12 @@ export class ModelType {
     description: "Counters of this version in this gateway process, summed over every tenant's traffic: null unless the key has the admin scope (tenants read their own traffic in usageSummary)",
   })
   stats!: ModelStatsType | null;
+
+  @Field(() => FleetConvergenceType, {
+    nullable: true,
+    description: 'Where the fleet stands on the change this answer follows: set on loadModel, unloadModel and reloadModel called with wait: FLEET; null otherwise',
+  })
+  fleet?: FleetConvergenceType | null;
 }
 
 @InputType({ description: 'One input tensor. Give data (JSON numbers) or dataBase64 (raw little-endian bytes), not both.' })

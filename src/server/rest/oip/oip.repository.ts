@@ -26,6 +26,43 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 type Params = { model: string };
 
+/** The most a REST call may wait for the fleet (`timeout_ms`), as GraphQL's waitTimeoutMs. */
+const MAX_WAIT_MS = 600_000;
+const DEFAULT_WAIT_MS = 30_000;
+
+/**
+ * `?wait=fleet[&timeout_ms=N]`: the timeout to wait for every live replica
+ * after this one applied the change; null without `wait=fleet`.
+ */
+function fleetWait(query: unknown): number | null {
+  const q = (query ?? {}) as Record<string, unknown>;
+  const wait = q['wait'];
+  if (wait === undefined || wait === 'replica') return null;
+  if (wait !== 'fleet') throw new BadInputError('wait must be replica or fleet', 'wait');
+  const raw = q['timeout_ms'];
+  if (raw === undefined) return DEFAULT_WAIT_MS;
+  const ms = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || ms > MAX_WAIT_MS) throw new BadInputError(`timeout_ms must be 0 to ${MAX_WAIT_MS}`, 'timeout_ms');
+  return ms;
+}
+
+/**
+ * The answer of a change: `{}` (Triton's) without a fleet wait; with one,
+ * `{fleet: {...}}`, 200 when every live replica converged, 202 when the
+ * change is committed but some replica lags or failed it (listed).
+ */
+async function answerChange(reply: FastifyReply, fleet: ModelFleet, model: string, generation: bigint, waitMs: number | null, body: Record<string, unknown> = {}): Promise<FastifyReply> {
+  if (waitMs === null) return reply.code(200).send(body);
+  const c = await fleet.waitForFleet(model, generation, waitMs);
+  const report = {
+    generation: c.generation,
+    converged: c.converged,
+    waited_ms: c.waitedMs,
+    replicas: c.replicas.map((r) => ({ replica: r.replica, host: r.host, pid: r.pid, generation: r.generation, lagging: r.lagging, failures: r.failures })),
+  };
+  return reply.code(c.converged ? 200 : 202).send({ ...body, fleet: report });
+}
+
 function parseBody(body: unknown): Record<string, unknown> {
   const read = body as BoundedBody | undefined;
   if (read?.error) throw read.error;
@@ -58,16 +95,17 @@ function filesOf(parameters: Record<string, unknown>, maxBytes: number, fleet: M
 }
 
 export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fleet }: { pipeline: InferencePipeline; fleet: ModelFleet }): void {
-  const route = (suffix: 'load' | 'unload', act: (caller: Actor, request: FastifyRequest<{ Params: Params }>) => Promise<void>) => {
+  const route = (suffix: 'load' | 'unload', act: (caller: Actor, request: FastifyRequest<{ Params: Params }>) => Promise<bigint>) => {
     scope.post<{ Params: Params }>(`/v2/repository/models/:model/${suffix}`, async (request, reply: FastifyReply) => {
       const log = request.log as unknown as Logger;
       const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, log, request.trace ?? NOOP_STEPS);
       try {
         if (!admitted.ok) throw admitted.error;
         assertModelManageable(admitted.principal, request.params.model);
+        const waitMs = fleetWait(request.query);
         const ua = request.headers['user-agent'];
-        await act({ principal: admitted.principal, ip: request.ip, userAgent: typeof ua === 'string' ? ua : null, requestId: request.id }, request);
-        return await reply.code(200).send({});
+        const generation = await act({ principal: admitted.principal, ip: request.ip, userAgent: typeof ua === 'string' ? ua : null, requestId: request.id }, request);
+        return await answerChange(reply, fleet, request.params.model, generation, waitMs);
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         const { http: _http, ...extensions } = error.extensions;
@@ -78,11 +116,11 @@ export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fle
   route('load', async (caller, request) => {
     const parameters = parseBody(request.body);
     const files = filesOf(parameters, fleet.maxUploadBytes, fleet);
-    await fleet.tritonLoad(caller, request.params.model, { config: parameters['config'], files });
+    return fleet.tritonLoad(caller, request.params.model, { config: parameters['config'], files });
   });
   route('unload', async (caller, request) => {
     parseBody(request.body);
-    await fleet.setDesired(caller, request.params.model, null, 'UNLOADED', 'model.unload');
+    return fleet.setDesired(caller, request.params.model, null, 'UNLOADED', 'model.unload');
   });
 }
 
@@ -115,11 +153,12 @@ export function registerUploadRoute(scope: FastifyInstance, { pipeline, fleet }:
         throw new BadInputError('Send model.onnx unencoded (no Content-Encoding)', 'content-encoding');
       }
       if (Number(request.headers['content-length']) > fleet.maxUploadBytes) throw fleet.tooLarge();
+      const waitMs = fleetWait(request.query);
       const ua = request.headers['user-agent'];
       const caller = { principal: admitted.principal, ip: request.ip, userAgent: typeof ua === 'string' ? ua : null, requestId: request.id };
       const source = isReadable(body) ? (body as AsyncIterable<Uint8Array>) : empty();
       const stored = await fleet.uploadVersion(caller, request.params.model, request.params.version, source);
-      return await reply.code(200).send({ name: request.params.model, version: request.params.version, digest: stored.digest, size_bytes: stored.sizeBytes });
+      return await answerChange(reply, fleet, request.params.model, stored.generation, waitMs, { name: request.params.model, version: request.params.version, digest: stored.digest, size_bytes: stored.sizeBytes });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       // The rest of a refused body is not read: close the connection after the answer.

@@ -18,7 +18,7 @@ import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
 import type { InferencePipeline, PipelineOutcome } from '../../../inference/pipeline';
 import type { ModelCatalog } from '../../../inference/model-catalog';
-import type { ModelFleet } from '../../../inference/fleet';
+import type { ModelFleet, ReplicaVersionView } from '../../../inference/fleet';
 import { registerRepositoryRoutes, registerUploadRoute } from './oip.repository';
 import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 import { readBoundedBody, type BoundedBody } from '../bounded-body';
@@ -171,7 +171,7 @@ function modelRoute(
 }
 
 /** Model metadata and readiness, and the repository index. */
-function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inference }: OipDependencies): void {
+function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inference, fleet }: OipDependencies): void {
   const route = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => modelRoute(scope, pipeline, suffix, answer);
   route('', async (reply, { model, version }) => {
     const v = inference.describe(model, version ?? null);
@@ -202,10 +202,22 @@ function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inferen
     const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS);
     const refused = failed(request, reply, admitted);
     if (refused || !admitted.ok) return refused;
+    // Each entry also carries every live replica's state of the version (issue #23: convergence), from their reports;
+    // per-version fields only: a replica's catalog-wide generation would tell any key that some model changed.
+    const replicas = await fleet.replicaStates().catch(() => new Map<string, ReplicaVersionView[]>());
     const index = inference
       .modelNames()
       .filter((name) => modelAllowed(admitted.principal, name))
-      .flatMap((name) => inference.describe(name).versions.map((v) => ({ name, version: v.version, state: v.status, source: v.source, ...(v.reason ? { reason: v.reason } : {}) })));
+      .flatMap((name) =>
+        inference.describe(name).versions.map((v) => ({
+          name,
+          version: v.version,
+          state: v.status,
+          source: v.source,
+          ...(v.reason ? { reason: v.reason } : {}),
+          replicas: (replicas.get(`${name}/${v.version}`) ?? []).map((r) => ({ replica: r.replica, state: r.status, applied_generation: r.appliedGeneration, lagging: r.lagging, ...(r.reason ? { reason: r.reason } : {}) })),
+        })),
+      );
     return reply.send(index);
   });
 

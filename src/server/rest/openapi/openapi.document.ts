@@ -237,7 +237,40 @@ const schemas: Record<string, Json> = {
     items: {
       type: 'object',
       required: ['name', 'version', 'state'],
-      properties: { name: { type: 'string' }, version: { type: 'string' }, state: { type: 'string', description: 'The version\'s status (READY, LOADING, FAILED, …).' }, reason: { type: 'string' } },
+      properties: {
+        name: { type: 'string' },
+        version: { type: 'string' },
+        state: { type: 'string', description: 'The version\'s status (READY, LOADING, FAILED, …).' },
+        reason: { type: 'string' },
+        source: { type: 'string', enum: ['SEED', 'CATALOG'] },
+        replicas: {
+          type: 'array',
+          description: 'Every live replica\'s state of the version, as it last reported it (ModelReplica).',
+          items: {
+            type: 'object',
+            required: ['replica', 'state', 'applied_generation', 'lagging'],
+            properties: { replica: { type: 'string' }, state: { type: 'string' }, applied_generation: { type: ['integer', 'null'], description: 'The catalog generation the replica last applied for this version' }, lagging: { type: 'boolean' }, reason: { type: 'string' } },
+          },
+        },
+      },
+    },
+  },
+  FleetConvergence: {
+    type: 'object',
+    description: 'With ?wait=fleet: where every live replica stands on the change.',
+    required: ['generation', 'converged', 'waited_ms', 'replicas'],
+    properties: {
+      generation: { type: 'integer' },
+      converged: { type: 'boolean' },
+      waited_ms: { type: 'integer' },
+      replicas: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['replica', 'host', 'pid', 'generation', 'lagging', 'failures'],
+          properties: { replica: { type: 'string' }, host: { type: 'string' }, pid: { type: 'integer' }, generation: { type: 'integer' }, lagging: { type: 'boolean' }, failures: { type: 'array', items: { type: 'string' } } },
+        },
+      },
     },
   },
   ModelConfig: {
@@ -346,6 +379,15 @@ const responses: Record<string, Json> = {
 
 const modelParam: Json = { name: 'model', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' } };
 const versionParam: Json = { name: 'version', in: 'path', required: true, schema: { type: 'string' } };
+/** `?wait=fleet&timeout_ms=N` on the repository changes. */
+const fleetWaitParams: Json[] = [
+  { name: 'wait', in: 'query', required: false, schema: { type: 'string', enum: ['replica', 'fleet'], default: 'replica' }, description: 'fleet: answer once every live replica reached the change (or timeout_ms passed)' },
+  { name: 'timeout_ms', in: 'query', required: false, schema: { type: 'integer', minimum: 0, maximum: 600000, default: 30000 }, description: 'With wait=fleet, how long to wait for the other replicas' },
+];
+const changeAnswers = (what: string): Json => ({
+  '200': ok(`${what} (with wait=fleet: and every live replica converged).`, { type: 'object', properties: { fleet: ref('FleetConvergence') } }),
+  '202': ok('With wait=fleet: committed, but a replica lags or failed it (fleet says which).', { type: 'object', properties: { fleet: ref('FleetConvergence') } }),
+});
 
 /** The keyed errors every /v2 model route may answer. */
 const keyedOipErrors = {
@@ -661,12 +703,12 @@ const paths: Record<string, Json> = {
       summary:
         'Triton\'s repository load, fleet-wide: loads every version of the model on every replica, or (with `parameters.config` and `file:<v>/model.onnx` base64 files, Triton\'s override semantics) publishes those versions and unloads the others. Answers once this replica applied the change. Scope: admin (any model) or models:manage (the own tenant\'s private models, named `<tenant id>.<name>`; another tenant\'s answers as an unknown model).',
       ...keyed('models:manage'),
-      parameters: [modelParam],
+      parameters: [modelParam, ...fleetWaitParams],
       requestBody: {
         required: false,
         content: json({ type: 'object', properties: { parameters: { type: 'object', properties: { config: { type: 'string', description: 'Triton JSON model config, or modelgate config.json form' } }, additionalProperties: { type: 'string' } } } }),
       },
-      responses: { '200': ok('Applied on this replica; the others follow.', { type: 'object' }), ...keyedOipErrors, '413': response('OipModelTooLarge'), '422': response('OipModelInvalid') },
+      responses: { ...changeAnswers('Applied on this replica; the others follow'), ...keyedOipErrors, '413': response('OipModelTooLarge'), '422': response('OipModelInvalid') },
     },
   },
   '/v2/repository/models/{model}/versions/{version}/model.onnx': {
@@ -674,12 +716,13 @@ const paths: Record<string, Json> = {
       operationId: 'repositoryModelUpload',
       tags: ['oip'],
       summary:
-        'modelgate\'s streamed upload: raw model.onnx bytes for one version (no base64, no JSON body limit), bounded by MODEL_UPLOAD_MAX_BYTES and hashed while streaming, validated in a worker, then published LOADED on every replica with the model\'s config. Answers once this replica applied it.',
+        'modelgate\'s streamed upload: raw model.onnx bytes for one version (no base64, no JSON body limit), bounded by MODEL_UPLOAD_MAX_BYTES and hashed while streaming, validated in an isolated child process (bounded in time and memory), then published LOADED on every replica with the model\'s config. Answers once this replica applied it.',
       ...keyed('models:manage'),
-      parameters: [modelParam, versionParam],
+      parameters: [modelParam, versionParam, ...fleetWaitParams],
       requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
       responses: {
-        '200': ok('Published.', { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' }, size_bytes: { type: 'integer' } } }),
+        '200': ok('Published (with wait=fleet: and every live replica converged).', { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' }, size_bytes: { type: 'integer' }, fleet: ref('FleetConvergence') } }),
+        '202': ok('With wait=fleet: published, but a replica lags or failed it (fleet says which).', { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, digest: { type: 'string' }, size_bytes: { type: 'integer' }, fleet: ref('FleetConvergence') } }),
         ...keyedOipErrors,
         '413': response('OipModelTooLarge'),
         '422': response('OipModelInvalid'),
@@ -692,9 +735,9 @@ const paths: Record<string, Json> = {
       tags: ['oip'],
       summary: 'Triton\'s repository unload, fleet-wide: every version of the model, on every replica. Answers once this replica applied it.',
       ...keyed('models:manage'),
-      parameters: [modelParam],
+      parameters: [modelParam, ...fleetWaitParams],
       requestBody: { required: false, content: json({ type: 'object' }) },
-      responses: { '200': ok('Applied on this replica; the others follow.', { type: 'object' }), ...keyedOipErrors },
+      responses: { ...changeAnswers('Applied on this replica; the others follow'), ...keyedOipErrors },
     },
   },
 };

@@ -1,0 +1,100 @@
+/**
+ * The inspection child process (issue #23 item 7): forked by ModelInspector
+ * for one uploaded file, it decodes and checks the ONNX statically, opens it
+ * with onnxruntime from memory (never by path, so nothing beside the file is
+ * read), runs one warm-up batch of zeros, and sends the graph's inputs and
+ * outputs back. A crash, a hang or a memory blow-up here ends this process
+ * only; the parent bounds its time and memory. It exits when the parent goes.
+ */
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { checkOnnx, OnnxCheckError } from './onnx-checks';
+import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
+import type { TensorMetadata } from './worker-protocol';
+
+export interface InspectRequest {
+  path: string;
+}
+
+export type InspectReply =
+  | { ok: true; inputs: TensorMetadata[]; outputs: TensorMetadata[] }
+  | { ok: false; reason: OnnxCheckError['reason']; message: string };
+
+function metadataOf(list: readonly ort.InferenceSession.ValueMetadata[]): TensorMetadata[] {
+  return list.map((m) =>
+    m.isTensor ? { name: m.name, type: m.type, shape: m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : -1)) } : { name: m.name, type: 'non-tensor', shape: [] },
+  );
+}
+
+/** onnxruntime's words for an operator (or domain) it has no kernel for. */
+const UNSUPPORTED = /No Op registered for|not a registered function\/op|Could not find an implementation|No opset import for domain|is not supported|Unsupported (?:op|operator)/i;
+
+async function inspect(file: string): Promise<InspectReply> {
+  const bytes = await readFile(file);
+  checkOnnx(bytes);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new OnnxCheckError(UNSUPPORTED.test(message) ? 'UNSUPPORTED_OP' : 'ONNX_UNREADABLE', `onnxruntime cannot open the weights: ${message}`);
+  }
+  const inputs = metadataOf(session.inputMetadata);
+  const outputs = metadataOf(session.outputMetadata);
+  try {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const m of inputs) {
+      const datatype = datatypeFromOrt(m.type);
+      if (!datatype) throw new Error(`input "${m.name}" has type ${m.type}, which modelgate does not serve`);
+      const dims = m.shape.map((d) => (d > 0 ? d : 1));
+      const count = dims.reduce((a, b) => a * b, 1);
+      feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, zeros(m.type, count * BYTES_PER_ELEMENT[datatype]), dims);
+    }
+    await session.run(feeds);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new OnnxCheckError(UNSUPPORTED.test(message) ? 'UNSUPPORTED_OP' : 'WARMUP_FAILED', `a warm-up run on zeros failed: ${message}`);
+  } finally {
+    await session.release().catch(() => undefined);
+  }
+  return { ok: true, inputs, outputs };
+}
+
+function zeros(type: string, bytes: number): ort.Tensor.DataType {
+  const buffer = new ArrayBuffer(bytes);
+  switch (type) {
+    case 'float32':
+      return new Float32Array(buffer);
+    case 'float64':
+      return new Float64Array(buffer);
+    case 'int32':
+      return new Int32Array(buffer);
+    case 'int64':
+      return new BigInt64Array(buffer);
+    case 'int16':
+      return new Int16Array(buffer);
+    case 'int8':
+      return new Int8Array(buffer);
+    case 'float16':
+    case 'uint16':
+      return new Uint16Array(buffer);
+    case 'uint32':
+      return new Uint32Array(buffer);
+    case 'uint64':
+      return new BigUint64Array(buffer);
+    default:
+      return new Uint8Array(buffer);
+  }
+}
+
+if (process.send) {
+  process.on('disconnect', () => process.exit(0));
+  process.once('message', (request: InspectRequest) => {
+    inspect(request.path)
+      .catch((error: unknown): InspectReply => {
+        if (error instanceof OnnxCheckError) return { ok: false, reason: error.reason, message: error.message };
+        return { ok: false, reason: 'ONNX_UNREADABLE', message: error instanceof Error ? error.message : String(error) };
+      })
+      .then((reply) => process.send!(reply, () => process.exit(0)));
+  });
+}
