@@ -176,6 +176,8 @@ export interface UsageServiceOptions {
 interface Entry {
   event: UsageEvent;
   segment: WalSegment;
+  /** Stands for a provisional line of `segment` (no line of its own): spilled, that line is replayed instead. */
+  provisional?: true;
 }
 
 export class UsageService implements UsageSink {
@@ -315,18 +317,25 @@ export class UsageService implements UsageSink {
     // The record keeps its provisional's createdAt: (id, createdAt) is the table's key (it is partitioned by
     // month), so a provisional line replayed after its record was stored must meet that row and be skipped.
     const final = provisional && event.createdAt !== provisional.event.createdAt ? { ...event, createdAt: provisional.event.createdAt } : event;
-    const stored = this.wal.append(final, provisional);
     if (!provisional || !billsAsReserved(final, provisional.event)) {
-      return stored.then(() => {
+      return this.wal.append(final, provisional).then(() => {
         this.durableSeconds.observe((performance.now() - started) / 1000);
       });
     }
-    // Served as reserved: the provisional record already makes the answer safe. This one
-    // follows (if it can be stored nowhere, the log orphans the provisional one, which is replayed).
-    stored.catch(() => undefined);
+    // Served as reserved: the provisional line already makes the answer safe and bills exactly this
+    // record, so this record gets no line of its own: it takes the provisional line's place in memory
+    // (latencies and all go to Postgres from here; after a crash the line replays with latencies 0).
     return provisional.durable.then((durable) => {
       this.durableSeconds.observe((performance.now() - started) / 1000);
-      return durable ? undefined : stored;
+      if (durable && this.wal.handOver(provisional)) {
+        this.buffered([{ event: final, segment: provisional.segment!, provisional: true }]);
+        return undefined;
+      }
+      // Not durable (awaited), or its segment is being replayed from the file (appended, not awaited: it supersedes the line there).
+      const stored = this.wal.append(final, provisional);
+      if (!durable) return stored;
+      stored.catch(() => undefined);
+      return undefined;
     });
   }
 
@@ -346,8 +355,15 @@ export class UsageService implements UsageSink {
       this.log.info({ dir: this.wal.dir }, 'usage log writes succeed again');
     }
     if (segment.onDisk) return;
-    segment.inMemory += events.length;
-    for (const event of events) this.buffer.push({ event, segment });
+    this.buffered(events.map((event) => ({ event, segment })));
+  }
+
+  /** Records waiting in memory for the writer loop (each counted in its segment's inMemory). */
+  private buffered(entries: Entry[]): void {
+    for (const entry of entries) {
+      entry.segment.inMemory += 1;
+      this.buffer.push(entry);
+    }
     if (this.buffer.length > this.config.bufferMaxRecords) {
       this.spill(this.buffer.splice(0));
     } else if (this.buffer.length >= this.config.flushBatchSize && !this.running && !this.kickScheduled && !this.closed) {
@@ -375,7 +391,11 @@ export class UsageService implements UsageSink {
   /** Drops entries from memory: they are in the log, whose segments are now replayed from disk. */
   private spill(entries: Entry[]): void {
     const perSegment = new Map<WalSegment, number>();
-    for (const { segment } of entries) perSegment.set(segment, (perSegment.get(segment) ?? 0) + 1);
+    for (const { segment, event, provisional } of entries) {
+      perSegment.set(segment, (perSegment.get(segment) ?? 0) + 1);
+      // Its only line is the provisional one: the replay must include it.
+      if (provisional) this.wal.replayProvisional(event.id);
+    }
     for (const [segment, n] of perSegment) this.wal.spilled(segment, n);
   }
 

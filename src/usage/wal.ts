@@ -401,6 +401,27 @@ export class UsageWal {
     this.committed(segment, 1);
   }
 
+  /**
+   * The call was served as reserved: its record takes the provisional line's
+   * place as a record this process holds (the caller buffers it against the
+   * same segment), with no line of its own. False when that cannot be: the
+   * segment is replayed from its file (or gone), so the record must be
+   * appended (it supersedes the line there).
+   */
+  handOver(record: ProvisionalRecord): boolean {
+    const segment = record.segment;
+    if (record.settled || !segment || segment.onDisk || segment.gone) return false;
+    record.settled = true;
+    segment.openProvisionals -= 1;
+    segment.inMemory -= 1;
+    return true;
+  }
+
+  /** A handed-over record was dropped from memory uncommitted: its provisional line is replayed from the file. */
+  replayProvisional(id: string): void {
+    this.orphaned.add(id);
+  }
+
   /** The call's own record could be stored nowhere: the provisional one is replayed from its file instead. */
   private orphan(record: ProvisionalRecord): void {
     if (record.settled) return;

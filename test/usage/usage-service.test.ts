@@ -220,6 +220,19 @@ describe('UsageService on PostgreSQL', () => {
     await until('the log retires its committed segment', () => readdirSync(svc.spoolDir).filter((f) => f.startsWith('usage-')).length === 0);
   });
 
+  it('a served call\'s record held in memory in its provisional line\'s place, dropped from memory (spilled), is stored from that line', async () => {
+    const tenant = randomUUID();
+    const svc = await usage({ bufferMaxRecords: 0 }); // every record in memory spills at once
+    const ok = makeEvent(tenant, 0);
+    const reservation = svc.reserve({ ...ok, latencyMs: 0, queueMs: 0, computeMs: 0 });
+    await svc.record({ ...ok, latencyMs: 9.5 }, reservation);
+    await drain(svc);
+    const stored = await storedTotals(testEnv.databaseUrl, tenant);
+    // One row, billed as served; its latency is the provisional line's (0): the record had no line of its own.
+    expect({ rows: stored.rows, byStatus: stored.byStatus, computeUnits: stored.computeUnits }).toEqual({ rows: 1, byStatus: { OK: 1 }, computeUnits: 1.5 });
+    expect(svc.stats().walUncommitted).toBe(0);
+  });
+
   it("after a crash, a dead process's provisional records are stored only where no record of their call follows (in any of its files)", async () => {
     const tenant = randomUUID();
     const provisional = (e: ReturnType<typeof makeEvent>): string => serializeEvent({ ...e, latencyMs: 0, queueMs: 0, computeMs: 0 }).replace(/}$/, ',"provisional":true}');
