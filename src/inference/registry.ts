@@ -468,23 +468,7 @@ export class ModelRegistry {
     const model = this.registered(entry);
     let state = model.versions.get(version);
     if (!state) {
-      state = {
-        model: entry.name,
-        version,
-        status: 'LOADING',
-        reason: null,
-        provider: null,
-        config: null,
-        batcher: null,
-        stats: { requests: 0, failures: 0, inferences: 0, executions: 0, batchedItems: 0, queueMsTotal: 0, computeMsTotal: 0 },
-        loadedAt: null,
-        sessionKey: null,
-        source: 'SEED',
-        digest: null,
-        warmupMs: null,
-        warmupRuns: 0,
-        shadowStats: emptyShadowStats(),
-      };
+      state = newVersionState(entry.name, version);
       model.versions.set(version, state);
     }
     const wasServing = state.status === 'READY';
@@ -692,4 +676,25 @@ function checkAgainstGraph(config: ServedConfig, inputs: TensorMetadata[], outpu
   };
   check(config.inputs, inputs, 'input');
   check(config.outputs, outputs, 'output');
+}
+
+/** A version the registry has not loaded yet: LOADING, no session, no figures. */
+function newVersionState(model: string, version: number): ModelVersion {
+  return {
+    model,
+    version,
+    status: 'LOADING',
+    reason: null,
+    provider: null,
+    config: null,
+    batcher: null,
+    stats: { requests: 0, failures: 0, inferences: 0, executions: 0, batchedItems: 0, queueMsTotal: 0, computeMsTotal: 0 },
+    loadedAt: null,
+    sessionKey: null,
+    source: 'SEED',
+    digest: null,
+    warmupMs: null,
+    warmupRuns: 0,
+    shadowStats: emptyShadowStats(),
+  };
 }
