@@ -394,7 +394,7 @@ export class UsageService implements UsageSink {
     for (const { segment, event, provisional } of entries) {
       perSegment.set(segment, (perSegment.get(segment) ?? 0) + 1);
       // Its only line is the provisional one: the replay must include it.
-      if (provisional) this.wal.replayProvisional(event.id);
+      if (provisional) this.wal.replayProvisional(segment, event.id);
     }
     for (const [segment, n] of perSegment) this.wal.spilled(segment, n);
   }

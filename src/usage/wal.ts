@@ -228,6 +228,8 @@ export interface WalSegment {
   openProvisionals: number;
   /** Left by a dead process (read at start): its provisional lines are replayed unless a record of their call is in the adopted files. */
   adopted: boolean;
+  /** Ids of this process's provisional lines in it that a replay must store (their call's record has no line of its own, or none could be stored). */
+  replayIds?: Set<string>;
 }
 
 export interface WalStats {
@@ -296,8 +298,6 @@ export class UsageWal {
   private readonly log: Logger;
   /** Ids with a final record in the adopted files: their provisional lines are not replayed. */
   private readonly adoptedFinalIds = new Set<string>();
-  /** Provisional records of this process whose call's record could be stored nowhere: replayed from their file. */
-  private readonly orphaned = new Set<string>();
 
   constructor(private readonly options: UsageWalOptions) {
     this.dir = options.dir;
@@ -417,9 +417,9 @@ export class UsageWal {
     return true;
   }
 
-  /** A handed-over record was dropped from memory uncommitted: its provisional line is replayed from the file. */
-  replayProvisional(id: string): void {
-    this.orphaned.add(id);
+  /** A handed-over record was dropped from memory uncommitted: its provisional line in `segment` is replayed from the file (every attempt, until one succeeds). */
+  replayProvisional(segment: WalSegment, id: string): void {
+    (segment.replayIds ??= new Set()).add(id);
   }
 
   /** The call's own record could be stored nowhere: the provisional one is replayed from its file instead. */
@@ -429,7 +429,7 @@ export class UsageWal {
     const segment = record.segment;
     if (!segment) return;
     segment.openProvisionals -= 1;
-    this.orphaned.add(record.event.id);
+    this.replayProvisional(segment, record.event.id);
     this.spilled(segment, 1);
   }
 
@@ -605,7 +605,7 @@ export class UsageWal {
     // A provisional record stands in for its call's record only where that record is missing:
     // in a dead process's files, when no file of it holds the call's record; in this process's, when it was orphaned.
     for (const event of contents.provisional) {
-      const replay = segment.adopted ? !this.adoptedFinalIds.has(event.id) : this.orphaned.delete(event.id);
+      const replay = segment.adopted ? !this.adoptedFinalIds.has(event.id) : (segment.replayIds?.has(event.id) ?? false);
       if (replay) contents.events.push(event);
     }
     if (contents.tornTail) this.log.warn({ file: segment.file }, 'usage log ends in a line torn by a crash (never acknowledged); skipped');
