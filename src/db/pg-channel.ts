@@ -1,8 +1,8 @@
 /**
  * A LISTEN on one Postgres NOTIFY channel, on a dedicated connection (LISTEN
  * holds a session, so it cannot share the pool), reconnecting with backoff
- * when that connection is lost. The model catalog's announcements (issue #23)
- * use it; the key invalidations keep their own listener (src/auth).
+ * when that connection is lost. The key invalidations (src/auth) and the
+ * model catalog's announcements (issue #23) each listen through one.
  */
 import pg from 'pg';
 import type { Logger } from '../log/logger';
@@ -22,8 +22,16 @@ export interface PgChannelHandlers {
   state(up: boolean): void;
 }
 
+export interface PgChannelOptions {
+  /** How log lines name the listener, and the connection's application_name (default: the channel). */
+  name?: string;
+  applicationName?: string;
+}
+
 export class PgChannelListener {
   up = false;
+  /** Why the connection was last lost; cleared once LISTEN is in place again. */
+  lastError: string | undefined;
   private client: pg.Client | undefined;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
@@ -34,6 +42,7 @@ export class PgChannelListener {
     private readonly channel: string,
     private readonly log: Logger,
     private readonly handlers: PgChannelHandlers,
+    private readonly options: PgChannelOptions = {},
   ) {
     if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
   }
@@ -54,7 +63,7 @@ export class PgChannelListener {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.url, keepAlive: true, connectionTimeoutMillis: 2000, application_name: `modelgate-${this.channel}` });
+    const client = new pg.Client({ connectionString: this.url, keepAlive: true, connectionTimeoutMillis: 2000, application_name: this.options.applicationName ?? `modelgate-${this.channel}` });
     this.client = client;
     client.on('error', (error: Error) => this.lost(client, error.message));
     client.on('end', () => this.lost(client, 'connection ended'));
@@ -70,15 +79,18 @@ export class PgChannelListener {
     }
     if (this.client !== client) return;
     this.delay = RECONNECT_MIN_MS;
+    this.lastError = undefined;
     this.setUp(true);
   }
 
   private lost(client: pg.Client, reason: string): void {
     if (this.client !== client) return;
     this.client = undefined;
+    // A client that already failed may still emit 'error'; without a listener that would kill the process.
     client.on('error', () => undefined);
     void client.end().catch(() => undefined);
-    if (this.up) this.log.warn({ reason, channel: this.channel }, 'Postgres NOTIFY listener lost; reconnecting');
+    this.lastError = reason;
+    if (this.up) this.log.warn({ reason, channel: this.channel }, `${this.options.name ?? 'Postgres NOTIFY listener'} lost; reconnecting`);
     this.setUp(false);
     if (this.closed) return;
     this.timer = setTimeout(() => {
