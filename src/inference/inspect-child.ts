@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { checkOnnx, OnnxCheckError } from './onnx-checks';
 import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
+import { typedArray } from './ort-arrays';
 import type { TensorMetadata } from './worker-protocol';
 
 export interface InspectRequest {
@@ -48,7 +49,7 @@ async function inspect(file: string): Promise<InspectReply> {
       if (!datatype) throw new Error(`input "${m.name}" has type ${m.type}, which modelgate does not serve`);
       const dims = m.shape.map((d) => (d > 0 ? d : 1));
       const count = dims.reduce((a, b) => a * b, 1);
-      feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, zeros(m.type, count * BYTES_PER_ELEMENT[datatype]), dims);
+      feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, typedArray(m.type, new ArrayBuffer(count * BYTES_PER_ELEMENT[datatype])) as ort.Tensor.DataType, dims);
     }
     await session.run(feeds);
   } catch (error) {
@@ -58,33 +59,6 @@ async function inspect(file: string): Promise<InspectReply> {
     await session.release().catch(() => undefined);
   }
   return { ok: true, inputs, outputs };
-}
-
-function zeros(type: string, bytes: number): ort.Tensor.DataType {
-  const buffer = new ArrayBuffer(bytes);
-  switch (type) {
-    case 'float32':
-      return new Float32Array(buffer);
-    case 'float64':
-      return new Float64Array(buffer);
-    case 'int32':
-      return new Int32Array(buffer);
-    case 'int64':
-      return new BigInt64Array(buffer);
-    case 'int16':
-      return new Int16Array(buffer);
-    case 'int8':
-      return new Int8Array(buffer);
-    case 'float16':
-    case 'uint16':
-      return new Uint16Array(buffer);
-    case 'uint32':
-      return new Uint32Array(buffer);
-    case 'uint64':
-      return new BigUint64Array(buffer);
-    default:
-      return new Uint8Array(buffer);
-  }
 }
 
 if (process.send) {

@@ -10,42 +10,12 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { createSessionWithFallback } from './providers';
 import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
+import { typedArray, type TypedArrayOf } from './ort-arrays';
 import type { WarmupSample, WorkerReply, WorkerRequest, WireTensor, TensorMetadata } from './worker-protocol';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread');
 const port = parentPort;
 const sessions = new Map<string, ort.InferenceSession>();
-
-type TypedArrayOf = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array | BigUint64Array;
-
-function typedArray(type: string, buffer: ArrayBuffer): TypedArrayOf {
-  switch (type) {
-    case 'float32':
-      return new Float32Array(buffer);
-    case 'float64':
-      return new Float64Array(buffer);
-    case 'int32':
-      return new Int32Array(buffer);
-    case 'int64':
-      return new BigInt64Array(buffer);
-    case 'int16':
-      return new Int16Array(buffer);
-    case 'int8':
-      return new Int8Array(buffer);
-    case 'float16':
-    case 'uint16':
-      return new Uint16Array(buffer);
-    case 'uint32':
-      return new Uint32Array(buffer);
-    case 'uint64':
-      return new BigUint64Array(buffer);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(buffer);
-    default:
-      throw new Error(`unsupported tensor type ${type}`);
-  }
-}
 
 function metadataOf(list: readonly ort.InferenceSession.ValueMetadata[]): TensorMetadata[] {
   return list.map((m) =>
