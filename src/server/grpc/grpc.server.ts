@@ -31,6 +31,7 @@ import type { CallContext, InferencePipeline, PipelineOutcome } from '../../infe
 import type { ModelCatalog } from '../../inference/model-catalog';
 import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
 import type { ModelView } from '../../inference/inference.service';
+import { tritonStatistics } from '../triton-statistics';
 import { VERSION } from '../../version';
 import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
 import { guardedService, UnreadableMessage } from './grpc.bounds';
@@ -307,7 +308,7 @@ export class GrpcDoor implements StreamHost {
           const found = describe(n, version);
           return version !== '' ? [found] : found.versions.map((v) => models.describe(n, v.version));
         });
-        return { model_stats: views.map(modelStatistics) };
+        return { model_stats: views.map(tritonStatistics) };
       }),
       RepositoryIndex: this.unary<{ repository_name: string; ready: boolean }, unknown>(async (call, refuse, context) => {
         const principal = await this.admitted(context, null, refuse);
@@ -396,20 +397,3 @@ function modelConfig(config: NonNullable<ModelView['config']>) {
   };
 }
 
-/** Triton's ModelStatistics, from the same per-version counters as REST's /stats. */
-function modelStatistics(v: ModelView) {
-  const ns = (ms: number) => Math.round(ms * 1e6);
-  return {
-    name: v.name,
-    version: v.version,
-    inference_count: v.stats.inferences,
-    execution_count: v.stats.executions,
-    inference_stats: {
-      // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
-      success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
-      fail: { count: v.stats.failures, ns: 0 },
-      queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
-      compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
-    },
-  };
-}

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../../errors';
 import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../../auth/scopes';
 import type { Scope } from '../../../auth/principal';
-import type { ModelView } from '../../../inference/inference.service';
+import { tritonStatistics } from '../../triton-statistics';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
 import type { Logger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
@@ -266,24 +266,6 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
     const names = inference.modelNames().filter((name) => modelAllowed(admitted.principal, name));
     return reply.send({ model_stats: names.flatMap((name) => versionsOf(name, null)).map(tritonStatistics) });
   });
-}
-
-/** One version's counters in Triton's statistics shape (REST; the gRPC door answers the same fields). */
-function tritonStatistics(v: ModelView) {
-  const ns = (ms: number) => Math.round(ms * 1e6);
-  return {
-    name: v.name,
-    version: v.version,
-    inference_count: v.stats.inferences,
-    execution_count: v.stats.executions,
-    inference_stats: {
-      // modelgate keeps queue and compute totals, not end-to-end time: success.ns is their sum.
-      success: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal + v.stats.computeMsTotal) },
-      fail: { count: v.stats.failures, ns: 0 },
-      queue: { count: v.stats.requests, ns: ns(v.stats.queueMsTotal) },
-      compute_infer: { count: v.stats.requests, ns: ns(v.stats.computeMsTotal) },
-    },
-  };
 }
 
 /** Triton's inference route, JSON or binary tensors. */
