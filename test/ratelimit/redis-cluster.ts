@@ -12,8 +12,24 @@ import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import { TestRedisServer } from './redis-server';
 import { until } from '../harness/until';
+import { freePort } from '../helpers/gateway';
 
 const run = promisify(execFile);
+
+/**
+ * A cluster node on spare ports: its client port and its cluster bus port (by default the client
+ * port + 10000, which nobody checked was free: a CI run lost a node to it). A port another process
+ * takes between the pick and the bind is picked again (at most three tries).
+ */
+async function startNode(args: string[]): Promise<TestRedisServer> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await TestRedisServer.start([...args, '--cluster-port', String(await freePort())]);
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}
 
 export class TestRedisCluster {
   private readonly killed = new Set<TestRedisServer>();
@@ -28,7 +44,7 @@ export class TestRedisCluster {
     for (let i = 0; i < 6; i += 1) {
       const nodeDir = mkdtempSync(path.join(dir, `n${i}-`));
       nodes.push(
-        await TestRedisServer.start([
+        await startNode([
           '--cluster-enabled', 'yes',
           '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
           '--cluster-node-timeout', String(nodeTimeoutMs),
