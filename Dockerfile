@@ -1,10 +1,11 @@
 # The CPU image on Node 24 LTS (Node 20 is end-of-life since 2026-04). The GPU
-# image is Dockerfile.cuda. Base images are tags: `node scripts/pin-base-images.mjs`
-# (needs registry access) rewrites each FROM to tag@sha256:<digest>, and
-# `--check` fails on one left unpinned (README, "Images").
+# image is Dockerfile.cuda. Base images are pinned by digest (tag kept for
+# readers); `node scripts/pin-base-images.mjs` (needs registry access) re-pins
+# them to the tag's current digest, `--check` fails on one left unpinned
+# (README, "Images").
 #
 # Build stage: installs everything (dev deps for tsc and prisma generate) and compiles.
-FROM node:24-bookworm-slim AS build
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS build
 WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
@@ -17,7 +18,7 @@ COPY src ./src
 RUN npm run build:ts && npm prune --omit=dev
 
 # Runtime stage: compiled code, production deps, migrations and models.
-FROM node:24-bookworm-slim
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 WORKDIR /app
 ENV NODE_ENV=production PORT=4000 GRPC_PORT=8001 HOST=0.0.0.0
 COPY --from=build /app/node_modules ./node_modules

@@ -4,10 +4,11 @@
  * CUDA 12 build on a CUDA 12 + cuDNN runtime base and ships the same files as
  * the CPU one, both run as the uid the pod spec names, and what points at the
  * CUDA image (docker-compose.gpu.yml, the Kubernetes GPU overlay) agrees.
- * Digests: none can be looked up offline, so the Dockerfiles carry tags and
- * scripts/pin-base-images.mjs pins them with registry access; its parsing and
- * rewriting are checked here with made-up digests, and `--check` is shown
- * failing on the tags as they are.
+ * Digests: every FROM is pinned to a sha256 digest (not resolvable offline, so
+ * not re-verified here; README, "Images", says where they came from);
+ * scripts/pin-base-images.mjs re-pins with registry access. Its parsing and
+ * rewriting are checked with made-up digests, and `--check` is shown passing
+ * on the files and failing on a copy with the digests stripped.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ const PIN = path.join(ROOT, 'scripts', 'pin-base-images.mjs');
 const read = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8');
 
 interface Stage {
+  /** The base image as `image:tag` (its `@sha256:` digest is checked apart, in the digest test). */
   from: string;
   name: string | null;
   lines: string[];
@@ -32,7 +34,7 @@ function stages(text: string): Stage[] {
   const out: Stage[] = [];
   for (const line of joined.split('\n')) {
     if (/^\s*(#|$)/.test(line)) continue;
-    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    const from = /^FROM\s+([^\s@]+)(?:@\S+)?(?:\s+AS\s+(\S+))?/i.exec(line);
     if (from) out.push({ from: from[1]!, name: from[2] ?? null, lines: [] });
     else out.at(-1)?.lines.push(line.trim());
   }
@@ -112,18 +114,25 @@ describe('images: Node 24, the CUDA variant, digests', () => {
     expect(validate(gpu)).toBe(true);
   });
 
-  it('pins base images by digest with the pin script; --check fails on the tags left (no digest can be looked up offline)', () => {
+  it('pins every base image by sha256 digest; --check passes on the files and fails, naming the line, on a tag left unpinned', () => {
     const files = pinModule<string[]>('pin.DOCKERFILES');
     expect(files).toEqual(['Dockerfile', 'Dockerfile.cuda']);
     const images = files.flatMap((f) => pinModule<{ repository: string; tag: string; digest: string | null }[]>(`pin.baseImages(${JSON.stringify(read(f))})`));
     expect(images.map((i) => `${i.repository}:${i.tag}`)).toEqual(['node:24-bookworm-slim', 'node:24-bookworm-slim', 'node:24-bookworm-slim', 'nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04']);
+    for (const image of images) expect(image.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // Both files name the same Node base (one digest, not two drifting pins).
+    expect(new Set(images.filter((i) => i.repository === 'node').map((i) => i.digest)).size).toBe(1);
     const check = spawnSync(process.execPath, [PIN, '--check'], { encoding: 'utf8' });
-    expect(check.status).toBe(1);
-    expect(check.stderr).toMatch(/Dockerfile line \d+: node:24-bookworm-slim has no sha256 digest/);
-    expect(check.stderr).toMatch(/Dockerfile\.cuda line \d+: nvidia\/cuda:12\.6\.3-cudnn-runtime-ubuntu22\.04 has no sha256 digest/);
+    expect(check.stderr).toBe('');
+    expect(check.status).toBe(0);
+    // The same check on the files with their digests stripped (as they were before pinning) names each line.
+    const unpin = (text: string) => text.replace(/@sha256:[0-9a-f]{64}/g, '');
+    const tagOnly = pinModule<string[]>(`pin.unpinned(${JSON.stringify(unpin(read('Dockerfile.cuda')))})`);
+    expect(tagOnly).toEqual([expect.stringMatching(/^line \d+: node:24-bookworm-slim has no sha256 digest$/), expect.stringMatching(/^line \d+: nvidia\/cuda:12\.6\.3-cudnn-runtime-ubuntu22\.04 has no sha256 digest$/)]);
+    expect(pinModule<string[]>(`pin.unpinned(${JSON.stringify(read('Dockerfile').replace(/@sha256:[0-9a-f]{64}/, '@sha256:abc'))})`)).toHaveLength(1);
     // Rewriting, with made-up digests (the real ones come from the registry): every FROM pinned, stage references untouched.
     const fake = (c: string) => `sha256:${c.repeat(64)}`;
-    const text = read('Dockerfile.cuda');
+    const text = unpin(read('Dockerfile.cuda'));
     const digests = { 'node:24-bookworm-slim': fake('a'), 'nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04': fake('b') };
     const pinned = pinModule<string>(`pin.pinText(${JSON.stringify(text)}, ${JSON.stringify(digests)})`);
     expect(pinned).toMatch(new RegExp(`^FROM node:24-bookworm-slim@${fake('a')} AS build$`, 'm'));
