@@ -208,6 +208,25 @@ export interface TritonLoadParameters {
   warmupFiles: Map<string, Uint8Array>;
 }
 
+/** The input_data_file names a config's model_warmup reads. */
+function warmupFileNames(config: ModelConfig): Set<string> {
+  return new Set((config.model_warmup ?? []).flatMap((sample) => Object.values(sample.inputs).map((input) => input.input_data_file).filter((f): f is string => f !== undefined)));
+}
+
+/**
+ * The config with its warm-up files named (warmup_files): the ones this load
+ * stored, and, for a config-only load, those the version was published with
+ * where the new config still names them.
+ */
+function withWarmupFiles(config: ModelConfig, uploaded: Record<string, string>, previous: ModelConfig | null): ModelConfig {
+  const named = warmupFileNames(config);
+  const files: Record<string, string> = {};
+  for (const [fileName, digest] of Object.entries(previous?.warmup_files ?? {})) if (named.has(fileName)) files[fileName] = digest;
+  Object.assign(files, uploaded);
+  const { warmup_files: _given, ...rest } = config;
+  return Object.keys(files).length > 0 ? { ...rest, warmup_files: files } : rest;
+}
+
 function key(model: string, version: number): string {
   return `${model}/${version}`;
 }
@@ -455,22 +474,19 @@ export class ModelFleet {
   }
 
   /**
-   * Stores a load's `file:warmup/<name>` files in the weight store and names
-   * them in the config (warmup_files): each must be an input_data_file of its
-   * model_warmup. Whether each is there and of one item's size is checked by
-   * the warm-up validation (MODEL_INVALID WARMUP_FILE_MISSING / _SIZE).
+   * Stores a load's `file:warmup/<name>` files in the weight store: each must
+   * be an input_data_file of the config's model_warmup. Whether each the
+   * config names is there and of one item's size is checked by the warm-up
+   * validation (MODEL_INVALID WARMUP_FILE_MISSING / _SIZE).
    */
-  private async withWarmupFiles(config: ModelConfig, uploaded: Map<string, Uint8Array>, previous: ModelConfig | null): Promise<ModelConfig> {
-    const named = new Set((config.model_warmup ?? []).flatMap((sample) => Object.values(sample.inputs).map((input) => input.input_data_file).filter((f): f is string => f !== undefined)));
-    const files: Record<string, string> = {};
-    // A config-only load keeps the files the version was published with, where the new config still names them.
-    for (const [fileName, digest] of Object.entries(previous?.warmup_files ?? {})) if (named.has(fileName)) files[fileName] = digest;
+  private async storeWarmupFiles(config: ModelConfig, uploaded: Map<string, Uint8Array>): Promise<Record<string, string>> {
+    const named = warmupFileNames(config);
+    const stored: Record<string, string> = {};
     for (const [fileName, bytes] of uploaded) {
       if (!named.has(fileName)) throw new BadInputError(`file:warmup/${fileName}: no model_warmup input names it as input_data_file`, `parameters.file:warmup/${fileName}`);
-      files[fileName] = (await this.store.put(bytesSource(bytes), this.options.uploadMaxBytes)).digest;
+      stored[fileName] = (await this.store.put(bytesSource(bytes), this.options.uploadMaxBytes)).digest;
     }
-    const { warmup_files: _dropped, ...rest } = config;
-    return Object.keys(files).length > 0 ? { ...rest, warmup_files: files } : rest;
+    return stored;
   }
 
   /** Runs a reconcile pass that starts after this call (coalescing callers while one is waiting). */
@@ -703,11 +719,12 @@ export class ModelFleet {
     ModelFleet.authorize(caller, name);
     if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
     const parsed = parameters.config !== undefined ? parseLoadConfig(name, parameters.config) : undefined;
-    if (parameters.files.size > 0 || parameters.warmupFiles.size > 0) {
-      if (!parsed) throw new BadInputError('a load with files needs a config parameter (Triton\'s override semantics)', 'parameters.config');
+    if ((parameters.files.size > 0 || parameters.warmupFiles.size > 0) && !parsed) {
+      throw new BadInputError('a load with files needs a config parameter (Triton\'s override semantics)', 'parameters.config');
     }
+    const uploaded = parsed ? await this.storeWarmupFiles(parsed, parameters.warmupFiles) : {};
     if (parameters.files.size > 0) {
-      const config = await this.withWarmupFiles(parsed!, parameters.warmupFiles, null);
+      const config = withWarmupFiles(parsed!, uploaded, null);
       const published: VersionChange[] = [];
       for (const [version, bytes] of [...parameters.files].sort((a, b) => a[0] - b[0])) {
         published.push({ version, desiredState: 'LOADED', config, digest: await this.publishWeights(name, bytesSource(bytes), config) });
@@ -722,7 +739,7 @@ export class ModelFleet {
     const configs = new Map<number, ModelConfig>();
     for (const v of versions) {
       const row = rows.get(v);
-      const config = await this.withWarmupFiles(parsed, parameters.warmupFiles, row?.config ? modelConfigSchema.parse(row.config) : null);
+      const config = withWarmupFiles(parsed, uploaded, row?.config ? modelConfigSchema.parse(row.config) : null);
       const digest = row?.digest ?? null;
       const source = digest ? await this.cache.ensure(digest) : (await this.registry.seedSource(name, v, config)).modelPath;
       await this.validate(name, source, config);

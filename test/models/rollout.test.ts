@@ -13,8 +13,8 @@
  *   streamed upload of the model, and a missing or short file is refused
  *   (WARMUP_FILE_MISSING / WARMUP_FILE_SIZE) before anything is committed.
  * - Shadow at 50 %: identical weights agree 1.0 (max difference 0), a
- *   different model less; OIP infer and GraphQL classify requests are both
- *   shadowed; the answers are exactly those without a shadow;
+ *   different model less; OIP infer, GraphQL classify and explanations are
+ *   all shadowed; the answers are exactly those without a shadow;
  *   the tenant is billed for its own requests only (no usage record for a
  *   shadow run); the figures are in /metrics.
  * - Rollback: one call restores the previous split, and the previous weights
@@ -432,6 +432,26 @@ describe('Shadow runs', () => {
     expect(after.shadowTop1Agreement).toBe(1);
     expect(after.shadowMaxAbsDifference).toBe(0);
     expect(after.shadowFailures).toBe(0);
+
+    // Explanations (classify with explain) too: each drawn one offers its chunk of original and perturbed images.
+    // Sent with the admin key: the billing test below counts the tenant's 8-item requests only.
+    const image = [{ pixels: batch(3).slice(0, 784).map((v) => Math.round(v * 255)), width: 28, height: 28, channels: 1 }];
+    for (let i = 0; i < 12; i += 1) {
+      const res = await gw.graphql<{ classify: { modelVersion: string } }>(
+        'mutation ($m: String!, $i: [ImageInput!]!) { classify(model: $m, images: $i, topK: 1, explain: {method: OCCLUSION, patch: 7, stride: 7}) { modelVersion } }',
+        { m: MODEL, i: image },
+        admin,
+      );
+      expect(res.body?.errors).toBeUndefined();
+      expect(res.body!.data!.classify.modelVersion).toBe('1');
+    }
+    const explained = await until('shadow runs of explanations on version 2', async () => {
+      const r = await row('2');
+      return r && r.shadowRuns + r.shadowSkipped > after.shadowRuns + after.shadowSkipped ? r : null;
+    });
+    process.stdout.write(`shadow v2 from 12 explanations: runs ${explained.shadowRuns - after.shadowRuns}, skipped ${explained.shadowSkipped - after.shadowSkipped}\n`);
+    expect(explained.shadowTop1Agreement).toBe(1);
+    expect(explained.shadowFailures).toBe(0);
   });
 
   it('a different model at 50 %: agreement below 1.0 and a difference, answers still unchanged', async () => {
