@@ -348,6 +348,17 @@ describe('Warm-up from a file published with the version (file:warmup/<name>)', 
     expect((await fileVersions()).find((v) => v.version === '2')).toMatchObject({ replicaStatus: 'READY', warmupRuns: 3 });
   });
 
+  it('a load with config alone keeps the warm-up files its versions were published with', async () => {
+    const config = JSON.parse(fileConfig()) as { model_warmup: { count: number }[] };
+    config.model_warmup[0]!.count = 2;
+    const loaded = await gw.request('POST', `/v2/repository/models/${FILE_MODEL}/load`, {
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters: { config: JSON.stringify(config) } }),
+    });
+    expect(loaded.status).toBe(200);
+    expect((await fileVersions()).map((v) => [v.version, v.replicaStatus, v.warmupRuns])).toEqual([['1', 'READY', 2], ['2', 'READY', 2]]);
+  });
+
   it('a config may not name warmup_files itself (only the gateway does, from file:warmup/<name>)', async () => {
     const config = JSON.parse(fileConfig()) as Record<string, unknown>;
     config['warmup_files'] = { 'image.raw': 'a'.repeat(64) };
