@@ -25,6 +25,7 @@
  * the database's clock (no skew between replicas). `wait: FLEET` polls
  * those rows until every live replica reached the change's generation.
  */
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database';
@@ -35,8 +36,8 @@ import { auditActor, type Actor } from '../auth/actor';
 import { assertModelManageable, modelOwner } from '../auth/scopes';
 import { ModelInspector } from './model-inspector';
 import { BadInputError, ModelQuotaExceededError, ModelTooLargeError, ModelUnavailableError, NotFoundError } from '../errors';
-import { MODEL_NAME, modelConfigSchema, type ModelConfig } from './model-config';
-import { emptyShadowStats, type ModelRegistry, type ModelStatus, type ShadowStats, type VersionOrigin } from './registry';
+import { MODEL_NAME, WARMUP_FILE_NAME, modelConfigSchema, type ModelConfig } from './model-config';
+import { emptyShadowStats, type ModelRegistry, type ModelStatus, type ShadowStats, type VersionOrigin, type WarmupFileReader } from './registry';
 import { bytesSource, type WeightStore } from './weight-store';
 import type { WeightCache } from './weight-cache';
 import { parseLoadConfig } from './triton-config';
@@ -183,21 +184,47 @@ interface VersionChange {
 }
 
 const FILE_PARAMETER = /^file:([1-9]\d{0,8})\/model\.onnx$/;
+const WARMUP_FILE_PARAMETER = /^file:warmup\/(.+)$/;
 
 /**
- * The version a Triton load's `file:<v>/model.onnx` parameter names (REST
- * and gRPC alike); BAD_INPUT for any other `file:` path.
+ * What a Triton load's `file:` parameter names (REST and gRPC alike): a
+ * version's weights (`file:<v>/model.onnx`) or a warm-up sample in the
+ * model's `warmup/` folder (`file:warmup/<name>`, Triton's input_data_file);
+ * BAD_INPUT for any other path.
  */
-export function loadFileVersion(parameter: string): number {
-  const match = FILE_PARAMETER.exec(parameter);
-  if (!match) throw new BadInputError(`${parameter}: only file:<version>/model.onnx is accepted`, `parameters.${parameter}`);
-  return Number(match[1]);
+export function loadFileTarget(parameter: string): { version: number } | { warmupFile: string } {
+  const weights = FILE_PARAMETER.exec(parameter);
+  if (weights) return { version: Number(weights[1]) };
+  const warmup = WARMUP_FILE_PARAMETER.exec(parameter);
+  if (warmup && WARMUP_FILE_NAME.test(warmup[1]!)) return { warmupFile: warmup[1]! };
+  throw new BadInputError(`${parameter}: only file:<version>/model.onnx and file:warmup/<name> are accepted`, `parameters.${parameter}`);
 }
 
 export interface TritonLoadParameters {
   config?: unknown;
   /** `file:<version>/model.onnx` → bytes. */
   files: Map<number, Uint8Array>;
+  /** `file:warmup/<name>` → bytes: model_warmup input_data_file samples, stored with every version the load sets. */
+  warmupFiles: Map<string, Uint8Array>;
+}
+
+/** The input_data_file names a config's model_warmup reads. */
+function warmupFileNames(config: ModelConfig): Set<string> {
+  return new Set((config.model_warmup ?? []).flatMap((sample) => Object.values(sample.inputs).map((input) => input.input_data_file).filter((f): f is string => f !== undefined)));
+}
+
+/**
+ * The config with its warm-up files named (warmup_files): the ones this load
+ * stored, and, for a config-only load, those the version was published with
+ * where the new config still names them.
+ */
+function withWarmupFiles(config: ModelConfig, uploaded: Record<string, string>, previous: ModelConfig | null): ModelConfig {
+  const named = warmupFileNames(config);
+  const files: Record<string, string> = {};
+  for (const [fileName, digest] of Object.entries(previous?.warmup_files ?? {})) if (named.has(fileName)) files[fileName] = digest;
+  Object.assign(files, uploaded);
+  const { warmup_files: _given, ...rest } = config;
+  return Object.keys(files).length > 0 ? { ...rest, warmup_files: files } : rest;
 }
 
 function key(model: string, version: number): string {
@@ -409,8 +436,14 @@ export class ModelFleet {
     try {
       const blobs = await this.store.collectUnreferenced(grace, CATALOG_LOCK_KEY);
       await this.store.sweepUnfinished(grace);
-      const referenced = await this.db.prisma.modelCatalogVersion.findMany({ where: { digest: { not: null } }, select: { digest: true } });
-      const keep = new Set(referenced.map((r) => r.digest!));
+      const referenced = await this.db.prisma.modelCatalogVersion.findMany({ select: { digest: true, config: true } });
+      const keep = new Set<string>();
+      for (const r of referenced) {
+        if (r.digest) keep.add(r.digest);
+        // Warm-up files a version was published with are blobs too (config.warmup_files).
+        const files = (r.config as { warmup_files?: Record<string, unknown> } | null)?.warmup_files;
+        for (const digest of Object.values(files ?? {})) if (typeof digest === 'string') keep.add(digest);
+      }
       for (const model of this.registry.list()) for (const v of model.versions.values()) if (v.digest) keep.add(v.digest);
       const cacheFiles = await this.cache.collect(keep, grace);
       await this.db.prisma.modelReplica.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - GONE_REPLICA_KEEP_MS) } } });
@@ -427,7 +460,33 @@ export class ModelFleet {
     const graph = await this.inspector.inspect(name, file);
     this.registry.checkGraph(name, config, graph.inputs, graph.outputs);
     // Its model_warmup samples run once each (the inspector ran only zeros): a warm-up that cannot run is refused now.
-    if (config?.model_warmup?.length) await this.registry.validateWarmup(name, file, config);
+    if (config?.model_warmup?.length) await this.registry.validateWarmup(name, file, config, this.warmupFiles(config));
+  }
+
+  /** The warm-up files a catalog config names (warmup_files), fetched by digest like weights; null: it names none. */
+  private warmupFiles(config: ModelConfig | null): WarmupFileReader | null {
+    const files = config?.warmup_files;
+    if (!files) return null;
+    return async (fileName) => {
+      const digest = files[fileName];
+      return digest ? readFile(await this.cache.ensure(digest)) : null;
+    };
+  }
+
+  /**
+   * Stores a load's `file:warmup/<name>` files in the weight store: each must
+   * be an input_data_file of the config's model_warmup. Whether each the
+   * config names is there and of one item's size is checked by the warm-up
+   * validation (MODEL_INVALID WARMUP_FILE_MISSING / _SIZE).
+   */
+  private async storeWarmupFiles(config: ModelConfig, uploaded: Map<string, Uint8Array>): Promise<Record<string, string>> {
+    const named = warmupFileNames(config);
+    const stored: Record<string, string> = {};
+    for (const [fileName, bytes] of uploaded) {
+      if (!named.has(fileName)) throw new BadInputError(`file:warmup/${fileName}: no model_warmup input names it as input_data_file`, `parameters.file:warmup/${fileName}`);
+      stored[fileName] = (await this.store.put(bytesSource(bytes), this.options.uploadMaxBytes)).digest;
+    }
+    return stored;
   }
 
   /** Runs a reconcile pass that starts after this call (coalescing callers while one is waiting). */
@@ -594,11 +653,12 @@ export class ModelFleet {
     if (current?.status === 'READY' && serving === row.loadGeneration) return;
     const config = row.config === null ? null : modelConfigSchema.parse(row.config);
     let source;
+    const warmupFiles = this.warmupFiles(config) ?? undefined;
     if (row.digest) {
-      source = { modelPath: await this.cache.ensure(row.digest), fileConfig: config, source: 'CATALOG' as const, digest: row.digest };
+      source = { modelPath: await this.cache.ensure(row.digest), fileConfig: config, source: 'CATALOG' as const, digest: row.digest, ...(warmupFiles ? { warmupFiles } : {}) };
     } else {
       try {
-        source = await this.registry.seedSource(name, version, config);
+        source = { ...(await this.registry.seedSource(name, version, config)), ...(warmupFiles ? { warmupFiles } : {}) };
       } catch (error) {
         if (!(error instanceof NotFoundError)) throw error;
         // A seed version this replica's MODEL_REPOSITORY does not hold: nothing to serve here.
@@ -658,9 +718,13 @@ export class ModelFleet {
   async tritonLoad(caller: Actor, name: string, parameters: TritonLoadParameters): Promise<bigint> {
     ModelFleet.authorize(caller, name);
     if (!MODEL_NAME.test(name)) throw new BadInputError('model name: letters, digits, _ . - (at most 128)', 'model');
-    const config = parameters.config !== undefined ? parseLoadConfig(name, parameters.config) : undefined;
+    const parsed = parameters.config !== undefined ? parseLoadConfig(name, parameters.config) : undefined;
+    if ((parameters.files.size > 0 || parameters.warmupFiles.size > 0) && !parsed) {
+      throw new BadInputError('a load with files needs a config parameter (Triton\'s override semantics)', 'parameters.config');
+    }
+    const uploaded = parsed ? await this.storeWarmupFiles(parsed, parameters.warmupFiles) : {};
     if (parameters.files.size > 0) {
-      if (!config) throw new BadInputError('a load with files needs a config parameter (Triton\'s override semantics)', 'parameters.config');
+      const config = withWarmupFiles(parsed!, uploaded, null);
       const published: VersionChange[] = [];
       for (const [version, bytes] of [...parameters.files].sort((a, b) => a[0] - b[0])) {
         published.push({ version, desiredState: 'LOADED', config, digest: await this.publishWeights(name, bytesSource(bytes), config) });
@@ -669,15 +733,19 @@ export class ModelFleet {
       const others = versions.filter((v) => !parameters.files.has(v)).map((v): VersionChange => ({ version: v, desiredState: 'UNLOADED' }));
       return this.commit(caller, name, 'model.publish', [...published, ...others]);
     }
-    if (!config) return this.setDesired(caller, name, null, 'LOADED', 'model.load');
+    if (!parsed) return this.setDesired(caller, name, null, 'LOADED', 'model.load');
     const { rows, versions } = await this.knownVersions(name);
     if (versions.length === 0) throw new NotFoundError(`Model "${name}" is not in the repository`, { model: name });
+    const configs = new Map<number, ModelConfig>();
     for (const v of versions) {
-      const digest = rows.get(v)?.digest ?? null;
+      const row = rows.get(v);
+      const config = withWarmupFiles(parsed, uploaded, row?.config ? modelConfigSchema.parse(row.config) : null);
+      const digest = row?.digest ?? null;
       const source = digest ? await this.cache.ensure(digest) : (await this.registry.seedSource(name, v, config)).modelPath;
       await this.validate(name, source, config);
+      configs.set(v, config);
     }
-    return this.commit(caller, name, 'model.load', versions.map((v) => ({ version: v, desiredState: 'LOADED', config, digest: rows.get(v)?.digest ?? null })));
+    return this.commit(caller, name, 'model.load', versions.map((v) => ({ version: v, desiredState: 'LOADED', config: configs.get(v)!, digest: rows.get(v)?.digest ?? null })));
   }
 
   /**

@@ -137,7 +137,7 @@ export interface InferencePlan {
   readonly config: ServedConfig;
   readonly batcher: Batcher;
   readonly started: number;
-  /** The model's shadow when the plan was made (null: none, the common case). */
+  /** The model's shadow when this request was drawn for it (null: none set, the common case, or not drawn). */
   readonly shadow: ShadowTarget | null;
   /** Set when a classify call explains its images. */
   readonly explain?: ExplainPlan;
@@ -270,10 +270,6 @@ export class InferenceService {
         priority: this.priority(request.parameters?.priority),
         timeoutMs: this.timeout(request.parameters?.timeoutMs, config),
       });
-      // The shadow check: one field read when none is set; a sampled run starts after this answer.
-      if (plan.shadow !== null) {
-        this.shadows.offer(plan.shadow, { model: plan.model, version, config, batcher: plan.batcher, items: batchRequest.items, inputs: batchRequest.inputs, outputNames: batchRequest.outputNames, outputs: result.outputs });
-      }
       return {
         modelName: config.name,
         modelVersion: String(version.version),
@@ -490,7 +486,16 @@ export class InferenceService {
    * request refused in the queue (deadline, full) gets a failed `queue` span.
    */
   private async submit(plan: InferencePlan, trace: StepTrace, request: BatchRequest): Promise<BatchResult> {
-    if (!trace.recording) return plan.batcher.submit(request);
+    const result = trace.recording ? await this.submitTraced(plan, trace, request) : await plan.batcher.submit(request);
+    // The one place every live run (infer, classify, each image or chunk of an explanation) is offered to the shadow:
+    // one field read when the request was not drawn; a drawn run starts after this answer, off the request path.
+    if (plan.shadow !== null) {
+      this.shadows.offer(plan.shadow, { model: plan.model, version: plan.version, config: plan.config, batcher: plan.batcher, items: request.items, inputs: request.inputs, outputNames: request.outputNames, outputs: result.outputs });
+    }
+    return result;
+  }
+
+  private async submitTraced(plan: InferencePlan, trace: StepTrace, request: BatchRequest): Promise<BatchResult> {
     const submittedAt = performance.now();
     const attributes: TraceAttributes = {
       [ATTR.model]: plan.model,
@@ -529,7 +534,8 @@ export class InferenceService {
       config: found.config,
       batcher: found.batcher,
       started: performance.now(),
-      shadow: found.model.shadow,
+      // Drawn once per request, whichever door it came through: every run of a drawn request is offered (submit).
+      shadow: found.model.shadow !== null && this.shadows.draws(found.model.shadow, found.version.version) ? found.model.shadow : null,
     };
   }
 

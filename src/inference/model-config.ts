@@ -23,11 +23,14 @@ const tensorSpec = z
 
 /** Most runs one warm-up sample may ask for (Triton's `count`): a bound on how long a load can be held. */
 export const WARMUP_MAX_COUNT = 10_000;
+/** An input_data_file: a plain name in the model's `warmup/` folder (no path, not `.` or `..`). */
+export const WARMUP_FILE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$/;
 
 /**
  * One input of a warm-up sample (Triton's ModelWarmup.Input): its data is
  * zeros, random values, a raw little-endian file in the model folder's
- * `warmup/` (Triton's `input_data_file`; seed models only), or modelgate's
+ * `warmup/` (Triton's `input_data_file`: a seed folder's file, or one
+ * uploaded with a published version as `file:warmup/<name>`), or modelgate's
  * own inline `data` (values of one item, any model).
  */
 const warmupInput = z
@@ -38,7 +41,7 @@ const warmupInput = z
     dims: z.array(z.number().int().min(1)).optional(),
     zero_data: z.boolean().optional(),
     random_data: z.boolean().optional(),
-    input_data_file: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a file name in the model folder\'s warmup/ (no path)').optional(),
+    input_data_file: z.string().regex(WARMUP_FILE_NAME, 'a file name in the model folder\'s warmup/ (no path)').optional(),
     data: z.array(z.number()).optional(),
   })
   .strict()
@@ -104,6 +107,9 @@ export const modelConfigSchema = z
     // Triton's model_warmup: samples run on every worker before a version turns READY
     // (absent: one run of zeros, as before).
     model_warmup: z.array(warmupSample).max(16).optional(),
+    // Set by the gateway, never by a caller (parseLoadConfig refuses it): the input_data_file files a
+    // published version was uploaded with (`file:warmup/<name>`), by name → SHA-256 in the weight store.
+    warmup_files: z.record(z.string().regex(WARMUP_FILE_NAME), z.string().regex(/^[0-9a-f]{64}$/)).optional(),
     // Filled by the readers of Triton's forms (config.pbtxt, a load's Triton JSON): each field
     // set there that modelgate does not honour, or a config.pbtxt that config.json overrides.
     // Shown on the model's config (OIP /config, gRPC ModelConfig) and logged at load.

@@ -6,7 +6,8 @@
  * `resourceLimits` would not bound them). The parent bounds the child's
  * wall time (MODEL_VALIDATE_TIMEOUT_MS) and resident memory
  * (MODEL_VALIDATE_MAX_MEMORY_BYTES, read from /proc every 50 ms) and kills
- * it past either; inspections run one at a time so a burst of uploads cannot
+ * it past either (the child's V8 heap is capped at half that bound, past which
+ * V8 aborts it: VALIDATION_CRASHED); inspections run one at a time so a burst of uploads cannot
  * fork a crowd. Every refusal is MODEL_INVALID with a reason.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -68,7 +69,11 @@ export class ModelInspector {
   private runChild(model: string, file: string): Promise<GraphSignature> {
     const refuse = (reason: InspectReason, message: string) => new ModelInvalidError(`Model "${model}": ${message}`, { model, reason });
     return new Promise<GraphSignature>((resolve, reject) => {
-      const child = fork(inspectChildScript(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json', execArgv: [] });
+      // The child's JS heap is capped at half the memory bound: a file that decodes into millions of small values
+      // (packed int64_data: one byte each in the file, an object each in the heap) then dies as V8's out-of-memory
+      // abort within its own heap, rather than growing faster than the 50 ms poll can see.
+      const heapMiB = Math.max(Math.floor(this.options.maxMemoryBytes / 2 / 2 ** 20), 16);
+      const child = fork(inspectChildScript(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json', execArgv: [`--max-old-space-size=${heapMiB}`] });
       this.children.add(child);
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => {
@@ -101,8 +106,10 @@ export class ModelInspector {
         if (killed) return reject(refuse(killed, detail ?? killed));
         if (reply?.ok) return resolve({ inputs: reply.inputs, outputs: reply.outputs });
         if (reply) return reject(refuse(reply.reason, reply.message));
-        const last = stderr.trim().split('\n').slice(-1)[0] ?? '';
-        reject(refuse('VALIDATION_CRASHED', `onnxruntime crashed opening the model (${signal ? `signal ${signal}` : `exit code ${code}`})${last ? `: ${last}` : ''}`));
+        // V8's own words when the heap cap was hit, else the last line the child wrote.
+        const lines = stderr.trim().split('\n');
+        const last = (lines.find((l) => /FATAL ERROR/.test(l)) ?? lines.slice(-1)[0] ?? '').trim();
+        reject(refuse('VALIDATION_CRASHED', `the inspection process died opening the model (${signal ? `signal ${signal}` : `exit code ${code}`})${last ? `: ${last}` : ''}`));
       });
       child.send({ path: file });
     });

@@ -119,6 +119,26 @@ export interface VersionSource {
   fileConfig: ModelConfig | null;
   source: VersionOrigin;
   digest: string | null;
+  /** Where input_data_file files come from (absent: a seed version's own warmup/ folder; a catalog one has none). */
+  warmupFiles?: WarmupFileReader;
+}
+
+/** A warm-up file's bytes by its name in the model's warmup/ folder; null when there is no such file. */
+export type WarmupFileReader = (name: string) => Promise<Buffer | null>;
+
+/** Why a model_warmup input_data_file cannot be used: MODEL_INVALID's reason. */
+export class WarmupFileError extends Error {
+  constructor(
+    readonly reason: 'WARMUP_FILE_MISSING' | 'WARMUP_FILE_SIZE',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A seed folder's warmup/ files. */
+export function folderWarmupFiles(directory: string): WarmupFileReader {
+  return (name) => readFile(path.join(directory, 'warmup', name)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : Promise.reject(error)));
 }
 
 export interface RegisteredModel {
@@ -438,15 +458,16 @@ export class ModelRegistry {
    * graph that crashes onnxruntime never gets here): a warm-up that cannot run
    * is refused (MODEL_INVALID) before the version is committed.
    */
-  async validateWarmup(name: string, modelPath: string, fileConfig: ModelConfig | null): Promise<void> {
+  async validateWarmup(name: string, modelPath: string, fileConfig: ModelConfig | null, files: WarmupFileReader | null): Promise<void> {
     const key = `validate/${name}/${++this.generation}`;
     const providers = fileConfig?.execution_providers ?? this.options.providers;
     let warmup: WarmupSample[] | undefined;
     try {
       // Each sample once: a warm-up that cannot run is refused here, before the version is committed.
-      warmup = (await warmupSamples(fileConfig, null))?.map((sample) => ({ ...sample, count: 1 }));
+      warmup = (await warmupSamples(fileConfig, files))?.map((sample) => ({ ...sample, count: 1 }));
     } catch (error) {
-      throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason: 'CONFIG_INVALID' });
+      const reason = error instanceof WarmupFileError ? error.reason : 'CONFIG_INVALID';
+      throw new ModelInvalidError(`Model "${name}": ${error instanceof Error ? error.message : String(error)}`, { model: name, reason });
     }
     let reply;
     try {
@@ -476,10 +497,10 @@ export class ModelRegistry {
     const log = this.log.child({ model: entry.name, version });
     const sessionKey = `${entry.name}/${version}/${++this.generation}`;
     try {
-      const { modelPath, fileConfig, source, digest } = await resolve();
+      const { modelPath, fileConfig, source, digest, warmupFiles } = await resolve();
       const providers = fileConfig?.execution_providers ?? this.options.providers;
       // The warm-up runs inside the load on every worker: the version turns READY (routable) only after it.
-      const warmup = await warmupSamples(fileConfig, source === 'SEED' ? entry.directory : null);
+      const warmup = await warmupSamples(fileConfig, warmupFiles ?? (source === 'SEED' ? folderWarmupFiles(entry.directory) : null));
       const reply = await this.pool.load({ key: sessionKey, path: modelPath, providers, ...(warmup ? { warmup } : {}) });
       for (const fallback of reply.fallbacks) {
         log.warn({ provider: fallback.provider, reason: fallback.reason, using: reply.provider }, 'execution provider unavailable; fell back to the next one');
@@ -546,10 +567,10 @@ export class ModelRegistry {
 
 /**
  * A config's model_warmup as the workers run it (undefined: none configured).
- * `directory`: the seed folder whose `warmup/` holds input_data_file files
- * (null for catalog weights, which have no folder: such a sample is refused).
+ * `files`: where input_data_file files are read (a seed folder's warmup/, or
+ * the files a published version was uploaded with); null: there are none.
  */
-async function warmupSamples(config: ModelConfig | null, directory: string | null): Promise<WarmupSample[] | undefined> {
+async function warmupSamples(config: ModelConfig | null, files: WarmupFileReader | null): Promise<WarmupSample[] | undefined> {
   if (!config?.model_warmup || config.model_warmup.length === 0) return undefined;
   const batching = config.max_batch_size > 0;
   const samples: WarmupSample[] = [];
@@ -565,10 +586,17 @@ async function warmupSamples(config: ModelConfig | null, directory: string | nul
         const bytes = encodeNumbers(spec.datatype, input.data);
         item = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       } else if (input.input_data_file) {
-        if (!directory) throw new Error(`model_warmup "${sample.name}" input "${spec.name}": input_data_file needs the model's folder in MODEL_REPOSITORY; give data instead`);
-        const file = path.join(directory, 'warmup', input.input_data_file);
-        const bytes = await readFile(file);
-        if (bytes.length !== itemBytes) throw new Error(`model_warmup "${sample.name}": ${file} holds ${bytes.length} bytes; one item of [${dims.join(',')}] ${spec.datatype} takes ${itemBytes}`);
+        const file = `warmup/${input.input_data_file}`;
+        const bytes = files ? await files(input.input_data_file) : null;
+        if (!bytes) {
+          throw new WarmupFileError(
+            'WARMUP_FILE_MISSING',
+            `model_warmup "${sample.name}" input "${spec.name}": input_data_file ${file} was not given (publish it with the version as the load parameter file:${file}, or put it in the seed folder)`,
+          );
+        }
+        if (bytes.length !== itemBytes) {
+          throw new WarmupFileError('WARMUP_FILE_SIZE', `model_warmup "${sample.name}" input "${spec.name}": ${file} holds ${bytes.length} bytes; one item of [${dims.join(',')}] ${spec.datatype} takes ${itemBytes}`);
+        }
         item = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       }
       inputs.push({ name: spec.name, type: ORT_TYPE[spec.datatype], dims: batching ? [Math.max(sample.batch_size, 1), ...dims] : dims, fill, ...(item ? { item } : {}) } as const);

@@ -1,6 +1,7 @@
 /**
- * Shadow runs (issue #23): a share of a model's served requests also runs on
- * a candidate version, off the request path, and the candidate's answers are
+ * Shadow runs (issue #23): a share of a model's served requests, from every
+ * door (OIP/gRPC infer, GraphQL infer and classify, explanations), also runs
+ * on a candidate version, off the request path, and the candidate's answers are
  * compared with the ones the caller got (top-1 agreement of the first
  * output, largest absolute difference of any value). A shadow run is offered
  * only after the serving answer exists, never awaited by the caller, never
@@ -125,12 +126,21 @@ export class ShadowRunner {
   }
 
   /**
-   * Called once the serving answer exists: draws the target's percent and,
+   * Whether a request to `servingVersion` is drawn for the shadow (the
+   * target's percent), once per request when it is planned, whichever door
+   * it came through; a request to the shadow version itself never is.
+   */
+  draws(target: ShadowTarget, servingVersion: number): boolean {
+    return target.version !== servingVersion && Math.random() * 100 < target.percent;
+  }
+
+  /**
+   * Called with each run of a drawn request once its serving answer exists:
    * unless shed, runs the candidate on the same inputs after the current
    * turn of the event loop. Never throws, never awaited by the caller.
    */
   offer(target: ShadowTarget, served: ServedRun): void {
-    if (target.version === served.version.version || Math.random() * 100 >= target.percent) return;
+    if (target.version === served.version.version) return;
     const candidate = this.registry.versionOf(served.model, target.version);
     const labels = { model: served.model, version: String(target.version) };
     const skip = (reason: SkipReason): void => {

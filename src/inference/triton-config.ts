@@ -174,6 +174,7 @@ export function parseLoadConfig(model: string, config: unknown): ModelConfig {
     }
   }
   if (!isObject(raw)) throw invalid(model, 'must be a JSON object');
+  if (raw['warmup_files'] !== undefined) throw invalid(model, 'warmup_files is set by the gateway: send each input_data_file as the load parameter file:warmup/<name>');
   if (raw['name'] !== undefined && raw['name'] !== '' && raw['name'] !== model) throw invalid(model, `name "${String(raw['name'])}" must be the model's name`);
   const modelgateForm = Array.isArray(raw['inputs']) || Array.isArray(raw['outputs']);
   return validated(model, modelgateForm ? { ...raw, name: model } : fromTriton(model, raw));

@@ -42,6 +42,10 @@ export interface WeightStore {
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** A catalog version naming blob b: as its weights, or as a warm-up file it was published with (config.warmup_files). */
+const REFERENCING_VERSION = `SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest"
+  OR (jsonb_typeof(v."config"->'warmup_files') = 'object' AND EXISTS (SELECT 1 FROM jsonb_each_text(v."config"->'warmup_files') f WHERE f.value = b."digest"))`;
+
 export class PostgresWeightStore implements WeightStore {
   constructor(private readonly db: Database) {}
 
@@ -123,7 +127,7 @@ export class PostgresWeightStore implements WeightStore {
     const cutoff = new Date(Date.now() - graceMs);
     // Most passes find nothing: look first without a transaction or the catalog lock.
     const [candidate] = await this.db.prisma.$queryRawUnsafe<{ digest: string }[]>(
-      'SELECT b."digest" FROM "ModelBlob" b WHERE b."storedAt" < $1 AND NOT EXISTS (SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest") LIMIT 1',
+      `SELECT b."digest" FROM "ModelBlob" b WHERE b."storedAt" < $1 AND NOT EXISTS (${REFERENCING_VERSION}) LIMIT 1`,
       cutoff,
     );
     if (!candidate) return [];
@@ -131,7 +135,7 @@ export class PostgresWeightStore implements WeightStore {
       await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock($1)::text', lockKey);
       const gone = await tx.$queryRawUnsafe<{ digest: string; uploadId: string }[]>(
         `DELETE FROM "ModelBlob" b WHERE b."storedAt" < $1
-           AND NOT EXISTS (SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest")
+           AND NOT EXISTS (${REFERENCING_VERSION})
          RETURNING b."digest", b."uploadId"::text AS "uploadId"`,
         cutoff,
       );

@@ -77,3 +77,35 @@ export function generatedConfig(name: string, options: { input?: string; dims?: 
     output: [{ name: 'Y', data_type: 'TYPE_FP32', dims: options.dims ?? [4] }],
   };
 }
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 127) {
+    out.push((n & 127) | 128);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** A length-delimited protobuf field. */
+function field(number: number, payload: Buffer): Buffer {
+  return Buffer.concat([varint((number << 3) | 2), varint(payload.length), payload]);
+}
+
+/**
+ * The generated graph plus an unused INT64 initializer of `values` zeros
+ * stored as packed int64_data: one byte each in the file, one decoded value
+ * each in whatever parses it (protobuf merges the appended graph into the
+ * first). Encoded by hand so the test never holds the values itself.
+ */
+export function buildInt64Flood(values: number): Buffer {
+  const INT64 = 7;
+  const tensor = Buffer.concat([
+    Buffer.concat([varint((1 << 3) | 0), varint(values)]), // dims: [values]
+    Buffer.concat([varint((2 << 3) | 0), varint(INT64)]), // data_type
+    field(7, Buffer.alloc(values)), // int64_data, packed zeros
+    field(8, Buffer.from('flood')), // name
+  ]);
+  return Buffer.concat([buildOnnx(), field(7, field(5, tensor))]); // ModelProto.graph.initializer
+}

@@ -2,7 +2,8 @@
  * The upload inspector (issue #23 item 7): each hostile file is refused by the
  * child process with the reason named, and the child's bounds hold (a time
  * bound and a resident-memory bound small enough that every inspection passes
- * them, so the kill path itself is what is tested). The child is the built
+ * them, so the kill path itself is what is tested), and a child that dies
+ * (V8's abort past its heap cap) is VALIDATION_CRASHED. The child is the built
  * dist/inference/inspect-child.js (`npm run build:ts` first).
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ModelInspector } from '../../src/inference/model-inspector';
 import { DomainError } from '../../src/errors';
-import { buildOnnx } from '../helpers/onnx-builder';
+import { buildInt64Flood, buildOnnx } from '../helpers/onnx-builder';
 import { REPO_ROOT } from '../harness';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-inspect-'));
@@ -71,5 +72,16 @@ describe('ModelInspector', () => {
     expect(memory.message).toMatch(/MODEL_VALIDATE_MAX_MEMORY_BYTES/);
     // The inspector still works after its children were killed.
     expect((await inspector.inspect('cnn', CNN)).inputs).toHaveLength(1);
+  }, 120_000);
+
+  it('a child that dies is VALIDATION_CRASHED: 32 M packed int64 values blow the heap cap (half the memory bound) and V8 aborts it', async () => {
+    // 32 MiB of file, a decoded value per byte: far over a 512 MiB heap, while the process stays under the 1 GiB RSS bound.
+    const bounded = new ModelInspector({ timeoutMs: 120_000, maxMemoryBytes: 2 ** 30 });
+    const crashed = await reasonOf(bounded, file('int64-flood', buildInt64Flood(32 * 2 ** 20)));
+    expect(crashed).toMatchObject({ code: 'MODEL_INVALID', reason: 'VALIDATION_CRASHED' });
+    expect(crashed.message).toMatch(/signal SIGABRT|exit code/);
+    process.stdout.write(`crashed inspection: ${crashed.message}\n`);
+    // The next inspection runs in a fresh child.
+    expect((await bounded.inspect('cnn', CNN)).inputs).toHaveLength(1);
   }, 120_000);
 });

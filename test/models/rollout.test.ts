@@ -8,15 +8,20 @@
  *   up it takes no request (versionless requests go to the serving one, a
  *   request naming it is MODEL_UNAVAILABLE); a warm-up that cannot run is
  *   refused before anything is committed.
+ * - Warm-up from a file published with the version (`file:warmup/<name>`,
+ *   Triton's input_data_file): it runs before READY, travels with a later
+ *   streamed upload of the model, and a missing or short file is refused
+ *   (WARMUP_FILE_MISSING / WARMUP_FILE_SIZE) before anything is committed.
  * - Shadow at 50 %: identical weights agree 1.0 (max difference 0), a
- *   different model less; the answers are exactly those without a shadow;
+ *   different model less; OIP infer, GraphQL classify and explanations are
+ *   all shadowed; the answers are exactly those without a shadow;
  *   the tenant is billed for its own requests only (no usage record for a
  *   shadow run); the figures are in /metrics.
  * - Rollback: one call restores the previous split, and the previous weights
  *   of a republished version; audit events; a second rollback undoes the
  *   first; the CLI's `models shadow` and `models rollback`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +29,7 @@ import pg from 'pg';
 import { ProductionGateway, productionEnv, REPO_ROOT, runCli, STARTUP_TEST_TIMEOUT_MS, until } from '../harness';
 import { authHeaders } from '../helpers/auth';
 import { testEnv } from '../helpers/env';
+import { buildInt64Flood } from '../helpers/onnx-builder';
 import { applyMigrations } from '../../src/db/migrate';
 import { Database } from '../../src/db/database';
 import { KeyService } from '../../src/keys/key.service';
@@ -34,11 +40,15 @@ jest.setTimeout(STARTUP_TEST_TIMEOUT_MS + 240_000);
 
 const CNN = readFileSync(path.join(REPO_ROOT, 'models', 'fashion-cnn', '1', 'model.onnx'));
 const LSTM = readFileSync(path.join(REPO_ROOT, 'models', 'fashion-lstm', '1', 'model.onnx'));
+/** 32 M packed int64 values (32 MiB of file): decoding them blows the inspection child's heap cap and V8 aborts it. */
+const CRASHING = buildInt64Flood(32 * 2 ** 20);
 const MODEL = `rollout-cnn-${randomBytes(4).toString('hex')}`;
 const SEED_MODEL = 'warm-seed';
 /** Runs of the heavy sample: long enough that a poll sees the version warming up. */
 const WARMUP_COUNT = 150;
 const SAMPLE_ITEM = Array.from({ length: 784 }, (_, i) => (i % 13) / 13);
+/** SAMPLE_ITEM as Triton's raw input_data_file: one [1,28,28] FP32 item, little-endian. */
+const SAMPLE_RAW = Buffer.from(new Float32Array(SAMPLE_ITEM).buffer);
 
 /** modelgate's config.json form with Triton's model_warmup: a random batch of 64, WARMUP_COUNT times, and one given sample twice. */
 const CONFIG = JSON.stringify({
@@ -48,6 +58,8 @@ const CONFIG = JSON.stringify({
   inputs: [{ name: 'image', datatype: 'FP32', dims: [1, 28, 28] }],
   outputs: [{ name: 'probabilities', datatype: 'FP32', dims: [10] }],
   output_kind: 'probabilities',
+  // So GraphQL classify takes images (raw pixels here) as well as OIP infer tensors.
+  preprocessing: { layout: 'NCHW', color: 'grey', width: 28, height: 28, scale: 1 / 255, invert: false },
   model_warmup: [
     { name: 'random', batch_size: 64, count: WARMUP_COUNT, inputs: { image: { data_type: 'TYPE_FP32', dims: [1, 28, 28], random_data: true } } },
     { name: 'given', batch_size: 1, count: 2, inputs: { image: { data: SAMPLE_ITEM } } },
@@ -184,7 +196,7 @@ beforeAll(async () => {
   mkdirSync(path.join(seed, SEED_MODEL, 'warmup'));
   writeFileSync(path.join(seed, SEED_MODEL, '1', 'model.onnx'), CNN);
   writeFileSync(path.join(seed, SEED_MODEL, 'config.pbtxt'), SEED_PBTXT);
-  writeFileSync(path.join(seed, SEED_MODEL, 'warmup', 'image.raw'), Buffer.from(new Float32Array(SAMPLE_ITEM).buffer));
+  writeFileSync(path.join(seed, SEED_MODEL, 'warmup', 'image.raw'), SAMPLE_RAW);
   gw = await ProductionGateway.start(
     {
       ...productionEnv({ databaseUrl: dbUrl }),
@@ -192,7 +204,9 @@ beforeAll(async () => {
       MODEL_REPOSITORY: seed,
       INFERENCE_WORKERS: '1',
       MODEL_RECONCILE_INTERVAL_MS: '600000',
-      MODEL_UPLOAD_MAX_BYTES: String(Math.max(CNN.length, LSTM.length) + 1024),
+      MODEL_UPLOAD_MAX_BYTES: String(Math.max(CNN.length, LSTM.length, CRASHING.length) + 1024),
+      // The inspection child's heap is capped at half of it: CRASHING dies there (VALIDATION_CRASHED).
+      MODEL_VALIDATE_MAX_MEMORY_BYTES: String(2 ** 30),
     },
     { name: 'rollout' },
   );
@@ -253,14 +267,31 @@ describe('Warm-up (model_warmup)', () => {
   it('refuses a warm-up that cannot run before anything is committed (the serving version untouched)', async () => {
     const before = await versions();
     const bad = JSON.parse(CONFIG) as { model_warmup: unknown[] };
-    // input_data_file names a file in a seed folder: a published version has none.
+    // input_data_file names a file the load did not send (file:warmup/image.raw).
     bad.model_warmup = [{ name: 'file', inputs: { image: { input_data_file: 'image.raw' } } }];
-    const refused = await gw.request<{ error: string; code?: string }>('POST', `/v2/repository/models/${MODEL}/load`, {
+    const refused = await gw.request<{ error: string; code?: string; reason?: string }>('POST', `/v2/repository/models/${MODEL}/load`, {
       headers: { ...admin, 'content-type': 'application/json' },
       body: JSON.stringify({ parameters: { config: JSON.stringify(bad), 'file:3/model.onnx': CNN.toString('base64') } }),
     });
     expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ code: 'MODEL_INVALID', reason: 'WARMUP_FILE_MISSING' });
     expect(refused.text).toContain('input_data_file');
+    // Sent, but a byte short of one [1,28,28] FP32 item.
+    const short = await gw.request<{ code?: string; reason?: string; error: string }>('POST', `/v2/repository/models/${MODEL}/load`, {
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters: { config: JSON.stringify(bad), 'file:3/model.onnx': CNN.toString('base64'), 'file:warmup/image.raw': SAMPLE_RAW.subarray(1).toString('base64') } }),
+    });
+    expect(short.status).toBe(422);
+    expect(short.body).toMatchObject({ code: 'MODEL_INVALID', reason: 'WARMUP_FILE_SIZE' });
+    expect(short.body!.error).toContain('3135 bytes');
+    // A file no input_data_file names, and a path outside warmup/.
+    for (const parameter of ['file:warmup/other.raw', 'file:warmup/../1/model.onnx']) {
+      const stray = await gw.request<{ code?: string }>('POST', `/v2/repository/models/${MODEL}/load`, {
+        headers: { ...admin, 'content-type': 'application/json' },
+        body: JSON.stringify({ parameters: { config: JSON.stringify(bad), 'file:3/model.onnx': CNN.toString('base64'), [parameter]: SAMPLE_RAW.toString('base64') } }),
+      });
+      expect({ parameter, status: stray.status, code: stray.body?.code }).toEqual({ parameter, status: 400, code: 'BAD_USER_INPUT' });
+    }
     // Dims that do not fit the input are a config error too.
     bad.model_warmup = [{ name: 'dims', inputs: { image: { dims: [1, 29, 29], zero_data: true } } }];
     const misfit = await gw.request('POST', `/v2/repository/models/${MODEL}/load`, {
@@ -270,6 +301,73 @@ describe('Warm-up (model_warmup)', () => {
     expect(misfit.status).toBe(422);
     expect(misfit.text).toContain('model_warmup');
     expect((await versions()).map((v) => [v.version, v.replicaStatus, v.digest])).toEqual(before.map((v) => [v.version, v.replicaStatus, v.digest]));
+  });
+
+  it('an upload whose inspection crashes the child is 422 VALIDATION_CRASHED, and the model keeps serving', async () => {
+    const before = await versions();
+    const crashed = await upload(CRASHING, '3');
+    expect(crashed.status).toBe(422);
+    expect(crashed.body).toMatchObject({ code: 'MODEL_INVALID', reason: 'VALIDATION_CRASHED' });
+    process.stdout.write(`crashed upload: ${String(crashed.body!['error'])}\n`);
+    expect((await versions()).map((v) => [v.version, v.replicaStatus, v.digest])).toEqual(before.map((v) => [v.version, v.replicaStatus, v.digest]));
+    const served = await infer(SAMPLE_ITEM, admin);
+    expect(served.status).toBe(200);
+    expect((await gw.request('GET', '/readyz')).status).toBe(200);
+  });
+});
+
+describe('Warm-up from a file published with the version (file:warmup/<name>)', () => {
+  const FILE_MODEL = `${MODEL}-file`;
+  const fileConfig = () => {
+    const config = JSON.parse(CONFIG) as Record<string, unknown>;
+    config['name'] = FILE_MODEL;
+    config['model_warmup'] = [{ name: 'from_file', batch_size: 4, count: 3, inputs: { image: { data_type: 'TYPE_FP32', dims: [1, 28, 28], input_data_file: 'image.raw' } } }];
+    return JSON.stringify(config);
+  };
+  const fileVersions = async () => (await gw.graphql<{ modelVersions: VersionRow[] }>(`{ modelVersions(model: "${FILE_MODEL}") { ${VERSION_FIELDS} } }`, {}, admin)).body!.data!.modelVersions;
+
+  it('publishes a version with its warm-up file through Triton\'s load: the file warms it before READY', async () => {
+    const published = await gw.request('POST', `/v2/repository/models/${FILE_MODEL}/load`, {
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters: { config: fileConfig(), 'file:1/model.onnx': CNN.toString('base64'), 'file:warmup/image.raw': SAMPLE_RAW.toString('base64') } }),
+    });
+    expect(published.status).toBe(200);
+    expect((await fileVersions())[0]).toMatchObject({ version: '1', replicaStatus: 'READY', warmupRuns: 3 });
+    const line = gw.logLines().find((l) => l['msg'] === 'model ready' && l['model'] === FILE_MODEL);
+    expect(line).toMatchObject({ warmupRuns: 3 });
+    // The file is a blob named by the version's config (kept by blob GC as long as a version names it).
+    const [stored] = await query<{ files: Record<string, string> }>(`SELECT "config"->'warmup_files' AS files FROM "ModelCatalogVersion" WHERE "model" = $1 AND "version" = 1`, [FILE_MODEL]);
+    const digest = createHash('sha256').update(SAMPLE_RAW).digest('hex');
+    expect(stored!.files).toEqual({ 'image.raw': digest });
+    expect((await query(`SELECT 1 FROM "ModelBlob" WHERE "digest" = $1`, [digest])).length).toBe(1);
+  });
+
+  it('a later streamed upload of the model warms up from the same file (it travels with the config)', async () => {
+    const put = await gw.request('PUT', `/v2/repository/models/${FILE_MODEL}/versions/2/model.onnx`, { headers: { ...admin, 'content-type': 'application/octet-stream' }, body: CNN });
+    expect(put.status).toBe(200);
+    expect((await fileVersions()).find((v) => v.version === '2')).toMatchObject({ replicaStatus: 'READY', warmupRuns: 3 });
+  });
+
+  it('a load with config alone keeps the warm-up files its versions were published with', async () => {
+    const config = JSON.parse(fileConfig()) as { model_warmup: { count: number }[] };
+    config.model_warmup[0]!.count = 2;
+    const loaded = await gw.request('POST', `/v2/repository/models/${FILE_MODEL}/load`, {
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters: { config: JSON.stringify(config) } }),
+    });
+    expect(loaded.status).toBe(200);
+    expect((await fileVersions()).map((v) => [v.version, v.replicaStatus, v.warmupRuns])).toEqual([['1', 'READY', 2], ['2', 'READY', 2]]);
+  });
+
+  it('a config may not name warmup_files itself (only the gateway does, from file:warmup/<name>)', async () => {
+    const config = JSON.parse(fileConfig()) as Record<string, unknown>;
+    config['warmup_files'] = { 'image.raw': 'a'.repeat(64) };
+    const refused = await gw.request<{ code?: string; reason?: string }>('POST', `/v2/repository/models/${FILE_MODEL}/load`, {
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ parameters: { config: JSON.stringify(config), 'file:3/model.onnx': CNN.toString('base64') } }),
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ code: 'MODEL_INVALID', reason: 'CONFIG_INVALID' });
   });
 });
 
@@ -314,6 +412,57 @@ describe('Shadow runs', () => {
     expect(await metric('modelgate_shadow_top1_agreement_ratio', '2')).toBe(1);
     expect(await metric('modelgate_shadow_max_abs_difference', '2')).toBe(0);
     expect(await metric('modelgate_shadow_runs_total', '2')).toBeGreaterThan(0);
+  });
+
+  it('shadows GraphQL classify requests too (the same draw, in the one place every door\'s runs pass): agreement counted', async () => {
+    const before = (await row('2'))!;
+    const classifyOnce = async (seed: number) => {
+      const images = Array.from({ length: 8 }, (_, k) => ({ pixels: batch(seed).slice(k * 784, (k + 1) * 784).map((v) => Math.round(v * 255)), width: 28, height: 28, channels: 1 }));
+      const res = await gw.graphql<{ classify: { modelVersion: string; results: { predictions: { index: number }[] }[] } }>(
+        'mutation ($m: String!, $i: [ImageInput!]!) { classify(model: $m, images: $i, topK: 1) { modelVersion results { predictions { index } } } }',
+        { m: MODEL, i: images },
+        tenant.headers,
+      );
+      tenantRequests += 1;
+      expect(res.body?.errors).toBeUndefined();
+      expect(res.body!.data!.classify.modelVersion).toBe('1');
+      return res.body!.data!.classify.results.map((r) => r.predictions[0]!.index);
+    };
+    const answers = new Map<number, number[]>();
+    for (let i = 0; i < 40; i += 1) {
+      const seed = i % 10;
+      const top1 = await classifyOnce(seed);
+      if (answers.has(seed)) expect(top1).toEqual(answers.get(seed));
+      answers.set(seed, top1);
+    }
+    const after = await until('shadow runs of classify requests on version 2', async () => {
+      const r = await row('2');
+      return r && r.shadowRuns > before.shadowRuns ? r : null;
+    });
+    process.stdout.write(`shadow v2 from classify: runs ${after.shadowRuns - before.shadowRuns}, skipped ${after.shadowSkipped - before.shadowSkipped} of 40 requests at 50 %\n`);
+    expect(after.shadowTop1Agreement).toBe(1);
+    expect(after.shadowMaxAbsDifference).toBe(0);
+    expect(after.shadowFailures).toBe(0);
+
+    // Explanations (classify with explain) too: each drawn one offers its chunk of original and perturbed images.
+    // Sent with the admin key: the billing test below counts the tenant's 8-item requests only.
+    const image = [{ pixels: batch(3).slice(0, 784).map((v) => Math.round(v * 255)), width: 28, height: 28, channels: 1 }];
+    for (let i = 0; i < 12; i += 1) {
+      const res = await gw.graphql<{ classify: { modelVersion: string } }>(
+        'mutation ($m: String!, $i: [ImageInput!]!) { classify(model: $m, images: $i, topK: 1, explain: {method: OCCLUSION, patch: 7, stride: 7}) { modelVersion } }',
+        { m: MODEL, i: image },
+        admin,
+      );
+      expect(res.body?.errors).toBeUndefined();
+      expect(res.body!.data!.classify.modelVersion).toBe('1');
+    }
+    const explained = await until('shadow runs of explanations on version 2', async () => {
+      const r = await row('2');
+      return r && r.shadowRuns + r.shadowSkipped > after.shadowRuns + after.shadowSkipped ? r : null;
+    });
+    process.stdout.write(`shadow v2 from 12 explanations: runs ${explained.shadowRuns - after.shadowRuns}, skipped ${explained.shadowSkipped - after.shadowSkipped}\n`);
+    expect(explained.shadowTop1Agreement).toBe(1);
+    expect(explained.shadowFailures).toBe(0);
   });
 
   it('a different model at 50 %: agreement below 1.0 and a difference, answers still unchanged', async () => {

@@ -90,11 +90,14 @@ describe('blob GC', () => {
     const orphan = await store.put(bytesSource(randomBytes(WEIGHT_CHUNK_BYTES + 1)), 4 * WEIGHT_CHUNK_BYTES);
     const referenced = await store.put(bytesSource(randomBytes(100)), WEIGHT_CHUNK_BYTES);
     const recent = await store.put(bytesSource(randomBytes(100)), WEIGHT_CHUNK_BYTES);
+    // A warm-up file a version was published with: named only in its config (warmup_files).
+    const warmupFile = await store.put(bytesSource(randomBytes(64)), WEIGHT_CHUNK_BYTES);
     const model = `gc-${randomBytes(4).toString('hex')}`;
     await db.prisma.modelCatalogVersion.create({ data: { model, version: 1, desiredState: 'UNLOADED', digest: referenced.digest, generation: 0n } });
+    await db.prisma.modelCatalogVersion.create({ data: { model, version: 2, desiredState: 'UNLOADED', digest: null, config: { warmup_files: { 'image.raw': warmupFile.digest } }, generation: 0n } });
     try {
       const old = new Date(Date.now() - 2 * DAY);
-      await db.prisma.modelBlob.updateMany({ where: { digest: { in: [orphan.digest, referenced.digest] } }, data: { storedAt: old } });
+      await db.prisma.modelBlob.updateMany({ where: { digest: { in: [orphan.digest, referenced.digest, warmupFile.digest] } }, data: { storedAt: old } });
       const orphanUpload = (await db.prisma.modelBlob.findUniqueOrThrow({ where: { digest: orphan.digest } })).uploadId;
       expect(await db.prisma.modelBlobChunk.count({ where: { uploadId: orphanUpload } })).toBe(2);
 
@@ -102,6 +105,8 @@ describe('blob GC', () => {
       expect(gone).toContain(orphan.digest);
       expect(gone).not.toContain(referenced.digest);
       expect(gone).not.toContain(recent.digest);
+      expect(gone).not.toContain(warmupFile.digest);
+      expect(await store.has(warmupFile.digest)).toBe(true);
       expect(await store.has(orphan.digest)).toBe(false);
       expect(await db.prisma.modelBlobChunk.count({ where: { uploadId: orphanUpload } })).toBe(0);
       expect(await store.has(referenced.digest)).toBe(true);

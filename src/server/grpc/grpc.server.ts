@@ -29,7 +29,7 @@ import type { Tracing } from '../../tracing/tracing';
 import type { RequestTrace } from '../../tracing/types';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelCatalog } from '../../inference/model-catalog';
-import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
+import { loadFileTarget, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
 import type { ModelView } from '../../inference/inference.service';
 import { tritonStatistics } from '../triton-statistics';
 import { VERSION } from '../../version';
@@ -104,20 +104,22 @@ interface RepositoryModelRequest {
 /**
  * A RepositoryModelLoad's parameters as Triton's gRPC client sends them:
  * `config` a string_param (Triton's JSON config, or modelgate's form),
- * `file:<v>/model.onnx` bytes_params (the raw weights). Other names are
+ * `file:<v>/model.onnx` bytes_params (the raw weights), `file:warmup/<name>`
+ * bytes_params (warm-up samples, Triton's input_data_file). Other names are
  * ignored, as Triton does.
  */
 export function loadParameters(parameters: Record<string, RepositoryParameter>, maxUploadBytes: number, tooLarge: () => Error): TritonLoadParameters {
-  const loaded: TritonLoadParameters = { files: new Map() };
+  const loaded: TritonLoadParameters = { files: new Map(), warmupFiles: new Map() };
   for (const [name, value] of Object.entries(parameters)) {
     if (name === 'config') {
       if (value.parameter_choice !== 'string_param') throw new BadInputError('config must be a string_param (the JSON model config)', 'parameters.config');
       loaded.config = value.string_param ?? '';
     } else if (name.startsWith('file:')) {
-      const version = loadFileVersion(name);
-      if (value.parameter_choice !== 'bytes_param' || !value.bytes_param) throw new BadInputError(`${name} must be a bytes_param (the model.onnx bytes)`, `parameters.${name}`);
+      const target = loadFileTarget(name);
+      if (value.parameter_choice !== 'bytes_param' || !value.bytes_param) throw new BadInputError(`${name} must be a bytes_param (the file's bytes)`, `parameters.${name}`);
       if (value.bytes_param.length > maxUploadBytes) throw tooLarge();
-      loaded.files.set(version, value.bytes_param);
+      if ('version' in target) loaded.files.set(target.version, value.bytes_param);
+      else loaded.warmupFiles.set(target.warmupFile, value.bytes_param);
     }
   }
   return loaded;

@@ -16,7 +16,7 @@ import { oipErrorBody, statusFor } from '../../../errors/contract';
 import { assertModelManageable } from '../../../auth/scopes';
 import type { Actor } from '../../../auth/actor';
 import type { InferencePipeline } from '../../../inference/pipeline';
-import { loadFileVersion, type ModelFleet } from '../../../inference/fleet';
+import { loadFileTarget, type ModelFleet, type TritonLoadParameters } from '../../../inference/fleet';
 import { NOOP_STEPS } from '../../../tracing/noop';
 import type { Logger } from '../../../log/logger';
 import type { BoundedBody } from '../bounded-body';
@@ -81,17 +81,19 @@ function parseBody(body: unknown): Record<string, unknown> {
   return parameters as Record<string, unknown>;
 }
 
-/** `file:<v>/model.onnx` parameters, base64-decoded; any other `file:` path is refused. */
-function filesOf(parameters: Record<string, unknown>, maxBytes: number, fleet: ModelFleet): Map<number, Uint8Array> {
+/** `file:<v>/model.onnx` and `file:warmup/<name>` parameters, base64-decoded; any other `file:` path is refused. */
+function filesOf(parameters: Record<string, unknown>, maxBytes: number, fleet: ModelFleet): Pick<TritonLoadParameters, 'files' | 'warmupFiles'> {
   const files = new Map<number, Uint8Array>();
+  const warmupFiles = new Map<string, Uint8Array>();
   for (const [name, value] of Object.entries(parameters)) {
     if (!name.startsWith('file:')) continue;
-    const version = loadFileVersion(name);
+    const target = loadFileTarget(name);
     if (typeof value !== 'string' || !BASE64.test(value) || value.length % 4 !== 0) throw new BadInputError(`${name} must be base64`, `parameters.${name}`);
     if ((value.length / 4) * 3 - (value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0) > maxBytes) throw fleet.tooLarge();
-    files.set(version, Buffer.from(value, 'base64'));
+    if ('version' in target) files.set(target.version, Buffer.from(value, 'base64'));
+    else warmupFiles.set(target.warmupFile, Buffer.from(value, 'base64'));
   }
-  return files;
+  return { files, warmupFiles };
 }
 
 export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fleet }: { pipeline: InferencePipeline; fleet: ModelFleet }): void {
@@ -115,8 +117,7 @@ export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fle
   };
   route('load', async (caller, request) => {
     const parameters = parseBody(request.body);
-    const files = filesOf(parameters, fleet.maxUploadBytes, fleet);
-    return fleet.tritonLoad(caller, request.params.model, { config: parameters['config'], files });
+    return fleet.tritonLoad(caller, request.params.model, { config: parameters['config'], ...filesOf(parameters, fleet.maxUploadBytes, fleet) });
   });
   route('unload', async (caller, request) => {
     parseBody(request.body);
