@@ -279,8 +279,10 @@ export class ModelFleet {
     if (this.options.listenUrl) {
       this.listener = new PgChannelListener(this.options.listenUrl, MODEL_CATALOG_CHANNEL, this.log, {
         message: () => void this.reconcile(),
+        // A (re)connected listener may have missed notifications: reconcile, once the database is up
+        // (at start the listener can connect first; initialReconcile reads the catalog once it is).
         state: (up) => {
-          if (up) void this.reconcile();
+          if (up && this.db.state === 'up') void this.reconcile();
         },
       });
       this.listener.start();
