@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { ApolloServer } from '@apollo/server';
-import type { Logger } from '../log/logger';
+import { requestLogger, type Logger } from '../log/logger';
 import type { Services } from '../server/services';
 import type { GraphQLContext } from '../server/graphql/context';
 import type { InFlightRequests } from './in-flight';
@@ -166,8 +166,7 @@ function registerOperationalRoutes(app: FastifyInstance, services: Services, inF
 async function graphqlContext(services: Services, request: FastifyRequest, reply: FastifyReply): Promise<GraphQLContext> {
   const context: GraphQLContext = {
     requestId: request.id,
-    // request.log is a pino child logger carrying the request id.
-    log: request.log as unknown as Logger,
+    log: requestLogger(request),
     services,
     request,
     reply,

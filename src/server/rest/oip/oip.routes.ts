@@ -12,7 +12,7 @@ import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../../auth/scopes';
 import type { Scope } from '../../../auth/principal';
 import { tritonStatistics } from '../../triton-statistics';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
-import type { Logger } from '../../../log/logger';
+import { requestLogger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
 import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
@@ -55,11 +55,6 @@ function failed<T>(request: FastifyRequest, reply: FastifyReply, outcome: Pipeli
   return sendError(request, reply, outcome.error, outcome.limits);
 }
 
-/** request.log is the pino child logger fastify made for the request (it carries the request id); pino's Logger is its run-time type. */
-function requestLog(request: FastifyRequest): Logger {
-  return request.log as unknown as Logger;
-}
-
 /** The bytes the bounded reader kept (inflated), or its refusal of their encoding. */
 function bodyBytes(body: unknown): Buffer {
   const read = body as BoundedBody | undefined;
@@ -82,7 +77,7 @@ function restCall(request: FastifyRequest) {
     clientChoseRequestId: request.headers['x-request-id'] === request.id,
     protocol: 'REST' as const,
     sequence: 1,
-    log: requestLog(request),
+    log: requestLogger(request),
     trace: request.trace ?? NOOP_STEPS,
   };
 }
@@ -156,7 +151,7 @@ function modelRoute(
   requiredScope: Scope = 'inference',
 ): void {
   const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLog(request), request.trace ?? NOOP_STEPS, requiredScope);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLogger(request), request.trace ?? NOOP_STEPS, requiredScope);
     const refused = failed(request, reply, admitted);
     if (refused) return refused;
     try {
@@ -199,7 +194,7 @@ function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inferen
 
   // Triton's repository index: every version of every model the key may see, with its state.
   scope.post('/v2/repository/index', async (request, reply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLogger(request), request.trace ?? NOOP_STEPS);
     const refused = failed(request, reply, admitted);
     if (refused || !admitted.ok) return refused;
     // Each entry also carries every live replica's state of the version (issue #23: convergence), from their reports;
@@ -260,7 +255,7 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
   modelRoute(scope, pipeline, '/stats', async (reply, { model, version }) => reply.send({ model_stats: versionsOf(model, version ?? null).map(tritonStatistics) }), MODEL_STATISTICS_SCOPE);
   // Every version of every model the key may see (a static route: it wins over /v2/models/:model).
   scope.get('/v2/models/stats', async (request, reply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS, MODEL_STATISTICS_SCOPE);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLogger(request), request.trace ?? NOOP_STEPS, MODEL_STATISTICS_SCOPE);
     const refused = failed(request, reply, admitted);
     if (refused || !admitted.ok) return refused;
     const names = inference.modelNames().filter((name) => modelAllowed(admitted.principal, name));
