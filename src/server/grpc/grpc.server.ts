@@ -30,8 +30,8 @@ import type { RequestTrace } from '../../tracing/types';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelCatalog } from '../../inference/model-catalog';
 import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
-import type { ModelView } from '../../inference/inference.service';
 import { tritonStatistics } from '../triton-statistics';
+import { modelMetadata, tritonModelConfig } from '../triton-model';
 import { VERSION } from '../../version';
 import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
 import { guardedService, UnreadableMessage } from './grpc.bounds';
@@ -297,7 +297,7 @@ export class GrpcDoor implements StreamHost {
         await this.admitted(context, call.request.name, refuse);
         const config = describe(call.request.name, call.request.version).config;
         if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${call.request.name}" has no served configuration (it failed to load)`);
-        return { config: modelConfig(config) };
+        return { config: tritonModelConfig(config) };
       }),
       ModelStatistics: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
         const { name, version } = call.request;
@@ -356,44 +356,3 @@ class GrpcRefusal extends Error {
     super(status.details);
   }
 }
-
-function modelMetadata(v: ModelView) {
-  const batching = (v.config?.maxBatchSize ?? 0) > 0;
-  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, datatype: t.datatype, shape: batching ? [-1, ...t.dims] : t.dims });
-  return {
-    name: v.name,
-    versions: v.versions.map((x) => x.version),
-    platform: v.config?.platform ?? 'onnxruntime_onnx',
-    inputs: v.config?.inputs.map(tensor) ?? [],
-    outputs: v.config?.outputs.map(tensor) ?? [],
-  };
-}
-
-/** Triton's ModelConfig message, for the fields modelgate serves with (as REST's /config). */
-function modelConfig(config: NonNullable<ModelView['config']>) {
-  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
-  return {
-    name: config.name,
-    platform: config.platform,
-    backend: 'onnxruntime',
-    max_batch_size: config.maxBatchSize,
-    input: config.inputs.map(tensor),
-    output: config.outputs.map(tensor),
-    ...(config.maxBatchSize > 0
-      ? {
-          dynamic_batching: {
-            preferred_batch_size: config.preferredBatchSizes,
-            max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000),
-            default_queue_policy: { max_queue_size: config.maxQueueSize },
-          },
-        }
-      : {}),
-    parameters: {
-        configSource: { string_value: config.source },
-        cost: { string_value: String(config.cost) },
-        // Fields of a Triton config.pbtxt (or a load's Triton JSON) that modelgate does not honour.
-        ...(config.warnings.length > 0 ? { configWarnings: { string_value: config.warnings.join('; ') } } : {}),
-      },
-  };
-}
-

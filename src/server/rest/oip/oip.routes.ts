@@ -11,6 +11,7 @@ import { DomainError } from '../../../errors';
 import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../../auth/scopes';
 import type { Scope } from '../../../auth/principal';
 import { tritonStatistics } from '../../triton-statistics';
+import { modelMetadata, tritonModelConfig } from '../../triton-model';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
 import { requestLogger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
@@ -169,20 +170,7 @@ function modelRoute(
 function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inference, fleet }: OipDependencies): void {
   const route = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => modelRoute(scope, pipeline, suffix, answer);
   route('', async (reply, { model, version }) => {
-    const v = inference.describe(model, version ?? null);
-    const batching = (v.config?.maxBatchSize ?? 0) > 0;
-    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
-      name: t.name,
-      datatype: t.datatype,
-      shape: batching ? [-1, ...t.dims] : t.dims,
-    });
-    return reply.send({
-      name: v.name,
-      versions: v.versions.map((x) => x.version),
-      platform: v.config?.platform ?? 'onnxruntime_onnx',
-      inputs: v.config?.inputs.map(tensor) ?? [],
-      outputs: v.config?.outputs.map(tensor) ?? [],
-    });
+    return reply.send(modelMetadata(inference.describe(model, version ?? null)));
   });
 
   // Ready: 200 when the version takes requests; otherwise 503 (Triton's clients read any non-200 as not ready).
@@ -226,24 +214,7 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
   route('/config', async (reply, { model, version }) => {
     const config = inference.describe(model, version ?? null).config;
     if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
-    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
-    return reply.send({
-      name: config.name,
-      platform: config.platform,
-      backend: 'onnxruntime',
-      max_batch_size: config.maxBatchSize,
-      input: config.inputs.map(tensor),
-      output: config.outputs.map(tensor),
-      ...(config.maxBatchSize > 0
-        ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
-        : {}),
-      parameters: {
-        configSource: { string_value: config.source },
-        cost: { string_value: String(config.cost) },
-        // Fields of a Triton config.pbtxt (or a load's Triton JSON) that modelgate does not honour.
-        ...(config.warnings.length > 0 ? { configWarnings: { string_value: config.warnings.join('; ') } } : {}),
-      },
-    });
+    return reply.send(tritonModelConfig(config));
   });
 
   // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
