@@ -33,6 +33,7 @@ import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../
 import { tritonStatistics } from '../triton-statistics';
 import { modelMetadata, tritonModelConfig } from '../triton-model';
 import { VERSION } from '../../version';
+import { acceptedRequestId } from '../../ids/request-id';
 import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
 import { guardedService, UnreadableMessage } from './grpc.bounds';
 import { grpcStatus, limitMetadata } from './grpc.errors';
@@ -44,8 +45,6 @@ export const GRPC_EXTENSIONS = ['model_configuration', 'statistics', 'model_repo
 
 /** The fully qualified name health checks may ask about, besides '' (the whole server). */
 const SERVICE_NAME = 'inference.GRPCInferenceService';
-
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface GrpcDoorDependencies {
   pipeline: InferencePipeline;
@@ -186,9 +185,9 @@ export class GrpcDoor implements StreamHost {
    */
   private openCall(metadata: Metadata, sequence: number, method: string | null): { context: CallContext; trace: RequestTrace | null } {
     const headers = textMetadata(metadata);
-    const given = headers['x-request-id'];
-    const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
-    const requestId = clientChose ? given : randomUUID();
+    const chosen = acceptedRequestId(headers['x-request-id']);
+    const clientChose = chosen !== null;
+    const requestId = chosen ?? randomUUID();
     const trace = method === null ? null : this.startTrace(metadata, headers, method, requestId);
     const log = this.deps.log.child(trace ? { requestId, door: 'grpc', trace_id: trace.traceId, span_id: trace.spanId } : { requestId, door: 'grpc' });
     return { trace, context: { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log, ...(trace ? { trace } : {}) } };
