@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { ApolloServer } from '@apollo/server';
-import type { Logger } from '../log/logger';
+import { requestLogger, type Logger } from '../log/logger';
+import { acceptedRequestId } from '../ids/request-id';
 import type { Services } from '../server/services';
 import type { GraphQLContext } from '../server/graphql/context';
 import type { InFlightRequests } from './in-flight';
@@ -32,20 +33,9 @@ export interface RouteEntry {
   url: string;
 }
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** A modelgate key's shape anywhere in a value (mg_live_… / mg_test_…). */
-const KEY_SHAPED = /mg_(live|test)_/i;
-
-/**
- * Uses the caller's x-request-id when it is sane, otherwise makes one. A
- * key-shaped id is never taken: it would be echoed, logged, traced and
- * stored as the usage record's id (a client that put its key there by
- * mistake would leak it everywhere).
- */
+/** Uses the caller's x-request-id when ids/request-id.ts accepts it, otherwise makes one. */
 export function requestIdFor(header: string | string[] | undefined): string {
-  const value = Array.isArray(header) ? header[0] : header;
-  return value && REQUEST_ID_PATTERN.test(value) && !KEY_SHAPED.test(value) ? value : randomUUID();
+  return acceptedRequestId(Array.isArray(header) ? header[0] : header) ?? randomUUID();
 }
 
 /** How long idle connections are held after the listener closes, for requests already on their way (connection-drain.ts). */
@@ -166,8 +156,7 @@ function registerOperationalRoutes(app: FastifyInstance, services: Services, inF
 async function graphqlContext(services: Services, request: FastifyRequest, reply: FastifyReply): Promise<GraphQLContext> {
   const context: GraphQLContext = {
     requestId: request.id,
-    // request.log is a pino child logger carrying the request id.
-    log: request.log as unknown as Logger,
+    log: requestLogger(request),
     services,
     request,
     reply,

@@ -25,6 +25,7 @@ import type { RedisConnection } from '../redis/redis';
 import { hashesEqual, hashKey, isWellFormedKey } from '../ids/key-format';
 import type { Principal } from './principal';
 import { principalFromRows } from './principal-from-rows';
+import { isAccepted, keyStatus, lifetimeOf, type KeyLifetime } from './key-status';
 import { invalidationChannel, parseInvalidation, publishInvalidation, type InvalidationTarget, type KeyInvalidator } from './invalidation';
 import { PgInvalidationListener } from './pg-invalidation';
 
@@ -33,13 +34,11 @@ export const INVALID_KEY_MESSAGE = 'Missing or invalid API key';
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
-interface CacheEntry {
+/** A key's lifetime (key-status.ts) as the database last confirmed it, with what authenticating needs. */
+interface CacheEntry extends KeyLifetime {
   hash: string;
   principal: Principal;
   tenantSuspended: boolean;
-  revoked: boolean;
-  expiresAt: number | null;
-  graceUntil: number | null;
   /** When the database last confirmed this state. */
   cachedAt: number;
   /** The cache epoch it was confirmed in; an older one must be confirmed again before use (see expireAll). */
@@ -245,7 +244,7 @@ export class Authenticator implements KeyInvalidator {
       entry = await this.refresh(hash, entry, now);
     }
     if (!entry) throw new UnauthenticatedError(INVALID_KEY_MESSAGE);
-    if (entry.revoked || (entry.expiresAt !== null && now >= entry.expiresAt) || (entry.graceUntil !== null && now >= entry.graceUntil)) {
+    if (!isAccepted(keyStatus(entry, now))) {
       throw new UnauthenticatedError(INVALID_KEY_MESSAGE);
     }
     if (entry.tenantSuspended) throw new ForbiddenError('The tenant of this API key is suspended');
@@ -410,9 +409,7 @@ function entryFor(key: ApiKey, tenant: Tenant, now: number): CacheEntry {
     hash: key.hash,
     principal: principalFromRows(key, tenant),
     tenantSuspended: tenant.status === 'SUSPENDED',
-    revoked: key.revokedAt !== null,
-    expiresAt: key.expiresAt?.getTime() ?? null,
-    graceUntil: key.graceUntil?.getTime() ?? null,
+    ...lifetimeOf(key),
     cachedAt: now,
     epoch: 0,
   };

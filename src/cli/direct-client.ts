@@ -14,44 +14,27 @@ import { RedisConnection } from '../redis/redis';
 import { RedisKeyInvalidator } from '../auth/invalidation';
 import { webhookKeyEvents } from '../webhooks/key-events';
 import { redisCreditReset } from '../ratelimit/ratelimit.service';
+import { projectApiKey, projectTenant, type BudgetProjection } from '../keys/projection';
 import { KeyService, type Caller, type CreateApiKeyInput, type CreateTenantInput, type ListApiKeysFilter, type UpdateApiKeyInput, type UpdateTenantInput } from '../keys/key.service';
 import { SecretBox } from '../webhooks/secret-box';
 import { reencryptWebhookSecrets, type ReencryptProgress, type ReencryptSummary } from '../webhooks/reencrypt-secrets';
 import { KEY_FIELDS, isoOrNull, type AdminClient, type CreatedKeyRecord, type KeyRecord, type RotatedKeyRecord, type TenantRecord } from './admin-client';
 import { UnreachableError } from './exit';
 
+/** The projection the GraphQL Tenant type reads (keys/projection.ts), dates as ISO strings. */
 export function tenantRecord(t: Tenant): TenantRecord {
-  return {
-    id: t.id,
-    name: t.name,
-    status: t.status,
-    requestsPerMinute: t.requestsPerMinute,
-    computeUnitsPerMinute: t.computeUnitsPerMinute,
-    monthlyComputeUnitQuota: t.monthlyComputeUnitQuota,
-    ...budgetFields(t),
-    createdAt: t.createdAt.toISOString(),
-    updatedAt: t.updatedAt.toISOString(),
-  };
+  const tenant = projectTenant(t);
+  return { ...tenant, credits: creditsRecord(tenant.credits), createdAt: tenant.createdAt.toISOString(), updatedAt: tenant.updatedAt.toISOString() };
 }
 
-/** monthlyBudget and credits as the GraphQL types carry them (keys.resolver's budgetFields). */
-function budgetFields(row: ApiKey | Tenant): Pick<TenantRecord, 'monthlyBudget' | 'credits'> {
-  return {
-    monthlyBudget: row.monthlyBudgetMicros !== null && row.budgetCurrency !== null ? { amountMicros: row.monthlyBudgetMicros.toString(), currency: row.budgetCurrency } : null,
-    credits: row.creditsSince ? { since: row.creditsSince.toISOString(), refillAmount: row.creditRefillAmount, refillInterval: row.creditRefillInterval } : null,
-  };
+function creditsRecord(credits: BudgetProjection['credits']): TenantRecord['credits'] {
+  return credits && { ...credits, since: credits.since.toISOString() };
 }
 
-/** The GraphQL ApiKey status (keys.resolver's toApiKeyType), without loading the GraphQL layer. */
-function keyStatus(k: ApiKey, now = Date.now()): string {
-  if (k.revokedAt) return 'revoked';
-  if (k.graceUntil) return k.graceUntil.getTime() > now ? 'grace' : 'rotated';
-  if (k.expiresAt && k.expiresAt.getTime() <= now) return 'expired';
-  return 'active';
-}
-
+/** The projection the GraphQL ApiKey type reads, its status lower case, as the remote client prints it. */
 function keyRecord(row: ApiKey, tenantName: string): KeyRecord {
-  const view: Record<string, unknown> = { ...row, ...budgetFields(row), status: keyStatus(row) };
+  const key = projectApiKey(row);
+  const view: Record<string, unknown> = { ...key, credits: creditsRecord(key.credits), status: key.status.toLowerCase() };
   const picked: Record<string, unknown> = {};
   for (const field of KEY_FIELDS) picked[field] = view[field] instanceof Date ? isoOrNull(view[field]) : (view[field] ?? null);
   return { ...picked, tenant: tenantName } as KeyRecord;

@@ -17,6 +17,7 @@ import { hasScope, isScope, missingScope } from '../auth/scopes';
 import { actorLabel, auditActor, isAdmin, type Actor } from '../auth/actor';
 import type { InvalidationTarget, KeyInvalidator } from '../auth/invalidation';
 import { notifyInvalidation } from '../auth/pg-invalidation';
+import { acceptedKeyWhere } from '../auth/key-status';
 import { displayPrefix, generateKey, hashKey, isKeyStart, isWellFormedKey, type GeneratedKey, type KeyEnvironment } from '../ids/key-format';
 import { afterCursor, pageSize, toPage, type Page, type PageArgs } from './pagination';
 import { UUID } from '../ids/ids';
@@ -99,6 +100,8 @@ export interface KeyEventSink {
 
 const TENANT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+/** The Postgres advisory lock both admin bootstraps take, so many processes at once create one key. */
+const BOOTSTRAP_LOCK = 727001;
 
 export class KeyService {
   constructor(
@@ -367,30 +370,10 @@ export class KeyService {
    * needed). Returns null when an admin key already exists.
    */
   async bootstrapAdmin(caller: Caller, tenantName = 'admin'): Promise<CreatedKey | null> {
-    const key = generateKey(this.environment);
-    return this.prisma.$transaction(async (tx) => {
-      // Two bootstraps at once must not both create a key.
-      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)::text');
-      const now = new Date();
-      const existing = await tx.apiKey.findFirst({
-        where: {
-          scopes: { has: 'admin' },
-          revokedAt: null,
-          AND: [{ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] }, { OR: [{ graceUntil: null }, { graceUntil: { gt: now } }] }],
-        },
-      });
-      if (existing) return null;
-      let tenant = await tx.tenant.findUnique({ where: { name: tenantName } });
-      if (!tenant) {
-        tenant = await tx.tenant.create({ data: { name: tenantName } });
-        await audit(tx, caller, 'tenant.create', 'Tenant', tenant.id, tenant.id, null, tenantView(tenant));
-      }
-      const apiKey = await tx.apiKey.create({
-        data: { tenantId: tenant.id, name: 'bootstrap admin', prefix: key.prefix, hash: key.hash, scopes: ['admin'], allowedModels: [], createdBy: actorLabel(caller) },
-      });
-      await audit(tx, caller, 'admin.bootstrap', 'ApiKey', apiKey.id, tenant.id, null, keyView(apiKey));
-      return { plaintext: key.plaintext, apiKey };
-    });
+    // Any accepted admin key (auth/key-status.ts) counts, a rotated one in its grace period too.
+    return this.createBootstrapAdmin(caller, tenantName, generateKey(this.environment), (tx) =>
+      tx.apiKey.findFirst({ where: { scopes: { has: 'admin' }, ...acceptedKeyWhere(new Date()) }, select: { id: true } }),
+    );
   }
 
   /**
@@ -411,10 +394,18 @@ export class KeyService {
     } else {
       key = generateKey(this.environment);
     }
+    return this.createBootstrapAdmin(caller, tenantName, key, (tx) => tx.apiKey.findFirst({ where: { scopes: { has: 'admin' } }, select: { id: true } }));
+  }
+
+  /**
+   * Both bootstraps: under one advisory lock (two at once must not both
+   * create a key), unless `existingAdmin` finds one, an admin key "bootstrap
+   * admin" in the tenant (created if needed), each step audited.
+   */
+  private createBootstrapAdmin(caller: Caller, tenantName: string, key: GeneratedKey, existingAdmin: (tx: Tx) => Promise<{ id: string } | null>): Promise<CreatedKey | null> {
     return this.prisma.$transaction(async (tx) => {
-      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(727001)::text');
-      const everAdmin = await tx.apiKey.findFirst({ where: { scopes: { has: 'admin' } }, select: { id: true } });
-      if (everAdmin) return null;
+      await tx.$queryRawUnsafe(`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})::text`);
+      if (await existingAdmin(tx)) return null;
       let tenant = await tx.tenant.findUnique({ where: { name: tenantName } });
       if (!tenant) {
         tenant = await tx.tenant.create({ data: { name: tenantName } });
@@ -696,7 +687,7 @@ async function findKey(db: Reader, caller: Caller, ref: string): Promise<ApiKey>
   return row;
 }
 
-/** A tenant as the audit trail and the CLI's --json show it. */
+/** A tenant as the audit trail stores it (clients read keys/projection.ts). */
 export function tenantView(t: Tenant): Prisma.InputJsonObject {
   return {
     id: t.id,
@@ -709,7 +700,7 @@ export function tenantView(t: Tenant): Prisma.InputJsonObject {
   };
 }
 
-/** A key as the audit trail and the CLI's --json show it: never its hash. */
+/** A key as the audit trail stores it: never its hash (clients read keys/projection.ts). */
 export function keyView(k: ApiKey): Prisma.InputJsonObject {
   return {
     id: k.id,

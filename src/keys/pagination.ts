@@ -1,9 +1,10 @@
 /**
  * Keyset pagination over (createdAt desc, id desc), the order every admin
- * listing uses. Cursors are opaque base64url strings; a bad one is a
- * BAD_USER_INPUT, not a crash.
+ * listing uses. Cursors are ids/cursor.ts's (a bad one is a BAD_USER_INPUT,
+ * not a crash).
  */
 import { BadInputError } from '../errors';
+import { afterPosition, decodeCursor, encodeCursor, type CursorPosition } from '../ids/cursor';
 
 export interface PageArgs {
   first?: number | null;
@@ -19,22 +20,6 @@ export interface Page<T> {
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 
-interface Position {
-  createdAt: Date;
-  id: string;
-}
-
-export function encodeCursor(row: Position): string {
-  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`, 'utf8').toString('base64url');
-}
-
-export function decodeCursor(cursor: string): Position {
-  const [iso, id, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(iso ?? '');
-  if (!id || extra !== undefined || Number.isNaN(createdAt.getTime())) throw new BadInputError('Invalid cursor', 'after');
-  return { createdAt, id };
-}
-
 export function pageSize(first: number | null | undefined): number {
   if (first === null || first === undefined) return DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
@@ -47,15 +32,11 @@ export function pageSize(first: number | null | undefined): number {
 export function afterCursor(after: string | null | undefined): { where: object; orderBy: object[] } {
   const orderBy = [{ createdAt: 'desc' }, { id: 'desc' }];
   if (!after) return { where: {}, orderBy };
-  const c = decodeCursor(after);
-  return {
-    where: { OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }] },
-    orderBy,
-  };
+  return { where: afterPosition(decodeCursor(after)), orderBy };
 }
 
 /** Turns `take: n + 1` rows into a page of at most n. */
-export function toPage<T extends Position>(rows: T[], size: number, after: string | null | undefined): Page<T> {
+export function toPage<T extends CursorPosition>(rows: T[], size: number, after: string | null | undefined): Page<T> {
   const nodes = rows.slice(0, size);
   return {
     edges: nodes.map((node) => ({ cursor: encodeCursor(node), node })),

@@ -5,6 +5,7 @@
  * appears in a message or an error.
  */
 import pino, { type Logger } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 
 export type { Logger } from 'pino';
 
@@ -67,6 +68,16 @@ function scrubError(err: unknown): unknown {
   serialized.message = scrubSecrets(serialized.message);
   if (serialized.stack) serialized.stack = scrubSecrets(serialized.stack);
   return serialized;
+}
+
+/**
+ * A request's logger as the pino Logger it is: fastify makes request.log a
+ * child of the logger createLogger built (carrying the request id, and the
+ * trace ids once tracing adds them), but types it as its own
+ * FastifyBaseLogger, whose generics differ. The one place that cast is made.
+ */
+export function requestLogger(request: { log: FastifyBaseLogger }): Logger {
+  return request.log as unknown as Logger;
 }
 
 export interface LoggerOptions {

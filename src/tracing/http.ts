@@ -7,7 +7,7 @@
  * scrapes would bury the traces worth reading.
  */
 import type { FastifyInstance } from 'fastify';
-import { scrubSecrets, type Logger } from '../log/logger';
+import { requestLogger, scrubSecrets } from '../log/logger';
 import type { Tracing } from './tracing';
 import type { RequestTrace } from './types';
 
@@ -31,7 +31,7 @@ export function registerTracing(app: FastifyInstance, tracing: Tracing): void {
     const trace = tracing.startRequest({ method: request.method, route: route!, path: scrubSecrets(request.url.split('?', 1)[0]!), headers: request.headers, requestId: request.id });
     request.trace = trace;
     // fastify's request logger is a pino child: this one adds the trace, every later line of the request has it.
-    request.log = (request.log as unknown as Logger).child({ trace_id: trace.traceId, span_id: trace.spanId });
+    request.log = requestLogger(request).child({ trace_id: trace.traceId, span_id: trace.spanId });
     void reply.header('traceparent', trace.traceparent);
   });
   app.addHook('onResponse', async (request, reply) => {

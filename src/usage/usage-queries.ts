@@ -11,6 +11,7 @@
  * method when it zooms (accuracy: see latency-histogram.ts).
  */
 import { BadInputError } from '../errors';
+import { afterPosition, decodeCursor, encodeCursor } from '../ids/cursor';
 import type { PrismaClient } from '../db/database';
 import { NO_KEY, type UsageEvent, type UsageProtocolName, type UsageStatusName } from './usage-event';
 import { HIST_BUCKETS, bucketSql, emptyHistogram, percentile } from './latency-histogram';
@@ -78,20 +79,6 @@ export function checkRange(from: Date, to: Date, maxDays = MAX_RANGE_DAYS): void
   if (Number.isNaN(to.getTime())) throw new BadInputError('to is not a valid date-time', 'to');
   if (from.getTime() >= to.getTime()) throw new BadInputError('from must be before to', 'from');
   if (to.getTime() - from.getTime() > maxDays * DAY_MS) throw new BadInputError(`the range from..to may span at most ${maxDays} days`, 'to');
-}
-
-export function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(`v1|${createdAt.toISOString()}|${id}`, 'utf8').toString('base64url');
-}
-
-export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^v1\|([^|]+)\|(.+)$/.exec(text);
-  const createdAt = match ? new Date(match[1] ?? '') : new Date(NaN);
-  if (!match || Number.isNaN(createdAt.getTime()) || cursor.length > 400) {
-    throw new BadInputError('after is not a cursor returned by usageRecords', 'after');
-  }
-  return { createdAt, id: match[2] ?? '' };
 }
 
 interface RawAggregate {
@@ -308,13 +295,13 @@ export class UsageQueries {
         AND: [
           filter.from ? { createdAt: { gte: filter.from } } : {},
           filter.to ? { createdAt: { lt: filter.to } } : {},
-          cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {},
+          cursor ? afterPosition(cursor) : {},
         ],
       },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: first + 1,
     });
-    const page = rows.slice(0, first).map((r) => ({ cursor: encodeCursor(r.createdAt, r.id), node: r as UsageRecordRow }));
+    const page = rows.slice(0, first).map((r) => ({ cursor: encodeCursor(r), node: r as UsageRecordRow }));
     return { records: page, hasNextPage: rows.length > first, endCursor: page.at(-1)?.cursor ?? null };
   }
 

@@ -163,6 +163,9 @@ describe('gRPC door: the error contract', () => {
     const unknown = await client.call('ModelMetadata', { name: 'no-such-model' }, key, { metadata: { 'x-request-id': 'grpc-unknown-1' } });
     expect(unknown.status.code).toBe(status.NOT_FOUND);
     expect(metadataValue(unknown.status, 'x-request-id')).toBe('grpc-unknown-1');
+    // A key-shaped id is never taken (ids/request-id.ts), as over HTTP: the gRPC door used to echo and store it.
+    const keyShaped = await client.call('ModelMetadata', { name: 'no-such-model' }, key, { metadata: { 'x-request-id': 'mg_live_AbC4dE5fGh' } });
+    expect(metadataValue(keyShaped.status, 'x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(metadataValue(unknown.status, 'modelgate-code')).toBe('NOT_FOUND');
     // What is not served is UNIMPLEMENTED, not silently answered.
     expect((await client.call('SystemSharedMemoryStatus', {}, key)).status.code).toBe(status.UNIMPLEMENTED);

@@ -102,6 +102,11 @@ describe('tenants', () => {
 
   it('refuses a bad cursor and a bad page size as BAD_USER_INPUT', async () => {
     expect(code(await call(adminKey, '{ tenants(after: "!!nonsense") { edges { cursor } } }'))).toBe('BAD_USER_INPUT');
+    // One cursor format and one refusal (ids/cursor.ts) for every connection, the usage records' included.
+    for (const query of ['{ apiKeys(after: "bm9wZQ") { edges { cursor } } }', '{ usageRecords(first: 5, after: "bm9wZQ") { edges { cursor } } }']) {
+      const refused = await call(adminKey, query);
+      expect(refused.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after', reason: 'INVALID_CURSOR' });
+    }
     expect(code(await call(adminKey, '{ tenants(first: 1000) { edges { cursor } } }'))).toBe('BAD_USER_INPUT');
   });
 

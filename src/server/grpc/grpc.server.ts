@@ -30,9 +30,10 @@ import type { RequestTrace } from '../../tracing/types';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelCatalog } from '../../inference/model-catalog';
 import { loadFileTarget, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
-import type { ModelView } from '../../inference/inference.service';
 import { tritonStatistics } from '../triton-statistics';
+import { modelMetadata, tritonModelConfig } from '../triton-model';
 import { VERSION } from '../../version';
+import { acceptedRequestId } from '../../ids/request-id';
 import { encodeModelInfer, parseModelInfer, type ModelInferRequestMessage, type ModelInferResponseMessage } from './grpc.codec';
 import { guardedService, UnreadableMessage } from './grpc.bounds';
 import { grpcStatus, limitMetadata } from './grpc.errors';
@@ -44,8 +45,6 @@ export const GRPC_EXTENSIONS = ['model_configuration', 'statistics', 'model_repo
 
 /** The fully qualified name health checks may ask about, besides '' (the whole server). */
 const SERVICE_NAME = 'inference.GRPCInferenceService';
-
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface GrpcDoorDependencies {
   pipeline: InferencePipeline;
@@ -188,9 +187,9 @@ export class GrpcDoor implements StreamHost {
    */
   private openCall(metadata: Metadata, sequence: number, method: string | null): { context: CallContext; trace: RequestTrace | null } {
     const headers = textMetadata(metadata);
-    const given = headers['x-request-id'];
-    const clientChose = typeof given === 'string' && REQUEST_ID_PATTERN.test(given);
-    const requestId = clientChose ? given : randomUUID();
+    const chosen = acceptedRequestId(headers['x-request-id']);
+    const clientChose = chosen !== null;
+    const requestId = chosen ?? randomUUID();
     const trace = method === null ? null : this.startTrace(metadata, headers, method, requestId);
     const log = this.deps.log.child(trace ? { requestId, door: 'grpc', trace_id: trace.traceId, span_id: trace.spanId } : { requestId, door: 'grpc' });
     return { trace, context: { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log, ...(trace ? { trace } : {}) } };
@@ -299,7 +298,7 @@ export class GrpcDoor implements StreamHost {
         await this.admitted(context, call.request.name, refuse);
         const config = describe(call.request.name, call.request.version).config;
         if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${call.request.name}" has no served configuration (it failed to load)`);
-        return { config: modelConfig(config) };
+        return { config: tritonModelConfig(config) };
       }),
       ModelStatistics: this.unary<{ name: string; version: string }, unknown>(async (call, refuse, context) => {
         const { name, version } = call.request;
@@ -358,44 +357,3 @@ class GrpcRefusal extends Error {
     super(status.details);
   }
 }
-
-function modelMetadata(v: ModelView) {
-  const batching = (v.config?.maxBatchSize ?? 0) > 0;
-  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, datatype: t.datatype, shape: batching ? [-1, ...t.dims] : t.dims });
-  return {
-    name: v.name,
-    versions: v.versions.map((x) => x.version),
-    platform: v.config?.platform ?? 'onnxruntime_onnx',
-    inputs: v.config?.inputs.map(tensor) ?? [],
-    outputs: v.config?.outputs.map(tensor) ?? [],
-  };
-}
-
-/** Triton's ModelConfig message, for the fields modelgate serves with (as REST's /config). */
-function modelConfig(config: NonNullable<ModelView['config']>) {
-  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
-  return {
-    name: config.name,
-    platform: config.platform,
-    backend: 'onnxruntime',
-    max_batch_size: config.maxBatchSize,
-    input: config.inputs.map(tensor),
-    output: config.outputs.map(tensor),
-    ...(config.maxBatchSize > 0
-      ? {
-          dynamic_batching: {
-            preferred_batch_size: config.preferredBatchSizes,
-            max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000),
-            default_queue_policy: { max_queue_size: config.maxQueueSize },
-          },
-        }
-      : {}),
-    parameters: {
-        configSource: { string_value: config.source },
-        cost: { string_value: String(config.cost) },
-        // Fields of a Triton config.pbtxt (or a load's Triton JSON) that modelgate does not honour.
-        ...(config.warnings.length > 0 ? { configWarnings: { string_value: config.warnings.join('; ') } } : {}),
-      },
-  };
-}
-

@@ -12,6 +12,7 @@ import { callerOf, type GraphQLContext } from '../context';
 import type { ModelFleet } from '../../../inference/fleet';
 import { BadInputError } from '../../../errors';
 import type { ModelView } from '../../../inference/inference.service';
+import { servedSignature, type ServedTensor } from '../../../inference/served-signature';
 import {
   ClassifyResult,
   ExplainInput,
@@ -28,7 +29,7 @@ import {
   ModelWeightsSource,
   VersionWeightInput,
   toModelStatus,
-  type TensorDatatype,
+  TensorDatatype,
 } from './inference.types';
 import type { CallContext, PipelineOutcome } from '../../../inference/pipeline';
 import { recordLimitDecision } from '../limits-plugin';
@@ -37,23 +38,19 @@ import { deferUsage } from '../pending-usage';
 /** `canReadStats`: the caller may read model statistics (MODEL_STATISTICS_SCOPE); otherwise stats is null. */
 function toModelType(view: ModelView, canReadStats: boolean): ModelType {
   const config = view.config;
-  const batching = (config?.maxBatchSize ?? 0) > 0;
-  const spec = (t: { name: string; datatype: string; dims: number[] }) => ({
-    name: t.name,
-    datatype: t.datatype as TensorDatatype,
-    shape: batching ? [-1, ...t.dims] : t.dims,
-  });
+  const signature = servedSignature(config);
+  const spec = (t: ServedTensor) => ({ ...t, datatype: TensorDatatype[t.datatype] });
   const s = view.stats;
   return {
     name: view.name,
     version: view.version,
     versions: view.versions.map((v) => ({ version: v.version, status: toModelStatus(v.status), reason: v.reason, executionProvider: v.executionProvider, source: ModelWeightsSource[v.source], digest: v.digest })),
-    platform: config?.platform ?? 'onnxruntime_onnx',
+    platform: signature.platform,
     status: toModelStatus(view.status),
     statusReason: view.reason,
     executionProvider: view.executionProvider,
-    inputs: config?.inputs.map(spec) ?? [],
-    outputs: config?.outputs.map(spec) ?? [],
+    inputs: signature.inputs.map(spec),
+    outputs: signature.outputs.map(spec),
     maxBatchSize: config?.maxBatchSize ?? 0,
     labels: config?.labels ?? [],
     description: config?.description ?? '',

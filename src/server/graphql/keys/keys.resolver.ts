@@ -5,6 +5,7 @@ import { callerOf, type GraphQLContext } from '../context';
 import { BadInputError, UnauthenticatedError } from '../../../errors';
 import type { Page } from '../../../keys/pagination';
 import type { KeyService } from '../../../keys/key.service';
+import { projectApiKey, projectTenant, type BudgetProjection } from '../../../keys/projection';
 import {
   ApiKeyConnection,
   ApiKeyStatus,
@@ -47,45 +48,19 @@ function service(ctx: GraphQLContext): KeyService {
   return ctx.services.keys;
 }
 
+/** The projection (keys/projection.ts) with its enums as the GraphQL enum types. */
 export function toApiKeyType(row: ApiKey, now = Date.now()): ApiKeyType {
-  let status = ApiKeyStatus.ACTIVE;
-  if (row.revokedAt) status = ApiKeyStatus.REVOKED;
-  else if (row.graceUntil) status = row.graceUntil.getTime() > now ? ApiKeyStatus.GRACE : ApiKeyStatus.ROTATED;
-  else if (row.expiresAt && row.expiresAt.getTime() <= now) status = ApiKeyStatus.EXPIRED;
-  return {
-    id: row.id,
-    tenantId: row.tenantId,
-    name: row.name,
-    prefix: row.prefix,
-    scopes: row.scopes,
-    allowedModels: row.allowedModels,
-    requestsPerMinute: row.requestsPerMinute,
-    computeUnitsPerMinute: row.computeUnitsPerMinute,
-    monthlyComputeUnitBudget: row.monthlyComputeUnitBudget,
-    ...budgetFields(row),
-    expiresAt: row.expiresAt,
-    revokedAt: row.revokedAt,
-    lastUsedAt: row.lastUsedAt,
-    createdBy: row.createdBy,
-    rotatedFromId: row.rotatedFromId,
-    graceUntil: row.graceUntil,
-    metadata: row.metadata ?? null,
-    createdAt: row.createdAt,
-    status,
-  };
+  const key = projectApiKey(row, now);
+  return { ...key, status: ApiKeyStatus[key.status], credits: creditsType(key.credits) };
 }
 
 export function toTenantType(row: Tenant): TenantType {
-  return { ...row, status: row.status as TenantStatusValue, ...budgetFields(row) };
+  const tenant = projectTenant(row);
+  return { ...tenant, status: TenantStatusValue[tenant.status], credits: creditsType(tenant.credits) };
 }
 
-function budgetFields(row: ApiKey | Tenant): Pick<TenantType, 'monthlyBudget' | 'credits'> {
-  return {
-    monthlyBudget: row.monthlyBudgetMicros !== null && row.budgetCurrency !== null ? { amountMicros: row.monthlyBudgetMicros.toString(), currency: row.budgetCurrency } : null,
-    credits: row.creditsSince
-      ? { since: row.creditsSince, refillAmount: row.creditRefillAmount, refillInterval: row.creditRefillInterval as CreditRefillIntervalValue | null }
-      : null,
-  };
+function creditsType(credits: BudgetProjection['credits']): TenantType['credits'] {
+  return credits && { ...credits, refillInterval: credits.refillInterval && CreditRefillIntervalValue[credits.refillInterval] };
 }
 
 export function toAuditEventType(row: AuditEvent): AuditEventType {

@@ -18,7 +18,7 @@ import type { Actor } from '../../../auth/actor';
 import type { InferencePipeline } from '../../../inference/pipeline';
 import { loadFileTarget, type ModelFleet, type TritonLoadParameters } from '../../../inference/fleet';
 import { NOOP_STEPS } from '../../../tracing/noop';
-import type { Logger } from '../../../log/logger';
+import { requestLogger } from '../../../log/logger';
 import type { BoundedBody } from '../bounded-body';
 import type { Readable } from 'node:stream';
 
@@ -99,7 +99,7 @@ function filesOf(parameters: Record<string, unknown>, maxBytes: number, fleet: M
 export function registerRepositoryRoutes(scope: FastifyInstance, { pipeline, fleet }: { pipeline: InferencePipeline; fleet: ModelFleet }): void {
   const route = (suffix: 'load' | 'unload', act: (caller: Actor, request: FastifyRequest<{ Params: Params }>) => Promise<bigint>) => {
     scope.post<{ Params: Params }>(`/v2/repository/models/:model/${suffix}`, async (request, reply: FastifyReply) => {
-      const log = request.log as unknown as Logger;
+      const log = requestLogger(request);
       const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, log, request.trace ?? NOOP_STEPS);
       try {
         if (!admitted.ok) throw admitted.error;
@@ -144,7 +144,7 @@ export function registerUploadRoute(scope: FastifyInstance, { pipeline, fleet }:
   scope.removeAllContentTypeParsers();
   scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   scope.put<{ Params: { model: string; version: string } }>('/v2/repository/models/:model/versions/:version/model.onnx', async (request, reply) => {
-    const log = request.log as unknown as Logger;
+    const log = requestLogger(request);
     const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, log, request.trace ?? NOOP_STEPS);
     const body = request.body;
     try {

@@ -11,8 +11,9 @@ import { DomainError } from '../../../errors';
 import { MODEL_STATISTICS_SCOPE, modelAllowed } from '../../../auth/scopes';
 import type { Scope } from '../../../auth/principal';
 import { tritonStatistics } from '../../triton-statistics';
+import { modelMetadata, tritonModelConfig } from '../../triton-model';
 import { oipErrorBody, statusFor } from '../../../errors/contract';
-import type { Logger } from '../../../log/logger';
+import { requestLogger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
 import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
@@ -55,11 +56,6 @@ function failed<T>(request: FastifyRequest, reply: FastifyReply, outcome: Pipeli
   return sendError(request, reply, outcome.error, outcome.limits);
 }
 
-/** request.log is the pino child logger fastify made for the request (it carries the request id); pino's Logger is its run-time type. */
-function requestLog(request: FastifyRequest): Logger {
-  return request.log as unknown as Logger;
-}
-
 /** The bytes the bounded reader kept (inflated), or its refusal of their encoding. */
 function bodyBytes(body: unknown): Buffer {
   const read = body as BoundedBody | undefined;
@@ -82,7 +78,7 @@ function restCall(request: FastifyRequest) {
     clientChoseRequestId: request.headers['x-request-id'] === request.id,
     protocol: 'REST' as const,
     sequence: 1,
-    log: requestLog(request),
+    log: requestLogger(request),
     trace: request.trace ?? NOOP_STEPS,
   };
 }
@@ -156,7 +152,7 @@ function modelRoute(
   requiredScope: Scope = 'inference',
 ): void {
   const handler = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLog(request), request.trace ?? NOOP_STEPS, requiredScope);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, request.params.model, requestLogger(request), request.trace ?? NOOP_STEPS, requiredScope);
     const refused = failed(request, reply, admitted);
     if (refused) return refused;
     try {
@@ -174,20 +170,7 @@ function modelRoute(
 function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inference, fleet }: OipDependencies): void {
   const route = (suffix: string, answer: (reply: FastifyReply, params: ModelParams) => Promise<FastifyReply>) => modelRoute(scope, pipeline, suffix, answer);
   route('', async (reply, { model, version }) => {
-    const v = inference.describe(model, version ?? null);
-    const batching = (v.config?.maxBatchSize ?? 0) > 0;
-    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({
-      name: t.name,
-      datatype: t.datatype,
-      shape: batching ? [-1, ...t.dims] : t.dims,
-    });
-    return reply.send({
-      name: v.name,
-      versions: v.versions.map((x) => x.version),
-      platform: v.config?.platform ?? 'onnxruntime_onnx',
-      inputs: v.config?.inputs.map(tensor) ?? [],
-      outputs: v.config?.outputs.map(tensor) ?? [],
-    });
+    return reply.send(modelMetadata(inference.describe(model, version ?? null)));
   });
 
   // Ready: 200 when the version takes requests; otherwise 503 (Triton's clients read any non-200 as not ready).
@@ -199,7 +182,7 @@ function registerModelRoutes(scope: FastifyInstance, { pipeline, models: inferen
 
   // Triton's repository index: every version of every model the key may see, with its state.
   scope.post('/v2/repository/index', async (request, reply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLogger(request), request.trace ?? NOOP_STEPS);
     const refused = failed(request, reply, admitted);
     if (refused || !admitted.ok) return refused;
     // Each entry also carries every live replica's state of the version (issue #23: convergence), from their reports;
@@ -231,24 +214,7 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
   route('/config', async (reply, { model, version }) => {
     const config = inference.describe(model, version ?? null).config;
     if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
-    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
-    return reply.send({
-      name: config.name,
-      platform: config.platform,
-      backend: 'onnxruntime',
-      max_batch_size: config.maxBatchSize,
-      input: config.inputs.map(tensor),
-      output: config.outputs.map(tensor),
-      ...(config.maxBatchSize > 0
-        ? { dynamic_batching: { preferred_batch_size: config.preferredBatchSizes, max_queue_delay_microseconds: Math.round(config.maxQueueDelayMs * 1000), default_queue_policy: { max_queue_size: config.maxQueueSize } } }
-        : {}),
-      parameters: {
-        configSource: { string_value: config.source },
-        cost: { string_value: String(config.cost) },
-        // Fields of a Triton config.pbtxt (or a load's Triton JSON) that modelgate does not honour.
-        ...(config.warnings.length > 0 ? { configWarnings: { string_value: config.warnings.join('; ') } } : {}),
-      },
-    });
+    return reply.send(tritonModelConfig(config));
   });
 
   // Triton's statistics extension, from the same per-version counters as the GraphQL `model { stats }`.
@@ -260,7 +226,7 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
   modelRoute(scope, pipeline, '/stats', async (reply, { model, version }) => reply.send({ model_stats: versionsOf(model, version ?? null).map(tritonStatistics) }), MODEL_STATISTICS_SCOPE);
   // Every version of every model the key may see (a static route: it wins over /v2/models/:model).
   scope.get('/v2/models/stats', async (request, reply) => {
-    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLog(request), request.trace ?? NOOP_STEPS, MODEL_STATISTICS_SCOPE);
+    const admitted = await pipeline.admitModelRoute({ headers: request.headers }, null, requestLogger(request), request.trace ?? NOOP_STEPS, MODEL_STATISTICS_SCOPE);
     const refused = failed(request, reply, admitted);
     if (refused || !admitted.ok) return refused;
     const names = inference.modelNames().filter((name) => modelAllowed(admitted.principal, name));
