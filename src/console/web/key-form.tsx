@@ -16,6 +16,8 @@ export interface ApiKey {
   requestsPerMinute: number | null; computeUnitsPerMinute: number | null; monthlyComputeUnitBudget: number | null;
   monthlyBudget: MoneyBudget | null; credits: Credits | null; metadata: Record<string, string> | null;
   effectiveLimits: { requestsPerMinute: Effective; computeUnitsPerMinute: Effective };
+  /** Asked for on the key page only (a limiter read per key); null: no credits, or not readable by this session. */
+  creditBalance?: number | null;
 }
 
 export const KEY_FIELDS = `id name prefix tenantId scopes status createdAt createdBy expiresAt lastUsedAt revokedAt graceUntil allowedModels
