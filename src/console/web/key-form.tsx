@@ -159,11 +159,12 @@ export function KeyFields(props: { key0: ApiKey | null; isAdmin: boolean; idPref
       <fieldset>
         <legend>Credits (a balance in compute units that every request draws on)</legend>
         <label>Credit balance
-          <select name="creditMode" defaultValue={creditMode}>
-            <option value="none">none</option>
-            <option value="topup">top-ups only (grant credits)</option>
-            <option value="MONTHLY">refilled monthly</option>
-            <option value="DAILY">refilled daily</option>
+          {/* `selected` on the option: a select has no defaultValue property, so that showed "none" for a key with credits, and saving any other change cleared its balance. */}
+          <select name="creditMode">
+            <option value="none" selected={creditMode === 'none'}>none</option>
+            <option value="topup" selected={creditMode === 'topup'}>top-ups only (grant credits)</option>
+            <option value="MONTHLY" selected={creditMode === 'MONTHLY'}>refilled monthly</option>
+            <option value="DAILY" selected={creditMode === 'DAILY'}>refilled daily</option>
           </select>
         </label>
         <label>Refill amount (units) <input name="refillAmount" type="number" min="0" step="1" defaultValue={k?.credits?.refillAmount?.toString() ?? ''} /></label>

@@ -132,8 +132,9 @@ export function VersionsView(props: { apiKey: string; me: Me }) {
               }}>
                 <h3 id="shadow-title">Shadow</h3>
                 <label>Candidate version{' '}
-                  <select name="version" defaultValue={shadow?.version ?? mine[mine.length - 1]?.version} data-testid="shadow-version">
-                    {mine.map((v) => <option value={v.version}>{v.version}</option>)}
+                  <select name="version" data-testid="shadow-version">
+                    {/* The current shadow, else the newest version, is preselected (an option's `selected`: Preact sets no select defaultValue). */}
+                    {mine.map((v) => <option value={v.version} selected={v.version === (shadow?.version ?? mine[mine.length - 1]?.version)}>{v.version}</option>)}
                   </select>
                 </label>
                 <label>Percent (0 clears){' '}
