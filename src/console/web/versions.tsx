@@ -20,6 +20,7 @@ const FIELDS = `model version source desiredState replicaStatus replicaReason tr
   shadowPercent shadowRuns shadowSkipped shadowFailures shadowTop1Agreement shadowMaxAbsDifference
   replicas { replica host pid status reason generation appliedGeneration lagging }`;
 
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 const dash = (n: number | null) => (n === null ? '—' : String(n));
 const agreement = (v: Version) => (v.shadowTop1Agreement === null ? '—' : `${(v.shadowTop1Agreement * 100).toFixed(1)} %`);
 
@@ -76,7 +77,7 @@ export function VersionsView(props: { apiKey: string; me: Me }) {
     <div>
       {error && <Message kind="error">{error}</Message>}
       <p class="muted">Traffic weights split a model's requests that name no version between its versions (none set: the latest READY version takes them all). A shadow version also runs a share of the served requests, off the request path, and is compared with the serving one (never answered or billed).</p>
-      <DataTable id="table-versions" tall caption={versions ? `${rows.length} versions of ${models.length} models` : 'Loading versions…'} csvName="model-versions.csv"
+      <DataTable id="table-versions" tall caption={versions ? `${plural(rows.length, 'version')} of ${plural(models.length, 'model')}` : 'Loading versions…'} csvName="model-versions.csv"
         columns={[{ label: 'model' }, { label: 'version' }, { label: 'source' }, { label: 'desired' }, { label: 'this replica' }, { label: 'traffic %', numeric: true }, { label: 'generation', numeric: true }, { label: 'applied', numeric: true }, { label: 'digest' },
           { label: 'shadow %', numeric: true }, { label: 'shadow runs', numeric: true }, { label: 'top-1 agreement', numeric: true }, { label: 'max abs difference', numeric: true }]}
         rows={rows.map((v) => [v.model, v.version, v.source, v.desiredState, v.replicaReason ? `${v.replicaStatus}: ${v.replicaReason}` : v.replicaStatus, v.trafficPercent, v.generation, v.appliedGeneration, v.digest,
@@ -86,7 +87,7 @@ export function VersionsView(props: { apiKey: string; me: Me }) {
         empty="No model versions." />
 
       <h2 id="replicas-title">Each replica's state</h2>
-      <DataTable id="table-replicas" caption={`${replicaRows.length} version states on ${new Set(replicaRows.map((r) => r.p.replica)).size} live replicas, as each last reported`} csvName="model-replicas.csv"
+      <DataTable id="table-replicas" caption={`${replicaRows.length} version states on ${plural(new Set(replicaRows.map((r) => r.p.replica)).size, 'live replica')}, as each last reported`} csvName="model-replicas.csv"
         columns={[{ label: 'model' }, { label: 'version' }, { label: 'replica' }, { label: 'host' }, { label: 'state' }, { label: 'generation', numeric: true }, { label: 'applied', numeric: true }, { label: 'lagging' }]}
         rows={replicaRows.map(({ v, p }) => [v.model, v.version, p.replica, `${p.host}:${p.pid}`, p.reason ? `${p.status}: ${p.reason}` : p.status, p.generation, p.appliedGeneration, p.lagging ? 'yes' : 'no'])}
         display={replicaRows.map(({ v, p }) => [v.model, v.version, <code>{p.replica.slice(0, 8)}</code>])}
