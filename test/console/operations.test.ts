@@ -241,6 +241,23 @@ describe('request log trace ids', () => {
     expect(session.problems).toEqual([]);
     expect(session.offsite).toEqual([]);
     await session.context.close();
+
+    // A gateway on the same database with no template: the id is plain text (selected whole for copying), no link.
+    const plain = await startGateway();
+    try {
+      const other = await consoleTabs(browser, plain.url).open();
+      await tabs.signIn(other.page, reader.key);
+      await other.page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Request log' }).click();
+      const plainRow = other.page.getByTestId('table-requests').locator('tbody tr', { hasText: rest.headers.get('x-request-id')! });
+      await plainRow.waitFor();
+      await expect(plainRow.getByTestId('trace-id').textContent()).resolves.toBe(restTrace);
+      await expect(other.page.getByTestId('trace-link').count()).resolves.toBe(0);
+      await expect(plainRow.getByTestId('trace-id').evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { userSelect: string } }).getComputedStyle(el).userSelect)).resolves.toBe('all');
+      expect(other.problems).toEqual([]);
+      await other.context.close();
+    } finally {
+      await plain.close();
+    }
   });
 });
 
