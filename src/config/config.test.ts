@@ -153,7 +153,7 @@ describe('console sessions and OIDC', () => {
   };
 
   it('has session defaults, no OIDC unless an issuer is set, and reads the role mapping', () => {
-    expect(loadConfig({}).console).toEqual({ idleTimeoutMs: 1_800_000, absoluteTimeoutMs: 28_800_000, cookieSecure: 'auto', oidc: null });
+    expect(loadConfig({}).console).toEqual({ idleTimeoutMs: 1_800_000, absoluteTimeoutMs: 28_800_000, cookieSecure: 'auto', oidc: null, traceUrlTemplate: null });
     expect(loadConfig(oidc).console.oidc).toEqual({
       issuer: oidc.OIDC_ISSUER_URL,
       clientId: 'console',
@@ -165,6 +165,12 @@ describe('console sessions and OIDC', () => {
       tenant: 'acme',
       allowInsecure: false,
     });
+  });
+
+  it('reads the trace link template, which must be an http(s) URL naming {traceId}', () => {
+    expect(loadConfig({ CONSOLE_TRACE_URL_TEMPLATE: 'http://jaeger:16686/trace/{traceId}' }).console.traceUrlTemplate).toBe('http://jaeger:16686/trace/{traceId}');
+    expect(issues({ CONSOLE_TRACE_URL_TEMPLATE: 'http://jaeger:16686/search' })).toEqual([expect.stringMatching(/^CONSOLE_TRACE_URL_TEMPLATE: expected \{traceId\}/)]);
+    expect(issues({ CONSOLE_TRACE_URL_TEMPLATE: 'javascript:alert({traceId})' })).toEqual([expect.stringMatching(/^CONSOLE_TRACE_URL_TEMPLATE: expected a URL starting with http:\/\/ or https:\/\//)]);
   });
 
   it('stops on contradictory timeouts, a half-configured OIDC, an unknown scope or plain HTTP to a remote provider', () => {

@@ -142,6 +142,10 @@ const envSchema = z.object({
   CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS: int(1000, 2_592_000_000).default('28800000'),
   // auto: Secure when the request came over TLS (behind a TLS-terminating proxy set it to always).
   CONSOLE_SESSION_COOKIE_SECURE: z.enum(['auto', 'always', 'never']).default('auto'),
+  // The request log links each record's trace id here ({traceId} replaced), e.g. a Jaeger or Tempo UI; unset: the id is shown as text.
+  CONSOLE_TRACE_URL_TEMPLATE: url(['http', 'https'])
+    .refine((v) => v.includes('{traceId}'), 'expected {traceId} in the URL, e.g. http://jaeger:16686/trace/{traceId}')
+    .optional(),
   // OIDC single sign-on for the console; off unless OIDC_ISSUER_URL is set (then the rest are checked).
   OIDC_ISSUER_URL: url(['http', 'https']).optional(),
   OIDC_CLIENT_ID: z.string().min(1).optional(),
@@ -333,6 +337,8 @@ export interface ConsoleConfig {
   absoluteTimeoutMs: number;
   cookieSecure: 'auto' | 'always' | 'never';
   oidc: OidcConfig | null;
+  /** Where the request log links a trace id: a URL with {traceId}; null: the id is shown as text. */
+  traceUrlTemplate: string | null;
 }
 
 export interface OidcConfig {
@@ -566,7 +572,7 @@ function consoleConfigFrom(e: z.output<typeof envSchema>): ConsoleConfig {
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return { idleTimeoutMs: e.CONSOLE_SESSION_IDLE_TIMEOUT_MS, absoluteTimeoutMs: e.CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS, cookieSecure: e.CONSOLE_SESSION_COOKIE_SECURE, oidc };
+  return { idleTimeoutMs: e.CONSOLE_SESSION_IDLE_TIMEOUT_MS, absoluteTimeoutMs: e.CONSOLE_SESSION_ABSOLUTE_TIMEOUT_MS, cookieSecure: e.CONSOLE_SESSION_COOKIE_SECURE, oidc, traceUrlTemplate: e.CONSOLE_TRACE_URL_TEMPLATE ?? null };
 }
 
 /** `admin=admin;finance=usage:read` → { admin: ['admin'], finance: ['usage:read'] }; every scope must be one the gateway has. */

@@ -135,6 +135,15 @@ export function usageRecordId(call: Pick<CallContext, 'requestId' | 'clientChose
   return call.clientChoseRequestId ? `${base}~${randomBytes(6).toString('hex')}` : base;
 }
 
+/**
+ * The trace id a usage record carries: only when tracing recorded the request's span (an exporter
+ * is configured and the span was sampled), so the id names a trace a collector has. A property read
+ * and a branch per call; when set, ~45 bytes more in the WAL line and the insert.
+ */
+function recordedTraceId(trace: StepTrace): string | undefined {
+  return trace.recording ? trace.traceId : undefined;
+}
+
 export function usageStatusFor(error: DomainError): UsageStatusName {
   return usageStatusForCode(error.code);
 }
@@ -318,7 +327,7 @@ export class InferencePipeline {
       }
       if (cached) this.deps.cache?.admitted(planned.model, cached.hit !== null);
       // The record this call will have if served is made durable while the model runs, not after it.
-      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units));
+      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units, recordedTraceId(trace)));
       const result = cached?.hit ?? (await execute(planned, trace));
       if (cached && !cached.hit) cacheable?.store(cached.key, planned, result);
       outcome = { ok: true, result, principal, limits };
@@ -350,6 +359,8 @@ export class InferencePipeline {
       createdAt: reservation?.event.createdAt ?? new Date(),
     };
     if (outcome.ok && cached?.hit) event.cacheHit = true;
+    const traceId = recordedTraceId(trace);
+    if (traceId) event.traceId = traceId;
     if (trace.recording) {
       trace.annotate({
         // The stored name: a served model's, else a placeholder (never client text).
@@ -371,8 +382,8 @@ export class InferencePipeline {
   }
 
   /** The record of this call as it will read if it is served (latencies still unknown: 0). */
-  private servedRecord(call: CallContext, id: string, principal: Principal, model: string, planned: InferencePlan, units: number): UsageEvent {
-    return {
+  private servedRecord(call: CallContext, id: string, principal: Principal, model: string, planned: InferencePlan, units: number, traceId: string | undefined): UsageEvent {
+    const event: UsageEvent = {
       id,
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
@@ -388,6 +399,8 @@ export class InferencePipeline {
       protocol: call.protocol,
       createdAt: new Date(),
     };
+    if (traceId) event.traceId = traceId;
+    return event;
   }
 
   /** Runs a check and returns its domain error instead of throwing. */

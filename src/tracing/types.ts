@@ -20,6 +20,8 @@ export interface StepSpan {
 export interface StepTrace {
   /** Whether spans are recorded (callers skip building attributes when not). */
   readonly recording: boolean;
+  /** The W3C trace id (32 hex) of the request's span; absent outside an HTTP or gRPC request. */
+  readonly traceId?: string;
   /**
    * Runs `fn` as the child span `name` of the request's span; a thrown error
    * (or rejected promise) ends the span failed with the error's code.

@@ -32,6 +32,8 @@ export interface UsageEvent {
   createdAt: Date;
   /** Answered from the response cache (billed RESPONSE_CACHE_BILLED_FRACTION of its units); absent: false. */
   cacheHit?: boolean;
+  /** The request's W3C trace id (32 lowercase hex) when tracing recorded its span; absent: not traced (and old WAL lines). */
+  traceId?: string;
 }
 
 /**
@@ -99,6 +101,7 @@ export function usageStatusForCode(code: string): UsageStatusName {
 }
 
 const STATUSES = new Set<string>(USAGE_STATUSES);
+const TRACE_ID = /^[0-9a-f]{32}$/;
 const PROTOCOLS = new Set<string>(USAGE_PROTOCOLS);
 
 /** Why an event cannot be stored (a bug upstream), or null when it is fine. */
@@ -118,6 +121,7 @@ export function invalidReason(e: UsageEvent): string | null {
     if (typeof e[f] !== 'number' || !Number.isFinite(e[f]) || e[f] < 0) return f;
   }
   if (e.cacheHit !== undefined && typeof e.cacheHit !== 'boolean') return 'cacheHit';
+  if (e.traceId !== undefined && (typeof e.traceId !== 'string' || !TRACE_ID.test(e.traceId))) return 'traceId';
   if (!(e.createdAt instanceof Date) || Number.isNaN(e.createdAt.getTime())) return 'createdAt';
   return null;
 }

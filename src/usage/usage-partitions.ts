@@ -34,7 +34,7 @@ const MAINTENANCE_LOCK_KEY = 727_027;
 const PARENT = 'UsageRecord';
 const DEFAULT_PARTITION = 'UsageRecord_default';
 const PARTITION_NAME = /^UsageRecord_p(\d{4})(\d{2})$/;
-const COLUMNS = '"id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt","protocol","cacheHit"';
+const COLUMNS = '"id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","createdAt","protocol","cacheHit","traceId"';
 /** A step moving a month of a large default partition can take minutes; it holds no lock the hot path needs meanwhile. */
 const STEP_TIMEOUT_MS = 30 * 60_000;
 

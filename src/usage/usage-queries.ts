@@ -64,8 +64,8 @@ export interface RecordFilter {
   protocol?: UsageProtocolName | null;
 }
 
-/** A stored record: exactly the event the request path handed over. */
-export type UsageRecordRow = UsageEvent;
+/** A stored record: the event the request path handed over; the trace id column reads null where the event had none. */
+export type UsageRecordRow = Omit<UsageEvent, 'traceId'> & { traceId: string | null };
 
 export interface RecordPage {
   records: { cursor: string; node: UsageRecordRow }[];

@@ -72,11 +72,11 @@ export function perBucketSql(source: string): string {
  */
 export const INSERT_SQL = `
 WITH ins AS (
-  INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","protocol","createdAt","cacheHit")
+  INSERT INTO "UsageRecord" ("id","tenantId","apiKeyId","model","modelVersion","items","computeUnits","status","latencyMs","queueMs","computeMs","executionProvider","protocol","createdAt","cacheHit","traceId")
   SELECT r."id", r."tenantId", r."apiKeyId", r."model", r."modelVersion", r."items", r."computeUnits", r."status"::"UsageStatus",
-         r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."protocol"::"UsageProtocol", r."createdAt", coalesce(r."cacheHit", false)
+         r."latencyMs", r."queueMs", r."computeMs", r."executionProvider", r."protocol"::"UsageProtocol", r."createdAt", coalesce(r."cacheHit", false), r."traceId"
   FROM jsonb_to_recordset($1::jsonb) AS r("id" text, "tenantId" uuid, "apiKeyId" uuid, "model" text, "modelVersion" text, "items" int,
-    "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "protocol" text, "createdAt" timestamptz, "cacheHit" boolean)
+    "computeUnits" float8, "status" text, "latencyMs" float8, "queueMs" float8, "computeMs" float8, "executionProvider" text, "protocol" text, "createdAt" timestamptz, "cacheHit" boolean, "traceId" text)
   ON CONFLICT ("id", "createdAt") DO NOTHING
   RETURNING "tenantId", "apiKeyId", "model", "status", "protocol", "createdAt", "items", "computeUnits", "latencyMs"
 ), per_bucket AS (

@@ -28,3 +28,24 @@ describe('usage WAL line format: the protocol field', () => {
     expect(contents.unreadable[0]?.reason).toBe('invalid protocol');
   });
 });
+
+describe('usage WAL line format: the trace id', () => {
+  const traced: UsageEvent = { ...event, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' };
+
+  it('round-trips a trace id, and a line without one (an untraced call, or an older build) has none', () => {
+    expect(parseEvent(serializeEvent(traced))).toEqual(traced);
+    const line = serializeEvent(event);
+    expect(line).not.toContain('traceId');
+    expect(parseEvent(line)).toEqual(event);
+    expect('traceId' in parseEvent(line)).toBe(false);
+  });
+
+  it('refuses a trace id that is not 32 lowercase hex: an unreadable line, not a crash', () => {
+    for (const bad of ['"4BF92F3577B34DA6A3CE929D0E0E4736"', '"4bf92f35"', 'null', '7']) {
+      expect(() => parseEvent(serializeEvent(traced).replace('"4bf92f3577b34da6a3ce929d0e0e4736"', bad))).toThrow('invalid traceId');
+    }
+    const contents = parseSegment(Buffer.from([serializeEvent(traced), serializeEvent(event), serializeEvent(traced).replace('"4bf92f3577b34da6a3ce929d0e0e4736"', '"x"')].join('\n') + '\n'));
+    expect(contents.events.map((e) => e.traceId ?? null)).toEqual([traced.traceId, null]);
+    expect(contents.unreadable.map((u) => u.reason)).toEqual(['invalid traceId']);
+  });
+});

@@ -125,6 +125,8 @@ function parseLine(line: string): { event: UsageEvent; provisional: boolean } {
     createdAt: typeof r['createdAt'] === 'string' ? new Date(r['createdAt']) : new Date(Number.NaN),
     // Lines written before the response cache have no cacheHit.
     ...(r['cacheHit'] === undefined ? {} : { cacheHit: r['cacheHit'] }),
+    // Lines written before trace ids were recorded (and untraced calls) have no traceId.
+    ...(r['traceId'] === undefined ? {} : { traceId: r['traceId'] }),
   } as UsageEvent; // each field is checked by invalidReason just below
   const bad = invalidReason(event);
   if (bad) throw new Error(`invalid ${bad}`);

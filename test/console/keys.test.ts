@@ -46,7 +46,8 @@ async function records(key: string, filter: Record<string, unknown>, first = 50)
 }
 
 /** As the request log's cells carry them (data-value). */
-const asCells = (r: RecordRow) => [r.id, r.createdAt, r.apiKeyId ?? '', r.model, r.modelVersion ?? '', r.protocol, r.status, String(r.items), String(r.computeUnits), String(r.latencyMs), r.spend?.amountMicros ?? ''];
+// The trace column is empty: this gateway exports no traces, so no record carries a trace id.
+const asCells = (r: RecordRow) => [r.id, '', r.createdAt, r.apiKeyId ?? '', r.model, r.modelVersion ?? '', r.protocol, r.status, String(r.items), String(r.computeUnits), String(r.latencyMs), r.spend?.amountMicros ?? ''];
 
 async function classify(key: string, model = 'fashion-cnn'): Promise<string | null> {
   const r = await graphql(gw.url, CLASSIFY, { model, images: [{ image: await imagePng(0) }] }, authHeaders(key));

@@ -95,6 +95,44 @@ describe('playground', () => {
   });
 });
 
+describe('playground, occlusion', () => {
+  it('renders an OCCLUSION heatmap for fashion-cnn, with its patch, stride and cost shown before and what it cost after', async () => {
+    const key = await createTestKey({ scopes: ['inference', 'usage:read'], name: 'occlusion developer' });
+    const session = await tabs.open();
+    const { page } = session;
+    await tabs.signIn(page, key.key);
+    await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Models & playground' }).click();
+    await page.getByTestId('playground-model').locator('option', { hasText: 'fashion-cnn' }).waitFor({ state: 'attached' });
+    await page.getByTestId('playground-model').selectOption('fashion-cnn');
+    await page.getByRole('button', { name: 'Ankle boot' }).click();
+    await page.getByTestId('explain-method').selectOption('OCCLUSION');
+    await page.getByTestId('explain-patch').fill('7');
+    await page.getByTestId('explain-stride').fill('7');
+    // A 7 px patch every 7 px over 28×28: 4 × 4 positions, plus the unoccluded image.
+    await page.getByTestId('explain-cost').filter({ hasText: /Occlusion slides a 7 px patch every 7 px over the 28×28 input.*Cost before running: 17 items × 1 unit = 17 compute units/ }).waitFor();
+
+    await page.getByRole('button', { name: 'Classify and explain' }).click();
+    await until('the occlusion heatmap drawn', () => drawn(page), { accept: (d) => d === 'occlusion', everyMs: 100 });
+    await expect(page.getByTestId('explained').textContent()).resolves.toMatch(/^OCCLUSION heatmap of “.+” \(score \d\.\d{3}\)$/);
+    const reddish = await page.getByTestId('playground-canvas').evaluate((el) => {
+      const ctx = (el as unknown as { getContext(t: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }).getContext('2d');
+      const d = ctx.getImageData(0, 0, 280, 280).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if ((d[i] ?? 0) > (d[i + 1] ?? 0) + 40) n++;
+      return n;
+    });
+    expect(reddish).toBeGreaterThan(280 * 280 * 0.02);
+    await expect(page.getByTestId('playground-canvas').getAttribute('aria-label')).resolves.toMatch(/OCCLUSION heatmap drawn over it; strongest at row \d+, column \d+/);
+    await page.getByTestId('run-cost').filter({ hasText: 'Billed' }).waitFor();
+    await expect(page.getByTestId('run-cost').textContent()).resolves.toMatch(/^Billed: 17 items, 17 compute units(, \d+\.\d{6} [A-Z]{3})? \(from its usage record\)\.$/);
+    await expect(seriousViolations(page)).resolves.toEqual([]);
+    await screenshot(page, '13-playground-occlusion');
+    expect(session.problems).toEqual([]);
+    expect(session.offsite).toEqual([]);
+    await session.context.close();
+  });
+});
+
 describe('webhooks and audit log', () => {
   it('shows a failed delivery, redelivers it to the receiver, rotates the secret; the audit log equals auditEvents', async () => {
     const manager = await createTestKey({ scopes: ['keys:manage'], name: 'hook manager' });

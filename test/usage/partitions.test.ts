@@ -33,6 +33,10 @@ import { drain, makeEvent, quietLogger, usageConfig } from './helpers';
 jest.setTimeout(300_000);
 
 const PARTITION_MIGRATION = '20261206060000_usage_partitioned_by_month';
+const TRACE_ID_MIGRATION = '20261206085000_usage_record_trace_id';
+/** The batch insert as the pre-partitioning gateway ran it: ON CONFLICT ("id"), and no trace id (a later column). */
+const OLD_INSERT_SQL = INSERT_SQL.replace('ON CONFLICT ("id", "createdAt")', 'ON CONFLICT ("id")').replace(',"traceId")', ')').replace(', r."traceId"', '').replace(', "traceId" text)', ')');
+if (OLD_INSERT_SQL.includes('traceId')) throw new Error('OLD_INSERT_SQL: INSERT_SQL no longer names traceId as expected');
 const TENANT = '00000000-0000-4000-8000-0000000000aa';
 const NOW = new Date(Date.UTC(2026, 11, 6, 12));
 const ROWS_PER_MONTH = 700;
@@ -136,7 +140,7 @@ describe.each([
     // The pre-partitioning table, filled as the old gateway filled it (the batch insert of that day, ON CONFLICT ("id")).
     for (let i = 0; i < rows.length; i += 500) {
       const payload = JSON.stringify(rows.slice(i, i + 500).map((e) => ({ ...e, createdAt: e.createdAt.toISOString() })));
-      await t.prisma.$queryRawUnsafe(INSERT_SQL.replace('ON CONFLICT ("id", "createdAt")', 'ON CONFLICT ("id")'), payload);
+      await t.prisma.$queryRawUnsafe(OLD_INSERT_SQL, payload);
     }
     before = await checksum(t);
     const { log } = quietLogger();
@@ -151,7 +155,10 @@ describe.each([
     const [kindBefore] = await t.query<{ kind: string }>(`SELECT relkind::text AS kind FROM pg_class WHERE relname = 'UsageRecord'`);
     expect(kindBefore!.kind).toBe('r');
 
-    expect(await applyMigrations(t.migrationTarget)).toEqual([PARTITION_MIGRATION]);
+    // The partitioning, then the later ones (the trace id column among them), in order.
+    const applied = await applyMigrations(t.migrationTarget);
+    expect(applied[0]).toBe(PARTITION_MIGRATION);
+    expect(applied).toContain(TRACE_ID_MIGRATION);
     const [kind] = await t.query<{ kind: string }>(`SELECT relkind::text AS kind FROM pg_class WHERE relname = 'UsageRecord'`);
     expect(kind!.kind).toBe('p');
     expect(await layout(t)).toEqual({ UsageRecord_default: rows.length });
@@ -191,6 +198,20 @@ describe.each([
     const queries = new UsageQueries({ prisma: t.prisma });
     const one = rows[ROWS_PER_MONTH + 3]!;
     expect((await queries.recordById(TENANT, one.id))?.createdAt).toEqual(one.createdAt);
+  });
+
+  it('has the trace id column on the parent and every partition: a traced record is stored and read back with it, older rows without', async () => {
+    const traced = makeEvent(TENANT, 9_001, { createdAt: new Date(Date.UTC(2026, 10, 20, 9)), traceId: '4bf92f3577b34da6a3ce929d0e0e4736' });
+    expect((await t.prisma.$queryRawUnsafe<{ inserted: number }[]>(INSERT_SQL, JSON.stringify([{ ...traced, createdAt: traced.createdAt.toISOString() }])))[0]!.inserted).toBe(1);
+    const parts = Object.keys(await layout(t));
+    const withColumn = await t.query<{ table_name: string }>(`SELECT table_name FROM information_schema.columns WHERE column_name = 'traceId' AND table_name LIKE 'UsageRecord%' ORDER BY 1`);
+    expect(withColumn.map((r) => r.table_name)).toEqual(['UsageRecord', ...parts].sort());
+    const [where] = await t.query<{ part: string; traceId: string }>(`SELECT tableoid::regclass::text AS part, "traceId" FROM "UsageRecord" WHERE "id" = $1`, traced.id);
+    expect(where).toEqual({ part: '"UsageRecord_p202611"', traceId: traced.traceId });
+    const queries = new UsageQueries({ prisma: t.prisma });
+    expect((await queries.recordById(TENANT, traced.id))?.traceId).toBe(traced.traceId);
+    expect((await queries.recordById(TENANT, rows[0]!.id))?.traceId).toBeNull();
+    await t.query(`DELETE FROM "UsageRecord" WHERE "id" = $1`, traced.id);
   });
 
   it('catches a record for a month with no partition in the default partition, and the next pass moves it out', async () => {

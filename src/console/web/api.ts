@@ -87,6 +87,8 @@ export interface SessionState {
   csrfToken?: string;
   /** OIDC sign-in is configured. */
   oidc: boolean;
+  /** Where a trace id links to (CONSOLE_TRACE_URL_TEMPLATE, with {traceId}); null or absent: shown as text. */
+  traceUrlTemplate?: string | null;
   /** Why a session this browser had is over. */
   ended?: string;
 }

@@ -11,7 +11,7 @@ export interface UsageRecord {
   id: string; createdAt: string; apiKeyId: string | null; model: string; modelVersion: string | null; protocol: string; status: string;
   items: number; computeUnits: number; latencyMs: number; spend: Money | null; traceId?: string | null;
 }
-export const RECORD_FIELDS = 'id createdAt apiKeyId model modelVersion protocol status items computeUnits latencyMs spend { currency amount amountMicros }';
+export const RECORD_FIELDS = 'id createdAt apiKeyId model modelVersion protocol status items computeUnits latencyMs traceId spend { currency amount amountMicros }';
 
 const DAY_MS = 86_400_000;
 const effective = (e: Effective) => (e.source === 'DISABLED' ? 'off (limits disabled)' : `${e.value === null ? 'unlimited' : fmt(e.value)} (${e.source === 'GATEWAY_DEFAULT' ? 'gateway default' : e.source.toLowerCase()})`);
@@ -34,7 +34,7 @@ export function KeyDetail(props: { apiKey: string; me: Me; id: string; tenantNam
   const [version, setVersion] = useState(0);
 
   useEffect(() => {
-    gql<{ apiKey: ApiKey }>(apiKey, `query($id: ID!) { apiKey(id: $id) { ${KEY_FIELDS} } }`, { id })
+    gql<{ apiKey: ApiKey }>(apiKey, `query($id: ID!) { apiKey(id: $id) { ${KEY_FIELDS} creditBalance } }`, { id })
       .then(async (r) => {
         const k = r.data.apiKey;
         setKey(k);
@@ -117,6 +117,7 @@ export function KeyDetail(props: { apiKey: string; me: Me; id: string; tenantNam
         <div><dt>Units/month</dt><dd>{key.monthlyComputeUnitBudget === null ? 'none of its own' : fmt(key.monthlyComputeUnitBudget)}</dd></div>
         <div><dt>Money/month</dt><dd>{moneyText(key.monthlyBudget) ?? 'none of its own'}</dd></div>
         <div><dt>Credits</dt><dd data-testid="key-credits">{creditsText(key.credits) ?? 'none'}</dd></div>
+        {key.credits && key.creditBalance !== undefined && key.creditBalance !== null && <div><dt>Credit balance now</dt><dd data-testid="key-credit-balance">{fmt(key.creditBalance)} units</dd></div>}
         {totals && <div><dt>Requests, 30 days</dt><dd data-testid="key-requests">{fmt(totals.requests)}</dd></div>}
         {totals && <div><dt>Units, 30 days</dt><dd>{fmt(totals.units, 2)}</dd></div>}
         {usage && <div><dt>Spend, 30 days</dt><dd data-testid="key-spend">{spendText(sumSpend(usage)) ?? 'nothing priced'}</dd></div>}

@@ -16,6 +16,8 @@ export interface ApiKey {
   requestsPerMinute: number | null; computeUnitsPerMinute: number | null; monthlyComputeUnitBudget: number | null;
   monthlyBudget: MoneyBudget | null; credits: Credits | null; metadata: Record<string, string> | null;
   effectiveLimits: { requestsPerMinute: Effective; computeUnitsPerMinute: Effective };
+  /** Asked for on the key page only (a limiter read per key); null: no credits, or not readable by this session. */
+  creditBalance?: number | null;
 }
 
 export const KEY_FIELDS = `id name prefix tenantId scopes status createdAt createdBy expiresAt lastUsedAt revokedAt graceUntil allowedModels
@@ -157,11 +159,12 @@ export function KeyFields(props: { key0: ApiKey | null; isAdmin: boolean; idPref
       <fieldset>
         <legend>Credits (a balance in compute units that every request draws on)</legend>
         <label>Credit balance
-          <select name="creditMode" defaultValue={creditMode}>
-            <option value="none">none</option>
-            <option value="topup">top-ups only (grant credits)</option>
-            <option value="MONTHLY">refilled monthly</option>
-            <option value="DAILY">refilled daily</option>
+          {/* `selected` on the option: a select has no defaultValue property, so that showed "none" for a key with credits, and saving any other change cleared its balance. */}
+          <select name="creditMode">
+            <option value="none" selected={creditMode === 'none'}>none</option>
+            <option value="topup" selected={creditMode === 'topup'}>top-ups only (grant credits)</option>
+            <option value="MONTHLY" selected={creditMode === 'MONTHLY'}>refilled monthly</option>
+            <option value="DAILY" selected={creditMode === 'DAILY'}>refilled daily</option>
           </select>
         </label>
         <label>Refill amount (units) <input name="refillAmount" type="number" min="0" step="1" defaultValue={k?.credits?.refillAmount?.toString() ?? ''} /></label>

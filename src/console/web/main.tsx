@@ -31,7 +31,7 @@ const VIEWS: { id: ViewId; title: string; scope: Scope }[] = [
   { id: 'webhooks', title: 'Webhooks', scope: 'KEYS_MANAGE' },
   { id: 'audit', title: 'Audit log', scope: 'ADMIN' },
   { id: 'models', title: 'Models & playground', scope: 'INFERENCE' },
-  { id: 'versions', title: 'Model versions', scope: 'ADMIN' },
+  { id: 'versions', title: 'Model versions', scope: 'MODELS_MANAGE' },
 ];
 
 /** Where the identity provider's sign-in came back refused: /console#signin-error=CODE. */
@@ -93,6 +93,7 @@ function App() {
   const [message, setMessage] = useState<string | null>(null);
   const [booting, setBooting] = useState(true);
   const [oidc, setOidc] = useState(false);
+  const [traceUrl, setTraceUrl] = useState<string | null>(null);
   const [view, setView] = useState<ViewId>('usage');
   // What follows the view in the hash: "#keys/<id>" opens one key, "#requests?key=<id>" sets a filter.
   const [sub, setSub] = useState('');
@@ -100,8 +101,9 @@ function App() {
   const heading = useRef<HTMLHeadingElement>(null);
 
   /** Shows the views for a live session (its CSRF token is what the views send). */
-  const enter = async (csrfToken: string) => {
+  const enter = async (csrfToken: string, template: string | null) => {
     const r = await gql<{ me: Me }>(csrfToken, ME_QUERY);
+    setTraceUrl(template);
     setKey(csrfToken);
     setMe(r.data.me);
     setMessage(null);
@@ -109,7 +111,7 @@ function App() {
   const signIn = async (candidate: string) => {
     try {
       const session = await startSession(candidate);
-      await enter(session.csrfToken ?? '');
+      await enter(session.csrfToken ?? '', session.traceUrlTemplate ?? null);
     } catch (error) {
       setKey(null);
       setMe(null);
@@ -150,7 +152,7 @@ function App() {
     currentSession()
       .then(async (session) => {
         setOidc(session.oidc);
-        if (session.signedIn && session.csrfToken) await enter(session.csrfToken);
+        if (session.signedIn && session.csrfToken) await enter(session.csrfToken, session.traceUrlTemplate ?? null);
         else if (refused) setMessage(refused);
       })
       .catch((error: unknown) => setMessage(explain(error)))
@@ -206,12 +208,12 @@ function App() {
         <KeyWatch onAuthLost={signOut} apiKey={key}>
           {current?.id === 'usage' && <UsageView apiKey={key} me={me} theme={theme} />}
           {current?.id === 'billing' && <BillingView apiKey={key} me={me} theme={theme} />}
-          {current?.id === 'requests' && <RequestsView apiKey={key} me={me} query={sub} />}
+          {current?.id === 'requests' && <RequestsView apiKey={key} me={me} query={sub} traceUrl={traceUrl} />}
           {current?.id === 'keys' && <KeysView apiKey={key} me={me} sub={sub} />}
           {current?.id === 'tenants' && <TenantsView apiKey={key} me={me} />}
           {current?.id === 'webhooks' && <WebhooksView apiKey={key} me={me} />}
           {current?.id === 'audit' && <AuditView apiKey={key} me={me} />}
-          {current?.id === 'versions' && <VersionsView apiKey={key} />}
+          {current?.id === 'versions' && <VersionsView apiKey={key} me={me} />}
           {current?.id === 'models' && <ModelsView apiKey={key} me={me} />}
         </KeyWatch>
       </main>

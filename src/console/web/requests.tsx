@@ -30,7 +30,7 @@ export function recordFilter(f: Filter): Record<string, string> {
 }
 
 /** Why over 80 lines: the filter form, the cursor stack and the table share one set of hooks. */
-export function RequestsView(props: { apiKey: string; me: Me; query: string }) {
+export function RequestsView(props: { apiKey: string; me: Me; query: string; traceUrl: string | null }) {
   const { apiKey, me } = props;
   const isAdmin = hasScope(me, 'ADMIN');
   const initialKey = new URLSearchParams(props.query).get('key') ?? '';
@@ -103,10 +103,10 @@ export function RequestsView(props: { apiKey: string; me: Me; query: string }) {
         <button type="submit">Apply filters</button>
       </form>
       <DataTable id="table-requests" tall caption={`${records.length} requests on page ${cursors.length}, newest first${page?.hasNext ? '; more follow' : ''}`} csvName="requests.csv"
-        columns={[{ label: 'request id' }, { label: 'at' }, { label: 'key' }, { label: 'model' }, { label: 'version' }, { label: 'protocol' }, { label: 'status' }, { label: 'items', numeric: true },
+        columns={[{ label: 'request id' }, { label: 'trace' }, { label: 'at' }, { label: 'key' }, { label: 'model' }, { label: 'version' }, { label: 'protocol' }, { label: 'status' }, { label: 'items', numeric: true },
           { label: 'compute units', numeric: true }, { label: 'latency ms', numeric: true }, { label: 'spend' }]}
-        rows={records.map((r) => [r.id, r.createdAt, r.apiKeyId, r.model, r.modelVersion, r.protocol, r.status, r.items, r.computeUnits, r.latencyMs, r.spend ? r.spend.amountMicros : null])}
-        display={records.map((r) => [<code>{r.id}</code>, fmtTime(r.createdAt), keyName(r.apiKeyId), r.model, r.modelVersion ?? '—', r.protocol.toLowerCase(), r.status.toLowerCase().replace('_', ' '),
+        rows={records.map((r) => [r.id, r.traceId ?? null, r.createdAt, r.apiKeyId, r.model, r.modelVersion, r.protocol, r.status, r.items, r.computeUnits, r.latencyMs, r.spend ? r.spend.amountMicros : null])}
+        display={records.map((r) => [<code>{r.id}</code>, <TraceLink traceId={r.traceId ?? null} template={props.traceUrl} />, fmtTime(r.createdAt), keyName(r.apiKeyId), r.model, r.modelVersion ?? '—', r.protocol.toLowerCase(), r.status.toLowerCase().replace('_', ' '),
           String(r.items), r.computeUnits.toLocaleString('en-US', { maximumFractionDigits: 3 }), r.latencyMs.toFixed(1), r.spend ? `${r.spend.amount} ${r.spend.currency}` : '—'])}
         empty="No requests match these filters." />
       <nav class="row" aria-label="Request log pages">
@@ -114,7 +114,15 @@ export function RequestsView(props: { apiKey: string; me: Me; query: string }) {
         <span>Page {cursors.length}</span>
         <button type="button" class="secondary" disabled={!page?.hasNext} onClick={() => setCursors((c) => [...c, page?.endCursor ?? null])}>Older</button>
       </nav>
-      <p class="muted">The request id is the gateway's x-request-id: search it in your logs and traces.</p>
+      <p class="muted">The request id is the gateway's x-request-id: search it in your logs and traces. The trace is the request's trace id, recorded when tracing exported its span{props.traceUrl ? '; it opens the trace viewer' : ' (select it to copy; set CONSOLE_TRACE_URL_TEMPLATE to link it to a trace viewer)'}.</p>
     </div>
   );
+}
+
+/** A record's trace id: a link into the trace viewer when a template is configured, else text selected whole on a click. */
+function TraceLink(props: { traceId: string | null; template: string | null }) {
+  const { traceId, template } = props;
+  if (!traceId) return <>—</>;
+  if (!template) return <code class="copyable" data-testid="trace-id">{traceId}</code>;
+  return <a href={template.replace('{traceId}', traceId)} target="_blank" rel="noopener noreferrer" data-testid="trace-link"><code>{traceId}</code><span class="sr-only"> (trace, opens in a new tab)</span></a>;
 }

@@ -10,6 +10,7 @@ import { HealthResolver } from './health/health.resolver';
 import { InferenceResolver } from './inference/inference.resolver';
 import { KeysResolver } from './keys/keys.resolver';
 import { ApiKeyTenantResolver } from './keys/api-key-tenant.resolver';
+import { ApiKeyCreditBalanceResolver } from './limits/credit-balance.resolver';
 import { UsageResolver } from './usage/usage.resolver';
 import { UsageRecordSpendResolver } from './usage/usage-record-spend.resolver';
 import { BillingResolver } from './billing/billing.resolver';
@@ -21,7 +22,7 @@ import { NodeResolver } from './node.resolver';
 import { DateTimeISO } from './scalars';
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql takes resolver classes as Function
-export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyEffectiveLimitsResolver, ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, TenantEffectiveLimitsResolver, UsageRecordSpendResolver, UsageResolver, WebhooksResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [ApiKeyCreditBalanceResolver, ApiKeyEffectiveLimitsResolver, ApiKeyTenantResolver, BillingResolver, HealthResolver, InferenceResolver, KeysResolver, MeLimitsResolver, NodeResolver, TenantEffectiveLimitsResolver, UsageRecordSpendResolver, UsageResolver, WebhooksResolver];
 
 let cached: Promise<GraphQLSchema> | undefined;
 

@@ -38,7 +38,7 @@ export function registerConsoleSessionRoutes(app: FastifyInstance, deps: Console
       if (!key) throw new UnauthenticatedError('Send the API key in the Authorization header to start a console session');
       const opened = await sessions.signInWithKey(key);
       setSessionCookie(request, reply, config, opened);
-      return reply.code(201).send(sessionBody(opened));
+      return reply.code(201).send({ ...sessionBody(opened), traceUrlTemplate: config.traceUrlTemplate });
     }),
   );
 
@@ -50,7 +50,7 @@ export function registerConsoleSessionRoutes(app: FastifyInstance, deps: Console
       if (token === undefined) return reply.send(signedOut);
       try {
         const s = await sessions.resolve(token, { passive: request.query.passive === '1' });
-        return reply.send({ signedIn: true, csrfToken: s.csrfToken, kind: s.kind, subject: s.subject, expiresAt: s.expiresAt.toISOString(), idleExpiresAt: s.idleExpiresAt.toISOString(), oidc: oidc !== null });
+        return reply.send({ signedIn: true, csrfToken: s.csrfToken, kind: s.kind, subject: s.subject, expiresAt: s.expiresAt.toISOString(), idleExpiresAt: s.idleExpiresAt.toISOString(), oidc: oidc !== null, traceUrlTemplate: config.traceUrlTemplate });
       } catch (error) {
         if (!(error instanceof UnauthenticatedError)) throw error;
         clearCookie(request, reply, config, SESSION_COOKIE, '/');

@@ -87,6 +87,8 @@ export class UsageRecordType implements Node {
   @Field(() => String, { nullable: true, description: 'cpu or cuda; null when nothing ran' }) executionProvider!: string | null;
   @Field(() => UsageProtocolValue, { description: 'Front door the request came through (UNKNOWN: recorded before this field existed)' }) protocol!: UsageProtocolName;
   @Field({ description: 'When the request was recorded' }) createdAt!: Date;
+  @Field(() => String, { nullable: true, description: "The W3C trace id (32 hex) of the request's span when tracing recorded it (an OTLP exporter set and the span sampled); null otherwise" })
+  traceId!: string | null;
 }
 
 @ObjectType({ description: 'One usage record in a page, with its cursor' })

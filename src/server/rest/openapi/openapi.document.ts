@@ -29,6 +29,8 @@ function keyed(scope: Scope): Json {
   return { security: [{ bearerKey: [scope] }, { apiKeyHeader: [scope] }], 'x-modelgate-scope': scope };
 }
 const open: Json = { security: [] };
+/** Where the console links a usage record's trace id (CONSOLE_TRACE_URL_TEMPLATE); null: not configured. */
+const TRACE_URL_TEMPLATE: Json = { type: ['string', 'null'], description: 'CONSOLE_TRACE_URL_TEMPLATE: a URL with {traceId}, where the request log links trace ids; null: not configured.' };
 
 const schemas: Record<string, Json> = {
   ErrorCode: { type: 'string', enum: [...PUBLIC_ERROR_CODES].sort(), description: 'The closed list of public error codes (README "Errors").' },
@@ -496,7 +498,7 @@ const paths: Record<string, Json> = {
         '201': {
           description: 'Signed in.',
           headers: { ...idHeader, 'Set-Cookie': { required: true, schema: { type: 'string', pattern: '^mg_session=[A-Za-z0-9_-]+; Path=/; Max-Age=\\d+; HttpOnly; SameSite=Strict' } } },
-          content: json({ type: 'object', required: ['signedIn', 'csrfToken', 'expiresAt'], properties: { signedIn: { const: true }, csrfToken: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
+          content: json({ type: 'object', required: ['signedIn', 'csrfToken', 'expiresAt'], properties: { signedIn: { const: true }, csrfToken: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' }, traceUrlTemplate: TRACE_URL_TEMPLATE } }),
         },
         '401': response('Unauthenticated'),
         '403': response('Forbidden'),
@@ -526,6 +528,7 @@ const paths: Record<string, Json> = {
               expiresAt: { type: 'string', format: 'date-time' },
               idleExpiresAt: { type: 'string', format: 'date-time' },
               ended: { type: 'string' },
+              traceUrlTemplate: TRACE_URL_TEMPLATE,
             },
           }),
         },
