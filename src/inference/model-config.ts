@@ -9,8 +9,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { EXECUTION_PROVIDER_NAMES } from '../config';
 
-export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'] as const;
+export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
 export type Datatype = (typeof DATATYPES)[number];
+/** Fixed-size elements; BYTES (onnx tensor(string)) travels length-prefixed, each element a 4-byte little-endian length then its UTF-8 bytes. */
+export type NumericDatatype = Exclude<Datatype, 'BYTES'>;
 
 const tensorSpec = z
   .object({

@@ -27,6 +27,7 @@ import type { HeaderBag } from '../../auth/authenticator';
 import type { Logger } from '../../log/logger';
 import type { Tracing } from '../../tracing/tracing';
 import type { RequestTrace } from '../../tracing/types';
+import { tritonTypeName } from '../../inference/triton-config';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
 import type { ModelCatalog } from '../../inference/model-catalog';
 import { loadFileVersion, type ModelFleet, type TritonLoadParameters } from '../../inference/fleet';
@@ -371,7 +372,7 @@ function modelMetadata(v: ModelView) {
 
 /** Triton's ModelConfig message, for the fields modelgate serves with (as REST's /config). */
 function modelConfig(config: NonNullable<ModelView['config']>) {
-  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: tritonTypeName(t.datatype), dims: t.dims });
   return {
     name: config.name,
     platform: config.platform,

@@ -16,6 +16,7 @@ import type { Logger } from '../../../log/logger';
 import { rateLimitHeaders } from '../../../ratelimit/headers';
 import type { LimitDecision } from '../../../ratelimit/types';
 import { VERSION } from '../../../version';
+import { tritonTypeName } from '../../../inference/triton-config';
 import type { InferencePipeline, PipelineOutcome } from '../../../inference/pipeline';
 import type { ModelCatalog } from '../../../inference/model-catalog';
 import type { ModelFleet, ReplicaVersionView } from '../../../inference/fleet';
@@ -231,7 +232,7 @@ function registerModelExtensionRoutes(scope: FastifyInstance, { pipeline, models
   route('/config', async (reply, { model, version }) => {
     const config = inference.describe(model, version ?? null).config;
     if (!config) throw new DomainError('MODEL_UNAVAILABLE', `Model "${model}" has no served configuration (it failed to load)`);
-    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+    const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: tritonTypeName(t.datatype), dims: t.dims });
     return reply.send({
       name: config.name,
       platform: config.platform,
