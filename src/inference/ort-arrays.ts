@@ -1,5 +1,5 @@
 import type { Datatype } from './model-config';
-import { BYTES_PER_ELEMENT, ORT_TYPE, decodeStrings, joinLengthPrefixed } from './tensor';
+import { BYTES_PER_ELEMENT, ORT_TYPE, decodeStrings } from './tensor';
 
 /** The typed array onnxruntime takes for a tensor type, over a buffer (the inference worker and the upload inspector both build tensors). */
 export type TypedArrayOf = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array | BigUint64Array;
