@@ -103,6 +103,20 @@ async function measure() {
     size_bytes: fs.statSync(onnxFile).size,
   };
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n');
+  writeFixture(heldout);
   console.log(JSON.stringify(config.card, null, 1));
 }
+/** test/fixtures/word-language-heldout-600.tsv: the first 100 held-out words of each language, for test/models/models.test.ts (sha256 in the manifest). */
+function writeFixture(heldout) {
+  const fixtures = path.join(ROOT, 'test', 'fixtures');
+  const name = 'word-language-heldout-600.tsv';
+  const rows = labels.flatMap((l) => heldout.filter(([lang]) => lang === l).slice(0, 100));
+  const text = Buffer.from(rows.map(([lang, word]) => `${lang}\t${word}\n`).join(''), 'utf8');
+  fs.writeFileSync(path.join(fixtures, name), text);
+  const manifestFile = path.join(fixtures, 'manifest.json');
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  manifest.files[name] = { bytes: text.length, sha256: require('node:crypto').createHash('sha256').update(text).digest('hex') };
+  fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
+}
+
 measure().catch((e) => { console.error(e); process.exit(1); });
