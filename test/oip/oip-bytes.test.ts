@@ -138,6 +138,34 @@ describe('BYTES through every door (word-language)', () => {
     expect(Buffer.from(gqlOutputs['language']!.dataBase64, 'base64').equals(languageBytes)).toBe(true);
   });
 
+  it('answers concurrent string requests, batched together or not, each with its own words (string outputs split per request)', async () => {
+    const infer = (words: string[]) =>
+      graphql<{ infer: { batchSize: number; outputs: { name: string; strings: string[] | null; dataBase64: string }[] } }>(
+        gateway.url,
+        'mutation($input: InferInput!) { infer(input: $input) { batchSize outputs { name strings dataBase64 } } }',
+        { input: { model: MODEL, inputs: [{ name: 'text', datatype: 'BYTES', shape: [words.length, 1], strings: words }] } },
+        authHeaders(key),
+      );
+    // Requests of 1 to 3 words, so items of different requests sit at different offsets of a batch.
+    const requests = Array.from({ length: 24 }, (_, i) => WORDS.slice(i % WORDS.length, (i % WORDS.length) + 1 + (i % 3)));
+    const alone = [];
+    for (const words of requests) alone.push(await infer(words));
+    const together = await Promise.all(requests.map((words) => infer(words)));
+    together.forEach((answer, i) => {
+      expect(answer.body.errors).toBeUndefined();
+      expect(answer.body.data!.infer.outputs).toEqual(alone[i]!.body.data!.infer.outputs);
+      expect(answer.body.data!.infer.outputs.find((o) => o.name === 'language')!.strings).toHaveLength(requests[i]!.length);
+    });
+    // dataBase64 in: the same length-prefixed bytes as the binary extension.
+    const base64 = await graphql<{ infer: { outputs: { name: string; strings: string[] | null }[] } }>(
+      gateway.url,
+      'mutation($input: InferInput!) { infer(input: $input) { outputs { name strings } } }',
+      { input: { model: MODEL, inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 1], dataBase64: lengthPrefixed(['maison', 'gezellig']).toString('base64') }] } },
+      authHeaders(key),
+    );
+    expect(base64.body.data!.infer.outputs.find((o) => o.name === 'language')!.strings).toEqual(['fr', 'nl']);
+  });
+
   it('shows BYTES in the model metadata and TYPE_STRING in its Triton config', async () => {
     const metadata = await oip(`${gateway.url}/v2/models/${MODEL}`, { headers: authHeaders(key) });
     expect(metadata.json).toMatchObject({ inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1, 1] }], outputs: [{ name: 'probabilities', datatype: 'FP32' }, { name: 'language', datatype: 'BYTES' }] });
