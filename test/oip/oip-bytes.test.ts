@@ -148,7 +148,7 @@ describe('BYTES through every door (word-language)', () => {
       );
     // Requests of 1 to 3 words, so items of different requests sit at different offsets of a batch.
     const requests = Array.from({ length: 24 }, (_, i) => WORDS.slice(i % WORDS.length, (i % WORDS.length) + 1 + (i % 3)));
-    const alone = [];
+    const alone: Awaited<ReturnType<typeof infer>>[] = [];
     for (const words of requests) alone.push(await infer(words));
     const together = await Promise.all(requests.map((words) => infer(words)));
     together.forEach((answer, i) => {
