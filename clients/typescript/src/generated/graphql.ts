@@ -207,7 +207,7 @@ export type InferMutationVariables = Exact<{
 }>;
 
 
-export type InferMutation = { infer: { id: string | null, modelName: string, modelVersion: string, executionProvider: string, batchSize: number, outputs: Array<{ name: string, datatype: TensorDatatype, shape: Array<number>, dataBase64: string }>, timing: { queueMs: number, computeMs: number, totalMs: number } } };
+export type InferMutation = { infer: { id: string | null, modelName: string, modelVersion: string, executionProvider: string, batchSize: number, outputs: Array<{ name: string, datatype: TensorDatatype, shape: Array<number>, dataBase64: string, strings: Array<string> | null }>, timing: { queueMs: number, computeMs: number, totalMs: number } } };
 
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -321,6 +321,7 @@ export const InferDocument = new TypedDocumentString(`
       datatype
       shape
       dataBase64
+      strings
     }
     timing {
       queueMs
