@@ -297,10 +297,22 @@ export function joinLengthPrefixed(elements: readonly Buffer[]): Buffer {
  * that is not would reach the graph mangled). Null when it is well formed.
  */
 export function checkStrings(bytes: Buffer, elements: number): string | null {
-  const split = splitLengthPrefixed(bytes, elements);
-  if (typeof split === 'string') return `is not BYTES as the protocol sends them (each element a 4-byte little-endian length, then its bytes): ${split}`;
-  const bad = split.findIndex((element) => !isUtf8(element));
-  return bad === -1 ? null : `element ${bad} is not UTF-8 text (the model takes strings)`;
+  const framing = (why: string) => `is not BYTES as the protocol sends them (each element a 4-byte little-endian length, then its bytes): ${why}`;
+  // One walk, holding no list of elements: framing first, then each element's UTF-8.
+  let at = 0;
+  let count = 0;
+  let notUtf8 = -1;
+  while (at < bytes.length) {
+    if (count === elements) return framing(`${bytes.length - at} bytes after the ${elements} elements the shape takes`);
+    if (at + 4 > bytes.length) return framing(`element ${count}: ${bytes.length - at} bytes left where a 4-byte length was expected`);
+    const length = bytes.readUInt32LE(at);
+    if (at + 4 + length > bytes.length) return framing(`element ${count}: its length ${length} runs past the end of the ${bytes.length} bytes`);
+    if (notUtf8 === -1 && !isUtf8(bytes.subarray(at + 4, at + 4 + length))) notUtf8 = count;
+    at += 4 + length;
+    count += 1;
+  }
+  if (count !== elements) return framing(`${count} elements; the shape takes ${elements}`);
+  return notUtf8 === -1 ? null : `element ${notUtf8} is not UTF-8 text (the model takes strings)`;
 }
 
 // String.prototype.isWellFormed is ES2024; the lib here is ES2022.
