@@ -17,7 +17,7 @@ import { OverloadedError, TimeoutError } from '../errors';
 import type { PoolWorker, WorkerPool } from './pool';
 import type { WireTensor } from './worker-protocol';
 import type { Datatype } from './model-config';
-import { datatypeFromOrt } from './tensor';
+import { datatypeFromOrt, lengthPrefixedRange } from './tensor';
 
 export interface BatchInput {
   name: string;
@@ -316,11 +316,12 @@ function splitOutput(output: WireTensor, firstItem: number, count: number, batch
   const datatype = datatypeFromOrt(output.type);
   if (!datatype) throw new Error(`model produced an unsupported output type ${output.type}`);
   if (count === 0) return { name: output.name, datatype, shape: output.dims, bytes: Buffer.from(output.buffer) };
+  const shape = [count, ...output.dims.slice(1)];
+  if (datatype === 'BYTES') {
+    // Elements are length-prefixed (variable size): walk to the request's first one.
+    const perItem = output.dims.slice(1).reduce((a, b) => a * b, 1);
+    return { name: output.name, datatype, shape, bytes: lengthPrefixedRange(Buffer.from(output.buffer), firstItem * perItem, count * perItem) };
+  }
   const perItem = output.buffer.byteLength / batchItems;
-  return {
-    name: output.name,
-    datatype,
-    shape: [count, ...output.dims.slice(1)],
-    bytes: Buffer.from(output.buffer, firstItem * perItem, count * perItem),
-  };
+  return { name: output.name, datatype, shape, bytes: Buffer.from(output.buffer, firstItem * perItem, count * perItem) };
 }

@@ -16,7 +16,7 @@ import { ShadowRunner } from './shadow';
 import { InferenceMetrics } from './metrics';
 import type { Batcher, BatchInput, BatchRequest, BatchResult, OutputTensor } from './batcher';
 import type { Datatype } from './model-config';
-import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, decodeBase64, elementCount, encodeNumbers } from './tensor';
+import { BYTES_PER_ELEMENT, ORT_TYPE, TensorEncodingError, base64Length, base64LengthFits, checkBytes, checkStrings, decodeBase64, elementCount, encodeNumbers, encodeStrings } from './tensor';
 import { preprocessImage, type ImageSource } from './image';
 import type { StepTrace, TraceAttributes } from '../tracing/types';
 import { NOOP_STEPS } from '../tracing/noop';
@@ -29,8 +29,10 @@ export interface InferTensorInput {
   shape: number[];
   data?: number[] | null;
   dataBase64?: string | null;
-  /** Raw little-endian bytes (the OIP binary tensor extension); no base64 on that path. */
+  /** Raw little-endian bytes (the OIP binary tensor extension); no base64 on that path. BYTES: length-prefixed elements. */
   bytes?: Buffer | null;
+  /** BYTES elements as text (JSON strings); the other forms carry them length-prefixed. */
+  strings?: string[] | null;
 }
 
 export interface InferRequest {
@@ -630,6 +632,16 @@ export class InferenceService {
         if (n > max) throw new BadInputError(`batch of ${n} exceeds the maximum of ${max} items per request`, `${field}.shape`);
       }
       const count = elementCount(input.shape);
+      if (spec.datatype === 'BYTES') {
+        const bytes = this.stringInput(input, count, field);
+        totalBytes += bytes.length;
+        if (totalBytes > this.config.models.maxBytesPerRequest) {
+          throw new BadInputError(`inputs exceed ${this.config.models.maxBytesPerRequest} bytes (INFERENCE_MAX_BYTES_PER_REQUEST)`, `${field}.shape`);
+        }
+        byName.set(input.name, { name: input.name, type: ORT_TYPE.BYTES, itemShape, bytes });
+        return;
+      }
+      if (input.strings !== undefined && input.strings !== null) throw new BadInputError(`input "${input.name}" is ${spec.datatype}: give numbers, not strings`, `${field}.data`);
       const byteLength = count * BYTES_PER_ELEMENT[spec.datatype];
       totalBytes += byteLength;
       if (totalBytes > this.config.models.maxBytesPerRequest) {
@@ -680,6 +692,29 @@ export class InferenceService {
     }
     // Inputs in config order, so batches of different callers line up.
     return { items: batching ? items : 1, inputs: config.inputs.map((spec) => byName.get(spec.name)!), outputNames };
+  }
+
+  /**
+   * A BYTES input as the engine holds it (length-prefixed, each element UTF-8):
+   * from JSON strings, or from length-prefixed bytes (binary extension, gRPC,
+   * base64) checked for framing, element count and UTF-8.
+   */
+  private stringInput(input: InferTensorInput, count: number, field: string): Buffer {
+    const forms = [input.strings, input.data, input.dataBase64, input.bytes].filter((f) => f !== undefined && f !== null).length;
+    if (forms !== 1) throw new BadInputError('give exactly one of strings (data), dataBase64 or binary data', `${field}.data`);
+    if (input.data) throw new BadInputError(`input "${input.name}" is BYTES: give strings, not numbers`, `${field}.data`);
+    if (input.strings) {
+      if (input.strings.length !== count) throw new BadInputError(`data has ${input.strings.length} elements; shape [${input.shape.join(',')}] needs ${count}`, `${field}.data`);
+      const bytes = encodeStrings(input.strings);
+      if (typeof bytes === 'number') throw new BadInputError(`data element ${bytes} is not well-formed Unicode (a lone surrogate)`, `${field}.data`);
+      return bytes;
+    }
+    const where = input.bytes ? `${field}.parameters.binary_data_size` : `${field}.dataBase64`;
+    const raw = input.bytes ?? decodeBase64(input.dataBase64!);
+    if (!raw) throw new BadInputError('dataBase64 is not valid base64', where);
+    const problem = checkStrings(raw, count);
+    if (problem) throw new BadInputError(`${input.bytes ? 'binary data' : 'dataBase64'} ${problem}`, where);
+    return raw;
   }
 
   /** `n`: the images in this run (its outputs may or may not carry a batch axis). */

@@ -9,8 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { checkOnnx, OnnxCheckError } from './onnx-checks';
-import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
-import { typedArray } from './ort-arrays';
+import { datatypeFromOrt } from './tensor';
+import { zeroData } from './ort-arrays';
 import type { TensorMetadata } from './worker-protocol';
 
 export interface InspectRequest {
@@ -49,7 +49,7 @@ async function inspect(file: string): Promise<InspectReply> {
       if (!datatype) throw new Error(`input "${m.name}" has type ${m.type}, which modelgate does not serve`);
       const dims = m.shape.map((d) => (d > 0 ? d : 1));
       const count = dims.reduce((a, b) => a * b, 1);
-      feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, typedArray(m.type, new ArrayBuffer(count * BYTES_PER_ELEMENT[datatype])) as ort.Tensor.DataType, dims);
+      feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, zeroData(datatype, count) as ort.Tensor.DataType, dims);
     }
     await session.run(feeds);
   } catch (error) {

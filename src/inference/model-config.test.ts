@@ -7,12 +7,16 @@ import { parsePbtxtConfig, readModelConfig } from './triton-config';
 const MODELS = path.resolve(__dirname, '../../models');
 
 describe('model repository', () => {
-  it('finds the four committed models, skipping training folders, and validates their configs', async () => {
+  it('finds the five committed models, skipping training folders, and validates their configs', async () => {
     const entries = await scanRepository(MODELS);
-    expect(entries.map((e) => e.name)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm']);
+    expect(entries.map((e) => e.name)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm', 'word-language']);
     for (const entry of entries) {
       expect(entry.versions).toEqual([1]);
       const config = await readModelConfig(entry);
+      if (entry.name === 'word-language') {
+        expect(config?.inputs).toEqual([{ name: 'text', datatype: 'BYTES', dims: [1] }]);
+        continue;
+      }
       expect(config?.labels).toHaveLength(10);
       expect(config?.inputs[0]).toMatchObject({ name: 'image', datatype: 'FP32', dims: [1, 28, 28] });
     }
@@ -88,6 +92,13 @@ describe('model_warmup (Triton\'s warm-up samples)', () => {
     [[{ count: 10_001, inputs: { x: { dims: [2, 3], zero_data: true } } }], /count/],
   ])('refuses a sample that cannot feed the model (%#)', (samples, pattern) => {
     expect(() => parse(samples)).toThrow(pattern);
+  });
+
+  it('warms a BYTES input up with zero_data (empty strings) only, TYPE_STRING naming it', () => {
+    const strings = { ...base, inputs: [{ name: 't', datatype: 'BYTES', dims: [1] }] };
+    const config = parseModelConfig('/r/m/config.json', JSON.stringify({ ...strings, model_warmup: [{ inputs: { t: { data_type: 'TYPE_STRING', zero_data: true } } }] }));
+    expect(config.model_warmup?.[0]?.inputs['t']?.data_type).toBe('BYTES');
+    expect(() => parseModelConfig('/r/m/config.json', JSON.stringify({ ...strings, model_warmup: [{ inputs: { t: { random_data: true } } }] }))).toThrow(/a BYTES input warms up with zero_data/);
   });
 
   it('reads model_warmup from config.pbtxt as Triton writes it', () => {

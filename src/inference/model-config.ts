@@ -9,8 +9,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { EXECUTION_PROVIDER_NAMES } from '../config';
 
-export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'] as const;
+export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
 export type Datatype = (typeof DATATYPES)[number];
+/** Fixed-size elements; BYTES (onnx tensor(string)) travels length-prefixed, each element a 4-byte little-endian length then its UTF-8 bytes. */
+export type NumericDatatype = Exclude<Datatype, 'BYTES'>;
 
 const tensorSpec = z
   .object({
@@ -36,7 +38,8 @@ export const WARMUP_FILE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$/;
 const warmupInput = z
   .object({
     // Triton writes TYPE_FP32; modelgate's own form FP32. Absent: the config input's datatype.
-    data_type: z.string().transform((t) => t.replace(/^TYPE_/, '')).pipe(z.enum(DATATYPES)).optional(),
+    // Triton's TYPE_STRING is the protocol's BYTES.
+    data_type: z.string().transform((t) => (t === 'TYPE_STRING' ? 'BYTES' : t.replace(/^TYPE_/, ''))).pipe(z.enum(DATATYPES)).optional(),
     // Without the batch axis, like the config's; absent: the config input's dims.
     dims: z.array(z.number().int().min(1)).optional(),
     zero_data: z.boolean().optional(),
@@ -149,6 +152,8 @@ function checkWarmup(
       continue;
     }
     if (input.data_type !== undefined && input.data_type !== spec.datatype) issue(['inputs', spec.name, 'data_type'], `is ${input.data_type} but the input is ${spec.datatype}`);
+    // Strings warm up as empty strings; random bytes, a raw file or numbers are no text.
+    if (spec.datatype === 'BYTES' && input.zero_data !== true) issue(['inputs', spec.name], 'a BYTES input warms up with zero_data (empty strings)');
     const dims = input.dims ?? spec.dims;
     if (dims.length !== spec.dims.length || dims.some((d, k) => spec.dims[k] !== -1 && spec.dims[k] !== d) || dims.some((d) => d < 1)) {
       issue(['inputs', spec.name, 'dims'], `[${dims.join(',')}] does not fit the input's dims [${spec.dims.join(',')}] (give dims for variable ones)`);

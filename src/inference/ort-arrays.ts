@@ -1,3 +1,6 @@
+import type { Datatype } from './model-config';
+import { BYTES_PER_ELEMENT, ORT_TYPE, decodeStrings } from './tensor';
+
 /** The typed array onnxruntime takes for a tensor type, over a buffer (the inference worker and the upload inspector both build tensors). */
 export type TypedArrayOf = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array | Uint32Array | BigUint64Array;
 
@@ -29,3 +32,18 @@ export function typedArray(type: string, buffer: ArrayBuffer): TypedArrayOf {
       throw new Error(`unsupported tensor type ${type}`);
   }
 }
+
+/**
+ * An onnxruntime tensor's data from the bytes the engine holds: a typed array
+ * over them, or for 'string' (BYTES) the length-prefixed elements decoded.
+ */
+export function ortData(type: string, buffer: ArrayBuffer): TypedArrayOf | string[] {
+  return type === 'string' ? decodeStrings(Buffer.from(buffer)) : typedArray(type, buffer);
+}
+
+/** `count` zero elements of a datatype (empty strings for BYTES): the warm-up and inspection runs. */
+export function zeroData(datatype: Datatype, count: number): TypedArrayOf | string[] {
+  if (datatype === 'BYTES') return new Array<string>(count).fill('');
+  return typedArray(ORT_TYPE[datatype], new ArrayBuffer(count * BYTES_PER_ELEMENT[datatype]));
+}
+

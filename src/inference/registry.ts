@@ -579,8 +579,14 @@ async function warmupSamples(config: ModelConfig | null, files: WarmupFileReader
     for (const spec of config.inputs) {
       const input = sample.inputs[spec.name]!;
       const dims = input.dims ?? spec.dims;
-      const itemBytes = dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[spec.datatype];
       const fill = input.zero_data ? 'zero' : input.random_data ? 'random' : 'given';
+      if (spec.datatype === 'BYTES') {
+        // Strings warm up as empty strings; random bytes or a raw file make no sense for text.
+        if (fill !== 'zero') throw new Error(`model_warmup "${sample.name}" input "${spec.name}" is BYTES: give zero_data (empty strings)`);
+        inputs.push({ name: spec.name, type: ORT_TYPE.BYTES, dims: batching ? [Math.max(sample.batch_size, 1), ...dims] : dims, fill } as const);
+        continue;
+      }
+      const itemBytes = dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[spec.datatype];
       let item: ArrayBuffer | undefined;
       if (input.data) {
         const bytes = encodeNumbers(spec.datatype, input.data);

@@ -163,7 +163,18 @@ export function requestKey(tenantId: string, session: string, request: InferRequ
     field(hash, input.name);
     field(hash, input.datatype);
     field(hash, input.shape.join(','));
-    if (input.bytes != null) {
+    if (input.strings != null) {
+      // BYTES as JSON strings: each length-prefixed, so two lists never hash alike.
+      if (input.data != null || input.dataBase64 != null || input.bytes != null) return null;
+      field(hash, 't');
+      field(hash, String(input.strings.length));
+      for (const text of input.strings) {
+        if (typeof text !== 'string') return null;
+        // UTF-16 code units, so a lone surrogate (refused later) never keys like U+FFFD.
+        hash.update(`${text.length}:`);
+        hash.update(Buffer.from(text, 'utf16le'));
+      }
+    } else if (input.bytes != null) {
       if (input.data != null || input.dataBase64 != null) return null;
       field(hash, 'b');
       field(hash, String(input.bytes.length));

@@ -1,4 +1,4 @@
-import { checkBytes, decodeBase64, decodeNumbers, encodeNumbers, joinLengthPrefixed, splitLengthPrefixed, TensorEncodingError } from './tensor';
+import { checkBytes, checkStrings, decodeBase64, decodeNumbers, decodeStrings, encodeNumbers, encodeStrings, joinLengthPrefixed, lengthPrefixedRange, splitLengthPrefixed, TensorEncodingError } from './tensor';
 
 describe('tensor codec', () => {
   it.each([
@@ -69,3 +69,26 @@ describe('BYTES elements, length-prefixed (4-byte little-endian length, then the
   });
 });
 
+
+describe('BYTES as the engine holds them (strings)', () => {
+  const texts = ['', 'haus', 'café', '漢字🦋'];
+
+  it('encodes strings length-prefixed as UTF-8, decodes them back, and checks framing, count and UTF-8', () => {
+    const bytes = encodeStrings(texts) as Buffer;
+    expect(bytes.equals(joinLengthPrefixed(texts.map((t) => Buffer.from(t, 'utf8'))))).toBe(true);
+    expect(decodeStrings(bytes)).toEqual(texts);
+    expect(checkStrings(bytes, texts.length)).toBeNull();
+    expect(checkStrings(bytes, 3)).toMatch(/bytes after the 3 elements/);
+    expect(checkStrings(joinLengthPrefixed([Buffer.from('ok'), Buffer.from([0xc3, 0x28])]), 2)).toMatch(/element 1 is not UTF-8/);
+    // A lone surrogate is no Unicode text: its index, not bytes.
+    expect(encodeStrings(['ok', 'a\ud800'])).toBe(1);
+    expect(encodeStrings(['\ud83e\udd8b'])).toBeInstanceOf(Buffer);
+  });
+
+  it('cuts the byte range of whole elements (a batched output split per request)', () => {
+    const bytes = encodeStrings(texts) as Buffer;
+    expect(decodeStrings(lengthPrefixedRange(bytes, 1, 2))).toEqual(['haus', 'café']);
+    expect(decodeStrings(lengthPrefixedRange(bytes, 0, 4))).toEqual(texts);
+    expect(lengthPrefixedRange(bytes, 4, 0).length).toBe(0);
+  });
+});

@@ -5,9 +5,11 @@
  * range and finiteness, so nothing malformed reaches onnxruntime.
  */
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
-import type { Datatype } from './model-config';
+import { isUtf8 } from 'node:buffer';
+import type { Datatype, NumericDatatype } from './model-config';
 
-export const BYTES_PER_ELEMENT: Record<Datatype, number> = {
+/** Bytes per element of the fixed-size datatypes (BYTES elements are length-prefixed: see splitLengthPrefixed). */
+export const BYTES_PER_ELEMENT: Record<NumericDatatype, number> = {
   BOOL: 1,
   UINT8: 1,
   UINT16: 2,
@@ -36,6 +38,7 @@ export const ORT_TYPE: Record<Datatype, string> = {
   FP16: 'float16',
   FP32: 'float32',
   FP64: 'float64',
+  BYTES: 'string',
 };
 
 const FROM_ORT_TYPE: Record<string, Datatype> = Object.fromEntries(
@@ -51,7 +54,7 @@ export function elementCount(shape: readonly number[]): number {
 }
 
 /** Why a JSON value cannot be stored in a datatype, or null when it can. */
-function elementProblem(datatype: Datatype, value: number): string | null {
+function elementProblem(datatype: NumericDatatype, value: number): string | null {
   if (!Number.isFinite(value)) return 'NaN or Infinity is not allowed';
   switch (datatype) {
     case 'FP32':
@@ -70,7 +73,7 @@ function elementProblem(datatype: Datatype, value: number): string | null {
   }
 }
 
-const INTEGER_RANGE: Record<Exclude<Datatype, 'FP16' | 'FP32' | 'FP64' | 'BOOL'>, [number, number]> = {
+const INTEGER_RANGE: Record<Exclude<NumericDatatype, 'FP16' | 'FP32' | 'FP64' | 'BOOL'>, [number, number]> = {
   UINT8: [0, 255],
   UINT16: [0, 65535],
   UINT32: [0, 4294967295],
@@ -86,7 +89,7 @@ const INTEGER_RANGE: Record<Exclude<Datatype, 'FP16' | 'FP32' | 'FP64' | 'BOOL'>
 export class TensorEncodingError extends Error {}
 
 /** Encodes JSON numbers as little-endian bytes of the datatype; throws TensorEncodingError naming the element. */
-export function encodeNumbers(datatype: Datatype, values: readonly number[]): Buffer {
+export function encodeNumbers(datatype: NumericDatatype, values: readonly number[]): Buffer {
   const size = BYTES_PER_ELEMENT[datatype];
   const out = Buffer.allocUnsafe(values.length * size);
   for (let i = 0; i < values.length; i += 1) {
@@ -135,7 +138,7 @@ export function encodeNumbers(datatype: Datatype, values: readonly number[]): Bu
 }
 
 /** Checks raw bytes from the client: floats must be finite, BOOL 0/1. */
-export function checkBytes(datatype: Datatype, bytes: Buffer): string | null {
+export function checkBytes(datatype: NumericDatatype, bytes: Buffer): string | null {
   const size = BYTES_PER_ELEMENT[datatype];
   if (bytes.length % size !== 0) return `byte length ${bytes.length} is not a multiple of ${size} (${datatype})`;
   const n = bytes.length / size;
@@ -154,7 +157,7 @@ export function checkBytes(datatype: Datatype, bytes: Buffer): string | null {
 }
 
 /** Decodes little-endian bytes to JSON numbers (INT64 beyond 2^53 loses precision; use base64 for exact values). */
-export function decodeNumbers(datatype: Datatype, bytes: Buffer): number[] {
+export function decodeNumbers(datatype: NumericDatatype, bytes: Buffer): number[] {
   const size = BYTES_PER_ELEMENT[datatype];
   const n = Math.floor(bytes.length / size);
   const out = new Array<number>(n);
@@ -286,4 +289,58 @@ export function joinLengthPrefixed(elements: readonly Buffer[]): Buffer {
     at += 4 + element.length;
   }
   return out;
+}
+
+/**
+ * Checks a BYTES tensor as the engine holds it (length-prefixed): exactly
+ * `elements` elements, each UTF-8 (onnx tensor(string) is text; a byte string
+ * that is not would reach the graph mangled). Null when it is well formed.
+ */
+export function checkStrings(bytes: Buffer, elements: number): string | null {
+  const framing = (why: string) => `is not BYTES as the protocol sends them (each element a 4-byte little-endian length, then its bytes): ${why}`;
+  // One walk, holding no list of elements: framing first, then each element's UTF-8.
+  let at = 0;
+  let count = 0;
+  let notUtf8 = -1;
+  while (at < bytes.length) {
+    if (count === elements) return framing(`${bytes.length - at} bytes after the ${elements} elements the shape takes`);
+    if (at + 4 > bytes.length) return framing(`element ${count}: ${bytes.length - at} bytes left where a 4-byte length was expected`);
+    const length = bytes.readUInt32LE(at);
+    if (at + 4 + length > bytes.length) return framing(`element ${count}: its length ${length} runs past the end of the ${bytes.length} bytes`);
+    if (notUtf8 === -1 && !isUtf8(bytes.subarray(at + 4, at + 4 + length))) notUtf8 = count;
+    at += 4 + length;
+    count += 1;
+  }
+  if (count !== elements) return framing(`${count} elements; the shape takes ${elements}`);
+  return notUtf8 === -1 ? null : `element ${notUtf8} is not UTF-8 text (the model takes strings)`;
+}
+
+// String.prototype.isWellFormed is ES2024; the lib here is ES2022.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Strings as a length-prefixed BYTES tensor, or the index of the first string that is not well-formed Unicode (a lone surrogate). */
+export function encodeStrings(values: readonly string[]): Buffer | number {
+  const bad = values.findIndex((v) => LONE_SURROGATE.test(v));
+  if (bad !== -1) return bad;
+  return joinLengthPrefixed(values.map((v) => Buffer.from(v, 'utf8')));
+}
+
+/** A length-prefixed BYTES tensor's elements as strings (checked UTF-8 on the way in; onnxruntime's strings are UTF-8). */
+export function decodeStrings(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let at = 0; at + 4 <= bytes.length; ) {
+    const length = bytes.readUInt32LE(at);
+    out.push(bytes.toString('utf8', at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
+}
+
+/** The byte range of elements [first, first + count) of a length-prefixed BYTES tensor (how a batched string output is split per request). */
+export function lengthPrefixedRange(bytes: Buffer, first: number, count: number): Buffer {
+  let at = 0;
+  for (let i = 0; i < first; i += 1) at += 4 + bytes.readUInt32LE(at);
+  let end = at;
+  for (let i = 0; i < count; i += 1) end += 4 + bytes.readUInt32LE(end);
+  return bytes.subarray(at, end);
 }

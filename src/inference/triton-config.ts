@@ -21,10 +21,16 @@ function invalid(model: string, message: string): ModelInvalidError {
   return new ModelInvalidError(`Model "${model}": config ${message}`, { model, reason: 'CONFIG_INVALID' });
 }
 
+/** Triton's config name of a datatype: TYPE_FP32, and TYPE_STRING for BYTES. */
+export function tritonTypeName(datatype: string): string {
+  return datatype === 'BYTES' ? 'TYPE_STRING' : `TYPE_${datatype}`;
+}
+
 function tritonDatatype(model: string, value: unknown): Datatype {
   const name = typeof value === 'string' ? value.replace(/^TYPE_/, '') : '';
-  const mapped = name === 'STRING' ? '' : name;
-  if (!(DATATYPES as readonly string[]).includes(mapped)) throw invalid(model, `data_type ${JSON.stringify(value)} is not one modelgate serves (${DATATYPES.map((d) => `TYPE_${d}`).join(', ')})`);
+  // Triton's config names BYTES TYPE_STRING (the protocol's datatype is BYTES); TYPE_BYTES is not a Triton name.
+  const mapped = name === 'STRING' ? 'BYTES' : name === 'BYTES' ? '' : name;
+  if (!(DATATYPES as readonly string[]).includes(mapped)) throw invalid(model, `data_type ${JSON.stringify(value)} is not one modelgate serves (${DATATYPES.map(tritonTypeName).join(', ')})`);
   return mapped as Datatype;
 }
 

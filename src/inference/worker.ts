@@ -9,8 +9,8 @@ import { parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { createSessionWithFallback } from './providers';
-import { BYTES_PER_ELEMENT, datatypeFromOrt } from './tensor';
-import { typedArray, type TypedArrayOf } from './ort-arrays';
+import { BYTES_PER_ELEMENT, datatypeFromOrt, joinLengthPrefixed } from './tensor';
+import { ortData, typedArray, zeroData, type TypedArrayOf } from './ort-arrays';
 import type { WarmupSample, WorkerReply, WorkerRequest, WireTensor, TensorMetadata } from './worker-protocol';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread');
@@ -33,8 +33,7 @@ function warmupFeeds(session: ort.InferenceSession): Record<string, ort.Tensor> 
     const count = dims.reduce((a, b) => a * b, 1);
     const datatype = datatypeFromOrt(m.type);
     if (!datatype) throw new Error(`input "${m.name}" has type ${m.type}, which modelgate does not serve`);
-    const size = BYTES_PER_ELEMENT[datatype];
-    feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, typedArray(m.type, new ArrayBuffer(count * size)) as ort.Tensor.DataType, dims);
+    feeds[m.name] = new ort.Tensor(m.type as ort.Tensor.Type, zeroData(datatype, count) as ort.Tensor.DataType, dims);
   }
   return feeds;
 }
@@ -46,6 +45,11 @@ function sampleFeeds(sample: WarmupSample): Record<string, ort.Tensor> {
     const datatype = datatypeFromOrt(input.type);
     if (!datatype) throw new Error(`warm-up input "${input.name}" has type ${input.type}, which modelgate does not serve`);
     const count = input.dims.reduce((a, b) => a * b, 1);
+    if (datatype === 'BYTES') {
+      // The registry lets a BYTES input warm up on zero_data only: empty strings.
+      feeds[input.name] = new ort.Tensor('string', zeroData(datatype, count) as string[], input.dims);
+      continue;
+    }
     const bytes = new Uint8Array(count * BYTES_PER_ELEMENT[datatype]);
     if (input.fill === 'random') {
       fillRandom(typedArray(input.type, bytes.buffer));
@@ -95,6 +99,12 @@ async function warmUp(session: ort.InferenceSession, samples: WarmupSample[] | u
 }
 
 function toWire(name: string, tensor: ort.Tensor): { wire: WireTensor; transfer: ArrayBuffer | null } {
+  if (tensor.type === 'string') {
+    // BYTES leave length-prefixed, as the engine holds them on the main thread.
+    const joined = joinLengthPrefixed((tensor.data as string[]).map((s) => Buffer.from(s, 'utf8')));
+    const buffer = joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer;
+    return { wire: { name, type: tensor.type, dims: [...tensor.dims], buffer }, transfer: buffer };
+  }
   const data = tensor.data as TypedArrayOf;
   let buffer = data.buffer as ArrayBuffer;
   let transfer: ArrayBuffer | null = buffer;
@@ -146,7 +156,7 @@ async function handle(message: WorkerRequest): Promise<{ reply: WorkerReply; tra
       if (!session) throw new Error(`model ${message.key} is not loaded in this worker`);
       const feeds: Record<string, ort.Tensor> = {};
       for (const input of message.inputs) {
-        feeds[input.name] = new ort.Tensor(input.type as ort.Tensor.Type, typedArray(input.type, input.buffer) as ort.Tensor.DataType, input.dims);
+        feeds[input.name] = new ort.Tensor(input.type as ort.Tensor.Type, ortData(input.type, input.buffer) as ort.Tensor.DataType, input.dims);
       }
       const started = performance.now();
       const results = message.outputNames ? await session.run(feeds, message.outputNames) : await session.run(feeds);

@@ -2,6 +2,7 @@
 import type { ModelView } from '../inference/inference.service';
 import type { ServedConfig } from '../inference/registry';
 import { servedSignature } from '../inference/served-signature';
+import { tritonTypeName } from '../inference/triton-config';
 
 /** OIP model metadata: REST's GET /v2/models/{m}[/versions/{v}] and gRPC's ModelMetadata. */
 export function modelMetadata(v: ModelView) {
@@ -11,7 +12,7 @@ export function modelMetadata(v: ModelView) {
 
 /** Triton's ModelConfig, for the fields modelgate serves with: REST's /config (its JSON form) and gRPC's ModelConfig answer the same fields. */
 export function tritonModelConfig(config: ServedConfig) {
-  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.dims });
+  const tensor = (t: { name: string; datatype: string; dims: number[] }) => ({ name: t.name, data_type: tritonTypeName(t.datatype), dims: t.dims });
   return {
     name: config.name,
     platform: config.platform,

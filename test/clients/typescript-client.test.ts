@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildSchema, parse, validate } from 'graphql';
 import sharp from 'sharp';
-import { ALL_OPERATIONS, ERROR_CODES, fromTensor, ModelgateClient, ModelgateError, toTensor, type Tenant } from '../../clients/typescript/src';
+import { ALL_OPERATIONS, ERROR_CODES, fromTensor, ModelgateClient, ModelgateError, stringTensor, toTensor, type Tenant } from '../../clients/typescript/src';
 import { PUBLIC_ERROR_CODES } from '../../src/errors';
 import { GENERATED_FILE } from '../../clients/typescript/codegen';
 import { REPO_ROOT, until, STARTUP_TEST_TIMEOUT_MS } from '../harness';
@@ -71,6 +71,13 @@ describe('TypeScript client against a live gateway', () => {
     const probabilities = Array.from(fromTensor(out!) as Float32Array);
     expect(probabilities).toHaveLength(10);
     probabilities.forEach((p, i) => expect(p).toBeCloseTo(reference[i] as number, 4));
+  });
+
+  it('infers from strings (BYTES) and reads string outputs', async () => {
+    const result = await client.infer({ model: 'word-language', inputs: [stringTensor('text', ['maison', 'gezellig'], [2, 1])] });
+    const language = result.outputs.find((o) => o.name === 'language');
+    expect(language).toMatchObject({ datatype: 'BYTES', shape: [2, 1], strings: ['fr', 'nl'] });
+    expect(() => stringTensor('text', ['a'], [2, 1])).toThrow(/do not fill/);
   });
 
   it('classifies a PNG Buffer', async () => {

@@ -62,11 +62,11 @@ describe('hostile gRPC input', () => {
       ['a dimension past int64', edited((i) => (i['shape'] = ['99999999999999999999', '1', '28', '28'])), /out of range|whole numbers/],
       ['a lower-case datatype', edited((i) => (i['datatype'] = 'fp32')), /not an Open Inference Protocol datatype/],
       ['an empty datatype', edited((i) => (i['datatype'] = '')), /not an Open Inference Protocol datatype/],
-      ['FP32 bytes sent as BYTES (not length-prefixed)', edited((i) => (i['datatype'] = 'BYTES')), /raw_input_contents is not BYTES as the protocol sends them .*runs past the end/],
+      ['BYTES to a model that takes FP32', edited((i) => (i['datatype'] = 'BYTES')), /input "image" is FP32, got BYTES/],
       [
-        'well-formed BYTES, which no served model takes',
-        { model_name: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'BYTES', shape: ['2'], contents: { bytes_contents: [Buffer.from('a'), Buffer.from('bc')] } }] },
-        /datatype BYTES is read but no model served here takes it/,
+        'FP32 bytes sent as BYTES to the model that takes strings (not length-prefixed)',
+        { model_name: 'word-language', inputs: [{ name: 'text', datatype: 'BYTES', shape: ['1', '1'] }], raw_input_contents: [(rawInfer([0])['raw_input_contents'] as Buffer[])[0]!] },
+        /is not BYTES as the protocol sends them \(each element a 4-byte little-endian length, then its bytes\): 3132 bytes after the 1 elements/,
       ],
       ['BYTES contents whose count disagrees with the shape', { model_name: 'fashion-cnn', inputs: [{ name: 'image', datatype: 'BYTES', shape: ['3'], contents: { bytes_contents: [Buffer.from('a')] } }] }, /bytes_contents has 1 values; the shape takes 3/],
       // (A uint64 past 2^64 cannot be sent: the client's protobuf encoder wraps it before it leaves.)

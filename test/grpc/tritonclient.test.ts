@@ -57,6 +57,10 @@ interface Seen {
   stats_names: string[];
   all_stats_names: string[];
   tenant_stats: string;
+  bytes_metadata_inputs: { name: string; datatype: string; shape: string[] }[];
+  bytes_labels: string[];
+  bytes_language_shape: number[];
+  bytes_probabilities_hex: string;
 }
 
 let gateway: ProductionGateway;
@@ -75,13 +79,15 @@ afterAll(async () => {
   rmSync(clientDir, { recursive: true, force: true });
 });
 
-it('runs tritonclient.grpc unchanged: metadata, config, index, stats, infer, async_infer and a stream, equal to REST bit for bit', async () => {
+it('runs tritonclient.grpc unchanged: metadata, config, index, stats, infer, async_infer, a stream and a BYTES tensor from np.object_, equal to REST bit for bit', async () => {
   const { key } = await createTestKey({ scopes: ['inference'], allowedModels: ['fashion-cnn'] });
   const admin = await createTestKey({ scopes: ['admin'] });
+  const wordKey = await createTestKey({ scopes: ['inference'], allowedModels: ['word-language'] });
+  const words = ['maison', 'gezellig', 'größenwahn', '漢字🦋', ''];
   const images = [0, 1, 2, 3];
   const floats = imageFloats(images);
   const run = spawnSync(PYTHON, [path.join(__dirname, 'tritonclient_check.py')], {
-    env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: clientDir, GRPC_URL: `127.0.0.1:${grpcPort}`, KEY: key, ADMIN_KEY: admin.key, IMAGES: Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString('hex') },
+    env: { PATH: process.env['PATH'] ?? '', PYTHONPATH: clientDir, GRPC_URL: `127.0.0.1:${grpcPort}`, KEY: key, ADMIN_KEY: admin.key, WORD_KEY: wordKey.key, WORDS: JSON.stringify(words), IMAGES: Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString('hex') },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -106,4 +112,16 @@ it('runs tritonclient.grpc unchanged: metadata, config, index, stats, infer, asy
   expect(seen.stream_ok).toEqual(['stream-0', 'stream-1', 'stream-2']);
   expect(seen.stream_errors).toHaveLength(1);
   expect(seen.stream_errors[0]).toMatch(/^FORBIDDEN: This API key may not use model "no-such-model"/);
+
+  // BYTES from an np.object_ array, unchanged client: the same answer as REST JSON strings, bit for bit.
+  expect(seen.bytes_metadata_inputs).toEqual([{ name: 'text', datatype: 'BYTES', shape: ['-1', '1'] }]);
+  const restWords = await oip(`${gateway.url}/v2/models/word-language/infer`, {
+    headers: { 'content-type': 'application/json', ...authHeaders(wordKey.key) },
+    body: JSON.stringify({ inputs: [{ name: 'text', datatype: 'BYTES', shape: [words.length, 1], data: words }] }),
+  });
+  expect(restWords.status).toBe(200);
+  const restOutputs = restWords.json['outputs'] as { name: string; data: unknown[] }[];
+  expect(seen.bytes_labels).toEqual(restOutputs.find((o) => o.name === 'language')!.data);
+  expect(seen.bytes_language_shape).toEqual([words.length, 1]);
+  expect(seen.bytes_probabilities_hex).toBe(Buffer.from(Float32Array.from(restOutputs.find((o) => o.name === 'probabilities')!.data as number[]).buffer).toString('hex'));
 }, 90_000);

@@ -3,7 +3,8 @@
 and a stream, the key added by a client plugin (register_plugin), as the
 README tells Triton users to. Prints one JSON object of what it saw; the Jest
 test (tritonclient.test.ts) asserts on it. Env: GRPC_URL, KEY, IMAGES (hex of
-the FP32 input bytes, N x 1 x 28 x 28).
+the FP32 input bytes, N x 1 x 28 x 28), WORD_KEY and WORDS (a JSON list of
+strings for word-language, sent as a BYTES tensor from an np.object_ array).
 """
 import json
 import os
@@ -89,6 +90,19 @@ def main():
     out["stats_names"] = sorted({s["name"] for s in stats["model_stats"]})
     out["all_stats_names"] = sorted({s["name"] for s in admin.get_inference_statistics(as_json=True)["model_stats"]})
     admin.close()
+
+    # BYTES as tritonclient sends them: a numpy object array, serialized length-prefixed in raw_input_contents.
+    words = grpcclient.InferenceServerClient(url=url)
+    words.register_plugin(BearerKey(os.environ["WORD_KEY"]))
+    text = np.array([[w.encode("utf-8")] for w in json.loads(os.environ["WORDS"])], dtype=np.object_)
+    tensor = grpcclient.InferInput("text", list(text.shape), "BYTES")
+    tensor.set_data_from_numpy(text)
+    result = words.infer("word-language", [tensor])
+    out["bytes_metadata_inputs"] = words.get_model_metadata("word-language", as_json=True)["inputs"]
+    out["bytes_labels"] = [v.decode("utf-8") for v in result.as_numpy("language").reshape(-1)]
+    out["bytes_language_shape"] = list(result.as_numpy("language").shape)
+    out["bytes_probabilities_hex"] = result.as_numpy("probabilities").astype(np.float32).tobytes().hex()
+    words.close()
     client.close()
     anonymous.close()
     json.dump(out, sys.stdout)

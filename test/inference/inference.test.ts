@@ -67,18 +67,21 @@ describe('inference on the model repository', () => {
   });
   afterAll(() => gw.close());
 
-  it('lists the four models READY on the CPU with their tensors and labels', async () => {
+  it('lists the five models READY on the CPU with their tensors and labels', async () => {
     const res = await gql<{ models: { name: string; status: string; executionProvider: string; maxBatchSize: number; inputs: { name: string; datatype: string; shape: number[] }[]; labels: string[]; configSource: string }[] }>(
       gw.url,
       '{ models { name status executionProvider maxBatchSize inputs { name datatype shape } labels configSource } }',
     );
     const models = res.body.data!.models;
-    expect(models.map((m) => m.name)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm']);
+    expect(models.map((m) => m.name)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm', 'word-language']);
     for (const m of models) {
       expect(m).toMatchObject({ status: 'READY', executionProvider: 'cpu', maxBatchSize: 64, configSource: 'CONFIG' });
+      if (m.name === 'word-language') continue;
       expect(m.inputs).toEqual([{ name: 'image', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
       expect(m.labels).toHaveLength(10);
     }
+    // The seed model that takes strings.
+    expect(models.find((m) => m.name === 'word-language')).toMatchObject({ inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1, 1] }], labels: ['en', 'de', 'fr', 'es', 'it', 'nl'] });
     const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { components: { models: { detail: { models: Record<string, unknown> } } } };
     expect(ready.components.models.detail.models['fashion-cnn/1']).toEqual({ status: 'READY', executionProvider: 'cpu' });
   });

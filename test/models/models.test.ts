@@ -306,3 +306,51 @@ describe.each(MODEL_NAMES)('%s', (name) => {
     }
   });
 });
+
+/**
+ * word-language (models/word-language): the seed model that takes strings.
+ * Its graph's tensors are the config's, it runs onnxruntime string tensors,
+ * and on 600 of its held-out words (100 per language; sha256 in the
+ * manifest) it scores near the card's accuracy on all 18,000.
+ */
+describe('word-language', () => {
+  const dir = path.join(MODELS_DIR, 'word-language');
+  const fixture = path.join(FIXTURES, 'word-language-heldout-600.tsv');
+  let session: ort.InferenceSession;
+  let config: { inputs: TensorSpec[]; outputs: TensorSpec[]; labels: string[]; card: { heldout_accuracy: number; size_bytes: number } };
+
+  beforeAll(async () => {
+    config = readJson(path.join(dir, 'config.json'), 'config');
+    session = await ort.InferenceSession.create(path.join(dir, '1', 'model.onnx'), { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+  });
+  afterAll(async () => {
+    await session?.release();
+  });
+
+  it('declares in its graph the tensors its config names (text BYTES in; probabilities FP32 and language BYTES out) and stays small', () => {
+    expect(session.inputNames).toEqual(config.inputs.map((i) => i.name));
+    expect(session.outputNames).toEqual(config.outputs.map((o) => o.name));
+    expect(config.inputs).toEqual([{ name: 'text', datatype: 'BYTES', dims: [1] }]);
+    const size = fs.statSync(path.join(dir, '1', 'model.onnx')).size;
+    expect(size).toBe(config.card.size_bytes);
+    expect(size).toBeLessThan(1024 * 1024);
+  });
+
+  it('labels held-out words near its card accuracy, with probabilities that sum to 1 and agree with the label', async () => {
+    const entry = (readJson<{ files: Record<string, { bytes: number }> }>(MANIFEST_FILE, 'fixture').files['word-language-heldout-600.tsv'])!;
+    const rows = Buffer.from(readFixture(fixture, entry.bytes)).toString('utf8').trim().split('\n').map((line) => line.split('\t') as [string, string]);
+    expect(rows).toHaveLength(600);
+    const out = await session.run({ text: new ort.Tensor('string', rows.map(([, word]) => word), [rows.length, 1]) });
+    const labels = out['language']!.data as string[];
+    const probabilities = out['probabilities']!.data as Float32Array;
+    let correct = 0;
+    rows.forEach(([language], i) => {
+      const row = Array.from(probabilities.subarray(i * 6, i * 6 + 6));
+      expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-5);
+      expect(labels[i]).toBe(config.labels[row.indexOf(Math.max(...row))]);
+      if (labels[i] === language) correct += 1;
+    });
+    // 600 of the 18,000: the sampling error of an 0.85 accuracy is about 0.015.
+    expect(correct / rows.length).toBeGreaterThanOrEqual(config.card.heldout_accuracy - 0.05);
+  });
+});

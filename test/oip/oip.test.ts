@@ -79,7 +79,7 @@ describe('Triton extensions: repository index, model configuration, statistics',
     const entries = all.json as unknown as Record<string, unknown>[];
     expect(entries.every((e) => Array.isArray(e['replicas']))).toBe(true);
     const withoutReplicas = (list: unknown) => (list as Record<string, unknown>[]).map(({ replicas: _replicas, ...rest }) => rest);
-    expect(withoutReplicas(entries)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm'].map((name) => ({ name, version: '1', state: 'READY', source: 'SEED' })));
+    expect(withoutReplicas(entries)).toEqual(['fashion-attention', 'fashion-cnn', 'fashion-hybrid', 'fashion-lstm', 'word-language'].map((name) => ({ name, version: '1', state: 'READY', source: 'SEED' })));
     const narrow = await createTestKey({ scopes: ['inference'], allowedModels: ['fashion-lstm'] });
     expect(withoutReplicas((await oip(`${gw.url}/v2/repository/index`, { method: 'POST', headers: authHeaders(narrow.key) })).json)).toEqual([{ name: 'fashion-lstm', version: '1', state: 'READY', source: 'SEED' }]);
     expect((await oip(`${gw.url}/v2/repository/index`, { method: 'POST' })).status).toBe(401);

@@ -110,6 +110,13 @@ export function toTensor(name: string, data: TypedArray, shape: number[], dataty
   return { name, datatype: type, shape, dataBase64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') };
 }
 
+/** Strings as a BYTES `infer` input (models whose graph takes text; each element UTF-8). */
+export function stringTensor(name: string, values: string[], shape: number[]): InferInput['inputs'][number] {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== values.length) throw new RangeError(`${values.length} strings do not fill shape [${shape.join(',')}] (${count})`);
+  return { name, datatype: 'BYTES', shape, strings: values };
+}
+
 /** An `infer` output as a typed array of its datatype (copied, so it is aligned). */
 export function fromTensor(output: Pick<InferOutputTensor, 'datatype' | 'dataBase64'>): TypedArray {
   const bytes = Buffer.from(output.dataBase64, 'base64');
@@ -139,6 +146,7 @@ export function fromTensor(output: Pick<InferOutputTensor, 'datatype' | 'dataBas
     case 'UINT64':
       return new BigUint64Array(copy);
     default:
+      // BYTES: read the output's strings.
       throw new TypeError(`datatype ${output.datatype} has no typed array here`);
   }
 }

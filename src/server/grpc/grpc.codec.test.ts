@@ -30,18 +30,21 @@ function refusal(m: ModelInferRequestMessage): { field: unknown; message: string
 describe('gRPC codec: BYTES inputs', () => {
   const words = [Buffer.from('a'), Buffer.from('héllo')];
 
-  it('reads well-formed BYTES, raw (length-prefixed) or typed (bytes_contents), then refuses them: no served model takes BYTES', () => {
-    for (const m of [message({}, [joinLengthPrefixed(words)]), message({ contents: { ...EMPTY_CONTENTS, bytes_contents: words } })]) {
-      expect(refusal(m)).toEqual({ field: 'inputs[0].datatype', message: expect.stringMatching(/^datatype BYTES is read but no model served here takes it/) });
+  it('reads BYTES raw (length-prefixed, passed on as sent) or typed (bytes_contents, joined length-prefixed): the engine gets the same bytes', () => {
+    const joined = joinLengthPrefixed(words);
+    for (const m of [message({}, [joined]), message({ contents: { ...EMPTY_CONTENTS, bytes_contents: words } })]) {
+      const input = parseModelInfer(m, null).inputs[0]!;
+      expect(input.datatype).toBe('BYTES');
+      expect(input.shape).toEqual([2]);
+      expect(input.bytes?.equals(joined)).toBe(true);
     }
   });
 
+  // Framing, element count of raw bytes and UTF-8 are the engine's checks (one for every door): test/oip/oip-bytes.test.ts.
   it.each([
-    ['raw bytes that are not length-prefixed', message({}, [Buffer.alloc(8, 0xff)]), 'inputs[0].raw_input_contents', /runs past the end/],
-    ['raw elements fewer than the shape', message({ shape: ['3'] }, [joinLengthPrefixed(words)]), 'inputs[0].raw_input_contents', /2 elements; the shape takes 3/],
-    ['raw bytes past the last element', message({ shape: ['1'] }, [joinLengthPrefixed(words)]), 'inputs[0].raw_input_contents', /bytes after the 1 elements/],
     ['bytes_contents fewer than the shape', message({ shape: ['3'], contents: { ...EMPTY_CONTENTS, bytes_contents: words } }), 'inputs[0].contents.bytes_contents', /has 2 values; the shape takes 3/],
     ['BYTES in another contents field', message({ contents: { ...EMPTY_CONTENTS, int_contents: [1, 2] } }), 'inputs[0].contents.int_contents', /BYTES values go in contents.bytes_contents/],
+    ['both raw and typed contents', message({ contents: { ...EMPTY_CONTENTS, bytes_contents: words } }, [joinLengthPrefixed(words)]), 'inputs[0].contents', /not both/],
   ])('refuses %s, naming the field', (_, m, field, reason) => {
     const r = refusal(m);
     expect(r.field).toBe(field);

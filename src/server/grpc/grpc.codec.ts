@@ -7,8 +7,8 @@
  */
 import { BadInputError } from '../../errors';
 import type { InferRequest, InferResponse, InferTensorInput } from '../../inference/inference.service';
-import { DATATYPES, type Datatype } from '../../inference/model-config';
-import { BYTES_PER_ELEMENT, splitLengthPrefixed } from '../../inference/tensor';
+import { DATATYPES, type NumericDatatype } from '../../inference/model-config';
+import { BYTES_PER_ELEMENT, joinLengthPrefixed } from '../../inference/tensor';
 
 /** The datatypes of the protocol; the engine runs the subset in DATATYPES. */
 const OIP_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
@@ -38,7 +38,7 @@ type ContentsField = keyof InferTensorContents;
 const CONTENTS_FIELDS: ContentsField[] = ['bool_contents', 'int_contents', 'int64_contents', 'uint_contents', 'uint64_contents', 'fp32_contents', 'fp64_contents', 'bytes_contents'];
 
 /** Which typed `contents` field carries each datatype (grpc_service.proto's table); FP16 travels only raw. */
-const CONTENTS_FIELD: Record<Datatype, ContentsField | null> = {
+const CONTENTS_FIELD: Record<NumericDatatype, ContentsField | null> = {
   BOOL: 'bool_contents',
   UINT8: 'uint_contents',
   UINT16: 'uint_contents',
@@ -138,7 +138,7 @@ function uint64Bytes(values: string[], field: string): Buffer {
 /** One input's values: typed contents (as numbers for the engine to range-check, INT64 as bytes) or its raw bytes. */
 function inputValues(
   input: ModelInferRequestMessage['inputs'][number],
-  datatype: Datatype,
+  datatype: NumericDatatype,
   elements: number,
   raw: Buffer | undefined,
   field: string,
@@ -165,25 +165,21 @@ function inputValues(
 }
 
 /**
- * A BYTES input, read as the protocol sends it (raw: length-prefixed elements;
- * typed: one `bytes_contents` entry per element) and checked against its
- * shape, then refused: the engine serves numeric tensors only (DATATYPES), so
- * no model here declares a BYTES input. A malformed one is told what is wrong
- * with it first, so a client fixing its encoding is not sent round twice.
+ * A BYTES input as the protocol sends it: raw (length-prefixed elements, as
+ * the engine holds them) or typed (one `bytes_contents` entry per element,
+ * joined length-prefixed here). The engine checks framing, count and UTF-8.
  */
-function refuseBytes(input: ModelInferRequestMessage['inputs'][number], elements: number, raw: Buffer | undefined, field: string): never {
+function bytesValues(input: ModelInferRequestMessage['inputs'][number], elements: number, raw: Buffer | undefined, field: string): Pick<InferTensorInput, 'bytes'> {
   const used = CONTENTS_FIELDS.filter((f) => (input.contents?.[f].length ?? 0) > 0);
   if (raw !== undefined) {
     if (used.length > 0) throw new BadInputError('give either contents or raw_input_contents, not both', `${field}.contents`);
-    const split = splitLengthPrefixed(raw, elements);
-    if (typeof split === 'string') throw new BadInputError(`raw_input_contents is not BYTES as the protocol sends them (each element a 4-byte little-endian length, then its bytes): ${split}`, `${field}.raw_input_contents`);
-  } else {
-    const stray = used.find((f) => f !== 'bytes_contents');
-    if (stray) throw new BadInputError(`BYTES values go in contents.bytes_contents, not contents.${stray}`, `${field}.contents.${stray}`);
-    const count = input.contents?.bytes_contents.length ?? 0;
-    if (count !== elements) throw new BadInputError(`contents.bytes_contents has ${count} values; the shape takes ${elements}`, `${field}.contents.bytes_contents`);
+    return { bytes: raw };
   }
-  throw new BadInputError(`datatype BYTES is read but no model served here takes it: models take numeric tensors only (${DATATYPES.join(', ')})`, `${field}.datatype`);
+  const stray = used.find((f) => f !== 'bytes_contents');
+  if (stray) throw new BadInputError(`BYTES values go in contents.bytes_contents, not contents.${stray}`, `${field}.contents.${stray}`);
+  const values = input.contents?.bytes_contents ?? [];
+  if (values.length !== elements) throw new BadInputError(`contents.bytes_contents has ${values.length} values; the shape takes ${elements}`, `${field}.contents.bytes_contents`);
+  return { bytes: joinLengthPrefixed(values) };
 }
 
 /**
@@ -205,11 +201,11 @@ export function parseModelInfer(message: ModelInferRequestMessage, deadlineMs: n
     }
     const shape = input.shape.map((d) => dimension(d, `${field}.shape`));
     const elements = elementsOf(shape, `${field}.shape`);
-    if (input.datatype === 'BYTES') refuseBytes(input, elements, raw.length > 0 ? raw[i] : undefined, field);
+    if (input.datatype === 'BYTES') return { name: input.name, datatype: 'BYTES', shape, ...bytesValues(input, elements, raw.length > 0 ? raw[i] : undefined, field) };
     if (!(DATATYPES as readonly string[]).includes(input.datatype)) {
       throw new BadInputError(`datatype ${input.datatype} is not supported by this server (supported: ${DATATYPES.join(', ')})`, `${field}.datatype`);
     }
-    const datatype = input.datatype as Datatype;
+    const datatype = input.datatype as NumericDatatype;
     return { name: input.name, datatype, shape, ...inputValues(input, datatype, elements, raw.length > 0 ? raw[i] : undefined, field) };
   });
   for (const name of ['sequence_id', 'sequence_start', 'sequence_end']) {

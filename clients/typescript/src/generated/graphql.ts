@@ -52,11 +52,11 @@ export type InferInput = {
   version?: string | null | undefined;
 };
 
-/** One input tensor. Give data (JSON numbers) or dataBase64 (raw little-endian bytes), not both. */
+/** One input tensor. Give one of data (JSON numbers), strings (BYTES) or dataBase64 (raw little-endian bytes; BYTES length-prefixed). */
 export type InferInputTensor = {
   /** Row-major values; INT64 beyond ±2^53 needs dataBase64 */
   data?: Array<number> | null | undefined;
-  /** Base64 of the raw little-endian elements, row-major (exact, and far smaller than data) */
+  /** Base64 of the raw little-endian elements, row-major (exact, and far smaller than data); BYTES: each element a 4-byte little-endian length, then its UTF-8 bytes */
   dataBase64?: string | null | undefined;
   /** Element type; must match the model input */
   datatype: TensorDatatype;
@@ -64,6 +64,8 @@ export type InferInputTensor = {
   name: string;
   /** Including the batch axis when the model batches, e.g. [4,1,28,28] */
   shape: Array<number>;
+  /** BYTES elements as text, row-major */
+  strings?: Array<string> | null | undefined;
 };
 
 /** Scheduling options of one infer call */
@@ -105,10 +107,12 @@ export type TenantStatus =
   /** Every key of the tenant is refused with FORBIDDEN until it is resumed */
   | 'SUSPENDED';
 
-/** Element types (BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64), named as in KServe v2 / Triton; dataBase64 holds them little-endian */
+/** Element types (BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES), named as in KServe v2 / Triton; dataBase64 holds them little-endian */
 export type TensorDatatype =
   /** Boolean, one byte per element (0 or 1) */
   | 'BOOL'
+  /** Strings (onnx tensor(string), UTF-8): strings on input and output; dataBase64 holds each element as a 4-byte little-endian length, then its bytes */
+  | 'BYTES'
   /** IEEE 754 half precision (JSON numbers rounded to nearest, ties to even) */
   | 'FP16'
   /** IEEE 754 single precision */
@@ -203,7 +207,7 @@ export type InferMutationVariables = Exact<{
 }>;
 
 
-export type InferMutation = { infer: { id: string | null, modelName: string, modelVersion: string, executionProvider: string, batchSize: number, outputs: Array<{ name: string, datatype: TensorDatatype, shape: Array<number>, dataBase64: string }>, timing: { queueMs: number, computeMs: number, totalMs: number } } };
+export type InferMutation = { infer: { id: string | null, modelName: string, modelVersion: string, executionProvider: string, batchSize: number, outputs: Array<{ name: string, datatype: TensorDatatype, shape: Array<number>, dataBase64: string, strings: Array<string> | null }>, timing: { queueMs: number, computeMs: number, totalMs: number } } };
 
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -317,6 +321,7 @@ export const InferDocument = new TypedDocumentString(`
       datatype
       shape
       dataBase64
+      strings
     }
     timing {
       queueMs

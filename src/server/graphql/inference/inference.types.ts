@@ -8,7 +8,7 @@ import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from '
 import { EXPLAIN_BOUNDS } from '../../../inference/explain';
 import type { Explanation } from '../../../inference/inference.service';
 import { DATATYPES, type Datatype } from '../../../inference/model-config';
-import { decodeNumbers } from '../../../inference/tensor';
+import { decodeNumbers, decodeStrings } from '../../../inference/tensor';
 import { BadInputError } from '../../../errors';
 import type { ModelStatus as ModelStatusName } from '../../../inference/registry';
 
@@ -25,6 +25,7 @@ export enum TensorDatatype {
   FP16 = 'FP16',
   FP32 = 'FP32',
   FP64 = 'FP64',
+  BYTES = 'BYTES',
 }
 registerEnumType(TensorDatatype, {
   name: 'TensorDatatype',
@@ -42,6 +43,7 @@ registerEnumType(TensorDatatype, {
     FP16: { description: 'IEEE 754 half precision (JSON numbers rounded to nearest, ties to even)' },
     FP32: { description: 'IEEE 754 single precision' },
     FP64: { description: 'IEEE 754 double precision' },
+    BYTES: { description: 'Strings (onnx tensor(string), UTF-8): strings on input and output; dataBase64 holds each element as a 4-byte little-endian length, then its bytes' },
   },
 });
 
@@ -363,7 +365,7 @@ export class ModelType {
   fleet?: FleetConvergenceType | null;
 }
 
-@InputType({ description: 'One input tensor. Give data (JSON numbers) or dataBase64 (raw little-endian bytes), not both.' })
+@InputType({ description: 'One input tensor. Give one of data (JSON numbers), strings (BYTES) or dataBase64 (raw little-endian bytes; BYTES length-prefixed).' })
 export class InferInputTensor {
   @Field({ description: 'Input name, as in Model.inputs' })
   name!: string;
@@ -377,8 +379,11 @@ export class InferInputTensor {
   @Field(() => [Float], { nullable: true, description: 'Row-major values; INT64 beyond ±2^53 needs dataBase64' })
   data?: number[] | null;
 
-  @Field(() => String, { nullable: true, description: 'Base64 of the raw little-endian elements, row-major (exact, and far smaller than data)' })
+  @Field(() => String, { nullable: true, description: 'Base64 of the raw little-endian elements, row-major (exact, and far smaller than data); BYTES: each element a 4-byte little-endian length, then its UTF-8 bytes' })
   dataBase64?: string | null;
+
+  @Field(() => [String], { nullable: true, description: 'BYTES elements as text, row-major' })
+  strings?: string[] | null;
 }
 
 @InputType({ description: 'Scheduling options of one infer call' })
@@ -432,6 +437,7 @@ export class InferOutputTensor {
   // them); dataBase64 carries every value exactly.
   @Field(() => [Float], { description: 'Row-major values as JSON numbers; BAD_USER_INPUT when the output holds NaN or Infinity (select dataBase64)' })
   get data(): number[] {
+    if (this.datatype === 'BYTES') throw new BadInputError(`output "${this.name}" is BYTES: select strings for it`, 'outputs.data', { output: this.name });
     const values = decodeNumbers(this.datatype, this.bytes);
     if (!values.every(Number.isFinite)) {
       throw new BadInputError(`output "${this.name}" holds NaN or Infinity, which JSON numbers cannot carry; select dataBase64 (little-endian bytes) for it`, 'outputs.data', { output: this.name });
@@ -439,9 +445,14 @@ export class InferOutputTensor {
     return values;
   }
 
-  @Field({ description: 'Base64 of the raw little-endian elements, row-major (exact for every value)' })
+  @Field({ description: 'Base64 of the raw little-endian elements, row-major (exact for every value); BYTES: each element a 4-byte little-endian length, then its bytes' })
   get dataBase64(): string {
     return this.bytes.toString('base64');
+  }
+
+  @Field(() => [String], { nullable: true, description: 'BYTES elements as text, row-major (null for numeric outputs)' })
+  get strings(): string[] | null {
+    return this.datatype === 'BYTES' ? decodeStrings(this.bytes) : null;
   }
 }
 

@@ -1,3 +1,4 @@
+import { joinLengthPrefixed } from '../../../inference/tensor';
 import { DomainError } from '../../../errors';
 import { encodeInferResponse, headerLength, parseInferRequest } from './oip.codec';
 
@@ -23,6 +24,18 @@ describe('OIP request parsing', () => {
     const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [[1, 2], [3, 4]] }, { name: 'b', datatype: 'BOOL', shape: [2], data: [true, false] }] }));
     const { request } = parseInferRequest(body, null, target);
     expect(request.inputs.map((i) => i.data)).toEqual([[1, 2, 3, 4], [1, 0]]);
+  });
+
+  it('reads BYTES data as strings (flat or nested), not numbers', () => {
+    const body = Buffer.from(JSON.stringify({ inputs: [{ name: 't', datatype: 'BYTES', shape: [2, 1], data: [['haus'], ['café']] }] }));
+    const { request } = parseInferRequest(body, null, target);
+    expect(request.inputs[0]).toMatchObject({ datatype: 'BYTES', strings: ['haus', 'café'] });
+    expect(request.inputs[0]!.data).toBeUndefined();
+  });
+
+  it('refuses JSON that is not UTF-8 when it carries BYTES inputs', () => {
+    const body = Buffer.concat([Buffer.from('{"inputs":[{"name":"t","datatype":"BYTES","shape":[1],"data":["'), Buffer.from([0xff]), Buffer.from('"]}]}')]);
+    expect(fieldOf(() => parseInferRequest(body, null, target))).toBe('body');
   });
 
   it('hands binary inputs over as byte views of the body, in input order', () => {
@@ -54,7 +67,8 @@ describe('OIP request parsing', () => {
     ['a negative binary_data_size', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'UINT8', shape: [1], parameters: { binary_data_size: -1 } }] }); return [x.body, x.header]; }, 'inputs[0].parameters.binary_data_size'],
     ['neither data nor binary data', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'UINT8', shape: [1] }] }); return [x.body, x.header]; }, 'inputs[0].data'],
     ['a datatype outside the protocol', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'FLOAT', shape: [1], data: [1] }] }); return [x.body, x.header]; }, 'inputs[0].datatype'],
-    ['a protocol datatype the engine lacks', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'BYTES', shape: [1], data: [1] }] }); return [x.body, x.header]; }, 'inputs[0].datatype'],
+    ['numbers for BYTES', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'BYTES', shape: [1], data: [1] }] }); return [x.body, x.header]; }, 'inputs[0].data'],
+    ['more strings than the shape', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'BYTES', shape: [1], data: ['a', 'b'] }] }); return [x.body, x.header]; }, 'inputs[0].data'],
     ['a shape that is not numbers', (): [Buffer, number] => { const x = binaryBody({ inputs: [{ name: 'a', datatype: 'UINT8', shape: ['1'], data: [1] }] }); return [x.body, x.header]; }, 'inputs[0].shape[0]'],
   ])('refuses %s (400 naming the field)', (_what, build, field) => {
     const [body, header] = build();
@@ -88,6 +102,7 @@ describe('OIP response encoding', () => {
     outputs: [
       { name: 'a', datatype: 'FP32' as const, shape: [2], bytes: Buffer.from(new Float32Array([0.5, -1]).buffer) },
       { name: 'b', datatype: 'INT8' as const, shape: [3], bytes: Buffer.from([1, 255, 3]) },
+      { name: 'c', datatype: 'BYTES' as const, shape: [2], bytes: joinLengthPrefixed([Buffer.from('en'), Buffer.from('漢字')]) },
     ],
   };
 
@@ -100,6 +115,7 @@ describe('OIP response encoding', () => {
       outputs: [
         { name: 'a', datatype: 'FP32', shape: [2], data: [0.5, -1] },
         { name: 'b', datatype: 'INT8', shape: [3], data: [1, -1, 3] },
+        { name: 'c', datatype: 'BYTES', shape: [2], data: ['en', '漢字'] },
       ],
     });
   });
@@ -109,6 +125,8 @@ describe('OIP response encoding', () => {
     expect(encoded.contentType).toBe('application/octet-stream');
     const json = JSON.parse(encoded.body.toString('utf8', 0, encoded.headerLength!)) as { outputs: Record<string, unknown>[] };
     expect(json.outputs[1]).toEqual({ name: 'b', datatype: 'INT8', shape: [3], parameters: { binary_data_size: 3 } });
-    expect([...encoded.body.subarray(encoded.headerLength!)]).toEqual([1, 255, 3]);
+    // BYTES travel binary as they do in the request: each element a 4-byte little-endian length, then its bytes.
+    expect(json.outputs[2]).toEqual({ name: 'c', datatype: 'BYTES', shape: [2], parameters: { binary_data_size: 4 + 2 + 4 + 6 } });
+    expect([...encoded.body.subarray(encoded.headerLength!)]).toEqual([1, 255, 3, 2, 0, 0, 0, ...Buffer.from('en'), 6, 0, 0, 0, ...Buffer.from('漢字')]);
   });
 });

@@ -6,11 +6,12 @@
  * malformed bodies. Content-Encoding is undone, and the body's size and JSON
  * value count bounded, while it is read (server/bounded-body.ts).
  */
+import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import { BadInputError } from '../../../errors';
 import type { InferRequest, InferResponse, InferTensorInput } from '../../../inference/inference.service';
 import { DATATYPES, type Datatype } from '../../../inference/model-config';
-import { decodeNumbers } from '../../../inference/tensor';
+import { decodeNumbers, decodeStrings } from '../../../inference/tensor';
 
 /** The datatypes of the protocol; the engine runs the subset in DATATYPES. */
 const OIP_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
@@ -88,6 +89,21 @@ function flatten(data: unknown, field: string, shape: number[]): number[] {
   return out;
 }
 
+/** BYTES `data`: JSON strings, flat or nested (row major), bounded by the shape as flatten is. */
+function flattenStrings(data: unknown, field: string, shape: number[]): string[] {
+  const expected = declaredCount(shape);
+  const out: string[] = [];
+  const limit = expected ?? Number.POSITIVE_INFINITY;
+  const visit = (value: unknown, depth: number): void => {
+    if (typeof value === 'string') out.push(value);
+    else if (Array.isArray(value) && depth < 32) for (const v of value) visit(v, depth + 1);
+    else throw new BadInputError('BYTES data must hold strings, flat or nested in arrays', field);
+    if (out.length > limit) throw new BadInputError(`data has more than ${expected} elements; shape [${shape.join(',')}] needs ${expected}`, field);
+  };
+  visit(data, 0);
+  return out;
+}
+
 function boolParam(params: Record<string, unknown> | undefined, name: string, field: string): boolean | undefined {
   const value = params?.[name];
   if (value === undefined) return undefined;
@@ -125,6 +141,11 @@ export function parseInferRequest(body: Buffer, header: number | null, target: {
     throw new BadInputError(`${fieldOf(issue.path) || 'body'}: ${issue.message}`, fieldOf(issue.path) || 'body');
   }
   const body0 = parsed.data;
+  // Strings reach the model as text: JSON that is not UTF-8 would reach it mangled (U+FFFD).
+  // Checked only when a BYTES input is present, so numeric requests pay nothing for it.
+  if (body0.inputs.some((i) => i.datatype === 'BYTES') && !isUtf8(body.subarray(0, jsonLength))) {
+    throw new BadInputError('the JSON of a request with BYTES inputs must be UTF-8', 'body');
+  }
   const binary = body.subarray(jsonLength);
   let offset = 0;
   const inputs: InferTensorInput[] = body0.inputs.map((input, i) => {
@@ -150,6 +171,8 @@ export function parseInferRequest(body: Buffer, header: number | null, target: {
       offset += size;
     } else if (input.data === undefined) {
       throw new BadInputError('give data or parameters.binary_data_size', `${field}.data`);
+    } else if (tensor.datatype === 'BYTES') {
+      tensor.strings = flattenStrings(input.data, `${field}.data`, input.shape);
     } else {
       tensor.data = flatten(input.data, `${field}.data`, input.shape);
     }
@@ -205,7 +228,7 @@ export function encodeInferResponse(parsed: OipRequest, result: InferResponse): 
       binaries.push(o.bytes);
       return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: o.bytes.length } };
     }
-    return { name: o.name, datatype: o.datatype, shape: o.shape, data: decodeNumbers(o.datatype, o.bytes) };
+    return { name: o.name, datatype: o.datatype, shape: o.shape, data: o.datatype === 'BYTES' ? decodeStrings(o.bytes) : decodeNumbers(o.datatype, o.bytes) };
   });
   const json = Buffer.from(
     JSON.stringify({

@@ -107,7 +107,7 @@ const schemas: Record<string, Json> = {
   },
   TensorData: {
     type: 'array',
-    description: 'Tensor elements, row major, flat or nested; BOOL as true/false, BYTES as strings (base64 in responses).',
+    description: 'Tensor elements, row major, flat or nested; BOOL as true/false, BYTES as strings (UTF-8 text, in requests and model outputs; heatmap_png of the explain extension is base64).',
     items: { anyOf: [{ type: ['number', 'boolean', 'string'] }, ref('TensorData')] },
   },
   Datatype: { type: 'string', enum: OIP_DATATYPES },
