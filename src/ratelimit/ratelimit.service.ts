@@ -416,6 +416,32 @@ export class RateLimitService {
     return rebuilt;
   }
 
+  /**
+   * One key's live credit balance, read without consuming (for readers other
+   * than the key itself: an admin, its tenant's usage readers); null when
+   * limits are off or no store can be read.
+   */
+  async keyCreditBalance(key: { apiKeyId: string; keyPrefix: string; tenantId: string }, credits: CreditsConfig, now?: Date): Promise<number | null> {
+    // Only the credit limit matters: no per-key or tenant overrides, so nothing else is read but the defaults' counters.
+    const target: Principal = {
+      ...key,
+      tenantName: '',
+      scopes: [],
+      allowedModels: [],
+      expiresAt: null,
+      limits: {
+        keyRequestsPerMinute: null,
+        keyComputeUnitsPerMinute: null,
+        tenantRequestsPerMinute: null,
+        tenantComputeUnitsPerMinute: null,
+        tenantMonthlyComputeUnitQuota: null,
+        keyCredits: credits,
+      },
+    };
+    const status = await this.status(target, now);
+    return status.limits.find((l) => l.name === 'key_credits')?.remaining ?? null;
+  }
+
   /** Forgets a balance whose configuration changed, everywhere it is held: the next check rebuilds it from Postgres. */
   async resetCredits(target: CreditTarget): Promise<void> {
     const key = creditBalanceKey(target);

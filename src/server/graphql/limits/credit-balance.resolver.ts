@@ -1,6 +1,5 @@
 /** ApiKey.creditBalance: a key's live credit balance, for an admin or its tenant's usage readers (not only the key itself, as me.limits). */
 import { Authorized, Ctx, FieldResolver, Float, Resolver, Root } from 'type-graphql';
-import type { Principal } from '../../../auth/principal';
 import { hasScope, isAdminKey } from '../../../auth/scopes';
 import type { GraphQLContext } from '../context';
 import { ApiKeyType } from '../keys/keys.types';
@@ -17,25 +16,7 @@ export class ApiKeyCreditBalanceResolver {
     const caller = ctx.principal;
     if (!caller || !key.credits) return null;
     if (!isAdminKey(caller) && !(caller.tenantId === key.tenantId && hasScope(caller, 'usage:read'))) return null;
-    // Only the credit balance matters here: no per-key or tenant overrides, so nothing else is read but the defaults' counters.
-    const target: Principal = {
-      apiKeyId: key.id,
-      keyPrefix: key.prefix,
-      tenantId: key.tenantId,
-      tenantName: '',
-      scopes: [],
-      allowedModels: [],
-      expiresAt: null,
-      limits: {
-        keyRequestsPerMinute: null,
-        keyComputeUnitsPerMinute: null,
-        tenantRequestsPerMinute: null,
-        tenantComputeUnitsPerMinute: null,
-        tenantMonthlyComputeUnitQuota: null,
-        keyCredits: { since: key.credits.since, refill: key.credits.refillAmount && key.credits.refillInterval ? { amount: key.credits.refillAmount, interval: key.credits.refillInterval } : null },
-      },
-    };
-    const status = await ctx.services.limits.status(target);
-    return status.limits.find((l) => l.name === 'key_credits')?.remaining ?? null;
+    const refill = key.credits.refillAmount && key.credits.refillInterval ? { amount: key.credits.refillAmount, interval: key.credits.refillInterval } : null;
+    return ctx.services.limits.keyCreditBalance({ apiKeyId: key.id, keyPrefix: key.prefix, tenantId: key.tenantId }, { since: key.credits.since, refill });
   }
 }
