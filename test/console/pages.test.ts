@@ -48,6 +48,16 @@ afterAll(async () => {
 const drawn = (page: Page) => page.evaluate(() => (globalThis as unknown as { document: { querySelector(s: string): { dataset: Record<string, string> } | null } })
   .document.querySelector('[data-testid="playground-canvas"]')?.dataset['drawn'] ?? null);
 
+/** Pixels of the playground canvas the heatmap made red: the image is grey (r = g = b), so only the heatmap does. */
+const reddishPixels = (page: Page) =>
+  page.getByTestId('playground-canvas').evaluate((el) => {
+    const ctx = (el as unknown as { getContext(t: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }).getContext('2d');
+    const d = ctx.getImageData(0, 0, 280, 280).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if ((d[i] ?? 0) > (d[i + 1] ?? 0) + 40) n++;
+    return n;
+  });
+
 async function clickUntil(page: Page, button: string, what: string, done: () => Promise<boolean>): Promise<void> {
   await until(what, async () => {
     await page.getByRole('button', { name: button }).click();
@@ -73,15 +83,7 @@ describe('playground', () => {
     await page.getByRole('button', { name: 'Classify and explain' }).click();
     await until('the RISE heatmap drawn', () => drawn(page), { accept: (d) => d === 'rise', everyMs: 100 });
     await expect(page.getByTestId('explained').textContent()).resolves.toMatch(/^RISE heatmap of “.+” \(score \d\.\d{3}\)$/);
-    // The image is grey (r = g = b); only the heatmap makes pixels red.
-    const reddish = await page.getByTestId('playground-canvas').evaluate((el) => {
-      const ctx = (el as unknown as { getContext(t: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }).getContext('2d');
-      const d = ctx.getImageData(0, 0, 280, 280).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4) if ((d[i] ?? 0) > (d[i + 1] ?? 0) + 40) n++;
-      return n;
-    });
-    expect(reddish).toBeGreaterThan(280 * 280 * 0.02);
+    expect(await reddishPixels(page)).toBeGreaterThan(280 * 280 * 0.02);
     await expect(page.getByTestId('playground-canvas').getAttribute('aria-label')).resolves.toMatch(/RISE heatmap drawn over it; strongest at row \d+, column \d+/);
     // After the run: what its usage record says was billed.
     await page.getByTestId('run-cost').filter({ hasText: 'Billed' }).waitFor();
@@ -114,14 +116,7 @@ describe('playground, occlusion', () => {
     await page.getByRole('button', { name: 'Classify and explain' }).click();
     await until('the occlusion heatmap drawn', () => drawn(page), { accept: (d) => d === 'occlusion', everyMs: 100 });
     await expect(page.getByTestId('explained').textContent()).resolves.toMatch(/^OCCLUSION heatmap of “.+” \(score \d\.\d{3}\)$/);
-    const reddish = await page.getByTestId('playground-canvas').evaluate((el) => {
-      const ctx = (el as unknown as { getContext(t: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }).getContext('2d');
-      const d = ctx.getImageData(0, 0, 280, 280).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4) if ((d[i] ?? 0) > (d[i + 1] ?? 0) + 40) n++;
-      return n;
-    });
-    expect(reddish).toBeGreaterThan(280 * 280 * 0.02);
+    expect(await reddishPixels(page)).toBeGreaterThan(280 * 280 * 0.02);
     await expect(page.getByTestId('playground-canvas').getAttribute('aria-label')).resolves.toMatch(/OCCLUSION heatmap drawn over it; strongest at row \d+, column \d+/);
     await page.getByTestId('run-cost').filter({ hasText: 'Billed' }).waitFor();
     await expect(page.getByTestId('run-cost').textContent()).resolves.toMatch(/^Billed: 17 items, 17 compute units(, \d+\.\d{6} [A-Z]{3})? \(from its usage record\)\.$/);
