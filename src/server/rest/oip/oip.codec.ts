@@ -34,6 +34,7 @@ const requestSchema = z.object({
     .min(1),
   outputs: z.array(z.object({ name: z.string(), parameters })).optional(),
 });
+type ParsedRequestBody = z.infer<typeof requestSchema>;
 
 export interface OipRequest {
   request: InferRequest;
@@ -119,36 +120,13 @@ function intParam(params: Record<string, unknown> | undefined, name: string, fie
 }
 
 /**
- * Parses an inference request body. `header`: the JSON's length from
- * Inference-Header-Content-Length (null: the whole body); the bytes after it
- * are the inputs that carry `binary_data_size`, in input order, with nothing
- * missing and nothing left over.
+ * The request's inputs, each from its JSON `data` (numbers or, for BYTES,
+ * strings) or from its slice of the binary tail (`binary_data_size`, in input
+ * order): every byte of the tail must belong to an input.
  */
-export function parseInferRequest(body: Buffer, header: number | null, target: { model: string; version: string | null }): OipRequest {
-  if (header !== null && header > body.length) {
-    throw new BadInputError(`Inference-Header-Content-Length is ${header} but the body has ${body.length} bytes`, 'Inference-Header-Content-Length');
-  }
-  const jsonLength = header ?? body.length;
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8', 0, jsonLength));
-  } catch {
-    throw new BadInputError('the inference request is not valid JSON', 'body');
-  }
-  const parsed = requestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new BadInputError(`${fieldOf(issue.path) || 'body'}: ${issue.message}`, fieldOf(issue.path) || 'body');
-  }
-  const body0 = parsed.data;
-  // Strings reach the model as text: JSON that is not UTF-8 would reach it mangled (U+FFFD).
-  // Checked only when a BYTES input is present, so numeric requests pay nothing for it.
-  if (body0.inputs.some((i) => i.datatype === 'BYTES') && !isUtf8(body.subarray(0, jsonLength))) {
-    throw new BadInputError('the JSON of a request with BYTES inputs must be UTF-8', 'body');
-  }
-  const binary = body.subarray(jsonLength);
+function parseInputs(declared: ParsedRequestBody['inputs'], binary: Buffer): InferTensorInput[] {
   let offset = 0;
-  const inputs: InferTensorInput[] = body0.inputs.map((input, i) => {
+  const inputs: InferTensorInput[] = declared.map((input, i) => {
     const field = `inputs[${i}]`;
     if (!(OIP_DATATYPES as readonly string[]).includes(input.datatype)) {
       throw new BadInputError(`datatype "${input.datatype}" is not an Open Inference Protocol datatype`, `${field}.datatype`);
@@ -181,6 +159,38 @@ export function parseInferRequest(body: Buffer, header: number | null, target: {
   if (offset !== binary.length) {
     throw new BadInputError(`the body has ${binary.length - offset} bytes after the inputs' binary data (binary_data_size adds up to ${offset})`, 'body');
   }
+  return inputs;
+}
+
+/**
+ * Parses an inference request body. `header`: the JSON's length from
+ * Inference-Header-Content-Length (null: the whole body); the bytes after it
+ * are the inputs that carry `binary_data_size`, in input order, with nothing
+ * missing and nothing left over.
+ */
+export function parseInferRequest(body: Buffer, header: number | null, target: { model: string; version: string | null }): OipRequest {
+  if (header !== null && header > body.length) {
+    throw new BadInputError(`Inference-Header-Content-Length is ${header} but the body has ${body.length} bytes`, 'Inference-Header-Content-Length');
+  }
+  const jsonLength = header ?? body.length;
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8', 0, jsonLength));
+  } catch {
+    throw new BadInputError('the inference request is not valid JSON', 'body');
+  }
+  const parsed = requestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new BadInputError(`${fieldOf(issue.path) || 'body'}: ${issue.message}`, fieldOf(issue.path) || 'body');
+  }
+  const body0 = parsed.data;
+  // Strings reach the model as text: JSON that is not UTF-8 would reach it mangled (U+FFFD).
+  // Checked only when a BYTES input is present, so numeric requests pay nothing for it.
+  if (body0.inputs.some((i) => i.datatype === 'BYTES') && !isUtf8(body.subarray(0, jsonLength))) {
+    throw new BadInputError('the JSON of a request with BYTES inputs must be UTF-8', 'body');
+  }
+  const inputs = parseInputs(body0.inputs, body.subarray(jsonLength));
 
   // Extensions a client may ask for that this server does not implement are refused, not ignored.
   for (const name of ['sequence_id', 'sequence_start', 'sequence_end']) {
