@@ -14,8 +14,9 @@ module.exports = {
   setupFiles: ['reflect-metadata'],
   testTimeout: 60000,
   // Three suites at a time on two cores: most suites wait on what they start (production gateways,
-  // Postgres, Redis, chromium), and with two workers a clean-clone run used 0.9 of a core on average
-  // (`/usr/bin/time` over `.ci/run`, 2026-12-06). The suite passed at load averages of 9-17.
+  // Postgres, Redis, chromium). Measured on clean clones of `.ci/run` (2026-12-06): two workers beside
+  // two busy-loop processes took 0.91 of a core and 885 s of jest time; three workers alone took 1.44
+  // cores and 525 s. The suite also passed at load averages of 9-17 (issue #22's CPU-hog runs).
   maxWorkers: 3,
   // Prisma's WebAssembly schema engine and PGlite keep internal handles alive
   // after they are closed; tests close what they open, then Jest exits.

@@ -28,6 +28,7 @@ import { OtlpReceiver } from '../observability/otlp-receiver';
 import { launchBrowser, screenshot, seriousViolations } from './browser';
 import { consoleTabs, tableValues, type ConsoleTabs } from './session';
 import { STARTUP_TEST_TIMEOUT_MS, until } from '../harness/until';
+import { applyMigrations } from '../../src/db/migrate';
 
 jest.setTimeout(STARTUP_TEST_TIMEOUT_MS + 120_000);
 
@@ -49,7 +50,34 @@ let admin: TestKey;
 let tabs: ConsoleTabs;
 let receiver: OtlpReceiver;
 
+// A private database: the model this suite publishes goes into the catalog every gateway on the
+// database loads, and suites running beside this one on the shared test database list their
+// models exactly. TEST_DATABASE_URL (which createTestKey and startGateway read) points here
+// while this file runs and is restored after.
+const sharedDatabase = { url: testEnv.databaseUrl, name: testEnv.databaseName };
+const privateDatabase = { name: `${sharedDatabase.name}_operations`, url: '' };
+privateDatabase.url = (() => {
+  const url = new URL(sharedDatabase.url);
+  url.pathname = `/${privateDatabase.name}`;
+  return url.toString();
+})();
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testEnv.adminDatabaseUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 beforeAll(async () => {
+  await adminQuery(`DROP DATABASE IF EXISTS "${privateDatabase.name}" WITH (FORCE)`);
+  await adminQuery(`CREATE DATABASE "${privateDatabase.name}"`);
+  await applyMigrations({ kind: 'postgres', url: privateDatabase.url });
+  process.env['TEST_DATABASE_URL'] = privateDatabase.url;
+  process.env['TEST_DATABASE_NAME'] = privateDatabase.name;
   receiver = await OtlpReceiver.start();
   [gw, browser] = await Promise.all([
     // Spans are batched far beyond the test: the ids are what matters here, not the export.
@@ -65,15 +93,9 @@ afterAll(async () => {
   await gw?.close();
   await receiver?.close();
   await closeTestKeys();
-  // The published model lives in the shared test database's catalog: remove it, so later gateways do not load it.
-  const client = new pg.Client({ connectionString: testEnv.databaseUrl });
-  await client.connect();
-  try {
-    const tables = await client.query<{ table_name: string }>(`SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'model' AND table_name LIKE 'Model%'`);
-    for (const t of tables.rows) await client.query(`DELETE FROM "${t.table_name}" WHERE model = $1`, [MODEL]);
-  } finally {
-    await client.end();
-  }
+  process.env['TEST_DATABASE_URL'] = sharedDatabase.url;
+  process.env['TEST_DATABASE_NAME'] = sharedDatabase.name;
+  await adminQuery(`DROP DATABASE IF EXISTS "${privateDatabase.name}" WITH (FORCE)`);
 });
 
 interface VersionRow { version: string; replicaStatus: string; trafficPercent: number | null; shadowPercent: number | null; shadowRuns: number; shadowTop1Agreement: number | null; replicas: { replica: string; status: string }[] }
