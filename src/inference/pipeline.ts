@@ -319,6 +319,11 @@ export class InferencePipeline {
       // Looked up before admission: a hit is admitted (and billed) at its own, smaller units.
       cached = cacheable?.probe(principal, planned) ?? null;
       units = cached?.hit && this.deps.cache ? this.deps.cache.hitUnits(planned.computeUnits) : planned.computeUnits;
+      // The record this call will have if served is made durable while the limits are checked and the
+      // model runs, not after either: a lone request waits for the slowest of the three, not their sum.
+      // Refused, it is superseded by the refusal's own record (a crash in between bills it: one of the
+      // requests in flight, the bound the crash guarantee already allows).
+      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units, recordedTraceId(trace)));
       limits = await this.admit(principal, units, trace, model);
       if (!limits.allowed) {
         const refusal = limitError(limits);
@@ -326,8 +331,6 @@ export class InferencePipeline {
         throw new StepFailure(refusal, limits);
       }
       if (cached) this.deps.cache?.admitted(planned.model, cached.hit !== null);
-      // The record this call will have if served is made durable while the model runs, not after it.
-      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units, recordedTraceId(trace)));
       const result = cached?.hit ?? (await execute(planned, trace));
       if (cached && !cached.hit) cacheable?.store(cached.key, planned, result);
       outcome = { ok: true, result, principal, limits };
