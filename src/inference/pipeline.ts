@@ -262,6 +262,7 @@ export class InferencePipeline {
   ): Promise<PipelineOutcome<T>> {
     const started = performance.now();
     const trace = call.trace ?? NOOP_STEPS;
+    const traceId = recordedTraceId(trace);
     let principal: Principal;
     try {
       principal = await this.authenticate(call.caller, trace);
@@ -323,7 +324,7 @@ export class InferencePipeline {
       // model runs, not after either: a lone request waits for the slowest of the three, not their sum.
       // Refused, it is superseded by the refusal's own record (a crash in between bills it: one of the
       // requests in flight, the bound the crash guarantee already allows).
-      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units, recordedTraceId(trace)));
+      if (!cached?.hit && sink.reserve) reservation = sink.reserve(this.servedRecord(call, recordId, principal, model, planned, units, traceId));
       limits = await this.admit(principal, units, trace, model);
       if (!limits.allowed) {
         const refusal = limitError(limits);
@@ -362,7 +363,6 @@ export class InferencePipeline {
       createdAt: reservation?.event.createdAt ?? new Date(),
     };
     if (outcome.ok && cached?.hit) event.cacheHit = true;
-    const traceId = recordedTraceId(trace);
     if (traceId) event.traceId = traceId;
     if (trace.recording) {
       trace.annotate({

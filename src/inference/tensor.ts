@@ -266,17 +266,27 @@ export function fromHalf(bits: number): number {
  */
 export function splitLengthPrefixed(bytes: Buffer, elements: number): Buffer[] | string {
   const out: Buffer[] = [];
+  return walkLengthPrefixed(bytes, elements, (element) => out.push(element)) ?? out;
+}
+
+/**
+ * The one walk over length-prefixed elements: calls `visit` with each
+ * element (a view) in order and answers why the framing is wrong (a length
+ * past the end, bytes left over, too few or too many elements), or null.
+ */
+function walkLengthPrefixed(bytes: Buffer, elements: number, visit: (element: Buffer, index: number) => void): string | null {
   let at = 0;
+  let count = 0;
   while (at < bytes.length) {
-    if (out.length === elements) return `${bytes.length - at} bytes after the ${elements} elements the shape takes`;
-    if (at + 4 > bytes.length) return `element ${out.length}: ${bytes.length - at} bytes left where a 4-byte length was expected`;
+    if (count === elements) return `${bytes.length - at} bytes after the ${elements} elements the shape takes`;
+    if (at + 4 > bytes.length) return `element ${count}: ${bytes.length - at} bytes left where a 4-byte length was expected`;
     const length = bytes.readUInt32LE(at);
-    if (at + 4 + length > bytes.length) return `element ${out.length}: its length ${length} runs past the end of the ${bytes.length} bytes`;
-    out.push(bytes.subarray(at + 4, at + 4 + length));
+    if (at + 4 + length > bytes.length) return `element ${count}: its length ${length} runs past the end of the ${bytes.length} bytes`;
+    visit(bytes.subarray(at + 4, at + 4 + length), count);
     at += 4 + length;
+    count += 1;
   }
-  if (out.length !== elements) return `${out.length} elements; the shape takes ${elements}`;
-  return out;
+  return count === elements ? null : `${count} elements; the shape takes ${elements}`;
 }
 
 /** BYTES elements as length-prefixed bytes (the inverse of splitLengthPrefixed). */
@@ -297,21 +307,12 @@ export function joinLengthPrefixed(elements: readonly Buffer[]): Buffer {
  * that is not would reach the graph mangled). Null when it is well formed.
  */
 export function checkStrings(bytes: Buffer, elements: number): string | null {
-  const framing = (why: string) => `is not BYTES as the protocol sends them (each element a 4-byte little-endian length, then its bytes): ${why}`;
-  // One walk, holding no list of elements: framing first, then each element's UTF-8.
-  let at = 0;
-  let count = 0;
+  // Framing first (the whole walk), then the first element that is not UTF-8.
   let notUtf8 = -1;
-  while (at < bytes.length) {
-    if (count === elements) return framing(`${bytes.length - at} bytes after the ${elements} elements the shape takes`);
-    if (at + 4 > bytes.length) return framing(`element ${count}: ${bytes.length - at} bytes left where a 4-byte length was expected`);
-    const length = bytes.readUInt32LE(at);
-    if (at + 4 + length > bytes.length) return framing(`element ${count}: its length ${length} runs past the end of the ${bytes.length} bytes`);
-    if (notUtf8 === -1 && !isUtf8(bytes.subarray(at + 4, at + 4 + length))) notUtf8 = count;
-    at += 4 + length;
-    count += 1;
-  }
-  if (count !== elements) return framing(`${count} elements; the shape takes ${elements}`);
+  const framing = walkLengthPrefixed(bytes, elements, (element, index) => {
+    if (notUtf8 === -1 && !isUtf8(element)) notUtf8 = index;
+  });
+  if (framing) return `is not BYTES as the protocol sends them (each element a 4-byte little-endian length, then its bytes): ${framing}`;
   return notUtf8 === -1 ? null : `element ${notUtf8} is not UTF-8 text (the model takes strings)`;
 }
 

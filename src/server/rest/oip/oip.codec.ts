@@ -75,30 +75,28 @@ function declaredCount(shape: number[]): number | null {
  * body never pays for walking more elements than its own shape allows.
  */
 function flatten(data: unknown, field: string, shape: number[]): number[] {
-  const expected = declaredCount(shape);
-  const out: number[] = [];
-  const tooMany = () => new BadInputError(`data has more than ${expected} elements; shape [${shape.join(',')}] needs ${expected}`, field);
-  const limit = expected ?? Number.POSITIVE_INFINITY;
-  const visit = (value: unknown, depth: number): void => {
-    if (typeof value === 'number') out.push(value);
-    else if (typeof value === 'boolean') out.push(value ? 1 : 0);
-    else if (Array.isArray(value) && depth < 32) for (const v of value) visit(v, depth + 1);
-    else throw new BadInputError('data must hold numbers (or booleans for BOOL), flat or nested in arrays', field);
-    if (out.length > limit) throw tooMany();
-  };
-  visit(data, 0);
-  return out;
+  return flattenData(data, field, shape, (v) => (typeof v === 'number' ? v : typeof v === 'boolean' ? (v ? 1 : 0) : undefined), 'data must hold numbers (or booleans for BOOL), flat or nested in arrays');
 }
 
 /** BYTES `data`: JSON strings, flat or nested (row major), bounded by the shape as flatten is. */
 function flattenStrings(data: unknown, field: string, shape: number[]): string[] {
+  return flattenData(data, field, shape, (v) => (typeof v === 'string' ? v : undefined), 'BYTES data must hold strings, flat or nested in arrays');
+}
+
+/**
+ * `data` flat or nested in arrays (row major, at most 32 deep), each leaf read
+ * by `leaf` (undefined: not a value of this kind, refused with `refusal`);
+ * stops as soon as it holds more elements than the shape declares.
+ */
+function flattenData<T>(data: unknown, field: string, shape: number[], leaf: (value: unknown) => T | undefined, refusal: string): T[] {
   const expected = declaredCount(shape);
-  const out: string[] = [];
+  const out: T[] = [];
   const limit = expected ?? Number.POSITIVE_INFINITY;
   const visit = (value: unknown, depth: number): void => {
-    if (typeof value === 'string') out.push(value);
+    const read = leaf(value);
+    if (read !== undefined) out.push(read);
     else if (Array.isArray(value) && depth < 32) for (const v of value) visit(v, depth + 1);
-    else throw new BadInputError('BYTES data must hold strings, flat or nested in arrays', field);
+    else throw new BadInputError(refusal, field);
     if (out.length > limit) throw new BadInputError(`data has more than ${expected} elements; shape [${shape.join(',')}] needs ${expected}`, field);
   };
   visit(data, 0);
