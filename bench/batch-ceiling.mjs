@@ -8,9 +8,10 @@
 //   onnxruntime   session.run on 64-item tensors in this process, every core, no HTTP (the target's 1.0)
 // Items/s and server CPU per item; the ratios to onnxruntime are the figures. On a machine where wrk
 // shares the cores with the server, bare-http is the ceiling the gateway can approach.
-//   npm run build:ts && node bench/batch-ceiling.mjs        (BENCH_MODEL=fashion-hybrid, BENCH_SECONDS=4, BENCH_ROUNDS=3)
+//   npm run build:ts && node bench/batch-ceiling.mjs        (BENCH_MODEL=fashion-hybrid, BENCH_SECONDS=4, BENCH_ROUNDS=3,
+//   BENCH_GATEWAY_ENV='NAME=value,…' for the gateway)
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -28,6 +29,21 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const MODEL_FILE = path.join(ROOT, 'models', MODEL, '1', 'model.onnx');
 
 const images = fixtureImages();
+
+/** CPU seconds of each thread of a process, keyed by thread id, with the thread's name. */
+function threadCpu(pid) {
+  const ticks = 100;
+  const out = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { comm: `${comm}${comm === 'node' || comm === 'MainThread' ? '' : ''}`, cpu: (Number(f[11]) + Number(f[12])) / ticks });
+    } catch { /* thread gone */ }
+  }
+  return out;
+}
 const pixels = Float32Array.from(images.subarray(0, ITEMS * 784), (v) => v / 255);
 const tensorBytes = Buffer.from(pixels.buffer);
 const header = JSON.stringify({
@@ -74,6 +90,8 @@ try {
     MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, 'data'),
     REDIS_URL, REDIS_KEY_PREFIX: `mgceiling:${process.pid}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
     DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
+    // BENCH_GATEWAY_ENV='NAME=value,NAME=value' tries a setting (e.g. INFERENCE_INTRA_OP_THREADS=2).
+    ...Object.fromEntries((process.env.BENCH_GATEWAY_ENV ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
   };
   const key = bootstrapKey(env, DIST);
   const gateway = await startGateway(env, { dist: DIST });
@@ -98,7 +116,7 @@ try {
   await runtimeAlone();
 
   const cells = [
-    { name: 'gateway', url: `${gateway.url}/v2/models/${MODEL}/infer`, headers: { authorization: `Bearer ${key}` }, pid: gateway.child.pid, items: [], cpu: [] },
+    { name: 'gateway', url: `${gateway.url}/v2/models/${MODEL}/infer`, headers: { authorization: `Bearer ${key}` }, pid: gateway.child.pid, items: [], cpu: [], threads: new Map() },
     { name: 'bare-http', url: `http://127.0.0.1:${barePort}/v2/models/${MODEL}/infer`, headers: {}, pid: bare.pid, items: [], cpu: [] },
   ];
   const runtime = [];
@@ -107,7 +125,16 @@ try {
   for (let r = 1; r <= ROUNDS; r += 1) {
     for (const c of r % 2 ? cells : [...cells].reverse()) {
       const before = cpuSeconds(c.pid);
+      const threadsBefore = threadCpu(c.pid);
       const { ok, errors } = await wrk(c.url, c.headers);
+      if (c.name === 'gateway') {
+        const after = threadCpu(c.pid);
+        for (const [tid, t] of after) {
+          const d = t.cpu - (threadsBefore.get(tid)?.cpu ?? 0);
+          const k = `${t.comm}`;
+          c.threads.set(k, (c.threads.get(k) ?? 0) + d);
+        }
+      }
       if (errors) throw new Error(`${c.name}: ${errors} failed requests`);
       c.items.push((ok * ITEMS) / SECONDS);
       c.cpu.push(((cpuSeconds(c.pid) - before) * 1000) / (ok * ITEMS));
@@ -121,6 +148,8 @@ try {
   console.log('| path | items/s | ÷ onnxruntime alone | server CPU ms/item |\n|---|---|---|---|');
   for (const c of cells) console.log(`| ${c.name} | ${Math.round(median(c.items))} | ${(median(c.items) / rt).toFixed(2)} | ${median(c.cpu).toFixed(3)} |`);
   console.log(`| onnxruntime alone (every core, no HTTP) | ${Math.round(rt)} | 1.00 | — |`);
+  const windows = ROUNDS * SECONDS;
+  console.log(`\ngateway threads, share of one core over the load windows: ${[...cells[0].threads].filter(([, v]) => v / windows >= 0.01).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(100 * v / windows).toFixed(0)} %`).join(', ')}`);
 } finally {
   for (const child of children) {
     child.kill('SIGTERM');

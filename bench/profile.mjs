@@ -7,6 +7,7 @@
 // by package/area and the top functions of the main thread, plus the server's
 // CPU ms per request (utime+stime, all threads) over the same load.
 //   npm run build:ts && node bench/profile.mjs [items=1] [concurrency=64] [seconds=10]
+//   PROFILE_DOOR=oip sends the items as one OIP binary request instead of a GraphQL mutation.
 //   PROFILE_MODEL_REPOSITORY=dir serves another repository (e.g. one whose model opts in to the response cache: every request a hit).
 //   PROFILE_KEEP=dir keeps the .cpuprofile files there; PROFILE_DIST=/other/dist profiles another
 //   build (e.g. main's, for the before summary); PROFILE_OFF=1 measures CPU without the profiler.
@@ -40,8 +41,15 @@ const freePort = () => new Promise((resolve) => {
 
 const floats = new Float32Array(items * 784);
 for (let i = 0; i < floats.length; i += 1) floats[i] = images[i % images.length] / 255;
+// PROFILE_DOOR=oip: the same items as one OIP binary request (/v2/models/<model>/infer) instead of GraphQL.
+const DOOR = process.env.PROFILE_DOOR ?? 'graphql';
 const bodyFile = path.join(work, 'body.json');
-writeFileSync(bodyFile, JSON.stringify({
+const oipHeader = Buffer.from(JSON.stringify({
+  inputs: [{ name: 'image', datatype: 'FP32', shape: [items, 1, 28, 28], parameters: { binary_data_size: floats.byteLength } }],
+  outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
+}));
+if (DOOR === 'oip') writeFileSync(bodyFile, Buffer.concat([oipHeader, Buffer.from(floats.buffer)]));
+else writeFileSync(bodyFile, JSON.stringify({
   query: 'mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }',
   variables: { input: { model: MODEL, inputs: [{ name: 'image', datatype: 'FP32', shape: [items, 1, 28, 28], dataBase64: Buffer.from(floats.buffer).toString('base64') }] } },
 }));
@@ -65,15 +73,18 @@ const boot = spawnSync(process.execPath, [path.join(DIST, 'cli/main.js'), 'admin
 const key = /mg_(live|test)_[A-Za-z0-9]+/.exec(boot.stdout + boot.stderr)?.[0];
 if (!key) throw new Error(`bootstrap failed: ${boot.stdout}${boot.stderr}`);
 
-const child = spawn(process.execPath, [...(process.env.PROFILE_OFF ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), path.join(DIST, 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(process.env.PROFILE_OFF ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), path.join(DIST, 'main.js')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
 for (let i = 0; ; i += 1) {
   try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break; } catch { /* starting */ }
   if (i > 600) throw new Error('gateway not ready');
   await new Promise((r) => setTimeout(r, 100));
 }
 const script = path.join(work, 'wrk.lua');
-writeFileSync(script, `wrk.method="POST"\nlocal f=io.open(${JSON.stringify(bodyFile)},"rb"); wrk.body=f:read("*a"); f:close()\nwrk.headers["content-type"]="application/json"\nwrk.headers["authorization"]="Bearer ${key}"\n`);
-const wrkArgs = ['-t', '1', '-c', String(concurrency), '--latency', '-s', script, `http://127.0.0.1:${port}/graphql`];
+const contentHeaders = DOOR === 'oip'
+  ? `wrk.headers["content-type"]="application/octet-stream"\nwrk.headers["inference-header-content-length"]="${oipHeader.length}"\n`
+  : 'wrk.headers["content-type"]="application/json"\n';
+writeFileSync(script, `wrk.method="POST"\nlocal f=io.open(${JSON.stringify(bodyFile)},"rb"); wrk.body=f:read("*a"); f:close()\n${contentHeaders}wrk.headers["authorization"]="Bearer ${key}"\n`);
+const wrkArgs = ['-t', '1', '-c', String(concurrency), '--latency', '-s', script, DOOR === 'oip' ? `http://127.0.0.1:${port}/v2/models/${MODEL}/infer` : `http://127.0.0.1:${port}/graphql`];
 spawnSync('wrk', [...wrkArgs.slice(0, 4), '-d', '2s', ...wrkArgs.slice(4)]); // warm-up (JIT, pools)
 const cpu0 = cpuSeconds(child.pid);
 // Profile timestamps are CLOCK_MONOTONIC microseconds, as process.hrtime is: only the load window counts.

@@ -19,6 +19,13 @@ describe('config', () => {
     expect(loadConfig({ INFERENCE_WORKERS: '3', INFERENCE_IDLE_LOOP_WORKERS: '2' }).models.idleLoopWorkers).toBe(2);
   });
 
+  it('runs model threads at nice 10 unless told otherwise, and refuses a nice the kernel does not have', () => {
+    expect(loadConfig({}).models.workerNice).toBe(10);
+    expect(loadConfig({ INFERENCE_WORKER_NICE: '0' }).models.workerNice).toBe(0);
+    expect(() => loadConfig({ INFERENCE_WORKER_NICE: '20' })).toThrow(/INFERENCE_WORKER_NICE/);
+    expect(() => loadConfig({ INFERENCE_WORKER_NICE: '-5' })).toThrow(/INFERENCE_WORKER_NICE/);
+  });
+
   it('reads the webhook encryption key as hex or base64 and refuses anything else without echoing it', () => {
     const bytes = Buffer.alloc(32, 9);
     expect(loadConfig({ WEBHOOK_SECRET_ENCRYPTION_KEY: bytes.toString('hex') }).webhooks.secretKey).toEqual(bytes);

@@ -110,6 +110,9 @@ const envSchema = z.object({
   INFERENCE_INTRA_OP_THREADS: int(1, 256).default('1'),
   // Workers beyond INFERENCE_WORKERS that run batches only while the event loop is mostly idle.
   INFERENCE_IDLE_LOOP_WORKERS: int(0, 256).optional(),
+  // Linux nice value of the model threads (each worker and the onnxruntime threads it starts): above
+  // the event loop's 0, so a saturated CPU serves the loop (parsing, health, answers) first.
+  INFERENCE_WORKER_NICE: int(0, 19).default('10'),
   INFERENCE_DEFAULT_TIMEOUT_MS: int(1, 600_000).default('10000'),
   INFERENCE_MAX_TIMEOUT_MS: int(1, 600_000).default('60000'),
   INFERENCE_MAX_QUEUE_SIZE: int(1, 1_000_000).default('1024'),
@@ -259,6 +262,8 @@ export interface Config {
     /** Extra workers on the event loop's own core, given batches only while the loop is mostly idle. */
     idleLoopWorkers: number;
     intraOpThreads: number;
+    /** Nice value of the model threads (Linux; elsewhere ignored). */
+    workerNice: number;
     defaultTimeoutMs: number;
     maxTimeoutMs: number;
     maxQueueSize: number;
@@ -456,6 +461,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       workers,
       idleLoopWorkers,
       intraOpThreads: e.INFERENCE_INTRA_OP_THREADS,
+      workerNice: e.INFERENCE_WORKER_NICE,
       defaultTimeoutMs: e.INFERENCE_DEFAULT_TIMEOUT_MS,
       maxTimeoutMs: e.INFERENCE_MAX_TIMEOUT_MS,
       maxQueueSize: e.INFERENCE_MAX_QUEUE_SIZE,

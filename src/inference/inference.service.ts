@@ -148,7 +148,7 @@ export class InferenceService {
     private readonly log: Logger,
   ) {
     this.metrics = new InferenceMetrics(metrics.registry);
-    this.pool = new WorkerPool(config.models.workers, config.models.intraOpThreads, log.child({ component: 'inference-pool' }), config.models.idleLoopWorkers);
+    this.pool = new WorkerPool(config.models.workers, config.models.intraOpThreads, log.child({ component: 'inference-pool' }), config.models.idleLoopWorkers, undefined, config.models.workerNice);
     this.registry = new ModelRegistry(
       this.pool,
       {

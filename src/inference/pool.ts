@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger';
 import type { ExecutionProviderName } from '../config';
-import type { WarmupSample, WireTensor, WorkerReply, WorkerRequest } from './worker-protocol';
+import type { WarmupSample, WireTensor, WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol';
 
 type LoadReply = Extract<WorkerReply, { op: 'load' }>;
 type RunReply = Extract<WorkerReply, { op: 'run' }>;
@@ -63,8 +63,9 @@ class PoolWorker {
     readonly index: number,
     script: string,
     onExit: (worker: PoolWorker, error: Error) => void,
+    nice: number,
   ) {
-    this.thread = new Worker(script);
+    this.thread = new Worker(script, { workerData: { nice } satisfies WorkerStart });
     this.thread.on('message', (reply: WorkerReply) => {
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;
@@ -123,6 +124,8 @@ export class WorkerPool {
     readonly idleLoopWorkers = 0,
     /** The event loop's recent busy share (0..1); tests hand in a fixed one. */
     loopUtilization?: () => number,
+    /** Nice value for the worker threads (and the onnxruntime threads they start): see INFERENCE_WORKER_NICE. */
+    private readonly threadNice = 0,
   ) {
     if (loopUtilization) this.eventLoopUtilization = loopUtilization;
     this.script = workerScript();
@@ -157,7 +160,7 @@ export class WorkerPool {
       const delay = since < RESPAWN_BACKOFF_MS ? RESPAWN_BACKOFF_MS : 0;
       this.log.error({ worker: index, err: error.message, restartInMs: delay }, 'inference worker died; starting a replacement');
       setTimeout(() => this.replace(index), delay).unref();
-    });
+    }, this.threadNice);
   }
 
   private replace(index: number): void {

@@ -34,6 +34,12 @@ export interface WarmupSample {
   inputs: WarmupTensor[];
 }
 
+/** What a worker thread is started with (its workerData). */
+export interface WorkerStart {
+  /** Nice value the thread sets on itself before any session exists (so onnxruntime's threads inherit it). */
+  nice: number;
+}
+
 export type WorkerRequest =
   | {
       id: number;

@@ -5,16 +5,33 @@
  * here keeps the gateway's event loop free. Tensor bytes arrive and leave as
  * transferred ArrayBuffers (no copies across threads).
  */
-import { parentPort } from 'node:worker_threads';
+import os from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { createSessionWithFallback } from './providers';
 import { BYTES_PER_ELEMENT, datatypeFromOrt, joinLengthPrefixed } from './tensor';
 import { ortData, typedArray, zeroData, type TypedArrayOf } from './ort-arrays';
-import type { WarmupSample, WorkerReply, WorkerRequest, WireTensor, TensorMetadata } from './worker-protocol';
+import type { WarmupSample, WorkerReply, WorkerRequest, WorkerStart, WireTensor, TensorMetadata } from './worker-protocol';
 
 if (!parentPort) throw new Error('worker.ts must run as a worker thread');
 const port = parentPort;
+lowerThreadPriority((workerData as WorkerStart | undefined)?.nice ?? 0);
+
+/**
+ * Makes this thread yield the CPU to the event loop when both want it. On Linux a nice value
+ * belongs to a thread (setpriority on id 0 changes the caller only), and threads onnxruntime
+ * starts later inherit it. Elsewhere the same call would renice the whole process, so it is
+ * Linux only. Raising nice needs no privilege; a refusal leaves the thread at its priority.
+ */
+function lowerThreadPriority(nice: number): void {
+  if (nice <= 0 || process.platform !== 'linux') return;
+  try {
+    os.setPriority(0, nice);
+  } catch {
+    // A sandbox that forbids setpriority: the thread keeps the process's priority.
+  }
+}
 const sessions = new Map<string, ort.InferenceSession>();
 
 function metadataOf(list: readonly ort.InferenceSession.ValueMetadata[]): TensorMetadata[] {
