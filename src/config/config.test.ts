@@ -19,9 +19,9 @@ describe('config', () => {
     expect(loadConfig({ INFERENCE_WORKERS: '3', INFERENCE_IDLE_LOOP_WORKERS: '2' }).models.idleLoopWorkers).toBe(2);
   });
 
-  it('runs model threads at nice 10 unless told otherwise, and refuses a nice the kernel does not have', () => {
-    expect(loadConfig({}).models.workerNice).toBe(10);
-    expect(loadConfig({ INFERENCE_WORKER_NICE: '0' }).models.workerNice).toBe(0);
+  it('runs model threads at the process priority unless told otherwise, and refuses a nice the kernel does not have', () => {
+    expect(loadConfig({}).models.workerNice).toBe(0);
+    expect(loadConfig({ INFERENCE_WORKER_NICE: '10' }).models.workerNice).toBe(10);
     expect(() => loadConfig({ INFERENCE_WORKER_NICE: '20' })).toThrow(/INFERENCE_WORKER_NICE/);
     expect(() => loadConfig({ INFERENCE_WORKER_NICE: '-5' })).toThrow(/INFERENCE_WORKER_NICE/);
   });

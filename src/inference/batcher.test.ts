@@ -17,6 +17,9 @@ class FakePool {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+  canAcquire(): boolean {
+    return this.free > 0;
+  }
   acquire(): object | null {
     if (this.free === 0) return null;
     this.free -= 1;

@@ -96,7 +96,10 @@ export class Batcher {
     private readonly observer: BatchObserver,
   ) {
     this.stopListening = pool.onIdle(() => this.pump());
+    this.largestPreferred = policy.preferredBatchSizes.length > 0 ? Math.max(...policy.preferredBatchSizes) : Infinity;
   }
+
+  private readonly largestPreferred: number;
 
   get pending(): number {
     return this.queue.length;
@@ -155,8 +158,10 @@ export class Batcher {
       this.delayTimer = undefined;
     }
     const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.policy;
-    const largestPreferred = preferredBatchSizes.length > 0 ? Math.max(...preferredBatchSizes) : Infinity;
-    while (this.queue.length > 0) {
+    const largestPreferred = this.largestPreferred;
+    // No worker to take a batch: nothing can be sent, and the pool's idle wake-up pumps again (under
+    // load every submit lands here; judging the whole queue each time was work per request per queued one).
+    while (this.queue.length > 0 && this.pool.canAcquire()) {
       const now = performance.now();
       let soonestDueInMs = Infinity;
       let sent = false;
@@ -166,7 +171,9 @@ export class Batcher {
         if (judged.has(signature)) continue;
         judged.add(signature);
         const { batch, items } = this.formBatch(start);
-        const waitedMs = now - Math.min(...batch.map((entry) => entry.enqueuedAt));
+        let oldest = Infinity;
+        for (const entry of batch) oldest = Math.min(oldest, entry.enqueuedAt);
+        const waitedMs = now - oldest;
         // Nothing of this model running: waiting could only add latency, so it goes now
         // (unless the model asks for Triton's delayed batching).
         const due =
@@ -182,7 +189,8 @@ export class Batcher {
         }
         const worker = this.pool.acquire();
         if (!worker) return; // woken again by the pool when a worker frees up
-        this.queue = this.queue.filter((entry) => !batch.includes(entry));
+        if (batch.length === 1) this.queue.splice(start, 1);
+        else this.queue = this.queue.filter((entry) => !batch.includes(entry));
         this.observer.queued(this.queue.length);
         void this.execute(worker, batch, items);
         sent = true;

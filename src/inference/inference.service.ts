@@ -183,7 +183,7 @@ export class InferenceService {
   }
 
   servesModel(name: string): boolean {
-    return this.registry.list().some((m) => m.name === name);
+    return this.registry.has(name);
   }
 
   /** Every model's name, sorted. */

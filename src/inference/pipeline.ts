@@ -348,7 +348,8 @@ export class InferencePipeline {
       tenantId: principal.tenantId,
       apiKeyId: principal.apiKeyId,
       // Only names of served models are stored, never client text (a pasted key, unbounded rollup groups).
-      model: usageModelName(model, (name) => this.deps.engine.servesModel(name)),
+      // A reserved call's provisional record already resolved the stored name (once per call).
+      model: reservation?.event.model ?? usageModelName(model, (name) => this.deps.engine.servesModel(name)),
       modelVersion: planned?.modelVersion ?? null,
       items: planned?.items ?? 0,
       // Only served requests are billed; a refused or failed one records its items and 0 units.

@@ -224,6 +224,18 @@ export class WorkerPool {
 
   /** An idle worker, marked busy, or null when all are busy (idle-loop workers count only while the loop is mostly idle). */
   acquire(): PoolWorker | null {
+    const worker = this.pick();
+    if (!worker) return null;
+    worker.busy = true;
+    return worker;
+  }
+
+  /** Whether acquire() would hand out a worker now (nothing is marked). */
+  canAcquire(): boolean {
+    return this.pick() !== undefined;
+  }
+
+  private pick(): PoolWorker | undefined {
     let worker: PoolWorker | undefined;
     for (let i = 0; i < this.size; i += 1) {
       const w = this.workers[i]!;
@@ -233,10 +245,11 @@ export class WorkerPool {
       }
     }
     if (!worker && this.idleLoopWorkers > 0 && this.eventLoopUtilization() < IDLE_LOOP_MAX_UTILIZATION) {
-      worker = this.workers.slice(this.size).find((w) => w.alive && !w.busy);
+      for (let i = this.size; i < this.workers.length && !worker; i += 1) {
+        const w = this.workers[i]!;
+        if (w.alive && !w.busy) worker = w;
+      }
     }
-    if (!worker) return null;
-    worker.busy = true;
     return worker;
   }
 

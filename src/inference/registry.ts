@@ -207,6 +207,11 @@ export class ModelRegistry {
     for (const listener of this.changeListeners) listener(model);
   }
 
+  /** Whether a model of this name is registered (any state); on every request's usage record, so a map lookup, not list(). */
+  has(name: string): boolean {
+    return this.models.has(name);
+  }
+
   list(): RegisteredModel[] {
     return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
