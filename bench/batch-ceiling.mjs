@@ -9,7 +9,7 @@
 // Items/s and server CPU per item; the ratios to onnxruntime are the figures. On a machine where wrk
 // shares the cores with the server, bare-http is the ceiling the gateway can approach.
 //   npm run build:ts && node bench/batch-ceiling.mjs        (BENCH_MODEL=fashion-hybrid, BENCH_SECONDS=4, BENCH_ROUNDS=3,
-//   BENCH_GATEWAY_ENV='NAME=value,…' for the gateway)
+//   BENCH_GATEWAY_ENV='NAME=value,…' for the gateway, BENCH_WRK_NICE=19 for a load generator that yields the cores)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,6 +22,7 @@ const MODEL = process.env.BENCH_MODEL ?? 'fashion-hybrid';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ITEMS = 64;
+const WRK_NICE = Number(process.env.BENCH_WRK_NICE ?? 0);
 const CONCURRENCY = 8;
 const DIST = path.resolve(process.env.BENCH_DIST ?? path.join(ROOT, 'dist'));
 const ADMIN_DB = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -64,7 +65,9 @@ function wrk(url, headers) {
     ...Object.entries({ ...headers, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(Buffer.byteLength(header)) }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
   ].join('\n'));
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, '-s', script, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // BENCH_WRK_NICE=19: the load generator yields the cores to the servers (a client on another host).
+    const wrkArgs = ['-t1', `-c${CONCURRENCY}`, `-d${SECONDS}s`, '-s', script, url];
+    const child = WRK_NICE ? spawn('nice', ['-n', String(WRK_NICE), 'wrk', ...wrkArgs], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn('wrk', wrkArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => {
@@ -144,7 +147,7 @@ try {
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const rt = median(runtime);
-  console.log(`\nbench:batch-ceiling ${new Date().toISOString().slice(0, 16)}Z, ${MODEL}, ${ITEMS}-item OIP binary, c=${CONCURRENCY}, ${ROUNDS} rounds × ${SECONDS} s, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} at the end (medians)\n`);
+  console.log(`\nbench:batch-ceiling ${new Date().toISOString().slice(0, 16)}Z, ${MODEL}, ${ITEMS}-item OIP binary, c=${CONCURRENCY}, ${ROUNDS} rounds × ${SECONDS} s, node ${process.version}${WRK_NICE ? `, wrk at nice ${WRK_NICE}` : ''}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} at the end (medians)\n`);
   console.log('| path | items/s | ÷ onnxruntime alone | server CPU ms/item |\n|---|---|---|---|');
   for (const c of cells) console.log(`| ${c.name} | ${Math.round(median(c.items))} | ${(median(c.items) / rt).toFixed(2)} | ${median(c.cpu).toFixed(3)} |`);
   console.log(`| onnxruntime alone (every core, no HTTP) | ${Math.round(rt)} | 1.00 | — |`);
