@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, log, startGateway } from './lib.mjs';
+import { bootstrapKey, cpuSeconds, fixtureImages, fullPathGateway, log, startGateway } from './lib.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SECONDS = Number(process.argv[3] ?? 6);
@@ -85,19 +85,9 @@ const databases = [];
 const results = new Map();
 try {
   for (const v of VARIANTS) {
-    const dbName = `modelgate_health_${process.pid}_${v.name.replace(/\W/g, '_')}`;
-    await admin.query(`CREATE DATABASE "${dbName}"`);
-    databases.push(dbName);
-    const dbUrl = new URL(ADMIN_DB);
-    dbUrl.pathname = `/${dbName}`;
-    const port = await freePort();
-    const env = {
-      PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_PRETTY: 'false', GRPC_PORT: '0',
-      MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, v.name),
-      REDIS_URL, REDIS_KEY_PREFIX: `mghealth:${process.pid}:${v.name}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
-      DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
-      ...v.env,
-    };
+    const { env, port } = await fullPathGateway(admin, databases, {
+      adminUrl: ADMIN_DB, redisUrl: REDIS_URL, name: `health_${process.pid}_${v.name}`, dataDir: path.join(work, v.name), extra: v.env,
+    });
     const nodeArgs = (env.NODE_ARGS ?? '').split(' ').filter(Boolean);
     delete env.NODE_ARGS;
     const key = bootstrapKey(env);

@@ -56,6 +56,29 @@ export function embeddedEnv(port, dataDir, extra = {}) {
   return env;
 }
 
+/**
+ * The full production path for one of several gateways side by side: a fresh database `name` made
+ * on the admin connection (pushed onto `databases` for the caller to drop), Redis limits under a
+ * private prefix, generous limits, warnings only. Returns the environment (with `extra` applied)
+ * and the port it listens on.
+ */
+export async function fullPathGateway(admin, databases, { adminUrl, redisUrl, name, dataDir, extra = {} }) {
+  const dbName = `modelgate_${name.replace(/\W/g, '_')}`;
+  await admin.query(`CREATE DATABASE "${dbName}"`);
+  databases.push(dbName);
+  const dbUrl = new URL(adminUrl);
+  dbUrl.pathname = `/${dbName}`;
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_PRETTY: 'false', GRPC_PORT: '0',
+    MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: dataDir,
+    REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `mg:${name}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
+    DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
+    ...extra,
+  };
+  return { env, port };
+}
+
 /** Runs `modelgate admin bootstrap` against `env`'s database and returns the admin key it prints. */
 export function bootstrapKey(env, dist = path.join(ROOT, 'dist')) {
   const boot = spawnSync(process.execPath, [path.join(dist, 'cli/main.js'), 'admin', 'bootstrap'], { env, encoding: 'utf8' });

@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, log, startGateway, waitReady } from './lib.mjs';
+import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, fullPathGateway, log, startGateway, waitReady } from './lib.mjs';
 
 const PER_ROUND = Number(process.argv[2] ?? 200);
 const ROUNDS = Number(process.argv[3] ?? 5);
@@ -57,19 +57,9 @@ const variants = [];
 const databases = [];
 try {
   for (const g of GATEWAYS) {
-    const dbName = `modelgate_ablation_${process.pid}_${g.name.replace(/-/g, '_')}`;
-    await admin.query(`CREATE DATABASE "${dbName}"`);
-    databases.push(dbName);
-    const dbUrl = new URL(ADMIN_DB);
-    dbUrl.pathname = `/${dbName}`;
-    const port = await freePort();
-    const env = {
-      PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_PRETTY: 'false', GRPC_PORT: '0',
-      MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, g.name),
-      REDIS_URL, REDIS_KEY_PREFIX: `mgablation:${process.pid}:${g.name}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
-      DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
-      ...g.env,
-    };
+    const { env, port } = await fullPathGateway(admin, databases, {
+      adminUrl: ADMIN_DB, redisUrl: REDIS_URL, name: `ablation_${process.pid}_${g.name}`, dataDir: path.join(work, g.name), extra: g.env,
+    });
     const key = bootstrapKey(env, DIST);
     log(`starting gateway ${g.name} on ${port}`);
     const { child } = await startGateway(env, { dist: DIST, what: g.name });
