@@ -39,6 +39,31 @@ describe('tensor codec', () => {
     expect(checkBytes('FP16', Buffer.from([0x00, 0x7c]))).toMatch(/NaN or Infinity/);
   });
 
+  it.each([
+    ['FP32', 4, (b: Buffer, v: number, at: number) => b.writeFloatLE(v, at)],
+    ['FP64', 8, (b: Buffer, v: number, at: number) => b.writeDoubleLE(v, at)],
+  ] as const)('finds every non-finite %s at any byte offset and passes every finite one', (datatype, size, write) => {
+    const edge = datatype === 'FP32' ? [3.4028234663852886e38, -3.4028234663852886e38, 1.401298464324817e-45] : [Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE];
+    const finite = [0, -0, 1, -1, 0.5, 1e-30, ...edge];
+    // Offsets 0..size-1 inside a larger buffer: the binary protocol puts a tensor wherever its JSON header ends.
+    for (let offset = 0; offset < size; offset += 1) {
+      const backing = Buffer.alloc(offset + size * (finite.length + 1));
+      const bytes = backing.subarray(offset);
+      finite.forEach((v, i) => write(bytes, v, i * size));
+      expect(checkBytes(datatype, bytes)).toBeNull();
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        write(bytes, bad, finite.length * size);
+        expect(checkBytes(datatype, bytes)).toBe(`element ${finite.length}: NaN or Infinity is not allowed`);
+      }
+      // A NaN payload other than the canonical one (sign set, quiet bit clear, low mantissa bits only).
+      bytes.fill(0, finite.length * size);
+      bytes[bytes.length - 1] = 0xff;
+      bytes[bytes.length - 2] = datatype === 'FP32' ? 0x80 : 0xf0;
+      bytes[bytes.length - size] = 1;
+      expect(checkBytes(datatype, bytes)).toMatch(/NaN or Infinity/);
+    }
+  });
+
   it('decodes only strict base64', () => {
     expect(decodeBase64(Buffer.from('hello').toString('base64'))?.toString()).toBe('hello');
     expect(decodeBase64('aGVsbG8=\n')?.toString()).toBe('hello');
