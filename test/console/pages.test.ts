@@ -65,30 +65,42 @@ async function clickUntil(page: Page, button: string, what: string, done: () => 
   }, { everyMs: 300 });
 }
 
+/** A developer signed in on the playground, fashion-cnn chosen and the ankle boot picked. */
+async function playgroundOnAnkleBoot(name: string) {
+  const key = await createTestKey({ scopes: ['inference', 'usage:read'], name });
+  const session = await tabs.open();
+  const { page } = session;
+  await tabs.signIn(page, key.key);
+  await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Models & playground' }).click();
+  await page.getByTestId('playground-model').locator('option', { hasText: 'fashion-cnn' }).waitFor({ state: 'attached' });
+  await page.getByTestId('playground-model').selectOption('fashion-cnn');
+  await page.getByRole('button', { name: 'Ankle boot' }).click();
+  return { key, session, page };
+}
+
+/** Runs the explanation; checks the heatmap drawn, its caption and label, what its usage record billed, and axe. */
+async function explainAndCheck(page: Page, method: 'RISE' | 'OCCLUSION', billedItems: number): Promise<void> {
+  await page.getByRole('button', { name: 'Classify and explain' }).click();
+  await until(`the ${method} heatmap drawn`, () => drawn(page), { accept: (d) => d === method.toLowerCase(), everyMs: 100 });
+  await expect(page.getByTestId('explained').textContent()).resolves.toMatch(new RegExp(`^${method} heatmap of “.+” \\(score \\d\\.\\d{3}\\)$`));
+  expect(await reddishPixels(page)).toBeGreaterThan(280 * 280 * 0.02);
+  await expect(page.getByTestId('playground-canvas').getAttribute('aria-label')).resolves.toMatch(new RegExp(`${method} heatmap drawn over it; strongest at row \\d+, column \\d+`));
+  // After the run: what its usage record says was billed.
+  await page.getByTestId('run-cost').filter({ hasText: 'Billed' }).waitFor();
+  await expect(page.getByTestId('run-cost').textContent()).resolves.toMatch(
+    new RegExp(`^Billed: ${billedItems} items, ${billedItems} compute units(, \\d+\\.\\d{6} [A-Z]{3})? \\(from its usage record\\)\\.$`),
+  );
+  await expect(seriousViolations(page)).resolves.toEqual([]);
+}
+
 describe('playground', () => {
   it('renders a RISE heatmap for fashion-cnn, with its method, parameters and cost shown before and what it cost after', async () => {
-    const key = await createTestKey({ scopes: ['inference', 'usage:read'], name: 'developer' });
-    const session = await tabs.open();
-    const { page } = session;
-    await tabs.signIn(page, key.key);
-    await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Models & playground' }).click();
-    await page.getByTestId('playground-model').locator('option', { hasText: 'fashion-cnn' }).waitFor({ state: 'attached' });
-    await page.getByTestId('playground-model').selectOption('fashion-cnn');
-    await page.getByRole('button', { name: 'Ankle boot' }).click();
+    const { key, session, page } = await playgroundOnAnkleBoot('developer');
     await page.getByTestId('explain-method').selectOption('RISE');
     await page.getByTestId('explain-masks').fill('200');
     // Waits for the re-render after the typed value rather than reading the text mid-update.
     await page.getByTestId('explain-cost').filter({ hasText: /RISE scores 200 random masks on a 7×7 grid \(seed 1\).*Cost before running: 201 items × 1 unit = 201 compute units/ }).waitFor();
-
-    await page.getByRole('button', { name: 'Classify and explain' }).click();
-    await until('the RISE heatmap drawn', () => drawn(page), { accept: (d) => d === 'rise', everyMs: 100 });
-    await expect(page.getByTestId('explained').textContent()).resolves.toMatch(/^RISE heatmap of “.+” \(score \d\.\d{3}\)$/);
-    expect(await reddishPixels(page)).toBeGreaterThan(280 * 280 * 0.02);
-    await expect(page.getByTestId('playground-canvas').getAttribute('aria-label')).resolves.toMatch(/RISE heatmap drawn over it; strongest at row \d+, column \d+/);
-    // After the run: what its usage record says was billed.
-    await page.getByTestId('run-cost').filter({ hasText: 'Billed' }).waitFor();
-    await expect(page.getByTestId('run-cost').textContent()).resolves.toMatch(/^Billed: 201 items, 201 compute units(, \d+\.\d{6} [A-Z]{3})? \(from its usage record\)\.$/);
-    await expect(seriousViolations(page)).resolves.toEqual([]);
+    await explainAndCheck(page, 'RISE', 201);
     await screenshot(page, '13-playground-rise');
     await tabs.darkAndPhone(session, key.key, '#models', (p) => p.getByTestId('playground-model').locator('option', { hasText: 'fashion-cnn' }).waitFor({ state: 'attached' }), '13-playground');
     expect(session.problems).toEqual([]);
@@ -99,28 +111,13 @@ describe('playground', () => {
 
 describe('playground, occlusion', () => {
   it('renders an OCCLUSION heatmap for fashion-cnn, with its patch, stride and cost shown before and what it cost after', async () => {
-    const key = await createTestKey({ scopes: ['inference', 'usage:read'], name: 'occlusion developer' });
-    const session = await tabs.open();
-    const { page } = session;
-    await tabs.signIn(page, key.key);
-    await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Models & playground' }).click();
-    await page.getByTestId('playground-model').locator('option', { hasText: 'fashion-cnn' }).waitFor({ state: 'attached' });
-    await page.getByTestId('playground-model').selectOption('fashion-cnn');
-    await page.getByRole('button', { name: 'Ankle boot' }).click();
+    const { session, page } = await playgroundOnAnkleBoot('occlusion developer');
     await page.getByTestId('explain-method').selectOption('OCCLUSION');
     await page.getByTestId('explain-patch').fill('7');
     await page.getByTestId('explain-stride').fill('7');
     // A 7 px patch every 7 px over 28×28: 4 × 4 positions, plus the unoccluded image.
     await page.getByTestId('explain-cost').filter({ hasText: /Occlusion slides a 7 px patch every 7 px over the 28×28 input.*Cost before running: 17 items × 1 unit = 17 compute units/ }).waitFor();
-
-    await page.getByRole('button', { name: 'Classify and explain' }).click();
-    await until('the occlusion heatmap drawn', () => drawn(page), { accept: (d) => d === 'occlusion', everyMs: 100 });
-    await expect(page.getByTestId('explained').textContent()).resolves.toMatch(/^OCCLUSION heatmap of “.+” \(score \d\.\d{3}\)$/);
-    expect(await reddishPixels(page)).toBeGreaterThan(280 * 280 * 0.02);
-    await expect(page.getByTestId('playground-canvas').getAttribute('aria-label')).resolves.toMatch(/OCCLUSION heatmap drawn over it; strongest at row \d+, column \d+/);
-    await page.getByTestId('run-cost').filter({ hasText: 'Billed' }).waitFor();
-    await expect(page.getByTestId('run-cost').textContent()).resolves.toMatch(/^Billed: 17 items, 17 compute units(, \d+\.\d{6} [A-Z]{3})? \(from its usage record\)\.$/);
-    await expect(seriousViolations(page)).resolves.toEqual([]);
+    await explainAndCheck(page, 'OCCLUSION', 17);
     await screenshot(page, '13-playground-occlusion');
     expect(session.problems).toEqual([]);
     expect(session.offsite).toEqual([]);
