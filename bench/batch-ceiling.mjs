@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import * as ort from 'onnxruntime-node';
-import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, log, startGateway, waitReady } from './lib.mjs';
+import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, log, oipImageRequest, startGateway, waitReady } from './lib.mjs';
 
 const MODEL = process.env.BENCH_MODEL ?? 'fashion-hybrid';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -46,14 +46,10 @@ function threadCpu(pid) {
   return out;
 }
 const pixels = Float32Array.from(images.subarray(0, ITEMS * 784), (v) => v / 255);
-const tensorBytes = Buffer.from(pixels.buffer);
-const header = JSON.stringify({
-  inputs: [{ name: 'image', datatype: 'FP32', shape: [ITEMS, 1, 28, 28], parameters: { binary_data_size: tensorBytes.length } }],
-  outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
-});
+const request = oipImageRequest(pixels);
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-batch-ceiling-'));
 const bodyFile = path.join(work, 'body.bin');
-writeFileSync(bodyFile, Buffer.concat([Buffer.from(header), tensorBytes]));
+writeFileSync(bodyFile, request.body);
 
 function wrk(url, headers) {
   const script = path.join(work, `${Object.keys(headers).length}.lua`);
@@ -62,7 +58,7 @@ function wrk(url, headers) {
     `local f = io.open(${JSON.stringify(bodyFile)}, "rb")`,
     'wrk.body = f:read("*a")',
     'f:close()',
-    ...Object.entries({ ...headers, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(Buffer.byteLength(header)) }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
+    ...Object.entries({ ...headers, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(request.headerLength) }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
   ].join('\n'));
   return new Promise((resolve, reject) => {
     // BENCH_WRK_NICE=19: the load generator yields the cores to the servers (a client on another host).

@@ -79,6 +79,19 @@ export async function fullPathGateway(admin, databases, { adminUrl, redisUrl, na
   return { env, port };
 }
 
+/**
+ * One OIP binary infer request for the fashion models: `pixels` (items × 784 floats) as the `image`
+ * input, `probabilities` asked back binary. `headerLength` goes in Inference-Header-Content-Length.
+ */
+export function oipImageRequest(pixels) {
+  const tensor = Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength);
+  const header = Buffer.from(JSON.stringify({
+    inputs: [{ name: 'image', datatype: 'FP32', shape: [pixels.length / 784, 1, 28, 28], parameters: { binary_data_size: tensor.length } }],
+    outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
+  }));
+  return { body: Buffer.concat([header, tensor]), headerLength: header.length };
+}
+
 /** Runs `modelgate admin bootstrap` against `env`'s database and returns the admin key it prints. */
 export function bootstrapKey(env, dist = path.join(ROOT, 'dist')) {
   const boot = spawnSync(process.execPath, [path.join(dist, 'cli/main.js'), 'admin', 'bootstrap'], { env, encoding: 'utf8' });

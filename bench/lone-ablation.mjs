@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, fullPathGateway, log, startGateway, waitReady } from './lib.mjs';
+import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, fullPathGateway, log, oipImageRequest, startGateway, waitReady } from './lib.mjs';
 
 const PER_ROUND = Number(process.argv[2] ?? 200);
 const ROUNDS = Number(process.argv[3] ?? 5);
@@ -45,13 +45,7 @@ const BARE = [
   { name: 'bare-inline', mode: 'inline' },
 ];
 
-const image = fixtureImages().subarray(16, 16 + 784);
-const pixels = Buffer.from(new Float32Array([...image].map((b) => b / 255)).buffer);
-const header = Buffer.from(JSON.stringify({
-  inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], parameters: { binary_data_size: pixels.length } }],
-  outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
-}));
-const body = Buffer.concat([header, pixels]);
+const { body, headerLength } = oipImageRequest(Float32Array.from(fixtureImages().subarray(16, 16 + 784), (b) => b / 255));
 
 const variants = [];
 const databases = [];
@@ -75,7 +69,7 @@ try {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const once = (v) => new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const req = http.request({ host: '127.0.0.1', port: v.port, path: `/v2/models/${MODEL}/infer`, method: 'POST', agent, headers: { ...v.headers, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length), 'content-length': String(body.length) } }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: v.port, path: `/v2/models/${MODEL}/infer`, method: 'POST', agent, headers: { ...v.headers, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength), 'content-length': String(body.length) } }, (res) => {
       res.resume();
       res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`${v.name}: HTTP ${res.statusCode}`))));
     });

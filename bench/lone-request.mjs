@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, bootstrapKey, fixtureImages, freePort, log, startGateway } from './lib.mjs';
+import { ROOT, bootstrapKey, fixtureImages, fullPathGateway, log, oipImageRequest, startGateway } from './lib.mjs';
 
 const REQUESTS = Number(process.argv[2] ?? 500);
 const MODEL = process.env.BENCH_MODEL ?? 'fashion-cnn';
@@ -52,34 +52,21 @@ const sinkUrl = `http://127.0.0.1:${sink.address().port}/v1/traces`;
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-lone-'));
 const admin = new pg.Client({ connectionString: ADMIN_DB });
 await admin.connect();
-const dbName = `modelgate_lone_${process.pid}`;
-await admin.query(`CREATE DATABASE "${dbName}"`);
-const dbUrl = new URL(ADMIN_DB);
-dbUrl.pathname = `/${dbName}`;
-const port = await freePort();
-const env = {
-  PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_PRETTY: 'false', GRPC_PORT: '0',
-  MODEL_REPOSITORY: path.join(ROOT, 'models'), DATABASE_URL: dbUrl.toString(), DATA_DIR: path.join(work, 'data'),
-  REDIS_URL, REDIS_KEY_PREFIX: `mglone:${process.pid}:`, SHUTDOWN_READINESS_GRACE_MS: '0',
-  DEFAULT_REQUESTS_PER_MINUTE: '100000000', DEFAULT_COMPUTE_UNITS_PER_MINUTE: '1000000000',
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'always_on',
-};
+const databases = [];
+const { env, port } = await fullPathGateway(admin, databases, {
+  adminUrl: ADMIN_DB, redisUrl: REDIS_URL, name: `lone_${process.pid}`, dataDir: path.join(work, 'data'),
+  extra: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'always_on' },
+});
 let gateway;
 try {
   const key = bootstrapKey(env, DIST);
   gateway = await startGateway(env, { dist: DIST, what: 'gateway' });
 
-  const image = fixtureImages().subarray(16, 16 + 784);
-  const pixels = Buffer.from(new Float32Array([...image].map((b) => b / 255)).buffer);
-  const header = Buffer.from(JSON.stringify({
-    inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], parameters: { binary_data_size: pixels.length } }],
-    outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
-  }));
-  const body = Buffer.concat([header, pixels]);
+  const { body, headerLength } = oipImageRequest(Float32Array.from(fixtureImages().subarray(16, 16 + 784), (b) => b / 255));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const once = () => new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const req = http.request({ host: '127.0.0.1', port, path: `/v2/models/${MODEL}/infer`, method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length), 'content-length': String(body.length) } }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path: `/v2/models/${MODEL}/infer`, method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength), 'content-length': String(body.length) } }, (res) => {
       res.resume();
       res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`HTTP ${res.statusCode}`))));
     });
@@ -128,7 +115,7 @@ try {
     await new Promise((r) => gateway.child.once('exit', r));
   }
   sink.close();
-  await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
+  for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).catch(() => undefined);
   await admin.end();
   rmSync(work, { recursive: true, force: true });
 }

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import pg from 'pg';
+import { oipImageRequest } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const DIST = path.resolve(process.env.PROFILE_DIST ?? path.join(ROOT, 'dist'));
@@ -44,11 +45,8 @@ for (let i = 0; i < floats.length; i += 1) floats[i] = images[i % images.length]
 // PROFILE_DOOR=oip: the same items as one OIP binary request (/v2/models/<model>/infer) instead of GraphQL.
 const DOOR = process.env.PROFILE_DOOR ?? 'graphql';
 const bodyFile = path.join(work, 'body.json');
-const oipHeader = Buffer.from(JSON.stringify({
-  inputs: [{ name: 'image', datatype: 'FP32', shape: [items, 1, 28, 28], parameters: { binary_data_size: floats.byteLength } }],
-  outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
-}));
-if (DOOR === 'oip') writeFileSync(bodyFile, Buffer.concat([oipHeader, Buffer.from(floats.buffer)]));
+const oip = oipImageRequest(floats);
+if (DOOR === 'oip') writeFileSync(bodyFile, oip.body);
 else writeFileSync(bodyFile, JSON.stringify({
   query: 'mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }',
   variables: { input: { model: MODEL, inputs: [{ name: 'image', datatype: 'FP32', shape: [items, 1, 28, 28], dataBase64: Buffer.from(floats.buffer).toString('base64') }] } },
@@ -81,7 +79,7 @@ for (let i = 0; ; i += 1) {
 }
 const script = path.join(work, 'wrk.lua');
 const contentHeaders = DOOR === 'oip'
-  ? `wrk.headers["content-type"]="application/octet-stream"\nwrk.headers["inference-header-content-length"]="${oipHeader.length}"\n`
+  ? `wrk.headers["content-type"]="application/octet-stream"\nwrk.headers["inference-header-content-length"]="${oip.headerLength}"\n`
   : 'wrk.headers["content-type"]="application/json"\n';
 writeFileSync(script, `wrk.method="POST"\nlocal f=io.open(${JSON.stringify(bodyFile)},"rb"); wrk.body=f:read("*a"); f:close()\n${contentHeaders}wrk.headers["authorization"]="Bearer ${key}"\n`);
 const wrkArgs = ['-t', '1', '-c', String(concurrency), '--latency', '-s', script, DOOR === 'oip' ? `http://127.0.0.1:${port}/v2/models/${MODEL}/infer` : `http://127.0.0.1:${port}/graphql`];
