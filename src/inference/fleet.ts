@@ -438,14 +438,7 @@ export class ModelFleet {
     try {
       const blobs = await this.store.collectUnreferenced(grace, CATALOG_LOCK_KEY);
       await this.store.sweepUnfinished(grace);
-      const referenced = await this.db.prisma.modelCatalogVersion.findMany({ select: { digest: true, config: true } });
-      const keep = new Set<string>();
-      for (const r of referenced) {
-        if (r.digest) keep.add(r.digest);
-        // Warm-up files a version was published with are blobs too (config.warmup_files).
-        const files = (r.config as { warmup_files?: Record<string, unknown> } | null)?.warmup_files;
-        for (const digest of Object.values(files ?? {})) if (typeof digest === 'string') keep.add(digest);
-      }
+      const keep = new Set(await this.store.referencedDigests());
       for (const model of this.registry.list()) for (const v of model.versions.values()) if (v.digest) keep.add(v.digest);
       const cacheFiles = await this.cache.collect(keep, grace);
       await this.db.prisma.modelReplica.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - GONE_REPLICA_KEEP_MS) } } });

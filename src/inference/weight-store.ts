@@ -38,13 +38,21 @@ export interface WeightStore {
    * naming a digest never races its deletion); answers the digests deleted.
    */
   collectUnreferenced(graceMs: number, lockKey: number): Promise<string[]>;
+  /** Every digest a catalog version names (the rule collectUnreferenced keeps by). */
+  referencedDigests(): Promise<string[]>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** A catalog version naming blob b: as its weights, or as a warm-up file it was published with (config.warmup_files). */
-const REFERENCING_VERSION = `SELECT 1 FROM "ModelCatalogVersion" v WHERE v."digest" = b."digest"
-  OR (jsonb_typeof(v."config"->'warmup_files') = 'object' AND EXISTS (SELECT 1 FROM jsonb_each_text(v."config"->'warmup_files') f WHERE f.value = b."digest"))`;
+/**
+ * The digests catalog versions name: as weights, or as warm-up files a version was published with
+ * (config.warmup_files). The one statement of that rule: blob GC keeps by it, the fleet's cache
+ * sweep reads it.
+ */
+const REFERENCED_DIGESTS = `SELECT v."digest" FROM "ModelCatalogVersion" v WHERE v."digest" IS NOT NULL
+  UNION SELECT f.value FROM "ModelCatalogVersion" v,
+    jsonb_each_text(CASE WHEN jsonb_typeof(v."config"->'warmup_files') = 'object' THEN v."config"->'warmup_files' END) f`;
+const REFERENCING_VERSION = `SELECT 1 FROM (${REFERENCED_DIGESTS}) r("digest") WHERE r."digest" = b."digest"`;
 
 export class PostgresWeightStore implements WeightStore {
   constructor(private readonly db: Database) {}
@@ -142,6 +150,11 @@ export class PostgresWeightStore implements WeightStore {
       if (gone.length > 0) await tx.modelBlobChunk.deleteMany({ where: { uploadId: { in: gone.map((g) => g.uploadId) } } });
       return gone.map((g) => g.digest);
     }, { timeout: 60_000 });
+  }
+
+  async referencedDigests(): Promise<string[]> {
+    const rows = await this.db.prisma.$queryRawUnsafe<{ digest: string }[]>(`SELECT r."digest" FROM (${REFERENCED_DIGESTS}) r("digest")`);
+    return rows.map((r) => r.digest);
   }
 
   private async discard(uploadId: string): Promise<void> {

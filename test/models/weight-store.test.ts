@@ -95,7 +95,15 @@ describe('blob GC', () => {
     const model = `gc-${randomBytes(4).toString('hex')}`;
     await db.prisma.modelCatalogVersion.create({ data: { model, version: 1, desiredState: 'UNLOADED', digest: referenced.digest, generation: 0n } });
     await db.prisma.modelCatalogVersion.create({ data: { model, version: 2, desiredState: 'UNLOADED', digest: null, config: { warmup_files: { 'image.raw': warmupFile.digest } }, generation: 0n } });
+    // A config whose warmup_files is not an object (never written by the gateway) names nothing and breaks nothing.
+    await db.prisma.modelCatalogVersion.create({ data: { model, version: 3, desiredState: 'UNLOADED', digest: null, config: { warmup_files: 'image.raw' }, generation: 0n } });
     try {
+      // The rule the fleet's cache sweep keeps by: weights and published warm-up files, nothing else.
+      const named = await store.referencedDigests();
+      expect(named).toEqual(expect.arrayContaining([referenced.digest, warmupFile.digest]));
+      expect(named).not.toContain(orphan.digest);
+      expect(named).not.toContain(recent.digest);
+
       const old = new Date(Date.now() - 2 * DAY);
       await db.prisma.modelBlob.updateMany({ where: { digest: { in: [orphan.digest, referenced.digest, warmupFile.digest] } }, data: { storedAt: old } });
       const orphanUpload = (await db.prisma.modelBlob.findUniqueOrThrow({ where: { digest: orphan.digest } })).uploadId;
