@@ -64,6 +64,21 @@ describe('tensor codec', () => {
     }
   });
 
+  it('finds every non-finite FP16 at any byte offset and passes every finite one', () => {
+    // Bit patterns: 0, -0, 1, the largest finite (65504), the smallest subnormal, -65504.
+    const finite = [0x0000, 0x8000, 0x3c00, 0x7bff, 0x0001, 0xfbff];
+    for (let offset = 0; offset < 2; offset += 1) {
+      const bytes = Buffer.alloc(offset + 2 * (finite.length + 1)).subarray(offset);
+      finite.forEach((bits, i) => bytes.writeUInt16LE(bits, i * 2));
+      expect(checkBytes('FP16', bytes)).toBeNull();
+      // +∞, −∞, a quiet NaN, a NaN with only the lowest mantissa bit.
+      for (const bits of [0x7c00, 0xfc00, 0x7e00, 0x7c01]) {
+        bytes.writeUInt16LE(bits, finite.length * 2);
+        expect(checkBytes('FP16', bytes)).toBe(`element ${finite.length}: NaN or Infinity is not allowed`);
+      }
+    }
+  });
+
   it('decodes only strict base64', () => {
     expect(decodeBase64(Buffer.from('hello').toString('base64'))?.toString()).toBe('hello');
     expect(decodeBase64('aGVsbG8=\n')?.toString()).toBe('hello');

@@ -150,7 +150,8 @@ export function checkBytes(datatype: NumericDatatype, bytes: Buffer): string | n
       if ((bytes[at]! & 0x7f) === 0x7f && (bytes[at - 1]! & 0x80) === 0x80) return `element ${(at - 3) / 4}: NaN or Infinity is not allowed`;
     }
   } else if (datatype === 'FP64') {
-    // The same for doubles: 7 exponent bits in the top byte, 4 in the byte below.
+    // The same for doubles: 7 exponent bits in the top byte, 4 in the byte below. (One loop for both,
+    // with size and masks as variables, measured about twice as slow: bench/check-bytes.mjs.)
     for (let at = 7; at < bytes.length; at += 8) {
       if ((bytes[at]! & 0x7f) === 0x7f && (bytes[at - 1]! & 0xf0) === 0xf0) return `element ${(at - 7) / 8}: NaN or Infinity is not allowed`;
     }
