@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { ApolloServer } from '@apollo/server';
-import { requestLogger, type Logger } from '../log/logger';
+import { deferredChild, requestLogger, type Logger } from '../log/logger';
 import { acceptedRequestId } from '../ids/request-id';
 import type { Services } from '../server/services';
 import type { GraphQLContext } from '../server/graphql/context';
@@ -67,6 +67,9 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines are logged by our onResponse hook (debug), with the request id.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    // A request's logger is made when it first writes a line: most requests write none (logger.ts).
+    childLoggerFactory: (logger, bindings, options) =>
+      Object.keys(options).length > 0 ? logger.child(bindings, options) : (deferredChild(logger as unknown as Logger, bindings) as unknown as FastifyBaseLogger),
     bodyLimit: config.bodyLimitBytes,
     genReqId: (req) => requestIdFor(req.headers['x-request-id']),
     // Requests that reach an open connection while draining are still answered:

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
-import type pino from 'pino';
-import { createLogger, scrubSecrets } from './logger';
+import pino from 'pino';
+import { createLogger, deferredChild, scrubSecrets } from './logger';
 
 function capture(): { stream: pino.DestinationStream; lines: string[] } {
   const lines: string[] = [];
@@ -67,5 +67,61 @@ describe('logger', () => {
     quiet.level = 'warn';
     quiet.child({ component: 'b' }).info('hidden');
     expect(lines).toHaveLength(0);
+  });
+
+  describe('deferred children (a request\'s logger)', () => {
+    function counted(level: string): { root: pino.Logger; lines: string[]; made: () => number } {
+      const { stream, lines } = capture();
+      let made = 0;
+      const root = pino({ level, onChild: () => (made += 1) }, stream);
+      return { root, lines, made: () => made };
+    }
+
+    it('makes no pino child until a line is written, then one per generation, once', () => {
+      const { root, lines, made } = counted('info');
+      const request = deferredChild(root, { requestId: 'r1' });
+      const traced = request.child({ trace_id: 't1', span_id: 's1' });
+      traced.debug('below the level');
+      expect(traced.isLevelEnabled('debug')).toBe(false);
+      expect(traced.level).toBe('info');
+      expect(made()).toBe(0);
+      expect(lines).toHaveLength(0);
+      traced.info({ n: 1 }, 'first');
+      traced.warn('second');
+      request.error('third');
+      expect(made()).toBe(2);
+      expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+        expect.objectContaining({ requestId: 'r1', trace_id: 't1', span_id: 's1', n: 1, msg: 'first', level: 30 }),
+        expect.objectContaining({ requestId: 'r1', trace_id: 't1', msg: 'second', level: 40 }),
+        expect.objectContaining({ requestId: 'r1', msg: 'third', level: 50 }),
+      ]);
+      expect(JSON.parse(lines[2] ?? '{}')).not.toHaveProperty('trace_id');
+    });
+
+    it('answers bindings, and takes a level of its own without changing its parent', () => {
+      const { root, lines } = counted('info');
+      const request = deferredChild(root, { requestId: 'r2' });
+      const traced = request.child({ trace_id: 't2' });
+      expect(traced.bindings()).toMatchObject({ requestId: 'r2', trace_id: 't2' });
+      traced.level = 'debug';
+      traced.debug('shown');
+      request.debug('hidden');
+      expect(root.level).toBe('info');
+      expect(request.level).toBe('info');
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ requestId: 'r2', trace_id: 't2', msg: 'shown', level: 20 });
+    });
+
+    it('goes through the gateway logger\'s rules when it is made: keys scrubbed, a repeated key written once', () => {
+      const { stream, lines } = capture();
+      const log = createLogger({ level: 'info', pretty: false, destination: stream });
+      const key = 'mg_live_4fJ9kQ2xLm8Zp0aBcDeFgHiJkLmNoPqRsTuVwXyZ012345abcdef';
+      deferredChild(log.child({ component: 'http' }), { component: 'request', requestId: `x${key}` }).child({ trace_id: 't3' }).warn('w');
+      expect(lines).toHaveLength(1);
+      const keys = [...(lines[0] ?? '').matchAll(/"([A-Za-z_]+)":/g)].map((m) => m[1]);
+      expect(keys.length).toBe(new Set(keys).size);
+      expect(lines[0]).not.toContain(key.slice(8));
+      expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ component: 'http.request', requestId: 'xmg_live_[REDACTED]', trace_id: 't3', service: 'modelgate', msg: 'w' });
+    });
   });
 });

@@ -173,3 +173,98 @@ function withUniqueBindings(root: Logger): Logger {
   (root as unknown as { child: ChildFn }).child = child;
   return root;
 }
+
+/**
+ * A child logger made only when it first writes a line.
+ *
+ * Every request gets a child (fastify's, with the request id) and a child of
+ * that (the trace ids), and almost none logs a line: pino serializes and
+ * redacts a child's bindings when it is made, which was ~4 % of the event
+ * loop's time at saturation (bench/PROFILE.md, stop 35). A deferred child keeps
+ * its parent and bindings, answers level questions from the nearest logger that
+ * exists, and makes the real child (through the parent's `child`, so the
+ * repeated-key rule and the scrubbing still apply) on the first line it writes,
+ * or on anything that needs the real one (`bindings`, `setBindings`, setting
+ * `level`, a child with options).
+ *
+ * It inherits from its nearest real ancestor, so a member not handled here
+ * (`flush`, `levels`, the event emitter) is the ancestor's, which shares the
+ * destination and, until a level is set on the child, the level.
+ */
+const DEFERRED = Symbol('modelgate.deferredChild');
+
+interface DeferredState {
+  readonly parent: Logger;
+  readonly bindings: pino.Bindings;
+  real: Logger | undefined;
+}
+
+type Deferred = Logger & { [DEFERRED]: DeferredState };
+
+const LOG_METHODS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+function stateOf(logger: Logger): DeferredState | undefined {
+  return Object.prototype.hasOwnProperty.call(logger, DEFERRED) ? (logger as Deferred)[DEFERRED] : undefined;
+}
+
+/** The real logger behind `logger`, made (with its deferred ancestors) if it does not exist yet. */
+function materialize(logger: Logger): Logger {
+  const state = stateOf(logger);
+  if (!state) return logger;
+  return (state.real ??= materialize(state.parent).child(state.bindings));
+}
+
+/** The logger whose level a deferred child has: its real child once made, else its parent's. */
+function levelHolder(logger: Logger): Logger {
+  let state = stateOf(logger);
+  while (state && !state.real) {
+    logger = state.parent;
+    state = stateOf(logger);
+  }
+  return state?.real ?? logger;
+}
+
+/** One prototype per real ancestor: the deferred children of a logger share their methods. */
+const deferredPrototypes = new WeakMap<Logger, object>();
+
+function deferredPrototype(ancestor: Logger): object {
+  let proto = deferredPrototypes.get(ancestor);
+  if (proto) return proto;
+  const methods: PropertyDescriptorMap = {
+    child: {
+      value(this: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Logger {
+        return options && Object.keys(options).length > 0 ? materialize(this).child(bindings, options) : deferredChild(this, bindings);
+      },
+    },
+    bindings: { value: function (this: Logger) { return materialize(this).bindings(); } },
+    setBindings: { value: function (this: Logger, bindings: pino.Bindings) { materialize(this).setBindings(bindings); } },
+    isLevelEnabled: { value: function (this: Logger, level: string) { return levelHolder(this).isLevelEnabled(level); } },
+    level: {
+      get(this: Logger) { return levelHolder(this).level; },
+      set(this: Logger, level: string) { materialize(this).level = level; },
+    },
+    levelVal: { get(this: Logger) { return levelHolder(this).levelVal; } },
+    silent: { value: function () { /* the silent level writes nothing */ } },
+  };
+  for (const method of LOG_METHODS) {
+    methods[method] = {
+      value: function (this: Logger, ...args: unknown[]) {
+        // A line below the level makes nothing: the real child would drop it too.
+        if (!levelHolder(this).isLevelEnabled(method)) return;
+        (materialize(this)[method] as (...a: unknown[]) => void)(...args);
+      },
+    };
+  }
+  proto = Object.create(ancestor, methods) as object;
+  deferredPrototypes.set(ancestor, proto);
+  return proto;
+}
+
+/** A child of `parent` with `bindings` that costs nothing until it writes (see above). */
+export function deferredChild(parent: Logger, bindings: pino.Bindings): Logger {
+  let ancestor = parent;
+  for (let state = stateOf(ancestor); state; state = stateOf(ancestor)) ancestor = state.real ?? state.parent;
+  const child = Object.create(deferredPrototype(ancestor)) as Deferred;
+  child[DEFERRED] = { parent, bindings, real: undefined };
+  return child;
+}

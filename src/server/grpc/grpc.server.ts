@@ -24,7 +24,7 @@ import { MODEL_STATISTICS_SCOPE, assertModelManageable, modelAllowed } from '../
 import type { Actor } from '../../auth/actor';
 import type { Scope } from '../../auth/principal';
 import type { HeaderBag } from '../../auth/authenticator';
-import type { Logger } from '../../log/logger';
+import { deferredChild, type Logger } from '../../log/logger';
 import type { Tracing } from '../../tracing/tracing';
 import type { RequestTrace } from '../../tracing/types';
 import type { CallContext, InferencePipeline, PipelineOutcome } from '../../inference/pipeline';
@@ -191,7 +191,7 @@ export class GrpcDoor implements StreamHost {
     const clientChose = chosen !== null;
     const requestId = chosen ?? randomUUID();
     const trace = method === null ? null : this.startTrace(metadata, headers, method, requestId);
-    const log = this.deps.log.child(trace ? { requestId, door: 'grpc', trace_id: trace.traceId, span_id: trace.spanId } : { requestId, door: 'grpc' });
+    const log = deferredChild(this.deps.log, trace ? { requestId, door: 'grpc', trace_id: trace.traceId, span_id: trace.spanId } : { requestId, door: 'grpc' });
     return { trace, context: { caller: { headers }, requestId, clientChoseRequestId: clientChose, protocol: 'GRPC', sequence, log, ...(trace ? { trace } : {}) } };
   }
 
