@@ -23,6 +23,13 @@ describe('gateway on PostgreSQL and Redis', () => {
     expect(res.body.data?.['health']).toMatchObject({ status: 'ok', database: 'UP', databaseMode: 'POSTGRES', redis: 'UP' });
   });
 
+  it('marks every GraphQL answer, data or error, as not to be stored by a cache', async () => {
+    const answered = await graphql(gw.url, HEALTH);
+    const refused = await graphql(gw.url, '{ nope }');
+    expect([answered.status, refused.status]).toEqual([200, 400]);
+    expect([answered.headers.get('cache-control'), refused.headers.get('cache-control')]).toEqual(['no-store', 'no-store']);
+  });
+
   it('reports each component in /readyz and is alive on /healthz', async () => {
     const ready = await fetch(`${gw.url}/readyz`);
     expect(ready.status).toBe(200);
