@@ -53,7 +53,7 @@ class FakePool {
   }
 }
 
-const observer = { executed: () => undefined, queued: () => undefined };
+const observer = { executed: () => undefined };
 
 function request(itemShape: number[], priority = 0, value = 0, items = 1): BatchRequest {
   const count = itemShape.reduce((a, b) => a * b, 1) * items;

@@ -68,7 +68,6 @@ export interface BatchPolicy {
 /** Per-batch facts for stats and metrics (request outcomes are counted by the service, which sees every failure). */
 export interface BatchObserver {
   executed(batchSize: number): void;
-  queued(pending: number): void;
 }
 
 interface Pending {
@@ -127,7 +126,6 @@ export class Batcher {
       let at = this.queue.length;
       while (at > 0 && this.queue[at - 1]!.request.priority < request.priority) at -= 1;
       this.queue.splice(at, 0, entry);
-      this.observer.queued(this.queue.length);
       this.pump();
     });
   }
@@ -136,7 +134,6 @@ export class Batcher {
     const index = this.queue.indexOf(entry);
     if (index < 0) return;
     this.queue.splice(index, 1);
-    this.observer.queued(this.queue.length);
     this.checkDrained();
     entry.reject(
       new TimeoutError(`The request waited ${entry.request.timeoutMs} ms in the queue without running (deadline reached)`, {
@@ -191,7 +188,6 @@ export class Batcher {
         if (!worker) return; // woken again by the pool when a worker frees up
         if (batch.length === 1) this.queue.splice(start, 1);
         else this.queue = this.queue.filter((entry) => !batch.includes(entry));
-        this.observer.queued(this.queue.length);
         void this.execute(worker, batch, items);
         sent = true;
         break; // the queue changed: judge it again

@@ -173,7 +173,16 @@ export class ModelRegistry {
     private readonly options: RegistryOptions,
     private readonly metrics: InferenceMetrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    metrics.readQueuesFrom(() => this.queueLengths());
+  }
+
+  /** Every version's batch queue length (0 for one without a batcher: unloaded, failed, loading). */
+  private *queueLengths(): Iterable<{ model: string; version: string; pending: number }> {
+    for (const model of this.models.values()) {
+      for (const v of model.versions.values()) yield { model: model.name, version: String(v.version), pending: v.batcher?.pending ?? 0 };
+    }
+  }
 
   get ready(): boolean {
     return this.initialLoadDone;
@@ -348,7 +357,6 @@ export class ModelRegistry {
         v.reason = null;
         this.changed(name);
         await this.retire(batcher, sessionKey);
-        this.metrics.pending.set({ model: name, version: String(v.version) }, 0);
         this.log.info({ model: name, version: v.version }, 'model unloaded');
       }
       return model;
@@ -565,7 +573,6 @@ export class ModelRegistry {
         this.metrics.executions.inc(labels);
         this.metrics.batchSize.observe(labels, batchSize);
       },
-      queued: (pending) => this.metrics.pending.set(labels, pending),
     };
   }
 }
