@@ -7,7 +7,8 @@
 // BENCH_MODEL) and, one second in, measures `{ health { status } }` on one more connection.
 //   npm run build:ts && node bench/health-under-load.mjs [rounds=3] [seconds=6]
 //   BENCH_VARIANTS='nice0:INFERENCE_WORKER_NICE=0;nice10:INFERENCE_WORKER_NICE=10' (name:VAR=v,VAR=v;…;
-//   the pseudo-variable NODE_ARGS='--flag --flag' goes on the gateway's node command line)
+//   the pseudo-variable NODE_ARGS='--flag --flag' goes on the gateway's node command line, and
+//   DIST=/path/to/dist serves another build, e.g. a base kept by BENCH_GUARD_KEEP=1 npm run bench:guard)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -89,10 +90,12 @@ try {
       adminUrl: ADMIN_DB, redisUrl: REDIS_URL, name: `health_${process.pid}_${v.name}`, dataDir: path.join(work, v.name), extra: v.env,
     });
     const nodeArgs = (env.NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const dist = env.DIST ? path.resolve(env.DIST) : undefined;
     delete env.NODE_ARGS;
-    const key = bootstrapKey(env);
+    delete env.DIST;
+    const key = bootstrapKey(env, dist);
     log(`starting ${v.name} (${JSON.stringify(v.env)}) on ${port}`);
-    const { child, url } = await startGateway(env, { what: v.name, nodeArgs });
+    const { child, url } = await startGateway(env, { what: v.name, nodeArgs, dist });
     Object.assign(v, { child, url, loadScript: script(inferFile, `Bearer ${key}`), healthScript: script(healthFile, null) });
     results.set(v.name, []);
   }
