@@ -131,6 +131,8 @@ done = function(summary) io.write(string.format("RESULT %d %d\\n", summary.reque
   for (const [area, bytes] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${pct(bytes)}  ${area}`);
   console.log('top allocating functions (self):');
   for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${pct(bytes)}  ${name}`);
+  console.log("the gateway's own functions (self):");
+  for (const [name, bytes] of [...byFunction].filter(([name]) => name.includes(' modelgate ')).sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${pct(bytes)}  ${name}`);
   if (CALLERS.length > 0) console.log(`callers of ${CALLERS.join(', ')}:`);
   for (const [chain, bytes] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${pct(bytes)}  ${chain}`);
 } finally {
