@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { bootstrapKey, fixtureImages, freePort, fullPathGateway, log, startGateway } from './lib.mjs';
+import { bootstrapKey, fixturePixels, freePort, fullPathGateway, graphqlImageInfer, log, startGateway } from './lib.mjs';
 
 const SECONDS = Number(process.argv[2] ?? 8);
 const MODEL = process.env.BENCH_MODEL ?? 'fashion-hybrid';
@@ -25,14 +25,8 @@ const ADMIN_DB = process.env.BENCH_ADMIN_DATABASE_URL ?? 'postgresql://postgres@
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-alloc-'));
-const images = fixtureImages();
-const pixels = new Float32Array(784);
-for (let i = 0; i < 784; i += 1) pixels[i] = (images[i] ?? 0) / 255;
 const inferFile = path.join(work, 'infer.json');
-writeFileSync(inferFile, JSON.stringify({
-  query: 'mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }',
-  variables: { input: { model: MODEL, inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], dataBase64: Buffer.from(pixels.buffer).toString('base64') }] } },
-}));
+writeFileSync(inferFile, graphqlImageInfer(MODEL, fixturePixels(1)));
 
 /** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
 async function inspector(port) {

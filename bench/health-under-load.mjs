@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { bootstrapKey, cpuSeconds, fixtureImages, fullPathGateway, log, startGateway } from './lib.mjs';
+import { bootstrapKey, cpuSeconds, fixturePixels, fullPathGateway, graphqlImageInfer, log, startGateway } from './lib.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SECONDS = Number(process.argv[3] ?? 6);
@@ -34,14 +34,8 @@ if (spawnSync('wrk', ['--version']).error) {
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-health-'));
-const images = fixtureImages();
-const pixels = new Float32Array(784);
-for (let i = 0; i < 784; i += 1) pixels[i] = (images[i] ?? 0) / 255;
 const inferFile = path.join(work, 'infer.json');
-writeFileSync(inferFile, JSON.stringify({
-  query: 'mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }',
-  variables: { input: { model: MODEL, inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 28, 28], dataBase64: Buffer.from(pixels.buffer).toString('base64') }] } },
-}));
+writeFileSync(inferFile, graphqlImageInfer(MODEL, fixturePixels(1)));
 const healthFile = path.join(work, 'health.json');
 writeFileSync(healthFile, JSON.stringify({ query: '{ health { status } }' }));
 

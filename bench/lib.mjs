@@ -79,6 +79,22 @@ export async function fullPathGateway(admin, databases, { adminUrl, redisUrl, na
   return { env, port };
 }
 
+/** The first `items` fixture images as `items` × 784 floats in [0, 1] (the fashion models' input). */
+export function fixturePixels(items = 1) {
+  const images = fixtureImages();
+  const pixels = new Float32Array(items * 784);
+  for (let i = 0; i < pixels.length; i += 1) pixels[i] = (images[i % images.length] ?? 0) / 255;
+  return pixels;
+}
+
+/** One GraphQL infer mutation body (JSON text) for the fashion models: `pixels` (items × 784 floats) as dataBase64. */
+export function graphqlImageInfer(model, pixels) {
+  return JSON.stringify({
+    query: 'mutation($input: InferInput!) { infer(input: $input) { outputs { name dataBase64 } } }',
+    variables: { input: { model, inputs: [{ name: 'image', datatype: 'FP32', shape: [pixels.length / 784, 1, 28, 28], dataBase64: Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength).toString('base64') }] } },
+  });
+}
+
 /**
  * One OIP binary infer request for the fashion models: `pixels` (items × 784 floats) as the `image`
  * input, `probabilities` asked back binary. `headerLength` goes in Inference-Header-Content-Length.
