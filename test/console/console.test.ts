@@ -54,6 +54,17 @@ async function goTo(page: Page, link: string, title: string): Promise<void> {
   await page.getByRole('heading', { level: 1, name: title }).waitFor();
 }
 
+/** Waits until the playground's canvas names `label` (it is relabelled once an image is decoded and drawn). */
+async function canvasLabelled(page: Page, label: string): Promise<void> {
+  await page.waitForFunction(
+    (want: string) =>
+      (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document
+        .querySelector('[data-testid="playground-canvas"]')
+        ?.getAttribute('aria-label') === want,
+    label,
+  );
+}
+
 async function expectAccessible(page: Page): Promise<void> {
   expect(await seriousViolations(page)).toEqual([]);
 }
@@ -479,14 +490,14 @@ describe('models and playground', () => {
       return dt;
     }, await imagePng(2, { size: 84 }));
     await page.getByTestId('dropzone').dispatchEvent('drop', { dataTransfer: dropped });
-    await expect(canvas.getAttribute('aria-label')).resolves.toBe('dropped-coat.png');
+    // The page decodes the file before it draws and relabels the canvas: wait for that, do not read once.
+    await canvasLabelled(page, 'dropped-coat.png');
     await page.getByRole('button', { name: 'Classify' }).click();
     await page.getByText('This model has no attention output').waitFor();
     await expect(predictions.count()).resolves.toBe(3);
     // A chosen file replaces it.
     await page.getByTestId('file-input').setInputFiles({ name: 'trouser.png', mimeType: 'image/png', buffer: Buffer.from(await imagePng(3), 'base64') });
-    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } })
-      .document.querySelector('[data-testid="playground-canvas"]')?.getAttribute('aria-label') === 'trouser.png');
+    await canvasLabelled(page, 'trouser.png');
     expect(session.problems).toEqual([]);
     await session.context.close();
   });
