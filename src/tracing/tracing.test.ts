@@ -90,6 +90,23 @@ describe('tracing', () => {
     expect(ran).toBe(1);
   });
 
+  it('without an exporter starts a new trace for a missing or invalid parent, and continues gRPC\'s binary context', () => {
+    const tracing = createTracing(loadConfig({}).tracing, log);
+    const fresh = [tracing.startRequest(request()), tracing.startRequest(request({ traceparent: '00-00000000000000000000000000000000-b7ad6b7169203331-01' })), tracing.startRequest(request({ traceparent: 'nonsense' }))];
+    for (const t of fresh) {
+      expect(t.traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(t.traceId).not.toBe('00000000000000000000000000000000');
+      expect(t.traceparent).toBe(`00-${t.traceId}-${t.spanId}-00`);
+    }
+    expect(new Set(fresh.map((t) => t.traceId)).size).toBe(3);
+    expect(new Set(fresh.map((t) => t.spanId)).size).toBe(3);
+    const bin = Buffer.concat([Buffer.from([0, 0]), Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex'), Buffer.from([1]), Buffer.from('b7ad6b7169203331', 'hex'), Buffer.from([2, 1])]);
+    const rpc = tracing.startRpc({ service: 'inference.GRPCInferenceService', method: 'ModelInfer', headers: {}, traceBin: bin, requestId: 'r-2' });
+    expect(rpc.traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    expect(rpc.spanId).not.toBe('b7ad6b7169203331');
+    expect(rpc.recording).toBe(false);
+  });
+
   it('follows the sampler: parent-based keeps an unsampled parent unsampled, ratio 0 samples no new trace', async () => {
     const { exporter, tracing } = exporting({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
     const unsampled = tracing.startRequest(request({ traceparent: `${PARENT}-00` }));
