@@ -3,9 +3,9 @@
  * gets a server span that continues an incoming W3C `traceparent`
  * (`tracestate` kept) and whose own `traceparent` goes back in the response.
  * With an OTLP endpoint configured, sampled spans are batched and exported
- * over OTLP/HTTP (JSON); without one the provider samples nothing, so spans
- * are non-recording (ids only, nothing kept or sent) and the request path
- * skips every child span.
+ * over OTLP/HTTP (JSON); without one a request gets ids only (no span, nothing
+ * kept or sent: UnrecordedRequestTrace) and the request path skips every
+ * child span.
  *
  * The provider is not registered globally: only the request path's own spans
  * are wanted, not whatever a library would emit through the global API.
