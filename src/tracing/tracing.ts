@@ -110,10 +110,10 @@ export interface TracingOptions {
 export function createTracing(config: TracingConfig, log: Logger, options: TracingOptions = {}): Tracing {
   const exporter = options.exporter ?? (config.exporter ? new OTLPTraceExporter({ url: config.exporter.url, headers: config.exporter.headers, timeoutMillis: config.exporter.timeoutMs }) : null);
   const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName, [ATTR_SERVICE_VERSION]: VERSION, 'process.pid': process.pid });
+  // Nothing to export to: no provider at all. Requests get ids only (unrecorded below).
   const provider = exporter
     ? new TracerProvider({ resource, sampler: samplerFor(config.sampler, config.samplerRatio), spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: config.batch.scheduledDelayMs, maxQueueSize: config.batch.maxQueueSize, maxExportBatchSize: Math.min(512, config.batch.maxQueueSize) })] })
-    : // Nothing to export to: sample nothing, so spans carry ids (for traceparent and logs) and are never recorded.
-      new TracerProvider({ resource, sampler: new AlwaysOffSampler() });
+    : null;
   if (exporter) {
     let lastLogged = 0;
     // The SDK reports export failures (collector down, refused) here instead of throwing.
@@ -124,24 +124,25 @@ export function createTracing(config: TracingConfig, log: Logger, options: Traci
       log.warn({ err: error instanceof Error ? error.message : String(error) }, 'trace export failed (logged at most once a minute)');
     });
   }
-  const tracer = provider.getTracer('modelgate', VERSION);
+  const tracer = provider?.getTracer('modelgate', VERSION) ?? null;
   const propagator = new W3CTraceContextPropagator();
+  const parentOf = (carrier: Record<string, string | string[] | undefined>): Context => propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
   const ids = new RandomIdGenerator();
   /**
    * Nothing exports: the request gets its ids (a valid incoming trace continued, as the SDK does)
    * and no span. A non-recording span from the SDK cost a sampler call, a span and a context per
    * request (~1.5 % of the event loop at saturation) for the same ids.
    */
-  const unrecorded = (carrier: Record<string, string | string[] | undefined>): RequestTrace => {
-    const parent = trace.getSpanContext(propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter));
-    return new UnrecordedRequestTrace(parent && isSpanContextValid(parent) ? parent.traceId : ids.generateTraceId(), ids.generateSpanId());
+  const unrecorded = (parent: Context): RequestTrace => {
+    const incoming = trace.getSpanContext(parent);
+    return new UnrecordedRequestTrace(incoming && isSpanContextValid(incoming) ? incoming.traceId : ids.generateTraceId(), ids.generateSpanId());
   };
   let stopped: Promise<void> | undefined;
   return {
     exporting: exporter !== null,
     startRequest(request) {
-      if (!exporter) return unrecorded(request.headers);
-      const parent = propagator.extract(ROOT_CONTEXT, request.headers, defaultTextMapGetter);
+      const parent = parentOf(request.headers);
+      if (!tracer) return unrecorded(parent);
       const span = tracer.startSpan(
         `${request.method} ${request.route}`,
         {
@@ -153,9 +154,8 @@ export function createTracing(config: TracingConfig, log: Logger, options: Traci
       return new SpanRequestTrace(tracer, span);
     },
     startRpc(request) {
-      const carrier = request.headers['traceparent'] === undefined && request.traceBin ? { ...request.headers, ...traceparentOfBinary(request.traceBin) } : request.headers;
-      if (!exporter) return unrecorded(carrier);
-      const parent = propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
+      const parent = parentOf(request.headers['traceparent'] === undefined && request.traceBin ? { ...request.headers, ...traceparentOfBinary(request.traceBin) } : request.headers);
+      if (!tracer) return unrecorded(parent);
       const span = tracer.startSpan(
         `${request.service}/${request.method}`,
         {
@@ -168,6 +168,7 @@ export function createTracing(config: TracingConfig, log: Logger, options: Traci
     },
     shutdown() {
       stopped ??= (async () => {
+        if (!provider) return;
         const boundMs = Math.min(SHUTDOWN_FLUSH_MAX_MS, config.exporter?.timeoutMs ?? SHUTDOWN_FLUSH_MAX_MS);
         let timer: NodeJS.Timeout | undefined;
         const bound = new Promise<'timeout'>((resolve) => {
@@ -215,6 +216,11 @@ export function traceparentOfBinary(bin: Buffer): { traceparent: string } | Reco
   return { traceparent: `00-${traceId}-${spanId}-0${flags}` };
 }
 
+/** A W3C `traceparent` (version 00) for a span's ids and sampled flag. */
+function traceparentOf(traceId: string, spanId: string, sampled: boolean): string {
+  return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
+}
+
 /** The public code of an error a step threw; anything else is INTERNAL (its text may hold anything). */
 function codeOf(error: unknown): string {
   return error instanceof DomainError ? error.code : 'INTERNAL';
@@ -244,7 +250,7 @@ class SpanRequestTrace implements RequestTrace {
     this.recording = span.isRecording();
     this.traceId = sc.traceId;
     this.spanId = sc.spanId;
-    this.traceparent = `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & TraceFlags.SAMPLED ? '01' : '00'}`;
+    this.traceparent = traceparentOf(sc.traceId, sc.spanId, (sc.traceFlags & TraceFlags.SAMPLED) !== 0);
     this.context = trace.setSpan(ROOT_CONTEXT, span);
   }
 
@@ -311,7 +317,7 @@ class UnrecordedRequestTrace implements RequestTrace {
     readonly traceId: string,
     readonly spanId: string,
   ) {
-    this.traceparent = `00-${traceId}-${spanId}-00`;
+    this.traceparent = traceparentOf(traceId, spanId, false);
   }
 
   step<T>(_name: StepName, fn: (span: StepSpan) => T): T {
