@@ -68,8 +68,7 @@ export function buildHttpServer(services: Services, apollo: ApolloServer<GraphQL
     // Per-request lines are logged by our onResponse hook (debug), with the request id.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     // A request's logger is made when it first writes a line: most requests write none (logger.ts).
-    childLoggerFactory: (logger, bindings, options) =>
-      Object.keys(options).length > 0 ? logger.child(bindings, options) : (deferredChild(logger as unknown as Logger, bindings) as unknown as FastifyBaseLogger),
+    childLoggerFactory: (logger, bindings, options) => deferredChild(logger as unknown as Logger, bindings, options) as unknown as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
     genReqId: (req) => requestIdFor(req.headers['x-request-id']),
     // Requests that reach an open connection while draining are still answered:

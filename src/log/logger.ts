@@ -233,7 +233,7 @@ function deferredPrototype(ancestor: Logger): object {
   const methods: PropertyDescriptorMap = {
     child: {
       value(this: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Logger {
-        return options && Object.keys(options).length > 0 ? materialize(this).child(bindings, options) : deferredChild(this, bindings);
+        return deferredChild(this, bindings, options);
       },
     },
     bindings: { value: function (this: Logger) { return materialize(this).bindings(); } },
@@ -260,8 +260,12 @@ function deferredPrototype(ancestor: Logger): object {
   return proto;
 }
 
-/** A child of `parent` with `bindings` that costs nothing until it writes (see above). */
-export function deferredChild(parent: Logger, bindings: pino.Bindings): Logger {
+/**
+ * A child of `parent` with `bindings` that costs nothing until it writes (see above). With options
+ * (a level, serializers: fastify passes `{}` when a route sets none) the real child is made now.
+ */
+export function deferredChild(parent: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Logger {
+  if (options && Object.keys(options).length > 0) return materialize(parent).child(bindings, options);
   let ancestor = parent;
   for (let state = stateOf(ancestor); state; state = stateOf(ancestor)) ancestor = state.real ?? state.parent;
   const child = Object.create(deferredPrototype(ancestor)) as Deferred;
