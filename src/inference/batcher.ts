@@ -155,7 +155,6 @@ export class Batcher {
       this.delayTimer = undefined;
     }
     const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.policy;
-    const largestPreferred = this.largestPreferred;
     // No worker to take a batch: nothing can be sent, and the pool's idle wake-up pumps again (under
     // load every submit lands here; judging the whole queue each time was work per request per queued one).
     while (this.queue.length > 0 && this.pool.canAcquire()) {
@@ -178,7 +177,7 @@ export class Batcher {
           maxBatchSize === 0 ||
           items >= maxBatchSize ||
           preferredBatchSizes.includes(items) ||
-          items >= largestPreferred ||
+          items >= this.largestPreferred ||
           waitedMs >= maxQueueDelayMs;
         if (!due) {
           soonestDueInMs = Math.min(soonestDueInMs, maxQueueDelayMs - waitedMs);

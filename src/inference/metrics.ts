@@ -15,7 +15,8 @@ export class InferenceMetrics {
   readonly requestFailure: Counter<ModelLabels | 'reason'>;
   readonly inferenceCount: Counter<ModelLabels>;
   readonly executions: Counter<ModelLabels>;
-  readonly pending: Gauge<ModelLabels>;
+  /** Read at scrape time from the queues (readQueuesFrom), never set on the request path. */
+  private readonly pending: Gauge<ModelLabels>;
   readonly queueDuration: Histogram<ModelLabels>;
   readonly computeDuration: Histogram<ModelLabels>;
   readonly requestDuration: Histogram<ModelLabels>;
