@@ -11,12 +11,12 @@
 //   npm run build:ts && node bench/batch-ceiling.mjs        (BENCH_MODEL=fashion-hybrid, BENCH_SECONDS=4, BENCH_ROUNDS=3,
 //   BENCH_GATEWAY_ENV='NAME=value,…' for the gateway, BENCH_WRK_NICE=19 for a load generator that yields the cores)
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import * as ort from 'onnxruntime-node';
-import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, log, oipImageRequest, startGateway, waitReady } from './lib.mjs';
+import { ROOT, addThreadCpu, bootstrapKey, cpuSeconds, threadCpu, fixtureImages, freePort, log, oipImageRequest, startGateway, waitReady } from './lib.mjs';
 
 const MODEL = process.env.BENCH_MODEL ?? 'fashion-hybrid';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -31,20 +31,6 @@ const MODEL_FILE = path.join(ROOT, 'models', MODEL, '1', 'model.onnx');
 
 const images = fixtureImages();
 
-/** CPU seconds of each thread of a process, keyed by thread id, with the thread's name. */
-function threadCpu(pid) {
-  const ticks = 100;
-  const out = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, { comm: `${comm}${comm === 'node' || comm === 'MainThread' ? '' : ''}`, cpu: (Number(f[11]) + Number(f[12])) / ticks });
-    } catch { /* thread gone */ }
-  }
-  return out;
-}
 const pixels = Float32Array.from(images.subarray(0, ITEMS * 784), (v) => v / 255);
 const request = oipImageRequest(pixels);
 const work = mkdtempSync(path.join(os.tmpdir(), 'modelgate-batch-ceiling-'));
@@ -126,14 +112,7 @@ try {
       const before = cpuSeconds(c.pid);
       const threadsBefore = threadCpu(c.pid);
       const { ok, errors } = await wrk(c.url, c.headers);
-      if (c.name === 'gateway') {
-        const after = threadCpu(c.pid);
-        for (const [tid, t] of after) {
-          const d = t.cpu - (threadsBefore.get(tid)?.cpu ?? 0);
-          const k = `${t.comm}`;
-          c.threads.set(k, (c.threads.get(k) ?? 0) + d);
-        }
-      }
+      if (c.name === 'gateway') addThreadCpu(c.threads, c.pid, threadsBefore);
       if (errors) throw new Error(`${c.name}: ${errors} failed requests`);
       c.items.push((ok * ITEMS) / SECONDS);
       c.cpu.push(((cpuSeconds(c.pid) - before) * 1000) / (ok * ITEMS));

@@ -3,7 +3,7 @@
 // fixture images, and a production gateway (`node dist/main.js`) started on
 // the embedded defaults with the admin key `modelgate admin bootstrap` prints.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -38,6 +38,28 @@ export function cpuSeconds(pid) {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // The slice starts at field 3.
   return (Number(fields[11]) + Number(fields[12])) / ticks;
+}
+
+/** CPU seconds of each thread of a process, keyed by thread id, with the thread's name (MainThread, WorkerThread, V8Worker, libuv-worker, …). */
+export function threadCpu(pid) {
+  ticks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+  const out = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { comm, cpu: (Number(f[11]) + Number(f[12])) / ticks });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** Adds each thread's CPU seconds since `before` (a threadCpu reading) into `totals`, by thread name. */
+export function addThreadCpu(totals, pid, before) {
+  for (const [tid, t] of threadCpu(pid)) totals.set(t.comm, (totals.get(t.comm) ?? 0) + t.cpu - (before.get(tid)?.cpu ?? 0));
 }
 
 /**

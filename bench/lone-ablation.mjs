@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { ROOT, bootstrapKey, cpuSeconds, fixtureImages, freePort, fullPathGateway, log, oipImageRequest, startGateway, waitReady } from './lib.mjs';
+import { ROOT, addThreadCpu, bootstrapKey, cpuSeconds, threadCpu, fixtureImages, freePort, fullPathGateway, log, oipImageRequest, startGateway, waitReady } from './lib.mjs';
 
 const PER_ROUND = Number(process.argv[2] ?? 200);
 const ROUNDS = Number(process.argv[3] ?? 5);
@@ -82,14 +82,17 @@ try {
     for (let i = 0; i < WARMUP; i += 1) await once(v);
     v.latencies = [];
     v.cpu = 0;
+    v.threads = new Map();
   }
   for (let r = 1; r <= ROUNDS; r += 1) {
     // Alternate the order so no variant always runs just after the same neighbour.
     const order = r % 2 ? variants : [...variants].reverse();
     for (const v of order) {
       const before = cpuSeconds(v.child.pid);
+      const threadsBefore = threadCpu(v.child.pid);
       for (let i = 0; i < PER_ROUND; i += 1) v.latencies.push(await once(v));
       v.cpu += cpuSeconds(v.child.pid) - before;
+      addThreadCpu(v.threads, v.child.pid, threadsBefore);
     }
     log(`round ${r}/${ROUNDS} done, load ${os.loadavg()[0].toFixed(2)}`);
   }
@@ -105,6 +108,12 @@ try {
   for (const v of variants) {
     const p50 = pct(v.latencies, 0.5);
     console.log(`| ${v.name} | ${p50.toFixed(3)} | ${pct(v.latencies, 0.9).toFixed(3)} | ${pct(v.latencies, 0.99).toFixed(3)} | ${(p50 - fullP50).toFixed(3)} | ${((v.cpu * 1000) / v.latencies.length).toFixed(3)} |`);
+  }
+  // Which threads a lone request's CPU is spent on: the event loop's share bounds the latency from below.
+  console.log('\nserver CPU ms/request by thread (threads under 0.01 ms/request left out):\n');
+  for (const v of variants) {
+    const shares = [...v.threads].map(([name, seconds]) => [name, (seconds * 1000) / v.latencies.length]).filter(([, ms]) => ms >= 0.01).sort((a, b) => b[1] - a[1]);
+    console.log(`- ${v.name}: ${shares.map(([name, ms]) => `${name} ${ms.toFixed(3)}`).join(', ')}`);
   }
 } finally {
   for (const v of variants) {

@@ -6,8 +6,8 @@
  * that arrived meanwhile (one write + fdatasync per group). The request path
  * awaits it before answering, so an answered request's record survives
  * `kill -9`. The durable events then wait in memory for a single writer loop
- * that inserts batches (USAGE_FLUSH_BATCH_SIZE, or every
- * USAGE_FLUSH_INTERVAL_MS) with one multi-row
+ * that inserts batches (when USAGE_FLUSH_BATCH_SIZE records wait, else
+ * every USAGE_FLUSH_INTERVAL_MS) with one multi-row
  * `INSERT … ON CONFLICT (id, createdAt) DO NOTHING RETURNING …` per batch, and in the
  * same statement adds exactly the inserted rows to the rollups — so a
  * retried or replayed record never counts twice. A log segment is deleted
@@ -465,12 +465,19 @@ export class UsageService implements UsageSink {
     // flush() promises to write what record() was handed before it.
     await this.wal.settle();
     if (this.wal.needsReplay && this.canTryDatabase()) await this.replayLog();
+    // What this cycle owes: the records handed to record() before it. Records that arrive while it
+    // writes wait for the next interval unless they fill a batch, so under load there is one insert
+    // per USAGE_FLUSH_INTERVAL_MS (or per full batch), not one per insert's round trip (which made
+    // ~26 small transactions a second at 1,800 requests/s, each a Prisma transaction on the event loop).
+    let owed = this.buffer.length;
+    const due = () => this.buffer.length > 0 && (owed > 0 || this.buffer.length >= this.config.flushBatchSize);
     // Up to WRITERS batches in flight: the next batch is sent while the database works on the last.
     const inFlight = new Set<Promise<void>>();
     let failed = false;
-    while ((this.buffer.length > 0 && !failed) || inFlight.size > 0) {
-      while (this.buffer.length > 0 && !failed && inFlight.size < WRITERS && this.canTryDatabase()) {
+    while ((due() && !failed) || inFlight.size > 0) {
+      while (due() && !failed && inFlight.size < WRITERS && this.canTryDatabase()) {
         const batch = this.buffer.splice(0, this.config.flushBatchSize);
+        owed = Math.max(0, owed - batch.length);
         const write: Promise<void> = this.write(batch.map((e) => e.event))
           .then(
             () => {

@@ -114,6 +114,40 @@ describe('UsageService on PostgreSQL', () => {
     expect(stored).toMatchObject({ rows: 250, items: want.items, rollupRequests: 250, rollupItems: want.items, rollupHistTotal: 250, dailyRequests: 250 });
   });
 
+  it('a flush writes what was recorded before it, plus full batches: records that arrive meanwhile wait for the next interval', async () => {
+    const tenant = randomUUID();
+    // No interval flush during the test (60 s): only the flush() calls below write.
+    const svc = await usage({ flushBatchSize: 100, flushIntervalMs: 60_000 });
+    const createdAt = new Date(Date.UTC(2026, 10, 3, 12, 0, 0));
+    // One rollup row for every record (same hour, key, model, status, protocol, latency bucket), so a lock on it holds each insert.
+    const event = () => makeEvent(tenant, 0, { createdAt, latencyMs: 1 });
+    await svc.record(event());
+    await svc.flush();
+    const locker = new pg.Client({ connectionString: testEnv.databaseUrl });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      const locked = await locker.query(`SELECT 1 FROM "UsageHourly" WHERE "tenantId" = $1 FOR UPDATE`, [tenant]);
+      expect(locked.rowCount).toBe(1);
+      await Promise.all(Array.from({ length: 30 }, () => svc.record(event())));
+      const first = svc.flush(); // its insert waits on the row lock
+      await until('the flush to take the 30 records', async () => svc.stats().buffered, { accept: (n) => n === 0 });
+      // 130 more arrive while it waits: one full batch of them is written by this flush, the other 30 are not.
+      await Promise.all(Array.from({ length: 130 }, () => svc.record(event())));
+      expect(svc.stats().buffered).toBe(130);
+      await locker.query('COMMIT');
+      await first;
+      expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(1 + 30 + 100);
+      expect(svc.stats().buffered).toBe(30);
+      await svc.flush();
+      expect((await storedTotals(testEnv.databaseUrl, tenant)).rows).toBe(161);
+      expect(svc.stats().buffered).toBe(0);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+    }
+  });
+
   it('spills to the spool past USAGE_BUFFER_MAX_RECORDS and replays it without loss', async () => {
     const tenant = randomUUID();
     const svc = await usage({ bufferMaxRecords: 100, flushBatchSize: 50_000, flushIntervalMs: 60_000 });
