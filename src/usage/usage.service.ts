@@ -435,6 +435,8 @@ export class UsageService implements UsageSink {
     this.retryAt = 0;
     await this.wal.settle();
     await this.flush();
+    // A flush leaves what arrived while it wrote for the next interval; at shutdown there is none.
+    while (this.buffer.length > 0 && this.canTryDatabase()) await this.flush();
     this.closed = true;
     await this.wal.close();
     const { spooled, written, walUncommitted } = this.stats();
