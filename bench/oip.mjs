@@ -54,7 +54,7 @@ function wrk(url, bodyFile, headers) {
     ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
   ].join('\n'));
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', ['-t2', `-c${CONCURRENCY}`, `-d${SECONDS}s`, '--latency', '-s', script, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('wrk', [`-t${Math.min(2, CONCURRENCY)}`, `-c${CONCURRENCY}`, `-d${SECONDS}s`, '--latency', '-s', script, url], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => {
