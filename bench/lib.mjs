@@ -31,25 +31,26 @@ export async function waitReady(url, child, what = 'gateway', attempts = 600) {
 }
 
 let ticks;
-/** CPU seconds the process has used so far (user + system, every thread: fields 14 and 15 of /proc/<pid>/stat). */
-export function cpuSeconds(pid) {
+/** CPU seconds (user + system: fields 14 and 15) in the text of a /proc stat file, a process's or one thread's. */
+function statCpuSeconds(stat) {
   ticks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // The slice starts at field 3.
   return (Number(fields[11]) + Number(fields[12])) / ticks;
 }
 
+/** CPU seconds the process has used so far (every thread). */
+export function cpuSeconds(pid) {
+  return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
 /** CPU seconds of each thread of a process, keyed by thread id, with the thread's name (MainThread, WorkerThread, V8Worker, libuv-worker, …). */
 export function threadCpu(pid) {
-  ticks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
   const out = new Map();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, { comm, cpu: (Number(f[11]) + Number(f[12])) / ticks });
+      out.set(tid, { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), cpu: statCpuSeconds(stat) });
     } catch {
       // the thread ended between the listing and the read
     }

@@ -434,9 +434,9 @@ export class UsageService implements UsageSink {
     // Retry the database now even if the last attempt failed moments ago.
     this.retryAt = 0;
     await this.wal.settle();
-    await this.flush();
     // A flush leaves what arrived while it wrote for the next interval; at shutdown there is none.
-    while (this.buffer.length > 0 && this.canTryDatabase()) await this.flush();
+    do await this.flush();
+    while (this.buffer.length > 0 && this.canTryDatabase());
     this.closed = true;
     await this.wal.close();
     const { spooled, written, walUncommitted } = this.stats();
